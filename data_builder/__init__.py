@@ -1,0 +1,2 @@
+"""TFDS builders: `adfes` (the licensed ADFES videos, supplied by the user) and
+`synthetic_adfes` (the embedded default, generated here)."""

@@ -1,0 +1,1 @@
+"""ADFES (Amsterdam Dynamic Facial Expression Set), preprocessed as in the paper."""

@@ -1,0 +1,1 @@
+"""Synthetic ADFES-like face videos, generated and preprocessed like ADFES."""

@@ -1,0 +1,161 @@
+"""Each §4.5 step against an independent numpy computation."""
+
+import cv2
+import numpy as np
+import pytest
+
+from varec import emotions
+from varec import preprocessing as pp
+
+
+def test_resample_indices_halves_50fps_and_keeps_25fps():
+  np.testing.assert_array_equal(pp.resample_indices(10, 50.0, 25.0), [0, 2, 4, 6, 8])
+  np.testing.assert_array_equal(pp.resample_indices(7, 25.0, 25.0), np.arange(7))
+  # 30 fps -> 25 fps: 2 s of video gives 50 frames, each the nearest in time.
+  idx = pp.resample_indices(60, 30.0, 25.0)
+  assert len(idx) == 50
+  expected = np.minimum(np.round(np.arange(50) / 25.0 * 30.0), 59)
+  np.testing.assert_array_equal(idx, expected)
+
+
+def test_needs_resampling_tolerates_container_rounding():
+  assert not pp.needs_resampling(25.002, 25.0)
+  assert pp.needs_resampling(29.97, 25.0)
+
+
+def test_grayscale_is_the_mean_of_rgb_not_luma():
+  rng = np.random.default_rng(0)
+  frame = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
+  expected = np.round(frame.astype(np.float64).mean(axis=-1)).astype(np.uint8)
+  np.testing.assert_array_equal(pp.grayscale_mean_rgb(frame), expected)
+  # Pure red: mean gives 85, OpenCV's luma would give 76.
+  red = np.zeros((1, 1, 3), np.uint8)
+  red[..., 2] = 255
+  assert pp.grayscale_mean_rgb(red)[0, 0] == 85
+  assert cv2.cvtColor(red, cv2.COLOR_BGR2GRAY)[0, 0] != 85
+
+
+def _numpy_equalize(gray):
+  hist = np.bincount(gray.ravel(), minlength=256)
+  cdf = np.cumsum(hist)
+  cdf_min = cdf[hist > 0][0]
+  lut = np.round((cdf - cdf_min) / (gray.size - cdf_min) * 255.0)
+  return np.clip(lut, 0, 255).astype(np.uint8)[gray]
+
+
+def test_histogram_equalisation_matches_the_textbook_formula():
+  rng = np.random.default_rng(1)
+  gray = rng.normal(100, 20, (64, 48)).clip(0, 255).astype(np.uint8)
+  out = pp.equalize_histogram(gray)
+  np.testing.assert_allclose(out.astype(int), _numpy_equalize(gray).astype(int), atol=1)
+  # The equalised histogram spans the whole range.
+  assert out.min() == 0 and out.max() == 255
+
+
+def test_detection_schedule_includes_last_frame():
+  np.testing.assert_array_equal(np.flatnonzero(pp.detection_schedule(12, 5)), [0, 5, 10, 11])
+  assert pp.detection_schedule(4, 1).all()
+
+
+def test_fill_missing_boxes_reuses_nearest_and_interpolates():
+  nan = [np.nan] * 4
+  boxes = np.array([[0, 0, 10, 10], nan, nan, nan, nan, nan, [20, 0, 30, 10], nan, nan], float)
+  attempted = np.array([1, 0, 0, 1, 0, 0, 1, 0, 1], bool)
+  filled = pp.fill_missing_boxes(boxes, attempted)
+  # Frame 3 was attempted and failed: nearest detection is frame 6 (distance 3 vs 3 -> earlier: 0).
+  np.testing.assert_array_equal(filled[3], [0, 0, 10, 10])
+  # Frame 8 failed: nearest detection is frame 6.
+  np.testing.assert_array_equal(filled[8], [20, 0, 30, 10])
+  # Frames 4, 5 are interpolated between attempted frames 3 and 6.
+  np.testing.assert_allclose(filled[4], [20 / 3, 0, 10 + 20 / 3, 10])
+  np.testing.assert_allclose(filled[7], [20, 0, 30, 10])
+  np.testing.assert_allclose(filled[1], [0, 0, 10, 10])
+
+
+def test_fill_missing_boxes_without_any_detection_raises():
+  with pytest.raises(ValueError, match="no face"):
+    pp.fill_missing_boxes(np.full((3, 4), np.nan), np.ones(3, bool))
+
+
+def test_square_box_is_centred_and_enlarged():
+  box = pp.square_box(np.array([10.0, 20.0, 30.0, 60.0]), margin=0.25)
+  # Side = max(20, 40) * 1.5 = 60, centre (20, 40).
+  np.testing.assert_array_equal(box, [-10, 10, 50, 70])
+
+
+def test_crop_and_resize_matches_slicing_and_pads_with_edges():
+  rng = np.random.default_rng(2)
+  gray = rng.integers(0, 256, (40, 50), dtype=np.uint8)
+  crop = pp.crop_and_resize(gray, np.array([5, 6, 25, 26]), 20)
+  np.testing.assert_array_equal(crop, gray[6:26, 5:25])
+  out = pp.crop_and_resize(gray, np.array([-4, -4, 6, 6]), 10)
+  padded = np.pad(gray, 4, mode="edge")
+  np.testing.assert_array_equal(out, padded[0:10, 0:10])
+
+
+def test_flip_and_mirror_speaker():
+  frames = np.arange(2 * 3 * 4 * 1).reshape(2, 3, 4, 1)
+  np.testing.assert_array_equal(pp.flip_horizontal(frames), frames[:, :, ::-1, :])
+  assert pp.mirror_speaker("F01") == "F01_mirror"
+  assert pp.person_of(pp.mirror_speaker("F01")) == "F01"
+  assert pp.person_of("M03") == "M03"
+
+
+def test_labels_cover_the_last_frames_with_table2_prototype():
+  mask = pp.labelled_mask(150, 50)
+  assert mask.sum() == 50 and mask[-50:].all() and not mask[:100].any()
+  assert pp.labelled_mask(30, 50).all()
+  labels = pp.frame_labels("Anger", 4)
+  np.testing.assert_array_equal(labels, np.tile([-0.4, 0.8], (4, 1)).astype(np.float32))
+  assert labels.dtype == np.float32
+  with pytest.raises(ValueError, match="unknown emotion"):
+    pp.frame_labels("boredom", 3)
+
+
+def test_windows_tile_the_labelled_frames_from_the_end():
+  mask = pp.labelled_mask(150, 50)
+  np.testing.assert_array_equal(pp.window_starts(mask, 10, 10), [100, 110, 120, 130, 140])
+  assert len(pp.window_starts(mask, 10, 1)) == 41
+  # 45 labelled frames: windows end-aligned, the first 5 labelled frames unused.
+  np.testing.assert_array_equal(pp.window_starts(pp.labelled_mask(100, 45), 10, 10),
+                                [60, 70, 80, 90])
+  assert len(pp.window_starts(pp.labelled_mask(100, 5), 10, 10)) == 0
+  frames = np.arange(150)
+  windows = pp.cut_windows(frames, np.array([100, 140]), 10)
+  np.testing.assert_array_equal(windows, [np.arange(100, 110), np.arange(140, 150)])
+
+
+def test_preprocess_frames_on_a_drawn_face(synthetic_clip):
+  frames = synthetic_clip
+  config = pp.PreprocessConfig(image_size=48, detect_every=3, num_labelled_frames=12)
+  video = pp.preprocess_frames(frames, 25.0, config, name="clip")
+  t = len(frames)
+  assert video.frames.shape == (t, 48, 48, 1) and video.frames.dtype == np.uint8
+  assert video.boxes.shape == (t, 4)
+  assert video.labelled.sum() == 12
+  assert video.detection_rate >= 0.95
+  assert video.num_detection_attempts == pp.detection_schedule(t, 3).sum()
+  # The crop holds the face: the box lies inside the frame and is a plausible size.
+  h, w = frames.shape[1:3]
+  x0, y0, x1, y1 = video.boxes[0]
+  assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h and (y1 - y0) > h / 5
+
+
+def test_preprocess_frames_resamples_other_rates(synthetic_clip):
+  config = pp.PreprocessConfig(image_size=32, detect_every=10, num_labelled_frames=5)
+  video = pp.preprocess_frames(synthetic_clip, 50.0, config)
+  assert len(video.frames) == round(len(synthetic_clip) / 2)
+
+
+def test_preprocess_frames_rejects_faceless_and_short_clips():
+  blank = np.full((12, 120, 160, 3), 128, np.uint8)
+  with pytest.raises(pp.VideoError, match="no face"):
+    pp.preprocess_frames(blank, 25.0, pp.PreprocessConfig(), name="blank.mp4")
+  with pytest.raises(pp.VideoError, match="shorter than one window"):
+    pp.preprocess_frames(blank[:5], 25.0, pp.PreprocessConfig(), name="short.mp4")
+
+
+def test_emotion_aliases():
+  assert emotions.canonical_emotion("Happy") == "joy"
+  assert emotions.canonical_emotion("Embarrass") == "embarrassment"
+  assert emotions.emotion_index("neutral") == emotions.EMOTIONS.index("neutral")

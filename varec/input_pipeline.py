@@ -1,0 +1,138 @@
+"""Loads a built TFDS dataset for one run: windows per split, whole videos.
+
+Reads the array_record files with `tfds.data_source`, so TensorFlow is never
+imported at training time. Builds the dataset on demand when it is missing.
+The speaker split is drawn here from the run's seed (`varec.splits`), and the
+mirror-image augmentation of §4.5 is applied here, so neither needs a rebuild.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import cv2
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+
+from varec import preprocessing
+from varec import splits
+from varec import video_dataset
+
+BUILDER_MODULES = {
+    "adfes": "data_builder.adfes.adfes_dataset_builder",
+    "synthetic_adfes": "data_builder.synthetic_adfes.synthetic_adfes_dataset_builder",
+}
+
+# Per-example fields kept in memory, besides the frames.
+_FIELDS = ("video_id", "speaker", "emotion", "orientation", "start_frame", "labels", "labelled")
+
+
+def get_builder(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """The TFDS builder named by `data.name`, reading and writing array_record files."""
+  if data.name not in BUILDER_MODULES:
+    raise ValueError(f"unknown dataset {data.name!r}; choose one of {', '.join(BUILDER_MODULES)}")
+  module = importlib.import_module(BUILDER_MODULES[data.name])
+  return module.Builder(data_dir=data.data_dir, file_format="array_record")
+
+
+def ensure_built(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """Returns the builder, building the dataset first if it is not there yet."""
+  builder = get_builder(data)
+  if not builder.is_prepared():
+    logging.info("Dataset %s is not built in %s; building it now.", data.name, builder.data_dir)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=data.manual_dir, try_download_gcs=False))
+  return builder
+
+
+def build_summary(builder: tfds.core.DatasetBuilder) -> str:
+  """The build's counts and skipped files, as text."""
+  return video_dataset.format_summary(builder.info.metadata["build_summary"])
+
+
+def read_split(builder: tfds.core.DatasetBuilder, split: str, orientations) -> list[dict]:
+  """Every example of a TFDS split ("windows" or "videos") with an allowed orientation."""
+  source = builder.as_data_source(split=split)
+  examples = []
+  for i in range(len(source)):
+    example = source[i]
+    for key in ("video_id", "speaker", "orientation"):
+      example[key] = example[key].decode() if isinstance(example[key], bytes) else example[key]
+    if example["orientation"] in orientations:
+      examples.append(example)
+  return examples
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+  """(..., S, S, 1) uint8 frames resized to (..., size, size, 1) with area averaging."""
+  if frames.shape[-2] == size:
+    return frames
+  flat = frames.reshape((-1,) + frames.shape[-3:-1])
+  out = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in flat])
+  return out.reshape(frames.shape[:-3] + (size, size, 1))
+
+
+def mirrored(example: dict) -> dict:
+  """The example's mirror image as a new speaker (§4.5 step 4).
+
+  Face boxes keep the original video's coordinates.
+  """
+  return {**example,
+          "frames": preprocessing.flip_horizontal(example["frames"]),
+          "speaker": preprocessing.mirror_speaker(example["speaker"]),
+          "video_id": example["video_id"] + preprocessing.MIRROR_SUFFIX}
+
+
+def prepare_examples(examples: list[dict], data: ml_collections.ConfigDict) -> list[dict]:
+  """Resizes frames to `data.image_size` and adds mirror images if `data.flip_augment`."""
+  out = [{**e, "frames": resize_frames(e["frames"], data.image_size)} for e in examples]
+  if data.flip_augment:
+    out += [mirrored(e) for e in out]
+  return out
+
+
+def stack(examples: list[dict]) -> dict[str, np.ndarray]:
+  """Equal-length clips (windows) as one dict of arrays with a leading example axis."""
+  if not examples:
+    raise ValueError("no examples to stack")
+  return {key: np.stack([e[key] for e in examples]) for key in ("frames",) + _FIELDS}
+
+
+def select_speakers(examples: list[dict], speakers) -> list[dict]:
+  speakers = set(speakers)
+  return [e for e in examples if e["speaker"] in speakers]
+
+
+def speaker_split(speakers, config: ml_collections.ConfigDict) -> dict[str, tuple[str, ...]]:
+  """The run's train/validation/test speakers, drawn from `config.seed`."""
+  return splits.split_speakers(speakers, seed=config.seed, ratios=config.data.split_ratios,
+                               group_mirrors=not config.data.split_mirror_separately)
+
+
+def load_windows(config: ml_collections.ConfigDict):
+  """Windows of every split for one run.
+
+  Returns:
+    ({split name: stacked windows}, {split name: speaker ids}). Windows hold
+    frames (N, T, S, S, 1) uint8, labels (N, T, 2) float32 and the fields in
+    `_FIELDS`.
+  """
+  builder = ensure_built(config.data)
+  examples = prepare_examples(read_split(builder, "windows", config.data.orientations), config.data)
+  speakers = speaker_split({e["speaker"] for e in examples}, config)
+  windows = {}
+  for name, members in speakers.items():
+    selected = select_speakers(examples, members)
+    if not selected:
+      raise ValueError(f"split {name!r} has no windows (speakers {members})")
+    windows[name] = stack(selected)
+  return windows, speakers
+
+
+def load_videos(config: ml_collections.ConfigDict, speakers) -> list[dict]:
+  """Whole preprocessed videos of the given speakers (mirror images included if flipped)."""
+  builder = ensure_built(config.data)
+  examples = prepare_examples(read_split(builder, "videos", config.data.orientations), config.data)
+  return select_speakers(examples, speakers)

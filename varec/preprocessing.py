@@ -1,0 +1,316 @@
+"""Preprocessing of the paper's §4.5, one small function per step.
+
+1. decode frames at their native rate, resampling to the configured rate;
+2. grayscale as the mean of R, G and B, then histogram equalisation;
+3. dlib frontal face detection, square crop with a margin, resize;
+4. horizontal flip (the mirrored actor counts as a new speaker);
+5. labels: the last N frames carry the emotion's Table 2 prototype;
+6. fixed-length windows for the RNN, cut from the labelled frames.
+
+The speaker split (step 5 of §4.5) lives in `varec.splits`. `preprocess_video`
+chains steps 1-3 and 5 for one file; everything else here is a pure function
+on numpy arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+import threading
+
+import cv2
+import numpy as np
+
+from varec import emotions
+
+MIRROR_SUFFIX = "_mirror"
+
+
+class VideoError(Exception):
+  """A video that cannot be used; the message names the file and the reason."""
+
+  def __init__(self, path, reason: str):
+    super().__init__(f"{path}: {reason}")
+    self.path = str(path)
+    self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+  """Parameters of §4.5; defaults follow the paper."""
+  fps: float = 25.0  # Target frame rate; other rates are resampled.
+  image_size: int = 96  # Side of the square face crop.
+  face_margin: float = 0.2  # Added on each side of the face box, as a fraction of its size.
+  detect_max_side: int = 320  # Frames are downscaled to this longest side for detection.
+  detect_every: int = 5  # Detect on every k-th frame (and the last); boxes are interpolated between.
+  num_labelled_frames: int = 50  # The last N frames carry the emotion's label.
+  window_length: int = 10  # Frames per RNN window.
+  window_stride: int = 10  # Step between window starts (10 = non-overlapping).
+
+
+@dataclasses.dataclass
+class PreprocessedVideo:
+  """One video after §4.5 steps 1-3 and 5."""
+  frames: np.ndarray  # (T, S, S, 1) uint8 face crops.
+  boxes: np.ndarray  # (T, 4) int32 face box (x0, y0, x1, y1) in source pixels.
+  detected: np.ndarray  # (T,) bool: the box comes from a detection on this frame.
+  labelled: np.ndarray  # (T,) bool: the frame carries the emotion's label.
+  source_fps: float
+  num_detection_attempts: int
+  num_failed_detections: int
+
+  @property
+  def detection_rate(self) -> float:
+    """Share of the attempted detections that found a face."""
+    return 1.0 - self.num_failed_detections / self.num_detection_attempts
+
+
+# -- 1. Decoding and frame rate -------------------------------------------------
+
+
+def read_video(path) -> tuple[np.ndarray, float]:
+  """Decodes every frame of a video file: ((T, H, W, 3) uint8 BGR, fps).
+
+  Raises:
+    VideoError: the file is missing, cannot be opened or decodes to no frame.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise VideoError(path, "file not found")
+  if path.stat().st_size == 0:
+    raise VideoError(path, "empty file (0 bytes)")
+  capture = cv2.VideoCapture(str(path))
+  try:
+    if not capture.isOpened():
+      raise VideoError(path, "cannot be opened as a video (corrupt, truncated or unsupported codec)")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while True:
+      ok, frame = capture.read()
+      if not ok:
+        break
+      frames.append(frame)
+  finally:
+    capture.release()
+  if not frames:
+    raise VideoError(path, "no frame could be decoded")
+  if not fps or not np.isfinite(fps) or fps <= 0:
+    raise VideoError(path, f"the container reports no usable frame rate ({fps})")
+  return np.stack(frames), float(fps)
+
+
+def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
+  """Indices of the source frames nearest to a `target_fps` time grid."""
+  duration = num_frames / source_fps
+  num_target = max(1, int(round(duration * target_fps)))
+  times = np.arange(num_target) / target_fps
+  return np.minimum(np.round(times * source_fps).astype(np.int64), num_frames - 1)
+
+
+def needs_resampling(source_fps: float, target_fps: float) -> bool:
+  """Rates within 0.5% (e.g. 25 vs 25.002 from container rounding) count as equal."""
+  return abs(source_fps - target_fps) > 0.005 * target_fps
+
+
+# -- 2. Grayscale and histogram equalisation ------------------------------------
+
+
+def grayscale_mean_rgb(frame: np.ndarray) -> np.ndarray:
+  """Gray level = mean of the three colour channels, rounded (paper §4.5, not luma)."""
+  total = frame.astype(np.uint16).sum(axis=-1)
+  # total / 3 never ends in exactly .5, so (total + 1) // 3 is round-to-nearest.
+  return ((total + 1) // 3).astype(np.uint8)
+
+
+def equalize_histogram(gray: np.ndarray) -> np.ndarray:
+  """Histogram equalisation of one uint8 gray image (OpenCV's definition)."""
+  return cv2.equalizeHist(gray)
+
+
+# -- 3. Face detection and crop -------------------------------------------------
+
+_detector_local = threading.local()
+
+
+def _dlib_detector():
+  # One detector per process/thread: dlib objects are not picklable.
+  if not hasattr(_detector_local, "detector"):
+    import dlib  # pylint: disable=g-import-not-at-top
+    _detector_local.detector = dlib.get_frontal_face_detector()
+  return _detector_local.detector
+
+
+def detect_largest_face(gray: np.ndarray, max_side: int) -> np.ndarray | None:
+  """dlib HOG face detection on a copy downscaled to `max_side`.
+
+  Returns the largest face as float (x0, y0, x1, y1) in `gray`'s pixels, or None.
+  """
+  scale = min(1.0, max_side / max(gray.shape[:2]))
+  small = gray if scale == 1.0 else cv2.resize(
+      gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+  faces = _dlib_detector()(small, 0)
+  if not faces:
+    return None
+  face = max(faces, key=lambda r: r.width() * r.height())
+  return np.array([face.left(), face.top(), face.right(), face.bottom()], np.float64) / scale
+
+
+def detection_schedule(num_frames: int, every: int) -> np.ndarray:
+  """Frames on which detection runs: every `every`-th frame and the last one."""
+  attempted = np.zeros(num_frames, bool)
+  attempted[::max(1, every)] = True
+  attempted[-1] = True
+  return attempted
+
+
+def fill_missing_boxes(boxes: np.ndarray, attempted: np.ndarray) -> np.ndarray:
+  """Gives every frame a box from the frames where detection succeeded.
+
+  Attempted frames whose detection failed reuse the nearest successful box in
+  time (ties go to the earlier frame); frames not attempted are interpolated
+  linearly between the attempted frames around them.
+
+  Args:
+    boxes: (T, 4) float, NaN rows where there is no detection.
+    attempted: (T,) bool, frames on which detection ran.
+
+  Returns:
+    (T, 4) float boxes; raises ValueError if no frame has a detection.
+  """
+  found = ~np.isnan(boxes).any(axis=1)
+  if not found.any():
+    raise ValueError("no face detected in any frame")
+  found_idx = np.flatnonzero(found)
+  filled = boxes.copy()
+  for t in np.flatnonzero(attempted & ~found):
+    filled[t] = boxes[found_idx[np.argmin(np.abs(found_idx - t))]]
+  anchors = np.flatnonzero(attempted | found)
+  frames = np.arange(len(boxes))
+  return np.stack([np.interp(frames, anchors, filled[anchors, k]) for k in range(4)], axis=1)
+
+
+def square_box(box: np.ndarray, margin: float) -> np.ndarray:
+  """Square (x0, y0, x1, y1) around a face box's centre, enlarged by `margin` per side."""
+  x0, y0, x1, y1 = box
+  side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)
+  cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+  half = side / 2.0
+  return np.round([cx - half, cy - half, cx + half, cy + half]).astype(np.int64)
+
+
+def crop_and_resize(gray: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+  """Crops integer box (x0, y0, x1, y1) from `gray`, replicating edge pixels
+  where the box leaves the frame, and resizes to (size, size)."""
+  x0, y0, x1, y1 = (int(v) for v in box)
+  h, w = gray.shape
+  pad = max(0, -x0, -y0, x1 - w, y1 - h)
+  if pad:
+    gray = np.pad(gray, pad, mode="edge")
+    x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
+  crop = gray[y0:y1, x0:x1]
+  interpolation = cv2.INTER_AREA if crop.shape[0] >= size else cv2.INTER_LINEAR
+  return cv2.resize(crop, (size, size), interpolation=interpolation)
+
+
+# -- 4. Horizontal flip ---------------------------------------------------------
+
+
+def flip_horizontal(frames: np.ndarray) -> np.ndarray:
+  """Mirrors frames (..., H, W, C) left-right."""
+  return frames[..., ::-1, :]
+
+
+def mirror_speaker(speaker: str) -> str:
+  """Speaker id of an actor's mirror image, which the paper counts as a new speaker."""
+  return speaker + MIRROR_SUFFIX
+
+
+def person_of(speaker: str) -> str:
+  """The real person behind a speaker id (a mirror image maps to its original)."""
+  return speaker.removesuffix(MIRROR_SUFFIX)
+
+
+# -- 5. Labels ------------------------------------------------------------------
+
+
+def labelled_mask(num_frames: int, num_labelled: int) -> np.ndarray:
+  """(T,) bool: the last `num_labelled` frames (all frames if the video is shorter)."""
+  mask = np.zeros(num_frames, bool)
+  mask[max(0, num_frames - num_labelled):] = True
+  return mask
+
+
+def frame_labels(emotion: str, num_frames: int) -> np.ndarray:
+  """(T, 2) float32: the emotion's Table 2 (valence, arousal) for every frame."""
+  proto = np.asarray(emotions.PROTOTYPES[emotions.canonical_emotion(emotion)], np.float32)
+  return np.tile(proto, (num_frames, 1))
+
+
+# -- 6. Windows -----------------------------------------------------------------
+
+
+def window_starts(labelled: np.ndarray, length: int, stride: int) -> np.ndarray:
+  """Start frames of the windows that lie wholly inside the labelled frames.
+
+  Windows are aligned to the end of the video, so the apex frames are always
+  used even when the labelled span is not a multiple of the stride.
+  """
+  idx = np.flatnonzero(labelled)
+  if len(idx) < length:
+    return np.zeros(0, np.int64)
+  first, last_start = idx[0], idx[-1] - length + 1
+  starts = np.arange(last_start, first - 1, -stride)[::-1]
+  # Only contiguous runs of labelled frames make a window.
+  return np.array([s for s in starts if labelled[s:s + length].all()], np.int64)
+
+
+def cut_windows(array: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+  """Stacks array[s:s+length] for each start: (num_windows, length, ...)."""
+  return np.stack([array[s:s + length] for s in starts]) if len(starts) else (
+      np.zeros((0, length) + array.shape[1:], array.dtype))
+
+
+# -- The whole chain for one file -----------------------------------------------
+
+
+def preprocess_frames(frames: np.ndarray, source_fps: float, config: PreprocessConfig,
+                      *, name: str = "video") -> PreprocessedVideo:
+  """Steps 1-3 and 5 on decoded BGR (or RGB) frames (T, H, W, 3)."""
+  if needs_resampling(source_fps, config.fps):
+    logging.info("%s: resampling from %.3f to %.3f fps", name, source_fps, config.fps)
+    frames = frames[resample_indices(len(frames), source_fps, config.fps)]
+  if len(frames) < config.window_length:
+    raise VideoError(name, f"only {len(frames)} frames at {config.fps:g} fps, "
+                     f"shorter than one window of {config.window_length}")
+  gray = np.stack([equalize_histogram(grayscale_mean_rgb(f)) for f in frames])
+
+  attempted = detection_schedule(len(gray), config.detect_every)
+  boxes = np.full((len(gray), 4), np.nan)
+  for t in np.flatnonzero(attempted):
+    box = detect_largest_face(gray[t], config.detect_max_side)
+    if box is not None:
+      boxes[t] = box
+  detected = ~np.isnan(boxes).any(axis=1)
+  if not detected.any():
+    raise VideoError(name, f"no face found in any of {attempted.sum()} frames tried")
+  boxes = fill_missing_boxes(boxes, attempted)
+
+  crop_boxes = np.stack([square_box(b, config.face_margin) for b in boxes])
+  crops = np.stack([crop_and_resize(g, b, config.image_size) for g, b in zip(gray, crop_boxes)])
+  num_attempted = int(attempted.sum())
+  return PreprocessedVideo(
+      frames=crops[..., None],
+      boxes=np.round(boxes).astype(np.int32),
+      detected=detected,
+      labelled=labelled_mask(len(crops), config.num_labelled_frames),
+      source_fps=source_fps,
+      num_detection_attempts=num_attempted,
+      num_failed_detections=int(num_attempted - detected.sum()),
+  )
+
+
+def preprocess_video(path, config: PreprocessConfig) -> PreprocessedVideo:
+  """Reads one video file and runs `preprocess_frames`; raises VideoError."""
+  frames, fps = read_video(path)
+  return preprocess_frames(frames, fps, config, name=str(path))

@@ -1,0 +1,337 @@
+"""What the TFDS video builders share: finding videos, preprocessing them in
+parallel, and packaging them as TFDS examples.
+
+Every builder (`data_builder/adfes`, `data_builder/synthetic_adfes`) lists its
+video files as `VideoRecord`s; everything after that is this one code path.
+A bad file never stops a build: it is reported with its reason, skipped, and
+listed in the build summary (`info.metadata["build_summary"]`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import pathlib
+import re
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from varec import emotions
+from varec import preprocessing
+
+# ADFES file names look like "F01-Anger-Face Forward.mpeg"; the orientation part
+# may be missing when the videos are sorted into one folder per orientation.
+ADFES_FILENAME_PATTERN = (
+    r"^(?P<speaker>[FM]\d+)[-_ ]+(?P<emotion>[A-Za-z]+)(?:[-_ ]+(?P<orientation>.+))?$")
+VIDEO_EXTENSIONS = frozenset(
+    {".mpeg", ".mpg", ".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".webm"})
+INDEX_CSV = "index.csv"
+ORIENTATIONS = ("forward", "toward", "away")
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoRecord:
+  """One labelled video file."""
+  path: pathlib.Path
+  video_id: str  # Unique: the path relative to the data folder, without extension.
+  speaker: str
+  emotion: str  # A Table 2 name.
+  orientation: str  # forward | toward | away.
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+  """A file left out of the build, and why."""
+  file: str
+  reason: str
+
+
+def canonical_orientation(text: str) -> str | None:
+  """forward / toward / away from ADFES wording ("Face Forward", "Turning Away"), else None."""
+  text = text.lower()
+  for name, keywords in (("toward", ("toward",)), ("away", ("away",)),
+                         ("forward", ("forward", "front"))):
+    if any(k in text for k in keywords):
+      return name
+  return None
+
+
+def parse_file_name(path: pathlib.Path, root: pathlib.Path,
+                    pattern: str = ADFES_FILENAME_PATTERN) -> VideoRecord:
+  """Speaker, emotion and orientation from a file name matching `pattern`.
+
+  `pattern` is a regular expression with the named groups `speaker` and
+  `emotion` and optionally `orientation`, matched against the file's stem.
+  Without an orientation in the name, the folders above the file are searched
+  for one ("Face Forward/F01-Anger.mpeg"); failing that, forward is assumed.
+
+  Raises:
+    ValueError: the name does not match, or names no known emotion.
+  """
+  match = re.match(pattern, path.stem)
+  if not match:
+    raise ValueError(f"file name does not match the pattern {pattern!r}")
+  groups = match.groupdict()
+  emotion = emotions.canonical_emotion(groups["emotion"])
+  relative = path.relative_to(root)
+  orientation_text = groups.get("orientation") or " ".join(relative.parent.parts)
+  orientation = canonical_orientation(orientation_text) if orientation_text else None
+  if orientation is None:
+    if groups.get("orientation"):
+      raise ValueError(f"unknown orientation {groups['orientation']!r}")
+    orientation = "forward"
+  return VideoRecord(path=path, video_id=relative.with_suffix("").as_posix(),
+                     speaker=groups["speaker"], emotion=emotion, orientation=orientation)
+
+
+def read_index_csv(index_path: pathlib.Path) -> tuple[list[VideoRecord], list[Skipped]]:
+  """Records from a CSV with columns path, speaker, emotion[, orientation].
+
+  Paths are relative to the CSV's folder; orientation defaults to forward.
+  """
+  root = index_path.parent
+  records, skipped = [], []
+  with open(index_path, newline="") as f:
+    reader = csv.DictReader(f)
+    missing = {"path", "speaker", "emotion"} - set(reader.fieldnames or ())
+    if missing:
+      raise ValueError(f"{index_path}: missing column(s) {', '.join(sorted(missing))}; "
+                       "expected path, speaker, emotion[, orientation]")
+    for line, row in enumerate(reader, start=2):
+      path = root / row["path"]
+      try:
+        orientation = canonical_orientation(row.get("orientation") or "forward")
+        if orientation is None:
+          raise ValueError(f"unknown orientation {row['orientation']!r}")
+        records.append(VideoRecord(
+            path=path, video_id=pathlib.Path(row["path"]).with_suffix("").as_posix(),
+            speaker=row["speaker"].strip(), emotion=emotions.canonical_emotion(row["emotion"]),
+            orientation=orientation))
+      except ValueError as e:
+        skipped.append(Skipped(f"{index_path}:{line} ({row['path']})", str(e)))
+  return records, skipped
+
+
+def find_videos(root, pattern: str = ADFES_FILENAME_PATTERN,
+                orientations=ORIENTATIONS) -> tuple[list[VideoRecord], list[Skipped]]:
+  """Lists the labelled videos under `root`, from `index.csv` if present, else file names.
+
+  Raises:
+    FileNotFoundError: `root` is missing, or holds no video file at all.
+  """
+  root = pathlib.Path(root)
+  if not root.is_dir():
+    raise FileNotFoundError(f"data folder {root} does not exist")
+  if (root / INDEX_CSV).is_file():
+    records, skipped = read_index_csv(root / INDEX_CSV)
+  else:
+    records, skipped = [], []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+      if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        continue
+      try:
+        records.append(parse_file_name(path, root, pattern))
+      except ValueError as e:
+        skipped.append(Skipped(str(path), str(e)))
+  if not records and not skipped:
+    raise FileNotFoundError(
+        f"no video file in {root} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))} "
+        f"or an {INDEX_CSV})")
+  kept = [r for r in records if r.orientation in orientations]
+  if len(kept) < len(records):
+    logging.info("Leaving out %d videos whose orientation is not in %s",
+                 len(records) - len(kept), orientations)
+  return sorted(kept, key=lambda r: r.video_id), skipped
+
+
+# -- Parallel preprocessing with an on-disk cache -------------------------------
+
+
+def _cache_path(record: VideoRecord, config: preprocessing.PreprocessConfig,
+                cache_dir: pathlib.Path) -> pathlib.Path:
+  stat = record.path.stat()
+  key = json.dumps([str(record.path.resolve()), stat.st_size, stat.st_mtime_ns,
+                    dataclasses.asdict(config)], sort_keys=True)
+  digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+  return cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', record.video_id)}-{digest}.npz"
+
+
+def _preprocess_one(record: VideoRecord, config: preprocessing.PreprocessConfig,
+                    cache_dir: pathlib.Path) -> tuple[pathlib.Path | None, str | None]:
+  """Runs in a worker process: (cache file, None) on success, (None, reason) on failure."""
+  try:
+    if not record.path.is_file():
+      raise preprocessing.VideoError(record.path, "file not found")
+    cache = _cache_path(record, config, cache_dir)
+    if not cache.exists():
+      video = preprocessing.preprocess_video(record.path, config)
+      tmp = cache.with_name(cache.name + f".tmp{os.getpid()}.npz")
+      np.savez_compressed(tmp, **dataclasses.asdict(video))
+      os.replace(tmp, cache)  # Atomic: a killed build never leaves half a file.
+    return cache, None
+  except preprocessing.VideoError as e:
+    return None, e.reason
+  except Exception as e:  # pylint: disable=broad-except
+    # Any other failure on one file (e.g. a decoder crash) must not kill the build.
+    return None, f"{type(e).__name__}: {e}"
+
+
+def default_workers() -> int:
+  return int(os.environ.get("VAREC_WORKERS", os.cpu_count() or 1))
+
+
+def preprocess_all(records, config: preprocessing.PreprocessConfig, cache_dir,
+                   workers: int | None = None):
+  """Preprocesses every record in parallel; returns ([(record, cache file)], [Skipped])."""
+  cache_dir = pathlib.Path(cache_dir)
+  cache_dir.mkdir(parents=True, exist_ok=True)
+  workers = workers or default_workers()
+  done, skipped = [], []
+  if workers > 1 and len(records) > 1:
+    # Spawned, not forked: the parent may hold TensorFlow or JAX threads.
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+      results = list(pool.map(_preprocess_one, records, [config] * len(records),
+                              [cache_dir] * len(records), chunksize=1))
+  else:
+    results = [_preprocess_one(r, config, cache_dir) for r in records]
+  for record, (cache, reason) in zip(records, results):
+    if cache is None:
+      logging.warning("Skipping %s: %s", record.path, reason)
+      skipped.append(Skipped(str(record.path), reason))
+    else:
+      done.append((record, cache))
+  return done, skipped
+
+
+def load_preprocessed(cache: pathlib.Path) -> preprocessing.PreprocessedVideo:
+  with np.load(cache) as data:
+    fields = {k: data[k] for k in data.files}
+  return preprocessing.PreprocessedVideo(**fields)
+
+
+# -- TFDS packaging --------------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class VideoBuilderConfig(tfds.core.BuilderConfig):
+  """A builder config: preprocessing parameters and the file-name pattern."""
+  preprocess: preprocessing.PreprocessConfig = dataclasses.field(
+      default_factory=preprocessing.PreprocessConfig)
+  filename_pattern: str = ADFES_FILENAME_PATTERN
+  orientations: tuple[str, ...] = ORIENTATIONS
+
+
+def build_summary(done, skipped, config: preprocessing.PreprocessConfig) -> dict:
+  """Counts for the build log and `info.metadata`, with every skipped file."""
+  videos = [load_preprocessed(cache) for _, cache in done]
+  attempted = sum(v.num_detection_attempts for v in videos)
+  failed = sum(v.num_failed_detections for v in videos)
+  num_windows = sum(len(preprocessing.window_starts(
+      v.labelled, config.window_length, config.window_stride)) for v in videos)
+  rates = [v.detection_rate for v in videos]
+  return {
+      "videos": len(done),
+      "speakers": len({r.speaker for r, _ in done}),
+      "frames": int(sum(len(v.frames) for v in videos)),
+      "windows": int(num_windows),
+      "detection_rate": float(1 - failed / attempted) if attempted else float("nan"),
+      "min_video_detection_rate": float(min(rates)) if rates else float("nan"),
+      "failed_detections": int(failed),
+      "skipped": [dataclasses.asdict(s) for s in skipped],
+  }
+
+
+def format_summary(summary: dict) -> str:
+  lines = [f"{summary['videos']} videos, {summary['speakers']} speakers, "
+           f"{summary['frames']} frames, {summary['windows']} windows; face detection rate "
+           f"{summary['detection_rate']:.1%} (lowest video {summary['min_video_detection_rate']:.1%}); "
+           f"{len(summary['skipped'])} file(s) skipped"]
+  lines += [f"  skipped {s['file']}: {s['reason']}" for s in summary["skipped"]]
+  return "\n".join(lines)
+
+
+class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Shared TFDS builder: subclasses only say where the video files are.
+
+  Two splits hold the same feature spec:
+  - `windows`: `window_length`-frame clips cut from each video's labelled frames;
+  - `videos`: every preprocessed frame of each video (for trajectories).
+  The train/validation/test split over speakers is drawn at load time from the
+  run's seed (`varec.splits`), so one build serves any number of runs.
+  """
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First release."}
+  BUILDER_CONFIGS = [VideoBuilderConfig(name="default", description="Paper §4.5 settings.")]
+
+  def _video_records(self, dl_manager) -> tuple[list[VideoRecord], list[Skipped]]:
+    raise NotImplementedError
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    size = self.builder_config.preprocess.image_size
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "video_id": tfds.features.Text(),
+            "speaker": tfds.features.Text(),
+            "emotion": tfds.features.ClassLabel(names=emotions.EMOTIONS),
+            "orientation": tfds.features.Text(),
+            "start_frame": np.int32,  # Index of the clip's first frame in its video.
+            "frames": tfds.features.Tensor(shape=(None, size, size, 1), dtype=np.uint8,
+                                           encoding="zlib"),
+            "labels": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),
+            "labelled": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
+            "boxes": tfds.features.Tensor(shape=(None, 4), dtype=np.int32),
+            "detected": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
+            "detection_rate": np.float32,
+            "source_fps": np.float32,
+        }),
+        metadata=tfds.core.MetadataDict(),
+    )
+
+  def _split_generators(self, dl_manager):
+    config = self.builder_config
+    records, skipped = self._video_records(dl_manager)
+    done, failed = preprocess_all(
+        records, config.preprocess, pathlib.Path(dl_manager.download_dir) / "varec_preprocessed")
+    summary = build_summary(done, skipped + failed, config.preprocess)
+    self.info.metadata["build_summary"] = summary
+    logging.info("Build summary for %s:\n%s", self.name, format_summary(summary))
+    if not done:
+      raise RuntimeError(f"{self.name}: no usable video; every file was skipped:\n"
+                         + format_summary(summary))
+    return {"windows": self._generate_examples(done, windows=True),
+            "videos": self._generate_examples(done, windows=False)}
+
+  def _generate_examples(self, done, windows: bool):
+    pre = self.builder_config.preprocess
+    for record, cache in done:
+      video = load_preprocessed(cache)
+      labels = preprocessing.frame_labels(record.emotion, len(video.frames))
+      if windows:
+        starts = preprocessing.window_starts(video.labelled, pre.window_length, pre.window_stride)
+        spans = [(int(s), int(s) + pre.window_length) for s in starts]
+      else:
+        spans = [(0, len(video.frames))]
+      for start, stop in spans:
+        yield f"{record.video_id}@{start}", {
+            "video_id": record.video_id,
+            "speaker": record.speaker,
+            "emotion": record.emotion,
+            "orientation": record.orientation,
+            "start_frame": start,
+            "frames": video.frames[start:stop],
+            "labels": labels[start:stop],
+            "labelled": video.labelled[start:stop],
+            "boxes": video.boxes[start:stop],
+            "detected": video.detected[start:stop],
+            "detection_rate": video.detection_rate,
+            "source_fps": video.source_fps,
+        }
