@@ -111,15 +111,15 @@ def speaker_split(speakers, config: ml_collections.ConfigDict) -> dict[str, tupl
                                group_mirrors=not config.data.split_mirror_separately)
 
 
-def load_windows(config: ml_collections.ConfigDict):
-  """Windows of every split for one run.
+def load_windows(config: ml_collections.ConfigDict, builder=None):
+  """Windows of every split for one run (`builder` defaults to `ensure_built`).
 
   Returns:
     ({split name: stacked windows}, {split name: speaker ids}). Windows hold
     frames (N, T, S, S, 1) uint8, labels (N, T, 2) float32 and the fields in
     `_FIELDS`.
   """
-  builder = ensure_built(config.data)
+  builder = builder or ensure_built(config.data)
   examples = prepare_examples(read_split(builder, "windows", config.data.orientations), config.data)
   speakers = speaker_split({e["speaker"] for e in examples}, config)
   windows = {}
@@ -131,8 +131,8 @@ def load_windows(config: ml_collections.ConfigDict):
   return windows, speakers
 
 
-def load_videos(config: ml_collections.ConfigDict, speakers) -> list[dict]:
+def load_videos(config: ml_collections.ConfigDict, speakers, builder=None) -> list[dict]:
   """Whole preprocessed videos of the given speakers (mirror images included if flipped)."""
-  builder = ensure_built(config.data)
+  builder = builder or ensure_built(config.data)
   examples = prepare_examples(read_split(builder, "videos", config.data.orientations), config.data)
   return select_speakers(examples, speakers)

@@ -25,6 +25,8 @@ import numpy as np
 from varec import emotions
 
 MIRROR_SUFFIX = "_mirror"
+# A video decoding to fewer than this share of the frames its header announces is rejected.
+TRUNCATION_TOLERANCE = 0.75
 
 
 class VideoError(Exception):
@@ -85,6 +87,8 @@ def read_video(path) -> tuple[np.ndarray, float]:
     if not capture.isOpened():
       raise VideoError(path, "cannot be opened as a video (corrupt, truncated or unsupported codec)")
     fps = capture.get(cv2.CAP_PROP_FPS)
+    # Some containers (MPEG program streams) only estimate this from the duration.
+    announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     frames = []
     while True:
       ok, frame = capture.read()
@@ -95,6 +99,12 @@ def read_video(path) -> tuple[np.ndarray, float]:
     capture.release()
   if not frames:
     raise VideoError(path, "no frame could be decoded")
+  if announced > 0 and len(frames) < announced * TRUNCATION_TOLERANCE:
+    raise VideoError(path, f"truncated or corrupt: decoded {len(frames)} of the {announced} "
+                     "frames its header announces")
+  if announced > 0 and len(frames) < announced:
+    logging.warning("%s: decoded %d of the %d frames its header announces; using those",
+                    path, len(frames), announced)
   if not fps or not np.isfinite(fps) or fps <= 0:
     raise VideoError(path, f"the container reports no usable frame rate ({fps})")
   return np.stack(frames), float(fps)

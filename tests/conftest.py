@@ -1,0 +1,88 @@
+"""Shared fixtures: short synthetic face clips and tiny video folders."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import cv2  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
+import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+from data_builder.adfes import adfes_dataset_builder  # pylint: disable=g-import-not-at-top
+from varec import preprocessing  # pylint: disable=g-import-not-at-top
+from varec import synthetic  # pylint: disable=g-import-not-at-top
+from varec import video_dataset  # pylint: disable=g-import-not-at-top
+
+TINY = preprocessing.PreprocessConfig(image_size=32, num_labelled_frames=20, detect_every=5)
+TINY_CONFIG = video_dataset.VideoBuilderConfig(name="tiny", preprocess=TINY)
+
+
+@pytest.fixture(scope="session")
+def speakers():
+  return synthetic.make_speakers(4, seed=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_clip(speakers):
+  """24 BGR frames (240x320) of one synthetic actor turning joyful."""
+  return synthetic.render_video(speakers[0], "joy", seed=0, size=(320, 240), num_frames=24)
+
+
+def write_video(path, frames):
+  """Writes frames to `path` (creating folders) and returns the path."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  synthetic.write_video(path, frames, fps=25.0)
+  return path
+
+
+def _truncate(path, fraction):
+  data = path.read_bytes()
+  path.write_bytes(data[:int(len(data) * fraction)])
+
+
+@pytest.fixture(scope="session")
+def manual_dir(tmp_path_factory, speakers):
+  """3 actors x 2 emotions of 30 frames, plus one file for every kind of bad input."""
+  root = tmp_path_factory.mktemp("adfes")
+  for speaker in speakers[:3]:
+    for emotion in ("joy", "sadness"):
+      frames = synthetic.render_video(speaker, emotion, seed=1, size=(240, 192), num_frames=30)
+      write_video(root / "Face Forward" / synthetic.video_file_name(speaker.speaker_id, emotion), frames)
+  good = synthetic.render_video(speakers[3], "anger", seed=1, size=(240, 192), num_frames=30)
+  bad = root / "bad"
+  write_video(bad / "F09-Anger-Face Forward.mp4", good[:5])  # shorter than a window
+  write_video(bad / "F10-Fear-Face Forward.mp4", np.full((30, 192, 240, 3), 90, np.uint8))  # no face
+  write_video(bad / "M11-Boredom-Face Forward.mp4", good)  # unknown emotion
+  write_video(bad / "holiday.mp4", good)  # name that does not match the pattern
+  _truncate(write_video(bad / "M12-Joy-Face Forward.mp4", good), 0.4)  # truncated
+  (bad / "M10-Pride-Face Forward.mp4").write_bytes(b"")  # zero bytes
+  (bad / "M09-Disgust-Face Forward.avi").write_bytes(np.random.default_rng(0).bytes(5000))  # garbage
+  truncated_avi = write_video(bad / "F08-Joy-Face Forward.avi", good)
+  _truncate(truncated_avi, 0.4)  # decodes, but to fewer frames than its header says
+  empty_avi = bad / "F07-Joy-Face Forward.avi"
+  cv2.VideoWriter(str(empty_avi), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (240, 192)).release()
+  (root / "notes.txt").write_text("not a video")
+  return root
+
+
+EXPECTED_SKIPS = {
+    "F09-Anger-Face Forward.mp4": "shorter than one window",
+    "F10-Fear-Face Forward.mp4": "no face",
+    "M11-Boredom-Face Forward.mp4": "unknown emotion",
+    "holiday.mp4": "does not match",
+    "M12-Joy-Face Forward.mp4": "cannot be opened",
+    "M10-Pride-Face Forward.mp4": "empty file",
+    "M09-Disgust-Face Forward.avi": "cannot be opened",
+    "F08-Joy-Face Forward.avi": "truncated",
+    "F07-Joy-Face Forward.avi": "no frame could be decoded",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_builder(manual_dir, tmp_path_factory):
+  builder = adfes_dataset_builder.Builder(
+      config=TINY_CONFIG, data_dir=tmp_path_factory.mktemp("tfds"), file_format="array_record")
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=manual_dir, try_download_gcs=False))
+  return builder

@@ -1,0 +1,74 @@
+"""Loading a run's windows and videos from a built dataset."""
+
+import numpy as np
+import pytest
+
+from configs import base
+from varec import input_pipeline
+from varec import preprocessing
+
+
+def _config(seed=0, **data):
+  config = base.get_config()
+  config.seed = seed
+  config.data.image_size = 32
+  config.data.update(data)
+  return config
+
+
+def test_windows_have_the_documented_shapes(tiny_builder):
+  windows, speakers = input_pipeline.load_windows(_config(), builder=tiny_builder)
+  assert set(windows) == {"train", "validation", "test"}
+  for name, w in windows.items():
+    n = len(w["frames"])
+    assert w["frames"].shape == (n, 10, 32, 32, 1) and w["frames"].dtype == np.uint8
+    assert w["labels"].shape == (n, 10, 2) and w["labels"].dtype == np.float32
+    assert w["speaker"].shape == w["video_id"].shape == (n,)
+    assert set(w["speaker"]) == set(speakers[name])
+
+
+def test_mirrors_are_new_speakers_kept_with_their_person(tiny_builder):
+  windows, speakers = input_pipeline.load_windows(_config(), builder=tiny_builder)
+  all_speakers = sorted(s for members in speakers.values() for s in members)
+  assert len(all_speakers) == 6  # 3 actors and their mirror images.
+  for members in speakers.values():
+    assert {preprocessing.person_of(s) for s in members} == {
+        s for s in members if not s.endswith(preprocessing.MIRROR_SUFFIX)}
+  # A mirrored window is the flipped original.
+  train = windows["train"]
+  ids = list(train["video_id"])
+  mirror = next(i for i, v in enumerate(ids) if v.endswith(preprocessing.MIRROR_SUFFIX))
+  original = next(i for i, v in enumerate(ids) if v + preprocessing.MIRROR_SUFFIX == ids[mirror]
+                  and train["start_frame"][i] == train["start_frame"][mirror])
+  np.testing.assert_array_equal(train["frames"][mirror], train["frames"][original][:, :, ::-1])
+
+
+def test_without_flip_only_real_speakers(tiny_builder):
+  _, speakers = input_pipeline.load_windows(_config(flip_augment=False), builder=tiny_builder)
+  assert sorted(s for m in speakers.values() for s in m) == sorted(
+      {e["speaker"] for e in input_pipeline.read_split(tiny_builder, "videos", ("forward",))})
+
+
+def test_same_seed_same_data(tiny_builder):
+  a, sa = input_pipeline.load_windows(_config(seed=5), builder=tiny_builder)
+  b, sb = input_pipeline.load_windows(_config(seed=5), builder=tiny_builder)
+  assert sa == sb
+  np.testing.assert_array_equal(a["train"]["frames"], b["train"]["frames"])
+
+
+def test_resize_frames_to_the_model_size(tiny_builder):
+  windows, _ = input_pipeline.load_windows(_config(image_size=16), builder=tiny_builder)
+  assert windows["train"]["frames"].shape[2:] == (16, 16, 1)
+
+
+def test_whole_videos_for_trajectories(tiny_builder):
+  config = _config()
+  _, speakers = input_pipeline.load_windows(config, builder=tiny_builder)
+  videos = input_pipeline.load_videos(config, speakers["test"], builder=tiny_builder)
+  assert videos and all(v["frames"].shape == (30, 32, 32, 1) for v in videos)
+  assert {v["speaker"] for v in videos} == set(speakers["test"])
+
+
+def test_unknown_dataset_name():
+  with pytest.raises(ValueError, match="unknown dataset"):
+    input_pipeline.get_builder(_config(name="affectnet").data)
