@@ -14,15 +14,44 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.manual_dir = ml_collections.config_dict.placeholder(str)  # Raw ADFES videos (adfes only).
   data.orientations = ("forward",)  # ADFES head orientations used: forward, toward, away.
   data.image_size = 96  # Model input side in pixels; frames are stored at 96 and resized if smaller.
-  data.window_length = 10  # Frames per RNN window (the paper's time step).
   data.flip_augment = True  # Add mirrored videos as new speakers (paper: 22 -> 44).
   data.split_mirror_separately = False  # True = paper: a mirror image may land in another split.
   data.split_ratios = (8, 2, 1)  # Train:validation:test speakers.
   return data
 
 
+def get_stage_config(num_epochs: int, batch_size: int) -> ml_collections.ConfigDict:
+  """One training stage: epochs, batch size, learning rate."""
+  stage = ml_collections.ConfigDict()
+  stage.num_epochs = num_epochs  # Paper: up to 100 for the CNN and for the RNN.
+  stage.batch_size = batch_size  # Frames (cnn stage) or windows (rnn, joint); paper: 128.
+  stage.learning_rate = ml_collections.config_dict.placeholder(float)  # None = optimizer default.
+  return stage
+
+
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.seed = 0  # Drives the speaker split, initialisation and shuffling.
+  config.seed = 0  # Drives the speaker split, initialisation, shuffling and dropout.
   config.data = get_data_config()
+
+  config.model = ml_collections.ConfigDict()
+  config.model.filters = (64, 128, 256)  # Conv filters of Fig. 3 (the paper's "258" is a typo).
+  config.model.kernel_size = 5  # Conv kernel side.
+  config.model.num_features = 300  # CNN feature vector fed to the GRU.
+  config.model.dropout_rate = 0.5  # After the feature layer, in CNN training only.
+  config.model.rnn_hidden_sizes = (10,)  # GRU layers: (10,) = RNN(10), (10, 10, 5) = RNN(10,10,5).
+
+  # Transfer learning (§4.5): CNN on frames, then the GRU on frozen CNN features,
+  # then optionally both end to end.
+  config.stages = ("cnn", "rnn")  # Any of cnn, rnn, joint, in this order.
+  config.init_from = ml_collections.config_dict.placeholder(str)  # Checkpoint to take the CNN from (skips "cnn").
+  config.cnn = get_stage_config(num_epochs=100, batch_size=128)
+  config.rnn = get_stage_config(num_epochs=100, batch_size=128)
+  config.joint = get_stage_config(num_epochs=10, batch_size=16)
+
+  config.optimizer = "adam"  # adam (lr 1e-3) | sgd (momentum 0.9, lr 0.01, as in the Keras original).
+  config.momentum = 0.9  # SGD momentum.
+  config.lr_schedule = "constant"  # constant | cosine (decays to 0 over each stage).
+  config.eval_batch_size = 512  # Frames per forward pass when predicting.
+  config.num_runs = 1  # Table 3 runs: run i uses seed + i (speakers reshuffled).
   return config

@@ -332,6 +332,6 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
             "labelled": video.labelled[start:stop],
             "boxes": video.boxes[start:stop],
             "detected": video.detected[start:stop],
-            "detection_rate": video.detection_rate,
-            "source_fps": video.source_fps,
+            "detection_rate": np.float32(video.detection_rate),
+            "source_fps": np.float32(video.source_fps),
         }

@@ -1,0 +1,95 @@
+"""Orbax checkpoints: the latest for resuming, the best (by validation CCC) for eval.
+
+A checkpoint holds three items:
+- `variables`: the CNN+RNN's params and BatchNorm statistics;
+- `opt_state`: the optimiser state of the stage being trained;
+- `meta` (JSON): stage, epoch, global step, the full config, the speaker
+  split and the Table 2 prototypes, so that `eval.py` needs nothing else.
+Orbax writes into a temporary folder and renames it when complete, so a
+killed run never leaves half a checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import orbax.checkpoint as ocp
+
+LATEST = "latest"
+BEST = "best"
+BEST_METRIC = "val_ccc"
+
+
+def managers(workdir) -> dict[str, ocp.CheckpointManager]:
+  """{"latest": keeps the last checkpoint, "best": keeps the highest `val_ccc`}."""
+  root = pathlib.Path(workdir).absolute() / "checkpoints"
+  items = ("variables", "opt_state", "meta")
+  return {
+      LATEST: ocp.CheckpointManager(
+          root / LATEST, item_names=items,
+          options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)),
+      BEST: ocp.CheckpointManager(
+          root / BEST, item_names=items,
+          options=ocp.CheckpointManagerOptions(
+              max_to_keep=1, create=True, best_fn=lambda m: m[BEST_METRIC], best_mode="max")),
+  }
+
+
+def save(manager: ocp.CheckpointManager, step: int, variables, opt_state, meta: dict,
+         metrics: dict | None = None) -> None:
+  manager.save(step, args=ocp.args.Composite(
+      variables=ocp.args.StandardSave(variables),
+      opt_state=ocp.args.StandardSave(opt_state),
+      meta=ocp.args.JsonSave(meta)), metrics=metrics)
+
+
+def restore_meta(manager: ocp.CheckpointManager, step: int | None = None) -> dict | None:
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    return None
+  return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+
+def restore(manager: ocp.CheckpointManager, step: int, variables_template=None,
+            opt_state_template=None):
+  """(variables, opt_state) at `step`; without templates, plain nested dicts."""
+  args = {"variables": ocp.args.StandardRestore(variables_template)}
+  if opt_state_template is not None:
+    args["opt_state"] = ocp.args.StandardRestore(opt_state_template)
+  restored = manager.restore(step, args=ocp.args.Composite(**args))
+  return restored["variables"], restored.get("opt_state") if opt_state_template is not None else None
+
+
+class CheckpointError(Exception):
+  """A path that does not hold a usable varec checkpoint; says what to run."""
+
+
+def resolve(path) -> tuple[ocp.CheckpointManager, int]:
+  """Finds the checkpoint meant by `path`: a workdir, a manager folder or a step folder.
+
+  A workdir means its best checkpoint (falling back to its latest).
+  """
+  path = pathlib.Path(path).absolute()
+  if not path.exists():
+    raise CheckpointError(f"{path} does not exist; train first: python train.py "
+                          f"--config=configs/demo.py --workdir={path}")
+  candidates = []
+  if (path / "checkpoints").is_dir():
+    candidates = [path / "checkpoints" / BEST, path / "checkpoints" / LATEST]
+  elif path.name.isdigit():
+    candidates = [path.parent]
+  else:
+    candidates = [path]
+  for folder in candidates:
+    if not folder.is_dir():
+      continue
+    manager = ocp.CheckpointManager(folder, item_names=("variables", "opt_state", "meta"))
+    steps = manager.all_steps()
+    step = int(path.name) if path.name.isdigit() else (
+        manager.best_step() if folder.name == BEST else manager.latest_step())
+    if steps and step in steps:
+      return manager, step
+  raise CheckpointError(
+      f"{path} holds no complete varec checkpoint (expected a training workdir with "
+      "checkpoints/best or checkpoints/latest, or one of their step folders); a run "
+      "killed before its first checkpoint leaves none: rerun train.py with the same --workdir")

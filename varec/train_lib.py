@@ -1,0 +1,368 @@
+"""Training: the paper's transfer learning as stages (§4.5).
+
+- `cnn`: the CNN of Fig. 3 on single labelled frames, CCC loss through its
+  2-unit head;
+- `rnn`: the GRU on the frozen CNN's 300-d features, computed once per frame
+  and cached, so this stage takes seconds;
+- `joint` (optional): CNN+GRU fine-tuned end to end on windows.
+
+`train_step` and `eval_step` are pure and jit-compiled; data loading,
+logging and checkpoints stay in `train_and_evaluate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import pathlib
+import time
+from typing import Any, Callable
+
+from absl import logging
+from flax import struct
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+
+from varec import checkpoints
+from varec import emotions
+from varec import input_pipeline
+from varec import losses
+from varec import metrics
+from varec import models
+
+STAGES = ("cnn", "rnn", "joint")
+DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.01}
+
+
+class TrainState(train_state.TrainState):
+  """Params, optimiser state and BatchNorm statistics of the module being trained."""
+  batch_stats: Any = None
+  rng: jax.Array = None  # Dropout key; folded with the step for each batch.
+
+
+def build_model(config: ml_collections.ConfigDict) -> models.CNNRNN:
+  m = config.model
+  return models.CNNRNN(hidden_sizes=tuple(m.rnn_hidden_sizes), filters=tuple(m.filters),
+                       kernel_size=m.kernel_size, num_features=m.num_features,
+                       dropout_rate=m.dropout_rate)
+
+
+def init_variables(config: ml_collections.ConfigDict, rng: jax.Array, window_length: int) -> dict:
+  """CNN+RNN variables: {"params": {"cnn", "rnn"}, "batch_stats": {"cnn"}}."""
+  size = config.data.image_size
+  dummy = jnp.zeros((1, window_length, size, size, 1), jnp.uint8)
+  variables = build_model(config).init({"params": rng}, dummy, train=False)
+  return jax.tree_util.tree_map(np.asarray, dict(variables))
+
+
+# -- The module each stage trains, as one forward function -----------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """What a stage trains: `forward(params, batch_stats, inputs, train, rng) -> (va, batch_stats)`."""
+  name: str
+  forward: Callable
+  # Where the stage's params and batch stats sit inside the CNN+RNN variables.
+  path: tuple[str, ...]
+
+
+def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
+  full = build_model(config)
+  cnn = models.FrameCNN(filters=full.filters, kernel_size=full.kernel_size,
+                        num_features=full.num_features, dropout_rate=full.dropout_rate)
+  module, path = {"cnn": (cnn, ("cnn",)), "rnn": (models.GRUStack(full.hidden_sizes), ("rnn",)),
+                  "joint": (full, ())}[name]
+
+  def forward(params, batch_stats, inputs, train, rng):
+    variables = {"params": params}
+    kwargs = {} if name == "rnn" else {"train": train}
+    if batch_stats:
+      variables["batch_stats"] = batch_stats
+    if train and batch_stats:
+      out, updates = module.apply(variables, inputs, rngs={"dropout": rng},
+                                  mutable=["batch_stats"], **kwargs)
+      batch_stats = updates["batch_stats"]
+    else:
+      out = module.apply(variables, inputs, rngs={"dropout": rng}, **kwargs)
+    return (out[1] if name == "cnn" else out), batch_stats
+
+  return Stage(name, forward, path)
+
+
+def _subtree(tree: dict, path: tuple[str, ...]):
+  for key in path:
+    tree = tree.get(key, {}) if tree else {}
+  return tree
+
+
+def _with_subtree(tree: dict, path: tuple[str, ...], value) -> dict:
+  if not path:
+    return value
+  return {**tree, path[0]: _with_subtree(tree.get(path[0], {}), path[1:], value)}
+
+
+def make_optimizer(config: ml_collections.ConfigDict, stage_config, steps: int):
+  lr = stage_config.learning_rate or DEFAULT_LEARNING_RATES[config.optimizer]
+  schedule = {"constant": lambda: optax.constant_schedule(lr),
+              "cosine": lambda: optax.cosine_decay_schedule(lr, max(1, steps))}[config.lr_schedule]()
+  if config.optimizer == "adam":
+    return optax.adam(schedule)
+  if config.optimizer == "sgd":
+    return optax.sgd(schedule, momentum=config.momentum)
+  raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam or sgd")
+
+
+def create_train_state(stage: Stage, variables: dict, tx, rng) -> TrainState:
+  return TrainState.create(
+      apply_fn=stage.forward, params=_subtree(variables["params"], stage.path), tx=tx,
+      batch_stats=_subtree(variables.get("batch_stats", {}), stage.path) or {}, rng=rng)
+
+
+# -- Pure steps ---------------------------------------------------------------------
+
+
+def va_metrics(pred, labels, mask=None) -> dict[str, jax.Array]:
+  """Loss (eq. 9), CCC and RMSE of valence and arousal over all frames."""
+  axes = tuple(range(pred.ndim - 1))
+  w = None if mask is None else mask[..., None]
+  ccc = losses.ccc(pred, labels, w, axis=axes)
+  rmse = losses.rmse(pred, labels, mask)
+  return {"loss": losses.ccc_loss(pred, labels, mask), "ccc_valence": ccc[0],
+          "ccc_arousal": ccc[1], "rmse_valence": rmse[0], "rmse_arousal": rmse[1]}
+
+
+def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+  """One optimiser step on a batch {"inputs", "labels"}; returns metrics of the batch."""
+  rng = jax.random.fold_in(state.rng, state.step)
+
+  def loss_fn(params):
+    pred, batch_stats = state.apply_fn(params, state.batch_stats, batch["inputs"], True, rng)
+    return losses.ccc_loss(pred, batch["labels"]), (pred, batch_stats)
+
+  (_, (pred, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+  return state, va_metrics(pred, batch["labels"])
+
+
+def eval_step(state: TrainState, inputs: jax.Array) -> jax.Array:
+  """Predictions (valence, arousal) in inference mode."""
+  pred, _ = state.apply_fn(state.params, state.batch_stats, inputs, False, state.rng)
+  return pred
+
+
+_train_step = jax.jit(train_step, donate_argnums=0)
+_eval_step = jax.jit(eval_step)
+
+
+def predict(step_fn, state, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+  """Runs `step_fn(state, batch)` over `inputs` in fixed-size batches (the last one padded)."""
+  outputs = []
+  for start in range(0, len(inputs), batch_size):
+    chunk = inputs[start:start + batch_size]
+    pad = batch_size - len(chunk)
+    if pad and len(inputs) > batch_size:  # One shape for every call: compile once.
+      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+    outputs.append(np.asarray(step_fn(state, chunk))[:batch_size - pad])
+  return np.concatenate(outputs)
+
+
+# -- Data per stage --------------------------------------------------------------
+
+
+def extract_features(config, variables: dict, frames: np.ndarray) -> np.ndarray:
+  """300-d CNN features of windows (N, T, S, S, 1) -> (N, T, F), in inference mode."""
+  cnn = models.FrameCNN(filters=tuple(config.model.filters), kernel_size=config.model.kernel_size,
+                        num_features=config.model.num_features)
+  cnn_vars = {"params": variables["params"]["cnn"], "batch_stats": variables["batch_stats"]["cnn"]}
+  fn = jax.jit(lambda v, x: cnn.apply(v, x, train=False)[0])
+  n, t = frames.shape[:2]
+  flat = frames.reshape((n * t,) + frames.shape[2:])
+  features = predict(fn, cnn_vars, flat, config.eval_batch_size * 4)
+  return features.reshape(n, t, -1)
+
+
+def stage_data(name: str, config, variables: dict, windows: dict) -> dict:
+  """{"inputs", "labels", "video_id", "emotion"} for one split, shaped for the stage.
+
+  cnn: single frames; rnn: cached CNN features per window; joint: windows.
+  """
+  frames, labels = windows["frames"], windows["labels"]
+  t = frames.shape[1]
+  if name == "cnn":
+    return {"inputs": frames.reshape((-1,) + frames.shape[2:]), "labels": labels.reshape(-1, 2),
+            "video_id": np.repeat(windows["video_id"], t), "emotion": np.repeat(windows["emotion"], t)}
+  inputs = extract_features(config, variables, frames) if name == "rnn" else frames
+  return {"inputs": inputs, "labels": labels, "video_id": windows["video_id"],
+          "emotion": windows["emotion"]}
+
+
+def video_decisions(pred: np.ndarray, video_ids: np.ndarray, true_emotions: np.ndarray):
+  """(true, predicted) emotion per video: nearest prototype per frame, majority vote."""
+  frame_emotions = metrics.nearest_emotion(pred.reshape(len(video_ids), -1, 2))
+  true, voted = [], []
+  for video in np.unique(video_ids):
+    rows = video_ids == video
+    voted.append(metrics.video_vote(frame_emotions[rows].ravel()))
+    true.append(int(true_emotions[rows][0]))
+  return np.array(true), np.array(voted)
+
+
+def evaluate(state: TrainState, data: dict, batch_size: int) -> dict[str, float]:
+  """Frame-level loss/CCC/RMSE and video-level accuracy on one split."""
+  pred = predict(_eval_step, state, data["inputs"], batch_size)
+  result = {k: float(v) for k, v in va_metrics(jnp.asarray(pred), jnp.asarray(data["labels"])).items()}
+  true, voted = video_decisions(pred, data["video_id"], data["emotion"])
+  result["video_accuracy"] = metrics.accuracy(true, voted)
+  result["ccc"] = (result["ccc_valence"] + result["ccc_arousal"]) / 2
+  return result
+
+
+# -- Logging ---------------------------------------------------------------------
+
+
+class MetricLogger:
+  """Per-epoch metrics to TensorBoard, a JSON-lines file and the console."""
+
+  def __init__(self, workdir: pathlib.Path, resume_step: int):
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    self.path = workdir / "metrics.jsonl"
+    if self.path.exists():  # Drop epochs logged after the checkpoint we resume from.
+      lines = [l for l in self.path.read_text().splitlines() if l and json.loads(l)["step"] <= resume_step]
+      self.path.write_text("".join(l + "\n" for l in lines))
+    self.writer = SummaryWriter(str(workdir / "tensorboard"))
+
+  def write(self, stage: str, epoch: int, step: int, split: str, values: dict) -> None:
+    for key, value in values.items():
+      self.writer.add_scalar(f"{stage}/{split}/{key}", value, step)
+    with open(self.path, "a") as f:
+      f.write(json.dumps({"stage": stage, "epoch": epoch, "step": step, "split": split,
+                          **{k: round(float(v), 6) for k, v in values.items()}}) + "\n")
+
+  def close(self):
+    self.writer.close()
+
+
+# -- The training loop -------------------------------------------------------------
+
+
+def _meta(config, speakers, stage: str, epoch: int, step: int, done_stages) -> dict:
+  return {"stage": stage, "epoch": epoch, "step": step, "completed_stages": list(done_stages),
+          "config": json.loads(config.to_json()), "speakers": {k: list(v) for k, v in speakers.items()},
+          "emotions": list(emotions.EMOTIONS),
+          "prototypes": {e: list(v) for e, v in emotions.PROTOTYPES.items()}}
+
+
+def _stages_to_run(config) -> list[str]:
+  stages = [s for s in config.stages if not (s == "cnn" and config.init_from)]
+  unknown = set(stages) - set(STAGES)
+  if unknown or stages != sorted(stages, key=STAGES.index):
+    raise ValueError(f"config.stages must be a subsequence of {STAGES}, got {config.stages}")
+  if not stages:
+    raise ValueError("nothing to train: config.stages is empty")
+  return stages
+
+
+def load_cnn(path, variables: dict) -> dict:
+  """`variables` with the CNN's params and BatchNorm statistics from checkpoint `path`."""
+  manager, step = checkpoints.resolve(path)
+  source, _ = checkpoints.restore(manager, step)
+  logging.info("CNN initialised from %s (step %d)", manager.directory, step)
+  return {"params": {**variables["params"], "cnn": source["params"]["cnn"]},
+          "batch_stats": {**variables["batch_stats"], "cnn": source["batch_stats"]["cnn"]}}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
+  """Trains every stage of `config`, resuming from `workdir` if it holds a checkpoint.
+
+  Returns the final validation metrics.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  windows, speakers = input_pipeline.load_windows(config)
+  logging.info("Speakers: %s", {k: len(v) for k, v in speakers.items()})
+  window_length = windows["train"]["frames"].shape[1]
+  managers = checkpoints.managers(workdir)
+  stages = _stages_to_run(config)
+
+  rng = jax.random.PRNGKey(config.seed)
+  init_rng, dropout_rng = jax.random.split(rng)
+  variables = init_variables(config, init_rng, window_length)
+  if config.init_from:
+    variables = load_cnn(config.init_from, variables)
+
+  resumed = checkpoints.restore_meta(managers[checkpoints.LATEST])
+  step, start_epoch, done_stages = 0, 0, []
+  if resumed is not None:
+    if resumed["speakers"] != {k: list(v) for k, v in speakers.items()}:
+      raise ValueError(f"{workdir} holds a run with another speaker split (another seed or "
+                       "dataset); use a new --workdir")
+    step, start_epoch, done_stages = resumed["step"], resumed["epoch"], resumed["completed_stages"]
+    variables, _ = checkpoints.restore(managers[checkpoints.LATEST], step, variables)
+    logging.info("Resuming from step %d (stage %s, epoch %d)", step, resumed["stage"], start_epoch)
+  logger = MetricLogger(workdir, step)
+  final = {}
+  for stage_index, name in enumerate(stages):
+    stage_config = config[name]
+    if name in done_stages:
+      continue
+    stage = make_stage(name, config)
+    data = {split: stage_data(name, config, variables, windows[split]) for split in windows}
+    num_train = len(data["train"]["inputs"])
+    batch_size = min(stage_config.batch_size, num_train)
+    steps_per_epoch = num_train // batch_size
+    tx = make_optimizer(config, stage_config, steps_per_epoch * stage_config.num_epochs)
+    state = create_train_state(stage, variables, tx, jax.random.fold_in(dropout_rng, stage_index))
+    if resumed is not None and resumed["stage"] == name and start_epoch > 0:
+      _, opt_state = checkpoints.restore(managers[checkpoints.LATEST], step, variables, state.opt_state)
+      state = state.replace(opt_state=opt_state, step=start_epoch * steps_per_epoch)
+    else:
+      start_epoch = 0
+    is_last = stage_index == len(stages) - 1
+    progress = tqdm.tqdm(total=steps_per_epoch * stage_config.num_epochs,
+                         initial=start_epoch * steps_per_epoch, desc=f"stage {name}", unit="step",
+                         dynamic_ncols=True)
+    for epoch in range(start_epoch, stage_config.num_epochs):
+      order = np.random.default_rng([config.seed, stage_index, epoch]).permutation(num_train)
+      batch_metrics = []
+      for i in range(steps_per_epoch):
+        idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
+        state, m = _train_step(state, {"inputs": data["train"]["inputs"][idx],
+                                       "labels": data["train"]["labels"][idx]})
+        batch_metrics.append(m)
+        progress.update()
+        step += 1
+      train_metrics = {k: float(np.mean([m[k] for m in batch_metrics])) for k in batch_metrics[0]}
+      val = evaluate(state, data["validation"], config.eval_batch_size)
+      progress.set_postfix(loss=f"{train_metrics['loss']:.3f}", val_ccc=f"{val['ccc']:.3f}",
+                           val_acc=f"{val['video_accuracy']:.2f}")
+      logger.write(name, epoch + 1, step, "train", train_metrics)
+      logger.write(name, epoch + 1, step, "validation", val)
+      variables = {"params": _with_subtree(variables["params"], stage.path, state.params),
+                   "batch_stats": _with_subtree(variables["batch_stats"], stage.path,
+                                                state.batch_stats) if state.batch_stats
+                                  else variables["batch_stats"]}
+      variables = jax.tree_util.tree_map(np.asarray, variables)
+      finished = epoch + 1 == stage_config.num_epochs
+      meta = _meta(config, speakers, name, 0 if finished else epoch + 1, step,
+                   done_stages + [name] if finished else done_stages)
+      checkpoints.save(managers[checkpoints.LATEST], step, variables, state.opt_state, meta)
+      if is_last:
+        checkpoints.save(managers[checkpoints.BEST], step, variables, state.opt_state, meta,
+                         metrics={checkpoints.BEST_METRIC: val["ccc"]})
+      final = val
+    progress.close()
+    done_stages = done_stages + [name]
+    start_epoch = 0
+  for manager in managers.values():
+    manager.wait_until_finished()
+  logger.close()
+  if final:
+    logging.info("Final validation: %s", final)
+  return final
