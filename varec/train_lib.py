@@ -278,14 +278,15 @@ def load_cnn(path, variables: dict) -> dict:
           "batch_stats": {**variables["batch_stats"], "cnn": source["batch_stats"]["cnn"]}}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None) -> dict:
   """Trains every stage of `config`, resuming from `workdir` if it holds a checkpoint.
 
+  `builder` overrides the TFDS builder named by `config.data` (tests use tiny ones).
   Returns the final validation metrics.
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  windows, speakers = input_pipeline.load_windows(config)
+  windows, speakers = input_pipeline.load_windows(config, builder)
   logging.info("Speakers: %s", {k: len(v) for k, v in speakers.items()})
   window_length = windows["train"]["frames"].shape[1]
   managers = checkpoints.managers(workdir)

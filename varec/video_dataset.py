@@ -187,22 +187,46 @@ def default_workers() -> int:
   return int(os.environ.get("VAREC_WORKERS", os.cpu_count() or 1))
 
 
+def _run_in_pool(records, config, cache_dir, workers: int) -> dict[int, tuple]:
+  """Results by record index; records whose worker process died are left out."""
+  results = {}
+  # Spawned, not forked: the parent may hold TensorFlow or JAX threads.
+  with concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    futures = {pool.submit(_preprocess_one, r, config, cache_dir): i for i, r in enumerate(records)}
+    for future in concurrent.futures.as_completed(futures):
+      try:
+        results[futures[future]] = future.result()
+      except concurrent.futures.process.BrokenProcessPool:
+        pass
+  return results
+
+
 def preprocess_all(records, config: preprocessing.PreprocessConfig, cache_dir,
                    workers: int | None = None):
-  """Preprocesses every record in parallel; returns ([(record, cache file)], [Skipped])."""
+  """Preprocesses every record in parallel; returns ([(record, cache file)], [Skipped]).
+
+  A worker process that dies (a decoder crash, out of memory) takes down only
+  the videos it was working on: the others are retried, each in a fresh process.
+  """
   cache_dir = pathlib.Path(cache_dir)
   cache_dir.mkdir(parents=True, exist_ok=True)
   workers = workers or default_workers()
-  done, skipped = [], []
   if workers > 1 and len(records) > 1:
-    # Spawned, not forked: the parent may hold TensorFlow or JAX threads.
-    with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-      results = list(pool.map(_preprocess_one, records, [config] * len(records),
-                              [cache_dir] * len(records), chunksize=1))
+    results = _run_in_pool(records, config, cache_dir, workers)
+    lost = [i for i in range(len(records)) if i not in results]
+    if lost:
+      logging.warning("A preprocessing worker died; retrying %d video(s) one at a time", len(lost))
+    for i in lost:
+      retry = _run_in_pool([records[i]], config, cache_dir, 1)
+      results[i] = retry.get(0, (None, "the worker process crashed while preprocessing this "
+                                 "video (if every video fails like this, run from a script "
+                                 "guarded by `if __name__ == '__main__':` or set VAREC_WORKERS=1)"))
   else:
-    results = [_preprocess_one(r, config, cache_dir) for r in records]
-  for record, (cache, reason) in zip(records, results):
+    results = {i: _preprocess_one(r, config, cache_dir) for i, r in enumerate(records)}
+  done, skipped = [], []
+  for i, record in enumerate(records):
+    cache, reason = results[i]
     if cache is None:
       logging.warning("Skipping %s: %s", record.path, reason)
       skipped.append(Skipped(str(record.path), reason))
