@@ -10,6 +10,7 @@ def get_data_config() -> ml_collections.ConfigDict:
   """Dataset and preprocessing (paper §4.5)."""
   data = ml_collections.ConfigDict()
   data.name = "adfes"  # TFDS builder: adfes | synthetic_adfes.
+  data.builder_config = ml_collections.config_dict.placeholder(str)  # TFDS config name; None = default.
   data.data_dir = ml_collections.config_dict.placeholder(str)  # TFDS data dir; None = TFDS default.
   data.manual_dir = ml_collections.config_dict.placeholder(str)  # Raw ADFES videos (adfes only).
   data.orientations = ("forward",)  # ADFES head orientations used: forward, toward, away.

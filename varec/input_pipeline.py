@@ -34,7 +34,8 @@ def get_builder(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   if data.name not in BUILDER_MODULES:
     raise ValueError(f"unknown dataset {data.name!r}; choose one of {', '.join(BUILDER_MODULES)}")
   module = importlib.import_module(BUILDER_MODULES[data.name])
-  return module.Builder(data_dir=data.data_dir, file_format="array_record")
+  return module.Builder(config=data.builder_config, data_dir=data.data_dir,
+                        file_format="array_record")
 
 
 def ensure_built(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:

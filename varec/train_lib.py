@@ -109,14 +109,14 @@ def _with_subtree(tree: dict, path: tuple[str, ...], value) -> dict:
 
 
 def make_optimizer(config: ml_collections.ConfigDict, stage_config, steps: int):
+  if config.optimizer not in DEFAULT_LEARNING_RATES:
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam or sgd")
   lr = stage_config.learning_rate or DEFAULT_LEARNING_RATES[config.optimizer]
   schedule = {"constant": lambda: optax.constant_schedule(lr),
               "cosine": lambda: optax.cosine_decay_schedule(lr, max(1, steps))}[config.lr_schedule]()
   if config.optimizer == "adam":
     return optax.adam(schedule)
-  if config.optimizer == "sgd":
-    return optax.sgd(schedule, momentum=config.momentum)
-  raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam or sgd")
+  return optax.sgd(schedule, momentum=config.momentum)
 
 
 def create_train_state(stage: Stage, variables: dict, tx, rng) -> TrainState:

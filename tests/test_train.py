@@ -1,0 +1,168 @@
+"""Training: steps, overfitting, checkpoints, resuming, determinism."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from configs import demo
+from varec import checkpoints
+from varec import train_lib
+
+
+def tiny_config(**stages):
+  config = demo.get_config()
+  config.data.image_size = 32
+  config.model.filters = (4, 8, 8)
+  config.model.num_features = 16
+  config.cnn.num_epochs, config.cnn.batch_size = 2, 32
+  config.rnn.num_epochs, config.rnn.batch_size = 2, 4
+  config.joint.num_epochs, config.joint.batch_size = 1, 4
+  config.stages = ("cnn", "rnn")
+  config.update_from_flattened_dict(stages)
+  return config
+
+
+def _flat(tree):
+  return jax.tree_util.tree_leaves(tree)
+
+
+@pytest.mark.parametrize("stage_name", ["cnn", "rnn", "joint"])
+def test_a_tiny_model_overfits_a_tiny_batch(stage_name):
+  config = tiny_config()
+  rng = np.random.default_rng(0)
+  labels = np.array([[-0.4, 0.8], [0.95, 0.12], [0.0, 0.0], [-0.5, -0.86]], np.float32)
+  if stage_name == "cnn":
+    inputs = rng.integers(0, 256, (8, 32, 32, 1), dtype=np.uint8)
+    batch_labels = np.tile(labels, (2, 1))
+  elif stage_name == "rnn":
+    inputs = rng.normal(size=(8, 10, 16)).astype(np.float32)
+    batch_labels = np.repeat(np.tile(labels, (2, 1))[:, None], 10, axis=1)
+  else:
+    inputs = rng.integers(0, 256, (8, 10, 32, 32, 1), dtype=np.uint8)
+    batch_labels = np.repeat(np.tile(labels, (2, 1))[:, None], 10, axis=1)
+  stage = train_lib.make_stage(stage_name, config)
+  variables = train_lib.init_variables(config, jax.random.PRNGKey(0), 10)
+  config.cnn.learning_rate = config.rnn.learning_rate = config.joint.learning_rate = 3e-3
+  tx = train_lib.make_optimizer(config, config[stage_name], 100)
+  state = train_lib.create_train_state(stage, variables, tx, jax.random.PRNGKey(1))
+  batch = {"inputs": inputs, "labels": batch_labels}
+  losses = []
+  for _ in range(60):
+    state, m = train_lib._train_step(state, batch)
+    losses.append(float(m["loss"]))
+  assert losses[0] > 0.7
+  assert min(losses[-5:]) < 0.3, losses[::10]
+
+
+def test_optimizer_settings():
+  config = tiny_config()
+  config.optimizer = "sgd"
+  assert train_lib.make_optimizer(config, config.cnn, 10) is not None
+  config.optimizer = "rmsprop"
+  with pytest.raises(ValueError, match="unknown optimizer"):
+    train_lib.make_optimizer(config, config.cnn, 10)
+  config.optimizer = "adam"
+  config.stages = ("rnn", "cnn")
+  with pytest.raises(ValueError, match="subsequence"):
+    train_lib._stages_to_run(config)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_builder, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("run")
+  final = train_lib.train_and_evaluate(tiny_config(), workdir, builder=tiny_builder)
+  return workdir, final
+
+
+def test_training_writes_metrics_and_checkpoints(trained):
+  workdir, final = trained
+  assert np.isfinite(final["loss"]) and 0 <= final["video_accuracy"] <= 1
+  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [(l["stage"], l["epoch"], l["split"]) for l in lines] == [
+      (s, e, split) for s in ("cnn", "rnn") for e in (1, 2) for split in ("train", "validation")]
+  assert {"loss", "ccc_valence", "ccc_arousal", "rmse_valence", "rmse_arousal"} <= set(lines[0])
+  assert list((workdir / "tensorboard").iterdir())
+  manager, step = checkpoints.resolve(workdir / "checkpoints" / "latest")
+  meta = checkpoints.restore_meta(manager, step)
+  assert meta["completed_stages"] == ["cnn", "rnn"] and meta["step"] == step
+  # The best checkpoint (what eval.py takes from a workdir) is one of the rnn epochs.
+  best_manager, best_step = checkpoints.resolve(workdir)
+  assert best_manager.directory.name == "best" and best_step in (step - 2, step)
+  assert meta["config"]["model"]["filters"] == [4, 8, 8]
+  assert set(meta["speakers"]) == {"train", "validation", "test"}
+  assert meta["prototypes"]["anger"] == pytest.approx([-0.4, 0.8])
+
+
+def test_checkpoint_restore_gives_identical_parameters(trained, tmp_path):
+  workdir, _ = trained
+  manager, step = checkpoints.resolve(workdir / "checkpoints" / "latest")
+  variables, _ = checkpoints.restore(manager, step)
+  copy = checkpoints.managers(tmp_path)[checkpoints.LATEST]
+  checkpoints.save(copy, 7, variables, {"count": np.zeros(())}, {"stage": "rnn"})
+  copy.wait_until_finished()
+  again, _ = checkpoints.restore(copy, 7)
+  for a, b in zip(_flat(variables), _flat(again)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_same_seed_same_parameters(trained, tiny_builder, tmp_path):
+  workdir, _ = trained
+  train_lib.train_and_evaluate(tiny_config(), tmp_path, builder=tiny_builder)
+  a, _ = checkpoints.restore(*checkpoints.resolve(workdir))
+  b, _ = checkpoints.restore(*checkpoints.resolve(tmp_path))
+  for x, y in zip(_flat(a), _flat(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_resume_after_interruption_continues_from_the_saved_step(
+    trained, tiny_builder, tmp_path, monkeypatch):
+  workdir, _ = trained
+  real_evaluate = train_lib.evaluate
+  calls = []
+
+  def evaluate_then_die(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:  # Killed during the first epoch of the rnn stage.
+      raise KeyboardInterrupt
+    return real_evaluate(*args, **kwargs)
+
+  monkeypatch.setattr(train_lib, "evaluate", evaluate_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    train_lib.train_and_evaluate(tiny_config(), tmp_path, builder=tiny_builder)
+  monkeypatch.setattr(train_lib, "evaluate", real_evaluate)
+  meta = checkpoints.restore_meta(checkpoints.managers(tmp_path)[checkpoints.LATEST])
+  assert meta["completed_stages"] == ["cnn"] and meta["stage"] == "cnn"
+  saved_step = meta["step"]
+
+  train_lib.train_and_evaluate(tiny_config(), tmp_path, builder=tiny_builder)
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  steps = [l["step"] for l in lines if l["split"] == "train"]
+  assert steps == sorted(set(steps)) and steps[1] == saved_step
+  # The resumed run ends exactly where an uninterrupted one does.
+  a, _ = checkpoints.restore(*checkpoints.resolve(workdir))
+  b, _ = checkpoints.restore(*checkpoints.resolve(tmp_path))
+  for x, y in zip(_flat(a), _flat(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_init_from_takes_the_cnn_and_skips_its_stage(trained, tiny_builder, tmp_path):
+  workdir, _ = trained
+  config = tiny_config()
+  config.init_from = str(workdir)
+  train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
+  source, _ = checkpoints.restore(*checkpoints.resolve(workdir))
+  result, _ = checkpoints.restore(*checkpoints.resolve(tmp_path))
+  for x, y in zip(_flat(source["params"]["cnn"]), _flat(result["params"]["cnn"])):
+    np.testing.assert_array_equal(x, y)
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert {l["stage"] for l in lines} == {"rnn"}
+
+
+def test_resolve_explains_bad_checkpoint_paths(tmp_path):
+  with pytest.raises(checkpoints.CheckpointError, match="does not exist"):
+    checkpoints.resolve(tmp_path / "nothing")
+  (tmp_path / "checkpoints" / "latest").mkdir(parents=True)
+  with pytest.raises(checkpoints.CheckpointError, match="no complete varec checkpoint"):
+    checkpoints.resolve(tmp_path)
