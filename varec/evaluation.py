@@ -1,0 +1,180 @@
+"""Evaluation of a checkpoint on its own speaker split: the decisions of §3.2,
+the metrics of §4.4 and Table 3, and the figures of §5.
+
+`evaluate` computes; `write_outputs` writes metrics.json, videos.csv,
+frames.csv and the figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import re
+
+import numpy as np
+import pandas as pd
+
+from varec import emotions
+from varec import inference
+from varec import input_pipeline
+from varec import losses
+from varec import metrics
+from varec import plots
+
+SPLITS = ("train", "validation", "test", "train+validation")
+
+
+class EvaluationError(Exception):
+  """Something that stops an evaluation; the message says what to do."""
+
+
+def split_speakers(meta: dict, split: str) -> list[str]:
+  """Speakers of a split of the checkpoint's run; "a+b" joins splits."""
+  names = split.split("+")
+  unknown = [n for n in names if n not in meta["speakers"]]
+  if unknown:
+    raise EvaluationError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+  return [s for n in names for s in meta["speakers"][n]]
+
+
+@dataclasses.dataclass
+class SplitResult:
+  split: str
+  metrics: dict
+  videos: pd.DataFrame  # One row per video.
+  frames: pd.DataFrame  # One row per frame.
+
+
+def decide(pred: np.ndarray, labelled: np.ndarray, prototypes: np.ndarray):
+  """(per-frame nearest emotion, video emotion, vote counts) of one video.
+
+  The video votes over its labelled frames (the last 50), as in training.
+  """
+  nearest = metrics.nearest_emotion(pred, prototypes)
+  voters = nearest[labelled] if labelled.any() else nearest
+  return nearest, metrics.video_vote(voters, len(prototypes)), np.bincount(
+      voters, minlength=len(prototypes))
+
+
+def split_metrics(true, voted, frame_pred, frame_labels) -> dict:
+  """Table 3's video-level scores, frame-level CCC/RMSE, and per-emotion scores."""
+  precision, recall = metrics.macro_precision_recall(true, voted)
+  per_p, per_r = metrics.per_class_precision_recall(true, voted)
+  ccc = np.asarray(losses.ccc(frame_pred, frame_labels, axis=0))
+  rmse = np.asarray(losses.rmse(frame_pred, frame_labels))
+  counts = np.bincount(true, minlength=len(emotions.EMOTIONS))
+  return {
+      "videos": int(len(true)),
+      "accuracy": metrics.accuracy(true, voted),
+      "macro_precision": precision,
+      "macro_recall": recall,
+      "pn_accuracy": metrics.pn_accuracy(true, voted),
+      "frame_ccc_valence": float(ccc[0]), "frame_ccc_arousal": float(ccc[1]),
+      "frame_rmse_valence": float(rmse[0]), "frame_rmse_arousal": float(rmse[1]),
+      "per_emotion": {e: {"videos": int(counts[i]), "precision": float(per_p[i]),
+                          "recall": float(per_r[i])} for i, e in enumerate(emotions.EMOTIONS)},
+      "confusion_matrix": metrics.confusion_matrix(true, voted).tolist(),
+  }
+
+
+def evaluate_split(model: inference.TrainedModel, predictor: inference.VideoPredictor,
+                   builder, split: str) -> SplitResult:
+  speakers = split_speakers(model.meta, split)
+  videos = input_pipeline.load_videos(model.config, speakers, builder)
+  if not videos:
+    raise EvaluationError(f"split {split!r} has no videos (speakers: {', '.join(speakers) or 'none'})")
+  preds = predictor.predict_videos([v["frames"] for v in videos])
+  prototypes = model.prototypes()
+  video_rows, frame_rows, true, voted = [], [], [], []
+  for video, pred in zip(videos, preds):
+    nearest, vote, counts = decide(pred, video["labelled"], prototypes)
+    true.append(int(video["emotion"]))
+    voted.append(vote)
+    video_rows.append({"split": split, "video": video["video_id"], "speaker": video["speaker"],
+                       "true_emotion": emotions.EMOTIONS[true[-1]],
+                       "predicted_emotion": emotions.EMOTIONS[vote], "correct": true[-1] == vote,
+                       **{f"votes_{e}": int(c) for e, c in zip(emotions.EMOTIONS, counts)}})
+    frame_rows.append(pd.DataFrame({
+        "split": split, "video": video["video_id"], "frame": np.arange(len(pred)),
+        "valence": pred[:, 0], "arousal": pred[:, 1],
+        "nearest_emotion": np.asarray(emotions.EMOTIONS)[nearest], "labelled": video["labelled"]}))
+  labelled = np.concatenate([v["labelled"] for v in videos])
+  frame_pred = np.concatenate(preds)[labelled]
+  frame_labels = np.concatenate([v["labels"] for v in videos])[labelled]
+  return SplitResult(split, split_metrics(np.array(true), np.array(voted), frame_pred, frame_labels),
+                     pd.DataFrame(video_rows), pd.concat(frame_rows, ignore_index=True))
+
+
+def evaluate(checkpoint, splits=("validation", "test"), builder=None) -> tuple[
+    inference.TrainedModel, list[SplitResult]]:
+  """Evaluates a checkpoint on the given splits of its own run."""
+  model = inference.TrainedModel.load(checkpoint)
+  builder = builder or input_pipeline.get_builder(model.config.data)
+  if not builder.is_prepared():
+    raise EvaluationError(
+        f"dataset {model.config.data.name!r} is not built in {builder.data_dir}; build it with: "
+        f"python -m varec.build_dataset --dataset={model.config.data.name}"
+        + (f" --data_dir={model.config.data.data_dir}" if model.config.data.data_dir else "")
+        + (" --manual_dir=/path/to/videos" if model.config.data.name == "adfes" else ""))
+  predictor = inference.VideoPredictor(model)
+  return model, [evaluate_split(model, predictor, builder, s) for s in splits]
+
+
+def _file_name(text: str) -> str:
+  return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def write_outputs(model: inference.TrainedModel, results: list[SplitResult], output,
+                  figures: bool = True) -> dict[str, list[pathlib.Path]]:
+  """Writes metrics.json, videos.csv, frames.csv and (optionally) the figures."""
+  output = pathlib.Path(output)
+  output.mkdir(parents=True, exist_ok=True)
+  written = {"tables": [output / "metrics.json", output / "videos.csv", output / "frames.csv"],
+             "figures": []}
+  (output / "metrics.json").write_text(json.dumps({
+      "checkpoint": str(model.path), "dataset": model.config.data.name,
+      "splits": {r.split: r.metrics for r in results}}, indent=2) + "\n")
+  pd.concat([r.videos for r in results]).to_csv(output / "videos.csv", index=False)
+  pd.concat([r.frames for r in results]).to_csv(output / "frames.csv", index=False,
+                                                float_format="%.5f")
+  if not figures:
+    return written
+  fig_dir = output / "figures"
+  for r in results:
+    written["figures"].append(plots.confusion_matrix(
+        np.asarray(r.metrics["confusion_matrix"]),
+        f"{r.split}: accuracy {r.metrics['accuracy']:.2f}, PN accuracy {r.metrics['pn_accuracy']:.2f}",
+        fig_dir / f"fig4_confusion_{_file_name(r.split)}.png"))
+    frames = r.frames[r.frames["labelled"]].merge(r.videos[["video", "true_emotion", "correct"]],
+                                                  on="video")
+    written["figures"].append(plots.output_distribution(
+        frames[["valence", "arousal"]].to_numpy(),
+        frames["true_emotion"].map(emotions.EMOTIONS.index).to_numpy(), frames["correct"].to_numpy(),
+        f"{r.split}: labelled frames' outputs by true emotion",
+        fig_dir / f"fig5_distribution_{_file_name(r.split)}.png"))
+    by_emotion: dict[str, dict[str, np.ndarray]] = {}
+    for video in r.videos.itertuples():
+      f = r.frames[r.frames["video"] == video.video]
+      va = f[["valence", "arousal"]].to_numpy()
+      nearest = f["nearest_emotion"].map(emotions.EMOTIONS.index).to_numpy()
+      written["figures"].append(plots.trajectory(
+          va, nearest, f"{video.video}\ntrue {video.true_emotion}, predicted {video.predicted_emotion}",
+          fig_dir / "fig6" / _file_name(r.split) / f"{_file_name(video.video)}.png",
+          labelled=f["labelled"].to_numpy()))
+      by_emotion.setdefault(video.true_emotion, {})[video.speaker] = va
+    for emotion, trajectories in by_emotion.items():
+      written["figures"].append(plots.emotion_trajectories(
+          trajectories, emotion, f"{r.split}: {emotion}, all speakers",
+          fig_dir / "fig7" / _file_name(r.split) / f"{emotion}.png"))
+  return written
+
+
+def summary(results: list[SplitResult]) -> str:
+  lines = [f"{'split':18s} videos  accuracy  macro-P  macro-R  PN-acc  CCC-v  CCC-a"]
+  for r in results:
+    m = r.metrics
+    lines.append(f"{r.split:18s} {m['videos']:6d}  {m['accuracy']:8.3f}  {m['macro_precision']:7.3f}  "
+                 f"{m['macro_recall']:7.3f}  {m['pn_accuracy']:6.3f}  {m['frame_ccc_valence']:5.2f}  "
+                 f"{m['frame_ccc_arousal']:5.2f}")
+  return "\n".join(lines)

@@ -1,0 +1,92 @@
+"""A trained CNN+RNN from a checkpoint, applied to whole preprocessed videos."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import jax
+import ml_collections
+import numpy as np
+
+from varec import checkpoints
+from varec import emotions
+from varec import train_lib
+
+
+@dataclasses.dataclass
+class TrainedModel:
+  """Everything a checkpoint carries."""
+  config: ml_collections.ConfigDict
+  variables: dict
+  meta: dict
+  path: pathlib.Path
+
+  @classmethod
+  def load(cls, path) -> "TrainedModel":
+    """Loads a workdir's best checkpoint, or the checkpoint `path` names.
+
+    Raises:
+      checkpoints.CheckpointError: `path` holds no complete varec checkpoint.
+    """
+    manager, step = checkpoints.resolve(path)
+    meta = checkpoints.restore_meta(manager, step)
+    if not meta or "config" not in meta or "speakers" not in meta:
+      raise checkpoints.CheckpointError(f"{manager.directory / str(step)} is not a varec checkpoint "
+                                        "(its meta item lacks config and speakers)")
+    if meta["emotions"] != list(emotions.EMOTIONS):
+      raise checkpoints.CheckpointError(
+          f"{manager.directory / str(step)} was trained on emotions {meta['emotions']}, "
+          f"this varec knows {list(emotions.EMOTIONS)}")
+    variables, _ = checkpoints.restore(manager, step)
+    config = ml_collections.ConfigDict(meta["config"])
+    return cls(config=config, variables=variables, meta=meta, path=manager.directory / str(step))
+
+  def prototypes(self) -> np.ndarray:
+    return np.asarray([self.meta["prototypes"][e] for e in self.meta["emotions"]], np.float32)
+
+
+def covering_window_starts(num_frames: int, length: int) -> np.ndarray:
+  """Starts of windows that give every frame one prediction.
+
+  Windows are tiled back from the end of the video, as in training (so the
+  labelled frames see exactly the training windows); if the first frames are
+  left over, one more window starts at frame 0 and overlaps the next.
+  """
+  if num_frames < length:
+    raise ValueError(f"a video of {num_frames} frames is shorter than one window ({length})")
+  starts = list(range(num_frames - length, -1, -length))[::-1]
+  if starts[0] > 0:
+    starts.insert(0, 0)
+  return np.asarray(starts)
+
+
+class VideoPredictor:
+  """(valence, arousal) for every frame of preprocessed videos."""
+
+  def __init__(self, model: TrainedModel, window_length: int = 10):
+    self.model = model
+    self.window_length = window_length
+    self._net = train_lib.build_model(model.config)
+    self._apply = jax.jit(lambda v, x: self._net.apply(v, x, train=False))
+
+  def predict_windows(self, windows: np.ndarray) -> np.ndarray:
+    """(N, T, S, S, 1) uint8 windows -> (N, T, 2)."""
+    batch = max(1, self.model.config.eval_batch_size // windows.shape[1])
+    return train_lib.predict(self._apply, self.model.variables, windows, batch)
+
+  def predict_videos(self, videos: list[np.ndarray]) -> list[np.ndarray]:
+    """(T_i, S, S, 1) frames of each video -> (T_i, 2) per video, all windows batched together.
+
+    Where the first window overlaps the next, the later window's output is kept.
+    """
+    starts = [covering_window_starts(len(v), self.window_length) for v in videos]
+    windows = np.stack([v[s:s + self.window_length] for v, ss in zip(videos, starts) for s in ss])
+    pred = iter(self.predict_windows(windows))
+    outputs = []
+    for video, ss in zip(videos, starts):
+      out = np.zeros((len(video), 2), np.float32)
+      for s in ss:
+        out[s:s + self.window_length] = next(pred)
+      outputs.append(out)
+    return outputs

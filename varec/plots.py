@@ -1,0 +1,115 @@
+"""The paper's figures: confusion matrices (Fig. 4), output distribution per
+emotion (Fig. 5), one video's trajectory (Fig. 6), all speakers' trajectories
+per emotion (Fig. 7). Each function writes one PNG and returns its path.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+from varec import emotions  # pylint: disable=g-import-not-at-top
+
+EMOTION_COLOURS = dict(zip(emotions.EMOTIONS, plt.get_cmap("tab10").colors))
+CORRECT_COLOUR, WRONG_COLOUR = "tab:orange", "tab:blue"  # As in the paper's Fig. 5.
+
+
+def _va_axes(ax, title: str) -> None:
+  """Valence on x, arousal on y, in [-1.1, 1.1], with Table 2 prototypes named."""
+  ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+  ax.axvline(0, color="0.85", lw=0.8, zorder=0)
+  for name, (v, a) in emotions.PROTOTYPES.items():
+    ax.scatter(v, a, marker="X", s=70, color=EMOTION_COLOURS[name], edgecolor="black", lw=0.6,
+               zorder=5)
+    ax.annotate(name, (v, a), textcoords="offset points", xytext=(4, 4), fontsize=7, zorder=6)
+  ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xlabel="valence", ylabel="arousal", title=title)
+  ax.set_aspect("equal")
+
+
+def _save(fig, path) -> pathlib.Path:
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=110, bbox_inches="tight")
+  plt.close(fig)
+  return path
+
+
+def confusion_matrix(matrix: np.ndarray, title: str, path) -> pathlib.Path:
+  """Fig. 4: counts and row-normalised (recall per true emotion), side by side."""
+  rows = matrix.sum(axis=1, keepdims=True)
+  normalised = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+  fig, axes = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"wspace": 0.5})
+  for ax, values, fmt, label in ((axes[0], matrix, "d", "videos"),
+                                 (axes[1], normalised, ".2f", "share of the true emotion's videos")):
+    image = ax.imshow(values, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, label=label)
+    for (i, j), value in np.ndenumerate(values):
+      if matrix[i, j]:
+        ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7,
+                color="white" if value > values.max() / 2 else "black")
+    ax.set_xticks(range(len(emotions.EMOTIONS)), emotions.EMOTIONS, rotation=60, ha="right")
+    ax.set_yticks(range(len(emotions.EMOTIONS)), emotions.EMOTIONS)
+    ax.set(xlabel="predicted emotion", ylabel="true emotion")
+  axes[0].set_title("counts")
+  axes[1].set_title("row-normalised")
+  fig.suptitle(title)
+  return _save(fig, path)
+
+
+def output_distribution(va: np.ndarray, true: np.ndarray, video_correct: np.ndarray, title: str,
+                        path) -> pathlib.Path:
+  """Fig. 5: every frame's output, one panel per true emotion, frames of correctly
+  recognised videos in orange and of misrecognised ones in blue."""
+  fig, axes = plt.subplots(2, 5, figsize=(20, 8.5))
+  for index, (ax, name) in enumerate(zip(axes.ravel(), emotions.EMOTIONS)):
+    rows = true == index
+    _va_axes(ax, f"{name}\n" + (f"{video_correct[rows].mean():.0%} of frames in recognised videos"
+                                if rows.any() else "no videos"))
+    ax.title.set_fontsize(9)
+    for correct, colour, label in ((False, WRONG_COLOUR, "misrecognised video"),
+                                   (True, CORRECT_COLOUR, "recognised video")):
+      sel = rows & (video_correct == correct)
+      ax.scatter(va[sel, 0], va[sel, 1], s=4, alpha=0.4, color=colour, label=label, zorder=2)
+  fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper right", fontsize=8, markerscale=3)
+  fig.suptitle(title)
+  return _save(fig, path)
+
+
+def trajectory(va: np.ndarray, nearest: np.ndarray, title: str, path,
+               labelled: np.ndarray | None = None) -> pathlib.Path:
+  """Fig. 6: one video's frames in the valence-arousal plane, joined in time,
+  coloured by nearest emotion, markers growing with the frame index."""
+  fig, ax = plt.subplots(figsize=(6.5, 6.5))
+  _va_axes(ax, title)
+  ax.plot(va[:, 0], va[:, 1], color="0.6", lw=0.7, zorder=1)
+  sizes = 6 + 60 * np.arange(len(va)) / max(1, len(va) - 1)
+  for index in np.unique(nearest):
+    sel = nearest == index
+    ax.scatter(va[sel, 0], va[sel, 1], s=sizes[sel], color=EMOTION_COLOURS[emotions.EMOTIONS[index]],
+               alpha=0.8, label=emotions.EMOTIONS[index], zorder=3)
+  if labelled is not None and labelled.any():
+    first = int(np.flatnonzero(labelled)[0])
+    ax.scatter(*va[first], s=120, facecolor="none", edgecolor="black", zorder=4,
+               label=f"first labelled frame ({first})")
+  ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7,
+            title="nearest emotion\n(size = frame index)", title_fontsize=7)
+  return _save(fig, path)
+
+
+def emotion_trajectories(trajectories: dict[str, np.ndarray], emotion: str, title: str,
+                         path) -> pathlib.Path:
+  """Fig. 7: every speaker's trajectory for one emotion on one plot."""
+  fig, ax = plt.subplots(figsize=(7, 7))
+  _va_axes(ax, title)
+  colours = plt.get_cmap("viridis")(np.linspace(0, 1, max(1, len(trajectories))))
+  for colour, (speaker, va) in zip(colours, sorted(trajectories.items())):
+    ax.plot(va[:, 0], va[:, 1], color=colour, lw=0.8, alpha=0.8, label=speaker)
+    ax.scatter(*va[-1], color=colour, s=25, zorder=4)
+  ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=6,
+            title=f"speaker\n(dot = last frame)", title_fontsize=7)
+  return _save(fig, path)
