@@ -50,7 +50,7 @@ def test_a_tiny_model_overfits_a_tiny_batch(stage_name):
   batch = {"inputs": inputs, "labels": batch_labels}
   losses = []
   for _ in range(60):
-    state, m = train_lib._train_step(state, batch)
+    state, m = train_lib.jitted_train_step()(state, batch)
     losses.append(float(m["loss"]))
   assert losses[0] > 0.7
   assert min(losses[-5:]) < 0.3, losses[::10]

@@ -157,7 +157,18 @@ def eval_step(state: TrainState, inputs: jax.Array) -> jax.Array:
   return pred
 
 
-_train_step = jax.jit(train_step, donate_argnums=0)
+@functools.cache
+def jitted_train_step():
+  """`train_step` compiled for the current backend.
+
+  On CPU, jaxlib 0.10 hands convolutions to YNNPACK, whose kernels (the
+  gradients especially) run ~3x slower than XLA's own for this CNN: turned
+  off for training (see benchmarks/results/training.md).
+  """
+  options = {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else None
+  return jax.jit(train_step, donate_argnums=0, compiler_options=options)
+
+
 _eval_step = jax.jit(eval_step)
 
 
@@ -334,7 +345,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
       batch_metrics = []
       for i in range(steps_per_epoch):
         idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
-        state, m = _train_step(state, {"inputs": data["train"]["inputs"][idx],
+        state, m = jitted_train_step()(state, {"inputs": data["train"]["inputs"][idx],
                                        "labels": data["train"]["labels"][idx]})
         batch_metrics.append(m)
         progress.update()

@@ -1,0 +1,166 @@
+"""Tests for varec.models: shapes, pooling semantics, scan vs unrolled GRU."""
+
+from flax import linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from varec import models
+
+DEMO = dict(filters=(16, 32, 64))  # 48x48 demo configuration.
+
+
+def _frames(shape, seed=0):
+  return jnp.asarray(
+      np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+  )
+
+
+def _is_conv(module, method_name):
+  return isinstance(module, nn.Conv) and method_name == '__call__'
+
+
+def test_frame_cnn_paper_size_and_quadrant_pool_on_its_map():
+  model = models.FrameCNN()
+  x = _frames((1, 96, 96, 1))
+  variables = model.init(jax.random.key(0), x, train=False)
+  (features, va), state = model.apply(
+      variables, x, train=False, capture_intermediates=_is_conv
+  )
+  assert features.shape == (1, 300)
+  assert va.shape == (1, 2)
+  # 96 -> conv SAME 96 -> pool 48 -> conv VALID 44 -> pool 22 -> conv VALID 18.
+  fmap = state['intermediates']['Conv_2']['__call__'][0]
+  assert fmap.shape == (1, 18, 18, 256)
+  # Keras' AvgPool2D(9, strides=9) on that map.
+  np.testing.assert_allclose(
+      models.quadrant_pool(fmap),
+      nn.avg_pool(fmap, (9, 9), strides=(9, 9)),
+      rtol=1e-6,
+      atol=1e-7,
+  )
+
+
+def test_frame_cnn_demo_size_keeps_leading_dims_and_scales_uint8():
+  model = models.FrameCNN(**DEMO)
+  x = _frames((2, 3, 48, 48, 1))
+  variables = model.init(jax.random.key(0), x, train=False)
+  features, va = model.apply(variables, x, train=False)
+  assert features.shape == (2, 3, 300)
+  assert va.shape == (2, 3, 2)
+  # uint8 frames are the float frames times 255.
+  features_f, va_f = model.apply(variables, x / 255.0, train=False)
+  np.testing.assert_allclose(features, features_f, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(va, va_f, rtol=1e-5, atol=1e-6)
+
+
+def test_frame_cnn_train_mode_drops_out_after_the_features():
+  model = models.FrameCNN(**DEMO)
+  x = _frames((4, 48, 48, 1))
+  variables = model.init(jax.random.key(0), x, train=False)
+
+  def train_apply(seed):
+    return model.apply(
+        variables,
+        x,
+        train=True,
+        rngs={'dropout': jax.random.key(seed)},
+        mutable=['batch_stats'],
+    )
+
+  (features1, va1), updates = train_apply(1)
+  (features2, va2), _ = train_apply(2)
+  np.testing.assert_array_equal(features1, features2)
+  assert not np.allclose(va1, va2)
+  assert not np.allclose(
+      updates['batch_stats']['BatchNorm_0']['mean'],
+      variables['batch_stats']['BatchNorm_0']['mean'],
+  )
+
+
+def test_quadrant_pool_odd_side_shares_middle_row_and_column():
+  x = np.random.default_rng(0).normal(size=(2, 5, 7, 3)).astype(np.float32)
+  # Rows 0-2 and 2-4, columns 0-3 and 3-6: the middle one is in both halves.
+  rows = (slice(0, 3), slice(2, 5))
+  cols = (slice(0, 4), slice(3, 7))
+  expected = np.zeros((2, 2, 2, 3), np.float32)
+  for i, r in enumerate(rows):
+    for j, c in enumerate(cols):
+      expected[:, i, j] = x[:, r, c].mean((1, 2))
+  got = models.quadrant_pool(jnp.asarray(x))
+  np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+  # Flipping the map flips the quadrants.
+  np.testing.assert_allclose(
+      models.quadrant_pool(jnp.asarray(x[:, :, ::-1])), got[:, :, ::-1],
+      rtol=1e-6,
+      atol=1e-6,
+  )
+
+
+@pytest.mark.parametrize('shape', [(3, 8, 8, 2), (3, 9, 7, 2), (2, 3, 5, 6, 4)])
+def test_max_pool_matches_flax_value_and_gradient_with_ties(shape):
+  rng = np.random.default_rng(0)
+  # Few distinct values, so most windows hold ties.
+  x = jnp.asarray(rng.integers(0, 3, shape).astype(np.float32))
+  ref = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+  y, vjp = jax.vjp(models.max_pool, x)
+  y_ref, vjp_ref = jax.vjp(ref, x)
+  np.testing.assert_array_equal(y, y_ref)
+  g = jnp.asarray(rng.normal(size=y.shape).astype(np.float32))
+  np.testing.assert_array_equal(vjp(g)[0], vjp_ref(g)[0])
+
+
+@pytest.mark.parametrize('hidden_sizes', [(10,), (10, 10, 5)])
+def test_gru_stack_scan_matches_unrolled_cells(hidden_sizes):
+  b, t, f = 3, 4, 300
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(b, t, f)), jnp.float32)
+  model = models.GRUStack(hidden_sizes)
+  params = model.init(jax.random.key(0), x)['params']
+  y = model.apply({'params': params}, x)
+  assert y.shape == (b, t, 2)
+
+  h_seq = x
+  for i, size in enumerate(hidden_sizes):
+    cell = nn.GRUCell(features=size)
+    h = jnp.zeros((b, size))
+    outputs = []
+    for step in range(t):
+      h, _ = cell.apply({'params': params[f'gru{i}']}, h, h_seq[:, step])
+      outputs.append(h)
+    h_seq = jnp.stack(outputs, 1)
+  expected = h_seq @ params['va']['kernel'] + params['va']['bias']
+  np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('hidden_sizes', [(10,), (10, 10, 5)])
+def test_cnn_rnn_is_frame_cnn_then_gru_stack(hidden_sizes):
+  b, t = 2, 3
+  x = _frames((b, t, 48, 48, 1))
+  model = models.CNNRNN(hidden_sizes=hidden_sizes, **DEMO)
+  variables = model.init(jax.random.key(0), x, train=False)
+  y = model.apply(variables, x, train=False)
+  assert y.shape == (b, t, 2)
+
+  cnn = models.FrameCNN(**DEMO)
+  # A single-frame CNN's variables load into the CNN-RNN unchanged.
+  cnn_variables = {k: v['cnn'] for k, v in variables.items()}
+  assert jax.tree.structure(cnn_variables) == jax.tree.structure(
+      cnn.init(jax.random.key(1), x[0], train=False)
+  )
+  features = jnp.stack(
+      [cnn.apply(cnn_variables, x[i], train=False)[0] for i in range(b)]
+  )
+  expected = models.GRUStack(hidden_sizes).apply(
+      {'params': variables['params']['rnn']}, features
+  )
+  np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+  y_train, _ = model.apply(
+      variables,
+      x,
+      train=True,
+      rngs={'dropout': jax.random.key(2)},
+      mutable=['batch_stats'],
+  )
+  assert y_train.shape == (b, t, 2)
