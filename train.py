@@ -1,10 +1,17 @@
-"""Trains varec's CNN+RNN (Yin et al., 2022) and evaluates it on validation.
+"""Trains varec's CNN+RNN (Yin et al., 2022) and reports validation metrics.
 
+    python train.py --config=configs/demo.py --workdir=workdir/demo
     python train.py --config=configs/rnn10.py --workdir=workdir/rnn10
-    python train.py --config=configs/demo.py --config.cnn.num_epochs=2
+    python train.py --config=configs/demo.py --config.num_runs=5 --workdir=workdir/demo_runs
 
 Rerunning the same command resumes from the latest checkpoint in --workdir.
+With --config.num_runs=N > 1, run i reshuffles the speakers with seed + i,
+trains in <workdir>/run_i, is evaluated on training+validation and test
+(<workdir>/run_i/eval), and the paper's Table 3 (mean and IQR over runs) is
+written to <workdir>/table3.md and table3.csv.
 """
+
+import pathlib
 
 from absl import app
 from absl import flags
@@ -12,6 +19,8 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from varec import evaluation
+from varec import table3
 from varec import train_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file.",
@@ -20,15 +29,37 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and logs go "
                                "(default: workdir/<config file name>).")
 
 
+def run_table3(config, workdir: pathlib.Path) -> pathlib.Path:
+  """Trains and evaluates `config.num_runs` runs with reshuffled speakers; writes Table 3."""
+  for i in range(config.num_runs):
+    run_config = config.copy_and_resolve_references()
+    run_config.seed = config.seed + i
+    run_dir = workdir / f"run_{i}"
+    logging.info("Run %d/%d (seed %d) in %s", i + 1, config.num_runs, run_config.seed, run_dir)
+    train_lib.train_and_evaluate(run_config, run_dir)
+    model, results = evaluation.evaluate(run_dir, table3.EVAL_SPLITS)
+    # Figures for the first run only: they are many and the runs look alike.
+    evaluation.write_outputs(model, results, run_dir / "eval", figures=i == 0)
+    print(f"Run {i} (seed {run_config.seed}):\n{evaluation.summary(results)}")
+  md, _ = table3.write({workdir.name: table3.collect(workdir)}, workdir)
+  return md
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
-  workdir = _WORKDIR.value or f"workdir/{flags.FLAGS['config'].config_filename.rsplit('/', 1)[-1].removesuffix('.py')}"
+  config_name = pathlib.Path(flags.FLAGS["config"].config_filename.split(":")[0]).stem
+  workdir = pathlib.Path(_WORKDIR.value or f"workdir/{config_name}")
   logging.info("JAX devices: %s", jax.devices())
+  if config.num_runs > 1:
+    md = run_table3(config, workdir)
+    print(f"Table 3 ({md}):\n{md.read_text()}")
+    return
   final = train_lib.train_and_evaluate(config, workdir)
   print(f"Validation after training ({workdir}): " + ", ".join(
       f"{k} {v:.3f}" for k, v in sorted(final.items())))
+  print(f"Evaluate: python eval.py --checkpoint={workdir}")
 
 
 if __name__ == "__main__":
