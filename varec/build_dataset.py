@@ -18,6 +18,8 @@ _DATASET = flags.DEFINE_enum("dataset", "synthetic_adfes", list(input_pipeline.B
                              "Dataset to build.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's).")
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Folder with the raw videos (adfes).")
+_BUILDER_CONFIG = flags.DEFINE_string("builder_config", None,
+                                      "TFDS builder config, e.g. small for synthetic_adfes.")
 
 
 def main(argv):
@@ -26,6 +28,7 @@ def main(argv):
   data.name = _DATASET.value
   data.data_dir = _DATA_DIR.value
   data.manual_dir = _MANUAL_DIR.value
+  data.builder_config = _BUILDER_CONFIG.value
   builder = input_pipeline.ensure_built(data)
   logging.info("Dataset ready in %s", builder.data_dir)
   print(f"{builder.name} in {builder.data_dir}")
