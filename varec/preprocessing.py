@@ -151,19 +151,23 @@ def _dlib_detector():
   return _detector_local.detector
 
 
-def detect_largest_face(gray: np.ndarray, max_side: int) -> np.ndarray | None:
+def detect_faces(gray: np.ndarray, max_side: int) -> np.ndarray:
   """dlib HOG face detection on a copy downscaled to `max_side`.
 
-  Returns the largest face as float (x0, y0, x1, y1) in `gray`'s pixels, or None.
+  Returns (N, 4) float boxes (x0, y0, x1, y1) in `gray`'s pixels, largest first.
   """
   scale = min(1.0, max_side / max(gray.shape[:2]))
   small = gray if scale == 1.0 else cv2.resize(
       gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-  faces = _dlib_detector()(small, 0)
-  if not faces:
-    return None
-  face = max(faces, key=lambda r: r.width() * r.height())
-  return np.array([face.left(), face.top(), face.right(), face.bottom()], np.float64) / scale
+  faces = sorted(_dlib_detector()(small, 0), key=lambda r: -r.width() * r.height())
+  boxes = np.array([[f.left(), f.top(), f.right(), f.bottom()] for f in faces], np.float64)
+  return boxes.reshape(-1, 4) / scale
+
+
+def detect_largest_face(gray: np.ndarray, max_side: int) -> np.ndarray | None:
+  """The largest face found by `detect_faces`, or None."""
+  boxes = detect_faces(gray, max_side)
+  return boxes[0] if len(boxes) else None
 
 
 def detection_schedule(num_frames: int, every: int) -> np.ndarray:

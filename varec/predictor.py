@@ -1,0 +1,311 @@
+"""Any video in, a valence-arousal trajectory out, in constant memory.
+
+The video is read frame by frame and preprocessed exactly as for training
+(`varec.preprocessing`, no flip). Each frame's CNN features are computed once;
+its (valence, arousal) is the last output of the GRU over the 10-frame window
+that ends at it. This keeps every prediction in the setting the GRU was
+trained in (10 frames from a zero state) rather than carrying its state over
+thousands of frames, and it is causal, so nothing waits for the video to end:
+memory holds one batch of frames whatever the video's length. At the start
+of a stretch of frames with a face, the window is padded by repeating its
+first frame. Frames without a face get no prediction.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+import json
+import logging
+import pathlib
+from collections.abc import Iterator
+
+import cv2
+import jax
+import numpy as np
+import pandas as pd
+
+from varec import emotions
+from varec import inference
+from varec import metrics
+from varec import models
+from varec import plots
+from varec import preprocessing
+
+FRAME_COLUMNS = ("frame", "time_s", "face_found", "box_x0", "box_y0", "box_x1", "box_y1",
+                 "valence", "arousal", "nearest_emotion")
+
+
+@dataclasses.dataclass
+class _Frame:
+  index: int
+  time_s: float
+  bgr: np.ndarray | None  # Kept only when annotating.
+  gray: np.ndarray
+  box: np.ndarray | None = None  # Face box (x0, y0, x1, y1) in source pixels.
+
+
+def stream_frames(path, target_fps: float) -> Iterator[tuple[int, float, np.ndarray]]:
+  """(index, time in s, BGR frame) at `target_fps`, decoded one at a time.
+
+  Other rates are resampled like `preprocessing.resample_indices`: target
+  frame k is the source frame nearest to time k / target_fps.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise preprocessing.VideoError(path, "file not found")
+  if path.stat().st_size == 0:
+    raise preprocessing.VideoError(path, "empty file (0 bytes)")
+  capture = cv2.VideoCapture(str(path))
+  try:
+    if not capture.isOpened():
+      raise preprocessing.VideoError(
+          path, "cannot be opened as a video (not a video, corrupt, or unsupported codec)")
+    source_fps = capture.get(cv2.CAP_PROP_FPS)
+    if not source_fps or not np.isfinite(source_fps) or source_fps <= 0:
+      raise preprocessing.VideoError(path, f"the container reports no usable frame rate ({source_fps})")
+    resample = preprocessing.needs_resampling(source_fps, target_fps)
+    if resample:
+      logging.info("%s: resampling from %.3f to %.3f fps", path, source_fps, target_fps)
+    source_index, emitted = 0, 0
+    while True:
+      ok, frame = capture.read()
+      if not ok:
+        break
+      if not resample:
+        yield source_index, source_index / target_fps, frame
+        emitted += 1
+      # Emit this source frame for every target time it is nearest to.
+      while resample and round(emitted * source_fps / target_fps) == source_index:
+        yield emitted, emitted / target_fps, frame
+        emitted += 1
+      source_index += 1
+  finally:
+    capture.release()
+  if emitted == 0:
+    raise preprocessing.VideoError(path, "no frame could be decoded")
+
+
+class Predictor:
+  """A trained CNN+RNN applied to whole videos; see the module docstring."""
+
+  def __init__(self, model: inference.TrainedModel, batch_size: int = 128):
+    self.model = model
+    self.batch_size = batch_size
+    config = model.config
+    data = config.data
+    self.preprocess = preprocessing.PreprocessConfig(image_size=data.image_size)
+    self.window_length = 10
+    cnn = models.FrameCNN(filters=tuple(config.model.filters), kernel_size=config.model.kernel_size,
+                          num_features=config.model.num_features)
+    gru = models.GRUStack(tuple(config.model.rnn_hidden_sizes))
+    cnn_vars = {"params": model.variables["params"]["cnn"],
+                "batch_stats": model.variables["batch_stats"]["cnn"]}
+    rnn_vars = {"params": model.variables["params"]["rnn"]}
+    self._features = jax.jit(lambda x: cnn.apply(cnn_vars, x, train=False)[0])
+    self._last_output = jax.jit(lambda w: gru.apply(rnn_vars, w)[:, -1])
+    self.prototypes = model.prototypes()
+
+  @classmethod
+  def from_checkpoint(cls, path, **kwargs) -> "Predictor":
+    return cls(inference.TrainedModel.load(path), **kwargs)
+
+  # -- Streaming stages ------------------------------------------------------------
+
+  def _with_boxes(self, frames, stats) -> Iterator[_Frame]:
+    """Adds face boxes: detection every k-th frame, boxes interpolated in between.
+
+    A frame has a face only if it lies between two detections that both found
+    one; a failed detection is not papered over here, unlike in training data.
+    """
+    every = self.preprocess.detect_every
+    pending: list[_Frame] = []
+    anchor: _Frame | None = None
+    for frame in frames:
+      pending.append(frame)
+      if frame.index % every == 0:
+        yield from self._resolve(anchor, pending, stats)
+        anchor, pending = pending[-1], []
+    if pending:  # The last frame is always tried, as in training.
+      yield from self._resolve(anchor, pending, stats)
+
+  def _resolve(self, anchor: _Frame | None, pending: list[_Frame], stats) -> Iterator[_Frame]:
+    """Detects on pending[-1] and gives the frames since `anchor` their boxes."""
+    end = pending[-1]
+    boxes = preprocessing.detect_faces(end.gray, self.preprocess.detect_max_side)
+    stats["detections"] += 1
+    stats["multiple_faces"] += len(boxes) > 1
+    end.box = boxes[0] if len(boxes) else None
+    for frame in pending[:-1]:
+      if anchor is not None and anchor.box is not None and end.box is not None:
+        w = (frame.index - anchor.index) / (end.index - anchor.index)
+        frame.box = (1 - w) * anchor.box + w * end.box
+      yield frame
+    yield end
+
+  def _predict(self, frames: Iterator[_Frame]) -> Iterator[tuple[_Frame, np.ndarray | None]]:
+    """(frame, (valence, arousal) or None), in order, batch by batch."""
+    history: collections.deque = collections.deque(maxlen=self.window_length)
+    batch: list[_Frame] = []
+
+    def flush():
+      with_face = [f for f in batch if f.box is not None]
+      outputs = {}
+      if with_face:
+        crops = np.stack([preprocessing.crop_and_resize(
+            f.gray, preprocessing.square_box(f.box, self.preprocess.face_margin),
+            self.preprocess.image_size) for f in with_face])[..., None]
+        features = self._run(self._features, crops)
+        windows = []
+        for f, feature in zip(with_face, features):
+          if history and history[-1][0] != f.index - 1:
+            history.clear()  # A gap without a face starts a new stretch.
+          history.append((f.index, feature))
+          stretch = [h for _, h in history]
+          windows.append(np.stack([stretch[0]] * (self.window_length - len(stretch)) + stretch))
+        for f, va in zip(with_face, self._run(self._last_output, np.stack(windows))):
+          outputs[f.index] = va
+      for f in batch:
+        yield f, outputs.get(f.index)
+      batch.clear()
+
+    for frame in frames:
+      batch.append(frame)
+      if len(batch) == self.batch_size:
+        yield from flush()
+    yield from flush()
+
+  def _run(self, fn, inputs: np.ndarray) -> np.ndarray:
+    """Applies `fn` to a batch padded to `batch_size`, so it compiles once."""
+    pad = self.batch_size - len(inputs)
+    padded = np.concatenate([inputs, np.repeat(inputs[-1:], pad, axis=0)]) if pad else inputs
+    return np.asarray(fn(padded))[:len(inputs)]
+
+  # -- Public API ------------------------------------------------------------------
+
+  def iter_frames(self, path, keep_bgr: bool = False, stats: dict | None = None):
+    """Yields (frame, (valence, arousal) or None) for every frame of a video file."""
+    stats = stats if stats is not None else collections.Counter()
+
+    def decoded():
+      for index, time_s, bgr in stream_frames(path, self.preprocess.fps):
+        gray = preprocessing.equalize_histogram(preprocessing.grayscale_mean_rgb(bgr))
+        yield _Frame(index, time_s, bgr if keep_bgr else None, gray)
+
+    yield from self._predict(self._with_boxes(decoded(), stats))
+
+  def predict_video(self, path, output=None, annotate: bool = False) -> pd.DataFrame:
+    """Predicts every frame of `path`; with `output`, writes frames.csv, summary.json,
+    trajectory.png (and annotated.mp4 if `annotate`) there.
+
+    Returns the per-frame table (the columns of frames.csv).
+
+    Raises:
+      preprocessing.VideoError: unreadable file, no frame, or no face in any frame.
+    """
+    path = pathlib.Path(path)
+    output = pathlib.Path(output) if output is not None else None
+    if output is not None:
+      output.mkdir(parents=True, exist_ok=True)
+    stats = collections.Counter()
+    writer = annotator = None
+    csv_file = open(output / "frames.csv", "w", newline="") if output is not None else None
+    rows, va_points, nearest_points = [], [], []
+    try:
+      if csv_file is not None:
+        writer = csv.writer(csv_file)
+        writer.writerow(FRAME_COLUMNS)
+      for frame, va in self.iter_frames(path, keep_bgr=annotate, stats=stats):
+        nearest = None if va is None else int(metrics.nearest_emotion(va, self.prototypes))
+        box = [None] * 4 if frame.box is None else [int(round(v)) for v in frame.box]
+        row = (frame.index, round(frame.time_s, 4), frame.box is not None, *box,
+               None if va is None else round(float(va[0]), 5),
+               None if va is None else round(float(va[1]), 5),
+               None if nearest is None else emotions.EMOTIONS[nearest])
+        if writer is not None:
+          writer.writerow(row)
+        if output is None:
+          rows.append(row)
+        if va is not None:
+          va_points.append(va)
+          nearest_points.append(nearest)
+        stats["frames"] += 1
+        if annotate:
+          annotator = annotator or _Annotator(output / "annotated.mp4", frame.bgr.shape,
+                                              self.preprocess.fps)
+          annotator.write(frame, va, nearest)
+    finally:
+      if csv_file is not None:
+        csv_file.close()
+      if annotator is not None:
+        annotator.close()
+    if not va_points:
+      raise preprocessing.VideoError(path, f"no face found in any of {stats['frames']} frames")
+    va_points, nearest_points = np.asarray(va_points), np.asarray(nearest_points)
+    summary = self._summary(path, stats, va_points, nearest_points)
+    if output is None:
+      return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    step = max(1, len(va_points) // 2000)  # A readable plot of a long video.
+    plots.trajectory(va_points[::step], nearest_points[::step],
+                     f"{path.name}: {summary['emotion']} ({summary['pn_group']})",
+                     output / "trajectory.png")
+    return pd.read_csv(output / "frames.csv")
+
+  def _summary(self, path, stats, va: np.ndarray, nearest: np.ndarray) -> dict:
+    emotion = emotions.EMOTIONS[metrics.video_vote(nearest, len(self.prototypes))]
+    counts = np.bincount(nearest, minlength=len(self.prototypes))
+    summary = {
+        "video": str(path), "frames": stats["frames"], "fps": self.preprocess.fps,
+        "emotion": emotion, "pn_group": emotions.GROUPS[emotion],
+        "decision": "most frequent nearest Table 2 emotion over all frames with a face",
+        "votes": {e: int(c) for e, c in zip(emotions.EMOTIONS, counts) if c},
+        "mean_valence": float(va[:, 0].mean()), "mean_arousal": float(va[:, 1].mean()),
+        "face_share": len(va) / stats["frames"],
+        "frames_with_several_faces_detected": int(stats["multiple_faces"]),
+        "checkpoint": str(self.model.path),
+    }
+    if stats["multiple_faces"]:
+      summary["note"] = ("several faces were detected in some frames; the largest face was "
+                         "followed")
+    return summary
+
+
+class _Annotator:
+  """Writes frames with the face box, the current emotion and a valence-arousal inset."""
+
+  def __init__(self, path, shape, fps: float):
+    self.height, self.width = shape[:2]
+    self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                  (self.width, self.height))
+    if not self.writer.isOpened():
+      raise OSError(f"cannot open a video writer for {path}")
+    self.trail: collections.deque = collections.deque(maxlen=50)
+
+  def write(self, frame: _Frame, va, nearest) -> None:
+    image = frame.bgr.copy()
+    side = max(60, min(self.height, self.width) // 4)
+    x0, y0 = self.width - side - 8, 8
+    cv2.rectangle(image, (x0, y0), (x0 + side, y0 + side), (255, 255, 255), -1)
+    cv2.line(image, (x0 + side // 2, y0), (x0 + side // 2, y0 + side), (200, 200, 200), 1)
+    cv2.line(image, (x0, y0 + side // 2), (x0 + side, y0 + side // 2), (200, 200, 200), 1)
+    to_px = lambda v, a: (int(x0 + (v + 1) / 2 * side), int(y0 + (1 - a) / 2 * side))
+    for v, a in emotions.PROTOTYPES.values():
+      cv2.drawMarker(image, to_px(v, a), (120, 120, 120), cv2.MARKER_TILTED_CROSS, 6, 1)
+    if va is None:
+      self.trail.clear()
+      cv2.putText(image, "no face", (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 255), 2)
+    else:
+      self.trail.append(to_px(*va))
+      for p, q in zip(list(self.trail)[:-1], list(self.trail)[1:]):
+        cv2.line(image, p, q, (255, 128, 0), 1)
+      cv2.circle(image, self.trail[-1], 4, (0, 0, 255), -1)
+      box = [int(round(v)) for v in frame.box]
+      cv2.rectangle(image, tuple(box[:2]), tuple(box[2:]), (0, 255, 0), 2)
+      cv2.putText(image, f"{emotions.EMOTIONS[nearest]}  v={va[0]:+.2f} a={va[1]:+.2f}", (10, 28),
+                  cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 0), 2)
+    self.writer.write(image)
+
+  def close(self):
+    self.writer.release()
