@@ -1,0 +1,262 @@
+"""Imports Rangulov & Fahim's pretrained Keras CNN as a varec checkpoint.
+
+    python -m varec.import_keras --h5=simple_cnn_ccc_loss.0001-0.7792.hdf5 \
+        --out=workdir/keras_cnn
+    python train.py --config=configs/rnn10.py --config.init_from=workdir/keras_cnn
+
+Yin et al. (2022) start from the CNN that Rangulov & Fahim trained on
+Aff-Wild2, `simple_cnn_ccc_loss.0001-0.7792.hdf5` (`simple_cnn_ccc_loss` in
+`src/models.py` of https://github.com/DenisRang/Combined-CNN-RNN-for-emotion-recognition).
+varec does not ship that file: get it from the authors' repository. The Keras
+model was trained on 96x96 grayscale face crops scaled to [0, 1] (uint8 / 255,
+as `FrameCNN` scales uint8 frames), so use it with `config.data.image_size = 96`.
+
+The HDF5 file is read with h5py alone, no TensorFlow: a full model saved by
+`model.save()` or `ModelCheckpoint` (weights under `model_weights/`) or a
+`save_weights()` file, in Keras 2's layout. Layers are matched by order and
+kind, not by name, because Keras numbers names per session (`conv2d` in one,
+`conv2d_4` in another). An RNN after the CNN is ignored: the checkpoint's RNN
+keeps its fresh initialisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+
+from absl import app
+from absl import flags
+from absl import logging
+import h5py
+import jax
+from ml_collections import config_flags
+import numpy as np
+
+from configs import rnn10
+from varec import checkpoints
+from varec import models
+from varec import train_lib
+
+_H5 = flags.DEFINE_string("h5", None, "Keras HDF5 file (full model or weights only).")
+_OUT = flags.DEFINE_string("out", None,
+                           "New folder for the checkpoint; pass it as config.init_from.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config whose CNN+RNN variables to fill (default: configs/rnn10.py).")
+
+IMAGE_SIZE = 96
+# Kinds of the layers with weights in `simple_cnn_ccc_loss`, in order, and
+# where each goes in FrameCNN's variables: (collection, module, Flax name, Keras name).
+_LAYERS = (
+    ("batchnorm", (("params", "BatchNorm_0", "scale", "gamma"),
+                   ("params", "BatchNorm_0", "bias", "beta"),
+                   ("batch_stats", "BatchNorm_0", "mean", "moving_mean"),
+                   ("batch_stats", "BatchNorm_0", "var", "moving_variance"))),
+    ("conv", (("params", "Conv_0", "kernel", "kernel"),)),
+    ("conv", (("params", "Conv_1", "kernel", "kernel"),)),
+    ("conv", (("params", "Conv_2", "kernel", "kernel"),)),
+    # Keras flattens the pooled (2, 2, 256) map in (row, column, channel)
+    # order, and so does FrameCNN's reshape of `quadrant_pool`'s (..., 2, 2, C)
+    # output, so the Dense kernel rows need no reordering.
+    ("dense", (("params", "features", "kernel", "kernel"),
+               ("params", "features", "bias", "bias"))),
+    ("dense", (("params", "va", "kernel", "kernel"), ("params", "va", "bias", "bias"))),
+)
+
+
+def _conv(padding):
+  return {"padding": padding, "strides": [1, 1], "dilation_rate": [1, 1], "activation": "relu",
+          "data_format": "channels_last"}
+
+
+def _pool(size):
+  return {"pool_size": [size, size], "strides": [size, size], "padding": "valid",
+          "data_format": "channels_last"}
+
+
+# The settings of `simple_cnn_ccc_loss` that the weights do not show, checked
+# when a full-model file carries its `model_config`. FrameCNN's BatchNorm uses
+# Keras' default epsilon 1e-3.
+_KERAS_CNN = (
+    ("BatchNormalization", {"epsilon": 1e-3}),
+    ("Conv2D", _conv("same")),
+    ("MaxPooling2D", _pool(2)),
+    ("Conv2D", _conv("valid")),
+    ("MaxPooling2D", _pool(2)),
+    ("Conv2D", _conv("valid")),
+    ("AveragePooling2D", _pool(9)),
+    ("Flatten", {"data_format": "channels_last"}),
+    ("Dense", {"activation": "linear"}),
+    ("Dropout", {}),
+    ("Dense", {"activation": "linear"}),
+)
+_RECURRENT = ("GRU", "LSTM", "SimpleRNN", "RNN", "Bidirectional", "CuDNNGRU", "CuDNNLSTM")
+
+
+class KerasImportError(ValueError):
+  """A file that is not Rangulov & Fahim's CNN in Keras 2's HDF5 layout."""
+
+
+def _strings(values) -> list[str]:
+  return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _read_layers(path: pathlib.Path) -> tuple[list[tuple[str, dict]], dict | None]:
+  """([(layer name, {weight name: array})] in file order, the model config or None)."""
+  with h5py.File(path, "r") as f:
+    root = f["model_weights"] if "model_weights" in f else f
+    if "layer_names" not in root.attrs:
+      raise KerasImportError(f"{path} is not a Keras HDF5 model or weights file "
+                             "(no layer_names attribute)")
+    config = json.loads(f.attrs["model_config"]) if "model_config" in f.attrs else None
+    layers = {}
+    for layer_name in _strings(root.attrs["layer_names"]):
+      group = root[layer_name]
+      for weight_name in _strings(group.attrs["weight_names"]):
+        # "conv2d/kernel:0", "gru/gru_cell/kernel:0"; a nested model's group
+        # lists the weights of all its layers.
+        owner, _, leaf = weight_name.rpartition("/")
+        layers.setdefault((layer_name, owner or layer_name), {})[leaf.removesuffix(":0")] = (
+            np.asarray(group[weight_name], np.float32))
+  return [(owner, weights) for (_, owner), weights in layers.items()], config
+
+
+def _kind(path, name: str, weights: dict) -> str:
+  if "recurrent_kernel" in weights:
+    return "recurrent"
+  if "moving_mean" in weights:
+    return "batchnorm"
+  kernel = weights.get("kernel")
+  if kernel is not None and kernel.ndim in (2, 4):
+    return "conv" if kernel.ndim == 4 else "dense"
+  shapes = {k: v.shape for k, v in weights.items()}
+  raise KerasImportError(f"{path}: layer {name!r} has weights {shapes}; FrameCNN has no such layer")
+
+
+def _layer_configs(node) -> list[tuple[str, dict]]:
+  """(class name, config) of every layer in a Keras model config, depth first."""
+  config = node["config"]
+  layers = config if isinstance(config, list) else config.get("layers")  # A list: Keras < 2.2.
+  if layers is not None:
+    return [c for layer in layers for c in _layer_configs(layer)]
+  if "layer" in config:  # TimeDistributed and other wrappers.
+    return _layer_configs(config["layer"])
+  return [(node["class_name"], config)]
+
+
+def _input_shape(node):
+  """The first `batch_input_shape` (Keras 2) or `batch_shape` (Keras 3) in a config."""
+  if isinstance(node, dict):
+    for key in ("batch_input_shape", "batch_shape"):
+      if node.get(key):
+        return node[key]
+    children = node.values()
+  elif isinstance(node, list):
+    children = node
+  else:
+    return None
+  return next((s for s in map(_input_shape, children) if s is not None), None)
+
+
+def _check_config(path, model_config: dict) -> None:
+  """Raises if the Keras layers differ from FrameCNN's where the weights cannot tell."""
+  shape = _input_shape(model_config)
+  if shape is not None and list(shape[-3:]) != [IMAGE_SIZE, IMAGE_SIZE, 1]:
+    raise KerasImportError(f"{path}: the Keras model takes inputs of shape {shape}; FrameCNN "
+                           f"was built for ({IMAGE_SIZE}, {IMAGE_SIZE}, 1) grayscale frames")
+  layers = [(c, cfg) for c, cfg in _layer_configs(model_config) if c != "InputLayer"]
+  end = next((i for i, (c, _) in enumerate(layers) if c in _RECURRENT), len(layers))
+  found = [c for c, _ in layers[:end]]
+  if found != [c for c, _ in _KERAS_CNN]:
+    raise KerasImportError(f"{path}: the Keras CNN's layers are {found}, not "
+                           f"{[c for c, _ in _KERAS_CNN]} as in simple_cnn_ccc_loss")
+  for (class_name, expected), (_, config) in zip(_KERAS_CNN, layers):
+    for key, want in expected.items():
+      got = config.get(key)
+      if key == "data_format" and got is None:  # None means Keras' default, channels_last.
+        got = "channels_last"
+      if isinstance(got, (list, tuple)):
+        got = list(got)
+      if not (np.isclose(got, want) if isinstance(got, float) else got == want):
+        raise KerasImportError(f"{path}: layer {config.get('name')!r} ({class_name}) has "
+                               f"{key}={got!r}; FrameCNN needs {want!r}")
+
+
+def _frame_cnn_shapes() -> dict:
+  dummy = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.uint8)
+  return jax.eval_shape(lambda: models.FrameCNN().init(jax.random.PRNGKey(0), dummy, train=False))
+
+
+def convert(h5_path) -> tuple[dict, dict]:
+  """Rangulov & Fahim's Keras CNN in `h5_path` -> (FrameCNN params, batch_stats)."""
+  path = pathlib.Path(h5_path)
+  layers, model_config = _read_layers(path)
+  kinds = [_kind(path, name, weights) for name, weights in layers]
+  if "recurrent" in kinds:
+    end = kinds.index("recurrent")
+    logging.info("%s: ignoring the RNN part (layers %s); varec's RNN keeps its fresh "
+                 "initialisation", path, [name for name, _ in layers[end:]])
+    layers, kinds = layers[:end], kinds[:end]
+  expected_kinds = [kind for kind, _ in _LAYERS]
+  if kinds != expected_kinds:
+    raise KerasImportError(f"{path}: its layers with weights are "
+                           f"{[f'{n} ({k})' for (n, _), k in zip(layers, kinds)]}; "
+                           f"simple_cnn_ccc_loss has {expected_kinds}")
+  if model_config is not None:
+    _check_config(path, model_config)
+  shapes = _frame_cnn_shapes()
+  variables = {"params": {}, "batch_stats": {}}
+  for (name, weights), (_, targets) in zip(layers, _LAYERS):
+    extra = set(weights) - {keras for *_, keras in targets}
+    if extra:
+      raise KerasImportError(f"{path}: layer {name!r} has weights {sorted(extra)} that "
+                             "FrameCNN lacks (e.g. a convolution bias)")
+    for collection, module, leaf, keras in targets:
+      if keras not in weights:
+        raise KerasImportError(f"{path}: layer {name!r} has no {keras!r} weight")
+      want = shapes[collection][module][leaf].shape
+      if weights[keras].shape != want:
+        raise KerasImportError(f"{path}: layer {name!r} {keras} has shape "
+                               f"{weights[keras].shape}; FrameCNN's {module}/{leaf} needs {want}")
+      variables[collection].setdefault(module, {})[leaf] = weights[keras]
+    logging.info("Keras layer %r -> FrameCNN %s", name, targets[0][1])
+  return variables["params"], variables["batch_stats"]
+
+
+def write_checkpoint(h5_path, out, config) -> pathlib.Path:
+  """Writes `config`'s CNN+RNN variables with the Keras CNN into a new checkpoint folder `out`."""
+  h5_path, out = pathlib.Path(h5_path).absolute(), pathlib.Path(out)
+  if (out / "checkpoints").exists():
+    raise FileExistsError(f"{out} already holds checkpoints; choose a new --out")
+  params, batch_stats = convert(h5_path)
+  variables = train_lib.init_variables(config, jax.random.PRNGKey(config.seed), window_length=1)
+  fresh = {"params": variables["params"]["cnn"], "batch_stats": variables["batch_stats"]["cnn"]}
+  converted = {"params": params, "batch_stats": batch_stats}
+  if jax.tree_util.tree_map(np.shape, fresh) != jax.tree_util.tree_map(np.shape, converted):
+    raise KerasImportError(f"config.model {dict(config.model)} does not build the Keras CNN "
+                           "(filters (64, 128, 256), kernel_size 5, num_features 300)")
+  if config.data.image_size != IMAGE_SIZE:
+    logging.warning("config.data.image_size is %d; the Keras CNN was trained at %d",
+                    config.data.image_size, IMAGE_SIZE)
+  variables = {"params": {**variables["params"], "cnn": params},
+               "batch_stats": {**variables["batch_stats"], "cnn": batch_stats}}
+  meta = {"source": str(h5_path), "source_sha256": hashlib.sha256(h5_path.read_bytes()).hexdigest(),
+          "config": json.loads(config.to_json())}
+  manager = checkpoints.managers(out)[checkpoints.LATEST]
+  # Orbax refuses an empty item, and no optimiser has run yet.
+  checkpoints.save(manager, 0, variables, {"count": np.zeros((), np.int32)}, meta)
+  manager.wait_until_finished()
+  return out
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = rnn10.get_config() if _CONFIG.value is None else _CONFIG.value
+  out = write_checkpoint(_H5.value, _OUT.value, config)
+  print(f"Wrote {out}; train with --config.init_from={out}")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["h5", "out"])
+  app.run(main)
