@@ -7,7 +7,7 @@ Writes, per video, into <output>/<video name>/: frames.csv (frame, time, face
 found, face box, valence, arousal, nearest emotion), summary.json (majority
 emotion, PN group, mean valence/arousal, share of frames with a face),
 trajectory.png, and with --annotate annotated.mp4. A bad file is reported and
-skipped; the other files of a folder still finish.
+skipped; the other files of a folder still finish, and the exit status is 1.
 """
 
 import json
@@ -65,7 +65,7 @@ def main(argv):
           f"{summary['face_share']:.0%} of {summary['frames']} frames -> {out}")
   if failed:
     print(f"{len(failed)} of {len(files)} video(s) failed:", *failed, sep="\n  ", file=sys.stderr)
-    sys.exit(1 if len(failed) == len(files) else 0)
+    sys.exit(1)
 
 
 if __name__ == "__main__":
