@@ -9,9 +9,11 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
+from configs import demo  # pylint: disable=g-import-not-at-top
 from data_builder.adfes import adfes_dataset_builder  # pylint: disable=g-import-not-at-top
 from varec import preprocessing  # pylint: disable=g-import-not-at-top
 from varec import synthetic  # pylint: disable=g-import-not-at-top
+from varec import train_lib  # pylint: disable=g-import-not-at-top
 from varec import video_dataset  # pylint: disable=g-import-not-at-top
 
 TINY = preprocessing.PreprocessConfig(image_size=32, num_labelled_frames=20, detect_every=5)
@@ -86,3 +88,24 @@ def tiny_builder(manual_dir, tmp_path_factory):
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=manual_dir, try_download_gcs=False))
   return builder
+
+
+def tiny_config():
+  """The demo config shrunk to seconds: 32x32 frames, 4/8/8 filters, 1-2 epochs."""
+  config = demo.get_config()
+  config.data.image_size = 32
+  config.model.filters = (4, 8, 8)
+  config.model.num_features = 16
+  config.cnn.num_epochs, config.cnn.batch_size = 2, 32
+  config.rnn.num_epochs, config.rnn.batch_size = 2, 4
+  config.joint.num_epochs, config.joint.batch_size = 1, 4
+  config.stages = ("cnn", "rnn")
+  return config
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tiny_builder, tmp_path_factory):
+  """(workdir, final validation metrics) of a tiny model trained on `tiny_builder`."""
+  workdir = tmp_path_factory.mktemp("run")
+  final = train_lib.train_and_evaluate(tiny_config(), workdir, builder=tiny_builder)
+  return workdir, final

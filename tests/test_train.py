@@ -6,22 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from configs import demo
 from varec import checkpoints
 from varec import train_lib
 
-
-def tiny_config(**stages):
-  config = demo.get_config()
-  config.data.image_size = 32
-  config.model.filters = (4, 8, 8)
-  config.model.num_features = 16
-  config.cnn.num_epochs, config.cnn.batch_size = 2, 32
-  config.rnn.num_epochs, config.rnn.batch_size = 2, 4
-  config.joint.num_epochs, config.joint.batch_size = 1, 4
-  config.stages = ("cnn", "rnn")
-  config.update_from_flattened_dict(stages)
-  return config
+from tests.conftest import tiny_config
 
 
 def _flat(tree):
@@ -70,10 +58,8 @@ def test_optimizer_settings():
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_builder, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("run")
-  final = train_lib.train_and_evaluate(tiny_config(), workdir, builder=tiny_builder)
-  return workdir, final
+def trained(trained_workdir):
+  return trained_workdir
 
 
 def test_training_writes_metrics_and_checkpoints(trained):

@@ -1,0 +1,82 @@
+"""Evaluation: window tiling, decisions, splits, figures, bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from varec import emotions
+from varec import evaluation
+from varec import inference
+
+E = emotions.emotion_index
+
+
+def test_covering_windows_match_training_windows_and_cover_every_frame():
+  np.testing.assert_array_equal(inference.covering_window_starts(50, 10), [0, 10, 20, 30, 40])
+  starts = inference.covering_window_starts(153, 10)
+  # End-aligned like the training windows (140, 130, ... ), plus one at 0.
+  assert starts[0] == 0 and starts[1] == 3 and starts[-1] == 143
+  covered = np.zeros(153, bool)
+  for s in starts:
+    covered[s:s + 10] = True
+  assert covered.all()
+  with pytest.raises(ValueError, match="shorter than one window"):
+    inference.covering_window_starts(5, 10)
+
+
+def test_decide_votes_over_labelled_frames_only():
+  protos = emotions.prototype_array()
+  pred = np.concatenate([np.tile(protos[E("neutral")], (30, 1)), np.tile(protos[E("joy")], (20, 1))])
+  labelled = np.zeros(50, bool)
+  labelled[-20:] = True
+  nearest, vote, counts = evaluation.decide(pred, labelled, protos)
+  assert vote == E("joy") and counts[E("joy")] == 20 and counts.sum() == 20
+  assert (nearest[:30] == E("neutral")).all()
+
+
+def test_split_speakers_joins_and_rejects():
+  meta = {"speakers": {"train": ["a"], "validation": ["b"], "test": ["c"]}}
+  assert evaluation.split_speakers(meta, "train+validation") == ["a", "b"]
+  with pytest.raises(evaluation.EvaluationError, match="unknown split"):
+    evaluation.split_speakers(meta, "holdout")
+
+
+def test_evaluate_and_write_every_file(trained_workdir, tiny_builder, tmp_path):
+  workdir, _ = trained_workdir
+  model, results = evaluation.evaluate(workdir, ("validation", "test"), builder=tiny_builder)
+  written = evaluation.write_outputs(model, results, tmp_path)
+  metrics = json.loads((tmp_path / "metrics.json").read_text())
+  assert set(metrics["splits"]) == {"validation", "test"}
+  videos = pd.read_csv(tmp_path / "videos.csv")
+  # 1 actor and its mirror image per split, 2 emotions each.
+  assert (videos.groupby("split").size() == 4).all()
+  vote_columns = [c for c in videos.columns if c.startswith("votes_")]
+  assert (videos[vote_columns].sum(axis=1) == 20).all()  # The tiny set labels 20 frames.
+  names = {p.name for p in written["figures"]}
+  assert {"fig4_confusion_test.png", "fig5_distribution_validation.png"} <= names
+  assert sum(p.parent.parent.name == "fig6" for p in written["figures"]) == 8
+  assert sum(p.parent.parent.name == "fig7" for p in written["figures"]) == 4
+  assert all(p.stat().st_size > 10_000 for p in written["figures"])
+  assert "PN-acc" in evaluation.summary(results)
+
+
+def test_checkpoint_whose_dataset_is_not_built(trained_workdir, tmp_path):
+  workdir, _ = trained_workdir
+  model = inference.TrainedModel.load(workdir)
+  from data_builder.adfes import adfes_dataset_builder  # pylint: disable=g-import-not-at-top
+  from tests.conftest import TINY_CONFIG  # pylint: disable=g-import-not-at-top
+  empty = adfes_dataset_builder.Builder(config=TINY_CONFIG, data_dir=tmp_path)
+  with pytest.raises(evaluation.EvaluationError, match="is not built.*varec.build_dataset"):
+    evaluation.evaluate(workdir, builder=empty)
+  assert model.config.data.name == "synthetic_adfes"
+
+
+def test_split_without_videos(trained_workdir, tiny_builder):
+  workdir, _ = trained_workdir
+  model = inference.TrainedModel.load(workdir)
+  model.meta["speakers"]["test"] = ["nobody"]
+  predictor = inference.VideoPredictor(model)
+  with pytest.raises(evaluation.EvaluationError, match="has no videos"):
+    evaluation.evaluate_split(model, predictor, tiny_builder, "test")

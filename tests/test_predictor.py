@@ -1,0 +1,103 @@
+"""predict.py and varec.predictor: outputs, faceless frames, resampling, bad input."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from varec import predictor as predictor_lib
+from varec import preprocessing
+from varec import synthetic
+
+from tests.conftest import write_video
+
+ROOT = pathlib.Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_workdir):
+  return predictor_lib.Predictor.from_checkpoint(trained_workdir[0], batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory, synthetic_clip):
+  """8 frames without a face, then 24 with one (320x240, 25 fps)."""
+  blank = np.full((8,) + synthetic_clip.shape[1:], 120, np.uint8)
+  return write_video(tmp_path_factory.mktemp("videos") / "clip.mp4",
+                     np.concatenate([blank, synthetic_clip]))
+
+
+def test_predict_video_writes_every_output(predictor, face_video, tmp_path):
+  frames = predictor.predict_video(face_video, tmp_path, annotate=True)
+  assert list(frames.columns) == list(predictor_lib.FRAME_COLUMNS)
+  assert len(frames) == 32
+  np.testing.assert_allclose(frames.time_s, np.arange(32) / 25.0)
+  # No face: empty values, not invented numbers.
+  assert not frames.face_found[:8].any() and frames.valence[:8].isna().all()
+  assert frames.face_found[12:].all() and frames.valence[12:].notna().all()
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  counts = frames.nearest_emotion.value_counts()
+  assert summary["votes"] == counts.to_dict()
+  assert counts[summary["emotion"]] == counts.max()
+  assert summary["pn_group"] in ("negative", "neutral", "positive")
+  assert 0.5 < summary["face_share"] < 1.0
+  assert summary["mean_valence"] == pytest.approx(frames.valence.mean(), abs=1e-4)
+  assert (tmp_path / "trajectory.png").stat().st_size > 10_000
+  capture = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
+  assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 32
+  capture.release()
+
+
+def test_python_api_returns_a_table_without_writing(predictor, face_video):
+  frames = predictor.predict_video(face_video)
+  assert isinstance(frames, pd.DataFrame) and len(frames) == 32
+
+
+def test_predictions_do_not_depend_on_batch_size(trained_workdir, predictor, face_video):
+  other = predictor_lib.Predictor.from_checkpoint(trained_workdir[0], batch_size=5)
+  a = predictor.predict_video(face_video)
+  b = other.predict_video(face_video)
+  np.testing.assert_allclose(a.valence.to_numpy(float), b.valence.to_numpy(float), atol=1e-5)
+
+
+def test_stream_resamples_50_to_25_fps(tmp_path, synthetic_clip):
+  path = tmp_path / "fast.mp4"
+  synthetic.write_video(path, synthetic_clip, fps=50.0)
+  frames = list(predictor_lib.stream_frames(path, 25.0))
+  assert len(frames) == 12
+  assert [t for _, t, _ in frames][:3] == [0.0, 0.04, 0.08]
+
+
+def test_bad_inputs(predictor, tmp_path):
+  text = tmp_path / "notes.mp4"
+  text.write_text("not a video")
+  with pytest.raises(preprocessing.VideoError, match="cannot be opened"):
+    predictor.predict_video(text)
+  empty = tmp_path / "empty.mp4"
+  empty.write_bytes(b"")
+  with pytest.raises(preprocessing.VideoError, match="empty file"):
+    predictor.predict_video(empty)
+  faceless = write_video(tmp_path / "wall.mp4", np.full((12, 120, 160, 3), 90, np.uint8))
+  with pytest.raises(preprocessing.VideoError, match="no face found in any of 12 frames"):
+    predictor.predict_video(faceless)
+  with pytest.raises(preprocessing.VideoError, match="file not found"):
+    predictor.predict_video(tmp_path / "missing.mp4")
+
+
+def test_folder_run_reports_bad_files_and_finishes_the_others(trained_workdir, face_video, tmp_path):
+  folder = tmp_path / "in"
+  folder.mkdir()
+  (folder / "good.mp4").write_bytes(face_video.read_bytes())
+  (folder / "broken.avi").write_bytes(b"\x00" * 1000)
+  result = subprocess.run(
+      [sys.executable, "predict.py", f"--checkpoint={trained_workdir[0]}", f"--video={folder}",
+       f"--output={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True, check=False)
+  assert result.returncode == 1
+  assert "broken.avi" in result.stderr and "cannot be opened" in result.stderr
+  assert (tmp_path / "out" / "good" / "summary.json").exists()
+  assert "good.mp4" in result.stdout
