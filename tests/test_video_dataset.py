@@ -4,14 +4,12 @@ import pathlib
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from data_builder.adfes import adfes_dataset_builder
 from varec import preprocessing
-from varec import synthetic
 from varec import video_dataset
 
 from tests.conftest import EXPECTED_SKIPS, TINY, TINY_CONFIG, write_video as _write

@@ -111,5 +111,5 @@ def emotion_trajectories(trajectories: dict[str, np.ndarray], emotion: str, titl
     ax.plot(va[:, 0], va[:, 1], color=colour, lw=0.8, alpha=0.8, label=speaker)
     ax.scatter(*va[-1], color=colour, s=25, zorder=4)
   ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=6,
-            title=f"speaker\n(dot = last frame)", title_fontsize=7)
+            title="speaker\n(dot = last frame)", title_fontsize=7)
   return _save(fig, path)

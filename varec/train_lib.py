@@ -16,11 +16,9 @@ import dataclasses
 import functools
 import json
 import pathlib
-import time
 from typing import Any, Callable
 
 from absl import logging
-from flax import struct
 from flax.training import train_state
 import jax
 import jax.numpy as jnp

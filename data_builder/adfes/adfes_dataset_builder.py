@@ -5,7 +5,6 @@
 See `MANUAL_DOWNLOAD_INSTRUCTIONS` for the layout.
 """
 
-import tensorflow_datasets as tfds
 
 from varec import video_dataset
 

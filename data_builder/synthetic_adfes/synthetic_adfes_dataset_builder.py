@@ -10,7 +10,6 @@ named like ADFES, and then runs exactly the ADFES code path on them.
 import dataclasses
 import pathlib
 
-import tensorflow_datasets as tfds
 
 from varec import synthetic
 from varec import video_dataset
