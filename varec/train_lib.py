@@ -185,12 +185,18 @@ def predict(step_fn, state, inputs: np.ndarray, batch_size: int) -> np.ndarray:
 # -- Data per stage --------------------------------------------------------------
 
 
+@functools.cache
+def _feature_fn(filters: tuple[int, ...], kernel_size: int, num_features: int):
+  """The CNN's feature vector in inference mode, compiled once per architecture."""
+  cnn = models.FrameCNN(filters=filters, kernel_size=kernel_size, num_features=num_features)
+  return jax.jit(lambda variables, x: cnn.apply(variables, x, train=False)[0])
+
+
 def extract_features(config, variables: dict, frames: np.ndarray) -> np.ndarray:
   """300-d CNN features of windows (N, T, S, S, 1) -> (N, T, F), in inference mode."""
-  cnn = models.FrameCNN(filters=tuple(config.model.filters), kernel_size=config.model.kernel_size,
-                        num_features=config.model.num_features)
+  fn = _feature_fn(tuple(config.model.filters), config.model.kernel_size,
+                   config.model.num_features)
   cnn_vars = {"params": variables["params"]["cnn"], "batch_stats": variables["batch_stats"]["cnn"]}
-  fn = jax.jit(lambda v, x: cnn.apply(v, x, train=False)[0])
   n, t = frames.shape[:2]
   flat = frames.reshape((n * t,) + frames.shape[2:])
   features = predict(fn, cnn_vars, flat, config.eval_batch_size * 4)
