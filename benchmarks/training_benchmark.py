@@ -119,7 +119,7 @@ def _time_training(config, stage_name: str, variables: dict, steps: int, step_fn
 
 
 def _time_extraction(config, variables: dict, num_windows: int) -> dict:
-  """`extract_features` on random windows; it compiles on every call, so that is timed apart."""
+  """`extract_features` on random windows; the first call's compilation is timed apart."""
   s = config.data.image_size
   windows = np.random.default_rng(0).integers(0, 256, (num_windows, WINDOW, s, s, 1), np.uint8)
   calls, compile_s = [], []
@@ -229,8 +229,8 @@ def _markdown(results: dict) -> str:
       "- The gradient of `nn.max_pool` is XLA's select-and-scatter, slow on CPU; "
       "`models.max_pool` computes the same pooling and gradient as a reshape and max with a "
       "custom JVP.",
-      "- `extract_features` jits a new function on every call, so each call compiles again "
-      "(the compile column); frames/s leave that out. It runs in chunks of up to "
+      "- `extract_features` compiles once per architecture (the compile column, first call "
+      "only); frames/s leave that out. It runs in chunks of up to "
       "`4 * eval_batch_size` frames; at 96x96 it is timed on one short chunk.",
       "- Configs with the same CNN (`= config` in the stage column) share the timing of its "
       "stage and of extraction.",
