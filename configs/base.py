@@ -50,6 +50,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.rnn = get_stage_config(num_epochs=100, batch_size=128)
   config.joint = get_stage_config(num_epochs=10, batch_size=16)
 
+  # Beyond the paper (which only flips): random shifts and photometric jitter of the
+  # training frames, so that a CNN trained on few speakers generalises to new faces.
+  # --config.augment.enabled=False gives the paper's exact setup.
+  config.augment = ml_collections.ConfigDict()
+  config.augment.enabled = True  # Augment frames in the cnn and joint stages.
+  config.augment.max_shift = 0.08  # Largest translation, as a share of the crop side.
+  config.augment.max_contrast = 0.25  # Contrast scaled by a factor in 1 +- this.
+  config.augment.max_brightness = 20.0  # Gray levels added, up to +- this.
+
   config.optimizer = "adam"  # adam (lr 1e-3) | sgd (momentum 0.9, lr 0.01, as in the Keras original).
   config.momentum = 0.9  # SGD momentum.
   config.lr_schedule = "constant"  # constant | cosine (decays to 0 over each stage).
