@@ -17,10 +17,12 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m varec.build_dataset --dataset=synthetic_adfes
+	$(BIN)/python train.py --config=configs/demo.py --workdir=workdir/demo
+	$(BIN)/python eval.py --checkpoint=workdir/demo
 
 test: install
 	$(BIN)/python -m pytest -n 2 tests
 
 benchmarks: install
 	$(BIN)/python benchmarks/preprocessing_benchmark.py
+	$(BIN)/python benchmarks/training_benchmark.py

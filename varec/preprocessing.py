@@ -43,7 +43,7 @@ class PreprocessConfig:
   """Parameters of §4.5; defaults follow the paper."""
   fps: float = 25.0  # Target frame rate; other rates are resampled.
   image_size: int = 96  # Side of the square face crop.
-  face_margin: float = 0.2  # Added on each side of the face box, as a fraction of its size.
+  face_margin: float = 0.1  # Added on each side of the face box, as a fraction of its size.
   detect_max_side: int = 320  # Frames are downscaled to this longest side for detection.
   detect_every: int = 5  # Detect on every k-th frame (and the last); boxes are interpolated between.
   num_labelled_frames: int = 50  # The last N frames carry the emotion's label.
