@@ -44,9 +44,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from varec import losses  # pylint: disable=g-import-not-at-top
 from varec import models  # pylint: disable=g-import-not-at-top
 
-_OUTPUT = flags.DEFINE_string(
-    "output", str(pathlib.Path(__file__).parent / "results" / "gpu_epoch.json"),
-    "JSON file to write.")
+_OUTPUT = flags.DEFINE_string("output",
+                              str(pathlib.Path(__file__).parent / "results" / "gpu_epoch.json"),
+                              "JSON file to write.")
 _STEPS = flags.DEFINE_integer(
     "steps", None, "Steps to time per stage (epoch extrapolated); default: a whole epoch on a "
     "GPU, 3 on a CPU.")
@@ -101,8 +101,11 @@ def train_step(state: TrainState, batch: dict):
     return losses.ccc_loss(pred, batch["labels"]), (pred, batch_stats)
 
   (loss, (pred, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  metrics = {"loss": loss, "rmse": losses.rmse(pred, batch["labels"]),
-             "ccc": losses.ccc(pred, batch["labels"], axis=tuple(range(pred.ndim - 1)))}
+  metrics = {
+      "loss": loss,
+      "rmse": losses.rmse(pred, batch["labels"]),
+      "ccc": losses.ccc(pred, batch["labels"], axis=tuple(range(pred.ndim - 1)))
+  }
   return state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
 
 
@@ -110,12 +113,20 @@ def _cnn_state(cnn: models.FrameCNN, rng) -> TrainState:
   variables = cnn.init(rng, np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.uint8), train=False)
 
   def forward(params, batch_stats, inputs, rng):
-    (_, va), updates = cnn.apply({"params": params, "batch_stats": batch_stats}, inputs,
-                                 train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+    (_, va), updates = cnn.apply({
+        "params": params,
+        "batch_stats": batch_stats
+    },
+                                 inputs,
+                                 train=True,
+                                 rngs={"dropout": rng},
+                                 mutable=["batch_stats"])
     return va, updates["batch_stats"]
 
-  return TrainState.create(apply_fn=forward, params=variables["params"],
-                           tx=optax.adam(LEARNING_RATE), batch_stats=variables["batch_stats"],
+  return TrainState.create(apply_fn=forward,
+                           params=variables["params"],
+                           tx=optax.adam(LEARNING_RATE),
+                           batch_stats=variables["batch_stats"],
                            rng=rng)
 
 
@@ -126,8 +137,11 @@ def _rnn_state(rnn: models.GRUStack, rng) -> TrainState:
     del rng
     return rnn.apply({"params": params}, inputs), batch_stats
 
-  return TrainState.create(apply_fn=forward, params=variables["params"],
-                           tx=optax.adam(LEARNING_RATE), batch_stats={}, rng=rng)
+  return TrainState.create(apply_fn=forward,
+                           params=variables["params"],
+                           tx=optax.adam(LEARNING_RATE),
+                           batch_stats={},
+                           rng=rng)
 
 
 def _time_stage(state: TrainState, inputs: np.ndarray, labels: np.ndarray, steps) -> dict:
@@ -154,9 +168,17 @@ def _time_stage(state: TrainState, inputs: np.ndarray, labels: np.ndarray, steps
   # The epoch's mean metrics on the host, as train_and_evaluate logs them.
   loss = float(np.mean(jax.device_get([m["loss"] for m in metrics])))
   step_s = (time.perf_counter() - start) / steps
-  return {"batch_size": BATCH_SIZE, "steps_per_epoch": steps_per_epoch, "steps_timed": steps,
-          "compile_s": clock.seconds, "first_step_s": first_step_s, "step_ms": 1e3 * step_s,
-          "items_per_s": BATCH_SIZE / step_s, "epoch_s": step_s * steps_per_epoch, "loss": loss}
+  return {
+      "batch_size": BATCH_SIZE,
+      "steps_per_epoch": steps_per_epoch,
+      "steps_timed": steps,
+      "compile_s": clock.seconds,
+      "first_step_s": first_step_s,
+      "step_ms": 1e3 * step_s,
+      "items_per_s": BATCH_SIZE / step_s,
+      "epoch_s": step_s * steps_per_epoch,
+      "loss": loss
+  }
 
 
 def _time_extraction(cnn: models.FrameCNN, variables: dict, frames: np.ndarray) -> dict:
@@ -173,9 +195,14 @@ def _time_extraction(cnn: models.FrameCNN, variables: dict, frames: np.ndarray) 
     pad = chunk - len(x)
     np.asarray(fn(variables, np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) if pad else x))
   seconds = time.perf_counter() - start
-  return {"frames": len(frames), "chunk": chunk, "compile_s": clock.seconds,
-          "first_chunk_s": first_chunk_s, "items_per_s": len(frames) / seconds,
-          "epoch_s": seconds * TRAIN_FRAMES / len(frames)}
+  return {
+      "frames": len(frames),
+      "chunk": chunk,
+      "compile_s": clock.seconds,
+      "first_chunk_s": first_chunk_s,
+      "items_per_s": len(frames) / seconds,
+      "epoch_s": seconds * TRAIN_FRAMES / len(frames)
+  }
 
 
 def main(argv):
@@ -192,11 +219,17 @@ def main(argv):
   cnn = models.FrameCNN(filters=FILTERS, num_features=NUM_FEATURES)
   cnn_state = _cnn_state(cnn, jax.random.PRNGKey(0))
   cnn_variables = {"params": cnn_state.params, "batch_stats": cnn_state.batch_stats}
-  results = {"config": "configs/rnn10.py", "device": jax.devices()[0].device_kind,
-             "backend": backend, "jax": jax.__version__, "flax": flax.__version__,
-             "train_frames": TRAIN_FRAMES, "train_windows": TRAIN_FRAMES // WINDOW}
-  results["extract"] = _time_extraction(
-      cnn, cnn_variables, frames if steps is None else frames[:steps * BATCH_SIZE])
+  results = {
+      "config": "configs/rnn10.py",
+      "device": jax.devices()[0].device_kind,
+      "backend": backend,
+      "jax": jax.__version__,
+      "flax": flax.__version__,
+      "train_frames": TRAIN_FRAMES,
+      "train_windows": TRAIN_FRAMES // WINDOW
+  }
+  results["extract"] = _time_extraction(cnn, cnn_variables,
+                                        frames if steps is None else frames[:steps * BATCH_SIZE])
   results["cnn"] = _time_stage(cnn_state, frames, frame_labels, steps)
   results["rnn"] = _time_stage(_rnn_state(models.GRUStack(HIDDEN_SIZES), jax.random.PRNGKey(1)),
                                features, window_labels, steps)

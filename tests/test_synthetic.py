@@ -17,187 +17,196 @@ SAMPLE = (0, 8, 13, 18, 21)
 
 @pytest.fixture(scope="module")
 def speakers():
-    return synthetic.make_speakers()
+  return synthetic.make_speakers()
 
 
 @pytest.fixture(scope="module")
 def detector():
-    return dlib.get_frontal_face_detector()
+  return dlib.get_frontal_face_detector()
 
 
 def _gray(frame):
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+  return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
 
 
 def _face_box(detector, frame):
-    faces = detector(_gray(frame), 0)
-    assert faces, "no face found"
-    r = faces[0]
-    return r.top(), r.bottom(), r.left(), r.right()
+  faces = detector(_gray(frame), 0)
+  assert faces, "no face found"
+  r = faces[0]
+  return r.top(), r.bottom(), r.left(), r.right()
 
 
 def _moved_diff(a, b, box, inner=True, search=6):
-    """Mean |a - b| over the face box, minimised over shifts of b up to `search` px.
+  """Mean |a - b| over the face box, minimised over shifts of b up to `search` px.
 
     Frames are blurred to suppress sensor noise, and the shift search discounts the
     small head translations, so what remains is the change of the face itself.
     `inner` keeps the central part of the box, away from hair and outline edges.
     """
-    a, b = (cv2.GaussianBlur(_gray(f).astype(np.float32), (0, 0), 1.5) for f in (a, b))
-    y0, y1, x0, x1 = box
-    if inner:
-        sy, sx = (y1 - y0) // 7, (x1 - x0) // 7
-        y0, y1, x0, x1 = y0 + sy, y1 - sy, x0 + sx, x1 - sx
-    y0, x0 = max(y0, search), max(x0, search)
-    y1, x1 = min(y1, a.shape[0] - search), min(x1, a.shape[1] - search)
-    ref = a[y0:y1, x0:x1]
-    return min(np.abs(b[y0 + dy:y1 + dy, x0 + dx:x1 + dx] - ref).mean()
-               for dy in range(-search, search + 1) for dx in range(-search, search + 1))
+  a, b = (cv2.GaussianBlur(_gray(f).astype(np.float32), (0, 0), 1.5) for f in (a, b))
+  y0, y1, x0, x1 = box
+  if inner:
+    sy, sx = (y1 - y0) // 7, (x1 - x0) // 7
+    y0, y1, x0, x1 = y0 + sy, y1 - sy, x0 + sx, x1 - sx
+  y0, x0 = max(y0, search), max(x0, search)
+  y1, x1 = min(y1, a.shape[0] - search), min(x1, a.shape[1] - search)
+  ref = a[y0:y1, x0:x1]
+  return min(
+      np.abs(b[y0 + dy:y1 + dy, x0 + dx:x1 + dx] - ref).mean()
+      for dy in range(-search, search + 1)
+      for dx in range(-search, search + 1))
 
 
 def test_speaker_ids(speakers):
-    assert [s.speaker_id for s in speakers] == (
-        [f"F{i:02d}" for i in range(1, 11)] + [f"M{i:02d}" for i in range(1, 13)])
-    more = synthetic.make_speakers(24)
-    assert [s.speaker_id for s in more][-3:] == ["M11", "M12", "M13"]
-    assert "F11" in {s.speaker_id for s in more}
-    # An actor's looks do not depend on how many actors are made.
-    assert more[0] == speakers[0]
-    assert synthetic.make_speakers(22, seed=1)[0] != speakers[0]
+  assert [s.speaker_id for s in speakers
+         ] == ([f"F{i:02d}" for i in range(1, 11)] + [f"M{i:02d}" for i in range(1, 13)])
+  more = synthetic.make_speakers(24)
+  assert [s.speaker_id for s in more][-3:] == ["M11", "M12", "M13"]
+  assert "F11" in {s.speaker_id for s in more}
+  # An actor's looks do not depend on how many actors are made.
+  assert more[0] == speakers[0]
+  assert synthetic.make_speakers(22, seed=1)[0] != speakers[0]
 
 
 def test_same_seed_same_frames(speakers):
-    a = synthetic.render_video(speakers[3], "joy", seed=3, num_frames=8)
-    b = synthetic.render_video(speakers[3], "joy", seed=3, num_frames=8)
-    c = synthetic.render_video(speakers[3], "joy", seed=4, num_frames=8)
-    assert a.dtype == np.uint8 and a.shape == (8, 288, 360, 3)
-    np.testing.assert_array_equal(a, b)
-    assert np.abs(a.astype(int) - c).mean() > 0.5
+  a = synthetic.render_video(speakers[3], "joy", seed=3, num_frames=8)
+  b = synthetic.render_video(speakers[3], "joy", seed=3, num_frames=8)
+  c = synthetic.render_video(speakers[3], "joy", seed=4, num_frames=8)
+  assert a.dtype == np.uint8 and a.shape == (8, 288, 360, 3)
+  np.testing.assert_array_equal(a, b)
+  assert np.abs(a.astype(int) - c).mean() > 0.5
 
 
 def test_default_duration_and_held_apex(speakers, detector):
-    for i, emotion in [(0, "surprise"), (9, "sadness"), (14, "joy"), (20, "neutral")]:
-        video = synthetic.render_video(speakers[i], emotion, seed=i)
-        assert 140 <= len(video) <= 162, (i, emotion, len(video))
-        if emotion == "neutral":
-            continue
-        # The labelled last 50 frames hold the apex: they differ from each other far
-        # less than from the neutral start.
-        box = _face_box(detector, video[0])
-        rise = _moved_diff(video[0], video[-50], box)
-        hold = _moved_diff(video[-50], video[-1], box)
-        assert hold < 0.4 * rise, (emotion, rise, hold)
-    lengths = {len(synthetic.render_video(speakers[1], "anger", seed=s, size=(96, 80)))
-               for s in range(6)}
-    assert len(lengths) > 1 and all(140 <= n <= 162 for n in lengths)
+  for i, emotion in [(0, "surprise"), (9, "sadness"), (14, "joy"), (20, "neutral")]:
+    video = synthetic.render_video(speakers[i], emotion, seed=i)
+    assert 140 <= len(video) <= 162, (i, emotion, len(video))
+    if emotion == "neutral":
+      continue
+    # The labelled last 50 frames hold the apex: they differ from each other far
+    # less than from the neutral start.
+    box = _face_box(detector, video[0])
+    rise = _moved_diff(video[0], video[-50], box)
+    hold = _moved_diff(video[-50], video[-1], box)
+    assert hold < 0.4 * rise, (emotion, rise, hold)
+  lengths = {
+      len(synthetic.render_video(speakers[1], "anger", seed=s, size=(96, 80))) for s in range(6)
+  }
+  assert len(lengths) > 1 and all(140 <= n <= 162 for n in lengths)
 
 
 def test_speakers_look_different(speakers):
-    first = np.array([synthetic.render_video(s, "neutral", num_frames=1)[0] for s in speakers],
-                     np.float32)
-    h, w = first.shape[1:3]
-    centre = first[:, h // 4:3 * h // 4, w // 3:2 * w // 3]  # Mostly face.
-    # Baseline: the same actor in another video differs only by noise and head jitter.
-    same = max(np.abs(synthetic.render_video(s, "neutral", seed=1, num_frames=1)[0] - f).mean()
-               for s, f in zip(speakers[:4], first))
-    assert same < 5
-    # 10 grey levels on average is twice the worst same-actor difference; different
-    # actors differ in skin, hair, background, lighting, position and scale at once.
-    for region in (first, centre):
-        worst = min(np.abs(a - b).mean() for a, b in itertools.combinations(region, 2))
-        assert worst > 2 * max(same, 5), worst
+  first = np.array([synthetic.render_video(s, "neutral", num_frames=1)[0] for s in speakers],
+                   np.float32)
+  h, w = first.shape[1:3]
+  centre = first[:, h // 4:3 * h // 4, w // 3:2 * w // 3]  # Mostly face.
+  # Baseline: the same actor in another video differs only by noise and head jitter.
+  same = max(
+      np.abs(synthetic.render_video(s, "neutral", seed=1, num_frames=1)[0] - f).mean()
+      for s, f in zip(speakers[:4], first))
+  assert same < 5
+  # 10 grey levels on average is twice the worst same-actor difference; different
+  # actors differ in skin, hair, background, lighting, position and scale at once.
+  for region in (first, centre):
+    worst = min(np.abs(a - b).mean() for a, b in itertools.combinations(region, 2))
+    assert worst > 2 * max(same, 5), worst
 
 
 def test_expressions_rise(speakers, detector):
-    for i in SAMPLE:
-        start, end = {}, {}
-        for emotion in EMOTIONS:
-            video = synthetic.render_video(speakers[i], emotion, num_frames=CLIP)
-            box = _face_box(detector, video[0])
-            start[emotion] = np.mean([_moved_diff(video[0], video[k], box) for k in (1, 2, 3)])
-            # Median over the last 10 frames: robust to a blink (about 4 frames).
-            end[emotion] = np.median([_moved_diff(video[0], video[k], box)
-                                      for k in range(-10, 0)])
-        moving = [e for e in EMOTIONS if e != "neutral"]
-        for emotion in moving:
-            assert end[emotion] > 2 * start[emotion] + 0.5, (i, emotion, start[emotion], end[emotion])
-            assert end[emotion] > 1.5 * end["neutral"], (i, emotion, end[emotion], end["neutral"])
-        assert end["neutral"] < 0.5 * np.median([end[e] for e in moving]), (i, end)
+  for i in SAMPLE:
+    start, end = {}, {}
+    for emotion in EMOTIONS:
+      video = synthetic.render_video(speakers[i], emotion, num_frames=CLIP)
+      box = _face_box(detector, video[0])
+      start[emotion] = np.mean([_moved_diff(video[0], video[k], box) for k in (1, 2, 3)])
+      # Median over the last 10 frames: robust to a blink (about 4 frames).
+      end[emotion] = np.median([_moved_diff(video[0], video[k], box) for k in range(-10, 0)])
+    moving = [e for e in EMOTIONS if e != "neutral"]
+    for emotion in moving:
+      assert end[emotion] > 2 * start[emotion] + 0.5, (i, emotion, start[emotion], end[emotion])
+      assert end[emotion] > 1.5 * end["neutral"], (i, emotion, end[emotion], end["neutral"])
+    assert end["neutral"] < 0.5 * np.median([end[e] for e in moving]), (i, end)
 
 
 def test_apex_frames_differ_between_emotions(speakers, detector):
-    # Each emotion's apex must be nearer the same emotion in another video (other
-    # jitter, blinks, noise and intensity) than any other emotion: the expressions,
-    # not the nuisances, set the apex frames apart.
-    for i in (3, 18):
-        apex = [{e: synthetic.render_video(speakers[i], e, seed=seed, num_frames=CLIP)[-1]
-                 for e in EMOTIONS} for seed in (0, 5)]
-        box = _face_box(detector, apex[0]["neutral"])
-        d = np.array([[_moved_diff(apex[0][a], apex[1][b], box, inner=False) for b in EMOTIONS]
-                      for a in EMOTIONS])
-        same = np.diag(d)
-        other = np.where(np.eye(len(EMOTIONS), dtype=bool), np.inf, d)
-        nearest_other = np.minimum(other.min(0), other.min(1))
-        assert np.all(nearest_other > 1.2 * same), (i, same, nearest_other)
-        assert other.min() > 1.5, (i, other.min())
+  # Each emotion's apex must be nearer the same emotion in another video (other
+  # jitter, blinks, noise and intensity) than any other emotion: the expressions,
+  # not the nuisances, set the apex frames apart.
+  for i in (3, 18):
+    apex = [{
+        e: synthetic.render_video(speakers[i], e, seed=seed, num_frames=CLIP)[-1] for e in EMOTIONS
+    } for seed in (0, 5)]
+    box = _face_box(detector, apex[0]["neutral"])
+    d = np.array([
+        [_moved_diff(apex[0][a], apex[1][b], box, inner=False) for b in EMOTIONS] for a in EMOTIONS
+    ])
+    same = np.diag(d)
+    other = np.where(np.eye(len(EMOTIONS), dtype=bool), np.inf, d)
+    nearest_other = np.minimum(other.min(0), other.min(1))
+    assert np.all(nearest_other > 1.2 * same), (i, same, nearest_other)
+    assert other.min() > 1.5, (i, other.min())
 
 
 @pytest.mark.parametrize("size,sample", [((360, 288), SAMPLE + (3, 11)), ((640, 480), (2, 16))])
 def test_dlib_finds_faces(speakers, detector, size, sample):
-    frames = [f for i in sample for e in EMOTIONS
-              for f in synthetic.render_video(speakers[i], e, size=size, num_frames=CLIP)[::7]]
-    full = np.mean([len(detector(_gray(f), 0)) > 0 for f in frames])
-    scale = 320 / max(size)
-    small = np.mean([len(detector(cv2.resize(_gray(f), None, fx=scale, fy=scale,
-                                             interpolation=cv2.INTER_AREA), 0)) > 0
-                     for f in frames])
-    assert full >= 0.95 and small >= 0.95, (len(frames), full, small)
+  frames = [
+      f for i in sample for e in EMOTIONS
+      for f in synthetic.render_video(speakers[i], e, size=size, num_frames=CLIP)[::7]
+  ]
+  full = np.mean([len(detector(_gray(f), 0)) > 0 for f in frames])
+  scale = 320 / max(size)
+  small = np.mean([
+      len(detector(cv2.resize(_gray(f), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), 0))
+      > 0 for f in frames
+  ])
+  assert full >= 0.95 and small >= 0.95, (len(frames), full, small)
 
 
 @pytest.mark.parametrize("ext", [".mp4", ".avi"])
 def test_write_video_round_trip(speakers, tmp_path, ext):
-    frames = synthetic.render_video(speakers[2], "fear", num_frames=12, size=(160, 128))
-    path = tmp_path / f"clip{ext}"
-    synthetic.write_video(path, frames)
-    cap = cv2.VideoCapture(str(path))
-    read = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        read.append(frame)
-    cap.release()
-    assert len(read) == len(frames)
-    assert read[0].shape == frames[0].shape
-    assert np.abs(np.array(read, np.float32) - frames).mean() < 10  # Lossy codecs.
+  frames = synthetic.render_video(speakers[2], "fear", num_frames=12, size=(160, 128))
+  path = tmp_path / f"clip{ext}"
+  synthetic.write_video(path, frames)
+  cap = cv2.VideoCapture(str(path))
+  read = []
+  while True:
+    ok, frame = cap.read()
+    if not ok:
+      break
+    read.append(frame)
+  cap.release()
+  assert len(read) == len(frames)
+  assert read[0].shape == frames[0].shape
+  assert np.abs(np.array(read, np.float32) - frames).mean() < 10  # Lossy codecs.
 
 
 def test_write_video_errors(tmp_path):
-    frames = np.zeros((2, 32, 32, 3), np.uint8)
-    blocked = tmp_path / "taken.mp4"
-    blocked.mkdir()  # A directory where the file should go.
-    with pytest.raises(OSError, match="taken.mp4"):
-        synthetic.write_video(blocked, frames)
-    with pytest.raises(ValueError, match="extension"):
-        synthetic.write_video(tmp_path / "clip.gif", frames)
-    with pytest.raises(ValueError):
-        synthetic.write_video(tmp_path / "clip.mp4", frames[..., 0])
+  frames = np.zeros((2, 32, 32, 3), np.uint8)
+  blocked = tmp_path / "taken.mp4"
+  blocked.mkdir()  # A directory where the file should go.
+  with pytest.raises(OSError, match="taken.mp4"):
+    synthetic.write_video(blocked, frames)
+  with pytest.raises(ValueError, match="extension"):
+    synthetic.write_video(tmp_path / "clip.gif", frames)
+  with pytest.raises(ValueError):
+    synthetic.write_video(tmp_path / "clip.mp4", frames[..., 0])
 
 
 def test_video_file_name():
-    assert synthetic.video_file_name("F01", "anger") == "F01-Anger-Face Forward.mp4"
-    assert synthetic.video_file_name("M12", "embarrassed", ".avi") == (
-        "M12-Embarrassment-Face Forward.avi")
+  assert synthetic.video_file_name("F01", "anger") == "F01-Anger-Face Forward.mp4"
+  assert synthetic.video_file_name("M12", "embarrassed",
+                                   ".avi") == ("M12-Embarrassment-Face Forward.avi")
 
 
 def test_generate_dataset(tmp_path):
-    kwargs = dict(num_speakers=2, emotions=("joy", "anger"), size=(160, 128), num_frames=5)
-    paths = synthetic.generate_dataset(tmp_path / "a", workers=1, **kwargs)
-    assert [p.name for p in paths] == [
-        "F01-Anger-Face Forward.mp4", "F01-Joy-Face Forward.mp4",
-        "M01-Anger-Face Forward.mp4", "M01-Joy-Face Forward.mp4"]
-    assert sorted((tmp_path / "a").iterdir()) == paths
-    # Worker processes render exactly what this process renders.
-    parallel = synthetic.generate_dataset(tmp_path / "b", workers=2, **kwargs)
-    for p, q in zip(paths, parallel):
-        assert p.name == q.name and p.read_bytes() == q.read_bytes()
+  kwargs = dict(num_speakers=2, emotions=("joy", "anger"), size=(160, 128), num_frames=5)
+  paths = synthetic.generate_dataset(tmp_path / "a", workers=1, **kwargs)
+  assert [p.name for p in paths] == [
+      "F01-Anger-Face Forward.mp4", "F01-Joy-Face Forward.mp4", "M01-Anger-Face Forward.mp4",
+      "M01-Joy-Face Forward.mp4"
+  ]
+  assert sorted((tmp_path / "a").iterdir()) == paths
+  # Worker processes render exactly what this process renders.
+  parallel = synthetic.generate_dataset(tmp_path / "b", workers=2, **kwargs)
+  for p, q in zip(paths, parallel):
+    assert p.name == q.name and p.read_bytes() == q.read_bytes()
