@@ -37,6 +37,8 @@ import flax
 from flax.training import train_state
 import jax
 import numpy as np
+
+import compile_clock  # Beside this script.
 import optax
 
 # Runs from a bare checkout too (no `pip install -e .`), e.g. on a GPU machine.
@@ -64,32 +66,12 @@ TRAIN_FRAMES = 32 * 10 * 50  # Speakers x emotions x labelled frames per video.
 CPU_STEPS = 3
 # As train_lib.jitted_train_step: XLA:CPU's YNNPACK convolutions train this CNN slowly.
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
-COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
-                  "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                  "/jax/core/compile/backend_compile_duration")
 
 
 class TrainState(train_state.TrainState):
   """As `train_lib.TrainState`."""
   batch_stats: Any = None
   rng: jax.Array = None
-
-
-class _CompileClock:
-  """Seconds spent tracing, lowering and compiling while the context is open."""
-
-  def __enter__(self):
-    self.seconds = 0.0
-    jax.monitoring.register_event_duration_secs_listener(self._record)
-    return self
-
-  def __exit__(self, *exc):
-    jax.monitoring.unregister_event_duration_listener(self._record)
-
-  def _record(self, event, duration_secs, **kwargs):
-    del kwargs
-    if event in COMPILE_EVENTS:
-      self.seconds += duration_secs
 
 
 def train_step(state: TrainState, batch: dict):
@@ -156,7 +138,7 @@ def _time_stage(state: TrainState, inputs: np.ndarray, labels: np.ndarray, steps
     return {"inputs": inputs[idx], "labels": labels[idx]}
 
   start = time.perf_counter()
-  with _CompileClock() as clock:
+  with compile_clock.CompileClock() as clock:
     state, _ = jax.block_until_ready(step_fn(state, batch(0)))
   first_step_s = time.perf_counter() - start
   steps = steps_per_epoch if steps is None else min(steps, steps_per_epoch)
@@ -186,7 +168,7 @@ def _time_extraction(cnn: models.FrameCNN, variables: dict, frames: np.ndarray) 
   chunk = min(EXTRACT_CHUNK, len(frames))
   fn = jax.jit(lambda v, x: cnn.apply(v, x, train=False)[0])
   start = time.perf_counter()
-  with _CompileClock() as clock:
+  with compile_clock.CompileClock() as clock:
     np.asarray(fn(variables, frames[:chunk]))
   first_chunk_s = time.perf_counter() - start
   start = time.perf_counter()

@@ -30,6 +30,8 @@ from flax import linen as nn
 import jax
 import numpy as np
 
+import compile_clock  # Beside this script.
+
 from varec import models
 from varec import preprocessing
 from varec import train_lib
@@ -43,10 +45,6 @@ _ABLATION_CONFIGS = flags.DEFINE_list(
     "Configs whose cnn stage is also timed with YNNPACK convolutions on and with nn.max_pool.")
 RESULTS = pathlib.Path(__file__).parent / "results"
 WINDOW = preprocessing.PreprocessConfig().window_length
-# jax.monitoring events whose durations add up to a jit's trace, lowering and compile.
-COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
-                  "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                  "/jax/core/compile/backend_compile_duration")
 # From the issue, measured on this 2-core machine: PyTorch 2.13 on CPU, 2 threads,
 # channels-last (Keras on TensorFlow is in the same range). Keyed by (image size, filters).
 REFERENCE = {(48, (16, 32, 64)): {"cnn": 1300, "extract": 3400, "joint": 125},
@@ -56,23 +54,6 @@ REFERENCE = {(48, (16, 32, 64)): {"cnn": 1300, "extract": 3400, "joint": 125},
 ROUNDS = 5
 EXTRACT_CALLS = 2
 UNITS = {"cnn": "frames/s", "extract": "frames/s", "rnn": "windows/s", "joint": "windows/s"}
-
-
-class _CompileClock:
-  """Seconds spent tracing, lowering and compiling while the context is open."""
-
-  def __enter__(self):
-    self.seconds = 0.0
-    jax.monitoring.register_event_duration_secs_listener(self._record)
-    return self
-
-  def __exit__(self, *exc):
-    jax.monitoring.unregister_event_duration_listener(self._record)
-
-  def _record(self, event, duration_secs, **kwargs):
-    del kwargs
-    if event in COMPILE_EVENTS:
-      self.seconds += duration_secs
 
 
 def _random_batches(stage: str, config, rng: np.random.Generator) -> list[dict]:
@@ -100,7 +81,7 @@ def _time_training(config, stage_name: str, variables: dict, steps: int, step_fn
   step_fn = step_fn or train_lib.jitted_train_step()
   batches = _random_batches(stage_name, config, np.random.default_rng(0))
   start = time.perf_counter()
-  with _CompileClock() as clock:
+  with compile_clock.CompileClock() as clock:
     state, metrics = jax.block_until_ready(step_fn(state, batches[0]))
   first = time.perf_counter() - start
   rounds = min(steps, ROUNDS)
@@ -125,7 +106,7 @@ def _time_extraction(config, variables: dict, num_windows: int) -> dict:
   calls, compile_s = [], []
   for _ in range(EXTRACT_CALLS):
     start = time.perf_counter()
-    with _CompileClock() as clock:
+    with compile_clock.CompileClock() as clock:
       train_lib.extract_features(config, variables, windows)
     calls.append(time.perf_counter() - start)
     compile_s.append(clock.seconds)
