@@ -32,6 +32,7 @@ from varec import metrics
 from varec import models
 from varec import plots
 from varec import preprocessing
+from varec import train_lib
 
 FRAME_COLUMNS = ("frame", "time_s", "face_found", "box_x0", "box_y0", "box_x1", "box_y1",
                  "valence", "arousal", "nearest_emotion")
@@ -97,13 +98,12 @@ class Predictor:
     data = config.data
     self.preprocess = preprocessing.PreprocessConfig(image_size=data.image_size)
     self.window_length = 10
-    cnn = models.FrameCNN(filters=tuple(config.model.filters), kernel_size=config.model.kernel_size,
-                          num_features=config.model.num_features)
     gru = models.GRUStack(tuple(config.model.rnn_hidden_sizes))
     cnn_vars = {"params": model.variables["params"]["cnn"],
                 "batch_stats": model.variables["batch_stats"]["cnn"]}
     rnn_vars = {"params": model.variables["params"]["rnn"]}
-    self._features = jax.jit(lambda x: cnn.apply(cnn_vars, x, train=False)[0])
+    features = train_lib.feature_fn(train_lib.build_cnn(config))
+    self._features = lambda x: features(cnn_vars, x)
     self._last_output = jax.jit(lambda w: gru.apply(rnn_vars, w)[:, -1])
     self.prototypes = model.prototypes()
 

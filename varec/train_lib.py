@@ -51,6 +51,13 @@ def build_model(config: ml_collections.ConfigDict) -> models.CNNRNN:
                        dropout_rate=m.dropout_rate)
 
 
+def build_cnn(config: ml_collections.ConfigDict) -> models.FrameCNN:
+  """The CNN of the CNN+RNN on its own, for single frames."""
+  m = config.model
+  return models.FrameCNN(filters=tuple(m.filters), kernel_size=m.kernel_size,
+                         num_features=m.num_features, dropout_rate=m.dropout_rate)
+
+
 def init_variables(config: ml_collections.ConfigDict, rng: jax.Array, window_length: int) -> dict:
   """CNN+RNN variables: {"params": {"cnn", "rnn"}, "batch_stats": {"cnn"}}."""
   size = config.data.image_size
@@ -72,11 +79,9 @@ class Stage:
 
 
 def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
-  full = build_model(config)
-  cnn = models.FrameCNN(filters=full.filters, kernel_size=full.kernel_size,
-                        num_features=full.num_features, dropout_rate=full.dropout_rate)
-  module, path = {"cnn": (cnn, ("cnn",)), "rnn": (models.GRUStack(full.hidden_sizes), ("rnn",)),
-                  "joint": (full, ())}[name]
+  module, path = {"cnn": (build_cnn(config), ("cnn",)),
+                  "rnn": (models.GRUStack(tuple(config.model.rnn_hidden_sizes)), ("rnn",)),
+                  "joint": (build_model(config), ())}[name]
 
   def forward(params, batch_stats, inputs, train, rng):
     variables = {"params": params}
@@ -211,16 +216,14 @@ def augment(frames: np.ndarray, rng: np.random.Generator, max_shift: float, max_
 
 
 @functools.cache
-def _feature_fn(filters: tuple[int, ...], kernel_size: int, num_features: int):
-  """The CNN's feature vector in inference mode, compiled once per architecture."""
-  cnn = models.FrameCNN(filters=filters, kernel_size=kernel_size, num_features=num_features)
+def feature_fn(cnn: models.FrameCNN):
+  """`fn(cnn_variables, frames) -> features` in inference mode, compiled once per architecture."""
   return jax.jit(lambda variables, x: cnn.apply(variables, x, train=False)[0])
 
 
 def extract_features(config, variables: dict, frames: np.ndarray) -> np.ndarray:
   """300-d CNN features of windows (N, T, S, S, 1) -> (N, T, F), in inference mode."""
-  fn = _feature_fn(tuple(config.model.filters), config.model.kernel_size,
-                   config.model.num_features)
+  fn = feature_fn(build_cnn(config))
   cnn_vars = {"params": variables["params"]["cnn"], "batch_stats": variables["batch_stats"]["cnn"]}
   n, t = frames.shape[:2]
   flat = frames.reshape((n * t,) + frames.shape[2:])
