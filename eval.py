@@ -16,6 +16,7 @@ from absl import flags
 
 from varec import checkpoints
 from varec import evaluation
+from varec import train_lib
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir (its best checkpoint) "
                                   "or a checkpoint folder.", required=True)
@@ -34,6 +35,7 @@ def default_output(checkpoint_path: pathlib.Path) -> pathlib.Path:
 
 def main(argv):
   del argv
+  train_lib.quiet_library_logs()
   try:
     model, results = evaluation.evaluate(_CHECKPOINT.value, _SPLIT.value)
   except (checkpoints.CheckpointError, evaluation.EvaluationError) as e:

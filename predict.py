@@ -20,6 +20,7 @@ from absl import flags
 from varec import checkpoints
 from varec import predictor as predictor_lib
 from varec import preprocessing
+from varec import train_lib
 from varec import video_dataset
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir or checkpoint folder.",
@@ -38,6 +39,7 @@ def video_files(path: pathlib.Path) -> list[pathlib.Path]:
 
 def main(argv):
   del argv
+  train_lib.quiet_library_logs()
   try:
     predictor = predictor_lib.Predictor.from_checkpoint(_CHECKPOINT.value)
   except checkpoints.CheckpointError as e:

@@ -49,6 +49,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
+  train_lib.quiet_library_logs()
   config_name = pathlib.Path(flags.FLAGS["config"].config_filename.split(":")[0]).stem
   workdir = pathlib.Path(_WORKDIR.value or f"workdir/{config_name}")
   logging.info("JAX devices: %s", jax.devices())

@@ -9,10 +9,12 @@ import ml_collections
 def get_data_config() -> ml_collections.ConfigDict:
   """Dataset and preprocessing (paper §4.5)."""
   data = ml_collections.ConfigDict()
-  data.name = "adfes"  # TFDS builder: adfes | synthetic_adfes.
+  data.name = "adfes"  # TFDS builder: adfes | synthetic_adfes | video_folder.
   data.builder_config = ml_collections.config_dict.placeholder(str)  # TFDS config name; None = default.
   data.data_dir = ml_collections.config_dict.placeholder(str)  # TFDS data dir; None = TFDS default.
-  data.manual_dir = ml_collections.config_dict.placeholder(str)  # Raw ADFES videos (adfes only).
+  data.manual_dir = ml_collections.config_dict.placeholder(str)  # Raw videos (adfes, video_folder).
+  data.faces_cropped = False  # video_folder: frames are already face crops (no detection).
+  data.num_labelled_frames = 50  # video_folder: the last N frames carry the label (paper: 50).
   data.orientations = ("forward",)  # ADFES head orientations used: forward, toward, away.
   data.image_size = 96  # Model input side in pixels; frames are stored at 96 and resized if smaller.
   data.flip_augment = True  # Add mirrored videos as new speakers (paper: 22 -> 44).

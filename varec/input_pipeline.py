@@ -23,6 +23,7 @@ from varec import video_dataset
 BUILDER_MODULES = {
     "adfes": "data_builder.adfes.adfes_dataset_builder",
     "synthetic_adfes": "data_builder.synthetic_adfes.synthetic_adfes_dataset_builder",
+    "video_folder": "data_builder.video_folder.video_folder_dataset_builder",
 }
 
 # Per-example fields kept in memory, besides the frames.
@@ -34,8 +35,15 @@ def get_builder(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   if data.name not in BUILDER_MODULES:
     raise ValueError(f"unknown dataset {data.name!r}; choose one of {', '.join(BUILDER_MODULES)}")
   module = importlib.import_module(BUILDER_MODULES[data.name])
-  return module.Builder(config=data.builder_config, data_dir=data.data_dir,
-                        file_format="array_record")
+  config = data.builder_config
+  if data.name == "video_folder":
+    # The user's options name the build, so builds with other options live side by side.
+    config = video_dataset.VideoBuilderConfig(
+        name=f"labelled{data.num_labelled_frames}{'_cropped' if data.faces_cropped else ''}",
+        preprocess=preprocessing.PreprocessConfig(
+            num_labelled_frames=data.num_labelled_frames, faces_cropped=data.faces_cropped,
+            pad_short_clips=True))
+  return module.Builder(config=config, data_dir=data.data_dir, file_format="array_record")
 
 
 def ensure_built(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:

@@ -49,6 +49,8 @@ class PreprocessConfig:
   num_labelled_frames: int = 50  # The last N frames carry the emotion's label.
   window_length: int = 10  # Frames per RNN window.
   window_stride: int = 10  # Step between window starts (10 = non-overlapping).
+  faces_cropped: bool = False  # Frames are already face crops: no detection, the whole frame is used.
+  pad_short_clips: bool = False  # Pad clips shorter than a window by repeating their first frame.
 
 
 @dataclasses.dataclass
@@ -61,10 +63,13 @@ class PreprocessedVideo:
   source_fps: float
   num_detection_attempts: int
   num_failed_detections: int
+  num_padded_frames: int = 0  # Copies of the first frame put in front of a short clip.
 
   @property
   def detection_rate(self) -> float:
-    """Share of the attempted detections that found a face."""
+    """Share of the attempted detections that found a face (NaN when none ran)."""
+    if not self.num_detection_attempts:
+      return float("nan")
     return 1.0 - self.num_failed_detections / self.num_detection_attempts
 
 
@@ -288,43 +293,94 @@ def cut_windows(array: np.ndarray, starts: np.ndarray, length: int) -> np.ndarra
 # -- The whole chain for one file -----------------------------------------------
 
 
+def pad_front(frames: np.ndarray, length: int) -> np.ndarray:
+  """Repeats the first frame in front until there are `length` frames."""
+  missing = max(0, length - len(frames))
+  return np.concatenate([np.repeat(frames[:1], missing, axis=0), frames]) if missing else frames
+
+
+def face_boxes(gray: np.ndarray, config: PreprocessConfig, name: str):
+  """(boxes (T, 4), detected (T,), attempts) for equalised frames, per §4.5 step 3.
+
+  With `config.faces_cropped`, every frame's box is the whole frame.
+  """
+  t, h, w = gray.shape
+  if config.faces_cropped:
+    return np.tile(np.array([0.0, 0.0, w, h]), (t, 1)), np.ones(t, bool), 0
+  attempted = detection_schedule(t, config.detect_every)
+  boxes = np.full((t, 4), np.nan)
+  for i in np.flatnonzero(attempted):
+    box = detect_largest_face(gray[i], config.detect_max_side)
+    if box is not None:
+      boxes[i] = box
+  detected = ~np.isnan(boxes).any(axis=1)
+  if not detected.any():
+    raise VideoError(name, f"no face found in any of {attempted.sum()} frames tried")
+  return fill_missing_boxes(boxes, attempted), detected, int(attempted.sum())
+
+
 def preprocess_frames(frames: np.ndarray, source_fps: float, config: PreprocessConfig,
                       *, name: str = "video") -> PreprocessedVideo:
   """Steps 1-3 and 5 on decoded BGR (or RGB) frames (T, H, W, 3)."""
   if needs_resampling(source_fps, config.fps):
     logging.info("%s: resampling from %.3f to %.3f fps", name, source_fps, config.fps)
     frames = frames[resample_indices(len(frames), source_fps, config.fps)]
+  num_padded = 0
   if len(frames) < config.window_length:
-    raise VideoError(name, f"only {len(frames)} frames at {config.fps:g} fps, "
-                     f"shorter than one window of {config.window_length}")
+    if not config.pad_short_clips:
+      raise VideoError(name, f"only {len(frames)} frames at {config.fps:g} fps, "
+                       f"shorter than one window of {config.window_length}")
+    num_padded = config.window_length - len(frames)
+    logging.info("%s: %d frames, padded with %d copies of the first", name, len(frames), num_padded)
+    frames = pad_front(frames, config.window_length)
   gray = np.stack([equalize_histogram(grayscale_mean_rgb(f)) for f in frames])
-
-  attempted = detection_schedule(len(gray), config.detect_every)
-  boxes = np.full((len(gray), 4), np.nan)
-  for t in np.flatnonzero(attempted):
-    box = detect_largest_face(gray[t], config.detect_max_side)
-    if box is not None:
-      boxes[t] = box
-  detected = ~np.isnan(boxes).any(axis=1)
-  if not detected.any():
-    raise VideoError(name, f"no face found in any of {attempted.sum()} frames tried")
-  boxes = fill_missing_boxes(boxes, attempted)
-
-  crop_boxes = np.stack([square_box(b, config.face_margin) for b in boxes])
-  crops = np.stack([crop_and_resize(g, b, config.image_size) for g, b in zip(gray, crop_boxes)])
-  num_attempted = int(attempted.sum())
+  boxes, detected, attempts = face_boxes(gray, config, name)
+  # A pre-cropped face is used whole: no margin around the frame.
+  margin = 0.0 if config.faces_cropped else config.face_margin
+  crops = np.stack([crop_and_resize(g, square_box(b, margin), config.image_size)
+                    for g, b in zip(gray, boxes)])
   return PreprocessedVideo(
       frames=crops[..., None],
       boxes=np.round(boxes).astype(np.int32),
       detected=detected,
       labelled=labelled_mask(len(crops), config.num_labelled_frames),
       source_fps=source_fps,
-      num_detection_attempts=num_attempted,
-      num_failed_detections=int(num_attempted - detected.sum()),
+      num_detection_attempts=attempts,
+      num_failed_detections=int(attempts - detected.sum()) if attempts else 0,
+      num_padded_frames=num_padded,
   )
 
 
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+def read_frame_folder(path) -> np.ndarray:
+  """Images of a folder, in file-name order, as (T, H, W, 3) uint8 BGR frames.
+
+  Raises:
+    VideoError: no image, an unreadable image, or images of different sizes.
+  """
+  path = pathlib.Path(path)
+  files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+  if not files:
+    raise VideoError(path, f"folder holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+  frames = []
+  for file in files:
+    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    if image is None:
+      raise VideoError(file, "cannot be read as an image")
+    if frames and image.shape != frames[0].shape:
+      raise VideoError(file, f"size {image.shape[:2]} differs from the folder's first image "
+                       f"{frames[0].shape[:2]}")
+    frames.append(image)
+  return np.stack(frames)
+
+
 def preprocess_video(path, config: PreprocessConfig) -> PreprocessedVideo:
-  """Reads one video file and runs `preprocess_frames`; raises VideoError."""
+  """Reads a video file, or a folder of frame images taken to be at `config.fps`,
+  and runs `preprocess_frames`; raises VideoError."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    return preprocess_frames(read_frame_folder(path), config.fps, config, name=str(path))
   frames, fps = read_video(path)
   return preprocess_frames(frames, fps, config, name=str(path))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging as pylogging
 import pathlib
 from typing import Any, Callable
 
@@ -268,6 +269,19 @@ def evaluate(state: TrainState, data: dict, batch_size: int) -> dict[str, float]
 
 
 # -- Logging ---------------------------------------------------------------------
+
+
+class _LibraryInfoFilter(pylogging.Filter):
+  """Drops INFO lines of Orbax and TFDS (thousands per run); their warnings stay."""
+
+  def filter(self, record):
+    return record.levelno >= pylogging.WARNING or not any(
+        f"/{lib}/" in record.pathname for lib in ("orbax", "tensorflow_datasets"))
+
+
+def quiet_library_logs() -> None:
+  """Keeps the console readable: varec's own INFO lines, libraries' warnings only."""
+  logging.get_absl_handler().addFilter(_LibraryInfoFilter())
 
 
 class MetricLogger:

@@ -167,7 +167,7 @@ def _preprocess_one(record: VideoRecord, config: preprocessing.PreprocessConfig,
                     cache_dir: pathlib.Path) -> tuple[pathlib.Path | None, str | None]:
   """Runs in a worker process: (cache file, None) on success, (None, reason) on failure."""
   try:
-    if not record.path.is_file():
+    if not record.path.exists():
       raise preprocessing.VideoError(record.path, "file not found")
     cache = _cache_path(record, config, cache_dir)
     if not cache.exists():
@@ -260,7 +260,7 @@ def build_summary(done, skipped, config: preprocessing.PreprocessConfig) -> dict
   failed = sum(v.num_failed_detections for v in videos)
   num_windows = sum(len(preprocessing.window_starts(
       v.labelled, config.window_length, config.window_stride)) for v in videos)
-  rates = [v.detection_rate for v in videos]
+  rates = [v.detection_rate for v in videos if v.num_detection_attempts]
   return {
       "videos": len(done),
       "speakers": len({r.speaker for r, _ in done}),
@@ -269,14 +269,19 @@ def build_summary(done, skipped, config: preprocessing.PreprocessConfig) -> dict
       "detection_rate": float(1 - failed / attempted) if attempted else float("nan"),
       "min_video_detection_rate": float(min(rates)) if rates else float("nan"),
       "failed_detections": int(failed),
+      "padded_videos": int(sum(v.num_padded_frames > 0 for v in videos)),
       "skipped": [dataclasses.asdict(s) for s in skipped],
   }
 
 
 def format_summary(summary: dict) -> str:
+  detection = ("face detection not run (faces pre-cropped)" if np.isnan(summary["detection_rate"])
+               else f"face detection rate {summary['detection_rate']:.2%} ({summary['failed_detections']} "
+               f"misses; lowest video {summary['min_video_detection_rate']:.1%})")
+  padded = (f"{summary['padded_videos']} short clip(s) padded; "
+            if summary.get("padded_videos") else "")
   lines = [f"{summary['videos']} videos, {summary['speakers']} speakers, "
-           f"{summary['frames']} frames, {summary['windows']} windows; face detection rate "
-           f"{summary['detection_rate']:.1%} (lowest video {summary['min_video_detection_rate']:.1%}); "
+           f"{summary['frames']} frames, {summary['windows']} windows; {detection}; {padded}"
            f"{len(summary['skipped'])} file(s) skipped"]
   lines += [f"  skipped {s['file']}: {s['reason']}" for s in summary["skipped"]]
   return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Your own labelled face videos (or frame folders), preprocessed like ADFES."""

@@ -1,0 +1,43 @@
+"""TFDS builder for your own labelled face videos.
+
+    python train.py --config=configs/demo.py --config.data.name=video_folder \\
+        --config.data.manual_dir=/path/to/videos
+
+See `MANUAL_DOWNLOAD_INSTRUCTIONS` for the layout.
+"""
+
+import pathlib
+
+from varec import video_dataset
+
+LABELS_CSV = "labels.csv"
+
+
+class Builder(video_dataset.VideoEmotionBuilder):
+  """Videos or frame folders listed in labels.csv, preprocessed as in the paper's §4.5."""
+
+  MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
+  Put your videos in a folder with a `{LABELS_CSV}` that has the columns
+
+      path,speaker,emotion[,orientation]
+
+  - path: a video file, or a folder of frame images (png, jpg, ...) in file-name
+    order, relative to the folder; frame folders are taken to be at the
+    config's frame rate (25 fps);
+  - speaker: who is filmed; the train/validation/test split never puts one
+    speaker in two splits;
+  - emotion: a Table 2 emotion or an alias (happy, angry, sad, surprised,
+    scared, disgusted, embarrassed, proud, ...: `varec.emotions.ALIASES`).
+
+  Options (train.py's --config.data.*): faces_cropped=True when the frames are
+  already face crops (no detection), num_labelled_frames (default 50, the
+  paper's; the last N frames carry the label). Clips shorter than one 10-frame
+  window are padded by repeating their first frame (counted in the summary).
+  """
+
+  def _video_records(self, dl_manager):
+    labels = pathlib.Path(dl_manager.manual_dir) / LABELS_CSV
+    if not labels.is_file():
+      raise FileNotFoundError(f"{labels} not found; it lists path,speaker,emotion per video. "
+                              + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    return video_dataset.read_index_csv(labels)
