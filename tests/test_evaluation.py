@@ -80,3 +80,13 @@ def test_split_without_videos(trained_workdir, tiny_builder):
   predictor = inference.VideoPredictor(model)
   with pytest.raises(evaluation.EvaluationError, match="has no videos"):
     evaluation.evaluate_split(model, predictor, tiny_builder, "test")
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from varec import checkpoints  # pylint: disable=g-import-not-at-top
+  manager = ocp.CheckpointManager(tmp_path / "checkpoints" / "latest", item_names=("state",))
+  manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave({"w": np.zeros(3)})))
+  manager.wait_until_finished()
+  with pytest.raises(checkpoints.CheckpointError, match="not a varec checkpoint.*variables, meta"):
+    inference.TrainedModel.load(tmp_path)

@@ -30,10 +30,17 @@ class TrainedModel:
       checkpoints.CheckpointError: `path` holds no complete varec checkpoint.
     """
     manager, step = checkpoints.resolve(path)
+    step_dir = pathlib.Path(manager.directory) / str(step)
+    missing = [item for item in ("variables", "meta") if not (step_dir / item).is_dir()]
+    if missing:
+      raise checkpoints.CheckpointError(
+          f"{step_dir} is not a varec checkpoint: it lacks the item(s) {', '.join(missing)} "
+          "that train.py writes")
     meta = checkpoints.restore_meta(manager, step)
     if not meta or "config" not in meta or "speakers" not in meta:
-      raise checkpoints.CheckpointError(f"{manager.directory / str(step)} is not a varec checkpoint "
-                                        "(its meta item lacks config and speakers)")
+      raise checkpoints.CheckpointError(
+          f"{step_dir} is not a trained varec checkpoint (its meta item lacks config and "
+          "speakers; a checkpoint from varec.import_keras only initialises training)")
     if meta["emotions"] != list(emotions.EMOTIONS):
       raise checkpoints.CheckpointError(
           f"{manager.directory / str(step)} was trained on emotions {meta['emotions']}, "
