@@ -32,7 +32,8 @@ class Builder(video_dataset.VideoEmotionBuilder):
           description=(
               "22 synthetic actors x 10 emotions, 360x288 colour video at 25 fps, preprocessed "
               "as in the paper's §4.5. The build summary in the metadata gives dlib's face "
-              "detection rate (99.9% of attempted frames for seed 0).")),
+              "detection rate: 99.96% of attempted frames for seed 0 (3 misses, lowest video "
+              "93.5%).")),
       SyntheticConfig(
           name="small", num_speakers=4,
           description="4 synthetic actors x 10 emotions: the same data, small enough for tests."),
