@@ -58,8 +58,11 @@ def main(argv):
     print(f"Table 3 ({md}):\n{md.read_text()}")
     return
   final = train_lib.train_and_evaluate(config, workdir)
-  print(f"Validation after training ({workdir}): " + ", ".join(
-      f"{k} {v:.3f}" for k, v in sorted(final.items())))
+  if final:
+    print(f"Validation after training ({workdir}): " + ", ".join(
+        f"{k} {v:.3f}" for k, v in sorted(final.items())))
+  else:
+    print(f"{workdir} already holds a finished run of this config: nothing left to train.")
   print(f"Evaluate: python eval.py --checkpoint={workdir}")
 
 
