@@ -152,3 +152,19 @@ def test_resolve_explains_bad_checkpoint_paths(tmp_path):
   (tmp_path / "checkpoints" / "latest").mkdir(parents=True)
   with pytest.raises(checkpoints.CheckpointError, match="no complete varec checkpoint"):
     checkpoints.resolve(tmp_path)
+
+
+def test_joint_stage_fine_tunes_cnn_and_gru_together(trained, tiny_builder, tmp_path):
+  workdir, _ = trained
+  config = tiny_config()
+  config.stages = ("cnn", "rnn", "joint")
+  final = train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
+  assert np.isfinite(final["loss"])
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["stage"] for l in lines if l["split"] == "train"] == ["cnn", "cnn", "rnn", "rnn", "joint"]
+  # The two-stage run and this one agree until the joint stage, which moves both parts.
+  before, _ = checkpoints.restore(*checkpoints.resolve(workdir / "checkpoints" / "latest"))
+  after, _ = checkpoints.restore(*checkpoints.resolve(tmp_path / "checkpoints" / "latest"))
+  for part in ("cnn", "rnn"):
+    assert any(not np.array_equal(x, y) for x, y in zip(_flat(before["params"][part]),
+                                                         _flat(after["params"][part])))
