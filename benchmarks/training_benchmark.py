@@ -36,7 +36,10 @@ from varec import models
 from varec import preprocessing
 from varec import train_lib
 
-_CONFIGS = flags.DEFINE_list("configs", ["demo", "rnn10", "rnn10_10_5"], "Modules of configs/.")
+_CONFIGS = flags.DEFINE_list(
+    "configs", ["demo@16-32-64", "demo", "rnn10", "rnn10_10_5"],
+    "Modules of configs/; name@a-b-c overrides the CNN filters (16-32-64: the issue's "
+    "PyTorch reference size).")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per stage at 48x48 and of every rnn stage.")
 _PAPER_STEPS = flags.DEFINE_integer(
     "paper_steps", 3, "Timed steps of the cnn and joint stages at 96x96 (a few seconds each).")
@@ -130,7 +133,10 @@ def _ablations(config, variables: dict, steps: int, default: dict) -> dict:
 
 def _benchmark_config(name: str, cnn_results: dict) -> dict:
   """All stages of configs/<name>.py; the cnn stage and extraction are shared by equal CNNs."""
-  config = importlib.import_module(f"configs.{name}").get_config()
+  module, _, filters = name.partition("@")
+  config = importlib.import_module(f"configs.{module}").get_config()
+  if filters:
+    config.model.filters = tuple(int(f) for f in filters.split("-"))
   paper_size = config.data.image_size >= 96
   steps = _PAPER_STEPS.value if paper_size else _STEPS.value
   variables = train_lib.init_variables(config, jax.random.PRNGKey(0), WINDOW)
