@@ -7,6 +7,7 @@ import dlib
 import numpy as np
 import pytest
 
+from varec import preprocessing
 from varec import synthetic
 from varec.emotions import EMOTIONS
 
@@ -167,15 +168,8 @@ def test_write_video_round_trip(speakers, tmp_path, ext):
   frames = synthetic.render_video(speakers[2], "fear", num_frames=12, size=(160, 128))
   path = tmp_path / f"clip{ext}"
   synthetic.write_video(path, frames)
-  cap = cv2.VideoCapture(str(path))
-  read = []
-  while True:
-    ok, frame = cap.read()
-    if not ok:
-      break
-    read.append(frame)
-  cap.release()
-  assert len(read) == len(frames)
+  read, fps = preprocessing.read_video(path)
+  assert len(read) == len(frames) and fps == pytest.approx(25.0)
   assert read[0].shape == frames[0].shape
   assert np.abs(np.array(read, np.float32) - frames).mean() < 10  # Lossy codecs.
 
