@@ -53,19 +53,8 @@ def stream_frames(path, target_fps: float) -> Iterator[tuple[int, float, np.ndar
   Other rates are resampled like `preprocessing.resample_indices`: target
   frame k is the source frame nearest to time k / target_fps.
   """
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise preprocessing.VideoError(path, "file not found")
-  if path.stat().st_size == 0:
-    raise preprocessing.VideoError(path, "empty file (0 bytes)")
-  capture = cv2.VideoCapture(str(path))
+  capture, source_fps = preprocessing.open_video(path)
   try:
-    if not capture.isOpened():
-      raise preprocessing.VideoError(
-          path, "cannot be opened as a video (not a video, corrupt, or unsupported codec)")
-    source_fps = capture.get(cv2.CAP_PROP_FPS)
-    if not source_fps or not np.isfinite(source_fps) or source_fps <= 0:
-      raise preprocessing.VideoError(path, f"the container reports no usable frame rate ({source_fps})")
     resample = preprocessing.needs_resampling(source_fps, target_fps)
     if resample:
       logging.info("%s: resampling from %.3f to %.3f fps", path, source_fps, target_fps)

@@ -76,11 +76,11 @@ class PreprocessedVideo:
 # -- 1. Decoding and frame rate -------------------------------------------------
 
 
-def read_video(path) -> tuple[np.ndarray, float]:
-  """Decodes every frame of a video file: ((T, H, W, 3) uint8 BGR, fps).
+def open_video(path) -> tuple[cv2.VideoCapture, float]:
+  """Opens a video file for decoding: (capture, frame rate); the caller releases it.
 
   Raises:
-    VideoError: the file is missing, cannot be opened or decodes to no frame.
+    VideoError: the file is missing or empty, cannot be opened, or has no frame rate.
   """
   path = pathlib.Path(path)
   if not path.is_file():
@@ -88,10 +88,24 @@ def read_video(path) -> tuple[np.ndarray, float]:
   if path.stat().st_size == 0:
     raise VideoError(path, "empty file (0 bytes)")
   capture = cv2.VideoCapture(str(path))
+  fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else None
+  if fps is None or not np.isfinite(fps) or fps <= 0:
+    capture.release()
+    raise VideoError(path, "cannot be opened as a video (not a video, corrupt, truncated or "
+                     "unsupported codec)" if fps is None else
+                     f"the container reports no usable frame rate ({fps})")
+  return capture, float(fps)
+
+
+def read_video(path) -> tuple[np.ndarray, float]:
+  """Decodes every frame of a video file: ((T, H, W, 3) uint8 BGR, fps).
+
+  Raises:
+    VideoError: see `open_video`; also a file that decodes to no frame or to
+      far fewer frames than its header announces.
+  """
+  capture, fps = open_video(path)
   try:
-    if not capture.isOpened():
-      raise VideoError(path, "cannot be opened as a video (corrupt, truncated or unsupported codec)")
-    fps = capture.get(cv2.CAP_PROP_FPS)
     # Some containers (MPEG program streams) only estimate this from the duration.
     announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     frames = []
@@ -110,9 +124,7 @@ def read_video(path) -> tuple[np.ndarray, float]:
   if announced > 0 and len(frames) < announced:
     logging.warning("%s: decoded %d of the %d frames its header announces; using those",
                     path, len(frames), announced)
-  if not fps or not np.isfinite(fps) or fps <= 0:
-    raise VideoError(path, f"the container reports no usable frame rate ({fps})")
-  return np.stack(frames), float(fps)
+  return np.stack(frames), fps
 
 
 def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
