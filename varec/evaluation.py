@@ -18,9 +18,9 @@ import pandas as pd
 from varec import emotions
 from varec import inference
 from varec import input_pipeline
-from varec import losses
 from varec import metrics
 from varec import plots
+from varec import train_lib
 
 SPLITS = ("train", "validation", "test", "train+validation")
 
@@ -61,8 +61,7 @@ def split_metrics(true, voted, frame_pred, frame_labels) -> dict:
   """Table 3's video-level scores, frame-level CCC/RMSE, and per-emotion scores."""
   precision, recall = metrics.macro_precision_recall(true, voted)
   per_p, per_r = metrics.per_class_precision_recall(true, voted)
-  ccc = np.asarray(losses.ccc(frame_pred, frame_labels, axis=0))
-  rmse = np.asarray(losses.rmse(frame_pred, frame_labels))
+  frame = train_lib.va_metrics(frame_pred, frame_labels)
   counts = np.bincount(true, minlength=len(emotions.EMOTIONS))
   return {
       "videos": int(len(true)),
@@ -70,8 +69,8 @@ def split_metrics(true, voted, frame_pred, frame_labels) -> dict:
       "macro_precision": precision,
       "macro_recall": recall,
       "pn_accuracy": metrics.pn_accuracy(true, voted),
-      "frame_ccc_valence": float(ccc[0]), "frame_ccc_arousal": float(ccc[1]),
-      "frame_rmse_valence": float(rmse[0]), "frame_rmse_arousal": float(rmse[1]),
+      **{f"frame_{k}": float(frame[k]) for k in ("ccc_valence", "ccc_arousal", "rmse_valence",
+                                                  "rmse_arousal")},
       "per_emotion": {e: {"videos": int(counts[i]), "precision": float(per_p[i]),
                           "recall": float(per_r[i])} for i, e in enumerate(emotions.EMOTIONS)},
       "confusion_matrix": metrics.confusion_matrix(true, voted).tolist(),
