@@ -58,6 +58,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.augment = ml_collections.ConfigDict()
   config.augment.enabled = True  # Augment frames in the cnn and joint stages.
   config.augment.max_shift = 0.08  # Largest translation, as a share of the crop side.
+  config.augment.max_scale = 0.0  # Zoom by a factor in 1 +- this.
+  config.augment.max_rotation = 0.0  # Largest in-plane rotation, degrees.
   config.augment.max_contrast = 0.25  # Contrast scaled by a factor in 1 +- this.
   config.augment.max_brightness = 20.0  # Gray levels added, up to +- this.
 

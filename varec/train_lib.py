@@ -28,6 +28,7 @@ import numpy as np
 import optax
 import tqdm
 
+from varec import augmentation
 from varec import checkpoints
 from varec import emotions
 from varec import input_pipeline
@@ -189,31 +190,6 @@ def predict(step_fn, state, inputs: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 # -- Data per stage --------------------------------------------------------------
-
-
-def augment(frames: np.ndarray, rng: np.random.Generator, max_shift: float, max_contrast: float,
-            max_brightness: float) -> np.ndarray:
-  """Random translation, contrast and brightness of uint8 frames (N, [T,] H, W, 1).
-
-  One draw per example, so a window's frames move together. Translations are
-  up to `max_shift` of the side, filled by replicating edge pixels like the
-  face crop does; contrast scales around the example's mean by up to
-  +-`max_contrast`; brightness shifts by up to +-`max_brightness` gray levels.
-  """
-  n, (h, w) = len(frames), frames.shape[-3:-1]
-  pad = int(round(max_shift * h))
-  out = frames.astype(np.float32)
-  if pad:
-    spatial = [(0, 0)] * (frames.ndim - 3) + [(pad, pad), (pad, pad), (0, 0)]
-    padded = np.pad(out, spatial, mode="edge")
-    dy, dx = rng.integers(0, 2 * pad + 1, (2, n))
-    out = np.stack([padded[i, ..., dy[i]:dy[i] + h, dx[i]:dx[i] + w, :] for i in range(n)])
-  shape = (n,) + (1,) * (frames.ndim - 1)
-  mean = out.mean(axis=tuple(range(1, frames.ndim)), keepdims=True)
-  contrast = rng.uniform(1 - max_contrast, 1 + max_contrast, shape).astype(np.float32)
-  brightness = rng.uniform(-max_brightness, max_brightness, shape).astype(np.float32)
-  return np.clip((out - mean) * contrast + mean + brightness, 0, 255).round().astype(np.uint8)
-
 
 
 @functools.cache
@@ -393,9 +369,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
         idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
         inputs = data["train"]["inputs"][idx]
         if config.augment.enabled and name != "rnn":  # The rnn stage sees cached features.
-          inputs = augment(inputs, np.random.default_rng([config.seed, stage_index, epoch, i]),
-                           config.augment.max_shift, config.augment.max_contrast,
-                           config.augment.max_brightness)
+          inputs = augmentation.augment(
+              inputs, np.random.default_rng([config.seed, stage_index, epoch, i]), config.augment)
         state, m = jitted_train_step()(state, {"inputs": inputs,
                                                "labels": data["train"]["labels"][idx]})
         batch_metrics.append(m)
