@@ -15,6 +15,8 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.manual_dir = ml_collections.config_dict.placeholder(str)  # Raw videos (adfes, video_folder).
   data.faces_cropped = False  # video_folder: frames are already face crops (no detection).
   data.num_labelled_frames = 50  # video_folder: the last N frames carry the label (paper: 50).
+  # video_folder: your own emotions, a CSV of emotion,valence,arousal,group; None = Table 2.
+  data.prototypes_csv = ml_collections.config_dict.placeholder(str)
   data.orientations = ("forward",)  # ADFES head orientations used: forward, toward, away.
   data.image_size = 96  # Model input side in pixels; frames are stored at 96 and resized if smaller.
   data.flip_augment = True  # Add mirrored videos as new speakers (paper: 22 -> 44).

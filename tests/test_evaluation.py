@@ -10,7 +10,7 @@ from varec import emotions
 from varec import evaluation
 from varec import inference
 
-E = emotions.emotion_index
+E = emotions.TABLE2.index
 
 
 def test_covering_windows_match_training_windows_and_cover_every_frame():
@@ -27,7 +27,7 @@ def test_covering_windows_match_training_windows_and_cover_every_frame():
 
 
 def test_decide_votes_over_labelled_frames_only():
-  protos = emotions.prototype_array()
+  protos = emotions.TABLE2.prototype_array()
   pred = np.concatenate([np.tile(protos[E("neutral")], (30, 1)), np.tile(protos[E("joy")], (20, 1))])
   labelled = np.zeros(50, bool)
   labelled[-20:] = True
@@ -90,3 +90,10 @@ def test_foreign_checkpoint_is_refused(tmp_path):
   manager.wait_until_finished()
   with pytest.raises(checkpoints.CheckpointError, match="not a varec checkpoint.*variables, meta"):
     inference.TrainedModel.load(tmp_path)
+
+
+def test_dataset_with_other_emotions_is_refused(trained_workdir, tiny_builder, monkeypatch):
+  other = emotions.LabelSpace(("calm", "tense"), ((0.5, -0.6), (-0.3, 0.7)), ("low", "high"))
+  monkeypatch.setitem(tiny_builder.info.metadata, "label_space", other.to_meta())
+  with pytest.raises(evaluation.EvaluationError, match="calm, tense, the checkpoint anger"):
+    evaluation.evaluate(trained_workdir[0], builder=tiny_builder)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from configs import base
+from varec import emotions
 from varec import input_pipeline
 from varec import preprocessing
 
@@ -72,3 +73,25 @@ def test_whole_videos_for_trajectories(tiny_builder):
 def test_unknown_dataset_name():
   with pytest.raises(ValueError, match="unknown dataset"):
     input_pipeline.get_builder(_config(name="affectnet").data)
+
+
+def test_video_folder_builds_are_named_by_their_emotions(tmp_path):
+  csv = tmp_path / "own.csv"
+  header = "emotion,valence,arousal,group\n"
+  csv.write_text(header + "calm,0.5,-0.6,low\ntense,-0.3,0.7,high\n")
+  data = dict(name="video_folder", data_dir=str(tmp_path / "data"))
+  table2 = input_pipeline.get_builder(_config(**data).data)
+  own = input_pipeline.get_builder(_config(prototypes_csv=str(csv), **data).data)
+  csv.write_text(header + "calm,0.5,-0.6,low\ntense,-0.3,0.8,high\n")
+  changed = input_pipeline.get_builder(_config(prototypes_csv=str(csv), **data).data)
+  assert table2.builder_config.name == "labelled50"  # Builds made before CSVs existed still count.
+  assert len({b.builder_config.name for b in (table2, own, changed)}) == 3
+  assert own.builder_config.label_space.emotions == ("calm", "tense")
+  with pytest.raises(ValueError, match="prototypes_csv is for the video_folder dataset"):
+    input_pipeline.get_builder(_config(name="adfes", prototypes_csv=str(csv)).data)
+
+
+def test_label_space_of_a_build(tiny_builder, monkeypatch):
+  assert tiny_builder.info.metadata["label_space"] == emotions.TABLE2.to_meta()
+  monkeypatch.delitem(tiny_builder.info.metadata, "label_space")  # As in builds from before.
+  assert input_pipeline.label_space(tiny_builder) == emotions.TABLE2

@@ -101,7 +101,7 @@ def test_flip_and_mirror_speaker():
   assert pp.person_of("M03") == "M03"
 
 
-def test_labels_cover_the_last_frames_with_table2_prototype():
+def test_labels_cover_the_last_frames_with_the_prototype():
   mask = pp.labelled_mask(150, 50)
   assert mask.sum() == 50 and mask[-50:].all() and not mask[:100].any()
   assert pp.labelled_mask(30, 50).all()
@@ -110,6 +110,9 @@ def test_labels_cover_the_last_frames_with_table2_prototype():
   assert labels.dtype == np.float32
   with pytest.raises(ValueError, match="unknown emotion"):
     pp.frame_labels("boredom", 3)
+  own = emotions.LabelSpace(("calm", "tense"), ((0.3, -0.6), (-0.2, 0.7)), ("low", "high"))
+  np.testing.assert_array_equal(pp.frame_labels("Tense", 2, own),
+                                np.float32([[-0.2, 0.7], [-0.2, 0.7]]))
 
 
 def test_windows_tile_the_labelled_frames_from_the_end():
@@ -153,9 +156,3 @@ def test_preprocess_frames_rejects_faceless_and_short_clips():
     pp.preprocess_frames(blank, 25.0, pp.PreprocessConfig(), name="blank.mp4")
   with pytest.raises(pp.VideoError, match="shorter than one window"):
     pp.preprocess_frames(blank[:5], 25.0, pp.PreprocessConfig(), name="short.mp4")
-
-
-def test_emotion_aliases():
-  assert emotions.canonical_emotion("Happy") == "joy"
-  assert emotions.canonical_emotion("Embarrass") == "embarrassment"
-  assert emotions.emotion_index("neutral") == emotions.EMOTIONS.index("neutral")

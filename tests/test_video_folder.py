@@ -1,14 +1,17 @@
 """Your own data: the video_folder builder, trained on and evaluated end to end."""
 
+import json
 import math
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from varec import emotions
 from varec import evaluation
 from varec import input_pipeline
+from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import synthetic
 from varec import train_lib
@@ -81,7 +84,7 @@ def test_builds_videos_frame_folders_short_clips_and_aliases(folders, tmp_path, 
   videos = input_pipeline.read_split(builder, "videos", ("forward",))
   labels = {v["video_id"]: v["emotion"] for v in videos}
   assert sorted(set(labels.values())) == sorted(
-      emotions.emotion_index(e) for e in ("joy", "sadness", "surprise"))
+      emotions.TABLE2.index(e) for e in ("joy", "sadness", "surprise"))
   short = next(v for v in videos if v["video_id"] == "short")
   assert len(short["frames"]) == 10  # 6 frames and 4 copies of the first in front.
   np.testing.assert_array_equal(short["frames"][0], short["frames"][4])
@@ -95,10 +98,65 @@ def test_missing_labels_csv_says_what_to_write(tmp_path):
     input_pipeline.ensure_built(config.data)
 
 
-def test_train_and_evaluate_on_your_own_videos(folders, tmp_path):
-  config = _config(tmp_path / "data", folders[0])
-  final = train_lib.train_and_evaluate(config, tmp_path / "run")
+# A vocabulary of its own: other names, prototypes, groups and order than Table 2's.
+OWN_PROTOTYPES = ("emotion,valence,arousal,group\n"
+                  "gloomy,-0.6,-0.5,low\n"
+                  "excited,0.7,0.8,high\n"
+                  "calm,0.5,-0.6,low\n")
+
+
+@pytest.fixture
+def own_vocabulary(folders, tmp_path):
+  """`folders`' full-frame videos relabelled in OWN_PROTOTYPES's names, and that CSV."""
+  root = tmp_path / "own_vocabulary"
+  root.mkdir()
+  labels = pd.read_csv(folders[0] / "labels.csv")
+  for path in labels["path"]:
+    (root / path).symlink_to(folders[0] / path)
+  labels["emotion"] = labels["emotion"].map({"happy": "Excited", "Sad": "gloomy",
+                                             "surprised": "calm"})
+  labels.to_csv(root / "labels.csv", index=False)
+  (tmp_path / "prototypes.csv").write_text(OWN_PROTOTYPES)
+  return root, tmp_path / "prototypes.csv"
+
+
+def test_train_evaluate_and_predict_with_your_own_emotions(own_vocabulary, tmp_path):
+  manual_dir, csv_path = own_vocabulary
+  space = emotions.LabelSpace.from_csv(csv_path)
+  config = _config(tmp_path / "data", manual_dir, prototypes_csv=str(csv_path))
+  config.cnn.num_epochs = config.rnn.num_epochs = 1
+  builder = input_pipeline.ensure_built(config.data)
+  assert input_pipeline.label_space(builder) == space
+  assert builder.info.features["emotion"].names == ["gloomy", "excited", "calm"]
+  final = train_lib.train_and_evaluate(config, tmp_path / "run", builder)
   assert np.isfinite(final["loss"])
-  model, results = evaluation.evaluate(tmp_path / "run", ("validation", "test"))
-  assert model.config.data.name == "video_folder"
-  assert all(r.metrics["videos"] > 0 for r in results)
+
+  # Evaluation finds the build from the checkpoint's emotions, even after the CSV has changed.
+  csv_path.write_text(OWN_PROTOTYPES.replace("calm,0.5", "calm,0.4"))
+  model, results = evaluation.evaluate(tmp_path / "run", ("test",))
+  assert model.label_space == space
+  evaluation.write_outputs(model, results, tmp_path / "eval")
+  metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+  assert metrics["label_space"] == space.to_meta()
+  test = metrics["splits"]["test"]
+  assert list(test["per_emotion"]) == ["gloomy", "excited", "calm"]
+  assert np.shape(test["confusion_matrix"]) == (3, 3)
+  videos = pd.read_csv(tmp_path / "eval" / "videos.csv")
+  assert set(videos.true_emotion) <= set(space.emotions)
+  assert [c for c in videos.columns if c.startswith("votes_")] == [
+      "votes_gloomy", "votes_excited", "votes_calm"]
+  group = dict(zip(space.emotions, space.groups))
+  assert test["pn_accuracy"] == pytest.approx(np.mean(
+      videos.true_emotion.map(group) == videos.predicted_emotion.map(group)))
+  assert (tmp_path / "eval" / "figures" / "fig5_distribution_test.png").stat().st_size > 0
+
+  predictor = predictor_lib.Predictor.from_checkpoint(tmp_path / "run", batch_size=16)
+  video = sorted(manual_dir.glob("*_joy.mp4"))[0]
+  frames = predictor.predict_video(video, tmp_path / "predicted")
+  summary = json.loads((tmp_path / "predicted" / "summary.json").read_text())
+  assert set(frames.nearest_emotion.dropna()) <= set(space.emotions)
+  assert summary["pn_group"] == group[summary["emotion"]]
+
+  # Resuming the run with the changed CSV would mix two vocabularies.
+  with pytest.raises(ValueError, match="other emotions"):
+    train_lib.train_and_evaluate(config, tmp_path / "run")

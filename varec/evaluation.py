@@ -53,27 +53,27 @@ def decide(pred: np.ndarray, labelled: np.ndarray, prototypes: np.ndarray):
   """
   nearest = metrics.nearest_emotion(pred, prototypes)
   voters = nearest[labelled] if labelled.any() else nearest
-  return nearest, metrics.video_vote(voters, len(prototypes)), np.bincount(
-      voters, minlength=len(prototypes))
+  return nearest, metrics.video_vote(voters), np.bincount(voters, minlength=len(prototypes))
 
 
-def split_metrics(true, voted, frame_pred, frame_labels) -> dict:
+def split_metrics(true, voted, frame_pred, frame_labels, label_space: emotions.LabelSpace) -> dict:
   """Table 3's video-level scores, frame-level CCC/RMSE, and per-emotion scores."""
-  precision, recall = metrics.macro_precision_recall(true, voted)
-  per_p, per_r = metrics.per_class_precision_recall(true, voted)
+  num_classes = len(label_space.emotions)
+  precision, recall = metrics.macro_precision_recall(true, voted, num_classes)
+  per_p, per_r = metrics.per_class_precision_recall(true, voted, num_classes)
   frame = train_lib.va_metrics(frame_pred, frame_labels)
-  counts = np.bincount(true, minlength=len(emotions.EMOTIONS))
+  counts = np.bincount(true, minlength=num_classes)
   return {
       "videos": int(len(true)),
       "accuracy": metrics.accuracy(true, voted),
       "macro_precision": precision,
       "macro_recall": recall,
-      "pn_accuracy": metrics.pn_accuracy(true, voted),
+      "pn_accuracy": metrics.pn_accuracy(true, voted, label_space.groups),
       **{f"frame_{k}": float(frame[k]) for k in ("ccc_valence", "ccc_arousal", "rmse_valence",
                                                   "rmse_arousal")},
       "per_emotion": {e: {"videos": int(counts[i]), "precision": float(per_p[i]),
-                          "recall": float(per_r[i])} for i, e in enumerate(emotions.EMOTIONS)},
-      "confusion_matrix": metrics.confusion_matrix(true, voted).tolist(),
+                          "recall": float(per_r[i])} for i, e in enumerate(label_space.emotions)},
+      "confusion_matrix": metrics.confusion_matrix(true, voted, num_classes).tolist(),
   }
 
 
@@ -84,24 +84,26 @@ def evaluate_split(model: inference.TrainedModel, predictor: inference.VideoPred
   if not videos:
     raise EvaluationError(f"split {split!r} has no videos (speakers: {', '.join(speakers) or 'none'})")
   preds = predictor.predict_videos([v["frames"] for v in videos])
-  prototypes = model.prototypes()
+  names = model.label_space.emotions
+  prototypes = model.label_space.prototype_array()
   video_rows, frame_rows, true, voted = [], [], [], []
   for video, pred in zip(videos, preds):
     nearest, vote, counts = decide(pred, video["labelled"], prototypes)
     true.append(int(video["emotion"]))
     voted.append(vote)
     video_rows.append({"split": split, "video": video["video_id"], "speaker": video["speaker"],
-                       "true_emotion": emotions.EMOTIONS[true[-1]],
-                       "predicted_emotion": emotions.EMOTIONS[vote], "correct": true[-1] == vote,
-                       **{f"votes_{e}": int(c) for e, c in zip(emotions.EMOTIONS, counts)}})
+                       "true_emotion": names[true[-1]], "predicted_emotion": names[vote],
+                       "correct": true[-1] == vote,
+                       **{f"votes_{e}": int(c) for e, c in zip(names, counts)}})
     frame_rows.append(pd.DataFrame({
         "split": split, "video": video["video_id"], "frame": np.arange(len(pred)),
         "valence": pred[:, 0], "arousal": pred[:, 1],
-        "nearest_emotion": np.asarray(emotions.EMOTIONS)[nearest], "labelled": video["labelled"]}))
+        "nearest_emotion": np.asarray(names)[nearest], "labelled": video["labelled"]}))
   labelled = np.concatenate([v["labelled"] for v in videos])
   frame_pred = np.concatenate(preds)[labelled]
   frame_labels = np.concatenate([v["labels"] for v in videos])[labelled]
-  return SplitResult(split, split_metrics(np.array(true), np.array(voted), frame_pred, frame_labels),
+  return SplitResult(split, split_metrics(np.array(true), np.array(voted), frame_pred, frame_labels,
+                                          model.label_space),
                      pd.DataFrame(video_rows), pd.concat(frame_rows, ignore_index=True))
 
 
@@ -109,13 +111,19 @@ def evaluate(checkpoint, splits=("validation", "test"), builder=None) -> tuple[
     inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on the given splits of its own run."""
   model = inference.TrainedModel.load(checkpoint)
-  builder = builder or input_pipeline.get_builder(model.config.data)
+  builder = builder or input_pipeline.get_builder(model.config.data, model.label_space)
   if not builder.is_prepared():
     raise EvaluationError(
         f"dataset {model.config.data.name!r} is not built in {builder.data_dir}; build it with: "
         f"python -m varec.build_dataset --dataset={model.config.data.name}"
         + (f" --data_dir={model.config.data.data_dir}" if model.config.data.data_dir else "")
         + (" --manual_dir=/path/to/videos" if model.config.data.name == "adfes" else ""))
+  dataset_space = input_pipeline.label_space(builder)
+  if dataset_space != model.label_space:
+    raise EvaluationError(
+        f"the dataset in {builder.data_dir} has the emotions {', '.join(dataset_space.emotions)}, "
+        f"the checkpoint {', '.join(model.label_space.emotions)}: evaluate on the dataset it was "
+        "trained on")
   predictor = inference.VideoPredictor(model)
   return model, [evaluate_split(model, predictor, builder, s) for s in splits]
 
@@ -133,6 +141,7 @@ def write_outputs(model: inference.TrainedModel, results: list[SplitResult], out
              "figures": []}
   (output / "metrics.json").write_text(json.dumps({
       "checkpoint": str(model.path), "dataset": model.config.data.name,
+      "label_space": model.label_space.to_meta(),  # Row and column order of the confusion matrices.
       "splits": {r.split: r.metrics for r in results}}, indent=2) + "\n")
   pd.concat([r.videos for r in results]).to_csv(output / "videos.csv", index=False)
   pd.concat([r.frames for r in results]).to_csv(output / "frames.csv", index=False,
@@ -140,32 +149,34 @@ def write_outputs(model: inference.TrainedModel, results: list[SplitResult], out
   if not figures:
     return written
   fig_dir = output / "figures"
+  space = model.label_space
   for r in results:
     written["figures"].append(plots.confusion_matrix(
-        np.asarray(r.metrics["confusion_matrix"]),
+        np.asarray(r.metrics["confusion_matrix"]), space,
         f"{r.split}: accuracy {r.metrics['accuracy']:.2f}, PN accuracy {r.metrics['pn_accuracy']:.2f}",
         fig_dir / f"fig4_confusion_{_file_name(r.split)}.png"))
     frames = r.frames[r.frames["labelled"]].merge(r.videos[["video", "true_emotion", "correct"]],
                                                   on="video")
     written["figures"].append(plots.output_distribution(
         frames[["valence", "arousal"]].to_numpy(),
-        frames["true_emotion"].map(emotions.EMOTIONS.index).to_numpy(), frames["correct"].to_numpy(),
-        f"{r.split}: labelled frames' outputs by true emotion",
+        frames["true_emotion"].map(space.emotions.index).to_numpy(), frames["correct"].to_numpy(),
+        space, f"{r.split}: labelled frames' outputs by true emotion",
         fig_dir / f"fig5_distribution_{_file_name(r.split)}.png"))
     by_emotion: dict[str, dict[str, np.ndarray]] = {}
     for video in r.videos.itertuples():
       f = r.frames[r.frames["video"] == video.video]
       va = f[["valence", "arousal"]].to_numpy()
-      nearest = f["nearest_emotion"].map(emotions.EMOTIONS.index).to_numpy()
+      nearest = f["nearest_emotion"].map(space.emotions.index).to_numpy()
       written["figures"].append(plots.trajectory(
-          va, nearest, f"{video.video}\ntrue {video.true_emotion}, predicted {video.predicted_emotion}",
+          va, nearest, space,
+          f"{video.video}\ntrue {video.true_emotion}, predicted {video.predicted_emotion}",
           fig_dir / "fig6" / _file_name(r.split) / f"{_file_name(video.video)}.png",
           labelled=f["labelled"].to_numpy()))
       by_emotion.setdefault(video.true_emotion, {})[video.speaker] = va
     for emotion, trajectories in by_emotion.items():
       written["figures"].append(plots.emotion_trajectories(
-          trajectories, emotion, f"{r.split}: {emotion}, all speakers",
-          fig_dir / "fig7" / _file_name(r.split) / f"{emotion}.png"))
+          trajectories, space, f"{r.split}: {emotion}, all speakers",
+          fig_dir / "fig7" / _file_name(r.split) / f"{_file_name(emotion)}.png"))
   return written
 
 

@@ -21,6 +21,7 @@ class TrainedModel:
   variables: dict
   meta: dict
   path: pathlib.Path
+  label_space: emotions.LabelSpace  # The emotions of the dataset it was trained on.
 
   @classmethod
   def load(cls, path) -> "TrainedModel":
@@ -41,16 +42,14 @@ class TrainedModel:
       raise checkpoints.CheckpointError(
           f"{step_dir} is not a trained varec checkpoint (its meta item lacks config and "
           "speakers; a checkpoint from varec.import_keras only initialises training)")
-    if meta["emotions"] != list(emotions.EMOTIONS):
-      raise checkpoints.CheckpointError(
-          f"{manager.directory / str(step)} was trained on emotions {meta['emotions']}, "
-          f"this varec knows {list(emotions.EMOTIONS)}")
+    try:
+      label_space = emotions.LabelSpace.from_meta(meta)
+    except ValueError as e:
+      raise checkpoints.CheckpointError(f"{step_dir}: unusable emotions in its meta: {e}") from e
     variables, _ = checkpoints.restore(manager, step)
     config = ml_collections.ConfigDict(meta["config"])
-    return cls(config=config, variables=variables, meta=meta, path=manager.directory / str(step))
-
-  def prototypes(self) -> np.ndarray:
-    return np.asarray([self.meta["prototypes"][e] for e in self.meta["emotions"]], np.float32)
+    return cls(config=config, variables=variables, meta=meta, path=manager.directory / str(step),
+               label_space=label_space)
 
 
 def covering_window_starts(num_frames: int, length: int) -> np.ndarray:

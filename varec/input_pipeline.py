@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
+from varec import emotions
 from varec import preprocessing
 from varec import splits
 from varec import video_dataset
@@ -30,16 +31,33 @@ BUILDER_MODULES = {
 _FIELDS = ("video_id", "speaker", "emotion", "orientation", "start_frame", "labels", "labelled")
 
 
-def get_builder(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
-  """The TFDS builder named by `data.name`, reading and writing array_record files."""
+def get_builder(data: ml_collections.ConfigDict,
+                label_space: emotions.LabelSpace | None = None) -> tfds.core.DatasetBuilder:
+  """The TFDS builder named by `data.name`, reading and writing array_record files.
+
+  A video_folder build has the emotions of `data.prototypes_csv` (Table 2
+  without one), or `label_space` when given: a checkpoint's, so that its build
+  is found even if the CSV has moved or changed since training.
+  """
   if data.name not in BUILDER_MODULES:
     raise ValueError(f"unknown dataset {data.name!r}; choose one of {', '.join(BUILDER_MODULES)}")
+  prototypes_csv = data.get("prototypes_csv")  # Absent from the configs of older checkpoints.
+  if prototypes_csv and data.name != "video_folder":
+    raise ValueError(f"data.prototypes_csv is for the video_folder dataset; {data.name} has "
+                     "Table 2's emotions")
   module = importlib.import_module(BUILDER_MODULES[data.name])
   config = data.builder_config
   if data.name == "video_folder":
-    # The user's options name the build, so builds with other options live side by side.
+    if label_space is None:
+      label_space = (emotions.LabelSpace.from_csv(prototypes_csv) if prototypes_csv
+                     else emotions.TABLE2)
+    # The user's options name the build, so builds with other options (or another vocabulary)
+    # live side by side and one is never read as another.
+    name = f"labelled{data.num_labelled_frames}{'_cropped' if data.faces_cropped else ''}"
+    if label_space != emotions.TABLE2:
+      name += f"_emotions{label_space.digest()}"
     config = video_dataset.VideoBuilderConfig(
-        name=f"labelled{data.num_labelled_frames}{'_cropped' if data.faces_cropped else ''}",
+        name=name, label_space=label_space,
         preprocess=preprocessing.PreprocessConfig(
             num_labelled_frames=data.num_labelled_frames, faces_cropped=data.faces_cropped,
             pad_short_clips=True))
@@ -54,6 +72,13 @@ def ensure_built(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=data.manual_dir, try_download_gcs=False))
   return builder
+
+
+def label_space(builder: tfds.core.DatasetBuilder) -> emotions.LabelSpace:
+  """The emotions of a build: class indices, prototypes and PN groups."""
+  meta = builder.info.metadata.get("label_space")
+  # Builds made before the metadata recorded emotions could only have Table 2's.
+  return emotions.TABLE2 if meta is None else emotions.LabelSpace.from_meta(meta)
 
 
 def build_summary(builder: tfds.core.DatasetBuilder) -> str:

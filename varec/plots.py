@@ -15,19 +15,27 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 from varec import emotions  # pylint: disable=g-import-not-at-top
 
-EMOTION_COLOURS = dict(zip(emotions.EMOTIONS, plt.get_cmap("tab10").colors))
 CORRECT_COLOUR, WRONG_COLOUR = "tab:orange", "tab:blue"  # As in the paper's Fig. 5.
 
 
-def _va_axes(ax, title: str) -> None:
-  """Valence on x, arousal on y, in [-1.1, 1.1], with Table 2 prototypes named."""
+def _emotion_colours(label_space: emotions.LabelSpace) -> dict[str, tuple]:
+  """One colour per emotion: tab10's in class order up to 10 emotions, else spread over turbo."""
+  n = len(label_space.emotions)
+  colours = plt.get_cmap("tab10").colors if n <= 10 else plt.get_cmap("turbo")(np.linspace(0, 1, n))
+  return dict(zip(label_space.emotions, colours))
+
+
+def _va_axes(ax, label_space: emotions.LabelSpace, title: str) -> None:
+  """Valence on x, arousal on y, in [-1.1, 1.1] (wider for prototypes beyond), prototypes named."""
   ax.axhline(0, color="0.85", lw=0.8, zorder=0)
   ax.axvline(0, color="0.85", lw=0.8, zorder=0)
-  for name, (v, a) in emotions.PROTOTYPES.items():
-    ax.scatter(v, a, marker="X", s=70, color=EMOTION_COLOURS[name], edgecolor="black", lw=0.6,
-               zorder=5)
+  colours = _emotion_colours(label_space)
+  for name, (v, a) in zip(label_space.emotions, label_space.prototypes):
+    ax.scatter(v, a, marker="X", s=70, color=colours[name], edgecolor="black", lw=0.6, zorder=5)
     ax.annotate(name, (v, a), textcoords="offset points", xytext=(4, 4), fontsize=7, zorder=6)
-  ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xlabel="valence", ylabel="arousal", title=title)
+  limit = max(1.1, 1.1 * np.abs(label_space.prototype_array()).max())
+  ax.set(xlim=(-limit, limit), ylim=(-limit, limit), xlabel="valence", ylabel="arousal",
+         title=title)
   ax.set_aspect("equal")
 
 
@@ -39,7 +47,8 @@ def _save(fig, path) -> pathlib.Path:
   return path
 
 
-def confusion_matrix(matrix: np.ndarray, title: str, path) -> pathlib.Path:
+def confusion_matrix(matrix: np.ndarray, label_space: emotions.LabelSpace, title: str,
+                     path) -> pathlib.Path:
   """Fig. 4: counts and row-normalised (recall per true emotion), side by side."""
   rows = matrix.sum(axis=1, keepdims=True)
   normalised = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
@@ -52,8 +61,8 @@ def confusion_matrix(matrix: np.ndarray, title: str, path) -> pathlib.Path:
       if matrix[i, j]:
         ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7,
                 color="white" if value > values.max() / 2 else "black")
-    ax.set_xticks(range(len(emotions.EMOTIONS)), emotions.EMOTIONS, rotation=60, ha="right")
-    ax.set_yticks(range(len(emotions.EMOTIONS)), emotions.EMOTIONS)
+    ax.set_xticks(range(len(label_space.emotions)), label_space.emotions, rotation=60, ha="right")
+    ax.set_yticks(range(len(label_space.emotions)), label_space.emotions)
     ax.set(xlabel="predicted emotion", ylabel="true emotion")
   axes[0].set_title("counts")
   axes[1].set_title("row-normalised")
@@ -61,37 +70,48 @@ def confusion_matrix(matrix: np.ndarray, title: str, path) -> pathlib.Path:
   return _save(fig, path)
 
 
-def output_distribution(va: np.ndarray, true: np.ndarray, video_correct: np.ndarray, title: str,
-                        path) -> pathlib.Path:
-  """Fig. 5: every frame's output, one panel per true emotion, frames of correctly
-  recognised videos in orange and of misrecognised ones in blue."""
-  fig, axes = plt.subplots(2, 5, figsize=(20, 8.5))
-  for index, (ax, name) in enumerate(zip(axes.ravel(), emotions.EMOTIONS)):
+def output_distribution(va: np.ndarray, true: np.ndarray, video_correct: np.ndarray,
+                        label_space: emotions.LabelSpace, title: str, path) -> pathlib.Path:
+  """Fig. 5: every frame's output, one panel per true emotion (5 per row), frames of
+  correctly recognised videos in orange and of misrecognised ones in blue."""
+  num_emotions = len(label_space.emotions)
+  grid_cols = min(5, num_emotions)
+  grid_rows = -(-num_emotions // grid_cols)  # Ceiling division.
+  fig, axes = plt.subplots(grid_rows, grid_cols, figsize=(4 * grid_cols, 4.25 * grid_rows),
+                           squeeze=False)
+  axes = axes.ravel()
+  for ax in axes[num_emotions:]:
+    ax.set_visible(False)
+  for index, (ax, name) in enumerate(zip(axes, label_space.emotions)):
     rows = true == index
-    _va_axes(ax, f"{name}\n" + (f"{video_correct[rows].mean():.0%} of frames in recognised videos"
-                                if rows.any() else "no videos"))
+    _va_axes(ax, label_space,
+             f"{name}\n" + (f"{video_correct[rows].mean():.0%} of frames in recognised videos"
+                            if rows.any() else "no videos"))
     ax.title.set_fontsize(9)
     for correct, colour, label in ((False, WRONG_COLOUR, "misrecognised video"),
                                    (True, CORRECT_COLOUR, "recognised video")):
       sel = rows & (video_correct == correct)
       ax.scatter(va[sel, 0], va[sel, 1], s=4, alpha=0.4, color=colour, label=label, zorder=2)
-  fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper right", fontsize=8, markerscale=3)
+  fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", fontsize=8, markerscale=3)
   fig.suptitle(title)
   return _save(fig, path)
 
 
-def trajectory(va: np.ndarray, nearest: np.ndarray, title: str, path,
-               labelled: np.ndarray | None = None) -> pathlib.Path:
+def trajectory(va: np.ndarray, nearest: np.ndarray, label_space: emotions.LabelSpace, title: str,
+               path, labelled: np.ndarray | None = None) -> pathlib.Path:
   """Fig. 6: one video's frames in the valence-arousal plane, joined in time,
-  coloured by nearest emotion, markers growing with the frame index."""
+  coloured by nearest emotion (class indices into `label_space`), markers
+  growing with the frame index."""
   fig, ax = plt.subplots(figsize=(6.5, 6.5))
-  _va_axes(ax, title)
+  _va_axes(ax, label_space, title)
+  colours = _emotion_colours(label_space)
   ax.plot(va[:, 0], va[:, 1], color="0.6", lw=0.7, zorder=1)
   sizes = 6 + 60 * np.arange(len(va)) / max(1, len(va) - 1)
   for index in np.unique(nearest):
     sel = nearest == index
-    ax.scatter(va[sel, 0], va[sel, 1], s=sizes[sel], color=EMOTION_COLOURS[emotions.EMOTIONS[index]],
-               alpha=0.8, label=emotions.EMOTIONS[index], zorder=3)
+    name = label_space.emotions[index]
+    ax.scatter(va[sel, 0], va[sel, 1], s=sizes[sel], color=colours[name], alpha=0.8, label=name,
+               zorder=3)
   if labelled is not None and labelled.any():
     first = int(np.flatnonzero(labelled)[0])
     ax.scatter(*va[first], s=120, facecolor="none", edgecolor="black", zorder=4,
@@ -101,11 +121,11 @@ def trajectory(va: np.ndarray, nearest: np.ndarray, title: str, path,
   return _save(fig, path)
 
 
-def emotion_trajectories(trajectories: dict[str, np.ndarray], emotion: str, title: str,
-                         path) -> pathlib.Path:
+def emotion_trajectories(trajectories: dict[str, np.ndarray], label_space: emotions.LabelSpace,
+                         title: str, path) -> pathlib.Path:
   """Fig. 7: every speaker's trajectory for one emotion on one plot."""
   fig, ax = plt.subplots(figsize=(7, 7))
-  _va_axes(ax, title)
+  _va_axes(ax, label_space, title)
   colours = plt.get_cmap("viridis")(np.linspace(0, 1, max(1, len(trajectories))))
   for colour, (speaker, va) in zip(colours, sorted(trajectories.items())):
     ax.plot(va[:, 0], va[:, 1], color=colour, lw=0.8, alpha=0.8, label=speaker)

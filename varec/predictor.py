@@ -94,7 +94,8 @@ class Predictor:
     features = train_lib.feature_fn(train_lib.build_cnn(config))
     self._features = lambda x: features(cnn_vars, x)
     self._last_output = jax.jit(lambda w: gru.apply(rnn_vars, w)[:, -1])
-    self.prototypes = model.prototypes()
+    self.label_space = model.label_space
+    self.prototypes = model.label_space.prototype_array()
 
   @classmethod
   def from_checkpoint(cls, path, **kwargs) -> "Predictor":
@@ -211,7 +212,7 @@ class Predictor:
         row = (frame.index, round(frame.time_s, 4), frame.box is not None, *box,
                None if va is None else round(float(va[0]), 5),
                None if va is None else round(float(va[1]), 5),
-               None if nearest is None else emotions.EMOTIONS[nearest])
+               None if nearest is None else self.label_space.emotions[nearest])
         if writer is not None:
           writer.writerow(row)
         if output is None:
@@ -222,7 +223,7 @@ class Predictor:
         stats["frames"] += 1
         if annotate:
           annotator = annotator or _Annotator(output / "annotated.mp4", frame.bgr.shape,
-                                              self.preprocess.fps)
+                                              self.preprocess.fps, self.label_space)
           annotator.write(frame, va, nearest)
     finally:
       if csv_file is not None:
@@ -237,19 +238,20 @@ class Predictor:
       return pd.DataFrame(rows, columns=FRAME_COLUMNS)
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     step = max(1, len(va_points) // 2000)  # A readable plot of a long video.
-    plots.trajectory(va_points[::step], nearest_points[::step],
+    plots.trajectory(va_points[::step], nearest_points[::step], self.label_space,
                      f"{path.name}: {summary['emotion']} ({summary['pn_group']})",
                      output / "trajectory.png")
     return pd.read_csv(output / "frames.csv")
 
   def _summary(self, path, stats, va: np.ndarray, nearest: np.ndarray) -> dict:
-    emotion = emotions.EMOTIONS[metrics.video_vote(nearest, len(self.prototypes))]
-    counts = np.bincount(nearest, minlength=len(self.prototypes))
+    names = self.label_space.emotions
+    vote = metrics.video_vote(nearest)
+    counts = np.bincount(nearest, minlength=len(names))
     summary = {
         "video": str(path), "frames": stats["frames"], "fps": self.preprocess.fps,
-        "emotion": emotion, "pn_group": emotions.GROUPS[emotion],
-        "decision": "most frequent nearest Table 2 emotion over all frames with a face",
-        "votes": {e: int(c) for e, c in zip(emotions.EMOTIONS, counts) if c},
+        "emotion": names[vote], "pn_group": self.label_space.groups[vote],
+        "decision": "most frequent nearest-prototype emotion over all frames with a face",
+        "votes": {e: int(c) for e, c in zip(names, counts) if c},
         "mean_valence": float(va[:, 0].mean()), "mean_arousal": float(va[:, 1].mean()),
         "face_share": len(va) / stats["frames"],
         "frames_with_several_faces_detected": int(stats["multiple_faces"]),
@@ -264,8 +266,9 @@ class Predictor:
 class _Annotator:
   """Writes frames with the face box, the current emotion and a valence-arousal inset."""
 
-  def __init__(self, path, shape, fps: float):
+  def __init__(self, path, shape, fps: float, label_space: emotions.LabelSpace):
     self.height, self.width = shape[:2]
+    self.label_space = label_space
     self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                   (self.width, self.height))
     if not self.writer.isOpened():
@@ -280,7 +283,7 @@ class _Annotator:
     cv2.line(image, (x0 + side // 2, y0), (x0 + side // 2, y0 + side), (200, 200, 200), 1)
     cv2.line(image, (x0, y0 + side // 2), (x0 + side, y0 + side // 2), (200, 200, 200), 1)
     to_px = lambda v, a: (int(x0 + (v + 1) / 2 * side), int(y0 + (1 - a) / 2 * side))
-    for v, a in emotions.PROTOTYPES.values():
+    for v, a in self.label_space.prototypes:
       cv2.drawMarker(image, to_px(v, a), (120, 120, 120), cv2.MARKER_TILTED_CROSS, 6, 1)
     if va is None:
       self.trail.clear()
@@ -292,8 +295,8 @@ class _Annotator:
       cv2.circle(image, self.trail[-1], 4, (0, 0, 255), -1)
       box = [int(round(v)) for v in frame.box]
       cv2.rectangle(image, tuple(box[:2]), tuple(box[2:]), (0, 255, 0), 2)
-      cv2.putText(image, f"{emotions.EMOTIONS[nearest]}  v={va[0]:+.2f} a={va[1]:+.2f}", (10, 28),
-                  cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 0), 2)
+      cv2.putText(image, f"{self.label_space.emotions[nearest]}  v={va[0]:+.2f} a={va[1]:+.2f}",
+                  (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 0), 2)
     self.writer.write(image)
 
   def close(self):

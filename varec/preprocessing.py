@@ -274,9 +274,10 @@ def labelled_mask(num_frames: int, num_labelled: int) -> np.ndarray:
   return mask
 
 
-def frame_labels(emotion: str, num_frames: int) -> np.ndarray:
-  """(T, 2) float32: the emotion's Table 2 (valence, arousal) for every frame."""
-  proto = np.asarray(emotions.PROTOTYPES[emotions.canonical_emotion(emotion)], np.float32)
+def frame_labels(emotion: str, num_frames: int,
+                 label_space: emotions.LabelSpace = emotions.TABLE2) -> np.ndarray:
+  """(T, 2) float32: the emotion's prototype (valence, arousal) for every frame."""
+  proto = label_space.prototype_array()[label_space.index(emotion)]
   return np.tile(proto, (num_frames, 1))
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-from varec.emotions import EMOTIONS, canonical_emotion, emotion_index
+from varec.emotions import EMOTIONS, TABLE2
 
 # ---------------------------------------------------------------------------
 # Appearance palettes (BGR, 0-255).
@@ -854,7 +854,7 @@ def render_video(speaker: Speaker,
     Returns:
       (T, height, width, 3) uint8 BGR frames.
     """
-  e_idx = emotion_index(emotion)
+  e_idx = TABLE2.index(emotion)
   emotion = EMOTIONS[e_idx]
   width, height = size
   if width < 32 or height < 32:
@@ -925,7 +925,7 @@ def render_video(speaker: Speaker,
 
 def video_file_name(speaker_id: str, emotion: str, ext: str = ".mp4") -> str:
   """ADFES-style name, e.g. "F01-Anger-Face Forward.mp4"."""
-  return f"{speaker_id}-{canonical_emotion(emotion).capitalize()}-Face Forward{ext}"
+  return f"{speaker_id}-{TABLE2.canonical(emotion).capitalize()}-Face Forward{ext}"
 
 
 _FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
@@ -991,7 +991,7 @@ def generate_dataset(out_dir,
     """
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  names = [canonical_emotion(e) for e in emotions]
+  names = [TABLE2.canonical(e) for e in emotions]
   if len(set(names)) != len(names):
     raise ValueError(f"duplicate emotions in {names}")
   jobs = [(spk, e, out / video_file_name(spk.speaker_id, e), seed, tuple(size), fps, num_frames)

@@ -223,9 +223,10 @@ def stage_data(name: str, config, variables: dict, windows: dict) -> dict:
           "emotion": windows["emotion"]}
 
 
-def video_decisions(pred: np.ndarray, video_ids: np.ndarray, true_emotions: np.ndarray):
+def video_decisions(pred: np.ndarray, video_ids: np.ndarray, true_emotions: np.ndarray,
+                    prototypes: np.ndarray):
   """(true, predicted) emotion per video: nearest prototype per frame, majority vote."""
-  frame_emotions = metrics.nearest_emotion(pred.reshape(len(video_ids), -1, 2))
+  frame_emotions = metrics.nearest_emotion(pred.reshape(len(video_ids), -1, 2), prototypes)
   true, voted = [], []
   for video in np.unique(video_ids):
     rows = video_ids == video
@@ -234,11 +235,12 @@ def video_decisions(pred: np.ndarray, video_ids: np.ndarray, true_emotions: np.n
   return np.array(true), np.array(voted)
 
 
-def evaluate(state: TrainState, data: dict, batch_size: int) -> dict[str, float]:
-  """Frame-level loss/CCC/RMSE and video-level accuracy on one split."""
+def evaluate(state: TrainState, data: dict, batch_size: int,
+             prototypes: np.ndarray) -> dict[str, float]:
+  """Frame-level loss/CCC/RMSE and video-level accuracy (nearest of `prototypes`) on one split."""
   pred = predict(_eval_step, state, data["inputs"], batch_size)
   result = {k: float(v) for k, v in va_metrics(jnp.asarray(pred), jnp.asarray(data["labels"])).items()}
-  true, voted = video_decisions(pred, data["video_id"], data["emotion"])
+  true, voted = video_decisions(pred, data["video_id"], data["emotion"], prototypes)
   result["video_accuracy"] = metrics.accuracy(true, voted)
   result["ccc"] = (result["ccc_valence"] + result["ccc_arousal"]) / 2
   return result
@@ -285,11 +287,11 @@ class MetricLogger:
 # -- The training loop -------------------------------------------------------------
 
 
-def _meta(config, speakers, stage: str, epoch: int, step: int, done_stages) -> dict:
+def _meta(config, speakers, label_space: emotions.LabelSpace, stage: str, epoch: int, step: int,
+          done_stages) -> dict:
   return {"stage": stage, "epoch": epoch, "step": step, "completed_stages": list(done_stages),
           "config": json.loads(config.to_json()), "speakers": {k: list(v) for k, v in speakers.items()},
-          "emotions": list(emotions.EMOTIONS),
-          "prototypes": {e: list(v) for e, v in emotions.PROTOTYPES.items()}}
+          **label_space.to_meta()}
 
 
 def _stages_to_run(config) -> list[str]:
@@ -319,7 +321,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  builder = builder or input_pipeline.ensure_built(config.data)
   windows, speakers = input_pipeline.load_windows(config, builder)
+  label_space = input_pipeline.label_space(builder)
+  prototypes = label_space.prototype_array()
   logging.info("Speakers: %s", {k: len(v) for k, v in speakers.items()})
   window_length = windows["train"]["frames"].shape[1]
   managers = checkpoints.managers(workdir)
@@ -337,6 +342,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
     if resumed["speakers"] != {k: list(v) for k, v in speakers.items()}:
       raise ValueError(f"{workdir} holds a run with another speaker split (another seed or "
                        "dataset); use a new --workdir")
+    if emotions.LabelSpace.from_meta(resumed) != label_space:
+      raise ValueError(f"{workdir} holds a run with other emotions (another prototypes CSV); "
+                       "use a new --workdir")
     step, start_epoch, done_stages = resumed["step"], resumed["epoch"], resumed["completed_stages"]
     variables, _ = checkpoints.restore(managers[checkpoints.LATEST], step, variables)
     logging.info("Resuming from step %d (stage %s, epoch %d)", step, resumed["stage"], start_epoch)
@@ -377,7 +385,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
         progress.update()
         step += 1
       train_metrics = {k: float(np.mean([m[k] for m in batch_metrics])) for k in batch_metrics[0]}
-      val = evaluate(state, data["validation"], config.eval_batch_size)
+      val = evaluate(state, data["validation"], config.eval_batch_size, prototypes)
       progress.set_postfix(loss=f"{train_metrics['loss']:.3f}", val_ccc=f"{val['ccc']:.3f}",
                            val_acc=f"{val['video_accuracy']:.2f}")
       logger.write(name, epoch + 1, step, "train", train_metrics)
@@ -388,7 +396,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
                                   else variables["batch_stats"]}
       variables = jax.tree_util.tree_map(np.asarray, variables)
       finished = epoch + 1 == stage_config.num_epochs
-      meta = _meta(config, speakers, name, 0 if finished else epoch + 1, step,
+      meta = _meta(config, speakers, label_space, name, 0 if finished else epoch + 1, step,
                    done_stages + [name] if finished else done_stages)
       checkpoints.save(managers[checkpoints.LATEST], step, variables, state.opt_state, meta)
       if is_last:

@@ -1,8 +1,11 @@
 """What the TFDS video builders share: finding videos, preprocessing them in
 parallel, and packaging them as TFDS examples.
 
-Every builder (`data_builder/adfes`, `data_builder/synthetic_adfes`) lists its
-video files as `VideoRecord`s; everything after that is this one code path.
+Every builder (`data_builder/adfes`, `data_builder/synthetic_adfes`,
+`data_builder/video_folder`) lists its video files as `VideoRecord`s;
+everything after that is this one code path. Emotion names are read in the
+builder config's label space (Table 2 unless a `video_folder` build has a
+prototypes CSV), which the dataset's `info.metadata["label_space"]` records.
 A bad file never stops a build: it is reported with its reason, skipped, and
 listed in the build summary (`info.metadata["build_summary"]`).
 """
@@ -42,7 +45,7 @@ class VideoRecord:
   path: pathlib.Path
   video_id: str  # Unique: the path relative to the data folder, without extension.
   speaker: str
-  emotion: str  # A Table 2 name.
+  emotion: str  # A name of the build's label space.
   orientation: str  # forward | toward | away.
 
 
@@ -63,8 +66,8 @@ def canonical_orientation(text: str) -> str | None:
   return None
 
 
-def parse_file_name(path: pathlib.Path, root: pathlib.Path,
-                    pattern: str = ADFES_FILENAME_PATTERN) -> VideoRecord:
+def parse_file_name(path: pathlib.Path, root: pathlib.Path, pattern: str = ADFES_FILENAME_PATTERN,
+                    label_space: emotions.LabelSpace = emotions.TABLE2) -> VideoRecord:
   """Speaker, emotion and orientation from a file name matching `pattern`.
 
   `pattern` is a regular expression with the named groups `speaker` and
@@ -73,13 +76,13 @@ def parse_file_name(path: pathlib.Path, root: pathlib.Path,
   for one ("Face Forward/F01-Anger.mpeg"); failing that, forward is assumed.
 
   Raises:
-    ValueError: the name does not match, or names no known emotion.
+    ValueError: the name does not match, or names no emotion of `label_space`.
   """
   match = re.match(pattern, path.stem)
   if not match:
     raise ValueError(f"file name does not match the pattern {pattern!r}")
   groups = match.groupdict()
-  emotion = emotions.canonical_emotion(groups["emotion"])
+  emotion = label_space.canonical(groups["emotion"])
   relative = path.relative_to(root)
   orientation_text = groups.get("orientation") or " ".join(relative.parent.parts)
   orientation = canonical_orientation(orientation_text) if orientation_text else None
@@ -91,7 +94,8 @@ def parse_file_name(path: pathlib.Path, root: pathlib.Path,
                      speaker=groups["speaker"], emotion=emotion, orientation=orientation)
 
 
-def read_index_csv(index_path: pathlib.Path) -> tuple[list[VideoRecord], list[Skipped]]:
+def read_index_csv(index_path: pathlib.Path, label_space: emotions.LabelSpace = emotions.TABLE2
+                   ) -> tuple[list[VideoRecord], list[Skipped]]:
   """Records from a CSV with columns path, speaker, emotion[, orientation].
 
   Paths are relative to the CSV's folder; orientation defaults to forward.
@@ -112,15 +116,16 @@ def read_index_csv(index_path: pathlib.Path) -> tuple[list[VideoRecord], list[Sk
           raise ValueError(f"unknown orientation {row['orientation']!r}")
         records.append(VideoRecord(
             path=path, video_id=pathlib.Path(row["path"]).with_suffix("").as_posix(),
-            speaker=row["speaker"].strip(), emotion=emotions.canonical_emotion(row["emotion"]),
+            speaker=row["speaker"].strip(), emotion=label_space.canonical(row["emotion"]),
             orientation=orientation))
       except ValueError as e:
         skipped.append(Skipped(f"{index_path}:{line} ({row['path']})", str(e)))
   return records, skipped
 
 
-def find_videos(root, pattern: str = ADFES_FILENAME_PATTERN,
-                orientations=ORIENTATIONS) -> tuple[list[VideoRecord], list[Skipped]]:
+def find_videos(root, pattern: str = ADFES_FILENAME_PATTERN, orientations=ORIENTATIONS,
+                label_space: emotions.LabelSpace = emotions.TABLE2
+                ) -> tuple[list[VideoRecord], list[Skipped]]:
   """Lists the labelled videos under `root`, from `index.csv` if present, else file names.
 
   Raises:
@@ -130,14 +135,14 @@ def find_videos(root, pattern: str = ADFES_FILENAME_PATTERN,
   if not root.is_dir():
     raise FileNotFoundError(f"data folder {root} does not exist")
   if (root / INDEX_CSV).is_file():
-    records, skipped = read_index_csv(root / INDEX_CSV)
+    records, skipped = read_index_csv(root / INDEX_CSV, label_space)
   else:
     records, skipped = [], []
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
       if path.suffix.lower() not in VIDEO_EXTENSIONS:
         continue
       try:
-        records.append(parse_file_name(path, root, pattern))
+        records.append(parse_file_name(path, root, pattern, label_space))
       except ValueError as e:
         skipped.append(Skipped(str(path), str(e)))
   if not records and not skipped:
@@ -246,11 +251,12 @@ def load_preprocessed(cache: pathlib.Path) -> preprocessing.PreprocessedVideo:
 
 @dataclasses.dataclass(eq=False)
 class VideoBuilderConfig(tfds.core.BuilderConfig):
-  """A builder config: preprocessing parameters and the file-name pattern."""
+  """A builder config: preprocessing parameters, the file-name pattern, the emotions."""
   preprocess: preprocessing.PreprocessConfig = dataclasses.field(
       default_factory=preprocessing.PreprocessConfig)
   filename_pattern: str = ADFES_FILENAME_PATTERN
   orientations: tuple[str, ...] = ORIENTATIONS
+  label_space: emotions.LabelSpace = emotions.TABLE2
 
 
 def build_summary(done, skipped, config: preprocessing.PreprocessConfig) -> dict:
@@ -306,11 +312,12 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
   def _info(self) -> tfds.core.DatasetInfo:
     size = self.builder_config.preprocess.image_size
+    label_space = self.builder_config.label_space
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             "video_id": tfds.features.Text(),
             "speaker": tfds.features.Text(),
-            "emotion": tfds.features.ClassLabel(names=emotions.EMOTIONS),
+            "emotion": tfds.features.ClassLabel(names=label_space.emotions),
             "orientation": tfds.features.Text(),
             "start_frame": np.int32,  # Index of the clip's first frame in its video.
             "frames": tfds.features.Tensor(shape=(None, size, size, 1), dtype=np.uint8,
@@ -322,7 +329,8 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
             "detection_rate": np.float32,
             "source_fps": np.float32,
         }),
-        metadata=tfds.core.MetadataDict(),
+        # Saved with the build: training and evaluation read the emotions from here.
+        metadata=tfds.core.MetadataDict(label_space=label_space.to_meta()),
     )
 
   def _split_generators(self, dl_manager):
@@ -343,7 +351,8 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     pre = self.builder_config.preprocess
     for record, cache in done:
       video = load_preprocessed(cache)
-      labels = preprocessing.frame_labels(record.emotion, len(video.frames))
+      labels = preprocessing.frame_labels(record.emotion, len(video.frames),
+                                          self.builder_config.label_space)
       if windows:
         starts = preprocessing.window_starts(video.labelled, pre.window_length, pre.window_stride)
         spans = [(int(s), int(s) + pre.window_length) for s in starts]

@@ -39,5 +39,6 @@ class Builder(video_dataset.VideoEmotionBuilder):
   """
 
   def _video_records(self, dl_manager):
-    return video_dataset.find_videos(dl_manager.manual_dir, self.builder_config.filename_pattern,
-                                     self.builder_config.orientations)
+    config = self.builder_config
+    return video_dataset.find_videos(dl_manager.manual_dir, config.filename_pattern,
+                                     config.orientations, config.label_space)

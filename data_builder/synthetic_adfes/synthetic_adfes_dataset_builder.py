@@ -50,4 +50,5 @@ class Builder(video_dataset.VideoEmotionBuilder):
                                  size=config.frame_size, fps=config.preprocess.fps,
                                  workers=video_dataset.default_workers())
       marker.touch()
-    return video_dataset.find_videos(video_dir, config.filename_pattern, config.orientations)
+    return video_dataset.find_videos(video_dir, config.filename_pattern, config.orientations,
+                                     config.label_space)

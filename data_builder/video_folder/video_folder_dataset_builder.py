@@ -27,12 +27,17 @@ class Builder(video_dataset.VideoEmotionBuilder):
   - speaker: who is filmed; the train/validation/test split never puts one
     speaker in two splits;
   - emotion: a Table 2 emotion or an alias (happy, angry, sad, surprised,
-    scared, disgusted, embarrassed, proud, ...: `varec.emotions.ALIASES`).
+    scared, disgusted, embarrassed, proud, ...: `varec.emotions.ALIASES`),
+    or one of your own vocabulary's (prototypes_csv below).
 
   Options (train.py's --config.data.*): faces_cropped=True when the frames are
   already face crops (no detection), num_labelled_frames (default 50, the
-  paper's; the last N frames carry the label). Clips shorter than one 10-frame
-  window are padded by repeating their first frame (counted in the summary).
+  paper's; the last N frames carry the label), prototypes_csv (your own
+  emotions instead of Table 2's: a CSV with the columns
+  emotion,valence,arousal,group, one row per emotion, the row order giving the
+  class indices; group is the emotion's group for PN accuracy). Clips shorter
+  than one 10-frame window are padded by repeating their first frame (counted
+  in the summary).
   """
 
   def _video_records(self, dl_manager):
@@ -40,4 +45,4 @@ class Builder(video_dataset.VideoEmotionBuilder):
     if not labels.is_file():
       raise FileNotFoundError(f"{labels} not found; it lists path,speaker,emotion per video. "
                               + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
-    return video_dataset.read_index_csv(labels)
+    return video_dataset.read_index_csv(labels, self.builder_config.label_space)
