@@ -28,8 +28,8 @@ def _demo_flags(data_dir, **overrides):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   data_dir = tmp_path_factory.mktemp("tfds")
-  out = _run("-m", "varec.build_dataset", "--dataset=synthetic_adfes", f"--data_dir={data_dir}",
-             "--builder_config=small")
+  out = _run("-m", "varec.build_dataset", "--data.name=synthetic_adfes", f"--data.data_dir={data_dir}",
+             "--data.builder_config=small")
   assert "40 videos, 4 speakers" in out, out
   return data_dir
 

@@ -95,3 +95,15 @@ def test_label_space_of_a_build(tiny_builder, monkeypatch):
   assert tiny_builder.info.metadata["label_space"] == emotions.TABLE2.to_meta()
   monkeypatch.delitem(tiny_builder.info.metadata, "label_space")  # As in builds from before.
   assert input_pipeline.label_space(tiny_builder) == emotions.TABLE2
+
+
+def test_build_command_names_the_options_that_select_the_build():
+  data = base.get_data_config()
+  data.name, data.data_dir = "synthetic_adfes", "/data"
+  assert input_pipeline.build_command(data) == (
+      "python -m varec.build_dataset --data.name=synthetic_adfes --data.data_dir=/data")
+  data.name, data.manual_dir, data.prototypes_csv = "video_folder", "/videos", "/e.csv"
+  assert input_pipeline.build_command(data) == (
+      "python -m varec.build_dataset --data.name=video_folder --data.manual_dir=/videos "
+      "--data.data_dir=/data --data.prototypes_csv=/e.csv --data.faces_cropped=False "
+      "--data.num_labelled_frames=50")

@@ -3,6 +3,7 @@
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -169,3 +170,21 @@ def test_joint_stage_fine_tunes_cnn_and_gru_together(trained, tiny_builder, tmp_
   for part in ("cnn", "rnn"):
     assert any(not np.array_equal(x, y) for x, y in zip(_flat(before["params"][part]),
                                                          _flat(after["params"][part])))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_learning_rate_warms_up_then_follows_the_schedule(schedule):
+  config = tiny_config()
+  config.lr_schedule, config.cnn.learning_rate = schedule, 0.1
+  params = {"w": jnp.zeros(())}
+  tx = train_lib.make_optimizer(config, config.cnn, steps=30, warmup_steps=10)
+  state, lrs = tx.init(params), []
+  for _ in range(30):  # With a constant gradient, each Adam step moves by the learning rate.
+    updates, state = tx.update({"w": jnp.ones(())}, state, params)
+    lrs.append(-float(updates["w"]))
+  np.testing.assert_allclose(lrs[:11], np.linspace(0, 0.1, 11), rtol=1e-4, atol=1e-7)
+  if schedule == "constant":
+    np.testing.assert_allclose(lrs[10:], 0.1, rtol=1e-5)
+  else:
+    assert lrs[10] == pytest.approx(0.1, rel=1e-3) and lrs[-1] < 0.01
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))

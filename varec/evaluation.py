@@ -115,9 +115,7 @@ def evaluate(checkpoint, splits=("validation", "test"), builder=None) -> tuple[
   if not builder.is_prepared():
     raise EvaluationError(
         f"dataset {model.config.data.name!r} is not built in {builder.data_dir}; build it with: "
-        f"python -m varec.build_dataset --dataset={model.config.data.name}"
-        + (f" --data_dir={model.config.data.data_dir}" if model.config.data.data_dir else "")
-        + (" --manual_dir=/path/to/videos" if model.config.data.name == "adfes" else ""))
+        f"{input_pipeline.build_command(model.config.data)}")
   dataset_space = input_pipeline.label_space(builder)
   if dataset_space != model.label_space:
     raise EvaluationError(

@@ -64,6 +64,15 @@ def get_builder(data: ml_collections.ConfigDict,
   return module.Builder(config=config, data_dir=data.data_dir, file_format="array_record")
 
 
+def build_command(data: ml_collections.ConfigDict) -> str:
+  """The `varec.build_dataset` command line that builds the dataset of `data`."""
+  keys = ["name", "manual_dir", "data_dir", "builder_config"]
+  if data.name == "video_folder":  # Options that only video_folder builds take.
+    keys += ["prototypes_csv", "faces_cropped", "num_labelled_frames"]
+  options = [f"--data.{key}={data.get(key)}" for key in keys if data.get(key) is not None]
+  return " ".join(["python -m varec.build_dataset"] + options)
+
+
 def ensure_built(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """Returns the builder, building the dataset first if it is not there yet."""
   builder = get_builder(data)

@@ -113,12 +113,20 @@ def _with_subtree(tree: dict, path: tuple[str, ...], value) -> dict:
   return {**tree, path[0]: _with_subtree(tree.get(path[0], {}), path[1:], value)}
 
 
-def make_optimizer(config: ml_collections.ConfigDict, stage_config, steps: int):
+def make_optimizer(config: ml_collections.ConfigDict, stage_config, steps: int,
+                   warmup_steps: int = 0):
+  """Adam or SGD on the stage's learning-rate schedule, after a linear warmup from 0."""
   if config.optimizer not in DEFAULT_LEARNING_RATES:
     raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam or sgd")
+  if config.lr_schedule not in ("constant", "cosine"):
+    raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; use constant or cosine")
   lr = stage_config.learning_rate or DEFAULT_LEARNING_RATES[config.optimizer]
-  schedule = {"constant": lambda: optax.constant_schedule(lr),
-              "cosine": lambda: optax.cosine_decay_schedule(lr, max(1, steps))}[config.lr_schedule]()
+  warmup_steps = min(warmup_steps, steps)
+  decay_steps = max(1, steps - warmup_steps)
+  after_warmup = (optax.constant_schedule(lr) if config.lr_schedule == "constant"
+                  else optax.cosine_decay_schedule(lr, decay_steps))
+  schedule = after_warmup if not warmup_steps else optax.join_schedules(
+      [optax.linear_schedule(0.0, lr, warmup_steps), after_warmup], [warmup_steps])
   if config.optimizer == "adam":
     return optax.adam(schedule)
   return optax.sgd(schedule, momentum=config.momentum)
@@ -359,7 +367,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
     num_train = len(data["train"]["inputs"])
     batch_size = min(stage_config.batch_size, num_train)
     steps_per_epoch = num_train // batch_size
-    tx = make_optimizer(config, stage_config, steps_per_epoch * stage_config.num_epochs)
+    tx = make_optimizer(config, stage_config, steps_per_epoch * stage_config.num_epochs,
+                        round(steps_per_epoch * config.warmup_epochs))
     state = create_train_state(stage, variables, tx, jax.random.fold_in(dropout_rng, stage_index))
     if resumed is not None and resumed["stage"] == name and start_epoch > 0:
       _, opt_state = checkpoints.restore(managers[checkpoints.LATEST], step, variables, state.opt_state)
