@@ -18,6 +18,7 @@ def get_config():
   config.model.filters = (32, 64, 128)
   config.model.rnn_hidden_sizes = (10,)
   config.lr_schedule = "cosine"
+  config.warmup_epochs = 1.0  # Adam at full rate from step 0 sometimes blows the outputs up.
   config.cnn.num_epochs = 10
   config.rnn.num_epochs = 20
   config.rnn.learning_rate = 3e-3  # The GRU has few parameters and only ~12 steps per epoch.

@@ -1,0 +1,86 @@
+"""Where does video accuracy go? The model's own decisions vs probes on its CNN features.
+
+    python benchmarks/feature_probe.py --checkpoint=workdir/demo
+
+For the validation and test speakers of a trained run, compares the video
+accuracy of (1) the model itself (GRU valence-arousal -> nearest Table 2
+prototype -> majority vote), (2) a ridge regression from the CNN's 300-d
+features to valence-arousal, decided the same way, and (3) a logistic
+regression from the same features straight to the emotion. Probes are fit on
+the run's training speakers' labelled frames. If (3) is far above (1) and (2),
+the features tell the emotions apart and the 2-d valence-arousal bottleneck
+with nearest-prototype decisions is what loses accuracy.
+Writes benchmarks/results/feature_probe.{json,md}.
+"""
+
+import json
+import pathlib
+
+from absl import app
+from absl import flags
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import Ridge
+from sklearn.preprocessing import StandardScaler
+
+from varec import inference
+from varec import input_pipeline
+from varec import metrics
+from varec import train_lib
+
+_CHECKPOINT = flags.DEFINE_string("checkpoint", "workdir/demo", "Trained checkpoint (make demo).")
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def video_accuracy(frame_emotions: np.ndarray, video_ids: np.ndarray, true: np.ndarray) -> float:
+  votes = [metrics.video_vote(frame_emotions[video_ids == v]) for v in np.unique(video_ids)]
+  truth = [true[video_ids == v][0] for v in np.unique(video_ids)]
+  return metrics.accuracy(np.array(truth), np.array(votes))
+
+
+def main(argv):
+  del argv
+  model = inference.TrainedModel.load(_CHECKPOINT.value)
+  prototypes = model.label_space.prototype_array()
+  windows, _ = input_pipeline.load_windows(model.config)
+  predictor = inference.VideoPredictor(model)
+  splits = {}
+  for split, data in windows.items():
+    t = data["frames"].shape[1]
+    features = train_lib.extract_features(model.config, model.variables, data["frames"])
+    splits[split] = {"features": features.reshape(-1, features.shape[-1]),
+                     "labels": data["labels"].reshape(-1, 2),
+                     "emotion": np.repeat(data["emotion"], t),
+                     "video": np.repeat(data["video_id"], t),
+                     "model": predictor.predict_windows(data["frames"]).reshape(-1, 2)}
+  train = splits["train"]
+  scaler = StandardScaler().fit(train["features"])
+  ridge = Ridge(alpha=1e4).fit(scaler.transform(train["features"]), train["labels"])
+  logistic = LogisticRegression(max_iter=2000).fit(scaler.transform(train["features"]),
+                                                   train["emotion"])
+  results = {"checkpoint": str(model.path), "speakers": model.meta["speakers"], "splits": {}}
+  for split in ("validation", "test"):
+    s = splits[split]
+    x = scaler.transform(s["features"])
+    decisions = {
+        "model (GRU valence-arousal, nearest prototype)": metrics.nearest_emotion(
+            s["model"], prototypes),
+        "ridge on CNN features (valence-arousal, nearest prototype)": metrics.nearest_emotion(
+            ridge.predict(x).astype(np.float32), prototypes),
+        "logistic regression on CNN features (emotion)": logistic.predict(x),
+    }
+    results["splits"][split] = {name: video_accuracy(d, s["video"], s["emotion"])
+                                for name, d in decisions.items()}
+  RESULTS.mkdir(exist_ok=True)
+  (RESULTS / "feature_probe.json").write_text(json.dumps(results, indent=2) + "\n")
+  lines = [f"Checkpoint `{results['checkpoint']}`; video accuracy over labelled frames.", "",
+           "| decision | validation | test |", "|---|---|---|"]
+  for name in results["splits"]["validation"]:
+    lines.append(f"| {name} | {results['splits']['validation'][name]:.3f} | "
+                 f"{results['splits']['test'][name]:.3f} |")
+  (RESULTS / "feature_probe.md").write_text("\n".join(lines) + "\n")
+  print("\n".join(lines))
+
+
+if __name__ == "__main__":
+  app.run(main)
