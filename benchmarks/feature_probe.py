@@ -14,6 +14,7 @@ Writes benchmarks/results/feature_probe.{json,md}.
 """
 
 import json
+import os
 import pathlib
 
 from absl import app
@@ -58,7 +59,7 @@ def main(argv):
   ridge = Ridge(alpha=1e4).fit(scaler.transform(train["features"]), train["labels"])
   logistic = LogisticRegression(max_iter=2000).fit(scaler.transform(train["features"]),
                                                    train["emotion"])
-  results = {"checkpoint": str(model.path), "speakers": model.meta["speakers"], "splits": {}}
+  results = {"checkpoint": os.path.relpath(model.path), "speakers": model.meta["speakers"], "splits": {}}
   for split in ("validation", "test"):
     s = splits[split]
     x = scaler.transform(s["features"])
