@@ -13,9 +13,7 @@ with nearest-prototype decisions is what loses accuracy.
 Writes benchmarks/results/feature_probe.{json,md}.
 """
 
-import json
 import os
-import pathlib
 
 from absl import app
 from absl import flags
@@ -29,8 +27,9 @@ from varec import input_pipeline
 from varec import metrics
 from varec import train_lib
 
+import report  # benchmarks/report.py
+
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "workdir/demo", "Trained checkpoint (make demo).")
-RESULTS = pathlib.Path(__file__).parent / "results"
 
 
 def video_accuracy(frame_emotions: np.ndarray, video_ids: np.ndarray, true: np.ndarray) -> float:
@@ -72,15 +71,12 @@ def main(argv):
     }
     results["splits"][split] = {name: video_accuracy(d, s["video"], s["emotion"])
                                 for name, d in decisions.items()}
-  RESULTS.mkdir(exist_ok=True)
-  (RESULTS / "feature_probe.json").write_text(json.dumps(results, indent=2) + "\n")
   lines = [f"Checkpoint `{results['checkpoint']}`; video accuracy over labelled frames.", "",
            "| decision | validation | test |", "|---|---|---|"]
   for name in results["splits"]["validation"]:
     lines.append(f"| {name} | {results['splits']['validation'][name]:.3f} | "
                  f"{results['splits']['test'][name]:.3f} |")
-  (RESULTS / "feature_probe.md").write_text("\n".join(lines) + "\n")
-  print("\n".join(lines))
+  report.write("feature_probe", results, "\n".join(lines))
 
 
 if __name__ == "__main__":

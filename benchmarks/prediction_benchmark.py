@@ -25,10 +25,11 @@ import cv2
 from varec import emotions
 from varec import synthetic
 
+import report  # benchmarks/report.py
+
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "workdir/demo", "Trained checkpoint (make demo).")
 _MINUTES = flags.DEFINE_list("minutes", ["1", "10"], "Video lengths in minutes.")
 _SINGLE = flags.DEFINE_string("single", None, "Internal: predict this one video and print JSON.")
-RESULTS = pathlib.Path(__file__).parent / "results"
 CLIP_FRAMES = 250  # 10 s per emotion clip.
 
 
@@ -82,8 +83,6 @@ def main(argv):
       results["runs"].append(run)
       print(json.dumps(run))
       video.unlink()
-  RESULTS.mkdir(exist_ok=True)
-  (RESULTS / "prediction.json").write_text(json.dumps(results, indent=2) + "\n")
   lines = ["# Prediction benchmark", "",
            f"`predict.py`'s predictor end to end (decode, grayscale, equalisation, detection every "
            f"5th frame, crop, CNN, GRU, frames.csv, summary, trajectory plot) on synthetic 640x480 "
@@ -93,8 +92,7 @@ def main(argv):
   for run in results["runs"]:
     lines.append(f"| {run['minutes']:g} min | {run['frames']} | {run['frames_per_second']:.0f} | "
                  f"{run['frames_per_second'] / 25:.1f} | {run['peak_rss_mb']:.0f} |")
-  (RESULTS / "prediction.md").write_text("\n".join(lines) + "\n")
-  print("\n".join(lines))
+  report.write("prediction", results, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -22,10 +22,11 @@ from varec import preprocessing
 from varec import synthetic
 from varec import video_dataset
 
+import report  # benchmarks/report.py
+
 _VIDEOS = flags.DEFINE_integer("videos", 4, "Number of videos.")
 _SECONDS = flags.DEFINE_float("seconds", 10.0, "Length of each video.")
 _WORKERS = flags.DEFINE_integer("workers", os.cpu_count(), "Worker processes.")
-RESULTS = pathlib.Path(__file__).parent / "results"
 
 
 def _stage_times(path, config: preprocessing.PreprocessConfig) -> dict[str, float]:
@@ -79,8 +80,6 @@ def main(argv):
              "ms_per_frame_one_core": _stage_times(paths[0], config)}
       results["runs"].append(run)
       print(json.dumps(run))
-  RESULTS.mkdir(exist_ok=True)
-  (RESULTS / "preprocessing.json").write_text(json.dumps(results, indent=2) + "\n")
   lines = ["# Preprocessing benchmark", "",
            f"{results['videos']} synthetic 640x480 videos x {num_frames} frames, "
            f"{results['workers']} worker processes, {results['machine']}. "
@@ -94,8 +93,7 @@ def main(argv):
                  f"{run['frames_per_second']:.0f} | {run['detection_rate']:.1%} | "
                  f"{ms['decode']:.2f} / {ms['grayscale_equalise']:.2f} / "
                  f"{ms['detect_per_frame']:.2f} / {ms['crop_resize']:.2f} |")
-  (RESULTS / "preprocessing.md").write_text("\n".join(lines) + "\n")
-  print("\n".join(lines))
+  report.write("preprocessing", results, "\n".join(lines))
 
 
 if __name__ == "__main__":

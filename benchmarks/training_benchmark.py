@@ -18,7 +18,6 @@ beside PyTorch's, measured on the same machine (`REFERENCE`).
 import importlib
 import json
 import os
-import pathlib
 import platform
 import time
 from unittest import mock
@@ -36,6 +35,8 @@ from varec import models
 from varec import preprocessing
 from varec import train_lib
 
+import report  # benchmarks/report.py
+
 _CONFIGS = flags.DEFINE_list(
     "configs", ["demo@16-32-64", "demo", "rnn10", "rnn10_10_5"],
     "Modules of configs/; name@a-b-c overrides the CNN filters (16-32-64: the issue's "
@@ -46,7 +47,6 @@ _PAPER_STEPS = flags.DEFINE_integer(
 _ABLATION_CONFIGS = flags.DEFINE_list(
     "ablation_configs", ["demo"],
     "Configs whose cnn stage is also timed with YNNPACK convolutions on and with nn.max_pool.")
-RESULTS = pathlib.Path(__file__).parent / "results"
 WINDOW = preprocessing.PreprocessConfig().window_length
 # From the issue, measured on this 2-core machine: PyTorch 2.13 on CPU, 2 threads,
 # channels-last (Keras on TensorFlow is in the same range). Keyed by (image size, filters).
@@ -243,11 +243,7 @@ def main(argv):
     results["runs"].append(_benchmark_config(name, cnn_results))
   results["total_s"] = time.perf_counter() - start
   results["load_average"] = {"start": load_start, "end": os.getloadavg()}
-  RESULTS.mkdir(exist_ok=True)
-  (RESULTS / "training.json").write_text(json.dumps(results, indent=2) + "\n")
-  markdown = _markdown(results)
-  (RESULTS / "training.md").write_text(markdown)
-  print(markdown)
+  report.write("training", results, _markdown(results))
 
 
 if __name__ == "__main__":
