@@ -65,6 +65,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.augment.max_contrast = 0.25  # Contrast scaled by a factor in 1 +- this.
   config.augment.max_brightness = 20.0  # Gray levels added, up to +- this.
 
+  # Beyond the paper: train for the nearest-prototype decision as well as eq. 9.
+  config.loss = ml_collections.ConfigDict()
+  config.loss.prototype_weight = 0.0  # Weight of the prototype cross-entropy; 0 = paper (eq. 9 only).
+  config.loss.prototype_temperature = 0.02  # Squared VA distance per unit of logit.
+
   config.optimizer = "adam"  # adam (lr 1e-3) | sgd (momentum 0.9, lr 0.01, as in the Keras original).
   config.momentum = 0.9  # SGD momentum.
   config.lr_schedule = "constant"  # constant | cosine (decays to 0 over each stage).

@@ -125,3 +125,33 @@ def test_rmse_per_dimension_with_mask():
   np.testing.assert_allclose(
       jax.jit(losses.rmse)(pred, target, mask), expected, rtol=1e-5
   )
+
+
+PROTOTYPES = np.array([[-0.4, 0.8], [-0.57, 0.66], [0.95, 0.12], [0.0, 0.0]], np.float32)
+
+
+def test_prototype_cross_entropy_matches_numpy():
+  rng = np.random.default_rng(0)
+  targets = PROTOTYPES[rng.integers(0, 4, (3, 5))]
+  pred = rng.uniform(-1, 1, (3, 5, 2)).astype(np.float32)
+  logits = -((pred[..., None, :] - PROTOTYPES) ** 2).sum(-1).astype(np.float64) / 0.05
+  log_p = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+      - logits.max(-1, keepdims=True)
+  classes = ((targets[..., None, :] - PROTOTYPES) ** 2).sum(-1).argmin(-1)
+  expected = -np.take_along_axis(log_p, classes[..., None], -1).mean()
+  got = losses.prototype_cross_entropy(pred, targets, PROTOTYPES, 0.05)
+  np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+
+
+def test_prototype_cross_entropy_pulls_an_output_into_its_prototype_cell():
+  target = PROTOTYPES[:1]  # anger
+  on_target = losses.prototype_cross_entropy(target, target, PROTOTYPES, 0.02)
+  assert float(on_target) < 0.2
+  # Halfway between anger and contempt: the gradient step moves the output toward anger.
+  midway = jnp.asarray((PROTOTYPES[:1] + PROTOTYPES[1:2]) / 2)
+  grad = jax.grad(losses.prototype_cross_entropy)(midway, target, PROTOTYPES, 0.02)
+  step = -np.asarray(grad)[0]
+  towards_anger = PROTOTYPES[0] - PROTOTYPES[1]
+  assert step @ towards_anger > 0.9 * np.linalg.norm(step) * np.linalg.norm(towards_anger)
+  assert float(losses.prototype_cross_entropy(midway, target, PROTOTYPES, 0.02)) == pytest.approx(
+      np.log(2), rel=1e-3)

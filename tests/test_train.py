@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from varec import checkpoints
+from varec import losses as losses_lib
 from varec import emotions
 from varec import train_lib
 
@@ -188,3 +189,34 @@ def test_learning_rate_warms_up_then_follows_the_schedule(schedule):
   else:
     assert lrs[10] == pytest.approx(0.1, rel=1e-3) and lrs[-1] < 0.01
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_training_loss_is_eq9_unless_the_prototype_term_is_on():
+  config = tiny_config()
+  prototypes = emotions.TABLE2.prototype_array()
+  assert train_lib.make_loss(config, prototypes) is losses_lib.ccc_loss
+  config.loss.prototype_weight = 0.5
+  rng = np.random.default_rng(0)
+  labels = prototypes[rng.integers(0, len(prototypes), 32)]
+  pred = rng.uniform(-1, 1, (32, 2)).astype(np.float32)
+  expected = losses_lib.ccc_loss(pred, labels) + 0.5 * losses_lib.prototype_cross_entropy(
+      pred, labels, prototypes, config.loss.prototype_temperature)
+  np.testing.assert_allclose(train_lib.make_loss(config, prototypes)(pred, labels), expected,
+                             rtol=1e-6)
+
+
+def test_train_step_minimises_the_states_loss():
+  config = tiny_config()
+  stage = train_lib.make_stage("rnn", config)
+  variables = train_lib.init_variables(config, jax.random.PRNGKey(0), 10)
+  tx = train_lib.make_optimizer(config, config.rnn, 10)
+  batch = {"inputs": np.random.default_rng(0).normal(size=(4, 10, 16)).astype(np.float32),
+           "labels": np.repeat(emotions.TABLE2.prototype_array()[:4, None], 10, axis=1)}
+  flat = lambda pred, labels: 0.0 * jnp.sum(pred)  # No gradient: the parameters must not move.
+  state = train_lib.create_train_state(stage, variables, tx, jax.random.PRNGKey(1), flat)
+  after, _ = train_lib.jitted_train_step()(state, batch)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, state.params, after.params)
+  state = train_lib.create_train_state(stage, variables, tx, jax.random.PRNGKey(1))
+  after, _ = train_lib.jitted_train_step()(state, batch)
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(state.params),
+                                                        jax.tree_util.tree_leaves(after.params)))

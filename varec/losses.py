@@ -6,6 +6,7 @@ optional `mask` of per-frame weights (0 drops a frame, e.g. an unlabelled or
 padded one, whose values may then be anything, NaN included) and is jit-able.
 """
 
+import jax
 import jax.numpy as jnp
 
 # With constant, equal predictions and targets every moment is 0: EPS makes CCC
@@ -71,6 +72,32 @@ def ccc_loss(pred, target, mask=None):
   """
   w = None if mask is None else jnp.asarray(mask)[..., None]
   return 1.0 - jnp.mean(ccc(pred, target, w, axis=tuple(range(pred.ndim - 1))))
+
+
+def prototype_cross_entropy(pred, target, prototypes, temperature: float):
+  """Cross-entropy of a soft nearest-prototype decision on the outputs (beyond the paper).
+
+  A frame's class is the prototype nearest its target; the logits are the
+  outputs' negative squared distances to the prototypes over `temperature`.
+  Videos are judged by the nearest prototype of each output frame (§3.2);
+  this term trains for that decision, pushing each output into its
+  prototype's cell, where eq. 9 alone lets outputs of unseen faces drift into
+  a neighbouring cell.
+
+  Args:
+    pred: (..., 2) predictions.
+    target: (..., 2) targets, each a prototype.
+    prototypes: (K, 2) prototypes.
+    temperature: squared distance that changes a logit by 1.
+
+  Returns:
+    Scalar mean over frames.
+  """
+  prototypes = jnp.asarray(prototypes, jnp.float32)
+  classes = jnp.argmin(jnp.sum((target[..., None, :] - prototypes) ** 2, -1), -1)
+  logits = -jnp.sum((pred[..., None, :] - prototypes) ** 2, -1) / temperature
+  log_p = jax.nn.log_softmax(logits)
+  return -jnp.mean(jnp.take_along_axis(log_p, classes[..., None], -1))
 
 
 def rmse(pred, target, mask=None):

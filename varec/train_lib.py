@@ -20,6 +20,7 @@ import pathlib
 from typing import Any, Callable
 
 from absl import logging
+from flax import struct
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
@@ -44,6 +45,7 @@ class TrainState(train_state.TrainState):
   """Params, optimiser state and BatchNorm statistics of the module being trained."""
   batch_stats: Any = None
   rng: jax.Array = None  # Dropout key; folded with the step for each batch.
+  loss_fn: Callable = struct.field(pytree_node=False, default=losses.ccc_loss)  # (pred, labels).
 
 
 def build_model(config: ml_collections.ConfigDict) -> models.CNNRNN:
@@ -132,10 +134,28 @@ def make_optimizer(config: ml_collections.ConfigDict, stage_config, steps: int,
   return optax.sgd(schedule, momentum=config.momentum)
 
 
-def create_train_state(stage: Stage, variables: dict, tx, rng) -> TrainState:
+def make_loss(config: ml_collections.ConfigDict, prototypes: np.ndarray) -> Callable:
+  """The training objective: eq. 9, plus `config.loss.prototype_weight` x the prototype
+  cross-entropy when that weight is set (beyond the paper; 0 by default)."""
+  weight = config.loss.prototype_weight
+  if not weight:
+    return losses.ccc_loss
+  prototypes = np.asarray(prototypes, np.float32)
+  temperature = config.loss.prototype_temperature
+
+  def loss(pred, labels):
+    return losses.ccc_loss(pred, labels) + weight * losses.prototype_cross_entropy(
+        pred, labels, prototypes, temperature)
+
+  return loss
+
+
+def create_train_state(stage: Stage, variables: dict, tx, rng,
+                       loss_fn: Callable = losses.ccc_loss) -> TrainState:
   return TrainState.create(
       apply_fn=stage.forward, params=_subtree(variables["params"], stage.path), tx=tx,
-      batch_stats=_subtree(variables.get("batch_stats", {}), stage.path) or {}, rng=rng)
+      batch_stats=_subtree(variables.get("batch_stats", {}), stage.path) or {}, rng=rng,
+      loss_fn=loss_fn)
 
 
 # -- Pure steps ---------------------------------------------------------------------
@@ -157,7 +177,7 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
 
   def loss_fn(params):
     pred, batch_stats = state.apply_fn(params, state.batch_stats, batch["inputs"], True, rng)
-    return losses.ccc_loss(pred, batch["labels"]), (pred, batch_stats)
+    return state.loss_fn(pred, batch["labels"]), (pred, batch_stats)
 
   (_, (pred, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
@@ -369,7 +389,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
     steps_per_epoch = num_train // batch_size
     tx = make_optimizer(config, stage_config, steps_per_epoch * stage_config.num_epochs,
                         round(steps_per_epoch * config.warmup_epochs))
-    state = create_train_state(stage, variables, tx, jax.random.fold_in(dropout_rng, stage_index))
+    state = create_train_state(stage, variables, tx, jax.random.fold_in(dropout_rng, stage_index),
+                               make_loss(config, prototypes))
     if resumed is not None and resumed["stage"] == name and start_epoch > 0:
       _, opt_state = checkpoints.restore(managers[checkpoints.LATEST], step, variables, state.opt_state)
       state = state.replace(opt_state=opt_state, step=start_epoch * steps_per_epoch)
