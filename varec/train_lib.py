@@ -136,7 +136,10 @@ def make_optimizer(config: ml_collections.ConfigDict, stage_config, steps: int,
 
 def make_loss(config: ml_collections.ConfigDict, prototypes: np.ndarray) -> Callable:
   """The training objective: eq. 9, plus `config.loss.prototype_weight` x the prototype
-  cross-entropy when that weight is set (beyond the paper; 0 by default)."""
+  cross-entropy when that weight is set (beyond the paper; 0 by default).
+
+  The logged "loss" stays eq. 9, comparable across runs with and without the term.
+  """
   weight = config.loss.prototype_weight
   if not weight:
     return losses.ccc_loss
