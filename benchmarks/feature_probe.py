@@ -32,12 +32,6 @@ import report  # benchmarks/report.py
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "workdir/demo", "Trained checkpoint (make demo).")
 
 
-def video_accuracy(frame_emotions: np.ndarray, video_ids: np.ndarray, true: np.ndarray) -> float:
-  votes = [metrics.video_vote(frame_emotions[video_ids == v]) for v in np.unique(video_ids)]
-  truth = [true[video_ids == v][0] for v in np.unique(video_ids)]
-  return metrics.accuracy(np.array(truth), np.array(votes))
-
-
 def main(argv):
   del argv
   model = inference.TrainedModel.load(_CHECKPOINT.value)
@@ -50,14 +44,14 @@ def main(argv):
     features = train_lib.extract_features(model.config, model.variables, data["frames"])
     splits[split] = {"features": features.reshape(-1, features.shape[-1]),
                      "labels": data["labels"].reshape(-1, 2),
-                     "emotion": np.repeat(data["emotion"], t),
-                     "video": np.repeat(data["video_id"], t),
+                     "frame_emotion": np.repeat(data["emotion"], t),
+                     "windows": data,
                      "model": predictor.predict_windows(data["frames"]).reshape(-1, 2)}
   train = splits["train"]
   scaler = StandardScaler().fit(train["features"])
   ridge = Ridge(alpha=1e4).fit(scaler.transform(train["features"]), train["labels"])
   logistic = LogisticRegression(max_iter=2000).fit(scaler.transform(train["features"]),
-                                                   train["emotion"])
+                                                   train["frame_emotion"])
   results = {"checkpoint": os.path.relpath(model.path), "speakers": model.meta["speakers"], "splits": {}}
   for split in ("validation", "test"):
     s = splits[split]
@@ -69,8 +63,11 @@ def main(argv):
             ridge.predict(x).astype(np.float32), prototypes),
         "logistic regression on CNN features (emotion)": logistic.predict(x),
     }
-    results["splits"][split] = {name: video_accuracy(d, s["video"], s["emotion"])
-                                for name, d in decisions.items()}
+    w = s["windows"]
+    results["splits"][split] = {
+        name: metrics.accuracy(*train_lib.vote_per_video(d.reshape(len(w["video_id"]), -1),
+                                                         w["video_id"], w["emotion"]))
+        for name, d in decisions.items()}
   lines = [f"Checkpoint `{results['checkpoint']}`; video accuracy over labelled frames.", "",
            "| decision | validation | test |", "|---|---|---|"]
   for name in results["splits"]["validation"]:

@@ -258,6 +258,11 @@ def video_decisions(pred: np.ndarray, video_ids: np.ndarray, true_emotions: np.n
                     prototypes: np.ndarray):
   """(true, predicted) emotion per video: nearest prototype per frame, majority vote."""
   frame_emotions = metrics.nearest_emotion(pred.reshape(len(video_ids), -1, 2), prototypes)
+  return vote_per_video(frame_emotions, video_ids, true_emotions)
+
+
+def vote_per_video(frame_emotions: np.ndarray, video_ids: np.ndarray, true_emotions: np.ndarray):
+  """(true, voted) emotion per video from per-frame emotions of its examples, in order."""
   true, voted = [], []
   for video in np.unique(video_ids):
     rows = video_ids == video
