@@ -19,6 +19,9 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.prototypes_csv = ml_collections.config_dict.placeholder(str)
   data.orientations = ("forward",)  # ADFES head orientations used: forward, toward, away.
   data.image_size = 96  # Model input side in pixels; frames are stored at 96 and resized if smaller.
+  # Beyond the paper, which equalises whole frames only: equalise each face crop as well,
+  # so faces small against a bright or dark background keep their contrast. False = paper.
+  data.equalize_faces = True
   data.flip_augment = True  # Add mirrored videos as new speakers (paper: 22 -> 44).
   data.split_mirror_separately = False  # True = paper: a mirror image may land in another split.
   data.split_ratios = (8, 2, 1)  # Train:validation:test speakers.

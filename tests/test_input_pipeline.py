@@ -57,9 +57,16 @@ def test_same_seed_same_data(tiny_builder):
   np.testing.assert_array_equal(a["train"]["frames"], b["train"]["frames"])
 
 
-def test_resize_frames_to_the_model_size(tiny_builder):
-  windows, _ = input_pipeline.load_windows(_config(image_size=16), builder=tiny_builder)
-  assert windows["train"]["frames"].shape[2:] == (16, 16, 1)
+@pytest.mark.parametrize("equalize_faces", [True, False])
+def test_frames_are_the_model_input_of_the_stored_crops(tiny_builder, equalize_faces):
+  config = _config(image_size=16, equalize_faces=equalize_faces, flip_augment=False)
+  _, speakers = input_pipeline.load_windows(config, builder=tiny_builder)
+  stored = input_pipeline.read_split(tiny_builder, "videos", ("forward",))
+  loaded = input_pipeline.load_videos(config, speakers["train"], builder=tiny_builder)
+  assert loaded and loaded[0]["frames"].shape[1:] == (16, 16, 1)
+  original = next(e for e in stored if e["video_id"] == loaded[0]["video_id"])
+  np.testing.assert_array_equal(loaded[0]["frames"],
+                                preprocessing.model_input(original["frames"], config.data))
 
 
 def test_whole_videos_for_trajectories(tiny_builder):

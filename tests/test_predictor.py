@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from varec import inference
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import synthetic
@@ -63,6 +64,19 @@ def test_predictions_do_not_depend_on_batch_size(trained_workdir, predictor, fac
   a = predictor.predict_video(face_video)
   b = other.predict_video(face_video)
   np.testing.assert_allclose(a.valence.to_numpy(float), b.valence.to_numpy(float), atol=1e-5)
+
+
+def test_frames_reach_the_model_as_in_training(trained_workdir, predictor, synthetic_clip,
+                                               tmp_path):
+  # The dataset path: preprocess the file as the builders do, then the model input step.
+  path = write_video(tmp_path / "clip.mp4", synthetic_clip)
+  stored = preprocessing.preprocess_video(path, preprocessing.PreprocessConfig(
+      num_labelled_frames=10))
+  frames = preprocessing.model_input(stored.frames, predictor.model.config.data)
+  last_window = inference.VideoPredictor(predictor.model).predict_windows(frames[None, -10:])
+  streamed = predictor.predict_video(path)
+  np.testing.assert_allclose(streamed[["valence", "arousal"]].to_numpy(float)[-1],
+                             last_window[0, -1], atol=1e-4)
 
 
 def test_stream_resamples_50_to_25_fps(tmp_path, synthetic_clip):

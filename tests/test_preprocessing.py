@@ -1,6 +1,7 @@
 """Each §4.5 step against an independent numpy computation."""
 
 import cv2
+import ml_collections
 import numpy as np
 import pytest
 
@@ -50,6 +51,41 @@ def test_histogram_equalisation_matches_the_textbook_formula():
   np.testing.assert_allclose(out.astype(int), _numpy_equalize(gray).astype(int), atol=1)
   # The equalised histogram spans the whole range.
   assert out.min() == 0 and out.max() == 255
+
+
+def test_equalize_faces_equalises_each_crop_on_its_own():
+  rng = np.random.default_rng(3)
+  # A dark face and a bright one: after whole-frame equalisation each keeps few gray levels.
+  crops = np.stack([rng.integers(20, 45, (2, 24, 24)), rng.integers(215, 240, (2, 24, 24))])
+  crops = crops.astype(np.uint8)[..., None]
+  out = pp.equalize_faces(crops)
+  assert out.shape == crops.shape and out.dtype == np.uint8
+  for index in np.ndindex(crops.shape[:2]):
+    np.testing.assert_allclose(out[index][..., 0].astype(int),
+                               _numpy_equalize(crops[index][..., 0]).astype(int), atol=1)
+    assert out[index].min() == 0 and out[index].max() == 255
+
+
+def test_model_input_resizes_and_equalises_as_configured():
+  rng = np.random.default_rng(4)
+  crops = rng.integers(100, 130, (3, 32, 32, 1)).astype(np.uint8)
+  data = ml_collections.ConfigDict({"image_size": 16, "equalize_faces": True})
+  out = pp.model_input(crops, data)
+  assert out.shape == (3, 16, 16, 1)
+  np.testing.assert_array_equal(out, pp.resize_crops(pp.equalize_faces(crops), 16))
+  assert out.max() - out.min() > 200  # Spread over the range; the input spans 30 levels.
+  data.equalize_faces = False
+  np.testing.assert_array_equal(pp.model_input(crops, data), pp.resize_crops(crops, 16))
+  # Data configs saved before the option existed mean no crop equalisation.
+  legacy = ml_collections.ConfigDict({"image_size": 32})
+  np.testing.assert_array_equal(pp.model_input(crops, legacy), crops)
+
+
+def test_resize_crops_averages_areas():
+  crops = np.arange(16, dtype=np.uint8).reshape(1, 4, 4, 1) * 10
+  out = pp.resize_crops(crops, 2)
+  expected = crops[0, :, :, 0].reshape(2, 2, 2, 2).mean(axis=(1, 3))
+  np.testing.assert_allclose(out[0, :, :, 0], expected, atol=0.5)
 
 
 def test_detection_schedule_includes_last_frame():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import logging
 
-import cv2
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
@@ -108,15 +107,6 @@ def read_split(builder: tfds.core.DatasetBuilder, split: str, orientations) -> l
   return examples
 
 
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-  """(..., S, S, 1) uint8 frames resized to (..., size, size, 1) with area averaging."""
-  if frames.shape[-2] == size:
-    return frames
-  flat = frames.reshape((-1,) + frames.shape[-3:-1])
-  out = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in flat])
-  return out.reshape(frames.shape[:-3] + (size, size, 1))
-
-
 def mirrored(example: dict) -> dict:
   """The example's mirror image as a new speaker (§4.5 step 4).
 
@@ -129,8 +119,9 @@ def mirrored(example: dict) -> dict:
 
 
 def prepare_examples(examples: list[dict], data: ml_collections.ConfigDict) -> list[dict]:
-  """Resizes frames to `data.image_size` and adds mirror images if `data.flip_augment`."""
-  out = [{**e, "frames": resize_frames(e["frames"], data.image_size)} for e in examples]
+  """Frames as model input (`preprocessing.model_input`), plus mirror images if
+  `data.flip_augment`."""
+  out = [{**e, "frames": preprocessing.model_input(e["frames"], data)} for e in examples]
   if data.flip_augment:
     out += [mirrored(e) for e in out]
   return out

@@ -85,7 +85,10 @@ class Predictor:
     self.batch_size = batch_size
     config = model.config
     data = config.data
-    self.preprocess = preprocessing.PreprocessConfig(image_size=data.image_size)
+    self.data = data
+    # Crops are cut as the dataset builders store them, then go through the
+    # same `preprocessing.model_input` as in training.
+    self.preprocess = preprocessing.PreprocessConfig()
     self.window_length = 10
     gru = models.GRUStack(tuple(config.model.rnn_hidden_sizes))
     cnn_vars = {"params": model.variables["params"]["cnn"],
@@ -143,9 +146,9 @@ class Predictor:
       with_face = [f for f in batch if f.box is not None]
       outputs = {}
       if with_face:
-        crops = np.stack([preprocessing.crop_and_resize(
+        crops = preprocessing.model_input(np.stack([preprocessing.crop_and_resize(
             f.gray, preprocessing.square_box(f.box, self.preprocess.face_margin),
-            self.preprocess.image_size) for f in with_face])[..., None]
+            self.preprocess.image_size) for f in with_face])[..., None], self.data)
         features = self._run(self._features, crops)
         windows = []
         for f, feature in zip(with_face, features):

@@ -7,6 +7,9 @@
 5. labels: the last N frames carry the emotion's Table 2 prototype;
 6. fixed-length windows for the RNN, cut from the labelled frames.
 
+Stored crops become model input through `model_input` (resize and, beyond the
+paper, histogram equalisation of each face crop).
+
 The speaker split (step 5 of §4.5) lives in `varec.splits`. `preprocess_video`
 chains steps 1-3 and 5 for one file; everything else here is a pure function
 on numpy arrays.
@@ -157,6 +160,19 @@ def equalize_histogram(gray: np.ndarray) -> np.ndarray:
   return cv2.equalizeHist(gray)
 
 
+def equalize_faces(crops: np.ndarray) -> np.ndarray:
+  """Histogram equalisation of each (..., S, S, 1) uint8 face crop on its own.
+
+  Beyond the paper, which equalises whole frames only (step 2). A face that
+  covers a small part of the frame against a much brighter or darker
+  background keeps only a few tens of gray levels after that, and the faces
+  of different people end up near black or near white; equalising the crop
+  spreads every face over the full range again.
+  """
+  flat = crops.reshape((-1,) + crops.shape[-3:-1])
+  return np.stack([equalize_histogram(c) for c in flat]).reshape(crops.shape)
+
+
 # -- 3. Face detection and crop -------------------------------------------------
 
 _detector_local = threading.local()
@@ -303,6 +319,30 @@ def cut_windows(array: np.ndarray, starts: np.ndarray, length: int) -> np.ndarra
   """Stacks array[s:s+length] for each start: (num_windows, length, ...)."""
   return np.stack([array[s:s + length] for s in starts]) if len(starts) else (
       np.zeros((0, length) + array.shape[1:], array.dtype))
+
+
+# -- Stored crops to model input -----------------------------------------------
+
+
+def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
+  """(..., S, S, 1) uint8 crops resized to (..., size, size, 1) with area averaging."""
+  if crops.shape[-2] == size:
+    return crops
+  flat = crops.reshape((-1,) + crops.shape[-3:-1])
+  out = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in flat])
+  return out.reshape(crops.shape[:-3] + (size, size, 1))
+
+
+def model_input(crops: np.ndarray, data) -> np.ndarray:
+  """Stored (..., S, S, 1) face crops as the model of data config `data` sees them.
+
+  Each crop is equalised on its own if `data.equalize_faces`, then resized to
+  `data.image_size`. Training, evaluation and prediction all go through here.
+  """
+  # Checkpoints from before the option existed were trained without it.
+  if data.get("equalize_faces", False):
+    crops = equalize_faces(crops)
+  return resize_crops(crops, data.image_size)
 
 
 # -- The whole chain for one file -----------------------------------------------
