@@ -193,6 +193,7 @@ def test_learning_rate_warms_up_then_follows_the_schedule(schedule):
 
 def test_training_loss_is_eq9_unless_the_prototype_term_is_on():
   config = tiny_config()
+  config.loss.prototype_weight = 0.0
   prototypes = emotions.TABLE2.prototype_array()
   assert train_lib.make_loss(config, prototypes) is losses_lib.ccc_loss
   config.loss.prototype_weight = 0.5
