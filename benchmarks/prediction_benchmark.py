@@ -85,8 +85,8 @@ def main(argv):
       video.unlink()
   lines = ["# Prediction benchmark", "",
            f"`predict.py`'s predictor end to end (decode, grayscale, equalisation, detection every "
-           f"5th frame, crop, CNN, GRU, frames.csv, summary, trajectory plot) on synthetic 640x480 "
-           f"25 fps videos, {results['machine']}, checkpoint `{results['checkpoint']}`. Peak memory "
+           f"5th frame, crop, face-crop equalisation, CNN, GRU, frames.csv, summary, trajectory "
+           f"plot) on synthetic 640x480 25 fps videos, {results['machine']}, checkpoint `{results['checkpoint']}`. Peak memory "
            "is the whole process's (Python, JAX and the model included).", "",
            "| video | frames | frames/s | x real time | peak memory (MB) |", "|---|---|---|---|---|"]
   for run in results["runs"]:
