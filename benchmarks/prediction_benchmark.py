@@ -86,8 +86,9 @@ def main(argv):
   lines = ["# Prediction benchmark", "",
            f"`predict.py`'s predictor end to end (decode, grayscale, equalisation, detection every "
            f"5th frame, crop, face-crop equalisation, CNN, GRU, frames.csv, summary, trajectory "
-           f"plot) on synthetic 640x480 25 fps videos, {results['machine']}, checkpoint `{results['checkpoint']}`. Peak memory "
-           "is the whole process's (Python, JAX and the model included).", "",
+           f"plot) on synthetic 640x480 25 fps videos, {results['machine']}, checkpoint "
+           f"`{results['checkpoint']}`. Peak memory is the whole process's (Python, JAX and the "
+           "model included).", "",
            "| video | frames | frames/s | x real time | peak memory (MB) |", "|---|---|---|---|---|"]
   for run in results["runs"]:
     lines.append(f"| {run['minutes']:g} min | {run['frames']} | {run['frames_per_second']:.0f} | "
