@@ -45,8 +45,7 @@ def main(argv):
     splits[split] = {"features": features.reshape(-1, features.shape[-1]),
                      "labels": data["labels"].reshape(-1, 2),
                      "frame_emotion": np.repeat(data["emotion"], t),
-                     "windows": data,
-                     "model": predictor.predict_windows(data["frames"]).reshape(-1, 2)}
+                     "windows": data}
   train = splits["train"]
   scaler = StandardScaler().fit(train["features"])
   ridge = Ridge(alpha=1e4).fit(scaler.transform(train["features"]), train["labels"])
@@ -58,7 +57,7 @@ def main(argv):
     x = scaler.transform(s["features"])
     decisions = {
         "model (GRU valence-arousal, nearest prototype)": metrics.nearest_emotion(
-            s["model"], prototypes),
+            predictor.predict_windows(s["windows"]["frames"]).reshape(-1, 2), prototypes),
         "ridge on CNN features (valence-arousal, nearest prototype)": metrics.nearest_emotion(
             ridge.predict(x).astype(np.float32), prototypes),
         "logistic regression on CNN features (emotion)": logistic.predict(x),
