@@ -1,48 +1,77 @@
-"""Evaluates a trained checkpoint on its run's validation and test speakers.
+"""Evaluates a trained checkpoint on its run's validation and test speakers, or
+on every video of another dataset.
 
     python eval.py --checkpoint=workdir/demo
     python eval.py --checkpoint=workdir/demo --split=test --output=/tmp/eval
+    python eval.py --checkpoint=workdir/mine --data.name=video_folder --data.manual_dir=other/
 
-The checkpoint carries the config, the dataset name and the speaker split, so
-nothing else is needed. Writes metrics.json, videos.csv, frames.csv and the
-paper's figures (Figs. 4-7) into --output (default: <workdir>/eval).
+The checkpoint carries the config, the dataset name, the speaker split and the
+preprocessing, so nothing else is needed. Writes metrics.json, videos.csv,
+frames.csv and the paper's figures (Figs. 4-7) into --output (default:
+<workdir>/eval). Any --data.* flag (name, manual_dir, data_dir, builder_config,
+prototypes_csv, orientations, faces_cropped, num_labelled_frames) evaluates on
+another dataset instead: every video of it, as the one split `all`, built with
+the checkpoint's preprocessing if needed; emotions the checkpoint does not know
+are reported and left out (default output: <workdir>/eval_<dataset>).
 """
 
 import pathlib
+import re
 import sys
 
 from absl import app
 from absl import flags
+from ml_collections import config_flags
 
+from configs import base
 from varec import checkpoints
 from varec import evaluation
 from varec import train_lib
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir (its best checkpoint) "
                                   "or a checkpoint folder.", required=True)
-_SPLIT = flags.DEFINE_list("split", ["validation", "test"],
-                           f"Splits to evaluate, from {', '.join(evaluation.SPLITS)}.")
+_SPLIT = flags.DEFINE_list("split", None,
+                           f"Splits to evaluate, from {', '.join(evaluation.SPLITS)} (default: "
+                           "validation,test; another dataset has only `all`).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output folder (default: beside the checkpoint).")
 _FIGURES = flags.DEFINE_bool("figures", True, "Draw Figs. 4-7.")
+_DATA = config_flags.DEFINE_config_dict(
+    "data", base.get_data_config(), "Another dataset to evaluate on: data fields that differ "
+    "from the checkpoint's (only the flags given count).")
 
 
-def default_output(checkpoint_path: pathlib.Path) -> pathlib.Path:
-  """<workdir>/eval for a checkpoint at <workdir>/checkpoints/<best|latest>/<step>."""
+def default_output(checkpoint_path: pathlib.Path, dataset: str | None = None) -> pathlib.Path:
+  """<workdir>/eval (or eval_<dataset>) for a checkpoint at <workdir>/checkpoints/<kind>/<step>."""
+  folder = "eval" if dataset is None else "eval_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
   if checkpoint_path.parent.parent.name == "checkpoints":
-    return checkpoint_path.parent.parent.parent / "eval"
-  return checkpoint_path / "eval"
+    return checkpoint_path.parent.parent.parent / folder
+  return checkpoint_path / folder
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   train_lib.quiet_library_logs()
+  overrides = config_flags.get_override_values(flags.FLAGS["data"])
+  dataset = None
   try:
-    model, results = evaluation.evaluate(_CHECKPOINT.value, _SPLIT.value)
+    if overrides:
+      if _SPLIT.value not in (None, ["all"]):
+        raise evaluation.EvaluationError(
+            "another dataset (--data.*) is evaluated as one split, all; drop --split")
+      model, results = evaluation.evaluate_cross_dataset(_CHECKPOINT.value, overrides)
+      dataset = next((pathlib.Path(str(overrides[k])).name for k in ("manual_dir", "name", "data_dir")
+                      if overrides.get(k)), "other")
+    else:
+      model, results = evaluation.evaluate(_CHECKPOINT.value, _SPLIT.value or ["validation", "test"])
   except (checkpoints.CheckpointError, evaluation.EvaluationError) as e:
     sys.exit(f"eval.py: {e}")
-  output = pathlib.Path(_OUTPUT.value) if _OUTPUT.value else default_output(model.path)
+  output = pathlib.Path(_OUTPUT.value) if _OUTPUT.value else default_output(model.path, dataset)
   written = evaluation.write_outputs(model, results, output, figures=_FIGURES.value)
   print(f"Checkpoint {model.path}")
+  for r in results:
+    if r.metrics.get("left_out"):
+      print(f"Left out (emotions the checkpoint does not know): {r.metrics['left_out']}")
   print(evaluation.summary(results))
   print(f"Wrote {', '.join(str(p) for p in written['tables'])}")
   if written["figures"]:

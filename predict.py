@@ -4,10 +4,15 @@
     python predict.py --checkpoint=workdir/demo --video=folder_of_videos/
 
 Writes, per video, into <output>/<video name>/: frames.csv (frame, time, face
-found, face box, valence, arousal, nearest emotion), summary.json (majority
-emotion, PN group, mean valence/arousal, share of frames with a face),
-trajectory.png, and with --annotate annotated.mp4. A bad file is reported and
-skipped; the other files of a folder still finish, and the exit status is 1.
+found, face box, valence, arousal, nearest emotion); summary.json (the paper's
+majority emotion and PN group, the dominant emotion other than neutral and its
+share of the frames with a face, the apex of the smoothed trajectory, emotion
+segments, mean valence/arousal, share of frames with a face, and how each
+decision is made); trajectory.png (valence-arousal plane); timeline.png
+(valence and arousal over time under the segments); and with --annotate
+annotated.mp4. Real clips are mostly neutral, so the console line names the
+dominant emotion first, then the majority. A bad file is reported and skipped;
+the other files of a folder still finish, and the exit status is 1.
 """
 
 import json
@@ -28,6 +33,9 @@ _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir or che
 _VIDEO = flags.DEFINE_string("video", None, "A video file or a folder of videos.", required=True)
 _OUTPUT = flags.DEFINE_string("output", "predictions", "Output folder.")
 _ANNOTATE = flags.DEFINE_bool("annotate", False, "Also write an annotated MP4 per video.")
+_FACES_CROPPED = flags.DEFINE_bool(
+    "faces_cropped", None, "The videos' frames are face crops (no detection in the whole "
+    "frame). Default: as the checkpoint's training data.")
 
 
 def video_files(path: pathlib.Path) -> list[pathlib.Path]:
@@ -41,9 +49,13 @@ def main(argv):
   del argv
   train_lib.quiet_library_logs()
   try:
-    predictor = predictor_lib.Predictor.from_checkpoint(_CHECKPOINT.value)
+    predictor = predictor_lib.Predictor.from_checkpoint(_CHECKPOINT.value,
+                                                        faces_cropped=_FACES_CROPPED.value)
   except checkpoints.CheckpointError as e:
     sys.exit(f"predict.py: {e}")
+  if _FACES_CROPPED.value is None and predictor.preprocess.faces_cropped:
+    print("predict.py: the checkpoint was trained on pre-cropped faces, so each frame is taken "
+          "as a face crop; pass --faces_cropped=false for full video frames", file=sys.stderr)
   source = pathlib.Path(_VIDEO.value)
   if not source.exists():
     sys.exit(f"predict.py: {source} does not exist")
@@ -62,7 +74,9 @@ def main(argv):
       print(f"SKIPPED {e}", file=sys.stderr)
       continue
     summary = json.loads((out / "summary.json").read_text())
-    print(f"{path}: {summary['emotion']} ({summary['pn_group']}), mean valence "
+    print(f"{path}: {summary['dominant_emotion']} ({summary['dominant_pn_group']}; "
+          f"{summary['dominant_share']:.0%} of face frames, apex at "
+          f"{summary['apex']['time_s']:.1f} s), majority {summary['emotion']}, mean valence "
           f"{summary['mean_valence']:+.2f}, arousal {summary['mean_arousal']:+.2f}, face in "
           f"{summary['face_share']:.0%} of {summary['frames']} frames -> {out}")
   if failed:

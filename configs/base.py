@@ -18,7 +18,17 @@ def get_data_config() -> ml_collections.ConfigDict:
   # video_folder: your own emotions, a CSV of emotion,valence,arousal,group; None = Table 2.
   data.prototypes_csv = ml_collections.config_dict.placeholder(str)
   data.orientations = ("forward",)  # ADFES head orientations used: forward, toward, away.
-  data.image_size = 96  # Model input side in pixels; frames are stored at 96 and resized if smaller.
+  # Preprocessing (§4.5). Checkpoints carry these, so eval.py and predict.py repeat them.
+  data.fps = 25.0  # Frame rate videos are resampled to (ADFES: 25).
+  data.detect_max_side = 320  # Frames are downscaled to this longest side for face detection.
+  data.detect_every = 5  # Detect on every k-th frame (and the last); boxes interpolated between.
+  data.face_margin = 0.1  # Added to each side of the face box, as a share of its size.
+  # Beyond the paper: crop along dlib's 5 face landmarks, eyes level and at a fixed scale, so
+  # that faces detected in video and faces that arrive pre-cropped are framed alike. False = paper.
+  data.align_faces = True
+  data.crop_size = 96  # Side of the stored face crops.
+  data.window_length = 10  # Frames per RNN window (stride: the same, non-overlapping).
+  data.image_size = 96  # Model input side in pixels; crops are resized to it when smaller.
   # Beyond the paper, which equalises whole frames only: equalise each face crop as well,
   # so faces small against a bright or dark background keep their contrast. False = paper.
   data.equalize_faces = True

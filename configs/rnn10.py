@@ -3,9 +3,10 @@
     tfds build data_builder/adfes --manual_dir=/path/to/ADFES
     python train.py --config=configs/rnn10.py --workdir=workdir/rnn10
 
-base's two additions beyond the paper stay on (training-frame augmentation and
-face-crop equalisation); for the paper's exact setup add
---config.augment.enabled=False --config.data.equalize_faces=False.
+base's additions beyond the paper stay on (training-frame augmentation, face
+alignment and face-crop equalisation); for the paper's exact setup add
+--config.augment.enabled=False --config.data.align_faces=False
+--config.data.equalize_faces=False.
 """
 
 from configs import base

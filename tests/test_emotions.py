@@ -123,3 +123,13 @@ def test_the_readme_example_csv():
   space = emotions.LabelSpace.from_csv(path)
   assert space.emotions == ("excited", "relaxed", "stressed", "depressed")
   assert set(space.groups) == {"positive", "negative"}
+
+
+def test_neutral_index_by_name_then_by_group(tmp_path):
+  assert TABLE2.neutral_index == TABLE2.index("neutral")
+  calm = emotions.LabelSpace(("tense", "calm"), ((-0.3, 0.7), (0.5, -0.6)), ("high", "Neutral"))
+  assert calm.neutral_index == 1
+  two_calm = emotions.LabelSpace(("tense", "calm", "idle"), ((-0.3, 0.7), (0.5, -0.6), (0, 0)),
+                                 ("high", "neutral", "neutral"))
+  assert two_calm.neutral_index is None  # Which of the two is unclear.
+  assert emotions.LabelSpace.from_csv(_csv(tmp_path, OWN_CSV)).neutral_index is None

@@ -49,6 +49,23 @@ def test_predict_video_writes_every_output(predictor, face_video, tmp_path):
   assert 0.5 < summary["face_share"] < 1.0
   assert summary["mean_valence"] == pytest.approx(frames.valence.mean(), abs=1e-4)
   assert (tmp_path / "trajectory.png").stat().st_size > 10_000
+  assert (tmp_path / "timeline.png").stat().st_size > 10_000
+  # The decisions for real videos agree with frames.csv.
+  faces = frames[frames.face_found]
+  covered = np.concatenate([np.arange(s["start_frame"], s["end_frame"] + 1)
+                            for s in summary["segments"]])
+  np.testing.assert_array_equal(covered, faces.frame)  # Each face frame once, no faceless one.
+  for s in summary["segments"]:
+    assert s["start_s"] == frames.time_s[s["start_frame"]]
+    assert s["end_s"] == pytest.approx(frames.time_s[s["end_frame"]] + 1 / 25)
+  dominant = summary["dominant_emotion"]
+  assert summary["dominant_share"] == pytest.approx(counts[dominant] / len(faces))
+  assert dominant != "neutral" or set(counts.index) == {"neutral"}
+  space = predictor.label_space
+  assert summary["dominant_pn_group"] == space.groups[space.index(dominant)]
+  apex = summary["apex"]
+  assert frames.face_found[apex["frame"]] and apex["time_s"] == frames.time_s[apex["frame"]]
+  assert set(summary["decisions"]) == {"dominant_emotion", "apex", "segments"}
   capture = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
   assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 32
   capture.release()
@@ -70,8 +87,8 @@ def test_frames_reach_the_model_as_in_training(trained_workdir, predictor, synth
                                                tmp_path):
   # The dataset path: preprocess the file as the builders do, then the model input step.
   path = write_video(tmp_path / "clip.mp4", synthetic_clip)
-  stored = preprocessing.preprocess_video(path, preprocessing.PreprocessConfig(
-      num_labelled_frames=10))
+  stored = preprocessing.preprocess_video(
+      path, preprocessing.config_from_data(predictor.model.config.data))
   frames = preprocessing.model_input(stored.frames, predictor.model.config.data)
   last_window = inference.VideoPredictor(predictor.model).predict_windows(frames[None, -10:])
   streamed = predictor.predict_video(path)
@@ -114,4 +131,4 @@ def test_folder_run_reports_bad_files_and_finishes_the_others(trained_workdir, f
   assert result.returncode == 1
   assert "broken.avi" in result.stderr and "cannot be opened" in result.stderr
   assert (tmp_path / "out" / "good" / "summary.json").exists()
-  assert "good.mp4" in result.stdout
+  assert "good.mp4" in result.stdout and "apex at" in result.stdout

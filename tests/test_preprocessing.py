@@ -192,3 +192,56 @@ def test_preprocess_frames_rejects_faceless_and_short_clips():
     pp.preprocess_frames(blank, 25.0, pp.PreprocessConfig(), name="blank.mp4")
   with pytest.raises(pp.VideoError, match="shorter than one window"):
     pp.preprocess_frames(blank[:5], 25.0, pp.PreprocessConfig(), name="short.mp4")
+
+
+def test_config_from_data_follows_every_field_and_old_checkpoints():
+  from configs import base  # pylint: disable=g-import-not-at-top
+  data = base.get_data_config()
+  data.name = "synthetic_adfes"
+  assert pp.config_from_data(data) == pp.PreprocessConfig()
+  data.update({"face_margin": 0.25, "detect_every": 3, "crop_size": 64, "window_length": 8,
+               "align_faces": False, "faces_cropped": True, "num_labelled_frames": 7})
+  config = pp.config_from_data(data)
+  assert (config.face_margin, config.detect_every, config.image_size, config.window_length,
+          config.window_stride, config.align_faces, config.faces_cropped,
+          config.num_labelled_frames) == (0.25, 3, 64, 8, 8, False, True, 7)
+  assert pp.data_fields(config) == {k: data[k] for k in pp.PREPROCESS_FIELDS}
+  # A checkpoint from before these fields existed was built with the defaults, unaligned.
+  old = ml_collections.ConfigDict({"name": "adfes", "image_size": 48})
+  assert pp.config_from_data(old) == pp.PreprocessConfig(align_faces=False)
+  assert pp.config_from_data(ml_collections.ConfigDict({"name": "video_folder"})).pad_short_clips
+
+
+def _still(size=64):
+  """A face-like still: a bright disc with dark eyes and mouth (no detection needed)."""
+  image = np.full((size, size, 3), 60, np.uint8)
+  cv2.circle(image, (size // 2, size // 2), size // 3, (200, 200, 200), -1)
+  return image
+
+
+def test_a_still_becomes_one_labelled_window():
+  config = pp.PreprocessConfig(faces_cropped=True, align_faces=False, pad_short_clips=True,
+                               image_size=32, num_labelled_frames=3)
+  video = pp.preprocess_frames(_still()[None], 25.0, config)
+  assert video.frames.shape == (10, 32, 32, 1) and video.num_padded_frames == 9
+  assert video.labelled.all()  # The copies of a labelled still carry its label.
+  np.testing.assert_array_equal(pp.window_starts(video.labelled, 10, 10), [0])
+
+
+def test_copies_of_an_unlabelled_first_frame_stay_unlabelled():
+  config = pp.PreprocessConfig(faces_cropped=True, align_faces=False, pad_short_clips=True,
+                               image_size=32, num_labelled_frames=3)
+  video = pp.preprocess_frames(np.stack([_still()] * 8), 25.0, config)
+  np.testing.assert_array_equal(video.labelled, [False] * 7 + [True] * 3)
+  assert len(pp.window_starts(video.labelled, 10, 10)) == 0
+
+
+def test_an_image_file_is_a_one_frame_clip(tmp_path):
+  path = tmp_path / "still.png"
+  cv2.imwrite(str(path), _still())
+  config = pp.PreprocessConfig(faces_cropped=True, align_faces=False, pad_short_clips=True,
+                               image_size=32)
+  video = pp.preprocess_video(path, config)
+  assert video.num_padded_frames == 9 and video.labelled.all()
+  with pytest.raises(pp.VideoError, match="shorter than one window"):
+    pp.preprocess_video(path, pp.PreprocessConfig(faces_cropped=True, align_faces=False))

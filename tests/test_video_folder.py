@@ -10,6 +10,7 @@ import pytest
 
 from varec import emotions
 from varec import evaluation
+from varec import inference
 from varec import input_pipeline
 from varec import predictor as predictor_lib
 from varec import preprocessing
@@ -160,3 +161,116 @@ def test_train_evaluate_and_predict_with_your_own_emotions(own_vocabulary, tmp_p
   # Resuming the run with the changed CSV would mix two vocabularies.
   with pytest.raises(ValueError, match="other emotions"):
     train_lib.train_and_evaluate(config, tmp_path / "run")
+
+
+# -- Stills and short clips; preprocessing carried by the checkpoint; other datasets ------------
+
+
+@pytest.fixture(scope="module")
+def stills(tmp_path_factory, speakers):
+  """Apex stills as public datasets ship them: 48x48 face crops, 3 people x 2 emotions, each
+  clip a single image or a folder of 2 frames; emotions from a CSV of joy and sadness."""
+  root = tmp_path_factory.mktemp("stills")
+  rows = ["path,speaker,emotion"]
+  for i, speaker in enumerate(speakers[:3]):
+    for emotion in ("joy", "sadness"):
+      apex = _crop_faces(_frames(speaker, emotion, 24)[-2:])
+      apex = np.stack([cv2.resize(f, (48, 48), interpolation=cv2.INTER_AREA) for f in apex])
+      name = f"{speaker.speaker_id}_{emotion}"
+      if i % 2:
+        _write_frame_folder(root / name, apex)
+        rows.append(f"{name},{speaker.speaker_id},{emotion}")
+      else:
+        cv2.imwrite(str(root / f"{name}.png"), apex[-1])
+        rows.append(f"{name}.png,{speaker.speaker_id},{emotion}")
+  (root / "labels.csv").write_text("\n".join(rows) + "\n")
+  (root / "emotions.csv").write_text("emotion,valence,arousal,group\n"
+                                     "joy,0.95,0.12,positive\nsadness,-0.5,-0.86,negative\n")
+  return root
+
+
+def _stills_config(data_dir, stills, **data):
+  return _config(data_dir, stills, faces_cropped=True, num_labelled_frames=3,
+                 prototypes_csv=str(stills / "emotions.csv"), **data)
+
+
+def test_stills_train_without_flags_and_are_aligned(stills, tmp_path):
+  config = _stills_config(tmp_path / "data", stills)
+  builder = input_pipeline.ensure_built(config.data)
+  summary = builder.info.metadata["build_summary"]
+  # Every clip is padded to one window, all of it labelled, and its faces found and aligned.
+  assert summary["videos"] == 6 and summary["windows"] == 6 and summary["padded_videos"] == 6
+  assert summary["alignment_fallbacks"] == 0 and not summary["skipped"]
+  final = train_lib.train_and_evaluate(config, tmp_path / "run", builder)
+  assert np.isfinite(final["loss"])
+
+
+def test_zero_windows_stop_with_the_setting_to_change(folders, tmp_path):
+  # 30-frame clips with only their last 5 frames labelled: no 10-frame window.
+  config = _config(tmp_path / "data", folders[0], num_labelled_frames=5)
+  with pytest.raises(ValueError, match="num_labelled_frames=5.*Raise data.num_labelled_frames"):
+    input_pipeline.ensure_built(config.data)
+
+
+def test_builds_of_other_folders_or_labels_never_mix(folders, stills, tmp_path):
+  config = _config(tmp_path, folders[0])
+  name = input_pipeline.get_builder(config.data).builder_config.name
+  assert input_pipeline.get_builder(_config(tmp_path, folders[1]).data).builder_config.name != name
+  config.data.face_margin = 0.3
+  assert input_pipeline.get_builder(config.data).builder_config.name != name
+  edited = tmp_path / "edited"
+  edited.mkdir()
+  (edited / "labels.csv").write_text("path,speaker,emotion\n")
+  before = input_pipeline.get_builder(_config(tmp_path, edited).data).builder_config.name
+  (edited / "labels.csv").write_text("path,speaker,emotion\na.mp4,x,joy\n")
+  assert input_pipeline.get_builder(_config(tmp_path, edited).data).builder_config.name != before
+
+
+@pytest.fixture(scope="module")
+def wide_margin_run(folders, tmp_path_factory):
+  """A tiny model trained on full-frame videos with a non-default margin, unaligned."""
+  tmp = tmp_path_factory.mktemp("margin")
+  config = _config(tmp / "data", folders[0], face_margin=0.3, align_faces=False)
+  config.cnn.num_epochs = config.rnn.num_epochs = 1
+  train_lib.train_and_evaluate(config, tmp / "run")
+  return tmp / "run"
+
+
+def test_prediction_takes_every_preprocessing_setting_from_the_checkpoint(wide_margin_run, folders,
+                                                                         tmp_path):
+  predictor = predictor_lib.Predictor.from_checkpoint(wide_margin_run, batch_size=16)
+  assert predictor.preprocess.face_margin == 0.3 and not predictor.preprocess.align_faces
+  path = sorted(folders[0].glob("*_joy.mp4"))[0]
+  streamed = predictor.predict_video(path)[["valence", "arousal"]].to_numpy(float)
+  # The dataset path with the checkpoint's settings gives the same last-frame output...
+  model = predictor.model
+  stored = preprocessing.preprocess_video(path, preprocessing.config_from_data(model.config.data))
+  frames = preprocessing.model_input(stored.frames, model.config.data)
+  window = inference.VideoPredictor(model).predict_windows(frames[None, -10:])
+  np.testing.assert_allclose(streamed[-1], window[0, -1], atol=1e-4)
+  # ... and the default margin would not have.
+  default = preprocessing.preprocess_video(path, preprocessing.PreprocessConfig(align_faces=False))
+  assert not np.array_equal(default.frames, stored.frames)
+
+
+def test_cross_dataset_evaluation_with_the_checkpoints_preprocessing(stills, folders, tmp_path):
+  config = _stills_config(tmp_path / "data", stills)
+  config.cnn.num_epochs = config.rnn.num_epochs = 1
+  train_lib.train_and_evaluate(config, tmp_path / "run")
+  overrides = {"name": "video_folder", "manual_dir": str(folders[0]), "faces_cropped": False,
+               "num_labelled_frames": 20, "prototypes_csv": None}
+  model, results = evaluation.evaluate_cross_dataset(tmp_path / "run", overrides)
+  (result,) = results
+  assert result.split == "all"
+  # The other folder's surprise clip is not an emotion of the checkpoint: left out, reported.
+  assert result.metrics["left_out"] == {"surprise": 1}
+  assert result.metrics["videos"] == 6 and set(result.videos.true_emotion) == {"joy", "sadness"}
+  assert np.shape(result.metrics["confusion_matrix"]) == (2, 2)
+  # Built with the checkpoint's preprocessing (aligned) and the folder's own description.
+  built = input_pipeline.get_builder(evaluation.cross_dataset_config(model, overrides).data)
+  assert built.is_prepared() and built.builder_config.preprocess.align_faces
+  assert not built.builder_config.preprocess.faces_cropped
+  evaluation.write_outputs(model, [result], tmp_path / "eval", figures=False)
+  assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["splits"]["all"]["videos"] == 6
+  with pytest.raises(evaluation.EvaluationError, match="comes from its checkpoint"):
+    evaluation.cross_dataset_config(model, {"face_margin": 0.2})

@@ -178,6 +178,15 @@ class LabelSpace:
     """Class index of an emotion (any spelling `canonical` takes)."""
     return self.emotions.index(self.canonical(name))
 
+  @property
+  def neutral_index(self) -> int | None:
+    """Class index of the neutral emotion: the one named "neutral", else the only one in the
+    group "neutral"; None when there is no such emotion (a vocabulary may have none)."""
+    if "neutral" in self.emotions:
+      return self.emotions.index("neutral")
+    in_group = [i for i, g in enumerate(self.groups) if g == "neutral"]
+    return in_group[0] if len(in_group) == 1 else None
+
   def prototype_array(self) -> np.ndarray:
     """(num emotions, 2) float32 (valence, arousal), rows in class-index order."""
     return np.asarray(self.prototypes, dtype=np.float32)

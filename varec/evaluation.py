@@ -22,7 +22,11 @@ from varec import metrics
 from varec import plots
 from varec import train_lib
 
-SPLITS = ("train", "validation", "test", "train+validation")
+SPLITS = ("train", "validation", "test", "train+validation", "all")
+# Data fields that say which videos to read and how they are labelled; every other
+# preprocessing field belongs to the model and always comes from its checkpoint.
+DATASET_FIELDS = ("name", "builder_config", "data_dir", "manual_dir", "prototypes_csv",
+                  "orientations", "faces_cropped", "num_labelled_frames")
 
 
 class EvaluationError(Exception):
@@ -30,7 +34,9 @@ class EvaluationError(Exception):
 
 
 def split_speakers(meta: dict, split: str) -> list[str]:
-  """Speakers of a split of the checkpoint's run; "a+b" joins splits."""
+  """Speakers of a split of the checkpoint's run; "a+b" joins splits, "all" is every one."""
+  if split == "all":
+    return [s for members in meta["speakers"].values() for s in members]
   names = split.split("+")
   unknown = [n for n in names if n not in meta["speakers"]]
   if unknown:
@@ -77,12 +83,11 @@ def split_metrics(true, voted, frame_pred, frame_labels, label_space: emotions.L
   }
 
 
-def evaluate_split(model: inference.TrainedModel, predictor: inference.VideoPredictor,
-                   builder, split: str) -> SplitResult:
-  speakers = split_speakers(model.meta, split)
-  videos = input_pipeline.load_videos(model.config, speakers, builder)
+def evaluate_videos(model: inference.TrainedModel, predictor: inference.VideoPredictor,
+                    videos: list[dict], split: str) -> SplitResult:
+  """Decisions, metrics and tables of `videos` (emotions as class indices of the model's)."""
   if not videos:
-    raise EvaluationError(f"split {split!r} has no videos (speakers: {', '.join(speakers) or 'none'})")
+    raise EvaluationError(f"split {split!r} has no videos")
   preds = predictor.predict_videos([v["frames"] for v in videos])
   names = model.label_space.emotions
   prototypes = model.label_space.prototype_array()
@@ -107,6 +112,15 @@ def evaluate_split(model: inference.TrainedModel, predictor: inference.VideoPred
                      pd.DataFrame(video_rows), pd.concat(frame_rows, ignore_index=True))
 
 
+def evaluate_split(model: inference.TrainedModel, predictor: inference.VideoPredictor,
+                   builder, split: str) -> SplitResult:
+  speakers = split_speakers(model.meta, split)
+  videos = input_pipeline.load_videos(model.config, speakers, builder)
+  if not videos:
+    raise EvaluationError(f"split {split!r} has no videos (speakers: {', '.join(speakers) or 'none'})")
+  return evaluate_videos(model, predictor, videos, split)
+
+
 def evaluate(checkpoint, splits=("validation", "test"), builder=None) -> tuple[
     inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on the given splits of its own run."""
@@ -116,6 +130,7 @@ def evaluate(checkpoint, splits=("validation", "test"), builder=None) -> tuple[
     raise EvaluationError(
         f"dataset {model.config.data.name!r} is not built in {builder.data_dir}; build it with: "
         f"{input_pipeline.build_command(model.config.data)}")
+  input_pipeline.check_preprocessing(builder)
   dataset_space = input_pipeline.label_space(builder)
   if dataset_space != model.label_space:
     raise EvaluationError(
@@ -124,6 +139,72 @@ def evaluate(checkpoint, splits=("validation", "test"), builder=None) -> tuple[
         "trained on")
   predictor = inference.VideoPredictor(model)
   return model, [evaluate_split(model, predictor, builder, s) for s in splits]
+
+
+def cross_dataset_config(model: inference.TrainedModel, overrides: dict):
+  """The checkpoint's config reading another dataset: `overrides` of its data fields.
+
+  Raises:
+    EvaluationError: an override of a preprocessing field, which the model fixes.
+  """
+  model_fields = sorted(set(overrides) - set(DATASET_FIELDS))
+  if model_fields:
+    raise EvaluationError(
+        f"--data.{', --data.'.join(model_fields)}: the preprocessing of the model's input comes "
+        f"from its checkpoint; only {', '.join(DATASET_FIELDS)} describe another dataset")
+  config = model.config.copy_and_resolve_references()
+  config.data.update(overrides)
+  if "prototypes_csv" not in overrides and config.data.name != "video_folder":
+    config.data.prototypes_csv = None
+  config.data.flip_augment = False  # Every video once, as recorded.
+  return config
+
+
+def relabel(videos: list[dict], source: emotions.LabelSpace, target: emotions.LabelSpace
+            ) -> tuple[list[dict], dict[str, int]]:
+  """Videos with their emotions as `target`'s class indices and labels as its prototypes;
+  and {emotion: videos} of those whose emotion `target` does not have, left out."""
+  kept, left_out = [], {}
+  prototypes = target.prototype_array()
+  for video in videos:
+    name = source.emotions[int(video["emotion"])]
+    try:
+      index = target.index(name)
+    except ValueError:
+      left_out[name] = left_out.get(name, 0) + 1
+      continue
+    kept.append({**video, "emotion": index,
+                 "labels": np.tile(prototypes[index], (len(video["labels"]), 1))})
+  return kept, left_out
+
+
+def evaluate_cross_dataset(checkpoint, overrides: dict) -> tuple[
+    inference.TrainedModel, list[SplitResult]]:
+  """Evaluates a checkpoint on every video of another dataset, as the one split `all`.
+
+  `overrides` are data-config fields naming the dataset (e.g. name, manual_dir);
+  the dataset is built with the checkpoint's preprocessing if it is not yet.
+  Emotions the checkpoint does not know are left out, and counted in the
+  split's metrics as `left_out`.
+  """
+  model = inference.TrainedModel.load(checkpoint)
+  config = cross_dataset_config(model, overrides)
+  try:
+    builder = input_pipeline.ensure_built(config.data)
+  except (FileNotFoundError, ValueError) as e:
+    raise EvaluationError(f"cannot build the dataset to evaluate on: {e}") from e
+  source = input_pipeline.label_space(builder)
+  examples = input_pipeline.prepare_examples(
+      input_pipeline.read_split(builder, "videos", config.data.orientations), config.data)
+  videos, left_out = relabel(examples, source, model.label_space)
+  if not videos:
+    raise EvaluationError(
+        f"none of the {len(examples)} videos of {config.data.name} has an emotion of the "
+        f"checkpoint's ({', '.join(model.label_space.emotions)}); left out: {left_out}")
+  result = evaluate_videos(model, inference.VideoPredictor(model), videos, "all")
+  result.metrics["left_out"] = left_out
+  result.metrics["dataset"] = {k: config.data.get(k) for k in DATASET_FIELDS}
+  return model, [result]
 
 
 def _file_name(text: str) -> str:
@@ -138,7 +219,8 @@ def write_outputs(model: inference.TrainedModel, results: list[SplitResult], out
   written = {"tables": [output / "metrics.json", output / "videos.csv", output / "frames.csv"],
              "figures": []}
   (output / "metrics.json").write_text(json.dumps({
-      "checkpoint": str(model.path), "dataset": model.config.data.name,
+      "checkpoint": str(model.path),
+      "dataset": results[0].metrics.get("dataset", {}).get("name", model.config.data.name),
       "label_space": model.label_space.to_meta(),  # Row and column order of the confusion matrices.
       "splits": {r.split: r.metrics for r in results}}, indent=2) + "\n")
   pd.concat([r.videos for r in results]).to_csv(output / "videos.csv", index=False)

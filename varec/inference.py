@@ -11,6 +11,7 @@ import numpy as np
 
 from varec import checkpoints
 from varec import emotions
+from varec import preprocessing
 from varec import train_lib
 
 
@@ -70,9 +71,9 @@ def covering_window_starts(num_frames: int, length: int) -> np.ndarray:
 class VideoPredictor:
   """(valence, arousal) for every frame of preprocessed videos."""
 
-  def __init__(self, model: TrainedModel, window_length: int = 10):
+  def __init__(self, model: TrainedModel):
     self.model = model
-    self.window_length = window_length
+    self.window_length = preprocessing.config_from_data(model.config.data).window_length
     self._net = train_lib.build_model(model.config)
     self._apply = jax.jit(lambda v, x: self._net.apply(v, x, train=False))
 

@@ -8,13 +8,19 @@ mirror-image augmentation of §4.5 is applied here, so neither needs a rebuild.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import importlib
+import json
 import logging
+import pathlib
 
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
+from configs import base
+from data_builder.video_folder import video_folder_dataset_builder
 from varec import emotions
 from varec import preprocessing
 from varec import splits
@@ -30,56 +36,112 @@ BUILDER_MODULES = {
 _FIELDS = ("video_id", "speaker", "emotion", "orientation", "start_frame", "labels", "labelled")
 
 
+def _digest(value) -> str:
+  return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _source_digest(manual_dir) -> str:
+  """Changes with the folder a video_folder build reads and with its labels.csv, so a
+  build of one folder (or of an earlier labels.csv) is never read as another's."""
+  folder = pathlib.Path(manual_dir).resolve()
+  labels = folder / video_folder_dataset_builder.LABELS_CSV
+  content = hashlib.sha1(labels.read_bytes()).hexdigest() if labels.is_file() else None
+  return _digest([str(folder), content])
+
+
+def builder_config(data: ml_collections.ConfigDict, module,
+                   label_space: emotions.LabelSpace | None = None
+                   ) -> video_dataset.VideoBuilderConfig:
+  """The builder config of `data`: its preprocessing, emotions and (video_folder) source.
+
+  Builds that differ in any of these have different names, so they live side
+  by side in one data dir and one is never read as another.
+  """
+  preprocess = preprocessing.config_from_data(data)
+  if data.name == "video_folder":
+    if label_space is None:
+      prototypes_csv = data.get("prototypes_csv")
+      label_space = (emotions.LabelSpace.from_csv(prototypes_csv) if prototypes_csv
+                     else emotions.TABLE2)
+    name = f"labelled{data.num_labelled_frames}{'_cropped' if data.faces_cropped else ''}"
+    if label_space != emotions.TABLE2:
+      name += f"_emotions{label_space.digest()}"
+    if data.manual_dir:
+      name += f"_source{_source_digest(data.manual_dir)}"
+    base = video_dataset.VideoBuilderConfig(name=name, label_space=label_space,
+                                            preprocess=preprocess)
+    usual = dataclasses.replace(preprocessing.PreprocessConfig(), pad_short_clips=True,
+                                num_labelled_frames=preprocess.num_labelled_frames,
+                                faces_cropped=preprocess.faces_cropped)
+  else:
+    configs = {c.name: c for c in module.Builder.BUILDER_CONFIGS}
+    base = configs.get(data.builder_config or "default")
+    if base is None:
+      raise ValueError(f"{data.name} has no builder config {data.builder_config!r}; choose one "
+                       f"of {', '.join(configs)}")
+    usual = base.preprocess
+  changed = {k: v for k, v in dataclasses.asdict(preprocess).items()
+             if v != getattr(usual, k)}
+  if not changed:  # TFDS takes a listed config only as the very object it lists.
+    return base
+  return dataclasses.replace(base, name=f"{base.name}_preprocess{_digest(changed)}",
+                             preprocess=preprocess)
+
+
 def get_builder(data: ml_collections.ConfigDict,
                 label_space: emotions.LabelSpace | None = None) -> tfds.core.DatasetBuilder:
   """The TFDS builder named by `data.name`, reading and writing array_record files.
 
-  A video_folder build has the emotions of `data.prototypes_csv` (Table 2
+  Its preprocessing follows `data` (`preprocessing.config_from_data`). A
+  video_folder build has the emotions of `data.prototypes_csv` (Table 2
   without one), or `label_space` when given: a checkpoint's, so that its build
   is found even if the CSV has moved or changed since training.
   """
   if data.name not in BUILDER_MODULES:
     raise ValueError(f"unknown dataset {data.name!r}; choose one of {', '.join(BUILDER_MODULES)}")
-  prototypes_csv = data.get("prototypes_csv")  # Absent from the configs of older checkpoints.
-  if prototypes_csv and data.name != "video_folder":
+  if data.get("prototypes_csv") and data.name != "video_folder":
     raise ValueError(f"data.prototypes_csv is for the video_folder dataset; {data.name} has "
                      "Table 2's emotions")
   module = importlib.import_module(BUILDER_MODULES[data.name])
-  config = data.builder_config
-  if data.name == "video_folder":
-    if label_space is None:
-      label_space = (emotions.LabelSpace.from_csv(prototypes_csv) if prototypes_csv
-                     else emotions.TABLE2)
-    # The user's options name the build, so builds with other options (or another vocabulary)
-    # live side by side and one is never read as another.
-    name = f"labelled{data.num_labelled_frames}{'_cropped' if data.faces_cropped else ''}"
-    if label_space != emotions.TABLE2:
-      name += f"_emotions{label_space.digest()}"
-    config = video_dataset.VideoBuilderConfig(
-        name=name, label_space=label_space,
-        preprocess=preprocessing.PreprocessConfig(
-            num_labelled_frames=data.num_labelled_frames, faces_cropped=data.faces_cropped,
-            pad_short_clips=True))
-  return module.Builder(config=config, data_dir=data.data_dir, file_format="array_record")
+  return module.Builder(config=builder_config(data, module, label_space), data_dir=data.data_dir,
+                        file_format="array_record")
 
 
 def build_command(data: ml_collections.ConfigDict) -> str:
   """The `varec.build_dataset` command line that builds the dataset of `data`."""
   keys = ["name", "manual_dir", "data_dir", "builder_config"]
   if data.name == "video_folder":  # Options that only video_folder builds take.
-    keys += ["prototypes_csv", "faces_cropped", "num_labelled_frames"]
+    keys += ["prototypes_csv"]
+  defaults = base.get_data_config()
+  keys += [k for k in preprocessing.PREPROCESS_FIELDS
+           if data.get(k) is not None and data.get(k) != defaults.get(k)]
   options = [f"--data.{key}={data.get(key)}" for key in keys if data.get(key) is not None]
   return " ".join(["python -m varec.build_dataset"] + options)
 
 
-def ensure_built(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+def ensure_built(data: ml_collections.ConfigDict, label_space: emotions.LabelSpace | None = None
+                 ) -> tfds.core.DatasetBuilder:
   """Returns the builder, building the dataset first if it is not there yet."""
-  builder = get_builder(data)
+  builder = get_builder(data, label_space)
   if not builder.is_prepared():
-    logging.info("Dataset %s is not built in %s; building it now.", data.name, builder.data_dir)
+    logging.info("Dataset %s (%s) is not built in %s; building it now.", data.name,
+                 builder.builder_config.name, builder.data_dir)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=data.manual_dir, try_download_gcs=False))
+  check_preprocessing(builder)
   return builder
+
+
+def check_preprocessing(builder: tfds.core.DatasetBuilder) -> None:
+  """Raises ValueError if a build's recorded preprocessing is not the one asked for."""
+  stored = builder.info.metadata.get("preprocess")
+  wanted = dataclasses.asdict(builder.builder_config.preprocess)
+  if stored is not None and stored != wanted:
+    differ = sorted(k for k in wanted if stored.get(k) != wanted[k])
+    raise ValueError(f"the build in {builder.data_dir} was preprocessed with other settings "
+                     f"({', '.join(f'{k}={stored.get(k)!r}' for k in differ)}; this run needs "
+                     f"{', '.join(f'{k}={wanted[k]!r}' for k in differ)}); delete it or use "
+                     "another data_dir")
 
 
 def label_space(builder: tfds.core.DatasetBuilder) -> emotions.LabelSpace:

@@ -1,5 +1,6 @@
 """Decisions and metrics of §3.2, §4.4 and §5: from per-frame valence-arousal
-to a video's emotion, and the scores of Table 3.
+to a video's emotion, and the scores of Table 3; and decisions that fit real,
+mostly neutral videos (dominant emotion, apex, segments).
 
 Pure numpy functions on class indices into a label space's emotions
 (`varec.emotions.LabelSpace`): its prototypes, number of classes and groups
@@ -9,6 +10,15 @@ are passed in, never assumed.
 from __future__ import annotations
 
 import numpy as np
+
+# Smoothing for decisions on real videos (`varec.predictor`), in seconds so that it means
+# the same at any frame rate; `window_frames` converts. Facial expressions last 0.5 to 4 s
+# (Ekman, 2003); shorter ones are micro-expressions (Yan et al., 2013).
+# 5 frames at 25 fps: a one-frame spike shrinks 5-fold, while an expression held for the
+# shortest 0.5 s still has frames whose whole window lies on it, so its apex keeps its height.
+TRAJECTORY_SMOOTHING_S = 0.2
+# Emotion runs shorter than the shortest expression are taken for flicker.
+MIN_SEGMENT_S = 0.5
 
 
 def nearest_emotion(va: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
@@ -35,6 +45,109 @@ def video_vote(frame_emotions: np.ndarray) -> int:
   tied = np.flatnonzero(counts == counts.max())
   last_seen = {e: np.flatnonzero(frame_emotions == e)[-1] for e in tied}
   return int(max(tied, key=last_seen.__getitem__))
+
+
+def window_frames(seconds: float, fps: float) -> int:
+  """`seconds` at `fps` in whole frames, plus one if even, so that a window has a centre frame."""
+  frames = round(seconds * fps)
+  return frames + 1 - frames % 2
+
+
+def _runs(values) -> tuple[np.ndarray, np.ndarray]:
+  """(starts, stops) of the runs of equal consecutive values; stops are exclusive."""
+  values = np.asarray(values)
+  change = np.flatnonzero(values[1:] != values[:-1]) + 1
+  return np.r_[0, change], np.r_[change, len(values)]
+
+
+def _stretches(length: int, frame_index) -> tuple[np.ndarray, np.ndarray]:
+  """(starts, stops) of the stretches of consecutive frame numbers; one without `frame_index`."""
+  if frame_index is None:
+    return np.array([0]), np.array([length])
+  return _runs(np.asarray(frame_index) - np.arange(length))  # Constant within a stretch.
+
+
+def smooth(va: np.ndarray, window: int, frame_index=None) -> np.ndarray:
+  """Centred moving average over `window` (odd) frames of a (T, 2) trajectory.
+
+  `frame_index` gives the frames' numbers: an average never reaches across a
+  gap (frames without a face). Near the ends of a stretch the window keeps
+  the frames that exist, so no value is left unsmoothed. `window` 1 returns `va`.
+  """
+  if window < 1 or window % 2 == 0:
+    raise ValueError(f"window must be a positive odd number of frames, got {window}")
+  va = np.asarray(va, np.float64)
+  starts, stops = _stretches(len(va), frame_index)
+  t = np.arange(len(va))
+  low = np.maximum(t - window // 2, np.repeat(starts, stops - starts))
+  high = np.minimum(t + window // 2 + 1, np.repeat(stops, stops - starts))
+  total = np.concatenate([np.zeros((1, va.shape[1])), np.cumsum(va, axis=0)])
+  return (total[high] - total[low]) / (high - low)[:, None]
+
+
+def apex_frame(va: np.ndarray, origin, window: int, frame_index=None) -> int:
+  """Position of the frame furthest (Euclidean) from `origin` on the trajectory `smooth`ed
+  over `window` frames, so that a single noisy frame cannot be the apex.
+
+  `origin` is the neutral prototype, or (0, 0) for a vocabulary without one;
+  ties go to the first frame.
+  """
+  distances = np.linalg.norm(smooth(va, window, frame_index) - np.asarray(origin), axis=-1)
+  return int(np.argmax(distances))
+
+
+def dominant_emotion(frame_emotions: np.ndarray, exclude: int | None) -> tuple[int, float]:
+  """(emotion, share of all frames): the most frequent emotion other than `exclude`.
+
+  Real clips are mostly neutral around a short expression, so their
+  `video_vote` is neutral; excluding neutral names the expression. Ties as in
+  `video_vote`. When every frame is `exclude`, or `exclude` is None (a
+  vocabulary without neutral), this is the `video_vote` of all frames.
+  """
+  frame_emotions = np.asarray(frame_emotions)
+  kept = frame_emotions if exclude is None else frame_emotions[frame_emotions != exclude]
+  winner = video_vote(kept if kept.size else frame_emotions)
+  return winner, float(np.mean(frame_emotions == winner))
+
+
+def segments(frame_emotions: np.ndarray, min_length: int,
+             frame_index=None) -> list[tuple[int, int, int]]:
+  """(first, last, emotion) per segment, positions into `frame_emotions`, covering each once.
+
+  Flicker is smoothed first: runs of `min_length` frames or more stand; a
+  stretch of shorter runs between them becomes one segment of its
+  `video_vote` if it lasts `min_length` frames or more, else it is split at its
+  middle between the runs either side. So a segment is shorter than
+  `min_length` only where its stretch of frames is. Segments never span a gap
+  in `frame_index` (frames without a face have no emotion); consecutive
+  segments differ in emotion except across such a gap.
+  """
+  frame_emotions = np.asarray(frame_emotions)
+  result = []
+  for start, stop in zip(*_stretches(len(frame_emotions), frame_index)):
+    labels = _without_flicker(frame_emotions[start:stop], min_length)
+    result += [(int(start + first), int(start + end - 1), int(labels[first]))
+               for first, end in zip(*_runs(labels))]
+  return result
+
+
+def _without_flicker(labels: np.ndarray, min_length: int) -> np.ndarray:
+  """`labels` with the runs shorter than `min_length` relabelled as `segments` describes."""
+  starts, stops = _runs(labels)
+  stable = stops - starts >= min_length
+  smoothed = labels.copy()
+  for first, end in zip(*_runs(stable)):  # Runs of runs: stable ones, or stretches of short ones.
+    if stable[first]:
+      continue
+    start, stop = starts[first], stops[end - 1]
+    if stop - start >= min_length or stop - start == len(labels):
+      smoothed[start:stop] = video_vote(labels[start:stop])
+    else:  # Between stable runs, or beside one at either end of `labels`.
+      left = labels[start - 1] if start else labels[stop]
+      right = labels[stop] if stop < len(labels) else left
+      middle = (start + stop) // 2
+      smoothed[start:middle], smoothed[middle:stop] = left, right
+  return smoothed
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The paper's figures: confusion matrices (Fig. 4), output distribution per
 emotion (Fig. 5), one video's trajectory (Fig. 6), all speakers' trajectories
-per emotion (Fig. 7). Each function writes one PNG and returns its path.
+per emotion (Fig. 7); and for predict.py, one video's valence and arousal over
+time. Each function writes one PNG and returns its path.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 from varec import emotions  # pylint: disable=g-import-not-at-top
 
 CORRECT_COLOUR, WRONG_COLOUR = "tab:orange", "tab:blue"  # As in the paper's Fig. 5.
+TIMELINE_POINTS = 1000  # Most time steps `timeline` draws: about one per pixel column.
 
 
 def _emotion_colours(label_space: emotions.LabelSpace) -> dict[str, tuple]:
@@ -132,4 +134,62 @@ def emotion_trajectories(trajectories: dict[str, np.ndarray], label_space: emoti
     ax.scatter(*va[-1], color=colour, s=25, zorder=4)
   ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=6,
             title="speaker\n(dot = last frame)", title_fontsize=7)
+  return _save(fig, path)
+
+
+def _buckets(values: np.ndarray, size: int):
+  """(mean, min, max) of `values` (T, d) per `size` consecutive rows; NaN rows are
+  ignored, and a bucket of NaN rows only is NaN."""
+  padded = np.full((-(-len(values) // size) * size, values.shape[1]), np.nan)
+  padded[:len(values)] = values
+  blocks = padded.reshape(-1, size, values.shape[1])
+  count = np.sum(~np.isnan(blocks), axis=1)
+  mean = np.divide(np.nansum(blocks, axis=1), count, out=np.full(count.shape, np.nan),
+                   where=count > 0)
+  return mean, np.fmin.reduce(blocks, axis=1), np.fmax.reduce(blocks, axis=1)
+
+
+def timeline(va: np.ndarray, fps: float, segments, label_space: emotions.LabelSpace, title: str,
+             path, apex: tuple[float, float, float] | None = None) -> pathlib.Path:
+  """Valence and arousal against time, emotion segments as a coloured band above.
+
+  `va` is (frames, 2), NaN where a frame has no face (the lines break there);
+  `segments` are (start_s, end_s, emotion name); `apex` is (time_s, valence,
+  arousal). Past `TIMELINE_POINTS` frames, each drawn step is the mean of
+  consecutive frames with their min-max range shaded, so an hour of video
+  draws as fast as a minute; the data are not changed. Time is in minutes
+  past 10 minutes.
+  """
+  duration = len(va) / fps
+  scale, unit = (60, "min") if duration > 600 else (1, "s")
+  size = -(-len(va) // TIMELINE_POINTS)
+  mean, low, high = _buckets(va, size)
+  t = (np.arange(len(mean)) * size + (size - 1) / 2) / fps / scale
+  fig, (band, ax) = plt.subplots(2, 1, sharex=True, figsize=(10, 4.5),
+                                 gridspec_kw={"height_ratios": (1, 8), "hspace": 0.05})
+  by_emotion: dict[str, list] = {}
+  for start, end, name in segments:
+    by_emotion.setdefault(name, []).append((start / scale, (end - start) / scale))
+  colours = _emotion_colours(label_space)
+  for name in (e for e in label_space.emotions if e in by_emotion):
+    band.broken_barh(by_emotion[name], (0, 1), color=colours[name], label=name)
+  band.set(yticks=[], ylim=(0, 1), title=title)
+  band.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title="segments",
+              title_fontsize=7)
+  ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+  lines = (("valence", "tab:blue"), ("arousal", "tab:red"))
+  for column, (name, colour) in enumerate(lines):
+    ax.plot(t, mean[:, column], color=colour, lw=0.9,
+            label=name if size == 1 else f"{name}, mean of {size} frames (shaded: min-max)")
+    if size > 1:
+      ax.fill_between(t, low[:, column], high[:, column], color=colour, alpha=0.2, lw=0)
+  if apex is not None:
+    time_s, *values = apex
+    ax.axvline(time_s / scale, color="black", ls="--", lw=0.8, label="apex (smoothed values)")
+    ax.scatter([time_s / scale] * 2, values, color=[c for _, c in lines], marker="*", s=90,
+               edgecolor="black", lw=0.5, zorder=4)
+  limit = max(1.0, np.nanmax(np.abs(va)))  # Beyond [-1, 1] only if the outputs are.
+  ax.set(xlim=(0, duration / scale), ylim=(-limit, limit), xlabel=f"time ({unit})",
+         ylabel="valence, arousal")
+  ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0), fontsize=7)
   return _save(fig, path)

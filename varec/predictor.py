@@ -78,18 +78,28 @@ def stream_frames(path, target_fps: float) -> Iterator[tuple[int, float, np.ndar
 
 
 class Predictor:
-  """A trained CNN+RNN applied to whole videos; see the module docstring."""
+  """A trained CNN+RNN applied to whole videos; see the module docstring.
 
-  def __init__(self, model: inference.TrainedModel, batch_size: int = 128):
+  Besides the paper's majority vote, a video's summary has decisions that fit
+  real clips, mostly neutral around short expressions: the dominant emotion
+  other than neutral, the apex of the smoothed trajectory, and emotion
+  segments without flicker (`varec.metrics`; smoothing set in seconds).
+  """
+
+  def __init__(self, model: inference.TrainedModel, batch_size: int = 128,
+               faces_cropped: bool | None = None):
+    """`faces_cropped`: the input frames are face crops; None = as the model's training data."""
     self.model = model
     self.batch_size = batch_size
     config = model.config
     data = config.data
     self.data = data
-    # Crops are cut as the dataset builders store them, then go through the
-    # same `preprocessing.model_input` as in training.
-    self.preprocess = preprocessing.PreprocessConfig()
-    self.window_length = 10
+    # Every preprocessing setting is the checkpoint's: crops are cut as the dataset
+    # builders stored the training data, then go through the same `model_input`.
+    self.preprocess = preprocessing.config_from_data(data, pad_short_clips=False)
+    if faces_cropped is not None:
+      self.preprocess = dataclasses.replace(self.preprocess, faces_cropped=faces_cropped)
+    self.window_length = self.preprocess.window_length
     gru = models.GRUStack(tuple(config.model.rnn_hidden_sizes))
     cnn_vars = {"params": model.variables["params"]["cnn"],
                 "batch_stats": model.variables["batch_stats"]["cnn"]}
@@ -112,6 +122,11 @@ class Predictor:
     A frame has a face only if it lies between two detections that both found
     one; a failed detection is not papered over here, unlike in training data.
     """
+    if self.preprocess.faces_cropped:  # The whole frame is the face's crop.
+      for frame in frames:
+        frame.box = np.array([0.0, 0.0, frame.gray.shape[1], frame.gray.shape[0]])
+        yield frame
+      return
     every = self.preprocess.detect_every
     pending: list[_Frame] = []
     anchor: _Frame | None = None
@@ -137,7 +152,7 @@ class Predictor:
       yield frame
     yield end
 
-  def _predict(self, frames: Iterator[_Frame]) -> Iterator[tuple[_Frame, np.ndarray | None]]:
+  def _predict(self, frames: Iterator[_Frame], stats) -> Iterator[tuple[_Frame, np.ndarray | None]]:
     """(frame, (valence, arousal) or None), in order, batch by batch."""
     history: collections.deque = collections.deque(maxlen=self.window_length)
     batch: list[_Frame] = []
@@ -146,9 +161,8 @@ class Predictor:
       with_face = [f for f in batch if f.box is not None]
       outputs = {}
       if with_face:
-        crops = preprocessing.model_input(np.stack([preprocessing.crop_and_resize(
-            f.gray, preprocessing.square_box(f.box, self.preprocess.face_margin),
-            self.preprocess.image_size) for f in with_face])[..., None], self.data)
+        crops = preprocessing.model_input(np.stack([self._crop(f, stats) for f in with_face])
+                                          [..., None], self.data)
         features = self._run(self._features, crops)
         windows = []
         for f, feature in zip(with_face, features):
@@ -169,6 +183,14 @@ class Predictor:
         yield from flush()
     yield from flush()
 
+  def _crop(self, frame: _Frame, stats) -> np.ndarray:
+    """The face crop of a frame, cut as the training data's were."""
+    if not self.preprocess.faces_cropped:
+      return preprocessing.face_crop(frame.gray, frame.box, self.preprocess)
+    crop, aligned = preprocessing.precropped_face(frame.gray, self.preprocess)
+    stats["alignment_fallbacks"] += self.preprocess.align_faces and not aligned
+    return crop
+
   def _run(self, fn, inputs: np.ndarray) -> np.ndarray:
     """Applies `fn` to a batch padded to `batch_size`, so it compiles once."""
     pad = self.batch_size - len(inputs)
@@ -186,11 +208,11 @@ class Predictor:
         gray = preprocessing.equalize_histogram(preprocessing.grayscale_mean_rgb(bgr))
         yield _Frame(index, time_s, bgr if keep_bgr else None, gray)
 
-    yield from self._predict(self._with_boxes(decoded(), stats))
+    yield from self._predict(self._with_boxes(decoded(), stats), stats)
 
   def predict_video(self, path, output=None, annotate: bool = False) -> pd.DataFrame:
     """Predicts every frame of `path`; with `output`, writes frames.csv, summary.json,
-    trajectory.png (and annotated.mp4 if `annotate`) there.
+    trajectory.png, timeline.png (and annotated.mp4 if `annotate`) there.
 
     Returns the per-frame table (the columns of frames.csv).
 
@@ -204,7 +226,7 @@ class Predictor:
     stats = collections.Counter()
     writer = annotator = None
     csv_file = open(output / "frames.csv", "w", newline="") if output is not None else None
-    rows, va_points, nearest_points = [], [], []
+    rows, va_points, nearest_points, face_frames, face_times = [], [], [], [], []
     try:
       if csv_file is not None:
         writer = csv.writer(csv_file)
@@ -223,6 +245,8 @@ class Predictor:
         if va is not None:
           va_points.append(va)
           nearest_points.append(nearest)
+          face_frames.append(frame.index)
+          face_times.append(frame.time_s)
         stats["frames"] += 1
         if annotate:
           annotator = annotator or _Annotator(output / "annotated.mp4", frame.bgr.shape,
@@ -236,7 +260,9 @@ class Predictor:
     if not va_points:
       raise preprocessing.VideoError(path, f"no face found in any of {stats['frames']} frames")
     va_points, nearest_points = np.asarray(va_points), np.asarray(nearest_points)
-    summary = self._summary(path, stats, va_points, nearest_points)
+    face_frames = np.asarray(face_frames)
+    summary = self._summary(path, stats, va_points, nearest_points, face_frames,
+                            np.asarray(face_times))
     if output is None:
       return pd.DataFrame(rows, columns=FRAME_COLUMNS)
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -244,17 +270,57 @@ class Predictor:
     plots.trajectory(va_points[::step], nearest_points[::step], self.label_space,
                      f"{path.name}: {summary['emotion']} ({summary['pn_group']})",
                      output / "trajectory.png")
+    every_frame = np.full((stats["frames"], 2), np.nan)
+    every_frame[face_frames] = va_points
+    apex = summary["apex"]
+    plots.timeline(every_frame, self.preprocess.fps,
+                   [(s["start_s"], s["end_s"], s["emotion"]) for s in summary["segments"]],
+                   self.label_space,
+                   f"{path.name}: {summary['dominant_emotion']} ({summary['dominant_share']:.0%} "
+                   f"of face frames), majority {summary['emotion']}", output / "timeline.png",
+                   apex=(apex["time_s"], apex["valence"], apex["arousal"]))
     return pd.read_csv(output / "frames.csv")
 
-  def _summary(self, path, stats, va: np.ndarray, nearest: np.ndarray) -> dict:
-    names = self.label_space.emotions
+  def _summary(self, path, stats, va: np.ndarray, nearest: np.ndarray, frame_index: np.ndarray,
+               time_s: np.ndarray) -> dict:
+    """summary.json; `va`, `nearest`, `frame_index` and `time_s` hold the frames with a face."""
+    names, groups = self.label_space.emotions, self.label_space.groups
+    fps = self.preprocess.fps
     vote = metrics.video_vote(nearest)
     counts = np.bincount(nearest, minlength=len(names))
+    neutral = self.label_space.neutral_index
+    dominant, share = metrics.dominant_emotion(nearest, neutral)
+    smoothing = metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, fps)
+    min_segment = metrics.window_frames(metrics.MIN_SEGMENT_S, fps)
+    origin = np.zeros(2) if neutral is None else self.prototypes[neutral]
+    centre = "the origin" if neutral is None else f"the {names[neutral]} prototype"
+    dominant_rule = ("the majority emotion, as the vocabulary has no neutral one" if neutral is None
+                     else f"most frequent nearest-prototype emotion other than {names[neutral]}, "
+                     f"the majority when every frame is {names[neutral]}")
+    apex = metrics.apex_frame(va, origin, smoothing, frame_index)
+    apex_va = metrics.smooth(va, smoothing, frame_index)[apex]
     summary = {
-        "video": str(path), "frames": stats["frames"], "fps": self.preprocess.fps,
-        "emotion": names[vote], "pn_group": self.label_space.groups[vote],
+        "video": str(path), "frames": stats["frames"], "fps": fps,
+        "emotion": names[vote], "pn_group": groups[vote],
         "decision": "most frequent nearest-prototype emotion over all frames with a face",
         "votes": {e: int(c) for e, c in zip(names, counts) if c},
+        "dominant_emotion": names[dominant], "dominant_share": share,
+        "dominant_pn_group": groups[dominant],
+        "apex": {"frame": int(frame_index[apex]), "time_s": round(float(time_s[apex]), 4),
+                 "emotion": names[int(metrics.nearest_emotion(apex_va, self.prototypes))],
+                 "valence": float(apex_va[0]), "arousal": float(apex_va[1])},
+        "decisions": {
+            "dominant_emotion": f"{dominant_rule}; dominant_share is its share of all frames "
+                                "with a face",
+            "apex": f"frame furthest from {centre} on the valence-arousal trajectory smoothed by "
+                    f"a centred {smoothing}-frame ({metrics.TRAJECTORY_SMOOTHING_S} s) moving "
+                    "average; its emotion, valence and arousal are the smoothed ones",
+            "segments": "nearest-prototype emotion runs, flicker removed: runs shorter than "
+                        f"{min_segment} frames ({metrics.MIN_SEGMENT_S} s) form one segment of "
+                        "their most frequent emotion where together at least that long, else "
+                        "join the runs beside them; segments cover the frames with a face, a "
+                        "frame without one ends a segment, and end_s is when its last frame ends",
+        },
         "mean_valence": float(va[:, 0].mean()), "mean_arousal": float(va[:, 1].mean()),
         "face_share": len(va) / stats["frames"],
         "frames_with_several_faces_detected": int(stats["multiple_faces"]),
@@ -263,6 +329,12 @@ class Predictor:
     if stats["multiple_faces"]:
       summary["note"] = ("several faces were detected in some frames; the largest face was "
                          "followed")
+    # Last: one entry per segment, thousands in a long video.
+    summary["segments"] = [
+        {"start_frame": int(frame_index[first]), "end_frame": int(frame_index[last]),
+         "start_s": round(float(time_s[first]), 4),
+         "end_s": round(float(time_s[last]) + 1 / fps, 4), "emotion": names[emotion]}
+        for first, last, emotion in metrics.segments(nearest, min_segment, frame_index)]
     return summary
 
 

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from varec import emotions
+from varec import face_alignment
 
 MIRROR_SUFFIX = "_mirror"
 # A video decoding to fewer than this share of the frames its header announces is rejected.
@@ -52,8 +53,38 @@ class PreprocessConfig:
   num_labelled_frames: int = 50  # The last N frames carry the emotion's label.
   window_length: int = 10  # Frames per RNN window.
   window_stride: int = 10  # Step between window starts (10 = non-overlapping).
-  faces_cropped: bool = False  # Frames are already face crops: no detection, the whole frame is used.
+  faces_cropped: bool = False  # Frames are already face crops: no detection on the whole frame.
   pad_short_clips: bool = False  # Pad clips shorter than a window by repeating their first frame.
+  # Beyond the paper: crop along dlib's 5 landmarks, eyes level (`varec.face_alignment`).
+  align_faces: bool = True
+
+
+# The data-config fields that set a `PreprocessConfig`; a checkpoint carries them all.
+PREPROCESS_FIELDS = ("fps", "face_margin", "detect_max_side", "detect_every", "crop_size",
+                     "num_labelled_frames", "window_length", "faces_cropped", "align_faces")
+
+
+def config_from_data(data, pad_short_clips: bool | None = None) -> PreprocessConfig:
+  """The `PreprocessConfig` of a data config (`config.data` of a run or checkpoint).
+
+  Fields a data config lacks (a checkpoint from before they existed) keep what
+  that checkpoint was built with: the defaults of the time, and no alignment.
+  Short clips are padded for `video_folder` data, whose clips and stills may be
+  shorter than a window; the paper's datasets reject them.
+  """
+  defaults = PreprocessConfig(align_faces=False)
+  values = {f: data.get(f, getattr(defaults, f if f != "crop_size" else "image_size"))
+            for f in PREPROCESS_FIELDS}
+  values["image_size"] = values.pop("crop_size")
+  if pad_short_clips is None:
+    pad_short_clips = data.get("name") == "video_folder"
+  return PreprocessConfig(window_stride=values["window_length"], pad_short_clips=pad_short_clips,
+                          **values)
+
+
+def data_fields(config: PreprocessConfig) -> dict:
+  """The data-config fields of a `PreprocessConfig`: the inverse of `config_from_data`."""
+  return {f: getattr(config, "image_size" if f == "crop_size" else f) for f in PREPROCESS_FIELDS}
 
 
 @dataclasses.dataclass
@@ -67,6 +98,8 @@ class PreprocessedVideo:
   num_detection_attempts: int
   num_failed_detections: int
   num_padded_frames: int = 0  # Copies of the first frame put in front of a short clip.
+  # Pre-cropped frames in which no face was found for alignment, used as they are.
+  num_alignment_fallbacks: int = 0
 
   @property
   def detection_rate(self) -> float:
@@ -355,15 +388,9 @@ def pad_front(frames: np.ndarray, length: int) -> np.ndarray:
 
 
 def face_boxes(gray: np.ndarray, config: PreprocessConfig, name: str):
-  """(boxes (T, 4), detected (T,), attempts) for equalised frames, per §4.5 step 3.
-
-  With `config.faces_cropped`, every frame's box is the whole frame.
-  """
-  t, h, w = gray.shape
-  if config.faces_cropped:
-    return np.tile(np.array([0.0, 0.0, w, h]), (t, 1)), np.ones(t, bool), 0
-  attempted = detection_schedule(t, config.detect_every)
-  boxes = np.full((t, 4), np.nan)
+  """(boxes (T, 4), detected (T,), attempts) for equalised full frames, per §4.5 step 3."""
+  attempted = detection_schedule(len(gray), config.detect_every)
+  boxes = np.full((len(gray), 4), np.nan)
   for i in np.flatnonzero(attempted):
     box = detect_largest_face(gray[i], config.detect_max_side)
     if box is not None:
@@ -374,35 +401,87 @@ def face_boxes(gray: np.ndarray, config: PreprocessConfig, name: str):
   return fill_missing_boxes(boxes, attempted), detected, int(attempted.sum())
 
 
+def face_crop(gray: np.ndarray, box: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+  """The (S, S) crop of the face in `box` of a full frame: aligned on its landmarks
+  if `config.align_faces`, else the paper's square around the box with the margin."""
+  if config.align_faces:
+    return face_alignment.align(gray, face_alignment.landmarks(gray, box), config.image_size,
+                                config.face_margin)
+  return crop_and_resize(gray, square_box(box, config.face_margin), config.image_size)
+
+
+# Pre-cropped faces are found again before alignment: upsampled to this shorter side (dlib's
+# HOG window is 80 px, and stills are often 48 px) and given this share of replicated border
+# per side, so that a face cut tightly at its chin or brows still fits the detector's window.
+PRECROPPED_DETECT_SIDE = 200
+PRECROPPED_BORDER = 0.25
+
+
+def precropped_face(gray: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, bool]:
+  """(S, S) crop of a frame that is already a face crop, and whether it was aligned.
+
+  With `config.align_faces`, the face is detected in the upsampled crop and
+  aligned like a face in a full frame; where none is found, and without
+  alignment, the whole crop is used as it is.
+  """
+  if config.align_faces:
+    scale = max(1.0, PRECROPPED_DETECT_SIDE / min(gray.shape))
+    big = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale,
+                                               interpolation=cv2.INTER_LINEAR)
+    border = round(PRECROPPED_BORDER * max(big.shape))
+    big = cv2.copyMakeBorder(big, border, border, border, border, cv2.BORDER_REPLICATE)
+    boxes = detect_faces(big, config.detect_max_side)
+    if len(boxes):
+      return face_crop(big, boxes[0], config), True
+  h, w = gray.shape
+  return crop_and_resize(gray, square_box(np.array([0.0, 0.0, w, h]), 0.0), config.image_size), False
+
+
 def preprocess_frames(frames: np.ndarray, source_fps: float, config: PreprocessConfig,
                       *, name: str = "video") -> PreprocessedVideo:
-  """Steps 1-3 and 5 on decoded BGR (or RGB) frames (T, H, W, 3)."""
+  """Steps 1-3 and 5 on decoded BGR (or RGB) frames (T, H, W, 3).
+
+  A clip shorter than a window (a still, a few frames), with
+  `config.pad_short_clips`, is padded in front with copies of its first frame,
+  each labelled like that frame: a still is all apex, while the copies of a
+  short clip's unlabelled neutral start stay unlabelled.
+  """
   if needs_resampling(source_fps, config.fps):
     logging.info("%s: resampling from %.3f to %.3f fps", name, source_fps, config.fps)
     frames = frames[resample_indices(len(frames), source_fps, config.fps)]
-  num_padded = 0
-  if len(frames) < config.window_length:
-    if not config.pad_short_clips:
-      raise VideoError(name, f"only {len(frames)} frames at {config.fps:g} fps, "
-                       f"shorter than one window of {config.window_length}")
-    num_padded = config.window_length - len(frames)
-    logging.info("%s: %d frames, padded with %d copies of the first", name, len(frames), num_padded)
-    frames = pad_front(frames, config.window_length)
+  if len(frames) < config.window_length and not config.pad_short_clips:
+    raise VideoError(name, f"only {len(frames)} frames at {config.fps:g} fps, "
+                     f"shorter than one window of {config.window_length}")
   gray = np.stack([equalize_histogram(grayscale_mean_rgb(f)) for f in frames])
-  boxes, detected, attempts = face_boxes(gray, config, name)
-  # A pre-cropped face is used whole: no margin around the frame.
-  margin = 0.0 if config.faces_cropped else config.face_margin
-  crops = np.stack([crop_and_resize(g, square_box(b, margin), config.image_size)
-                    for g, b in zip(gray, boxes)])
+  attempts = fallbacks = 0
+  if config.faces_cropped:
+    h, w = gray.shape[1:]
+    crops, aligned = zip(*(precropped_face(g, config) for g in gray))
+    crops = np.stack(crops)
+    fallbacks = int(config.align_faces) * (len(aligned) - sum(aligned))
+    if fallbacks:
+      logging.info("%s: no face found to align in %d of %d pre-cropped frames; used as they are",
+                   name, fallbacks, len(gray))
+    boxes, detected = np.tile(np.array([0.0, 0.0, w, h]), (len(gray), 1)), np.ones(len(gray), bool)
+  else:
+    boxes, detected, attempts = face_boxes(gray, config, name)
+    crops = np.stack([face_crop(g, b, config) for g, b in zip(gray, boxes)])
+  labelled = labelled_mask(len(crops), config.num_labelled_frames)
+  num_padded = max(0, config.window_length - len(crops))
+  if num_padded:
+    logging.info("%s: %d frames, padded with %d copies of the first", name, len(crops), num_padded)
+    crops, boxes, detected, labelled = (pad_front(a, config.window_length)
+                                        for a in (crops, boxes, detected, labelled))
   return PreprocessedVideo(
       frames=crops[..., None],
       boxes=np.round(boxes).astype(np.int32),
       detected=detected,
-      labelled=labelled_mask(len(crops), config.num_labelled_frames),
+      labelled=labelled,
       source_fps=source_fps,
       num_detection_attempts=attempts,
-      num_failed_detections=int(attempts - detected.sum()) if attempts else 0,
+      num_failed_detections=int(attempts - detected[num_padded:].sum()) if attempts else 0,
       num_padded_frames=num_padded,
+      num_alignment_fallbacks=fallbacks,
   )
 
 
@@ -410,13 +489,15 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", 
 
 
 def read_frame_folder(path) -> np.ndarray:
-  """Images of a folder, in file-name order, as (T, H, W, 3) uint8 BGR frames.
+  """Images of a folder, in file-name order, or one image file, as (T, H, W, 3) uint8
+  BGR frames.
 
   Raises:
     VideoError: no image, an unreadable image, or images of different sizes.
   """
   path = pathlib.Path(path)
-  files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+  files = [path] if path.is_file() else sorted(
+      p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
   if not files:
     raise VideoError(path, f"folder holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))})")
   frames = []
@@ -432,10 +513,10 @@ def read_frame_folder(path) -> np.ndarray:
 
 
 def preprocess_video(path, config: PreprocessConfig) -> PreprocessedVideo:
-  """Reads a video file, or a folder of frame images taken to be at `config.fps`,
-  and runs `preprocess_frames`; raises VideoError."""
+  """Reads a video file, an image (a still: one frame) or a folder of frame images
+  taken to be at `config.fps`, and runs `preprocess_frames`; raises VideoError."""
   path = pathlib.Path(path)
-  if path.is_dir():
+  if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
     return preprocess_frames(read_frame_folder(path), config.fps, config, name=str(path))
   frames, fps = read_video(path)
   return preprocess_frames(frames, fps, config, name=str(path))

@@ -36,6 +36,7 @@ from varec import input_pipeline
 from varec import losses
 from varec import metrics
 from varec import models
+from varec import preprocessing
 
 STAGES = ("cnn", "rnn", "joint")
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.01}
@@ -349,6 +350,23 @@ def load_cnn(path, variables: dict) -> dict:
           "batch_stats": {**variables["batch_stats"], "cnn": source["batch_stats"]["cnn"]}}
 
 
+def with_build_preprocessing(config: ml_collections.ConfigDict, builder) -> ml_collections.ConfigDict:
+  """`config` with the data fields of the preprocessing `builder`'s data went through.
+
+  They are what the checkpoints carry to eval.py and predict.py, so they must
+  describe the data trained on even when a caller hands over its own builder.
+  """
+  fields = preprocessing.data_fields(builder.builder_config.preprocess)
+  differ = {k: v for k, v in fields.items() if config.data.get(k) != v}
+  if not differ:
+    return config
+  logging.info("Recording the build's preprocessing in the config: %s", differ)
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.data.update(differ)
+  return config
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None) -> dict:
   """Trains every stage of `config`, resuming from `workdir` if it holds a checkpoint.
 
@@ -358,6 +376,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   builder = builder or input_pipeline.ensure_built(config.data)
+  config = with_build_preprocessing(config, builder)
   windows, speakers = input_pipeline.load_windows(config, builder)
   label_space = input_pipeline.label_space(builder)
   prototypes = label_space.prototype_array()

@@ -264,18 +264,21 @@ def build_summary(done, skipped, config: preprocessing.PreprocessConfig) -> dict
   videos = [load_preprocessed(cache) for _, cache in done]
   attempted = sum(v.num_detection_attempts for v in videos)
   failed = sum(v.num_failed_detections for v in videos)
-  num_windows = sum(len(preprocessing.window_starts(
-      v.labelled, config.window_length, config.window_stride)) for v in videos)
+  windows = [len(preprocessing.window_starts(v.labelled, config.window_length,
+                                             config.window_stride)) for v in videos]
   rates = [v.detection_rate for v in videos if v.num_detection_attempts]
   return {
       "videos": len(done),
       "speakers": len({r.speaker for r, _ in done}),
       "frames": int(sum(len(v.frames) for v in videos)),
-      "windows": int(num_windows),
+      "windows": int(sum(windows)),
+      "videos_without_window": [str(r.path) for (r, _), n in zip(done, windows) if not n],
       "detection_rate": float(1 - failed / attempted) if attempted else float("nan"),
       "min_video_detection_rate": float(min(rates)) if rates else float("nan"),
       "failed_detections": int(failed),
       "padded_videos": int(sum(v.num_padded_frames > 0 for v in videos)),
+      # Pre-cropped frames where no face was found to align: used as they are.
+      "alignment_fallbacks": int(sum(v.num_alignment_fallbacks for v in videos)),
       "skipped": [dataclasses.asdict(s) for s in skipped],
   }
 
@@ -286,11 +289,27 @@ def format_summary(summary: dict) -> str:
                f"misses; lowest video {summary['min_video_detection_rate']:.1%})")
   padded = (f"{summary['padded_videos']} short clip(s) padded; "
             if summary.get("padded_videos") else "")
+  fallbacks = (f"{summary['alignment_fallbacks']} pre-cropped frame(s) with no face found to "
+               "align, used as they are; " if summary.get("alignment_fallbacks") else "")
+  without = summary.get("videos_without_window", [])
   lines = [f"{summary['videos']} videos, {summary['speakers']} speakers, "
            f"{summary['frames']} frames, {summary['windows']} windows; {detection}; {padded}"
-           f"{len(summary['skipped'])} file(s) skipped"]
+           f"{fallbacks}{len(summary['skipped'])} file(s) skipped"]
+  if without:
+    lines.append(f"  {len(without)} video(s) have fewer labelled frames in a row than one "
+                 "window and give no training window (see num_labelled_frames)")
   lines += [f"  skipped {s['file']}: {s['reason']}" for s in summary["skipped"]]
   return "\n".join(lines)
+
+
+def no_window_error(name: str, config: preprocessing.PreprocessConfig, summary: dict) -> str:
+  """Why a build would give no training window at all, and the setting to change."""
+  return (f"{name}: none of the {summary['videos']} usable video(s) has {config.window_length} "
+          f"labelled frames in a row, so there is no {config.window_length}-frame window to "
+          f"train on: only the last num_labelled_frames={config.num_labelled_frames} frames of "
+          "each clip carry its label. Raise data.num_labelled_frames to at least "
+          f"{config.window_length} (stills and clips shorter than a window are padded to one "
+          "window with copies of their first frame, labelled like it).\n" + format_summary(summary))
 
 
 class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -303,8 +322,9 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
   run's seed (`varec.splits`), so one build serves any number of runs.
   """
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "First release.",
+                   "1.1.0": "Aligned face crops by default; the preprocessing is in the metadata."}
   BUILDER_CONFIGS = [VideoBuilderConfig(name="default", description="Paper §4.5 settings.")]
 
   def _video_records(self, dl_manager) -> tuple[list[VideoRecord], list[Skipped]]:
@@ -330,7 +350,9 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
             "source_fps": np.float32,
         }),
         # Saved with the build: training and evaluation read the emotions from here.
-        metadata=tfds.core.MetadataDict(label_space=label_space.to_meta()),
+        metadata=tfds.core.MetadataDict(
+            label_space=label_space.to_meta(),
+            preprocess=dataclasses.asdict(self.builder_config.preprocess)),
     )
 
   def _split_generators(self, dl_manager):
@@ -344,6 +366,8 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     if not done:
       raise RuntimeError(f"{self.name}: no usable video; every file was skipped:\n"
                          + format_summary(summary))
+    if not summary["windows"]:
+      raise ValueError(no_window_error(self.name, config.preprocess, summary))
     return {"windows": self._generate_examples(done, windows=True),
             "videos": self._generate_examples(done, windows=False)}
 
