@@ -91,3 +91,17 @@ def test_table3_over_two_runs(data_dir, tmp_path):
   # The two runs used different speaker splits.
   splits = [json.loads((workdir / f"run_{i}" / "eval" / "metrics.json").read_text()) for i in range(2)]
   assert all(s["splits"]["test"]["videos"] > 0 for s in splits)
+
+
+def test_eval_on_another_dataset_from_the_command_line(trained, data_dir, tmp_path):
+  # Every video of a dataset, as the one split `all` (here the training set's own build).
+  out = _run("eval.py", f"--checkpoint={trained}", f"--data.data_dir={data_dir}",
+             "--data.builder_config=small", f"--output={tmp_path}", "--nofigures")
+  assert "all" in out
+  metrics = json.loads((tmp_path / "metrics.json").read_text())
+  assert list(metrics["splits"]) == ["all"] and metrics["splits"]["all"]["videos"] == 40
+  assert metrics["splits"]["all"]["left_out"] == {}
+  result = subprocess.run([sys.executable, "eval.py", f"--checkpoint={trained}",
+                           "--data.face_margin=0.3"], cwd=ROOT, capture_output=True, text=True,
+                          check=False)
+  assert result.returncode != 0 and "comes from its checkpoint" in result.stderr

@@ -324,11 +324,17 @@ class Predictor:
         "mean_valence": float(va[:, 0].mean()), "mean_arousal": float(va[:, 1].mean()),
         "face_share": len(va) / stats["frames"],
         "frames_with_several_faces_detected": int(stats["multiple_faces"]),
+        # The checkpoint's, but for faces_cropped, which describes this input.
+        "preprocessing": dataclasses.asdict(self.preprocess),
         "checkpoint": str(self.model.path),
     }
     if stats["multiple_faces"]:
       summary["note"] = ("several faces were detected in some frames; the largest face was "
                          "followed")
+    if stats["alignment_fallbacks"]:
+      summary["frames_used_unaligned"] = int(stats["alignment_fallbacks"])
+      summary["note_alignment"] = ("no face was found to align in some pre-cropped frames; they "
+                                   "were used whole")
     # Last: one entry per segment, thousands in a long video.
     summary["segments"] = [
         {"start_frame": int(frame_index[first]), "end_frame": int(frame_index[last]),
