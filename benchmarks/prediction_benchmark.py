@@ -4,10 +4,12 @@
 
 Writes synthetic 640x480 videos of the given lengths (clips of the 10
 emotions, one after another), runs `predict.py`'s predictor on each in a fresh
-process, and records frames/s and the process's peak resident memory.
-Writes benchmarks/results/prediction.{json,md}.
+process, with and without face alignment (`--align`; the same model either
+way, so only the speed is compared), and records frames/s and the process's
+peak resident memory. Writes benchmarks/results/prediction.{json,md}.
 """
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -29,6 +31,8 @@ import report  # benchmarks/report.py
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "workdir/demo", "Trained checkpoint (make demo).")
 _MINUTES = flags.DEFINE_list("minutes", ["1", "10"], "Video lengths in minutes.")
+_ALIGN = flags.DEFINE_list("align", ["true", "false"],
+                           "Face alignment on / off (overriding the checkpoint's setting).")
 _SINGLE = flags.DEFINE_string("single", None, "Internal: predict this one video and print JSON.")
 CLIP_FRAMES = 250  # 10 s per emotion clip.
 
@@ -51,10 +55,11 @@ def write_long_video(path: pathlib.Path, minutes: float) -> int:
   return total
 
 
-def predict_once(video: str, checkpoint: str) -> dict:
+def predict_once(video: str, checkpoint: str, align: bool) -> dict:
   """Runs in its own process, so that its peak memory is its own."""
   from varec import predictor  # pylint: disable=g-import-not-at-top
   p = predictor.Predictor.from_checkpoint(checkpoint)
+  p.preprocess = dataclasses.replace(p.preprocess, align_faces=align)
   with tempfile.TemporaryDirectory() as out:
     start = time.perf_counter()
     frames = p.predict_video(video, out)
@@ -66,7 +71,7 @@ def predict_once(video: str, checkpoint: str) -> dict:
 def main(argv):
   del argv
   if _SINGLE.value:
-    print(json.dumps(predict_once(_SINGLE.value, _CHECKPOINT.value)))
+    print(json.dumps(predict_once(_SINGLE.value, _CHECKPOINT.value, _ALIGN.value == ["true"])))
     return
   if not pathlib.Path(_CHECKPOINT.value).exists():
     sys.exit(f"{_CHECKPOINT.value} does not exist: run `make demo` first, or pass --checkpoint")
@@ -76,22 +81,27 @@ def main(argv):
     for minutes in map(float, _MINUTES.value):
       video = pathlib.Path(tmp) / f"{minutes:g}min.mp4"
       write_long_video(video, minutes)
-      out = subprocess.run([sys.executable, __file__, f"--single={video}",
-                            f"--checkpoint={_CHECKPOINT.value}"], capture_output=True, text=True,
-                           check=True)
-      run = {"minutes": minutes, **json.loads(out.stdout.strip().splitlines()[-1])}
-      results["runs"].append(run)
-      print(json.dumps(run))
+      for align in _ALIGN.value:
+        out = subprocess.run([sys.executable, __file__, f"--single={video}", f"--align={align}",
+                              f"--checkpoint={_CHECKPOINT.value}"], capture_output=True, text=True,
+                             check=True)
+        run = {"minutes": minutes, "align_faces": align == "true",
+               **json.loads(out.stdout.strip().splitlines()[-1])}
+        results["runs"].append(run)
+        print(json.dumps(run))
       video.unlink()
   lines = ["# Prediction benchmark", "",
            f"`predict.py`'s predictor end to end (decode, grayscale, equalisation, detection every "
-           f"5th frame, crop, face-crop equalisation, CNN, GRU, frames.csv, summary, trajectory "
-           f"plot) on synthetic 640x480 25 fps videos, {results['machine']}, checkpoint "
+           f"5th frame, crop with or without 5-point landmarks and alignment, face-crop "
+           f"equalisation, CNN, GRU, frames.csv, summary, trajectory and timeline plots) on "
+           f"synthetic 640x480 25 fps videos, {results['machine']}, checkpoint "
            f"`{results['checkpoint']}`. Peak memory is the whole process's (Python, JAX and the "
            "model included).", "",
-           "| video | frames | frames/s | x real time | peak memory (MB) |", "|---|---|---|---|---|"]
+           "| video | face alignment | frames | frames/s | x real time | peak memory (MB) |",
+           "|---|---|---|---|---|---|"]
   for run in results["runs"]:
-    lines.append(f"| {run['minutes']:g} min | {run['frames']} | {run['frames_per_second']:.0f} | "
+    lines.append(f"| {run['minutes']:g} min | {'on' if run['align_faces'] else 'off'} | "
+                 f"{run['frames']} | {run['frames_per_second']:.0f} | "
                  f"{run['frames_per_second'] / 25:.1f} | {run['peak_rss_mb']:.0f} |")
   report.write("prediction", results, "\n".join(lines))
 

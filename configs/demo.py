@@ -5,10 +5,10 @@
 
 The paper's CNN at 96x96 trains at ~20 frames/s on a 2-core CPU; at 48x48
 with 32/64/128 filters it trains at several hundred, so data, training and
-evaluation take minutes. Beyond the paper, as well as base's augmentation and
-face-crop equalisation, the demo adds the prototype cross-entropy to eq. 9
-(`--config.loss.prototype_weight=0` for the paper's loss); the README compares
-both.
+evaluation take minutes. Beyond the paper, as well as base's augmentation, face
+alignment and face-crop equalisation, the demo adds the prototype cross-entropy
+to eq. 9 (`--config.loss.prototype_weight=0` for the paper's loss); the README
+compares both.
 """
 
 from configs import base

@@ -112,5 +112,8 @@ def test_build_command_names_the_options_that_select_the_build():
   data.name, data.manual_dir, data.prototypes_csv = "video_folder", "/videos", "/e.csv"
   assert input_pipeline.build_command(data) == (
       "python -m varec.build_dataset --data.name=video_folder --data.manual_dir=/videos "
-      "--data.data_dir=/data --data.prototypes_csv=/e.csv --data.faces_cropped=False "
-      "--data.num_labelled_frames=50")
+      "--data.data_dir=/data --data.prototypes_csv=/e.csv")
+  # Preprocessing that differs from the defaults selects another build, so it is named.
+  data.face_margin, data.align_faces, data.faces_cropped = 0.25, False, True
+  assert input_pipeline.build_command(data).endswith(
+      "--data.face_margin=0.25 --data.faces_cropped=True --data.align_faces=False")

@@ -130,7 +130,7 @@ def test_tfds_command_line_builds_adfes(tmp_path, synthetic_clip):
        f"--manual_dir={manual}", f"--data_dir={tmp_path / 'data'}", "--file_format=array_record"],
       capture_output=True, text=True, timeout=600, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
-  built = tfds.builder_from_directory(str(tmp_path / "data" / "adfes" / "default" / "1.0.0"))
+  built = tfds.builder_from_directory(str(tmp_path / "data" / "adfes" / "default" / "1.1.0"))
   assert built.info.splits["videos"].num_examples == 3
   source = built.as_data_source(split="windows")
   assert source[0]["frames"].shape == (10, 96, 96, 1)

@@ -274,3 +274,9 @@ def test_cross_dataset_evaluation_with_the_checkpoints_preprocessing(stills, fol
   assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["splits"]["all"]["videos"] == 6
   with pytest.raises(evaluation.EvaluationError, match="comes from its checkpoint"):
     evaluation.cross_dataset_config(model, {"face_margin": 0.2})
+
+
+def test_a_run_is_not_resumed_with_other_preprocessing(wide_margin_run, folders, tmp_path):
+  config = _config(tmp_path / "data", folders[0], face_margin=0.2, align_faces=False)
+  with pytest.raises(ValueError, match="other preprocessing"):
+    train_lib.train_and_evaluate(config, wide_margin_run)

@@ -400,6 +400,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
     if emotions.LabelSpace.from_meta(resumed) != label_space:
       raise ValueError(f"{workdir} holds a run with other emotions (another prototypes CSV); "
                        "use a new --workdir")
+    before = preprocessing.config_from_data(ml_collections.ConfigDict(resumed["config"]["data"]))
+    if before != preprocessing.config_from_data(config.data):
+      raise ValueError(f"{workdir} holds a run with other preprocessing ({before}); use a new "
+                       "--workdir")
     step, start_epoch, done_stages = resumed["step"], resumed["epoch"], resumed["completed_stages"]
     variables, _ = checkpoints.restore(managers[checkpoints.LATEST], step, variables)
     logging.info("Resuming from step %d (stage %s, epoch %d)", step, resumed["stage"], start_epoch)
