@@ -2,13 +2,16 @@
 
 1. decode frames at their native rate, resampling to the configured rate;
 2. grayscale as the mean of R, G and B, then histogram equalisation;
-3. dlib frontal face detection, square crop with a margin, resize;
+3. dlib frontal face detection, square crop with a margin, resize (beyond
+   the paper, by default: aligned on 5 landmarks, `varec.face_alignment`);
 4. horizontal flip (the mirrored actor counts as a new speaker);
 5. labels: the last N frames carry the emotion's Table 2 prototype;
 6. fixed-length windows for the RNN, cut from the labelled frames.
 
 Stored crops become model input through `model_input` (resize and, beyond the
-paper, histogram equalisation of each face crop).
+paper, histogram equalisation of each face crop). `config_from_data` turns a
+run's (or a checkpoint's) `config.data` into the `PreprocessConfig` here, so
+training data, evaluation and prediction are cut alike.
 
 The speaker split (step 5 of §4.5) lives in `varec.splits`. `preprocess_video`
 chains steps 1-3 and 5 for one file; everything else here is a pure function

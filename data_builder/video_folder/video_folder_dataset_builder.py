@@ -21,9 +21,9 @@ class Builder(video_dataset.VideoEmotionBuilder):
 
       path,speaker,emotion[,orientation]
 
-  - path: a video file, or a folder of frame images (png, jpg, ...) in file-name
-    order, relative to the folder; frame folders are taken to be at the
-    config's frame rate (25 fps);
+  - path: a video file, a folder of frame images (png, jpg, ...) in file-name
+    order, or a single image (a still), relative to the folder; frame folders
+    are taken to be at the config's frame rate (25 fps);
   - speaker: who is filmed; the train/validation/test split never puts one
     speaker in two splits;
   - emotion: a Table 2 emotion or an alias (happy, angry, sad, surprised,
@@ -31,13 +31,14 @@ class Builder(video_dataset.VideoEmotionBuilder):
     or one of your own vocabulary's (prototypes_csv below).
 
   Options (train.py's --config.data.*): faces_cropped=True when the frames are
-  already face crops (no detection), num_labelled_frames (default 50, the
+  already face crops (each is found again and aligned with align_faces, the
+  default, or used whole), num_labelled_frames (default 50, the
   paper's; the last N frames carry the label), prototypes_csv (your own
   emotions instead of Table 2's: a CSV with the columns
   emotion,valence,arousal,group, one row per emotion, the row order giving the
-  class indices; group is the emotion's group for PN accuracy). Clips shorter
-  than one 10-frame window are padded by repeating their first frame (counted
-  in the summary).
+  class indices; group is the emotion's group for PN accuracy). Stills and
+  clips shorter than one 10-frame window are padded in front with copies of
+  their first frame, each labelled like it (counted in the summary).
   """
 
   def _video_records(self, dl_manager):
