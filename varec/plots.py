@@ -177,16 +177,17 @@ def timeline(va: np.ndarray, fps: float, segments, label_space: emotions.LabelSp
   band.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title="segments",
               title_fontsize=7)
   ax.axhline(0, color="0.85", lw=0.8, zorder=0)
-  lines = (("valence", "tab:blue"), ("arousal", "tab:red"))
-  for column, (name, colour) in enumerate(lines):
-    ax.plot(t, mean[:, column], color=colour, lw=0.9,
+  # Black and dark grey: the band's emotion colours stay unambiguous.
+  lines = (("valence", "black", "-"), ("arousal", "0.45", "--"))
+  for column, (name, colour, style) in enumerate(lines):
+    ax.plot(t, mean[:, column], color=colour, ls=style, lw=0.9,
             label=name if size == 1 else f"{name}, mean of {size} frames (shaded: min-max)")
     if size > 1:
       ax.fill_between(t, low[:, column], high[:, column], color=colour, alpha=0.2, lw=0)
   if apex is not None:
     time_s, *values = apex
     ax.axvline(time_s / scale, color="black", ls="--", lw=0.8, label="apex (smoothed values)")
-    ax.scatter([time_s / scale] * 2, values, color=[c for _, c in lines], marker="*", s=90,
+    ax.scatter([time_s / scale] * 2, values, color=[c for _, c, _ in lines], marker="*", s=90,
                edgecolor="black", lw=0.5, zorder=4)
   limit = max(1.0, np.nanmax(np.abs(va)))  # Beyond [-1, 1] only if the outputs are.
   ax.set(xlim=(0, duration / scale), ylim=(-limit, limit), xlabel=f"time ({unit})",
