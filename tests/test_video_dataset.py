@@ -134,3 +134,24 @@ def test_tfds_command_line_builds_adfes(tmp_path, synthetic_clip):
   assert built.info.splits["videos"].num_examples == 3
   source = built.as_data_source(split="windows")
   assert source[0]["frames"].shape == (10, 96, 96, 1)
+
+
+def test_index_csv_takes_spreadsheet_habits_and_skips_bad_rows_with_reasons(tmp_path):
+  rows = ["Path ; Speaker ; Emotion",  # Semicolons, spaces, capitals, and a byte-order mark.
+          "clips/a.mp4;p1;joy",
+          "clips/a.mov;p1;joy",  # The same video as a.mp4 but for its extension.
+          "clips/b.mp4;p2;sad",
+          "clips/b.mp4;p2;sad",  # Listed twice.
+          "../outside.mp4;p3;joy",
+          f"{tmp_path.parent / 'elsewhere.mp4'};p3;joy",
+          "clips/c.mp4; ;joy"]
+  (tmp_path / "index.csv").write_text("\ufeff" + "\n".join(rows) + "\n", encoding="utf-8")
+  records, skipped = video_dataset.find_videos(tmp_path)
+  assert [(r.video_id, r.speaker, r.emotion) for r in records] == [
+      ("clips/a", "p1", "joy"), ("clips/b", "p2", "sadness")]
+  reasons = {s.file.rsplit(":", 1)[1]: s.reason for s in skipped}
+  assert "same video as line 2" in reasons["3 (clips/a.mov)"]
+  assert "same video as line 4" in reasons["5 (clips/b.mp4)"]
+  assert "not inside" in reasons["6 (../outside.mp4)"]
+  assert sum("not inside" in r for r in reasons.values()) == 2
+  assert reasons["8 (clips/c.mp4)"] == "empty speaker"

@@ -99,27 +99,50 @@ def read_index_csv(index_path: pathlib.Path, label_space: emotions.LabelSpace = 
   """Records from a CSV with columns path, speaker, emotion[, orientation].
 
   Paths are relative to the CSV's folder; orientation defaults to forward.
+  Spreadsheet habits are taken as meant: a byte-order mark, `;` or tab as the
+  separator, spaces around names. A row is skipped, with its line and the
+  reason, when its path leaves the folder, repeats an earlier row's video (the
+  same path, or the same path but for its extension), its speaker is empty,
+  or its emotion or orientation is unknown.
   """
   root = index_path.parent
-  records, skipped = [], []
-  with open(index_path, newline="") as f:
-    reader = csv.DictReader(f)
-    missing = {"path", "speaker", "emotion"} - set(reader.fieldnames or ())
+  records, skipped, seen = [], [], {}
+  with open(index_path, newline="", encoding="utf-8-sig") as f:
+    sample = f.read(4096)
+    f.seek(0)
+    try:
+      dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:  # One column, or too little text to tell: the default comma.
+      dialect = csv.excel
+    reader = csv.DictReader(f, dialect=dialect)
+    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or ()]
+    missing = {"path", "speaker", "emotion"} - set(reader.fieldnames)
     if missing:
-      raise ValueError(f"{index_path}: missing column(s) {', '.join(sorted(missing))}; "
-                       "expected path, speaker, emotion[, orientation]")
+      raise ValueError(f"{index_path}: missing column(s) {', '.join(sorted(missing))} (found "
+                       f"{', '.join(reader.fieldnames) or 'none'}); expected path, speaker, "
+                       "emotion[, orientation]")
     for line, row in enumerate(reader, start=2):
-      path = root / row["path"]
+      relative = (row["path"] or "").strip()
       try:
+        path = root / relative
+        if not relative or not path.resolve().is_relative_to(root.resolve()):
+          raise ValueError(f"path {relative!r} is not inside {root}")
+        video_id = pathlib.Path(relative).with_suffix("").as_posix()
+        if video_id in seen:
+          raise ValueError(f"the same video as line {seen[video_id]} (paths differing only in "
+                           "their extension name one video)")
+        speaker = (row["speaker"] or "").strip()
+        if not speaker:
+          raise ValueError("empty speaker")
         orientation = canonical_orientation(row.get("orientation") or "forward")
         if orientation is None:
           raise ValueError(f"unknown orientation {row['orientation']!r}")
-        records.append(VideoRecord(
-            path=path, video_id=pathlib.Path(row["path"]).with_suffix("").as_posix(),
-            speaker=row["speaker"].strip(), emotion=label_space.canonical(row["emotion"]),
-            orientation=orientation))
+        records.append(VideoRecord(path=path, video_id=video_id, speaker=speaker,
+                                   emotion=label_space.canonical(row["emotion"] or ""),
+                                   orientation=orientation))
+        seen[video_id] = line
       except ValueError as e:
-        skipped.append(Skipped(f"{index_path}:{line} ({row['path']})", str(e)))
+        skipped.append(Skipped(f"{index_path}:{line} ({relative})", str(e)))
   return records, skipped
 
 
