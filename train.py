@@ -12,6 +12,7 @@ written to <workdir>/table3.md and table3.csv.
 """
 
 import pathlib
+import sys
 
 from absl import app
 from absl import flags
@@ -53,11 +54,14 @@ def main(argv):
   config_name = pathlib.Path(flags.FLAGS["config"].config_filename.split(":")[0]).stem
   workdir = pathlib.Path(_WORKDIR.value or f"workdir/{config_name}")
   logging.info("JAX devices: %s", jax.devices())
-  if config.num_runs > 1:
-    md = run_table3(config, workdir)
-    print(f"Table 3 ({md}):\n{md.read_text()}")
-    return
-  final = train_lib.train_and_evaluate(config, workdir)
+  try:
+    if config.num_runs > 1:
+      md = run_table3(config, workdir)
+      print(f"Table 3 ({md}):\n{md.read_text()}")
+      return
+    final = train_lib.train_and_evaluate(config, workdir)
+  except (ValueError, FloatingPointError) as e:  # A config or dataset that cannot train.
+    sys.exit(f"train.py: {e}")
   if final:
     print(f"Validation after training ({workdir}): " + ", ".join(
         f"{k} {v:.3f}" for k, v in sorted(final.items())))

@@ -221,3 +221,35 @@ def test_train_step_minimises_the_states_loss():
   after, _ = train_lib.jitted_train_step()(state, batch)
   assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(state.params),
                                                         jax.tree_util.tree_leaves(after.params)))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("cnn.learning_rate", -1e-3, "cnn.learning_rate must be positive"),
+    ("rnn.num_epochs", -1, "rnn.num_epochs and rnn.batch_size must be at least 1"),
+    ("cnn.batch_size", 0, "cnn.num_epochs and cnn.batch_size must be at least 1"),
+    ("model.rnn_hidden_sizes", (), "rnn_hidden_sizes must be one or more"),
+    ("stages", ("rnn",), "CNN would stay at its random initialisation"),
+    ("data.split_ratios", (0, 0, 0), "split_ratios must be 3 positive numbers"),
+    ("data.num_labelled_frames", 0, "data.num_labelled_frames must be at least 1"),
+    ("data.image_size", 128, "cannot exceed data.crop_size"),
+    ("eval_batch_size", 0, "eval_batch_size must be at least 1"),
+])
+def test_configs_that_cannot_train_stop_before_anything_runs(field, value, message, tmp_path):
+  config = tiny_config()
+  *parents, leaf = field.split(".")
+  node = config
+  for parent in parents:
+    node = node[parent]
+  node[leaf] = value
+  with pytest.raises(ValueError, match=message):
+    train_lib.train_and_evaluate(config, tmp_path / "run", builder=object())
+  assert not (tmp_path / "run").exists()
+  train_lib.check_config(tiny_config())  # The tests' own config passes.
+
+
+def test_a_diverging_run_stops_instead_of_saving_nan(tiny_builder, tmp_path):
+  config = tiny_config()
+  config.cnn.learning_rate, config.warmup_epochs, config.lr_schedule = 1e12, 0.0, "constant"
+  with pytest.raises(FloatingPointError, match="training diverged"):
+    train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
+  assert not list((tmp_path / "checkpoints" / "best").glob("[0-9]*"))

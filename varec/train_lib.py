@@ -331,6 +331,40 @@ def _meta(config, speakers, label_space: emotions.LabelSpace, stage: str, epoch:
           **label_space.to_meta()}
 
 
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the field of a config that cannot train a sensible model."""
+  problems = []
+  for name in config.stages:
+    if name in STAGES:
+      stage = config[name]
+      if stage.num_epochs < 1 or stage.batch_size < 1:
+        problems.append(f"{name}.num_epochs and {name}.batch_size must be at least 1, got "
+                        f"{stage.num_epochs} and {stage.batch_size}")
+      if stage.learning_rate is not None and not stage.learning_rate > 0:
+        problems.append(f"{name}.learning_rate must be positive (or None for the optimiser's "
+                        f"default), got {stage.learning_rate}")
+  if "cnn" not in config.stages and not config.init_from:
+    problems.append("without the cnn stage or init_from the CNN would stay at its random "
+                    "initialisation: add 'cnn' to stages or set init_from")
+  hidden = tuple(config.model.rnn_hidden_sizes)
+  if not hidden or min(hidden) < 1:
+    problems.append(f"model.rnn_hidden_sizes must be one or more positive sizes, got {hidden}")
+  ratios = tuple(config.data.split_ratios)
+  if len(ratios) != 3 or min(ratios) <= 0:
+    problems.append(f"data.split_ratios must be 3 positive numbers (train, validation, test), "
+                    f"got {ratios}")
+  for field in ("num_labelled_frames", "window_length", "image_size", "crop_size"):
+    if config.data.get(field, 1) < 1:
+      problems.append(f"data.{field} must be at least 1, got {config.data[field]}")
+  if config.data.image_size > config.data.get("crop_size", config.data.image_size):
+    problems.append(f"data.image_size ({config.data.image_size}) cannot exceed data.crop_size "
+                    f"({config.data.crop_size}), the side of the stored crops")
+  if config.eval_batch_size < 1:
+    problems.append(f"eval_batch_size must be at least 1, got {config.eval_batch_size}")
+  if problems:
+    raise ValueError("config: " + "; ".join(problems))
+
+
 def _stages_to_run(config) -> list[str]:
   stages = [s for s in config.stages if not (s == "cnn" and config.init_from)]
   unknown = set(stages) - set(STAGES)
@@ -373,6 +407,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   `builder` overrides the TFDS builder named by `config.data` (tests use tiny ones).
   Returns the final validation metrics.
   """
+  check_config(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   builder = builder or input_pipeline.ensure_built(config.data)
@@ -446,6 +481,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
         progress.update()
         step += 1
       train_metrics = {k: float(np.mean([m[k] for m in batch_metrics])) for k in batch_metrics[0]}
+      if not np.isfinite(train_metrics["loss"]):
+        raise FloatingPointError(
+            f"training diverged: the {name} stage's loss is {train_metrics['loss']} in epoch "
+            f"{epoch + 1}; nothing of this epoch was saved. Lower {name}.learning_rate, raise "
+            "warmup_epochs, or check data.image_size (the CNN needs room for its poolings)")
       val = evaluate(state, data["validation"], config.eval_batch_size, prototypes)
       progress.set_postfix(loss=f"{train_metrics['loss']:.3f}", val_ccc=f"{val['ccc']:.3f}",
                            val_acc=f"{val['video_accuracy']:.2f}")
