@@ -125,7 +125,9 @@ def read_index_csv(index_path: pathlib.Path, label_space: emotions.LabelSpace = 
       relative = (row["path"] or "").strip()
       try:
         path = root / relative
-        if not relative or not path.resolve().is_relative_to(root.resolve()):
+        # Checked on the text, so that links the user put in the folder still count as inside.
+        if not relative or not pathlib.Path(os.path.normpath(path)).is_relative_to(
+            os.path.normpath(root)):
           raise ValueError(f"path {relative!r} is not inside {root}")
         video_id = pathlib.Path(relative).with_suffix("").as_posix()
         if video_id in seen:
