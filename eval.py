@@ -16,7 +16,6 @@ are reported and left out (default output: <workdir>/eval_<dataset>).
 """
 
 import pathlib
-import re
 import sys
 
 from absl import app
@@ -42,7 +41,7 @@ _DATA = config_flags.DEFINE_config_dict(
 
 def default_output(checkpoint_path: pathlib.Path, dataset: str | None = None) -> pathlib.Path:
   """<workdir>/eval (or eval_<dataset>) for a checkpoint at <workdir>/checkpoints/<kind>/<step>."""
-  folder = "eval" if dataset is None else "eval_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
+  folder = "eval" if dataset is None else "eval_" + evaluation.file_name(dataset)
   if checkpoint_path.parent.parent.name == "checkpoints":
     return checkpoint_path.parent.parent.parent / folder
   return checkpoint_path / folder

@@ -85,9 +85,8 @@ def split_metrics(true, voted, frame_pred, frame_labels, label_space: emotions.L
 
 def evaluate_videos(model: inference.TrainedModel, predictor: inference.VideoPredictor,
                     videos: list[dict], split: str) -> SplitResult:
-  """Decisions, metrics and tables of `videos` (emotions as class indices of the model's)."""
-  if not videos:
-    raise EvaluationError(f"split {split!r} has no videos")
+  """Decisions, metrics and tables of `videos` (emotions as class indices of the model's);
+  the callers make sure there is at least one."""
   preds = predictor.predict_videos([v["frames"] for v in videos])
   names = model.label_space.emotions
   prototypes = model.label_space.prototype_array()
@@ -207,7 +206,8 @@ def evaluate_cross_dataset(checkpoint, overrides: dict) -> tuple[
   return model, [result]
 
 
-def _file_name(text: str) -> str:
+def file_name(text: str) -> str:
+  """`text` as a file or folder name: runs of other characters become one underscore."""
   return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
@@ -234,14 +234,14 @@ def write_outputs(model: inference.TrainedModel, results: list[SplitResult], out
     written["figures"].append(plots.confusion_matrix(
         np.asarray(r.metrics["confusion_matrix"]), space,
         f"{r.split}: accuracy {r.metrics['accuracy']:.2f}, PN accuracy {r.metrics['pn_accuracy']:.2f}",
-        fig_dir / f"fig4_confusion_{_file_name(r.split)}.png"))
+        fig_dir / f"fig4_confusion_{file_name(r.split)}.png"))
     frames = r.frames[r.frames["labelled"]].merge(r.videos[["video", "true_emotion", "correct"]],
                                                   on="video")
     written["figures"].append(plots.output_distribution(
         frames[["valence", "arousal"]].to_numpy(),
         frames["true_emotion"].map(space.emotions.index).to_numpy(), frames["correct"].to_numpy(),
         space, f"{r.split}: labelled frames' outputs by true emotion",
-        fig_dir / f"fig5_distribution_{_file_name(r.split)}.png"))
+        fig_dir / f"fig5_distribution_{file_name(r.split)}.png"))
     by_emotion: dict[str, dict[str, np.ndarray]] = {}
     for video in r.videos.itertuples():
       f = r.frames[r.frames["video"] == video.video]
@@ -250,13 +250,13 @@ def write_outputs(model: inference.TrainedModel, results: list[SplitResult], out
       written["figures"].append(plots.trajectory(
           va, nearest, space,
           f"{video.video}\ntrue {video.true_emotion}, predicted {video.predicted_emotion}",
-          fig_dir / "fig6" / _file_name(r.split) / f"{_file_name(video.video)}.png",
+          fig_dir / "fig6" / file_name(r.split) / f"{file_name(video.video)}.png",
           labelled=f["labelled"].to_numpy()))
       by_emotion.setdefault(video.true_emotion, {})[video.speaker] = va
     for emotion, trajectories in by_emotion.items():
       written["figures"].append(plots.emotion_trajectories(
           trajectories, space, f"{r.split}: {emotion}, all speakers",
-          fig_dir / "fig7" / _file_name(r.split) / f"{_file_name(emotion)}.png"))
+          fig_dir / "fig7" / file_name(r.split) / f"{file_name(emotion)}.png"))
   return written
 
 

@@ -124,7 +124,7 @@ class Predictor:
     """
     if self.preprocess.faces_cropped:  # The whole frame is the face's crop.
       for frame in frames:
-        frame.box = np.array([0.0, 0.0, frame.gray.shape[1], frame.gray.shape[0]])
+        frame.box = preprocessing.whole_frame_box(frame.gray)
         yield frame
       return
     every = self.preprocess.detect_every

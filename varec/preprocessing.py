@@ -62,9 +62,11 @@ class PreprocessConfig:
   align_faces: bool = True
 
 
-# The data-config fields that set a `PreprocessConfig`; a checkpoint carries them all.
-PREPROCESS_FIELDS = ("fps", "face_margin", "detect_max_side", "detect_every", "crop_size",
-                     "num_labelled_frames", "window_length", "faces_cropped", "align_faces")
+# The data-config fields that set a `PreprocessConfig` (a checkpoint carries them all), and
+# the attribute each sets: the stored crop side is `image_size` here, as the builders call it.
+PREPROCESS_FIELDS = {f: f for f in ("fps", "face_margin", "detect_max_side", "detect_every",
+                                    "num_labelled_frames", "window_length", "faces_cropped",
+                                    "align_faces")} | {"crop_size": "image_size"}
 
 
 def config_from_data(data, pad_short_clips: bool | None = None) -> PreprocessConfig:
@@ -76,9 +78,8 @@ def config_from_data(data, pad_short_clips: bool | None = None) -> PreprocessCon
   shorter than a window; the paper's datasets reject them.
   """
   defaults = PreprocessConfig(align_faces=False)
-  values = {f: data.get(f, getattr(defaults, f if f != "crop_size" else "image_size"))
-            for f in PREPROCESS_FIELDS}
-  values["image_size"] = values.pop("crop_size")
+  values = {attribute: data.get(field, getattr(defaults, attribute))
+            for field, attribute in PREPROCESS_FIELDS.items()}
   if pad_short_clips is None:
     pad_short_clips = data.get("name") == "video_folder"
   return PreprocessConfig(window_stride=values["window_length"], pad_short_clips=pad_short_clips,
@@ -87,7 +88,7 @@ def config_from_data(data, pad_short_clips: bool | None = None) -> PreprocessCon
 
 def data_fields(config: PreprocessConfig) -> dict:
   """The data-config fields of a `PreprocessConfig`: the inverse of `config_from_data`."""
-  return {f: getattr(config, "image_size" if f == "crop_size" else f) for f in PREPROCESS_FIELDS}
+  return {field: getattr(config, attribute) for field, attribute in PREPROCESS_FIELDS.items()}
 
 
 @dataclasses.dataclass
@@ -413,6 +414,11 @@ def face_crop(gray: np.ndarray, box: np.ndarray, config: PreprocessConfig) -> np
   return crop_and_resize(gray, square_box(box, config.face_margin), config.image_size)
 
 
+def whole_frame_box(gray: np.ndarray) -> np.ndarray:
+  """The box (x0, y0, x1, y1) of a whole frame: a pre-cropped face's."""
+  return np.array([0.0, 0.0, gray.shape[1], gray.shape[0]])
+
+
 # Pre-cropped faces are found again before alignment: upsampled to this shorter side (dlib's
 # HOG window is 80 px, and stills are often 48 px) and given this share of replicated border
 # per side, so that a face cut tightly at its chin or brows still fits the detector's window.
@@ -436,8 +442,7 @@ def precropped_face(gray: np.ndarray, config: PreprocessConfig) -> tuple[np.ndar
     boxes = detect_faces(big, config.detect_max_side)
     if len(boxes):
       return face_crop(big, boxes[0], config), True
-  h, w = gray.shape
-  return crop_and_resize(gray, square_box(np.array([0.0, 0.0, w, h]), 0.0), config.image_size), False
+  return crop_and_resize(gray, square_box(whole_frame_box(gray), 0.0), config.image_size), False
 
 
 def preprocess_frames(frames: np.ndarray, source_fps: float, config: PreprocessConfig,
@@ -458,14 +463,13 @@ def preprocess_frames(frames: np.ndarray, source_fps: float, config: PreprocessC
   gray = np.stack([equalize_histogram(grayscale_mean_rgb(f)) for f in frames])
   attempts = fallbacks = 0
   if config.faces_cropped:
-    h, w = gray.shape[1:]
     crops, aligned = zip(*(precropped_face(g, config) for g in gray))
     crops = np.stack(crops)
-    fallbacks = int(config.align_faces) * (len(aligned) - sum(aligned))
+    fallbacks = aligned.count(False) if config.align_faces else 0
     if fallbacks:
       logging.info("%s: no face found to align in %d of %d pre-cropped frames; used as they are",
                    name, fallbacks, len(gray))
-    boxes, detected = np.tile(np.array([0.0, 0.0, w, h]), (len(gray), 1)), np.ones(len(gray), bool)
+    boxes, detected = np.stack([whole_frame_box(g) for g in gray]), np.ones(len(gray), bool)
   else:
     boxes, detected, attempts = face_boxes(gray, config, name)
     crops = np.stack([face_crop(g, b, config) for g, b in zip(gray, boxes)])
