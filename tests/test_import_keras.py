@@ -155,7 +155,7 @@ def test_cli_writes_a_checkpoint_that_load_cnn_loads(tmp_path):
     flags.FLAGS.unparse_flags()
   config = rnn10.get_config()
   fresh = train_lib.init_variables(config, jax.random.PRNGKey(config.seed), window_length=1)
-  loaded = train_lib.load_cnn(out, fresh)
+  loaded = train_lib.load_cnn(out, fresh, config)
   params, batch_stats = import_keras.convert(path)
   jax.tree_util.tree_map(np.testing.assert_array_equal,
                          (loaded["params"]["cnn"], loaded["batch_stats"]["cnn"]),
@@ -164,7 +164,7 @@ def test_cli_writes_a_checkpoint_that_load_cnn_loads(tmp_path):
   saved, _ = checkpoints.restore(manager, step)
   jax.tree_util.tree_map(np.testing.assert_array_equal, saved["params"]["rnn"],
                          fresh["params"]["rnn"])
-  assert checkpoints.restore_meta(manager, step)["source"] == str(path)
+  assert checkpoints.restore_meta(manager, step)["source"]["file"] == str(path)
 
 
 def test_a_cnn_of_another_width_is_refused(tmp_path):

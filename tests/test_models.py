@@ -137,7 +137,7 @@ def test_gru_stack_scan_matches_unrolled_cells(hidden_sizes):
 def test_cnn_rnn_is_frame_cnn_then_gru_stack(hidden_sizes):
   b, t = 2, 3
   x = _frames((b, t, 48, 48, 1))
-  model = models.CNNRNN(hidden_sizes=hidden_sizes, **DEMO)
+  model = models.CNNRNN(cnn=models.FrameCNN(**DEMO), hidden_sizes=hidden_sizes)
   variables = model.init(jax.random.key(0), x, train=False)
   y = model.apply(variables, x, train=False)
   assert y.shape == (b, t, 2)

@@ -136,17 +136,63 @@ def test_resume_after_interruption_continues_from_the_saved_step(
     np.testing.assert_array_equal(x, y)
 
 
-def test_init_from_takes_the_cnn_and_skips_its_stage(trained, tiny_builder, tmp_path):
+def _cnn_modules_changed(before: dict, after: dict) -> dict[str, bool]:
+  """{CNN module: whether any of its params or BatchNorm statistics differ}."""
+  changed = {}
+  for collection in ("params", "batch_stats"):
+    for name, tree in before[collection]["cnn"].items():
+      pairs = zip(_flat(tree), _flat(after[collection]["cnn"][name]))
+      changed[name] = changed.get(name, False) or any(not np.array_equal(x, y) for x, y in pairs)
+  return changed
+
+
+def test_init_from_without_the_cnn_stage_keeps_the_cnn(trained, tiny_builder, tmp_path):
   workdir, _ = trained
   config = tiny_config()
   config.init_from = str(workdir)
+  config.stages = ("rnn",)
   train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
   source, _ = checkpoints.restore(*checkpoints.resolve(workdir))
   result, _ = checkpoints.restore(*checkpoints.resolve(tmp_path))
-  for x, y in zip(_flat(source["params"]["cnn"]), _flat(result["params"]["cnn"])):
-    np.testing.assert_array_equal(x, y)
+  assert not any(_cnn_modules_changed(source, result).values())
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert {l["stage"] for l in lines} == {"rnn"}
+
+
+def test_init_from_fine_tunes_the_cnn_except_frozen_blocks(trained, tiny_builder, tmp_path):
+  workdir, _ = trained
+  config = tiny_config()
+  config.init_from = str(workdir)
+  config.model.frozen_blocks = 2  # Fig. 3: input BatchNorm + first conv, second conv.
+  config.cnn.learning_rate = 1e-4
+  train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
+  source, _ = checkpoints.restore(*checkpoints.resolve(workdir))
+  result, _ = checkpoints.restore(*checkpoints.resolve(tmp_path))
+  assert _cnn_modules_changed(source, result) == {
+      "BatchNorm_0": False, "Conv_0": False, "Conv_1": False,
+      "Conv_2": True, "features": True, "va": True}
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["stage"] for l in lines if l["split"] == "train"] == ["cnn", "cnn", "rnn", "rnn"]
+
+
+def test_init_from_another_cnn_is_refused(trained, tiny_builder, tmp_path):
+  workdir, _ = trained
+  config = tiny_config()
+  config.init_from = str(workdir)
+  config.model.filters = (8, 8, 8)
+  with pytest.raises(ValueError, match="init_from: .* fig3 CNN of other shapes"):
+    train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
+
+
+def test_frozen_labels_name_the_leading_blocks():
+  config = tiny_config()
+  config.model.frozen_blocks = 1
+  params = train_lib.init_variables(config, jax.random.PRNGKey(0), 2)["params"]
+  labels = train_lib.frozen_labels(params, train_lib.build_cnn(config), ("cnn",))
+  assert labels["cnn"]["BatchNorm_0"] == {"scale": "frozen", "bias": "frozen"}
+  assert labels["cnn"]["Conv_0"]["kernel"] == "frozen"
+  assert labels["cnn"]["Conv_1"]["kernel"] == "train"
+  assert set(jax.tree_util.tree_leaves(labels["rnn"])) == {"train"}
 
 
 def test_resolve_explains_bad_checkpoint_paths(tmp_path):
@@ -233,6 +279,11 @@ def test_train_step_minimises_the_states_loss():
     ("data.num_labelled_frames", 0, "data.num_labelled_frames must be at least 1"),
     ("data.image_size", 128, "cannot exceed data.crop_size"),
     ("eval_batch_size", 0, "eval_batch_size must be at least 1"),
+    ("data.image_size", 16, "data.image_size must be at least 28 for the fig3 CNN"),
+    ("model.cnn", "resnet", "model.cnn must be one of fig3, mini_xception"),
+    ("model.frozen_blocks", 4, "frozen_blocks must be between 0 and 3"),
+    ("model.frozen_blocks", 1, "frozen_blocks keeps CNN blocks as loaded: set init_from"),
+    ("model.class_prototypes", ((0.0, 0.0),), "zero-shot classifier, which is not trained"),
 ])
 def test_configs_that_cannot_train_stop_before_anything_runs(field, value, message, tmp_path):
   config = tiny_config()

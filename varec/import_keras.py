@@ -7,6 +7,9 @@
 Yin et al. (2022) start from the CNN that Rangulov & Fahim trained on
 Aff-Wild2, `simple_cnn_ccc_loss.0001-0.7792.hdf5` (`simple_cnn_ccc_loss` in
 `src/models.py` of https://github.com/DenisRang/Combined-CNN-RNN-for-emotion-recognition).
+With `init_from`, the cnn stage fine-tunes it (the paper's up to 100 CNN
+epochs); `stages=("rnn",)` keeps it as loaded. On its own, the checkpoint
+predicts with the CNN's Aff-Wild2 valence-arousal head (`predict.py`).
 varec does not ship that file: get it from the authors' repository. The Keras
 model was trained on 96x96 grayscale face crops scaled to [0, 1] (uint8 / 255,
 as `FrameCNN` scales uint8 frames), so use it with `config.data.image_size = 96`.
@@ -22,21 +25,19 @@ keeps its fresh initialisation.
 from __future__ import annotations
 
 import hashlib
-import json
 import pathlib
 
 from absl import app
 from absl import flags
 from absl import logging
-import h5py
 import jax
 from ml_collections import config_flags
 import numpy as np
 
 from configs import rnn10
-from varec import checkpoints
+from varec import emotions
+from varec import keras_hdf5
 from varec import models
-from varec import train_lib
 
 _H5 = flags.DEFINE_string("h5", None, "Keras HDF5 file (full model or weights only).")
 _OUT = flags.DEFINE_string("out", None,
@@ -91,34 +92,7 @@ _KERAS_CNN = (
     ("Dense", {"activation": "linear"}),
 )
 _RECURRENT = ("GRU", "LSTM", "SimpleRNN", "RNN", "Bidirectional", "CuDNNGRU", "CuDNNLSTM")
-
-
-class KerasImportError(ValueError):
-  """A file that is not Rangulov & Fahim's CNN in Keras 2's HDF5 layout."""
-
-
-def _strings(values) -> list[str]:
-  return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-
-
-def _read_layers(path: pathlib.Path) -> tuple[list[tuple[str, dict]], dict | None]:
-  """([(layer name, {weight name: array})] in file order, the model config or None)."""
-  with h5py.File(path, "r") as f:
-    root = f["model_weights"] if "model_weights" in f else f
-    if "layer_names" not in root.attrs:
-      raise KerasImportError(f"{path} is not a Keras HDF5 model or weights file "
-                             "(no layer_names attribute)")
-    config = json.loads(f.attrs["model_config"]) if "model_config" in f.attrs else None
-    layers = {}
-    for layer_name in _strings(root.attrs["layer_names"]):
-      group = root[layer_name]
-      for weight_name in _strings(group.attrs["weight_names"]):
-        # "conv2d/kernel:0", "gru/gru_cell/kernel:0"; a nested model's group
-        # lists the weights of all its layers.
-        owner, _, leaf = weight_name.rpartition("/")
-        layers.setdefault((layer_name, owner or layer_name), {})[leaf.removesuffix(":0")] = (
-            np.asarray(group[weight_name], np.float32))
-  return [(owner, weights) for (_, owner), weights in layers.items()], config
+KerasImportError = keras_hdf5.KerasImportError
 
 
 def _kind(path, name: str, weights: dict) -> str:
@@ -133,38 +107,13 @@ def _kind(path, name: str, weights: dict) -> str:
   raise KerasImportError(f"{path}: layer {name!r} has weights {shapes}; FrameCNN has no such layer")
 
 
-def _layer_configs(node) -> list[tuple[str, dict]]:
-  """(class name, config) of every layer in a Keras model config, depth first."""
-  config = node["config"]
-  layers = config if isinstance(config, list) else config.get("layers")  # A list: Keras < 2.2.
-  if layers is not None:
-    return [c for layer in layers for c in _layer_configs(layer)]
-  if "layer" in config:  # TimeDistributed and other wrappers.
-    return _layer_configs(config["layer"])
-  return [(node["class_name"], config)]
-
-
-def _input_shape(node):
-  """The first `batch_input_shape` (Keras 2) or `batch_shape` (Keras 3) in a config."""
-  if isinstance(node, dict):
-    for key in ("batch_input_shape", "batch_shape"):
-      if node.get(key):
-        return node[key]
-    children = node.values()
-  elif isinstance(node, list):
-    children = node
-  else:
-    return None
-  return next((s for s in map(_input_shape, children) if s is not None), None)
-
-
 def _check_config(path, model_config: dict) -> None:
   """Raises if the Keras layers differ from FrameCNN's where the weights cannot tell."""
-  shape = _input_shape(model_config)
+  shape = keras_hdf5.input_shape(model_config)
   if shape is not None and list(shape[-3:]) != [IMAGE_SIZE, IMAGE_SIZE, 1]:
     raise KerasImportError(f"{path}: the Keras model takes inputs of shape {shape}; FrameCNN "
                            f"was built for ({IMAGE_SIZE}, {IMAGE_SIZE}, 1) grayscale frames")
-  layers = [(c, cfg) for c, cfg in _layer_configs(model_config) if c != "InputLayer"]
+  layers = [(c, cfg) for c, cfg in keras_hdf5.layer_configs(model_config) if c != "InputLayer"]
   end = next((i for i, (c, _) in enumerate(layers) if c in _RECURRENT), len(layers))
   found = [c for c, _ in layers[:end]]
   if found != [c for c, _ in _KERAS_CNN]:
@@ -190,7 +139,7 @@ def _frame_cnn_shapes() -> dict:
 def convert(h5_path) -> tuple[dict, dict]:
   """Rangulov & Fahim's Keras CNN in `h5_path` -> (FrameCNN params, batch_stats)."""
   path = pathlib.Path(h5_path)
-  layers, model_config = _read_layers(path)
+  layers, model_config = keras_hdf5.read_layers(path)
   kinds = [_kind(path, name, weights) for name, weights in layers]
   if "recurrent" in kinds:
     end = kinds.index("recurrent")
@@ -223,37 +172,23 @@ def convert(h5_path) -> tuple[dict, dict]:
   return variables["params"], variables["batch_stats"]
 
 
-def write_checkpoint(h5_path, out, config) -> pathlib.Path:
-  """Writes `config`'s CNN+RNN variables with the Keras CNN into a new checkpoint folder `out`."""
-  h5_path, out = pathlib.Path(h5_path).absolute(), pathlib.Path(out)
-  if (out / "checkpoints").exists():
-    raise FileExistsError(f"{out} already holds checkpoints; choose a new --out")
+def import_rangulov(h5_path, out, config) -> pathlib.Path:
+  """Writes Rangulov & Fahim's CNN in `h5_path` into a new checkpoint folder `out`."""
+  h5_path = pathlib.Path(h5_path).absolute()
   params, batch_stats = convert(h5_path)
-  variables = train_lib.init_variables(config, jax.random.PRNGKey(config.seed), window_length=1)
-  fresh = {"params": variables["params"]["cnn"], "batch_stats": variables["batch_stats"]["cnn"]}
-  converted = {"params": params, "batch_stats": batch_stats}
-  if jax.tree_util.tree_map(np.shape, fresh) != jax.tree_util.tree_map(np.shape, converted):
-    raise KerasImportError(f"config.model {dict(config.model)} does not build the Keras CNN "
-                           "(filters (64, 128, 256), kernel_size 5, num_features 300)")
   if config.data.image_size != IMAGE_SIZE:
     logging.warning("config.data.image_size is %d; the Keras CNN was trained at %d",
                     config.data.image_size, IMAGE_SIZE)
-  variables = {"params": {**variables["params"], "cnn": params},
-               "batch_stats": {**variables["batch_stats"], "cnn": batch_stats}}
-  meta = {"source": str(h5_path), "source_sha256": hashlib.sha256(h5_path.read_bytes()).hexdigest(),
-          "config": json.loads(config.to_json())}
-  manager = checkpoints.managers(out)[checkpoints.LATEST]
-  # Orbax refuses an empty item, and no optimiser has run yet.
-  checkpoints.save(manager, 0, variables, {"count": np.zeros((), np.int32)}, meta)
-  manager.wait_until_finished()
-  return out
+  source = {"model": "Rangulov & Fahim simple_cnn_ccc_loss", "file": str(h5_path),
+            "sha256": hashlib.sha256(h5_path.read_bytes()).hexdigest()}
+  return keras_hdf5.write_checkpoint(out, config, params, batch_stats, emotions.TABLE2, source)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = rnn10.get_config() if _CONFIG.value is None else _CONFIG.value
-  out = write_checkpoint(_H5.value, _OUT.value, config)
+  out = import_rangulov(_H5.value, _OUT.value, config)
   print(f"Wrote {out}; train with --config.init_from={out}")
 
 

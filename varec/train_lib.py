@@ -22,6 +22,7 @@ from typing import Any, Callable
 from absl import logging
 from flax import struct
 from flax.training import train_state
+import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -49,18 +50,52 @@ class TrainState(train_state.TrainState):
   loss_fn: Callable = struct.field(pytree_node=False, default=losses.ccc_loss)  # (pred, labels).
 
 
+CNNS = ("fig3", "mini_xception")
+
+
 def build_model(config: ml_collections.ConfigDict) -> models.CNNRNN:
-  m = config.model
-  return models.CNNRNN(hidden_sizes=tuple(m.rnn_hidden_sizes), filters=tuple(m.filters),
-                       kernel_size=m.kernel_size, num_features=m.num_features,
-                       dropout_rate=m.dropout_rate)
+  return models.CNNRNN(cnn=build_cnn(config), hidden_sizes=tuple(config.model.rnn_hidden_sizes))
 
 
-def build_cnn(config: ml_collections.ConfigDict) -> models.FrameCNN:
-  """The CNN of the CNN+RNN on its own, for single frames."""
+def build_cnn(config: ml_collections.ConfigDict) -> models.FrameCNN | models.MiniXception:
+  """The CNN of the CNN+RNN on its own, for single frames.
+
+  Checkpoints from before `model.cnn` existed read as the Fig. 3 CNN, unfrozen.
+  """
   m = config.model
+  kind, frozen = m.get("cnn", "fig3"), m.get("frozen_blocks", 0)
+  if kind == "mini_xception":
+    return models.MiniXception(
+        num_features=m.num_features, dropout_rate=m.dropout_rate, frozen_blocks=frozen,
+        class_prototypes=tuple(tuple(p) for p in m.get("class_prototypes", ())))
+  if kind != "fig3":
+    raise ValueError(f"model.cnn must be one of {', '.join(CNNS)}, got {kind!r}")
   return models.FrameCNN(filters=tuple(m.filters), kernel_size=m.kernel_size,
-                         num_features=m.num_features, dropout_rate=m.dropout_rate)
+                         num_features=m.num_features, dropout_rate=m.dropout_rate,
+                         frozen_blocks=frozen)
+
+
+def min_image_size(config: ml_collections.ConfigDict) -> int:
+  """The smallest input side the CNN can take (a feature map of at least one pixel)."""
+  if config.model.get("cnn", "fig3") == "mini_xception":
+    return 5  # Two 3x3 VALID convolutions; the strided layers pad.
+  k = config.model.kernel_size - 1
+  # SAME conv, pool /2, VALID conv (-k), pool /2, VALID conv (-k) >= 1.
+  return 2 * (2 * (1 + k) + k)
+
+
+def frozen_labels(params: dict, cnn, path: tuple[str, ...]) -> dict:
+  """"frozen" for the parameters of `cnn`'s first `cnn.frozen_blocks` blocks, else "train".
+
+  `path` says where the CNN's parameters sit in `params` (() when `params` are its own).
+  """
+  def label(keys):
+    inside = keys[:len(path)] == path and len(keys) > len(path)
+    block = models.block_index(cnn, keys[len(path)]) if inside else None
+    return "frozen" if block is not None and block < cnn.frozen_blocks else "train"
+
+  flat = flax.traverse_util.flatten_dict(params)
+  return flax.traverse_util.unflatten_dict({k: label(k) for k in flat})
 
 
 def init_variables(config: ml_collections.ConfigDict, rng: jax.Array, window_length: int) -> dict:
@@ -81,12 +116,15 @@ class Stage:
   forward: Callable
   # Where the stage's params and batch stats sit inside the CNN+RNN variables.
   path: tuple[str, ...]
+  # Where the CNN's params sit inside the stage's own (None: the stage has no CNN).
+  cnn_path: tuple[str, ...] | None = None
 
 
 def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
-  module, path = {"cnn": (build_cnn(config), ("cnn",)),
-                  "rnn": (models.GRUStack(tuple(config.model.rnn_hidden_sizes)), ("rnn",)),
-                  "joint": (build_model(config), ())}[name]
+  module, path, cnn_path = {"cnn": (build_cnn(config), ("cnn",), ()),
+                            "rnn": (models.GRUStack(tuple(config.model.rnn_hidden_sizes)),
+                                    ("rnn",), None),
+                            "joint": (build_model(config), (), ("cnn",))}[name]
 
   def forward(params, batch_stats, inputs, train, rng):
     variables = {"params": params}
@@ -101,7 +139,16 @@ def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
       out = module.apply(variables, inputs, rngs={"dropout": rng}, **kwargs)
     return (out[1] if name == "cnn" else out), batch_stats
 
-  return Stage(name, forward, path)
+  return Stage(name, forward, path, cnn_path)
+
+
+def with_frozen_blocks(tx, stage: Stage, config: ml_collections.ConfigDict, params: dict):
+  """`tx` that leaves the first `config.model.frozen_blocks` CNN blocks unchanged."""
+  cnn = build_cnn(config)
+  if stage.cnn_path is None or not cnn.frozen_blocks:
+    return tx
+  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},
+                               frozen_labels(params, cnn, stage.cnn_path))
 
 
 def _subtree(tree: dict, path: tuple[str, ...]):
@@ -361,12 +408,30 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                     f"({config.data.crop_size}), the side of the stored crops")
   if config.eval_batch_size < 1:
     problems.append(f"eval_batch_size must be at least 1, got {config.eval_batch_size}")
+  kind = config.model.get("cnn", "fig3")
+  if kind not in CNNS:
+    problems.append(f"model.cnn must be one of {', '.join(CNNS)}, got {kind!r}")
+  else:
+    if config.data.image_size < min_image_size(config):
+      problems.append(f"data.image_size must be at least {min_image_size(config)} for the "
+                      f"{kind} CNN, got {config.data.image_size}")
+    num_blocks = len(build_cnn(config).BLOCKS)
+    frozen = config.model.get("frozen_blocks", 0)
+    if not 0 <= frozen <= num_blocks:
+      problems.append(f"model.frozen_blocks must be between 0 and {num_blocks} for the {kind} "
+                      f"CNN, got {frozen}")
+    elif frozen and not config.init_from:
+      problems.append("model.frozen_blocks keeps CNN blocks as loaded: set init_from to a "
+                      "pretrained CNN, or frozen_blocks=0")
+  if config.model.get("class_prototypes", ()) and set(config.stages) & {"cnn", "joint"}:
+    problems.append("model.class_prototypes makes the CNN a zero-shot classifier, which is not "
+                    "trained: set model.class_prototypes=() to fine-tune")
   if problems:
     raise ValueError("config: " + "; ".join(problems))
 
 
 def _stages_to_run(config) -> list[str]:
-  stages = [s for s in config.stages if not (s == "cnn" and config.init_from)]
+  stages = list(config.stages)
   unknown = set(stages) - set(STAGES)
   if unknown or stages != sorted(stages, key=STAGES.index):
     raise ValueError(f"config.stages must be a subsequence of {STAGES}, got {config.stages}")
@@ -375,10 +440,26 @@ def _stages_to_run(config) -> list[str]:
   return stages
 
 
-def load_cnn(path, variables: dict) -> dict:
-  """`variables` with the CNN's params and BatchNorm statistics from checkpoint `path`."""
+def load_cnn(path, variables: dict, config: ml_collections.ConfigDict) -> dict:
+  """`variables` with the CNN's params and BatchNorm statistics from checkpoint `path`.
+
+  Raises:
+    ValueError: the checkpoint's CNN is not the one `config.model` builds.
+  """
   manager, step = checkpoints.resolve(path)
   source, _ = checkpoints.restore(manager, step)
+  meta = checkpoints.restore_meta(manager, step) or {}
+  source_model = meta.get("config", {}).get("model", {})
+  source_kind, kind = source_model.get("cnn", "fig3"), config.model.get("cnn", "fig3")
+  shape = lambda tree: jax.tree_util.tree_map(np.shape, tree)
+  if source_kind != kind or shape(source["params"]["cnn"]) != shape(variables["params"]["cnn"]):
+    raise ValueError(f"init_from: {manager.directory} holds a {source_kind} CNN of other shapes "
+                     f"than config.model builds ({kind}); use the model settings it was made with "
+                     f"({ {k: v for k, v in source_model.items() if k != 'class_prototypes'} })")
+  source_size = meta.get("config", {}).get("data", {}).get("image_size")
+  if source_size and source_size != config.data.image_size:
+    logging.warning("init_from: its CNN was trained on %dx%d faces, this run feeds it %dx%d",
+                    source_size, source_size, config.data.image_size, config.data.image_size)
   logging.info("CNN initialised from %s (step %d)", manager.directory, step)
   return {"params": {**variables["params"], "cnn": source["params"]["cnn"]},
           "batch_stats": {**variables["batch_stats"], "cnn": source["batch_stats"]["cnn"]}}
@@ -424,7 +505,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   init_rng, dropout_rng = jax.random.split(rng)
   variables = init_variables(config, init_rng, window_length)
   if config.init_from:
-    variables = load_cnn(config.init_from, variables)
+    variables = load_cnn(config.init_from, variables, config)
 
   resumed = checkpoints.restore_meta(managers[checkpoints.LATEST])
   step, start_epoch, done_stages = 0, 0, []
@@ -455,6 +536,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
     steps_per_epoch = num_train // batch_size
     tx = make_optimizer(config, stage_config, steps_per_epoch * stage_config.num_epochs,
                         round(steps_per_epoch * config.warmup_epochs))
+    tx = with_frozen_blocks(tx, stage, config, _subtree(variables["params"], stage.path))
     state = create_train_state(stage, variables, tx, jax.random.fold_in(dropout_rng, stage_index),
                                make_loss(config, prototypes))
     if resumed is not None and resumed["stage"] == name and start_epoch > 0:
