@@ -24,6 +24,7 @@ from ml_collections import config_flags
 
 from configs import base
 from varec import checkpoints
+from varec import cli
 from varec import evaluation
 from varec import train_lib
 
@@ -34,7 +35,7 @@ _SPLIT = flags.DEFINE_list("split", None,
                            "validation,test; another dataset has only `all`).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output folder (default: beside the checkpoint).")
 _FIGURES = flags.DEFINE_bool("figures", True, "Draw Figs. 4-7.")
-_DATA = config_flags.DEFINE_config_dict(
+_DATA = cli.define_config_dict(
     "data", base.get_data_config(), "Another dataset to evaluate on: data fields that differ "
     "from the checkpoint's (only the flags given count).")
 
@@ -80,4 +81,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -3,7 +3,9 @@
     python predict.py --checkpoint=workdir/demo --video=face.mp4 [--output=out] [--annotate]
     python predict.py --checkpoint=workdir/demo --video=folder_of_videos/
 
-Writes, per video, into <output>/<video name>/: frames.csv (frame, time, face
+Writes, per video, into <output>/<video file name>/ (for a folder: <output>/<the
+video's path inside the folder>/, e.g. predictions/a/clip.mp4/, so that no two
+videos share a folder): frames.csv (frame, time, face
 found, face box, valence, arousal, nearest emotion); summary.json (the paper's
 majority emotion and PN group, the dominant emotion other than neutral and its
 share of the frames with a face, the apex of the smoothed trajectory, emotion
@@ -12,10 +14,13 @@ decision is made); trajectory.png (valence-arousal plane); timeline.png
 (valence and arousal over time under the segments); and with --annotate
 annotated.mp4. Real clips are mostly neutral, so the console line names the
 dominant emotion first, then the majority. A bad file is reported and skipped;
-the other files of a folder still finish, and the exit status is 1.
+the other files of a folder still finish, and the exit status is 1. Each
+video's outputs are written beside their folder and moved into place whole,
+replacing an earlier run's.
 """
 
 import json
+import os
 import pathlib
 import sys
 
@@ -23,6 +28,7 @@ from absl import app
 from absl import flags
 
 from varec import checkpoints
+from varec import cli
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import train_lib
@@ -45,6 +51,12 @@ def video_files(path: pathlib.Path) -> list[pathlib.Path]:
   return [path]
 
 
+def output_name(path: pathlib.Path, source: pathlib.Path) -> pathlib.Path:
+  """A video's output folder under --output: its path inside the input folder, or its
+  file name; as unique as the paths themselves (clip.mp4 and clip.mov differ)."""
+  return path.relative_to(source) if source.is_dir() else pathlib.Path(path.name)
+
+
 def main(argv):
   del argv
   train_lib.quiet_library_logs()
@@ -63,13 +75,19 @@ def main(argv):
   if not files:
     sys.exit(f"predict.py: no video file ({', '.join(sorted(video_dataset.VIDEO_EXTENSIONS))}) "
              f"in {source}")
+  output = pathlib.Path(_OUTPUT.value)
+  try:
+    output.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    sys.exit(f"predict.py: cannot create the output folder --output={output}: {e}")
+  if not os.access(output, os.W_OK | os.X_OK):
+    sys.exit(f"predict.py: cannot write into the output folder --output={output}")
   failed = []
   for path in files:
-    out = pathlib.Path(_OUTPUT.value) / (path.relative_to(source).with_suffix("").as_posix()
-                                         .replace("/", "__") if source.is_dir() else path.stem)
+    out = output / output_name(path, source)
     try:
       predictor.predict_video(path, out, annotate=_ANNOTATE.value)
-    except preprocessing.VideoError as e:
+    except (preprocessing.VideoError, OSError) as e:
       failed.append(str(e))
       print(f"SKIPPED {e}", file=sys.stderr)
       continue
@@ -85,4 +103,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

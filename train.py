@@ -20,6 +20,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from varec import cli
 from varec import evaluation
 from varec import table3
 from varec import train_lib
@@ -55,12 +56,15 @@ def main(argv):
   workdir = pathlib.Path(_WORKDIR.value or f"workdir/{config_name}")
   logging.info("JAX devices: %s", jax.devices())
   try:
+    train_lib.check_config(config)
     if config.num_runs > 1:
       md = run_table3(config, workdir)
       print(f"Table 3 ({md}):\n{md.read_text()}")
       return
     final = train_lib.train_and_evaluate(config, workdir)
-  except (ValueError, FloatingPointError) as e:  # A config or dataset that cannot train.
+  except train_lib.ConfigError as e:
+    cli.fail("train.py", str(e))
+  except (ValueError, FloatingPointError) as e:  # A dataset or workdir that cannot train.
     sys.exit(f"train.py: {e}")
   if final:
     print(f"Validation after training ({workdir}): " + ", ".join(
@@ -72,4 +76,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

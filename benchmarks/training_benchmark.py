@@ -38,7 +38,7 @@ from varec import train_lib
 import report  # benchmarks/report.py
 
 _CONFIGS = flags.DEFINE_list(
-    "configs", ["demo@16-32-64", "demo", "rnn10", "rnn10_10_5"],
+    "configs", ["demo@16-32-64", "demo", "rnn10", "rnn10_10_5", "real_faces"],
     "Modules of configs/; name@a-b-c overrides the CNN filters (16-32-64: the issue's "
     "PyTorch reference size).")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per stage at 48x48 and of every rnn stage.")
@@ -80,6 +80,8 @@ def _time_training(config, stage_name: str, variables: dict, steps: int, step_fn
   """Compiles (with one step), then times `steps` optimiser steps fed from host memory."""
   stage = train_lib.make_stage(stage_name, config)
   tx = train_lib.make_optimizer(config, config[stage_name], steps)
+  tx = train_lib.with_frozen_blocks(tx, stage, config,
+                                    train_lib._subtree(variables["params"], stage.path))  # pylint: disable=protected-access
   state = train_lib.create_train_state(stage, variables, tx, jax.random.PRNGKey(1))
   step_fn = step_fn or train_lib.jitted_train_step()
   batches = _random_batches(stage_name, config, np.random.default_rng(0))
@@ -141,9 +143,10 @@ def _benchmark_config(name: str, cnn_results: dict) -> dict:
   steps = _PAPER_STEPS.value if paper_size else _STEPS.value
   variables = train_lib.init_variables(config, jax.random.PRNGKey(0), WINDOW)
   m = config.model
-  cnn_key = (config.data.image_size, tuple(m.filters), m.kernel_size, m.num_features,
-             config.cnn.batch_size, config.eval_batch_size)
-  result = {"config": name, "image_size": config.data.image_size, "filters": list(m.filters),
+  cnn_key = (m.cnn, m.frozen_blocks, config.data.image_size, tuple(m.filters), m.kernel_size,
+             m.num_features, config.cnn.batch_size, config.eval_batch_size)
+  result = {"config": name, "cnn_kind": m.cnn, "frozen_blocks": m.frozen_blocks,
+            "image_size": config.data.image_size, "filters": list(m.filters),
             "rnn_hidden_sizes": list(m.rnn_hidden_sizes)}
   if cnn_key in cnn_results:
     same_as, timings = cnn_results[cnn_key]
@@ -189,6 +192,11 @@ def _markdown(results: dict) -> str:
   for run in results["runs"]:
     key = (run["image_size"], tuple(run["filters"]))
     size = f"{key[0]}x{key[0]}, {'/'.join(map(str, key[1]))}"
+    if run.get("cnn_kind") == "mini_xception":
+      key = None
+      size = f"{run['image_size']}x{run['image_size']}, mini-Xception"
+      if run["frozen_blocks"]:
+        size += f", first {run['frozen_blocks']} blocks frozen"
     for stage in ("cnn", "extract", "rnn", "joint"):
       r = run[stage]
       unit = f"windows of {WINDOW}" if stage in ("rnn", "joint") else "frames"
@@ -221,6 +229,11 @@ def _markdown(results: dict) -> str:
       "`4 * eval_batch_size` frames; at 96x96 it is timed on one short chunk.",
       "- Configs with the same CNN (`= config` in the stage column) share the timing of its "
       "stage and of extraction.",
+      "- real_faces: the pretrained mini-Xception fine-tuned with its first 2 blocks frozen "
+      "(no backward pass through them), as `configs/real_faces.py` trains it; its depthwise "
+      "convolutions and 3x3 max pooling are written as shifted slices "
+      "(`models.depthwise_conv`, `models.max_pool_same`), as XLA:CPU's grouped convolution "
+      "and select-and-scatter are slow.",
       f"- Timed steps: {results['steps']} at 48x48 and for the rnn stage, "
       f"{results['paper_steps']} for the cnn and joint stages at 96x96, in up to {ROUNDS} "
       f"rounds; extraction: {EXTRACT_CALLS} calls. \"varec\" is the median round, the next "

@@ -62,6 +62,32 @@ def test_evaluate_and_write_every_file(trained_workdir, tiny_builder, tmp_path):
   assert "PN-acc" in evaluation.summary(results)
 
 
+def test_evaluating_one_split_keeps_the_others(trained_workdir, tiny_builder, tmp_path):
+  workdir, _ = trained_workdir
+  model, results = evaluation.evaluate(workdir, ("validation", "test"), builder=tiny_builder)
+  evaluation.write_outputs(model, results, tmp_path, figures=False)
+  before = json.loads((tmp_path / "metrics.json").read_text())["splits"]["validation"]
+  evaluation.write_outputs(model, [r for r in results if r.split == "test"], tmp_path,
+                           figures=False)
+  metrics = json.loads((tmp_path / "metrics.json").read_text())
+  assert metrics["splits"]["validation"] == before and set(metrics["splits"]) == {"validation",
+                                                                                   "test"}
+  videos = pd.read_csv(tmp_path / "videos.csv")
+  assert (videos.groupby("split").size() == 4).all() and set(videos["split"]) == {"validation",
+                                                                                   "test"}
+  assert set(pd.read_csv(tmp_path / "frames.csv")["split"]) == {"validation", "test"}
+  # Another checkpoint's evaluation replaces the folder's tables and figures.
+  (tmp_path / "figures").mkdir()
+  other = json.loads((tmp_path / "metrics.json").read_text())
+  other["checkpoint"] = "/elsewhere"
+  (tmp_path / "metrics.json").write_text(json.dumps(other))
+  evaluation.write_outputs(model, [r for r in results if r.split == "test"], tmp_path,
+                           figures=False)
+  assert set(json.loads((tmp_path / "metrics.json").read_text())["splits"]) == {"test"}
+  assert not (tmp_path / "figures").exists()
+  assert set(pd.read_csv(tmp_path / "videos.csv")["split"]) == {"test"}
+
+
 def test_checkpoint_whose_dataset_is_not_built(trained_workdir, tmp_path):
   workdir, _ = trained_workdir
   model = inference.TrainedModel.load(workdir)

@@ -1,7 +1,10 @@
 """Loading a run's windows and videos from a built dataset."""
 
+import importlib
+
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from configs import base
 from varec import emotions
@@ -117,3 +120,16 @@ def test_build_command_names_the_options_that_select_the_build():
   data.face_margin, data.align_faces, data.faces_cropped = 0.25, False, True
   assert input_pipeline.build_command(data).endswith(
       "--data.face_margin=0.25 --data.faces_cropped=True --data.align_faces=False")
+
+
+def test_a_tfrecord_build_is_explained_in_one_line(manual_dir, tmp_path):
+  data = base.get_data_config()
+  data.name, data.manual_dir, data.data_dir = "adfes", str(manual_dir), str(tmp_path)
+  module = importlib.import_module(input_pipeline.BUILDER_MODULES["adfes"])
+  legacy = module.Builder(config=input_pipeline.builder_config(data, module), data_dir=tmp_path,
+                          file_format="tfrecord")
+  legacy.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=manual_dir, try_download_gcs=False))
+  with pytest.raises(ValueError, match=r"adfes/default build in .* holds TFRecord files .* "
+                                       r"varec reads ArrayRecord: delete"):
+    input_pipeline.get_builder(data)

@@ -120,15 +120,56 @@ def test_bad_inputs(predictor, tmp_path):
     predictor.predict_video(tmp_path / "missing.mp4")
 
 
-def test_folder_run_reports_bad_files_and_finishes_the_others(trained_workdir, face_video, tmp_path):
-  folder = tmp_path / "in"
-  folder.mkdir()
-  (folder / "good.mp4").write_bytes(face_video.read_bytes())
+def test_folder_run_keeps_outputs_apart_and_skips_only_bad_videos(trained_workdir, face_video,
+                                                                  tmp_path):
+  folder, out = tmp_path / "in", tmp_path / "out"
+  for name in ("good.mp4", "good.mov", "a/b.mp4", "a__b.mp4", "blocked.mp4"):
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(face_video.read_bytes())
   (folder / "broken.avi").write_bytes(b"\x00" * 1000)
+  (out / "good.mp4").mkdir(parents=True)
+  (out / "good.mp4" / "annotated.mp4").write_text("an earlier run's")
+  (out / "blocked.mp4").write_text("a file where an output folder goes")
   result = subprocess.run(
       [sys.executable, "predict.py", f"--checkpoint={trained_workdir[0]}", f"--video={folder}",
-       f"--output={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True, check=False)
+       f"--output={out}"], cwd=ROOT, capture_output=True, text=True, check=False)
   assert result.returncode == 1
   assert "broken.avi" in result.stderr and "cannot be opened" in result.stderr
-  assert (tmp_path / "out" / "good" / "summary.json").exists()
+  assert "blocked.mp4: a file is in the way" in result.stderr
+  assert "2 of 6 video(s) failed" in result.stderr
+  for name in ("good.mp4", "good.mov", "a/b.mp4", "a__b.mp4"):
+    assert json.loads((out / name / "summary.json").read_text())["video"].endswith(name)
+  # The earlier run's outputs were replaced whole, and nothing half-written is left.
+  assert not (out / "good.mp4" / "annotated.mp4").exists()
+  assert (out / "blocked.mp4").read_text() == "a file where an output folder goes"
+  assert not list(out.rglob(".*"))
   assert "good.mp4" in result.stdout and "apex at" in result.stdout
+
+
+def test_unwritable_output_stops_before_any_work(trained_workdir, face_video, tmp_path):
+  (tmp_path / "taken").write_text("a file")
+  result = subprocess.run(
+      [sys.executable, "predict.py", f"--checkpoint={trained_workdir[0]}", f"--video={face_video}",
+       f"--output={tmp_path / 'taken'}"], cwd=ROOT, capture_output=True, text=True, check=False)
+  assert result.returncode == 1
+  assert f"cannot create the output folder --output={tmp_path / 'taken'}" in result.stderr
+
+
+def test_a_truncated_video_is_predicted_with_a_warning(predictor, synthetic_clip, tmp_path):
+  path = tmp_path / "cut.avi"
+  synthetic.write_video(path, np.concatenate([synthetic_clip] * 3), fps=25.0)
+  path.write_bytes(path.read_bytes()[:int(path.stat().st_size * 0.6)])
+  predictor.predict_video(path, tmp_path / "out")
+  summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+  assert summary["source_frames_announced"] == 72
+  assert summary["source_frames_decoded"] < 72 == summary["source_frames_announced"]
+  assert summary["frames"] == summary["source_frames_decoded"]
+  assert "truncated" in summary["note_truncated"]
+
+
+def test_non_finite_outputs_give_no_emotion(trained_workdir, face_video, tmp_path):
+  broken = predictor_lib.Predictor.from_checkpoint(trained_workdir[0], batch_size=16)
+  broken._last_output = lambda windows: np.full((len(windows), 2), np.nan, np.float32)  # pylint: disable=protected-access
+  with pytest.raises(preprocessing.VideoError, match="not finite .* the checkpoint is broken"):
+    broken.predict_video(face_video, tmp_path / "out")
+  assert not (tmp_path / "out").exists()

@@ -50,14 +50,24 @@ def test_a_tiny_model_overfits_a_tiny_batch(stage_name):
 def test_optimizer_settings():
   config = tiny_config()
   config.optimizer = "sgd"
-  assert train_lib.make_optimizer(config, config.cnn, 10) is not None
+  config.momentum, config.sgd_decay, config.cnn.learning_rate = 0.0, 0.5, 0.1
+  config.lr_schedule, config.warmup_epochs = "constant", 0.0
+  tx = train_lib.make_optimizer(config, config.cnn, 10)
+  params = {"w": jnp.zeros(())}
+  state = tx.init(params)
+  steps = []
+  for _ in range(3):  # Keras' decay: the rate at step t is 0.1 / (1 + 0.5 t).
+    updates, state = tx.update({"w": jnp.ones(())}, state)
+    steps.append(-float(updates["w"]))
+  np.testing.assert_allclose(steps, [0.1, 0.1 / 1.5, 0.1 / 2], rtol=1e-6)
   config.optimizer = "rmsprop"
   with pytest.raises(ValueError, match="unknown optimizer"):
     train_lib.make_optimizer(config, config.cnn, 10)
   config.optimizer = "adam"
   config.stages = ("rnn", "cnn")
-  with pytest.raises(ValueError, match="subsequence"):
-    train_lib._stages_to_run(config)
+  with pytest.raises(train_lib.ConfigError, match="stages must be one or more of cnn, rnn, "
+                                                  r"joint, each once, in this order; got \('rnn'"):
+    train_lib.check_config(config)
 
 
 @pytest.fixture(scope="module")

@@ -223,7 +223,14 @@ def test_builds_of_other_folders_or_labels_never_mix(folders, stills, tmp_path):
   (edited / "labels.csv").write_text("path,speaker,emotion\n")
   before = input_pipeline.get_builder(_config(tmp_path, edited).data).builder_config.name
   (edited / "labels.csv").write_text("path,speaker,emotion\na.mp4,x,joy\n")
-  assert input_pipeline.get_builder(_config(tmp_path, edited).data).builder_config.name != before
+  labelled = input_pipeline.get_builder(_config(tmp_path, edited).data).builder_config.name
+  assert labelled != before
+  # A video replaced under the same name (another size) is another build too.
+  (edited / "a.mp4").write_bytes(b"first take")
+  first = input_pipeline.get_builder(_config(tmp_path, edited).data).builder_config.name
+  (edited / "a.mp4").write_bytes(b"second, longer take")
+  assert input_pipeline.get_builder(_config(tmp_path, edited).data).builder_config.name != first
+  assert first != labelled
 
 
 @pytest.fixture(scope="module")
@@ -278,5 +285,6 @@ def test_cross_dataset_evaluation_with_the_checkpoints_preprocessing(stills, fol
 
 def test_a_run_is_not_resumed_with_other_preprocessing(wide_margin_run, folders, tmp_path):
   config = _config(tmp_path / "data", folders[0], face_margin=0.2, align_faces=False)
-  with pytest.raises(ValueError, match="other preprocessing"):
+  with pytest.raises(ValueError, match=r"holds a finished run of another config \(.*"
+                                       r"data\.face_margin: 0\.3 there, 0\.2 now"):
     train_lib.train_and_evaluate(config, wide_margin_run)

@@ -13,10 +13,11 @@ line; `train.py` calls the same code when a dataset is missing.
 
 from absl import app
 from absl import logging
-from ml_collections import config_flags
 
 from configs import base
+from varec import cli
 from varec import input_pipeline
+from varec import train_lib
 
 
 def _default_data_config():
@@ -25,12 +26,15 @@ def _default_data_config():
   return data
 
 
-_DATA = config_flags.DEFINE_config_dict("data", _default_data_config(),
+_DATA = cli.define_config_dict("data", _default_data_config(),
                                         "Dataset to build: the data fields of a varec config.")
 
 
 def main(argv):
   del argv
+  problems = train_lib.data_problems(_DATA.value)
+  if problems:
+    cli.fail("varec.build_dataset", "; ".join(problems))
   builder = input_pipeline.ensure_built(_DATA.value)
   logging.info("Dataset ready in %s", builder.data_dir)
   print(f"{builder.name} in {builder.data_dir}")
@@ -38,4 +42,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

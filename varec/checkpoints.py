@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pathlib
 
+from absl import logging
 import orbax.checkpoint as ocp
 
 LATEST = "latest"
@@ -25,9 +26,10 @@ def managers(workdir) -> dict[str, ocp.CheckpointManager]:
   root = pathlib.Path(workdir).absolute() / "checkpoints"
   items = ("variables", "opt_state", "meta")
   return {
+      # Two, so that a damaged newest step (a disk full, a file deleted) falls back.
       LATEST: ocp.CheckpointManager(
           root / LATEST, item_names=items,
-          options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)),
+          options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True)),
       BEST: ocp.CheckpointManager(
           root / BEST, item_names=items,
           options=ocp.CheckpointManagerOptions(
@@ -58,6 +60,33 @@ def restore(manager: ocp.CheckpointManager, step: int, variables_template=None,
     args["opt_state"] = ocp.args.StandardRestore(opt_state_template)
   restored = manager.restore(step, args=ocp.args.Composite(**args))
   return restored["variables"], restored.get("opt_state") if opt_state_template is not None else None
+
+
+def restore_newest(manager: ocp.CheckpointManager, variables_template=None,
+                   steps=None) -> tuple[int, dict, dict] | None:
+  """(step, meta, variables) of the newest of `steps` (default: all) that restores.
+
+  A step that does not restore is skipped with a warning naming it; None when
+  there is no step.
+
+  Raises:
+    CheckpointError: there are steps, and none restores.
+  """
+  steps = sorted(manager.all_steps(), reverse=True) if steps is None else list(steps)
+  errors = []
+  for step in steps:
+    try:
+      meta = restore_meta(manager, step)
+      variables, _ = restore(manager, step, variables_template)
+    except Exception as e:  # pylint: disable=broad-except; Orbax raises many kinds for a damaged step.
+      errors.append(f"{pathlib.Path(manager.directory) / str(step)}: {type(e).__name__}: {e}")
+      logging.warning("Checkpoint %s cannot be restored (%s); trying an older one", errors[-1],
+                      type(e).__name__)
+      continue
+    return step, meta, variables
+  if errors:
+    raise CheckpointError("no checkpoint could be restored: " + "; ".join(errors))
+  return None
 
 
 class CheckpointError(Exception):

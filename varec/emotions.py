@@ -91,6 +91,13 @@ class LabelSpace:
         problem = f"emotion {name!r} appears twice (names are case-insensitive)"
       elif not (math.isfinite(v) and math.isfinite(a)):
         problem = f"valence and arousal of {name!r} must be finite, got {v} and {a}"
+      elif not (-1 <= v <= 1 and -1 <= a <= 1):
+        # The CCC loss and every plot take the circumplex's [-1, 1] scale.
+        problem = f"valence and arousal of {name!r} must lie in [-1, 1], got {v} and {a}"
+      elif (v, a) in prototypes[:row - 1]:
+        twin = names[prototypes.index((v, a))]
+        problem = (f"{name!r} has the prototype ({v}, {a}) of {twin!r}: the nearest-prototype "
+                   "decision could never tell them apart")
       elif not group:
         problem = f"emotion {name!r} has an empty group"
       else:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
 import pathlib
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -124,6 +127,11 @@ def evaluate(checkpoint, splits=("validation", "test"), builder=None) -> tuple[
     inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on the given splits of its own run."""
   model = inference.TrainedModel.load(checkpoint)
+  if not any(model.meta["speakers"].values()):
+    raise EvaluationError(
+        f"{model.path} was not trained by varec (a pretrained CNN: {model.meta.get('stage')}), "
+        "so it has no speaker split of its own: evaluate it on a dataset, e.g. "
+        "--data.name=video_folder --data.manual_dir=/path/to/videos")
   builder = builder or input_pipeline.get_builder(model.config.data, model.label_space)
   if not builder.is_prepared():
     raise EvaluationError(
@@ -218,14 +226,23 @@ def write_outputs(model: inference.TrainedModel, results: list[SplitResult], out
   output.mkdir(parents=True, exist_ok=True)
   written = {"tables": [output / "metrics.json", output / "videos.csv", output / "frames.csv"],
              "figures": []}
-  (output / "metrics.json").write_text(json.dumps({
+  metrics_file = {
       "checkpoint": str(model.path),
       "dataset": results[0].metrics.get("dataset", {}).get("name", model.config.data.name),
       "label_space": model.label_space.to_meta(),  # Row and column order of the confusion matrices.
-      "splits": {r.split: r.metrics for r in results}}, indent=2) + "\n")
-  pd.concat([r.videos for r in results]).to_csv(output / "videos.csv", index=False)
-  pd.concat([r.frames for r in results]).to_csv(output / "frames.csv", index=False,
-                                                float_format="%.5f")
+      "splits": {r.split: r.metrics for r in results}}
+  kept = _earlier_splits(output, metrics_file)
+  metrics_file["splits"] = {**kept, **metrics_file["splits"]}
+  tables = {"videos.csv": [r.videos for r in results], "frames.csv": [r.frames for r in results]}
+  for name, frames in tables.items():
+    if kept and (output / name).exists():
+      earlier = pd.read_csv(output / name)
+      frames = [earlier[earlier["split"].isin(kept)]] + frames
+    _replace(output / name, lambda path, f=frames: pd.concat(f).to_csv(
+        path, index=False, float_format="%.5f"))
+  # Last: metrics.json names the splits the other files hold.
+  _replace(output / "metrics.json",
+           lambda path: path.write_text(json.dumps(metrics_file, indent=2) + "\n"))
   if not figures:
     return written
   fig_dir = output / "figures"
@@ -252,12 +269,42 @@ def write_outputs(model: inference.TrainedModel, results: list[SplitResult], out
           f"{video.video}\ntrue {video.true_emotion}, predicted {video.predicted_emotion}",
           fig_dir / "fig6" / file_name(r.split) / f"{file_name(video.video)}.png",
           labelled=f["labelled"].to_numpy()))
-      by_emotion.setdefault(video.true_emotion, {})[video.speaker] = va
+      curves = by_emotion.setdefault(video.true_emotion, {})
+      # A speaker with several videos of one emotion (head orientations) gets one curve each.
+      curves[video.speaker if video.speaker not in curves else video.video] = va
     for emotion, trajectories in by_emotion.items():
       written["figures"].append(plots.emotion_trajectories(
           trajectories, space, f"{r.split}: {emotion}, all speakers",
           fig_dir / "fig7" / file_name(r.split) / f"{file_name(emotion)}.png"))
   return written
+
+
+def _replace(path: pathlib.Path, write) -> None:
+  """Calls `write(temporary path)`, then moves the file onto `path` in one step."""
+  partial = path.with_name(f".{path.name}.partial")
+  write(partial)
+  os.replace(partial, path)
+
+
+def _earlier_splits(output: pathlib.Path, metrics_file: dict) -> dict:
+  """Metrics of the splits an earlier eval of the same checkpoint and dataset wrote into
+  `output` and this one does not redo; they are kept. Outputs of another checkpoint or
+  dataset are removed, figures included, so that nothing stale sits beside the new ones."""
+  path = output / "metrics.json"
+  if not path.exists():
+    return {}
+  try:
+    earlier = json.loads(path.read_text())
+    same = all(earlier.get(k) == metrics_file[k] for k in ("checkpoint", "dataset", "label_space"))
+  except (json.JSONDecodeError, AttributeError):
+    same = False
+  if same:
+    return {k: v for k, v in earlier["splits"].items() if k not in metrics_file["splits"]}
+  logging.warning("%s holds the evaluation of another checkpoint or dataset; replacing it", output)
+  for name in ("metrics.json", "videos.csv", "frames.csv"):
+    (output / name).unlink(missing_ok=True)
+  shutil.rmtree(output / "figures", ignore_errors=True)
+  return {}
 
 
 def summary(results: list[SplitResult]) -> str:

@@ -35,6 +35,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from configs import rnn10
+from varec import cli
 from varec import emotions
 from varec import keras_hdf5
 from varec import models
@@ -194,4 +195,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["h5", "out"])
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -38,7 +39,12 @@ class TrainedModel:
       raise checkpoints.CheckpointError(
           f"{step_dir} is not a varec checkpoint: it lacks the item(s) {', '.join(missing)} "
           "that train.py writes")
-    meta = checkpoints.restore_meta(manager, step)
+    # A damaged step falls back to the one before it (train.py keeps two latest ones),
+    # unless the step was named explicitly.
+    older = [] if pathlib.Path(path).name.isdigit() else sorted(
+        (s for s in manager.all_steps() if s < step), reverse=True)
+    step, meta, variables = checkpoints.restore_newest(manager, steps=[step] + older)
+    step_dir = pathlib.Path(manager.directory) / str(step)
     if not meta or "config" not in meta or "speakers" not in meta:
       raise checkpoints.CheckpointError(
           f"{step_dir} is not a trained varec checkpoint (its meta item lacks config and "
@@ -47,9 +53,21 @@ class TrainedModel:
       label_space = emotions.LabelSpace.from_meta(meta)
     except ValueError as e:
       raise checkpoints.CheckpointError(f"{step_dir}: unusable emotions in its meta: {e}") from e
-    variables, _ = checkpoints.restore(manager, step)
     config = ml_collections.ConfigDict(meta["config"])
-    return cls(config=config, variables=variables, meta=meta, path=manager.directory / str(step),
+    # Where the run itself stands is in its latest checkpoint (a best one is saved mid-stage).
+    progress = meta
+    latest_dir = pathlib.Path(manager.directory).parent / checkpoints.LATEST
+    if pathlib.Path(manager.directory).name == checkpoints.BEST and latest_dir.is_dir():
+      progress = checkpoints.restore_meta(
+          checkpoints.managers(latest_dir.parent.parent)[checkpoints.LATEST]) or meta
+    unfinished = [s for s in config.get("stages", ())
+                  if s not in progress.get("completed_stages", [])]
+    if unfinished:
+      logging.warning("%s is a checkpoint of an unfinished run (the run is at stage %s, epoch %s, "
+                      "step %s; not finished: %s); rerun train.py with the same --workdir to "
+                      "finish it", step_dir, progress.get("stage"), progress.get("epoch"),
+                      progress.get("step"), ", ".join(unfinished))
+    return cls(config=config, variables=variables, meta=meta, path=step_dir,
                label_space=label_space)
 
 

@@ -41,12 +41,19 @@ def _digest(value) -> str:
 
 
 def _source_digest(manual_dir) -> str:
-  """Changes with the folder a video_folder build reads and with its labels.csv, so a
-  build of one folder (or of an earlier labels.csv) is never read as another's."""
+  """Changes with the folder a video_folder build reads, its labels.csv, and the name,
+  size and modification time of every file in it, so a build of one folder (or of its
+  earlier content) is never read as another's."""
   folder = pathlib.Path(manual_dir).resolve()
   labels = folder / video_folder_dataset_builder.LABELS_CSV
   content = hashlib.sha1(labels.read_bytes()).hexdigest() if labels.is_file() else None
-  return _digest([str(folder), content])
+  files = []
+  if folder.is_dir():
+    for path in sorted(folder.rglob("*")):
+      if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts):
+        stat = path.stat()
+        files.append([path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns])
+  return _digest([str(folder), content, files])
 
 
 def builder_config(data: ml_collections.ConfigDict, module,
@@ -103,8 +110,17 @@ def get_builder(data: ml_collections.ConfigDict,
     raise ValueError(f"data.prototypes_csv is for the video_folder dataset; {data.name} has "
                      "Table 2's emotions")
   module = importlib.import_module(BUILDER_MODULES[data.name])
-  return module.Builder(config=builder_config(data, module, label_space), data_dir=data.data_dir,
-                        file_format="array_record")
+  config = builder_config(data, module, label_space)
+  try:
+    return module.Builder(config=config, data_dir=data.data_dir, file_format="array_record")
+  except ValueError as e:
+    if "File format is already set" not in str(e):
+      raise
+    raise ValueError(
+        f"the {data.name}/{config.name} build in {data.data_dir or tfds.core.constants.DATA_DIR} "
+        "holds TFRecord files (written by an older `tfds build` or with --file_format=tfrecord), "
+        f"and varec reads ArrayRecord: delete that {data.name}/{config.name} folder and rebuild "
+        f"with `{build_command(data)}` or `tfds build` (ArrayRecord by default now)") from None
 
 
 def build_command(data: ml_collections.ConfigDict) -> str:
@@ -220,7 +236,10 @@ def load_windows(config: ml_collections.ConfigDict, builder=None):
   speakers = speaker_split({e["speaker"] for e in examples}, config)
   windows = {}
   for name, members in speakers.items():
-    selected = select_speakers(examples, members)
+    # In frame order within each video (TFDS stores examples shuffled): the video vote's
+    # tie-break during validation looks at which emotion came last.
+    selected = sorted(select_speakers(examples, members),
+                      key=lambda e: (e["video_id"], int(e["start_frame"])))
     if not selected:
       raise ValueError(f"split {name!r} has no windows (speakers {members})")
     windows[name] = stack(selected)

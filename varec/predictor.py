@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import pathlib
+import shutil
 from collections.abc import Iterator
 
 import cv2
@@ -49,13 +50,18 @@ class _Frame:
   box: np.ndarray | None = None  # Face box (x0, y0, x1, y1) in source pixels.
 
 
-def stream_frames(path, target_fps: float) -> Iterator[tuple[int, float, np.ndarray]]:
+def stream_frames(path, target_fps: float,
+                  stats: dict | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
   """(index, time in s, BGR frame) at `target_fps`, decoded one at a time.
 
   Other rates are resampled like `preprocessing.resample_indices`: target
-  frame k is the source frame nearest to time k / target_fps.
+  frame k is the source frame nearest to time k / target_fps. `stats` gets
+  the source frames the header announces and those decoded.
   """
   capture, source_fps = preprocessing.open_video(path)
+  stats = stats if stats is not None else {}
+  # Some containers only estimate this from the duration (0 or negative: unknown).
+  stats["source_frames_announced"] = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
   try:
     resample = preprocessing.needs_resampling(source_fps, target_fps)
     if resample:
@@ -75,6 +81,7 @@ def stream_frames(path, target_fps: float) -> Iterator[tuple[int, float, np.ndar
       source_index += 1
   finally:
     capture.release()
+    stats["source_frames_decoded"] = source_index
   if emitted == 0:
     raise preprocessing.VideoError(path, "no frame could be decoded")
 
@@ -221,7 +228,7 @@ class Predictor:
     stats = stats if stats is not None else collections.Counter()
 
     def decoded():
-      for index, time_s, bgr in stream_frames(path, self.preprocess.fps):
+      for index, time_s, bgr in stream_frames(path, self.preprocess.fps, stats):
         gray = preprocessing.equalize_histogram(preprocessing.grayscale_mean_rgb(bgr))
         yield _Frame(index, time_s, bgr if keep_bgr else None, gray)
 
@@ -237,9 +244,35 @@ class Predictor:
       preprocessing.VideoError: unreadable file, no frame, or no face in any frame.
     """
     path = pathlib.Path(path)
-    output = pathlib.Path(output) if output is not None else None
-    if output is not None:
-      output.mkdir(parents=True, exist_ok=True)
+    if output is None:
+      return self._predict_video(path, None, annotate)
+    output = pathlib.Path(output)
+    if output.exists() and not output.is_dir():
+      raise OSError(f"cannot write the outputs of {path} to {output}: a file is in the way")
+    # Written beside the target and moved into place whole, so a failure (or a kill)
+    # never leaves a mix of new and old outputs.
+    staging = output.with_name(f".{output.name}.partial")
+    if staging.exists():
+      shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+      frames = self._predict_video(path, staging, annotate)
+      if output.exists():
+        old = output.with_name(f".{output.name}.old")
+        if old.exists():
+          shutil.rmtree(old)
+        output.rename(old)
+        staging.rename(output)
+        shutil.rmtree(old)
+      else:
+        staging.rename(output)
+    finally:
+      if staging.exists():
+        shutil.rmtree(staging)
+    return frames
+
+  def _predict_video(self, path: pathlib.Path, output: pathlib.Path | None,
+                     annotate: bool) -> pd.DataFrame:
     stats = collections.Counter()
     writer = annotator = None
     csv_file = open(output / "frames.csv", "w", newline="") if output is not None else None
@@ -249,6 +282,9 @@ class Predictor:
         writer = csv.writer(csv_file)
         writer.writerow(FRAME_COLUMNS)
       for frame, va in self.iter_frames(path, keep_bgr=annotate, stats=stats):
+        if va is not None and not np.isfinite(va).all():
+          stats["non_finite_outputs"] += 1  # No emotion from a NaN: the frame gets none.
+          va = None
         nearest = None if va is None else int(metrics.nearest_emotion(va, self.prototypes))
         box = [None] * 4 if frame.box is None else [int(round(v)) for v in frame.box]
         row = (frame.index, round(frame.time_s, 4), frame.box is not None, *box,
@@ -274,6 +310,11 @@ class Predictor:
         csv_file.close()
       if annotator is not None:
         annotator.close()
+    if not va_points and stats["non_finite_outputs"]:
+      raise preprocessing.VideoError(
+          path, f"the model's output is not finite (NaN or inf) for all "
+          f"{stats['non_finite_outputs']} frames with a face: the checkpoint is broken (a run "
+          "that diverged?)")
     if not va_points:
       raise preprocessing.VideoError(path, f"no face found in any of {stats['frames']} frames")
     va_points, nearest_points = np.asarray(va_points), np.asarray(nearest_points)
@@ -349,6 +390,17 @@ class Predictor:
     if stats["multiple_faces"]:
       summary["note"] = ("several faces were detected in some frames; the largest face was "
                          "followed")
+    if stats["non_finite_outputs"]:
+      summary["frames_with_non_finite_output"] = int(stats["non_finite_outputs"])
+      summary["note_non_finite"] = ("the model gave a non-finite output for some frames with a "
+                                    "face; they have no valence, arousal or emotion")
+    announced, decoded = stats["source_frames_announced"], stats["source_frames_decoded"]
+    if announced > 0 and decoded < announced:
+      summary["source_frames_announced"], summary["source_frames_decoded"] = announced, decoded
+      summary["note_truncated"] = (f"the file decoded to {decoded} of the {announced} frames its "
+                                   "header announces (truncated or corrupt?); the results cover "
+                                   "the decoded frames")
+      logging.warning("%s: %s", path, summary["note_truncated"])
     if stats["alignment_fallbacks"]:
       summary["frames_used_unaligned"] = int(stats["alignment_fallbacks"])
       summary["note_alignment"] = ("no face was found to align in some pre-cropped frames; they "

@@ -17,6 +17,7 @@ import functools
 import json
 import logging as pylogging
 import pathlib
+import shutil
 from typing import Any, Callable
 
 from absl import logging
@@ -179,7 +180,10 @@ def make_optimizer(config: ml_collections.ConfigDict, stage_config, steps: int,
       [optax.linear_schedule(0.0, lr, warmup_steps), after_warmup], [warmup_steps])
   if config.optimizer == "adam":
     return optax.adam(schedule)
-  return optax.sgd(schedule, momentum=config.momentum)
+  decay = config.get("sgd_decay", 0.0)
+  # Keras 2's `decay`: the rate at step t is divided by 1 + decay * t.
+  decayed = lambda step: schedule(step) / (1 + decay * step)
+  return optax.sgd(decayed if decay else schedule, momentum=config.momentum)
 
 
 def make_loss(config: ml_collections.ConfigDict, prototypes: np.ndarray) -> Callable:
@@ -378,9 +382,41 @@ def _meta(config, speakers, label_space: emotions.LabelSpace, stage: str, epoch:
           **label_space.to_meta()}
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the field of a config that cannot train a sensible model."""
+class ConfigError(ValueError):
+  """A config that cannot train a sensible model; the message names the field(s)."""
+
+
+def data_problems(data: ml_collections.ConfigDict) -> list[str]:
+  """What is wrong with the data fields of a config (for builds, training and eval)."""
   problems = []
+  ratios = tuple(data.split_ratios)
+  if len(ratios) != 3 or min(ratios) <= 0:
+    problems.append(f"data.split_ratios must be 3 positive numbers (train, validation, test), "
+                    f"got {ratios}")
+  for field in ("num_labelled_frames", "window_length", "image_size", "crop_size", "detect_every"):
+    if data.get(field, 1) < 1:
+      problems.append(f"data.{field} must be at least 1, got {data[field]}")
+  if data.image_size > data.get("crop_size", data.image_size):
+    problems.append(f"data.image_size ({data.image_size}) cannot exceed data.crop_size "
+                    f"({data.crop_size}), the side of the stored crops")
+  if not data.get("fps", 25.0) > 0:
+    problems.append(f"data.fps must be positive, got {data.fps}")
+  if data.get("face_margin", 0.0) < 0:
+    problems.append(f"data.face_margin must be 0 or more, got {data.face_margin}")
+  if data.get("detect_max_side", 320) < 80:
+    problems.append(f"data.detect_max_side must be at least 80 (dlib's detector window), got "
+                    f"{data.detect_max_side}")
+  return problems
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the field of a config that cannot train a sensible model."""
+  problems = []
+  stages = list(config.stages)
+  if not stages or set(stages) - set(STAGES) or stages != sorted(stages, key=STAGES.index) or (
+      len(set(stages)) != len(stages)):
+    problems.append(f"stages must be one or more of {', '.join(STAGES)}, each once, in this "
+                    f"order; got {tuple(stages)}")
   for name in config.stages:
     if name in STAGES:
       stage = config[name]
@@ -396,16 +432,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   hidden = tuple(config.model.rnn_hidden_sizes)
   if not hidden or min(hidden) < 1:
     problems.append(f"model.rnn_hidden_sizes must be one or more positive sizes, got {hidden}")
-  ratios = tuple(config.data.split_ratios)
-  if len(ratios) != 3 or min(ratios) <= 0:
-    problems.append(f"data.split_ratios must be 3 positive numbers (train, validation, test), "
-                    f"got {ratios}")
-  for field in ("num_labelled_frames", "window_length", "image_size", "crop_size"):
-    if config.data.get(field, 1) < 1:
-      problems.append(f"data.{field} must be at least 1, got {config.data[field]}")
-  if config.data.image_size > config.data.get("crop_size", config.data.image_size):
-    problems.append(f"data.image_size ({config.data.image_size}) cannot exceed data.crop_size "
-                    f"({config.data.crop_size}), the side of the stored crops")
+  problems += data_problems(config.data)
   if config.eval_batch_size < 1:
     problems.append(f"eval_batch_size must be at least 1, got {config.eval_batch_size}")
   kind = config.model.get("cnn", "fig3")
@@ -427,17 +454,23 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     problems.append("model.class_prototypes makes the CNN a zero-shot classifier, which is not "
                     "trained: set model.class_prototypes=() to fine-tune")
   if problems:
-    raise ValueError("config: " + "; ".join(problems))
+    raise ConfigError("config: " + "; ".join(problems))
 
 
-def _stages_to_run(config) -> list[str]:
-  stages = list(config.stages)
-  unknown = set(stages) - set(STAGES)
-  if unknown or stages != sorted(stages, key=STAGES.index):
-    raise ValueError(f"config.stages must be a subsequence of {STAGES}, got {config.stages}")
-  if not stages:
-    raise ValueError("nothing to train: config.stages is empty")
-  return stages
+# Fields that do not change what a run trains, so a run may resume with other values.
+RESUMABLE_FIELDS = ("num_runs", "eval_batch_size", "data.data_dir", "restart")
+
+
+def config_differences(before: dict, config: ml_collections.ConfigDict) -> dict[str, tuple]:
+  """{field: (value in `before`, value in `config`)} of the fields that change a run.
+
+  Fields that only one of them has (a checkpoint from before a field existed)
+  are not compared.
+  """
+  old = flax.traverse_util.flatten_dict(before, sep=".")
+  new = flax.traverse_util.flatten_dict(json.loads(config.to_json()), sep=".")
+  return {k: (old[k], new[k]) for k in sorted(old.keys() & new.keys())
+          if old[k] != new[k] and k not in RESUMABLE_FIELDS}
 
 
 def load_cnn(path, variables: dict, config: ml_collections.ConfigDict) -> dict:
@@ -499,7 +532,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   logging.info("Speakers: %s", {k: len(v) for k, v in speakers.items()})
   window_length = windows["train"]["frames"].shape[1]
   managers = checkpoints.managers(workdir)
-  stages = _stages_to_run(config)
+  stages = list(config.stages)
 
   rng = jax.random.PRNGKey(config.seed)
   init_rng, dropout_rng = jax.random.split(rng)
@@ -507,9 +540,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   if config.init_from:
     variables = load_cnn(config.init_from, variables, config)
 
-  resumed = checkpoints.restore_meta(managers[checkpoints.LATEST])
+  if config.get("restart") and (workdir / "checkpoints").exists():
+    logging.warning("restart: discarding the run in %s", workdir)
+    for name in ("checkpoints", "tensorboard", "metrics.jsonl"):
+      path = workdir / name
+      shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    managers = checkpoints.managers(workdir)
+  newest = checkpoints.restore_newest(managers[checkpoints.LATEST], variables)
+  resumed = None if newest is None else newest[1]
   step, start_epoch, done_stages = 0, 0, []
   if resumed is not None:
+    differ = config_differences(resumed["config"], config)
+    if differ:
+      finished = set(config.stages) <= set(resumed["completed_stages"])
+      raise ValueError(
+          f"{workdir} holds {'a finished' if finished else 'an unfinished'} run of another "
+          "config (" + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in
+                                 list(differ.items())[:8]) +
+          f"{', ...' if len(differ) > 8 else ''}): train into a new --workdir, or pass "
+          "--config.restart=True to discard that run and start over")
     if resumed["speakers"] != {k: list(v) for k, v in speakers.items()}:
       raise ValueError(f"{workdir} holds a run with another speaker split (another seed or "
                        "dataset); use a new --workdir")
@@ -521,7 +570,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
       raise ValueError(f"{workdir} holds a run with other preprocessing ({before}); use a new "
                        "--workdir")
     step, start_epoch, done_stages = resumed["step"], resumed["epoch"], resumed["completed_stages"]
-    variables, _ = checkpoints.restore(managers[checkpoints.LATEST], step, variables)
+    variables = newest[2]
     logging.info("Resuming from step %d (stage %s, epoch %d)", step, resumed["stage"], start_epoch)
   logger = MetricLogger(workdir, step)
   final = {}
@@ -564,9 +613,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
         step += 1
       train_metrics = {k: float(np.mean([m[k] for m in batch_metrics])) for k in batch_metrics[0]}
       if not np.isfinite(train_metrics["loss"]):
+        first = next(i for i, m in enumerate(batch_metrics) if not np.isfinite(m["loss"]))
         raise FloatingPointError(
-            f"training diverged: the {name} stage's loss is {train_metrics['loss']} in epoch "
-            f"{epoch + 1}; nothing of this epoch was saved. Lower {name}.learning_rate, raise "
+            f"training diverged: the {name} stage's loss is {float(batch_metrics[first]['loss'])}"
+            f" at step {step - steps_per_epoch + first + 1} (epoch {epoch + 1}, batch "
+            f"{first + 1} of {steps_per_epoch}); nothing of this epoch was saved, the latest "
+            f"checkpoint is the last finite one. Lower {name}.learning_rate, raise "
             "warmup_epochs, or check data.image_size (the CNN needs room for its poolings)")
       val = evaluate(state, data["validation"], config.eval_batch_size, prototypes)
       progress.set_postfix(loss=f"{train_metrics['loss']:.3f}", val_ccc=f"{val['ccc']:.3f}",

@@ -352,6 +352,11 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
                    "1.1.0": "Aligned face crops by default; the preprocessing is in the metadata."}
   BUILDER_CONFIGS = [VideoBuilderConfig(name="default", description="Paper §4.5 settings.")]
 
+  def __init__(self, *, file_format=None, **kwargs):
+    # ArrayRecord is what varec reads (random access, `as_data_source`); the default
+    # here makes `tfds build data_builder/<name>` write it with no --file_format flag.
+    super().__init__(file_format=file_format or "array_record", **kwargs)
+
   def _video_records(self, dl_manager) -> tuple[list[VideoRecord], list[Skipped]]:
     raise NotImplementedError
 
