@@ -11,6 +11,7 @@ trains in <workdir>/run_i, is evaluated on training+validation and test
 written to <workdir>/table3.md and table3.csv.
 """
 
+import os
 import pathlib
 import sys
 
@@ -47,9 +48,20 @@ def run_table3(config, workdir: pathlib.Path) -> pathlib.Path:
   return md
 
 
+def init_distributed() -> None:
+  """Joins a multi-host run when JAX_COORDINATOR_ADDRESS (host:port of process 0) is set,
+  with JAX_NUM_PROCESSES and JAX_PROCESS_ID (or a cluster JAX detects, e.g. SLURM)."""
+  if not os.environ.get("JAX_COORDINATOR_ADDRESS"):
+    return
+  number = lambda name: int(os.environ[name]) if os.environ.get(name) else None
+  jax.distributed.initialize(num_processes=number("JAX_NUM_PROCESSES"),
+                             process_id=number("JAX_PROCESS_ID"))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  init_distributed()
   config = _CONFIG.value
   train_lib.quiet_library_logs()
   config_name = pathlib.Path(flags.FLAGS["config"].config_filename.split(":")[0]).stem

@@ -272,6 +272,50 @@ def predict(step_fn, state, inputs: np.ndarray, batch_size: int) -> np.ndarray:
   return np.concatenate(outputs)
 
 
+# -- Data parallelism --------------------------------------------------------------
+
+
+def data_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D mesh, axis "data", over every device of every process (or `devices`)."""
+  return jax.sharding.Mesh(np.asarray(devices if devices is not None else jax.devices()),
+                           ("data",))
+
+
+def replicate(tree, mesh: jax.sharding.Mesh):
+  """`tree` (parameters, optimiser state) copied to every device of the mesh."""
+  return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+
+
+def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
+  """The global batch split along its first axis over the mesh.
+
+  Every process holds the whole batch (it reads the same data in the same
+  order) and hands over its own slice; on one machine that is all of it. The
+  jitted step then averages gradients and BatchNorm statistics over the global
+  batch, so the numbers are those of one device.
+  """
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  count, index = jax.process_count(), jax.process_index()
+
+  def put(x):
+    x = np.asarray(x)
+    local = len(x) // count
+    return jax.make_array_from_process_local_data(sharding, x[index * local:(index + 1) * local],
+                                                  x.shape)
+
+  return jax.tree_util.tree_map(put, batch)
+
+
+def to_host(tree):
+  """numpy copies of a (replicated) tree, also of arrays spread over several processes."""
+  def get(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return np.asarray(x.addressable_data(0))
+    return np.asarray(x)
+
+  return jax.tree_util.tree_map(get, tree)
+
+
 # -- Data per stage --------------------------------------------------------------
 
 
@@ -533,6 +577,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   window_length = windows["train"]["frames"].shape[1]
   managers = checkpoints.managers(workdir)
   stages = list(config.stages)
+  mesh = data_mesh()
+  if mesh.size > 1:
+    logging.info("Data parallel over %d devices (%d processes)", mesh.size, jax.process_count())
 
   rng = jax.random.PRNGKey(config.seed)
   init_rng, dropout_rng = jax.random.split(rng)
@@ -581,7 +628,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
     stage = make_stage(name, config)
     data = {split: stage_data(name, config, variables, windows[split]) for split in windows}
     num_train = len(data["train"]["inputs"])
-    batch_size = min(stage_config.batch_size, num_train)
+    if stage_config.batch_size % mesh.size:
+      raise ConfigError(f"config: {name}.batch_size ({stage_config.batch_size}) must be a "
+                        f"multiple of the {mesh.size} devices training shares each batch over")
+    # A split smaller than one batch: the largest whole number of batches per device.
+    batch_size = min(stage_config.batch_size, num_train - num_train % mesh.size)
+    if batch_size < 1:
+      raise ValueError(f"the {name} stage has {num_train} training examples, fewer than the "
+                       f"{mesh.size} devices")
     steps_per_epoch = num_train // batch_size
     tx = make_optimizer(config, stage_config, steps_per_epoch * stage_config.num_epochs,
                         round(steps_per_epoch * config.warmup_epochs))
@@ -593,6 +647,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
       state = state.replace(opt_state=opt_state, step=start_epoch * steps_per_epoch)
     else:
       start_epoch = 0
+    state = replicate(state, mesh)
     is_last = stage_index == len(stages) - 1
     progress = tqdm.tqdm(total=steps_per_epoch * stage_config.num_epochs,
                          initial=start_epoch * steps_per_epoch, desc=f"stage {name}", unit="step",
@@ -606,8 +661,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
         if config.augment.enabled and name != "rnn":  # The rnn stage sees cached features.
           inputs = augmentation.augment(
               inputs, np.random.default_rng([config.seed, stage_index, epoch, i]), config.augment)
-        state, m = jitted_train_step()(state, {"inputs": inputs,
-                                               "labels": data["train"]["labels"][idx]})
+        state, m = jitted_train_step()(state, shard_batch(
+            {"inputs": inputs, "labels": data["train"]["labels"][idx]}, mesh))
         batch_metrics.append(m)
         progress.update()
         step += 1
@@ -629,7 +684,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
                    "batch_stats": _with_subtree(variables["batch_stats"], stage.path,
                                                 state.batch_stats) if state.batch_stats
                                   else variables["batch_stats"]}
-      variables = jax.tree_util.tree_map(np.asarray, variables)
+      variables = to_host(variables)
       finished = epoch + 1 == stage_config.num_epochs
       meta = _meta(config, speakers, label_space, name, 0 if finished else epoch + 1, step,
                    done_stages + [name] if finished else done_stages)

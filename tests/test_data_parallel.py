@@ -1,0 +1,55 @@
+"""Data parallelism: a batch shared over 2 CPU devices trains like one device."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).parent.parent
+
+# Runs in a fresh process: the device count is fixed when JAX starts.
+SCRIPT = r"""
+import jax
+import numpy as np
+from tests.conftest import tiny_config
+from varec import train_lib
+
+assert len(jax.devices()) == 2, jax.devices()
+config = tiny_config()
+config.cnn.learning_rate = 3e-3
+rng = np.random.default_rng(0)
+batches = [{"inputs": rng.integers(0, 256, (8, 32, 32, 1), np.uint8),
+            "labels": rng.uniform(-1, 1, (8, 2)).astype(np.float32)} for _ in range(3)]
+variables = train_lib.init_variables(config, jax.random.PRNGKey(0), 2)
+stage = train_lib.make_stage("cnn", config)
+params = {}
+for devices in (jax.devices()[:1], jax.devices()):
+  mesh = train_lib.data_mesh(devices)
+  tx = train_lib.make_optimizer(config, config.cnn, 10)
+  state = train_lib.replicate(
+      train_lib.create_train_state(stage, variables, tx, jax.random.PRNGKey(1)), mesh)
+  for batch in batches:
+    sharded = train_lib.shard_batch(batch, mesh)
+    assert len(sharded["inputs"].sharding.device_set) == len(devices)
+    assert sharded["inputs"].addressable_shards[0].data.shape[0] == 8 // len(devices)
+    state, metrics = train_lib.jitted_train_step()(state, sharded)
+  assert len(state.params["Conv_0"]["kernel"].sharding.device_set) == len(devices)
+  params[len(devices)] = train_lib.to_host({"params": state.params, "stats": state.batch_stats})
+moved = jax.tree_util.tree_leaves(jax.tree_util.tree_map(
+    lambda a, b: np.abs(a - b).max(), params[1]["params"],
+    train_lib.to_host(variables["params"]["cnn"])))
+assert max(moved) > 1e-3, moved  # Training changed the parameters...
+diffs = jax.tree_util.tree_leaves(jax.tree_util.tree_map(
+    lambda a, b: np.abs(a - b).max(), params[1], params[2]))
+assert max(diffs) < 1e-5, max(diffs)  # ... and the same way on 1 and on 2 devices.
+print("max difference", max(diffs))
+"""
+
+
+def test_two_devices_train_like_one():
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+         "JAX_PLATFORMS": "cpu"}
+  result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "max difference" in result.stdout
