@@ -9,7 +9,7 @@ speakers x 10 emotions x 50 labelled frames = 16,000 96x96 frames, i.e. 1,600
 windows of 10. Times, compilation apart from the steady state:
 
 - cnn stage: one epoch of 125 steps of 128 frames;
-- feature extraction of the 16,000 frames (inference, 2048-frame chunks);
+- feature extraction of the 16,000 frames (inference, 512-frame chunks);
 - rnn stage: one epoch of 12 steps of 128 windows of 10 feature vectors.
 
 Each step gathers its batch from host memory in shuffled order, as
@@ -60,7 +60,7 @@ NUM_FEATURES = 300
 HIDDEN_SIZES = (10,)
 BATCH_SIZE = 128  # Frames (cnn stage) or windows (rnn stage).
 LEARNING_RATE = 1e-3  # Adam's default in train_lib.
-EXTRACT_CHUNK = 4 * 512  # train_lib.extract_features: 4 * eval_batch_size frames.
+EXTRACT_CHUNK = 512  # train_lib.extract_features: eval_batch_size frames.
 WINDOW = 10
 TRAIN_FRAMES = 32 * 10 * 50  # Speakers x emotions x labelled frames per video.
 CPU_STEPS = 3

@@ -331,7 +331,8 @@ def extract_features(config, variables: dict, frames: np.ndarray) -> np.ndarray:
   cnn_vars = {"params": variables["params"]["cnn"], "batch_stats": variables["batch_stats"]["cnn"]}
   n, t = frames.shape[:2]
   flat = frames.reshape((n * t,) + frames.shape[2:])
-  features = predict(fn, cnn_vars, flat, config.eval_batch_size * 4)
+  # Chunks of eval_batch_size frames: memory bounded by the model, not the dataset.
+  features = predict(fn, cnn_vars, flat, config.eval_batch_size)
   return features.reshape(n, t, -1)
 
 
@@ -370,7 +371,10 @@ def vote_per_video(frame_emotions: np.ndarray, video_ids: np.ndarray, true_emoti
 def evaluate(state: TrainState, data: dict, batch_size: int,
              prototypes: np.ndarray) -> dict[str, float]:
   """Frame-level loss/CCC/RMSE and video-level accuracy (nearest of `prototypes`) on one split."""
-  pred = predict(_eval_step, state, data["inputs"], batch_size)
+  inputs = data["inputs"]
+  # `batch_size` counts frames: a batch of windows of frames holds batch_size frames.
+  per_batch = max(1, batch_size // inputs.shape[1]) if inputs.ndim == 5 else batch_size
+  pred = predict(_eval_step, state, inputs, per_batch)
   result = {k: float(v) for k, v in va_metrics(jnp.asarray(pred), jnp.asarray(data["labels"])).items()}
   true, voted = video_decisions(pred, data["video_id"], data["emotion"], prototypes)
   result["video_accuracy"] = metrics.accuracy(true, voted)
