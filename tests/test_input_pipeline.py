@@ -1,6 +1,8 @@
 """Loading a run's windows and videos from a built dataset."""
 
 import importlib
+import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -133,3 +135,15 @@ def test_a_tfrecord_build_is_explained_in_one_line(manual_dir, tmp_path):
   with pytest.raises(ValueError, match=r"adfes/default build in .* holds TFRecord files .* "
                                        r"varec reads ArrayRecord: delete"):
     input_pipeline.get_builder(data)
+
+
+def test_a_build_is_not_read_for_files_changed_since(manual_dir, tmp_path):
+  source = pathlib.Path(shutil.copytree(manual_dir, tmp_path / "adfes"))
+  data = base.get_data_config()
+  data.name, data.manual_dir, data.data_dir = "adfes", str(source), str(tmp_path / "tfds")
+  input_pipeline.ensure_built(data)
+  input_pipeline.ensure_built(data)  # Unchanged files: the build is used.
+  next((source / "Face Forward").glob("*.mp4")).unlink()
+  with pytest.raises(ValueError, match=r"adfes/default build in .* was made from other files "
+                                       r"than .*adfes holds now"):
+    input_pipeline.ensure_built(data)

@@ -47,13 +47,7 @@ def _source_digest(manual_dir) -> str:
   folder = pathlib.Path(manual_dir).resolve()
   labels = folder / video_folder_dataset_builder.LABELS_CSV
   content = hashlib.sha1(labels.read_bytes()).hexdigest() if labels.is_file() else None
-  files = []
-  if folder.is_dir():
-    for path in sorted(folder.rglob("*")):
-      if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts):
-        stat = path.stat()
-        files.append([path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns])
-  return _digest([str(folder), content, files])
+  return _digest([str(folder), content, video_dataset.files_fingerprint(folder)])
 
 
 def builder_config(data: ml_collections.ConfigDict, module,
@@ -145,7 +139,18 @@ def ensure_built(data: ml_collections.ConfigDict, label_space: emotions.LabelSpa
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=data.manual_dir, try_download_gcs=False))
   check_preprocessing(builder)
+  check_source(builder, data.get("manual_dir"))
   return builder
+
+
+def check_source(builder: tfds.core.DatasetBuilder, manual_dir) -> None:
+  """Raises ValueError if the files in `manual_dir` changed since the build read them."""
+  stored = builder.info.metadata.get("manual_dir_fingerprint")
+  if manual_dir and stored and stored != video_dataset.files_fingerprint(manual_dir):
+    raise ValueError(
+        f"the {builder.name}/{builder.builder_config.name} build in {builder.data_dir} was made "
+        f"from other files than {manual_dir} holds now (added, removed or changed since): "
+        "delete that build folder to rebuild it, or use another data_dir")
 
 
 def check_preprocessing(builder: tfds.core.DatasetBuilder) -> None:

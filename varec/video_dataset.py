@@ -337,6 +337,19 @@ def no_window_error(name: str, config: preprocessing.PreprocessConfig, summary: 
           "window with copies of their first frame, labelled like it).\n" + format_summary(summary))
 
 
+def files_fingerprint(folder) -> str:
+  """A digest of the name, size and modification time of every file under `folder`
+  (hidden ones aside): it changes when a file is added, removed, replaced or edited."""
+  folder = pathlib.Path(folder).resolve()
+  files = []
+  if folder.is_dir():
+    for path in sorted(folder.rglob("*")):
+      if path.is_file() and not any(p.startswith(".") for p in path.relative_to(folder).parts):
+        stat = path.stat()
+        files.append([path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns])
+  return hashlib.sha1(json.dumps(files).encode()).hexdigest()[:16]
+
+
 class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Shared TFDS builder: subclasses only say where the video files are.
 
@@ -392,6 +405,9 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         records, config.preprocess, pathlib.Path(dl_manager.download_dir) / "varec_preprocessed")
     summary = build_summary(done, skipped + failed, config.preprocess)
     self.info.metadata["build_summary"] = summary
+    if dl_manager.manual_dir and pathlib.Path(dl_manager.manual_dir).is_dir():
+      # Checked when the build is loaded: a build never stands for files changed since.
+      self.info.metadata["manual_dir_fingerprint"] = files_fingerprint(dl_manager.manual_dir)
     logging.info("Build summary for %s:\n%s", self.name, format_summary(summary))
     if not done:
       raise RuntimeError(f"{self.name}: no usable video; every file was skipped:\n"
