@@ -243,9 +243,9 @@ class MiniXception(nn.Module):
   four residual blocks of 16, 32, 64 and 128 filters (two separable convs and
   a 3x3 stride-2 max pool, plus a strided 1x1 conv shortcut; blocks 1-4). Its
   FER2013 classifier (3x3 conv to 7 maps, global average pool) is kept; its
-  logits are sown as intermediates 'emotion_logits'. The 300-d `features` are a Dense layer on the global
-  average of the last block, followed by dropout and the 2-unit `va` head, as
-  in Fig. 3. With `class_prototypes`, the returned valence-arousal is instead
+  logits are sown as intermediates 'emotion_logits'. The 300-d `features` are
+  a Dense layer on the global average of the last block, followed by dropout
+  and the 2-unit `va` head, as in Fig. 3. With `class_prototypes`, the returned valence-arousal is instead
   the classifier's probability-weighted prototypes: the zero-shot model.
 
   Attributes:
