@@ -405,7 +405,8 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         records, config.preprocess, pathlib.Path(dl_manager.download_dir) / "varec_preprocessed")
     summary = build_summary(done, skipped + failed, config.preprocess)
     self.info.metadata["build_summary"] = summary
-    if dl_manager.manual_dir and pathlib.Path(dl_manager.manual_dir).is_dir():
+    # Only builders that read a manual dir may ask for it (synthetic_adfes generates its own).
+    if self.MANUAL_DOWNLOAD_INSTRUCTIONS and pathlib.Path(dl_manager.manual_dir).is_dir():
       # Checked when the build is loaded: a build never stands for files changed since.
       self.info.metadata["manual_dir_fingerprint"] = files_fingerprint(dl_manager.manual_dir)
     logging.info("Build summary for %s:\n%s", self.name, format_summary(summary))
