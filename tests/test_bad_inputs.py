@@ -2,6 +2,7 @@
 and nothing earlier lost. (Bad video files, labels.csv and prototype CSVs are covered
 beside their modules: test_video_dataset.py, test_video_folder.py, test_emotions.py.)"""
 
+import json
 import logging
 import pathlib
 import shutil
@@ -86,3 +87,15 @@ def test_a_cnn_only_run_predicts_through_its_own_head(tiny_builder, tmp_path):
   predictor = inference.VideoPredictor(model)
   assert not predictor.uses_gru
   assert "per-frame head" in inference.output_description(model.meta, 10)
+
+
+def test_a_checkpoint_with_an_unusable_config_is_refused(workdir_copy):
+  manager = checkpoints.managers(workdir_copy)[checkpoints.BEST]
+  step = manager.best_step()
+  meta = checkpoints.restore_meta(manager, step)
+  meta["config"]["data"]["image_size"] = 0
+  meta_file = workdir_copy / "checkpoints" / "best" / str(step) / "meta" / "metadata"
+  meta_file.write_text(json.dumps(meta))
+  result = _run("predict.py", f"--checkpoint={workdir_copy}", "--video=nothing.mp4")
+  assert result.returncode == 1
+  assert "its config cannot be used: data.image_size must be at least 1, got 0" in result.stderr

@@ -54,6 +54,10 @@ class TrainedModel:
     except ValueError as e:
       raise checkpoints.CheckpointError(f"{step_dir}: unusable emotions in its meta: {e}") from e
     config = ml_collections.ConfigDict(meta["config"])
+    problems = train_lib.data_problems(config.data)
+    if problems:  # A config edited by hand, or from a tool that did not check it.
+      raise checkpoints.CheckpointError(f"{step_dir}: its config cannot be used: "
+                                        + "; ".join(problems))
     # Where the run itself stands is in its latest checkpoint (a best one is saved mid-stage).
     progress = meta
     latest_dir = pathlib.Path(manager.directory).parent / checkpoints.LATEST
