@@ -69,7 +69,7 @@ def _varec_steps(config, rng):
       jax.block_until_ready(metrics)
 
     steps[stage_name] = step
-  cnn_vars = {"params": variables["params"]["cnn"], "batch_stats": variables["batch_stats"]["cnn"]}
+  cnn_vars = train_lib.cnn_variables(variables)
   extract = train_lib.feature_fn(train_lib.build_cnn(config))
   frames = rng.integers(0, 256, (BATCH["extract"], size, size, 1), np.uint8)
   steps["extract"] = lambda: jax.block_until_ready(extract(cnn_vars, frames))

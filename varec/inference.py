@@ -118,10 +118,8 @@ class VideoPredictor:
       self._variables = model.variables
       self._apply = jax.jit(lambda v, x: net.apply(v, x, train=False))
     else:
-      cnn = train_lib.build_cnn(model.config)
-      self._variables = {"params": model.variables["params"]["cnn"],
-                         "batch_stats": model.variables["batch_stats"]["cnn"]}
-      self._apply = jax.jit(lambda v, x: cnn.apply(v, x, train=False)[1])
+      self._variables = train_lib.cnn_variables(model.variables)
+      self._apply = train_lib.frame_va_fn(train_lib.build_cnn(model.config))
 
   def predict_windows(self, windows: np.ndarray) -> np.ndarray:
     """(N, T, S, S, 1) uint8 windows -> (N, T, 2)."""

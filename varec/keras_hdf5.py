@@ -88,7 +88,7 @@ def write_checkpoint(out, config: ml_collections.ConfigDict, cnn_params: dict,
   if (out / "checkpoints").exists():
     raise FileExistsError(f"{out} already holds checkpoints; choose a new --out")
   variables = train_lib.init_variables(config, jax.random.PRNGKey(config.seed), window_length=1)
-  fresh = {"params": variables["params"]["cnn"], "batch_stats": variables["batch_stats"]["cnn"]}
+  fresh = train_lib.cnn_variables(variables)
   loaded = {"params": {**fresh["params"], **cnn_params},
             "batch_stats": {**fresh["batch_stats"], **cnn_batch_stats}}
   shapes = lambda tree: jax.tree_util.tree_map(np.shape, tree)

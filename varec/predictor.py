@@ -115,13 +115,11 @@ class Predictor:
                       inference.output_description(model.meta, self.window_length))
     gru = models.GRUStack(tuple(config.model.rnn_hidden_sizes))
     cnn = train_lib.build_cnn(config)
-    cnn_vars = {"params": model.variables["params"]["cnn"],
-                "batch_stats": model.variables["batch_stats"]["cnn"]}
+    cnn_vars = train_lib.cnn_variables(model.variables)
     rnn_vars = {"params": model.variables["params"]["rnn"]}
-    features = train_lib.feature_fn(cnn)
+    features, frame_va = train_lib.feature_fn(cnn), train_lib.frame_va_fn(cnn)
     self._features = lambda x: features(cnn_vars, x)
     self._last_output = jax.jit(lambda w: gru.apply(rnn_vars, w)[:, -1])
-    frame_va = jax.jit(lambda v, x: cnn.apply(v, x, train=False)[1])
     self._frame_va = lambda x: frame_va(cnn_vars, x)
     self.label_space = model.label_space
     self.prototypes = model.label_space.prototype_array()

@@ -319,16 +319,27 @@ def to_host(tree):
 # -- Data per stage --------------------------------------------------------------
 
 
+def cnn_variables(variables: dict) -> dict:
+  """The CNN's own variables inside the CNN+RNN's."""
+  return {"params": variables["params"]["cnn"], "batch_stats": variables["batch_stats"]["cnn"]}
+
+
 @functools.cache
 def feature_fn(cnn: models.FrameCNN):
   """`fn(cnn_variables, frames) -> features` in inference mode, compiled once per architecture."""
   return jax.jit(lambda variables, x: cnn.apply(variables, x, train=False)[0])
 
 
+@functools.cache
+def frame_va_fn(cnn: models.FrameCNN):
+  """`fn(cnn_variables, frames) -> valence-arousal` of the CNN's own head, in inference mode."""
+  return jax.jit(lambda variables, x: cnn.apply(variables, x, train=False)[1])
+
+
 def extract_features(config, variables: dict, frames: np.ndarray) -> np.ndarray:
   """300-d CNN features of windows (N, T, S, S, 1) -> (N, T, F), in inference mode."""
   fn = feature_fn(build_cnn(config))
-  cnn_vars = {"params": variables["params"]["cnn"], "batch_stats": variables["batch_stats"]["cnn"]}
+  cnn_vars = cnn_variables(variables)
   n, t = frames.shape[:2]
   flat = frames.reshape((n * t,) + frames.shape[2:])
   # Chunks of eval_batch_size frames: memory bounded by the model, not the dataset.
