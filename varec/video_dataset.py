@@ -22,7 +22,9 @@ import multiprocessing
 import os
 import pathlib
 import re
+import uuid
 
+from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -193,24 +195,37 @@ def _cache_path(record: VideoRecord, config: preprocessing.PreprocessConfig,
   return cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', record.video_id)}-{digest}.npz"
 
 
-def _preprocess_one(record: VideoRecord, config: preprocessing.PreprocessConfig,
-                    cache_dir: pathlib.Path) -> tuple[pathlib.Path | None, str | None]:
-  """Runs in a worker process: (cache file, None) on success, (None, reason) on failure."""
+def _try_preprocess(record: VideoRecord, config: preprocessing.PreprocessConfig
+                    ) -> tuple[preprocessing.PreprocessedVideo | None, str | None]:
+  """(video, None) on success, (None, reason) when the file cannot be used."""
   try:
     if not record.path.exists():
       raise preprocessing.VideoError(record.path, "file not found")
-    cache = _cache_path(record, config, cache_dir)
-    if not cache.exists():
-      video = preprocessing.preprocess_video(record.path, config)
-      tmp = cache.with_name(cache.name + f".tmp{os.getpid()}.npz")
-      np.savez_compressed(tmp, **dataclasses.asdict(video))
-      os.replace(tmp, cache)  # Atomic: a killed build never leaves half a file.
-    return cache, None
+    return preprocessing.preprocess_video(record.path, config), None
   except preprocessing.VideoError as e:
     return None, e.reason
   except Exception as e:  # pylint: disable=broad-except
     # Any other failure on one file (e.g. a decoder crash) must not kill the build.
     return None, f"{type(e).__name__}: {e}"
+
+
+def _preprocess_one(record: VideoRecord, config: preprocessing.PreprocessConfig,
+                    cache_dir: pathlib.Path) -> tuple[pathlib.Path | None, str | None]:
+  """Runs in a worker process: (cache file, None) on success, (None, reason) on failure."""
+  try:
+    cache = _cache_path(record, config, cache_dir)
+  except FileNotFoundError:
+    return None, "file not found"
+  except OSError as e:
+    return None, f"{type(e).__name__}: {e}"
+  if not cache.exists():
+    video, reason = _try_preprocess(record, config)
+    if video is None:
+      return None, reason
+    tmp = cache.with_name(cache.name + f".tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, **dataclasses.asdict(video))
+    os.replace(tmp, cache)  # Atomic: a killed build never leaves half a file.
+  return cache, None
 
 
 def default_workers() -> int:
@@ -284,28 +299,50 @@ class VideoBuilderConfig(tfds.core.BuilderConfig):
   label_space: emotions.LabelSpace = emotions.TABLE2
 
 
-def build_summary(done, skipped, config: preprocessing.PreprocessConfig) -> dict:
-  """Counts for the build log and `info.metadata`, with every skipped file."""
-  videos = [load_preprocessed(cache) for _, cache in done]
-  attempted = sum(v.num_detection_attempts for v in videos)
-  failed = sum(v.num_failed_detections for v in videos)
-  windows = [len(preprocessing.window_starts(v.labelled, config.window_length,
-                                             config.window_stride)) for v in videos]
-  rates = [v.detection_rate for v in videos if v.num_detection_attempts]
+def video_stats(record: VideoRecord, video: preprocessing.PreprocessedVideo,
+                config: preprocessing.PreprocessConfig) -> dict:
+  """One video's counts for the build summary (small: a Beam worker sends it on)."""
   return {
-      "videos": len(done),
-      "speakers": len({r.speaker for r, _ in done}),
-      "frames": int(sum(len(v.frames) for v in videos)),
-      "windows": int(sum(windows)),
-      "videos_without_window": [str(r.path) for (r, _), n in zip(done, windows) if not n],
+      "video_id": record.video_id,
+      "file": str(record.path),
+      "speaker": record.speaker,
+      "frames": len(video.frames),
+      "windows": len(preprocessing.window_starts(video.labelled, config.window_length,
+                                                 config.window_stride)),
+      "detection_attempts": int(video.num_detection_attempts),
+      "failed_detections": int(video.num_failed_detections),
+      "detection_rate": float(video.detection_rate),
+      "padded": bool(video.num_padded_frames > 0),
+      "alignment_fallbacks": int(video.num_alignment_fallbacks),
+  }
+
+
+def summarize(stats: list[dict], skipped: list[Skipped]) -> dict:
+  """The build log's and `info.metadata`'s counts, with every skipped file."""
+  stats = sorted(stats, key=lambda v: v["video_id"])
+  attempted = sum(v["detection_attempts"] for v in stats)
+  failed = sum(v["failed_detections"] for v in stats)
+  rates = [v["detection_rate"] for v in stats if v["detection_attempts"]]
+  return {
+      "videos": len(stats),
+      "speakers": len({v["speaker"] for v in stats}),
+      "frames": int(sum(v["frames"] for v in stats)),
+      "windows": int(sum(v["windows"] for v in stats)),
+      "videos_without_window": [v["file"] for v in stats if not v["windows"]],
       "detection_rate": float(1 - failed / attempted) if attempted else float("nan"),
       "min_video_detection_rate": float(min(rates)) if rates else float("nan"),
       "failed_detections": int(failed),
-      "padded_videos": int(sum(v.num_padded_frames > 0 for v in videos)),
+      "padded_videos": int(sum(v["padded"] for v in stats)),
       # Pre-cropped frames where no face was found to align: used as they are.
-      "alignment_fallbacks": int(sum(v.num_alignment_fallbacks for v in videos)),
+      "alignment_fallbacks": int(sum(v["alignment_fallbacks"] for v in stats)),
       "skipped": [dataclasses.asdict(s) for s in skipped],
   }
+
+
+def build_summary(done, skipped, config: preprocessing.PreprocessConfig) -> dict:
+  """`summarize` over the preprocessed videos of `preprocess_all`."""
+  return summarize([video_stats(record, load_preprocessed(cache), config)
+                    for record, cache in done], skipped)
 
 
 def format_summary(summary: dict) -> str:
@@ -335,6 +372,15 @@ def no_window_error(name: str, config: preprocessing.PreprocessConfig, summary: 
           "each clip carry its label. Raise data.num_labelled_frames to at least "
           f"{config.window_length} (stills and clips shorter than a window are padded to one "
           "window with copies of their first frame, labelled like it).\n" + format_summary(summary))
+
+
+def check_summary(name: str, config: preprocessing.PreprocessConfig, summary: dict):
+  """Raises when a build has no usable video, or no window to train on."""
+  if not summary["videos"]:
+    raise RuntimeError(f"{name}: no usable video; every file was skipped:\n"
+                       + format_summary(summary))
+  if not summary["windows"]:
+    raise ValueError(no_window_error(name, config, summary))
 
 
 def files_fingerprint(folder) -> str:
@@ -398,49 +444,135 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
             preprocess=dataclasses.asdict(self.builder_config.preprocess)),
     )
 
-  def _split_generators(self, dl_manager):
-    config = self.builder_config
-    records, skipped = self._video_records(dl_manager)
-    done, failed = preprocess_all(
-        records, config.preprocess, pathlib.Path(dl_manager.download_dir) / "varec_preprocessed")
-    summary = build_summary(done, skipped + failed, config.preprocess)
+  def _download_and_prepare(self, dl_manager, download_config):
+    # `tfds build --beam_pipeline_options=...` (or a DownloadConfig with Beam options)
+    # asks for the Beam build; without them the videos go through a process pool.
+    self._beam_build = bool(download_config.beam_runner or download_config.beam_options)
+    super()._download_and_prepare(dl_manager, download_config)
+    if self._beam_build:
+      # The summary is known only once the pipeline has run; a build without a
+      # usable video or window is still refused (its files are never published).
+      summary_file = epath.Path(self._beam_summary_file)
+      summary = json.loads(summary_file.read_text())
+      summary_file.unlink()
+      self._check_and_record(summary, dl_manager)
+
+  def _check_and_record(self, summary: dict, dl_manager):
+    """Puts the summary in the metadata, logs it, and refuses a build with nothing to train on."""
     self.info.metadata["build_summary"] = summary
     # Only builders that read a manual dir may ask for it (synthetic_adfes generates its own).
     if self.MANUAL_DOWNLOAD_INSTRUCTIONS and pathlib.Path(dl_manager.manual_dir).is_dir():
       # Checked when the build is loaded: a build never stands for files changed since.
       self.info.metadata["manual_dir_fingerprint"] = files_fingerprint(dl_manager.manual_dir)
     logging.info("Build summary for %s:\n%s", self.name, format_summary(summary))
-    if not done:
-      raise RuntimeError(f"{self.name}: no usable video; every file was skipped:\n"
-                         + format_summary(summary))
-    if not summary["windows"]:
-      raise ValueError(no_window_error(self.name, config.preprocess, summary))
-    return {"windows": self._generate_examples(done, windows=True),
-            "videos": self._generate_examples(done, windows=False)}
+    check_summary(self.name, self.builder_config.preprocess, summary)
+
+  def _split_generators(self, dl_manager):
+    records, skipped = self._video_records(dl_manager)
+    if getattr(self, "_beam_build", False):
+      return self._beam_split_generators(records, skipped, dl_manager)
+    config = self.builder_config
+    done, failed = preprocess_all(
+        records, config.preprocess, pathlib.Path(dl_manager.download_dir) / "varec_preprocessed")
+    self._check_and_record(build_summary(done, skipped + failed, config.preprocess), dl_manager)
+    return {split: self._generate_examples(done, windows=split == "windows")
+            for split in ("windows", "videos")}
 
   def _generate_examples(self, done, windows: bool):
-    pre = self.builder_config.preprocess
     for record, cache in done:
-      video = load_preprocessed(cache)
-      labels = preprocessing.frame_labels(record.emotion, len(video.frames),
-                                          self.builder_config.label_space)
-      if windows:
-        starts = preprocessing.window_starts(video.labelled, pre.window_length, pre.window_stride)
-        spans = [(int(s), int(s) + pre.window_length) for s in starts]
-      else:
-        spans = [(0, len(video.frames))]
-      for start, stop in spans:
-        yield f"{record.video_id}@{start}", {
-            "video_id": record.video_id,
-            "speaker": record.speaker,
-            "emotion": record.emotion,
-            "orientation": record.orientation,
-            "start_frame": start,
-            "frames": video.frames[start:stop],
-            "labels": labels[start:stop],
-            "labelled": video.labelled[start:stop],
-            "boxes": video.boxes[start:stop],
-            "detected": video.detected[start:stop],
-            "detection_rate": np.float32(video.detection_rate),
-            "source_fps": np.float32(video.source_fps),
-        }
+      yield from video_examples(record, load_preprocessed(cache), self.builder_config, windows)
+
+  def _beam_split_generators(self, records, skipped, dl_manager):
+    """The same splits from a Beam pipeline: one element per video, preprocessed in a worker.
+
+    Both splits read one PCollection of preprocessed videos, so each video is
+    decoded once; the per-video counts are combined into the build summary,
+    written to a file that `_download_and_prepare` reads once the pipeline has run.
+    """
+    beam = tfds.core.lazy_imports.apache_beam
+    config = self.builder_config
+    self._beam_summary_file = os.fspath(
+        epath.Path(dl_manager.download_dir) / f"varec_build_summary_{uuid.uuid4().hex}.json")
+    order = {record.video_id: i for i, record in enumerate(records)}
+    shared = {}
+
+    def preprocessed(root):
+      if "videos" not in shared:  # The first split's expansion creates it, the second reuses it.
+        results = (root | "ListVideos" >> beam.Create(records)
+                   | "Reshuffle" >> beam.Reshuffle()  # Spread the videos over the workers.
+                   | "Preprocess" >> beam.Map(_beam_preprocess, config.preprocess))
+        summary = (results
+                   | "VideoStats" >> beam.Map(_beam_stats, config.preprocess)
+                   | "CollectStats" >> beam.combiners.ToList()
+                   | "WriteSummary" >> beam.Map(_write_beam_summary, self._beam_summary_file,
+                                                skipped, order, self.name, config.preprocess))
+        # The summary as a side input holds examples back until it is written and checked:
+        # a build with nothing to train on fails with its reasons, not with an empty split.
+        shared["videos"] = (results | "Usable" >> beam.Filter(lambda r: r[1] is not None),
+                            beam.pvalue.AsSingleton(summary))
+      return shared["videos"]
+
+    def split(windows: bool):
+      def expand(root):
+        videos, summary = preprocessed(root)
+        return videos | "Examples" >> beam.FlatMap(
+            lambda r, _: video_examples(r[0], r[1], config, windows), summary)
+      return beam.ptransform_fn(expand)()
+
+    return {"windows": split(windows=True), "videos": split(windows=False)}
+
+
+def video_examples(record: VideoRecord, video: preprocessing.PreprocessedVideo,
+                   config: VideoBuilderConfig, windows: bool):
+  """(key, example) of one video: its windows, or the whole video as one example."""
+  pre = config.preprocess
+  labels = preprocessing.frame_labels(record.emotion, len(video.frames), config.label_space)
+  if windows:
+    starts = preprocessing.window_starts(video.labelled, pre.window_length, pre.window_stride)
+    spans = [(int(s), int(s) + pre.window_length) for s in starts]
+  else:
+    spans = [(0, len(video.frames))]
+  for start, stop in spans:
+    yield f"{record.video_id}@{start}", {
+        "video_id": record.video_id,
+        "speaker": record.speaker,
+        "emotion": record.emotion,
+        "orientation": record.orientation,
+        "start_frame": start,
+        "frames": video.frames[start:stop],
+        "labels": labels[start:stop],
+        "labelled": video.labelled[start:stop],
+        "boxes": video.boxes[start:stop],
+        "detected": video.detected[start:stop],
+        "detection_rate": np.float32(video.detection_rate),
+        "source_fps": np.float32(video.source_fps),
+    }
+
+
+def _beam_preprocess(record: VideoRecord, config: preprocessing.PreprocessConfig):
+  """A Beam worker's step: (record, video or None, reason or None); never raises for a bad file."""
+  video, reason = _try_preprocess(record, config)
+  if video is None:
+    logging.warning("Skipping %s: %s", record.path, reason)
+  return record, video, reason
+
+
+def _beam_stats(result, config: preprocessing.PreprocessConfig):
+  record, video, reason = result
+  if video is None:
+    return {"video_id": record.video_id, "skipped": dataclasses.asdict(
+        Skipped(str(record.path), reason))}
+  return video_stats(record, video, config)
+
+
+def _write_beam_summary(stats: list[dict], path: str, listing_skipped: list[Skipped],
+                        order: dict[str, int], name: str,
+                        config: preprocessing.PreprocessConfig) -> dict:
+  """Combines the per-video counts as `build_summary` does (skipped files in listing
+  order), writes them to `path`, and raises if no usable video or window is left."""
+  stats = sorted(stats, key=lambda v: order[v["video_id"]])
+  failed = [Skipped(**v["skipped"]) for v in stats if "skipped" in v]
+  summary = summarize([v for v in stats if "skipped" not in v], list(listing_skipped) + failed)
+  epath.Path(path).write_text(json.dumps(summary))
+  check_summary(name, config, summary)
+  return summary
