@@ -164,3 +164,52 @@ def test_cnn_rnn_is_frame_cnn_then_gru_stack(hidden_sizes):
       mutable=['batch_stats'],
   )
   assert y_train.shape == (b, t, 2)
+
+
+class _ConvOfNorm(nn.Module):
+  '''The straightforward form of `NormalizedConv`: BatchNorm, then a SAME convolution.'''
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
+                     name='BatchNorm_0')(x)
+    return nn.Conv(16, (5, 5), padding='SAME', use_bias=False, name='Conv_0')(x)
+
+
+class _FoldedNorm(nn.Module):
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    norm = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
+                        name='BatchNorm_0')
+    return models.NormalizedConv(16, (5, 5), name='Conv_0')(x, norm)
+
+
+@pytest.mark.parametrize('train', [True, False])
+@pytest.mark.parametrize('shape', [(6, 20, 20, 1), (2, 3, 17, 17, 1), (4, 12, 12, 3)])
+def test_normalized_conv_is_batch_norm_then_conv(train, shape):
+  x = jax.random.uniform(jax.random.PRNGKey(0), shape)
+  reference, folded = _ConvOfNorm(), _FoldedNorm()
+  variables = reference.init(jax.random.PRNGKey(1), x, train=False)
+  assert jax.tree_util.tree_structure(folded.init(jax.random.PRNGKey(1), x, train=False)) == (
+      jax.tree_util.tree_structure(variables))
+  channels = shape[-1]
+  variables = {  # Statistics and affine parameters away from their initial 0 and 1.
+      'params': {**variables['params'], 'BatchNorm_0': {
+          'scale': jnp.linspace(0.7, 1.4, channels), 'bias': jnp.linspace(-0.3, 0.2, channels)}},
+      'batch_stats': {'BatchNorm_0': {'mean': jnp.full((channels,), 0.4),
+                                      'var': jnp.full((channels,), 0.05)}}}
+
+  def run(module):
+    def loss(params):
+      y, updates = module.apply({'params': params, 'batch_stats': variables['batch_stats']}, x,
+                                train=train, mutable=['batch_stats'])
+      return jnp.sum(jnp.sin(y)), (y, updates)
+    (_, (y, updates)), grads = jax.value_and_grad(loss, has_aux=True)(variables['params'])
+    return y, updates, grads
+
+  expected, got = run(reference), run(folded)
+  assert got[0].shape == expected[0].shape == shape[:-1] + (16,)
+  np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-4)
+  for want, have in zip(jax.tree_util.tree_leaves(expected[1:]), jax.tree_util.tree_leaves(got[1:])):
+    np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max()))

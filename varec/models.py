@@ -82,6 +82,54 @@ def quadrant_pool(x):
   )
 
 
+def _conv(x, kernel):
+  """VALID stride-1 convolution, NHWC x HWIO, as XLA computes it."""
+  return jax.lax.conv_general_dilated(
+      x, kernel, (1, 1), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
+
+
+class NormalizedConv(nn.Module):
+  """`Conv(features, SAME, no bias)(norm(x))`, computed as BatchNorm folded into the kernel.
+
+  BatchNorm is an affine map per channel, `a * x + b`, and a convolution is
+  linear, so the result is `conv(x, kernel * a) + conv(ones, kernel * b)`
+  (the second term: one image, zero-padded like the first). The CNN's input
+  needs no gradient, so training skips this layer's gradient with respect
+  to its input: on XLA:CPU, a one-channel input makes that the costliest
+  convolution of the backward pass (the CNN's gradient at 48x48, 16/32/64
+  filters: 1.18x faster; no change at 96x96). The same values up to float
+  rounding; `norm`'s parameters and running statistics are its own, as if
+  it were applied to `x`.
+  """
+
+  features: int
+  kernel_size: tuple[int, int]
+
+  @nn.compact
+  def __call__(self, x, norm: nn.BatchNorm):
+    norm(x)  # Creates its parameters and, in training, updates its running statistics.
+    channels = x.shape[-1]
+    if norm.use_running_average:
+      mean = norm.get_variable('batch_stats', 'mean')
+      var = norm.get_variable('batch_stats', 'var')
+    else:  # The batch's statistics, as flax's BatchNorm computes them.
+      axes = tuple(range(x.ndim - 1))
+      mean = x.mean(axes)
+      var = jnp.maximum((x * x).mean(axes) - mean * mean, 0.0)
+    a = norm.get_variable('params', 'scale') * jax.lax.rsqrt(var + norm.epsilon)
+    b = norm.get_variable('params', 'bias') - mean * a
+    kernel = self.param(
+        'kernel', keras_init, self.kernel_size + (channels, self.features)
+    )
+    kh, kw = self.kernel_size
+    pads = ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0))  # SAME
+    frames = jnp.pad(x.reshape((-1,) + x.shape[-3:]), pads)
+    ones = jnp.pad(jnp.ones((1,) + x.shape[-3:], x.dtype), pads)
+    y = _conv(frames, kernel * a[:, None]) + _conv(ones, kernel * b[:, None])
+    return y.reshape(x.shape[:-3] + y.shape[1:])
+
+
 class FrameCNN(nn.Module):
   """Per-frame CNN: (..., H, W, 1) frames -> (features, valence-arousal).
 
@@ -115,21 +163,22 @@ class FrameCNN(nn.Module):
   def __call__(self, x, *, train: bool):
     scale = 1 / 255 if jnp.issubdtype(x.dtype, jnp.integer) else 1.0
     x = x.astype(jnp.float32) * scale
+    k = (self.kernel_size, self.kernel_size)
     # Keras BatchNormalization defaults (momentum 0.99, epsilon 1e-3).
-    x = nn.BatchNorm(
+    norm = nn.BatchNorm(
         use_running_average=not train or self.frozen_blocks > 0,
         momentum=0.99,
         epsilon=1e-3,
-    )(x)
-    k = (self.kernel_size, self.kernel_size)
-    for i, (filters, padding) in enumerate(
-        zip(self.filters, ('SAME', 'VALID', 'VALID'), strict=True)
-    ):
+        name='BatchNorm_0',
+    )
+    x = NormalizedConv(self.filters[0], k, name='Conv_0')(x, norm)
+    for i, filters in enumerate(self.filters):
       if i:
         x = max_pool(x)
-      x = nn.Conv(
-          filters, k, padding=padding, use_bias=False, kernel_init=keras_init
-      )(x)
+        x = nn.Conv(
+            filters, k, padding='VALID', use_bias=False, kernel_init=keras_init,
+            name=f'Conv_{i}',
+        )(x)
       x = nn.relu(x)
       if i == self.frozen_blocks - 1:  # No backward pass through frozen blocks.
         x = jax.lax.stop_gradient(x)
