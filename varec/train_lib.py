@@ -18,6 +18,7 @@ import json
 import logging as pylogging
 import pathlib
 import shutil
+import time
 from typing import Any, Callable
 
 from absl import logging
@@ -434,6 +435,23 @@ class MetricLogger:
 # -- The training loop -------------------------------------------------------------
 
 
+def write_timings(workdir: pathlib.Path, stage: str, clock: dict) -> None:
+  """Adds a stage's wall times (this process's share of it) to <workdir>/timings.json.
+
+  `steady_epoch_s` is the median training epoch after the first, which
+  carries the compilation; validation and checkpoints are counted apart.
+  """
+  epochs = clock["epoch_train_s"]
+  steady = float(np.median(epochs[1:] if len(epochs) > 1 else epochs)) if epochs else None
+  path = workdir / "timings.json"
+  timings = json.loads(path.read_text()) if path.exists() else {}
+  timings[stage] = {**clock, "epochs": len(epochs), "steady_epoch_s": steady,
+                    "steps_per_s": clock["steps_per_epoch"] / steady if steady else None,
+                    "devices": [str(d) for d in jax.devices()]}
+  if jax.process_index() == 0:
+    path.write_text(json.dumps(timings, indent=1))
+
+
 def _meta(config, speakers, label_space: emotions.LabelSpace, stage: str, epoch: int, step: int,
           done_stages) -> dict:
   return {"stage": stage, "epoch": epoch, "step": step, "completed_stages": list(done_stages),
@@ -604,7 +622,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
 
   if config.get("restart") and (workdir / "checkpoints").exists():
     logging.warning("restart: discarding the run in %s", workdir)
-    for name in ("checkpoints", "tensorboard", "metrics.jsonl"):
+    for name in ("checkpoints", "tensorboard", "metrics.jsonl", "timings.json"):
       path = workdir / name
       shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     managers = checkpoints.managers(workdir)
@@ -640,6 +658,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
     stage_config = config[name]
     if name in done_stages:
       continue
+    stage_start = time.perf_counter()
     stage = make_stage(name, config)
     data = {split: stage_data(name, config, variables, windows[split]) for split in windows}
     num_train = len(data["train"]["inputs"])
@@ -663,11 +682,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
     else:
       start_epoch = 0
     state = replicate(state, mesh)
+    clock = {"steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
+             "prepare_s": time.perf_counter() - stage_start, "epoch_train_s": [],
+             "validation_s": 0.0, "checkpoint_s": 0.0}
     is_last = stage_index == len(stages) - 1
     progress = tqdm.tqdm(total=steps_per_epoch * stage_config.num_epochs,
                          initial=start_epoch * steps_per_epoch, desc=f"stage {name}", unit="step",
                          dynamic_ncols=True)
     for epoch in range(start_epoch, stage_config.num_epochs):
+      epoch_start = time.perf_counter()
       order = np.random.default_rng([config.seed, stage_index, epoch]).permutation(num_train)
       batch_metrics = []
       for i in range(steps_per_epoch):
@@ -678,10 +701,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
               inputs, np.random.default_rng([config.seed, stage_index, epoch, i]), config.augment)
         state, m = jitted_train_step()(state, shard_batch(
             {"inputs": inputs, "labels": data["train"]["labels"][idx]}, mesh))
+        if "first_step_s" not in clock:  # Compilation, mostly.
+          jax.block_until_ready(m)
+          clock["first_step_s"] = time.perf_counter() - epoch_start
         batch_metrics.append(m)
         progress.update()
         step += 1
       train_metrics = {k: float(np.mean([m[k] for m in batch_metrics])) for k in batch_metrics[0]}
+      clock["epoch_train_s"].append(time.perf_counter() - epoch_start)
       if not np.isfinite(train_metrics["loss"]):
         first = next(i for i, m in enumerate(batch_metrics) if not np.isfinite(m["loss"]))
         raise FloatingPointError(
@@ -690,7 +717,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
             f"{first + 1} of {steps_per_epoch}); nothing of this epoch was saved, the latest "
             f"checkpoint is the last finite one. Lower {name}.learning_rate, raise "
             "warmup_epochs, or check data.image_size (the CNN needs room for its poolings)")
+      validation_start = time.perf_counter()
       val = evaluate(state, data["validation"], config.eval_batch_size, prototypes)
+      clock["validation_s"] += time.perf_counter() - validation_start
       progress.set_postfix(loss=f"{train_metrics['loss']:.3f}", val_ccc=f"{val['ccc']:.3f}",
                            val_acc=f"{val['video_accuracy']:.2f}")
       logger.write(name, epoch + 1, step, "train", train_metrics)
@@ -703,12 +732,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
       finished = epoch + 1 == stage_config.num_epochs
       meta = _meta(config, speakers, label_space, name, 0 if finished else epoch + 1, step,
                    done_stages + [name] if finished else done_stages)
+      checkpoint_start = time.perf_counter()
       checkpoints.save(managers[checkpoints.LATEST], step, variables, state.opt_state, meta)
       if is_last:
         checkpoints.save(managers[checkpoints.BEST], step, variables, state.opt_state, meta,
                          metrics={checkpoints.BEST_METRIC: val["ccc"]})
+      clock["checkpoint_s"] += time.perf_counter() - checkpoint_start
       final = val
     progress.close()
+    clock["total_s"] = time.perf_counter() - stage_start
+    write_timings(workdir, name, clock)
     done_stages = done_stages + [name]
     start_epoch = 0
   for manager in managers.values():
