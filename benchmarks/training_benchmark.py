@@ -11,8 +11,8 @@ stage's batch size from the config, compiled first, then timed:
 - rnn: train windows/s (128 windows of 10 feature vectors);
 - joint: CNN+GRU train windows/s (16 windows of 10 frames).
 
-Writes benchmarks/results/training.{json,md}; the table puts varec's figures
-beside PyTorch's, measured on the same machine (`REFERENCE`).
+Writes benchmarks/results/training.{json,md}. For varec against PyTorch, measured
+side by side in one process, see benchmarks/compare_pytorch.py.
 """
 
 import importlib
@@ -39,8 +39,8 @@ import report  # benchmarks/report.py
 
 _CONFIGS = flags.DEFINE_list(
     "configs", ["demo@16-32-64", "demo", "rnn10", "rnn10_10_5", "real_faces"],
-    "Modules of configs/; name@a-b-c overrides the CNN filters (16-32-64: the issue's "
-    "PyTorch reference size).")
+    "Modules of configs/; name@a-b-c overrides the CNN filters (16-32-64: the size "
+    "benchmarks/compare_pytorch.py compares with PyTorch).")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per stage at 48x48 and of every rnn stage.")
 _PAPER_STEPS = flags.DEFINE_integer(
     "paper_steps", 3, "Timed steps of the cnn and joint stages at 96x96 (a few seconds each).")
@@ -48,10 +48,6 @@ _ABLATION_CONFIGS = flags.DEFINE_list(
     "ablation_configs", ["demo"],
     "Configs whose cnn stage is also timed with YNNPACK convolutions on and with nn.max_pool.")
 WINDOW = preprocessing.PreprocessConfig().window_length
-# From the issue, measured on this 2-core machine: PyTorch 2.13 on CPU, 2 threads,
-# channels-last (Keras on TensorFlow is in the same range). Keyed by (image size, filters).
-REFERENCE = {(48, (16, 32, 64)): {"cnn": 1300, "extract": 3400, "joint": 125},
-             (96, (64, 128, 256)): {"cnn": 24, "extract": 70}}
 # Timed steps are split into rounds (calls, for extraction): a busy machine slows some rounds
 # down, so the median round is reported, and the best one beside it.
 ROUNDS = 5
@@ -122,13 +118,31 @@ def _time_extraction(config, variables: dict, num_windows: int) -> dict:
           "per_s": float(np.median(per_s)), "best_per_s": max(per_s)}
 
 
+class _BatchNormThenConv(nn.Module):
+  """`models.NormalizedConv` written plainly: BatchNorm's output through a SAME convolution."""
+  features: int
+  kernel_size: tuple[int, int]
+
+  @nn.compact
+  def __call__(self, x, norm):
+    kernel = self.param("kernel", models.keras_init,
+                        self.kernel_size + (x.shape[-1], self.features))
+    return jax.lax.conv_general_dilated(norm(x), kernel, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 def _ablations(config, variables: dict, steps: int, default: dict) -> dict:
-  """The cnn stage without this repo's two XLA:CPU speed-ups, one at a time."""
+  """The cnn stage without each of this repo's XLA:CPU speed-ups, one at a time."""
   ynn_on = _time_training(config, "cnn", variables, steps,
                           jax.jit(train_lib.train_step, donate_argnums=0))
   with mock.patch.object(models, "max_pool", lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))):
     flax_pool = _time_training(config, "cnn", variables, steps)
-  runs = {"default": default, "ynnpack_convolutions_on": ynn_on, "flax_max_pool": flax_pool}
+  with mock.patch.object(models, "NormalizedConv", _BatchNormThenConv):
+    train_lib.jitted_train_step.cache_clear()  # Retrace with the plain module.
+    plain_norm = _time_training(config, "cnn", variables, steps)
+  train_lib.jitted_train_step.cache_clear()
+  runs = {"default": default, "ynnpack_convolutions_on": ynn_on, "flax_max_pool": flax_pool,
+          "batch_norm_not_folded": plain_norm}
   return {name: {"per_s": run["per_s"], "speedup_of_default": default["per_s"] / run["per_s"]}
           for name, run in runs.items()}
 
@@ -179,33 +193,29 @@ def _markdown(results: dict) -> str:
            f"varec on {results['device']} ({cpus} CPUs, {results['machine']}), JAX "
            f"{results['jax']}, Flax {results['flax']}; random data, batch sizes of the configs, "
            "compiled first, then timed over a fixed number of steps fed from host memory, like "
-           "`train_lib.train_and_evaluate`. PyTorch: the issue's figures for PyTorch 2.13 on the "
-           "same machine (CPU, 2 threads, channels-last); Keras on TensorFlow is in the same "
-           "range.",
+           "`train_lib.train_and_evaluate`. For varec against PyTorch, measured side by side, "
+           "see `compare_pytorch.md`.",
            ""]
   if load["start"][0] >= cpus / 4:
     lines += [f"**The machine was busy**: load average {load['start'][0]:.2f} at the start and "
               f"{load['end'][0]:.2f} at the end on {cpus} CPUs (other jobs shared them), so these "
               "are lower bounds.", ""]
-  lines += ["| config | input, filters | stage | batch | varec | varec, best round | PyTorch | unit "
-            "| compile s |", "|---|---|---|---|---|---|---|---|---|"]
+  lines += ["| config | input, filters | stage | batch | varec | varec, best round | unit "
+            "| compile s |", "|---|---|---|---|---|---|---|---|"]
   for run in results["runs"]:
-    key = (run["image_size"], tuple(run["filters"]))
-    size = f"{key[0]}x{key[0]}, {'/'.join(map(str, key[1]))}"
+    size = f"{run['image_size']}x{run['image_size']}, {'/'.join(map(str, run['filters']))}"
     if run.get("cnn_kind") == "mini_xception":
-      key = None
       size = f"{run['image_size']}x{run['image_size']}, mini-Xception"
       if run["frozen_blocks"]:
         size += f", first {run['frozen_blocks']} blocks frozen"
     for stage in ("cnn", "extract", "rnn", "joint"):
       r = run[stage]
       unit = f"windows of {WINDOW}" if stage in ("rnn", "joint") else "frames"
-      ref = REFERENCE.get(key, {}).get(stage)
       label = stage
       if stage in ("cnn", "extract") and "cnn_same_as" in run:
         label += f" (= {run['cnn_same_as']})"
       lines.append(f"| {run['config']} | {size} | {label} | {r['batch_size']} {unit} | "
-                   f"{_rate(r['per_s'])} | {_rate(r['best_per_s'])} | {f'~{ref}' if ref else '-'} | "
+                   f"{_rate(r['per_s'])} | {_rate(r['best_per_s'])} | "
                    f"{UNITS[stage]} | {r['compile_s']:.1f} |")
   ablations = [(run["config"], name, a) for run in results["runs"]
                for name, a in run.get("ablations", {}).items()]
@@ -221,6 +231,10 @@ def _markdown(results: dict) -> str:
       "`train_lib.jitted_train_step` compiles the train step with "
       "`xla_cpu_experimental_ynn_fusion_type=\"\"` on CPU (YNNPACK off). Inference "
       "(`extract_features`, evaluation) keeps it.",
+      "- Fig. 3's input BatchNorm is folded into the first convolution "
+      "(`models.NormalizedConv`): the same values, and no gradient of that convolution with "
+      "respect to the CNN's input, which XLA:CPU computes slowly for a one-channel input "
+      "(ablation `batch_norm_not_folded`).",
       "- The gradient of `nn.max_pool` is XLA's select-and-scatter, slow on CPU; "
       "`models.max_pool` computes the same pooling and gradient as a reshape and max with a "
       "custom JVP.",
