@@ -92,6 +92,12 @@ def test_training_writes_metrics_and_checkpoints(trained):
   assert meta["config"]["model"]["filters"] == [4, 8, 8]
   assert set(meta["speakers"]) == {"train", "validation", "test"}
   assert emotions.LabelSpace.from_meta(meta) == emotions.TABLE2  # The dataset's, groups included.
+  timings = json.loads((workdir / "timings.json").read_text())
+  assert set(timings) == {"cnn", "rnn"}
+  for stage in timings.values():
+    assert stage["epochs"] == len(stage["epoch_train_s"]) == 2
+    assert 0 < stage["steady_epoch_s"] < stage["total_s"] and 0 < stage["first_step_s"]
+    assert stage["steps_per_s"] == pytest.approx(stage["steps_per_epoch"] / stage["steady_epoch_s"])
 
 
 def test_checkpoint_restore_gives_identical_parameters(trained, tmp_path):
