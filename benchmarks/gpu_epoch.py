@@ -12,9 +12,10 @@ windows of 10. Times, compilation apart from the steady state:
 - feature extraction of the 16,000 frames (inference, 512-frame chunks);
 - rnn stage: one epoch of 12 steps of 128 windows of 10 feature vectors.
 
-Each step gathers its batch from host memory in shuffled order, as
-`train_lib.train_and_evaluate` does. Prints one JSON line and writes it to
-`--output`.
+Each step gathers its batch from host memory in shuffled order and copies it
+over (`train_lib.train_and_evaluate` now keeps the training set on the device
+and gathers there: `benchmarks/gpu_train.py` times that). Prints one JSON
+line and writes it to `--output`.
 
 Self-contained, so that it runs on a bare GPU image with the repo copied over:
 it needs jax, flax, optax, numpy, absl and varec's `models` and `losses`, not

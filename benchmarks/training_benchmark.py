@@ -73,7 +73,7 @@ def _random_batches(stage: str, config, rng: np.random.Generator) -> list[dict]:
 
 
 def _time_training(config, stage_name: str, variables: dict, steps: int, step_fn=None) -> dict:
-  """Compiles (with one step), then times `steps` optimiser steps fed from host memory."""
+  """Compiles (with one step), then times `steps` optimiser steps on two fixed batches."""
   stage = train_lib.make_stage(stage_name, config)
   tx = train_lib.make_optimizer(config, config[stage_name], steps)
   tx = train_lib.with_frozen_blocks(tx, stage, config,
@@ -192,8 +192,9 @@ def _markdown(results: dict) -> str:
   lines = ["# Training benchmark", "",
            f"varec on {results['device']} ({cpus} CPUs, {results['machine']}), JAX "
            f"{results['jax']}, Flax {results['flax']}; random data, batch sizes of the configs, "
-           "compiled first, then timed over a fixed number of steps fed from host memory, like "
-           "`train_lib.train_and_evaluate`. For varec against PyTorch, measured side by side, "
+           "compiled first, then `train_lib.jitted_train_step` timed over a fixed number of steps "
+           "on two fixed batches (training also gathers and augments each batch, "
+           "`train_lib.jitted_gather`). For varec against PyTorch, measured side by side, "
            "see `compare_pytorch.md`.",
            ""]
   if load["start"][0] >= cpus / 4:

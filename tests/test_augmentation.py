@@ -1,7 +1,10 @@
 """Tests of varec/augmentation.py: training-frame jitter."""
 
+import cv2
+import jax
 import ml_collections
 import numpy as np
+import pytest
 
 from varec import augmentation
 
@@ -16,39 +19,39 @@ def _frames(shape, seed=0):
   return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
+def _augment(frames, seed, config):
+  return np.asarray(augmentation.augment(frames, jax.random.PRNGKey(seed), config))
+
+
 def test_no_jitter_is_the_identity():
   frames = _frames((3, 32, 32, 1))
-  out = augmentation.augment(frames, np.random.default_rng(1), _config())
-  np.testing.assert_array_equal(out, frames)
+  np.testing.assert_array_equal(_augment(frames, 1, _config()), frames)
 
 
-def test_same_generator_state_same_output_and_shape():
+def test_same_key_same_output_and_shape():
   frames = _frames((4, 32, 32, 1))
   config = _config(max_shift=0.1, max_scale=0.1, max_rotation=10, max_contrast=0.2,
                    max_brightness=10)
-  a = augmentation.augment(frames, np.random.default_rng(7), config)
-  b = augmentation.augment(frames, np.random.default_rng(7), config)
+  a, b = _augment(frames, 7, config), _augment(frames, 7, config)
   np.testing.assert_array_equal(a, b)
   assert a.shape == frames.shape and a.dtype == np.uint8
   assert not np.array_equal(a, frames)
+  assert not np.array_equal(a, _augment(frames, 8, config))
 
 
 def test_frames_of_a_window_move_together_and_examples_differ():
   window = np.repeat(_frames((2, 1, 24, 24, 1)), 5, axis=1)  # Each window: one frame, 5 times.
-  out = augmentation.augment(window, np.random.default_rng(3),
-                             _config(max_shift=0.2, max_rotation=20, max_brightness=30))
+  out = _augment(window, 3, _config(max_shift=0.2, max_rotation=20, max_brightness=30))
   for example in out:
     assert all(np.array_equal(frame, example[0]) for frame in example)
-  moved = augmentation.augment(np.repeat(window[:1], 2, axis=0), np.random.default_rng(3),
-                               _config(max_shift=0.2, max_rotation=20))
+  moved = _augment(np.repeat(window[:1], 2, axis=0), 3, _config(max_shift=0.2, max_rotation=20))
   assert not np.array_equal(moved[0], moved[1])
 
 
 def test_brightness_adds_one_offset_per_example_within_bounds():
   frames = np.full((6, 16, 16, 1), 128, np.uint8)
   frames[:, 4:8, 4:8] = 100
-  out = augmentation.augment(frames, np.random.default_rng(0), _config(max_brightness=20))
-  offsets = out.astype(int) - frames
+  offsets = _augment(frames, 0, _config(max_brightness=20)).astype(int) - frames
   for offset in offsets:
     assert np.unique(offset).size == 1 and abs(offset[0, 0, 0]) <= 20
   assert np.unique(offsets[:, 0, 0, 0]).size > 1
@@ -57,24 +60,36 @@ def test_brightness_adds_one_offset_per_example_within_bounds():
 def test_shift_moves_a_dot_by_at_most_the_largest_shift():
   frames = np.zeros((20, 40, 40, 1), np.uint8)
   frames[:, 20, 20] = 255
-  out = augmentation.augment(frames, np.random.default_rng(0), _config(max_shift=0.1))
+  out = _augment(frames, 0, _config(max_shift=0.1))
   for frame in out[..., 0]:
     y, x = np.unravel_index(frame.argmax(), frame.shape)
     assert abs(y - 20) <= 4 and abs(x - 20) <= 4
   assert len({np.unravel_index(f.argmax(), f.shape) for f in out[..., 0]}) > 1
 
 
-def test_affine_keeps_rotation_scale_and_shift_within_bounds():
-  np.testing.assert_allclose(augmentation.random_affine(np.random.default_rng(0), 9, 0, 0, 0),
-                             [[1, 0, 0], [0, 1, 0]], atol=1e-12)
-  angles, scales = [], []
-  for seed in range(100):
-    matrix = augmentation.random_affine(np.random.default_rng(seed), 48, 0.05, 0.1, 15.0)
-    scale = np.hypot(matrix[0, 0], matrix[0, 1])
-    angles.append(np.degrees(np.arctan2(matrix[0, 1], matrix[0, 0])))
-    scales.append(scale)
-    # The centre moves only by the shift.
-    centre = matrix @ np.array([23.5, 23.5, 1.0])
-    assert np.all(np.abs(centre - 23.5) <= 0.05 * 48 + 1e-9)
+def test_affine_is_opencvs_rotation_about_the_centre_then_the_shift():
+  matrices = np.asarray(augmentation.random_affine(jax.random.PRNGKey(0), 200, 48, 0.05, 0.1,
+                                                   15.0))
+  np.testing.assert_allclose(augmentation.random_affine(jax.random.PRNGKey(0), 1, 9, 0, 0, 0)[0],
+                             [[1, 0, 0], [0, 1, 0]], atol=1e-6)
+  scales = np.hypot(matrices[:, 0, 0], matrices[:, 0, 1])
+  angles = np.degrees(np.arctan2(matrices[:, 0, 1], matrices[:, 0, 0]))
+  for matrix, angle, scale in zip(matrices, angles, scales):
+    expected = cv2.getRotationMatrix2D((23.5, 23.5), float(angle), float(scale))
+    np.testing.assert_allclose(matrix[:, :2], expected[:, :2], atol=1e-5)
+    shift = matrix[:, 2] - expected[:, 2]  # What is left: the shift, at most 5% of the side.
+    assert np.all(np.abs(shift) <= 0.05 * 48 + 1e-4)
   assert max(np.abs(angles)) <= 15 and max(angles) > 10 and min(angles) < -10
   assert 0.9 <= min(scales) and max(scales) <= 1.1 and max(scales) - min(scales) > 0.15
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_warp_matches_opencv_warp_affine(seed):
+  images = _frames((4, 40, 40), seed)
+  images = cv2.GaussianBlur(images.transpose(1, 2, 0), (5, 5), 2).transpose(2, 0, 1)  # Faces are smooth.
+  matrices = np.asarray(augmentation.random_affine(jax.random.PRNGKey(seed), 4, 40, 0.1, 0.1, 15))
+  got = np.asarray(augmentation.warp_affine(images.astype(np.float32), matrices))
+  for image, matrix, warped in zip(images, matrices, got):
+    expected = cv2.warpAffine(image.astype(np.float32), matrix.astype(np.float64), (40, 40),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    np.testing.assert_allclose(warped, expected, atol=1e-2)  # Float images: exact bilinear.

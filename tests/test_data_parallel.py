@@ -1,4 +1,5 @@
-"""Data parallelism: a batch shared over 2 CPU devices trains like one device."""
+"""Data parallelism: batches shared over 2 CPU devices (gathered and augmented on them)
+train like one device."""
 
 import os
 import pathlib
@@ -10,6 +11,7 @@ ROOT = pathlib.Path(__file__).parent.parent
 # Runs in a fresh process: the device count is fixed when JAX starts.
 SCRIPT = r"""
 import jax
+import ml_collections
 import numpy as np
 from tests.conftest import tiny_config
 from varec import train_lib
@@ -18,8 +20,9 @@ assert len(jax.devices()) == 2, jax.devices()
 config = tiny_config()
 config.cnn.learning_rate = 3e-3
 rng = np.random.default_rng(0)
-batches = [{"inputs": rng.integers(0, 256, (8, 32, 32, 1), np.uint8),
-            "labels": rng.uniform(-1, 1, (8, 2)).astype(np.float32)} for _ in range(3)]
+inputs = rng.integers(0, 256, (24, 32, 32, 1), np.uint8)
+labels = rng.uniform(-1, 1, (24, 2)).astype(np.float32)
+batches = np.sort(rng.permutation(24).reshape(3, 8), axis=1)  # One epoch: 3 steps of 8.
 variables = train_lib.init_variables(config, jax.random.PRNGKey(0), 2)
 stage = train_lib.make_stage("cnn", config)
 params = {}
@@ -28,11 +31,14 @@ for devices in (jax.devices()[:1], jax.devices()):
   tx = train_lib.make_optimizer(config, config.cnn, 10)
   state = train_lib.replicate(
       train_lib.create_train_state(stage, variables, tx, jax.random.PRNGKey(1)), mesh)
-  for batch in batches:
-    sharded = train_lib.shard_batch(batch, mesh)
-    assert len(sharded["inputs"].sharding.device_set) == len(devices)
-    assert sharded["inputs"].addressable_shards[0].data.shape[0] == 8 // len(devices)
-    state, metrics = train_lib.jitted_train_step()(state, sharded)
+  gather = train_lib.jitted_gather(mesh, ml_collections.FrozenConfigDict(config.augment))
+  on_devices = train_lib.replicate((inputs, labels), mesh)
+  for i, index in enumerate(batches):
+    batch = gather(*on_devices, index, jax.random.PRNGKey(i))
+    assert len(batch["inputs"].sharding.device_set) == len(devices)
+    assert batch["inputs"].addressable_shards[0].data.shape[0] == 8 // len(devices)
+    state, metrics = train_lib.jitted_train_step()(state, batch)
+    assert np.isfinite(metrics["loss"])
   assert len(state.params["Conv_0"]["kernel"].sharding.device_set) == len(devices)
   params[len(devices)] = train_lib.to_host({"params": state.params, "stats": state.batch_stats})
 moved = jax.tree_util.tree_leaves(jax.tree_util.tree_map(

@@ -254,8 +254,34 @@ def jitted_train_step():
   gradients especially) run ~3x slower than XLA's own for this CNN: turned
   off for training (see benchmarks/results/training.md).
   """
-  options = {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else None
-  return jax.jit(train_step, donate_argnums=0, compiler_options=options)
+  return jax.jit(train_step, donate_argnums=0, compiler_options=_backend_compiler_options())
+
+
+def _backend_compiler_options():
+  return {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else None
+
+
+@functools.cache
+def jitted_gather(mesh: jax.sharding.Mesh, augment: ml_collections.FrozenConfigDict | None):
+  """`fn(inputs, labels, index, key) -> batch`: the batch `index` picks from the training
+  set, compiled.
+
+  `inputs` and `labels` are the whole training set, already on the devices:
+  the batch is gathered there, its frames augmented there with
+  `augmentation.augment` (unless `augment` is None), and it comes out split
+  over `mesh`, so the host sends each step only its indices and a key. A
+  call of its own, not part of the train step: inside it, XLA:CPU would fuse
+  the augmentation into each of its consumers and compute it several times.
+  """
+  batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+
+  def gather(inputs, labels, index, key):
+    batch = {"inputs": inputs[index], "labels": labels[index]}
+    if augment is not None:
+      batch["inputs"] = augmentation.augment(batch["inputs"], key, augment)
+    return batch
+
+  return jax.jit(gather, out_shardings=batch_sharding)
 
 
 _eval_step = jax.jit(eval_step)
@@ -283,28 +309,8 @@ def data_mesh(devices=None) -> jax.sharding.Mesh:
 
 
 def replicate(tree, mesh: jax.sharding.Mesh):
-  """`tree` (parameters, optimiser state) copied to every device of the mesh."""
+  """`tree` (parameters, optimiser state, the training set) copied to every device of the mesh."""
   return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-
-
-def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
-  """The global batch split along its first axis over the mesh.
-
-  Every process holds the whole batch (it reads the same data in the same
-  order) and hands over its own slice; on one machine that is all of it. The
-  jitted step then averages gradients and BatchNorm statistics over the global
-  batch, so the numbers are those of one device.
-  """
-  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-  count, index = jax.process_count(), jax.process_index()
-
-  def put(x):
-    x = np.asarray(x)
-    local = len(x) // count
-    return jax.make_array_from_process_local_data(sharding, x[index * local:(index + 1) * local],
-                                                  x.shape)
-
-  return jax.tree_util.tree_map(put, batch)
 
 
 def to_host(tree):
@@ -439,13 +445,17 @@ def write_timings(workdir: pathlib.Path, stage: str, clock: dict) -> None:
   """Adds a stage's wall times (this process's share of it) to <workdir>/timings.json.
 
   `steady_epoch_s` is the median training epoch after the first, which
-  carries the compilation; validation and checkpoints are counted apart.
+  carries the compilation (`compile_s`: the first epoch's excess over it);
+  validation and checkpoints are counted apart.
   """
   epochs = clock["epoch_train_s"]
   steady = float(np.median(epochs[1:] if len(epochs) > 1 else epochs)) if epochs else None
   path = workdir / "timings.json"
   timings = json.loads(path.read_text()) if path.exists() else {}
   timings[stage] = {**clock, "epochs": len(epochs), "steady_epoch_s": steady,
+                    "first_epoch_s": epochs[0] if epochs else None,
+                    # Compilation, tracing and the first transfers: what the first epoch adds.
+                    "compile_s": epochs[0] - steady if len(epochs) > 1 else None,
                     "steps_per_s": clock["steps_per_epoch"] / steady if steady else None,
                     "devices": [str(d) for d in jax.devices()]}
   if jax.process_index() == 0:
@@ -616,6 +626,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
 
   rng = jax.random.PRNGKey(config.seed)
   init_rng, dropout_rng = jax.random.split(rng)
+  augment_rng = jax.random.fold_in(rng, 1)
   variables = init_variables(config, init_rng, window_length)
   if config.init_from:
     variables = load_cnn(config.init_from, variables, config)
@@ -689,30 +700,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
     progress = tqdm.tqdm(total=steps_per_epoch * stage_config.num_epochs,
                          initial=start_epoch * steps_per_epoch, desc=f"stage {name}", unit="step",
                          dynamic_ncols=True)
+    gather = jitted_gather(mesh, ml_collections.FrozenConfigDict(config.augment) if (
+        config.augment.enabled and name != "rnn") else None)  # The rnn stage sees features.
+    # The training set stays on the devices for the whole stage.
+    train_inputs, train_labels = replicate((data["train"]["inputs"], data["train"]["labels"]), mesh)
     for epoch in range(start_epoch, stage_config.num_epochs):
       epoch_start = time.perf_counter()
       order = np.random.default_rng([config.seed, stage_index, epoch]).permutation(num_train)
+      batches = replicate(np.sort(order[:steps_per_epoch * batch_size].reshape(
+          steps_per_epoch, batch_size), axis=1), mesh)
+      keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(augment_rng, stage_index),
+                                                 epoch), steps_per_epoch)
       batch_metrics = []
       for i in range(steps_per_epoch):
-        idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
-        inputs = data["train"]["inputs"][idx]
-        if config.augment.enabled and name != "rnn":  # The rnn stage sees cached features.
-          inputs = augmentation.augment(
-              inputs, np.random.default_rng([config.seed, stage_index, epoch, i]), config.augment)
-        state, m = jitted_train_step()(state, shard_batch(
-            {"inputs": inputs, "labels": data["train"]["labels"][idx]}, mesh))
-        if "first_step_s" not in clock:  # Compilation, mostly.
-          jax.block_until_ready(m)
-          clock["first_step_s"] = time.perf_counter() - epoch_start
+        batch = gather(train_inputs, train_labels, batches[i], keys[i])
+        state, m = jitted_train_step()(state, batch)
         batch_metrics.append(m)
         progress.update()
-        step += 1
-      train_metrics = {k: float(np.mean([m[k] for m in batch_metrics])) for k in batch_metrics[0]}
+      step += steps_per_epoch
+      batch_metrics = to_host(jax.tree_util.tree_map(lambda *m: jnp.stack(m), *batch_metrics))
+      train_metrics = {k: float(np.mean(v)) for k, v in batch_metrics.items()}
       clock["epoch_train_s"].append(time.perf_counter() - epoch_start)
       if not np.isfinite(train_metrics["loss"]):
-        first = next(i for i, m in enumerate(batch_metrics) if not np.isfinite(m["loss"]))
+        first = int(np.flatnonzero(~np.isfinite(batch_metrics["loss"]))[0])
         raise FloatingPointError(
-            f"training diverged: the {name} stage's loss is {float(batch_metrics[first]['loss'])}"
+            f"training diverged: the {name} stage's loss is {float(batch_metrics['loss'][first])}"
             f" at step {step - steps_per_epoch + first + 1} (epoch {epoch + 1}, batch "
             f"{first + 1} of {steps_per_epoch}); nothing of this epoch was saved, the latest "
             f"checkpoint is the last finite one. Lower {name}.learning_rate, raise "
