@@ -21,7 +21,7 @@ process so that the device's peak memory covers all of it:
 
 Writes benchmarks/results/gpu_train.json and .md (--runlocal: into --workdir)
 with the wall time of each phase, each stage's compilation (what its first
-epoch takes beyond a steady one),
+step takes beyond a steady one),
 steady epoch time and steps/s (from the run's `timings.json`), the device's
 peak memory (`memory_stats`, GPU only) and the run's validation and test
 scores. `train_wall_s` counts both stages, compilation, validation and
@@ -145,13 +145,13 @@ def markdown(r: dict) -> str:
       f"| train, both stages (compilation, validation, checkpoints included) | "
       f"{_fmt(r['train_wall_s'], 1)} |",
       f"| evaluate (validation + test, outputs written) | {_fmt(r['eval_s'], 1)} |", "",
-      "| stage | steps/epoch | first epoch s | compilation s (its excess) | steady epoch s | "
+      "| stage | steps/epoch | first step s | compilation s (its excess) | steady epoch s | "
       "steps/s | "
       "validation s (all epochs) | checkpoints s | stage total s |",
       "|---|---|---|---|---|---|---|---|---|",
   ]
   for name, t in r["stages"].items():
-    lines.append(f"| {name} | {t['steps_per_epoch']} | {_fmt(t['first_epoch_s'])} | "
+    lines.append(f"| {name} | {t['steps_per_epoch']} | {_fmt(t['first_step_s'])} | "
                  f"{_fmt(t['compile_s'])} | "
                  f"{_fmt(t['steady_epoch_s'], 3)} | {_fmt(t['steps_per_s'], 1)} | "
                  f"{_fmt(t['validation_s'])} | {_fmt(t['checkpoint_s'])} | {_fmt(t['total_s'], 1)} |")

@@ -445,17 +445,17 @@ def write_timings(workdir: pathlib.Path, stage: str, clock: dict) -> None:
   """Adds a stage's wall times (this process's share of it) to <workdir>/timings.json.
 
   `steady_epoch_s` is the median training epoch after the first, which
-  carries the compilation (`compile_s`: the first epoch's excess over it);
-  validation and checkpoints are counted apart.
+  carries the compilation (`compile_s`: the first step's excess over a steady
+  step); validation and checkpoints are counted apart.
   """
   epochs = clock["epoch_train_s"]
   steady = float(np.median(epochs[1:] if len(epochs) > 1 else epochs)) if epochs else None
   path = workdir / "timings.json"
   timings = json.loads(path.read_text()) if path.exists() else {}
   timings[stage] = {**clock, "epochs": len(epochs), "steady_epoch_s": steady,
-                    "first_epoch_s": epochs[0] if epochs else None,
-                    # Compilation, tracing and the first transfers: what the first epoch adds.
-                    "compile_s": epochs[0] - steady if len(epochs) > 1 else None,
+                    # Tracing and compilation: the first step's excess over a steady one.
+                    "compile_s": clock["first_step_s"] - steady / clock["steps_per_epoch"]
+                                 if steady else None,
                     "steps_per_s": clock["steps_per_epoch"] / steady if steady else None,
                     "devices": [str(d) for d in jax.devices()]}
   if jax.process_index() == 0:
@@ -715,6 +715,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
       for i in range(steps_per_epoch):
         batch = gather(train_inputs, train_labels, batches[i], keys[i])
         state, m = jitted_train_step()(state, batch)
+        if "first_step_s" not in clock:  # Compilation, mostly.
+          jax.block_until_ready(m)
+          clock["first_step_s"] = time.perf_counter() - epoch_start
         batch_metrics.append(m)
         progress.update()
       step += steps_per_epoch
