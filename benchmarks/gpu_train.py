@@ -141,7 +141,8 @@ def markdown(r: dict) -> str:
       f"{cfg['cnn']['num_epochs']} cnn + {cfg['rnn']['num_epochs']} rnn epochs, batch "
       f"{cfg['cnn']['batch_size']}.", "",
       "| phase | wall time (s) |", "|---|---|",
-      f"| build (generate + preprocess) | {_fmt(r['build_s'], 1)} |",
+      f"| build (generate + preprocess; about 0 when the data dir already held it) | "
+      f"{_fmt(r['build_s'], 1)} |",
       f"| train, both stages (compilation, validation, checkpoints included) | "
       f"{_fmt(r['train_wall_s'], 1)} |",
       f"| evaluate (validation + test, outputs written) | {_fmt(r['eval_s'], 1)} |", "",
