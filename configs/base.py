@@ -100,6 +100,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Frames per forward pass when predicting, extracting features or evaluating: bounds memory
   # (the paper's CNN at 96x96: 0.32 GiB of XLA temporaries for 512 frames).
   config.eval_batch_size = 512
+  # What the CNN's convolutions and feature layer compute in: float32 (the paper's numbers) or
+  # bfloat16 (a GPU's tensor cores; parameters, BatchNorm, loss and GRU stay float32; fig3 only).
+  config.compute_dtype = "float32"
   config.num_runs = 1  # Table 3 runs: run i uses seed + i (speakers reshuffled).
   config.restart = False  # True: discard the run --workdir holds (another config's) and start over.
   return config

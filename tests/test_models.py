@@ -55,6 +55,21 @@ def test_frame_cnn_demo_size_keeps_leading_dims_and_scales_uint8():
   np.testing.assert_allclose(va, va_f, rtol=1e-5, atol=1e-6)
 
 
+def test_frame_cnn_in_bfloat16_keeps_float32_parameters_and_outputs():
+  x = _frames((4, 48, 48, 1))
+  full = models.FrameCNN(**DEMO)
+  variables = full.init(jax.random.key(0), x, train=False)
+  half = models.FrameCNN(**DEMO, dtype=jnp.bfloat16)
+  leaves = jax.tree_util.tree_leaves(half.init(jax.random.key(0), x, train=False))
+  assert {leaf.dtype for leaf in leaves} == {jnp.dtype(jnp.float32)}  # Parameters and statistics.
+  expected, got = full.apply(variables, x, train=False), half.apply(variables, x, train=False)
+  for want, have in zip(expected, got):
+    assert have.dtype == jnp.float32
+    # bfloat16 keeps 8 significant bits: about 2 decimal digits.
+    np.testing.assert_allclose(have, want, atol=0.05 * float(jnp.abs(want).max()))
+    assert not np.array_equal(have, want)
+
+
 def test_frame_cnn_train_mode_drops_out_after_the_features():
   model = models.FrameCNN(**DEMO)
   x = _frames((4, 48, 48, 1))

@@ -19,9 +19,11 @@ def _flat(tree):
   return jax.tree_util.tree_leaves(tree)
 
 
-@pytest.mark.parametrize("stage_name", ["cnn", "rnn", "joint"])
-def test_a_tiny_model_overfits_a_tiny_batch(stage_name):
+@pytest.mark.parametrize("stage_name,compute_dtype", [
+    ("cnn", "float32"), ("rnn", "float32"), ("joint", "float32"), ("cnn", "bfloat16")])
+def test_a_tiny_model_overfits_a_tiny_batch(stage_name, compute_dtype):
   config = tiny_config()
+  config.compute_dtype = compute_dtype
   rng = np.random.default_rng(0)
   labels = np.array([[-0.4, 0.8], [0.95, 0.12], [0.0, 0.0], [-0.5, -0.86]], np.float32)
   if stage_name == "cnn":
@@ -302,6 +304,7 @@ def test_train_step_minimises_the_states_loss():
     ("model.frozen_blocks", 4, "frozen_blocks must be between 0 and 3"),
     ("model.frozen_blocks", 1, "frozen_blocks keeps CNN blocks as loaded: set init_from"),
     ("model.class_prototypes", ((0.0, 0.0),), "zero-shot classifier, which is not trained"),
+    ("compute_dtype", "float16", "compute_dtype must be one of float32, bfloat16"),
 ])
 def test_configs_that_cannot_train_stop_before_anything_runs(field, value, message, tmp_path):
   config = tiny_config()

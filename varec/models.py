@@ -18,6 +18,7 @@ training starts like the original.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 from flax import linen as nn
 import jax
@@ -105,6 +106,7 @@ class NormalizedConv(nn.Module):
 
   features: int
   kernel_size: tuple[int, int]
+  dtype: Any = jnp.float32  # Of the convolution; the normalisation stays float32.
 
   @nn.compact
   def __call__(self, x, norm: nn.BatchNorm):
@@ -126,7 +128,8 @@ class NormalizedConv(nn.Module):
     pads = ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0))  # SAME
     frames = jnp.pad(x.reshape((-1,) + x.shape[-3:]), pads)
     ones = jnp.pad(jnp.ones((1,) + x.shape[-3:], x.dtype), pads)
-    y = _conv(frames, kernel * a[:, None]) + _conv(ones, kernel * b[:, None])
+    y = _conv(frames.astype(self.dtype), (kernel * a[:, None]).astype(self.dtype)) + _conv(
+        ones.astype(self.dtype), (kernel * b[:, None]).astype(self.dtype))
     return y.reshape(x.shape[:-3] + y.shape[1:])
 
 
@@ -134,8 +137,10 @@ class FrameCNN(nn.Module):
   """Per-frame CNN: (..., H, W, 1) frames -> (features, valence-arousal).
 
   Frames may be uint8 (scaled by 1/255) or float, taken to be in [0, 1]
-  already; either way the CNN computes in float32. Any leading batch shape
-  is kept.
+  already. The convolutions and the feature layer compute in `dtype`
+  (float32, or bfloat16 for a GPU's tensor cores); the input BatchNorm, the
+  pooled map, both outputs and all parameters stay float32. Any leading
+  batch shape is kept.
 
   Returns the Dense feature vector before dropout (what the RNN consumes, as
   in Rangulov & Fahim's extractor) and the per-frame (valence, arousal).
@@ -148,6 +153,7 @@ class FrameCNN(nn.Module):
     frozen_blocks: leading blocks (see `BLOCKS`) kept as they are when
       fine-tuning: their BatchNorm uses its running statistics in training too
       (the optimiser leaves their parameters alone, `train_lib.frozen_mask`).
+    dtype: what the convolutions and the feature layer compute in.
   """
 
   # Top-level modules of each block, input first (see `block_index`).
@@ -158,6 +164,7 @@ class FrameCNN(nn.Module):
   num_features: int = 300
   dropout_rate: float = 0.5
   frozen_blocks: int = 0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -171,22 +178,23 @@ class FrameCNN(nn.Module):
         epsilon=1e-3,
         name='BatchNorm_0',
     )
-    x = NormalizedConv(self.filters[0], k, name='Conv_0')(x, norm)
+    x = NormalizedConv(self.filters[0], k, dtype=self.dtype, name='Conv_0')(x, norm)
     for i, filters in enumerate(self.filters):
       if i:
         x = max_pool(x)
         x = nn.Conv(
             filters, k, padding='VALID', use_bias=False, kernel_init=keras_init,
-            name=f'Conv_{i}',
+            dtype=self.dtype, name=f'Conv_{i}',
         )(x)
       x = nn.relu(x)
       if i == self.frozen_blocks - 1:  # No backward pass through frozen blocks.
         x = jax.lax.stop_gradient(x)
-    x = quadrant_pool(x)
+    x = quadrant_pool(x.astype(jnp.float32))  # Means of up to 2,500 values each.
     x = x.reshape(x.shape[:-3] + (-1,))
     features = nn.Dense(
-        self.num_features, kernel_init=keras_init, name='features'
-    )(x)
+        self.num_features, kernel_init=keras_init, dtype=self.dtype,
+        name='features',
+    )(x).astype(jnp.float32)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
     va = nn.Dense(2, kernel_init=keras_init, name='va')(x)
     return features, va

@@ -53,6 +53,7 @@ class TrainState(train_state.TrainState):
 
 
 CNNS = ("fig3", "mini_xception")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 def build_model(config: ml_collections.ConfigDict) -> models.CNNRNN:
@@ -74,7 +75,8 @@ def build_cnn(config: ml_collections.ConfigDict) -> models.FrameCNN | models.Min
     raise ValueError(f"model.cnn must be one of {', '.join(CNNS)}, got {kind!r}")
   return models.FrameCNN(filters=tuple(m.filters), kernel_size=m.kernel_size,
                          num_features=m.num_features, dropout_rate=m.dropout_rate,
-                         frozen_blocks=frozen)
+                         frozen_blocks=frozen,
+                         dtype=jnp.dtype(config.get("compute_dtype", "float32")))
 
 
 def min_image_size(config: ml_collections.ConfigDict) -> int:
@@ -523,6 +525,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if config.eval_batch_size < 1:
     problems.append(f"eval_batch_size must be at least 1, got {config.eval_batch_size}")
   kind = config.model.get("cnn", "fig3")
+  compute_dtype = config.get("compute_dtype", "float32")
+  if compute_dtype not in COMPUTE_DTYPES:
+    problems.append(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got "
+                    f"{compute_dtype!r}")
+  elif compute_dtype != "float32" and kind != "fig3":
+    problems.append(f"compute_dtype {compute_dtype} is implemented for the fig3 CNN only; "
+                    f"use compute_dtype=float32 with model.cnn={kind}")
   if kind not in CNNS:
     problems.append(f"model.cnn must be one of {', '.join(CNNS)}, got {kind!r}")
   else:
