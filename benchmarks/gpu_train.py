@@ -117,12 +117,9 @@ def main(argv):
                                if k not in ("per_emotion", "confusion_matrix")}
                      for r in split_results}
   results["peak_gpu_memory_gib"] = peak_memory_gib()
-  if _RUNLOCAL.value:  # A smoke test, not a result: kept with the run.
-    (workdir / "gpu_train.json").write_text(json.dumps(results, indent=2) + "\n")
-    (workdir / "gpu_train.md").write_text(markdown(results) + "\n")
-    print(markdown(results))
-  else:
-    report.write("gpu_train", results, markdown(results))
+  # --runlocal is a smoke test, not a result: kept with the run.
+  report.write("gpu_train", results, markdown(results),
+               workdir if _RUNLOCAL.value else report.RESULTS)
 
 
 def _fmt(value, digits=2):

@@ -248,6 +248,10 @@ def eval_step(state: TrainState, inputs: jax.Array) -> jax.Array:
   return pred
 
 
+def _backend_compiler_options():
+  return {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else None
+
+
 @functools.cache
 def jitted_train_step():
   """`train_step` compiled for the current backend.
@@ -257,10 +261,6 @@ def jitted_train_step():
   off for training (see benchmarks/results/training.md).
   """
   return jax.jit(train_step, donate_argnums=0, compiler_options=_backend_compiler_options())
-
-
-def _backend_compiler_options():
-  return {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else None
 
 
 @functools.cache

@@ -411,6 +411,9 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
                    "1.1.0": "Aligned face crops by default; the preprocessing is in the metadata."}
   BUILDER_CONFIGS = [VideoBuilderConfig(name="default", description="Paper §4.5 settings.")]
 
+  # Set per build by `_download_and_prepare`: True when Beam options were given.
+  _beam_build = False
+
   def __init__(self, *, file_format=None, **kwargs):
     # ArrayRecord is what varec reads (random access, `as_data_source`); the default
     # here makes `tfds build data_builder/<name>` write it with no --file_format flag.
@@ -469,7 +472,7 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
   def _split_generators(self, dl_manager):
     records, skipped = self._video_records(dl_manager)
-    if getattr(self, "_beam_build", False):
+    if self._beam_build:
       return self._beam_split_generators(records, skipped, dl_manager)
     config = self.builder_config
     done, failed = preprocess_all(
