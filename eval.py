@@ -26,7 +26,7 @@ from configs import base
 from varec import checkpoints
 from varec import cli
 from varec import evaluation
-from varec import train_lib
+from varec import run_logs
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir (its best checkpoint) "
                                   "or a checkpoint folder.", required=True)
@@ -51,7 +51,7 @@ def default_output(checkpoint_path: pathlib.Path, dataset: str | None = None) ->
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  train_lib.quiet_library_logs()
+  run_logs.quiet_library_logs()
   overrides = config_flags.get_override_values(flags.FLAGS["data"])
   dataset = None
   try:

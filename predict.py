@@ -31,7 +31,7 @@ from varec import checkpoints
 from varec import cli
 from varec import predictor as predictor_lib
 from varec import preprocessing
-from varec import train_lib
+from varec import run_logs
 from varec import video_dataset
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir or checkpoint folder.",
@@ -59,7 +59,7 @@ def output_name(path: pathlib.Path, source: pathlib.Path) -> pathlib.Path:
 
 def main(argv):
   del argv
-  train_lib.quiet_library_logs()
+  run_logs.quiet_library_logs()
   try:
     predictor = predictor_lib.Predictor.from_checkpoint(_CHECKPOINT.value,
                                                         faces_cropped=_FACES_CROPPED.value)

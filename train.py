@@ -22,7 +22,9 @@ import jax
 from ml_collections import config_flags
 
 from varec import cli
+from varec import config_checks
 from varec import evaluation
+from varec import run_logs
 from varec import table3
 from varec import train_lib
 
@@ -63,18 +65,18 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   init_distributed()
   config = _CONFIG.value
-  train_lib.quiet_library_logs()
+  run_logs.quiet_library_logs()
   config_name = pathlib.Path(flags.FLAGS["config"].config_filename.split(":")[0]).stem
   workdir = pathlib.Path(_WORKDIR.value or f"workdir/{config_name}")
   logging.info("JAX devices: %s", jax.devices())
   try:
-    train_lib.check_config(config)
+    config_checks.check_config(config)
     if config.num_runs > 1:
       md = run_table3(config, workdir)
       print(f"Table 3 ({md}):\n{md.read_text()}")
       return
     final = train_lib.train_and_evaluate(config, workdir)
-  except train_lib.ConfigError as e:
+  except config_checks.ConfigError as e:
     cli.fail("train.py", str(e))
   except (ValueError, FloatingPointError) as e:  # A dataset or workdir that cannot train.
     sys.exit(f"train.py: {e}")

@@ -30,7 +30,8 @@ import numpy as np
 import report  # benchmarks/report.py
 
 from configs import demo
-from varec import train_lib
+from varec import model_lib
+from varec import steps
 
 _ROUNDS = flags.DEFINE_integer("rounds", 15, "Timed rounds (one step of each) per measurement.")
 _PAPER_ROUNDS = flags.DEFINE_integer("paper_rounds", 5,
@@ -54,26 +55,26 @@ def _config(size: int, filters):
 def _varec_steps(config, rng):
   """{measurement: a function that runs one step and waits for it}."""
   size = config.data.image_size
-  variables = train_lib.init_variables(config, jax.random.PRNGKey(0), WINDOW)
-  steps = {}
+  variables = model_lib.init_variables(config, jax.random.PRNGKey(0), WINDOW)
+  timed = {}
   for stage_name in ("cnn", "joint"):
-    stage = train_lib.make_stage(stage_name, config)
-    tx = train_lib.make_optimizer(config, config[stage_name], 1000)
-    state = [train_lib.create_train_state(stage, variables, tx, jax.random.PRNGKey(1))]
+    _, state = steps.stage_state(stage_name, config, variables, num_steps=1000,
+                                 rng=jax.random.PRNGKey(1))
+    state = [state]
     shape = (BATCH[stage_name],) + (() if stage_name == "cnn" else (WINDOW,)) + (size, size, 1)
     batch = {"inputs": rng.integers(0, 256, shape, np.uint8),
              "labels": rng.uniform(-1, 1, shape[:-3] + (2,)).astype(np.float32)}
 
     def step(state=state, batch=batch):
-      state[0], metrics = train_lib.jitted_train_step()(state[0], batch)
+      state[0], metrics = steps.jitted_train_step()(state[0], batch)
       jax.block_until_ready(metrics)
 
-    steps[stage_name] = step
-  cnn_vars = train_lib.cnn_variables(variables)
-  extract = train_lib.feature_fn(train_lib.build_cnn(config))
+    timed[stage_name] = step
+  cnn_vars = model_lib.cnn_variables(variables)
+  extract = model_lib.feature_fn(model_lib.build_cnn(config))
   frames = rng.integers(0, 256, (BATCH["extract"], size, size, 1), np.uint8)
-  steps["extract"] = lambda: jax.block_until_ready(extract(cnn_vars, frames))
-  return steps
+  timed["extract"] = lambda: jax.block_until_ready(extract(cnn_vars, frames))
+  return timed
 
 
 def _torch_steps(size: int, filters, rng):

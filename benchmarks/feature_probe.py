@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from varec import inference
 from varec import input_pipeline
 from varec import metrics
-from varec import train_lib
+from varec import model_lib
 
 import report  # benchmarks/report.py
 
@@ -41,7 +41,7 @@ def main(argv):
   splits = {}
   for split, data in windows.items():
     t = data["frames"].shape[1]
-    features = train_lib.extract_features(model.config, model.variables, data["frames"])
+    features = model_lib.extract_features(model.config, model.variables, data["frames"])
     splits[split] = {"features": features.reshape(-1, features.shape[-1]),
                      "labels": data["labels"].reshape(-1, 2),
                      "frame_emotion": np.repeat(data["emotion"], t),
@@ -64,7 +64,7 @@ def main(argv):
     }
     w = s["windows"]
     results["splits"][split] = {
-        name: metrics.accuracy(*train_lib.vote_per_video(d.reshape(len(w["video_id"]), -1),
+        name: metrics.accuracy(*metrics.vote_per_video(d.reshape(len(w["video_id"]), -1),
                                                          w["video_id"], w["emotion"]))
         for name, d in decisions.items()}
   lines = [f"Checkpoint `{results['checkpoint']}`; video accuracy over labelled frames.", "",

@@ -52,6 +52,7 @@ import report  # benchmarks/report.py
 from configs import rnn10
 from varec import evaluation
 from varec import input_pipeline
+from varec import run_logs
 from varec import train_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/varec_gpu_train", "Run folder (emptied first).")
@@ -84,7 +85,7 @@ def main(argv):
   config = get_config(_RUNLOCAL.value)
   if _DATA_DIR.value:
     config.data.data_dir = _DATA_DIR.value
-  train_lib.quiet_library_logs()
+  run_logs.quiet_library_logs()
   workdir = pathlib.Path(_WORKDIR.value)
   shutil.rmtree(workdir, ignore_errors=True)
   device = jax.local_devices()[0]

@@ -2,8 +2,8 @@
 
     python benchmarks/training_benchmark.py [--configs=demo,rnn10,rnn10_10_5 --steps=20]
 
-Runs what train.py runs (`train_lib.make_stage`, `make_optimizer`,
-`create_train_state`, `jitted_train_step()`, `extract_features`) at each
+Runs what train.py runs (`steps.stage_state`, `jitted_train_step()`,
+`extract_features`) at each
 stage's batch size from the config, compiled first, then timed:
 
 - cnn: train frames/s (128 frames a step);
@@ -32,9 +32,10 @@ import numpy as np
 
 import compile_clock  # Beside this script.
 
+from varec import model_lib
 from varec import models
 from varec import preprocessing
-from varec import train_lib
+from varec import steps
 
 import report  # benchmarks/report.py
 
@@ -73,29 +74,27 @@ def _random_batches(stage: str, config, rng: np.random.Generator) -> list[dict]:
   return batches
 
 
-def _time_training(config, stage_name: str, variables: dict, steps: int, step_fn=None) -> dict:
-  """Compiles (with one step), then times `steps` optimiser steps on two fixed batches."""
-  stage = train_lib.make_stage(stage_name, config)
-  tx = train_lib.make_optimizer(config, config[stage_name], steps)
-  tx = train_lib.with_frozen_blocks(tx, stage, config,
-                                    train_lib._subtree(variables["params"], stage.path))  # pylint: disable=protected-access
-  state = train_lib.create_train_state(stage, variables, tx, jax.random.PRNGKey(1))
-  step_fn = step_fn or train_lib.jitted_train_step()
+def _time_training(config, stage_name: str, variables: dict, num_steps: int,
+                   step_fn=None) -> dict:
+  """Compiles (with one step), then times `num_steps` optimiser steps on two fixed batches."""
+  _, state = steps.stage_state(stage_name, config, variables, num_steps=num_steps,
+                               rng=jax.random.PRNGKey(1))
+  step_fn = step_fn or steps.jitted_train_step()
   batches = _random_batches(stage_name, config, np.random.default_rng(0))
   start = time.perf_counter()
   with compile_clock.CompileClock() as clock:
     state, metrics = jax.block_until_ready(step_fn(state, batches[0]))
   first = time.perf_counter() - start
-  rounds = min(steps, ROUNDS)
+  rounds = min(num_steps, ROUNDS)
   seconds = []
   for _ in range(rounds):
     start = time.perf_counter()
-    for i in range(steps // rounds):
+    for i in range(num_steps // rounds):
       state, metrics = step_fn(state, batches[i % 2])
     jax.block_until_ready((state, metrics))
-    seconds.append((time.perf_counter() - start) / (steps // rounds))
+    seconds.append((time.perf_counter() - start) / (num_steps // rounds))
   batch = config[stage_name].batch_size
-  return {"batch_size": batch, "steps": rounds * (steps // rounds), "compile_s": clock.seconds,
+  return {"batch_size": batch, "steps": rounds * (num_steps // rounds), "compile_s": clock.seconds,
           "first_step_s": first, "step_ms": 1e3 * float(np.median(seconds)),
           "per_s": batch / float(np.median(seconds)), "best_per_s": batch / min(seconds),
           "loss": float(metrics["loss"])}
@@ -109,7 +108,7 @@ def _time_extraction(config, variables: dict, num_windows: int) -> dict:
   for _ in range(EXTRACT_CALLS):
     start = time.perf_counter()
     with compile_clock.CompileClock() as clock:
-      train_lib.extract_features(config, variables, windows)
+      model_lib.extract_features(config, variables, windows)
     calls.append(time.perf_counter() - start)
     compile_s.append(clock.seconds)
   num_frames = num_windows * WINDOW
@@ -134,14 +133,14 @@ class _BatchNormThenConv(nn.Module):
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def _ablations(config, variables: dict, steps: int, default: dict) -> dict:
+def _ablations(config, variables: dict, num_steps: int, default: dict) -> dict:
   """The cnn stage without each of this repo's XLA:CPU speed-ups, one at a time."""
-  ynn_on = _time_training(config, "cnn", variables, steps,
-                          jax.jit(train_lib.train_step, donate_argnums=0))
+  ynn_on = _time_training(config, "cnn", variables, num_steps,
+                          jax.jit(steps.train_step, donate_argnums=0))
   with mock.patch.object(models, "max_pool", lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))):
-    flax_pool = _time_training(config, "cnn", variables, steps)
+    flax_pool = _time_training(config, "cnn", variables, num_steps)
   with mock.patch.object(models, "NormalizedConv", _BatchNormThenConv):
-    plain_norm = _time_training(config, "cnn", variables, steps)
+    plain_norm = _time_training(config, "cnn", variables, num_steps)
   runs = {"default": default, "ynnpack_convolutions_on": ynn_on, "flax_max_pool": flax_pool,
           "batch_norm_not_folded": plain_norm}
   return {name: {"per_s": run["per_s"], "speedup_of_default": default["per_s"] / run["per_s"]}
@@ -155,8 +154,8 @@ def _benchmark_config(name: str, cnn_results: dict) -> dict:
   if filters:
     config.model.filters = tuple(int(f) for f in filters.split("-"))
   paper_size = config.data.image_size >= 96
-  steps = _PAPER_STEPS.value if paper_size else _STEPS.value
-  variables = train_lib.init_variables(config, jax.random.PRNGKey(0), WINDOW)
+  num_steps = _PAPER_STEPS.value if paper_size else _STEPS.value
+  variables = model_lib.init_variables(config, jax.random.PRNGKey(0), WINDOW)
   m = config.model
   cnn_key = (m.cnn, m.frozen_blocks, config.data.image_size, tuple(m.filters), m.kernel_size,
              m.num_features, config.cnn.batch_size, config.eval_batch_size)
@@ -167,7 +166,7 @@ def _benchmark_config(name: str, cnn_results: dict) -> dict:
     same_as, timings = cnn_results[cnn_key]
     result.update(timings, cnn_same_as=same_as)
   else:
-    result["cnn"] = _time_training(config, "cnn", variables, steps)
+    result["cnn"] = _time_training(config, "cnn", variables, num_steps)
     print(name, "cnn", json.dumps(result["cnn"]))
     # 48x48: twenty whole 512-frame chunks (no padded work); 96x96: one short chunk.
     result["extract"] = _time_extraction(config, variables, 32 if paper_size else 1024)
@@ -175,10 +174,10 @@ def _benchmark_config(name: str, cnn_results: dict) -> dict:
     cnn_results[cnn_key] = name, {"cnn": result["cnn"], "extract": result["extract"]}
   result["rnn"] = _time_training(config, "rnn", variables, _STEPS.value)
   print(name, "rnn", json.dumps(result["rnn"]))
-  result["joint"] = _time_training(config, "joint", variables, steps)
+  result["joint"] = _time_training(config, "joint", variables, num_steps)
   print(name, "joint", json.dumps(result["joint"]))
   if name in _ABLATION_CONFIGS.value:
-    result["ablations"] = _ablations(config, variables, steps, result["cnn"])
+    result["ablations"] = _ablations(config, variables, num_steps, result["cnn"])
     print(name, "ablations", json.dumps(result["ablations"]))
   return result
 
@@ -193,9 +192,9 @@ def _markdown(results: dict) -> str:
   lines = ["# Training benchmark", "",
            f"varec on {results['device']} ({cpus} CPUs, {results['machine']}), JAX "
            f"{results['jax']}, Flax {results['flax']}; random data, batch sizes of the configs, "
-           "compiled first, then `train_lib.jitted_train_step` timed over a fixed number of steps "
+           "compiled first, then `steps.jitted_train_step` timed over a fixed number of steps "
            "on two fixed batches (training also gathers and augments each batch, "
-           "`train_lib.jitted_gather`). For varec against PyTorch, measured side by side, "
+           "`steps.jitted_gather`). For varec against PyTorch, measured side by side, "
            "see `compare_pytorch.md`.",
            ""]
   if load["start"][0] >= cpus / 4:
@@ -230,7 +229,7 @@ def _markdown(results: dict) -> str:
       "", "## Notes", "",
       "- XLA:CPU in jaxlib 0.10 hands convolutions to YNNPACK by default. For this CNN its "
       "kernels, the gradients above all, are slower than XLA's own, so "
-      "`train_lib.jitted_train_step` compiles the train step with "
+      "`steps.jitted_train_step` compiles the train step with "
       "`xla_cpu_experimental_ynn_fusion_type=\"\"` on CPU (YNNPACK off). Inference "
       "(`extract_features`, evaluation) keeps it.",
       "- Fig. 3's input BatchNorm is folded into the first convolution "

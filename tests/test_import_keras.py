@@ -12,8 +12,8 @@ import pytest
 from configs import rnn10
 from varec import checkpoints
 from varec import import_keras
+from varec import model_lib
 from varec import models
-from varec import train_lib
 
 EPSILON = 1e-3  # Keras' BatchNormalization default.
 # Layer names as tf.keras 2.x numbers them in a fresh session (the original's)
@@ -154,8 +154,8 @@ def test_cli_writes_a_checkpoint_that_load_cnn_loads(tmp_path):
   finally:
     flags.FLAGS.unparse_flags()
   config = rnn10.get_config()
-  fresh = train_lib.init_variables(config, jax.random.PRNGKey(config.seed), window_length=1)
-  loaded = train_lib.load_cnn(out, fresh, config)
+  fresh = model_lib.init_variables(config, jax.random.PRNGKey(config.seed), window_length=1)
+  loaded = model_lib.load_cnn(out, fresh, config)
   params, batch_stats = import_keras.convert(path)
   jax.tree_util.tree_map(np.testing.assert_array_equal,
                          (loaded["params"]["cnn"], loaded["batch_stats"]["cnn"]),

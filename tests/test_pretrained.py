@@ -12,6 +12,7 @@ import pytest
 from configs import real_faces
 from varec import checkpoints
 from varec import inference
+from varec import model_lib
 from varec import models
 from varec import predictor as predictor_lib
 from varec import pretrained
@@ -109,7 +110,7 @@ def test_real_faces_recipe_fine_tunes_the_pretrained_cnn(fer_checkpoint, tiny_bu
   assert np.isfinite(final["loss"])
   source, _ = checkpoints.restore(*checkpoints.resolve(fer_checkpoint))
   tuned, _ = checkpoints.restore(*checkpoints.resolve(tmp_path))
-  cnn = train_lib.build_cnn(config)
+  cnn = model_lib.build_cnn(config)
   changed = {}
   for collection in ("params", "batch_stats"):
     for name, before in source[collection]["cnn"].items():

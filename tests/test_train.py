@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from varec import checkpoints
-from varec import losses as losses_lib
+from varec import config_checks
 from varec import emotions
+from varec import losses as losses_lib
+from varec import model_lib
+from varec import steps
 from varec import train_lib
 
 from tests.conftest import tiny_config
@@ -35,15 +38,14 @@ def test_a_tiny_model_overfits_a_tiny_batch(stage_name, compute_dtype):
   else:
     inputs = rng.integers(0, 256, (8, 10, 32, 32, 1), dtype=np.uint8)
     batch_labels = np.repeat(np.tile(labels, (2, 1))[:, None], 10, axis=1)
-  stage = train_lib.make_stage(stage_name, config)
-  variables = train_lib.init_variables(config, jax.random.PRNGKey(0), 10)
+  variables = model_lib.init_variables(config, jax.random.PRNGKey(0), 10)
   config.cnn.learning_rate = config.rnn.learning_rate = config.joint.learning_rate = 3e-3
-  tx = train_lib.make_optimizer(config, config[stage_name], 100)
-  state = train_lib.create_train_state(stage, variables, tx, jax.random.PRNGKey(1))
+  _, state = steps.stage_state(stage_name, config, variables, num_steps=100,
+                               rng=jax.random.PRNGKey(1))
   batch = {"inputs": inputs, "labels": batch_labels}
   losses = []
   for _ in range(60):
-    state, m = train_lib.jitted_train_step()(state, batch)
+    state, m = steps.jitted_train_step()(state, batch)
     losses.append(float(m["loss"]))
   assert losses[0] > 0.7
   assert min(losses[-5:]) < 0.3, losses[::10]
@@ -54,22 +56,22 @@ def test_optimizer_settings():
   config.optimizer = "sgd"
   config.momentum, config.sgd_decay, config.cnn.learning_rate = 0.0, 0.5, 0.1
   config.lr_schedule, config.warmup_epochs = "constant", 0.0
-  tx = train_lib.make_optimizer(config, config.cnn, 10)
+  tx = steps.make_optimizer(config, config.cnn, 10)
   params = {"w": jnp.zeros(())}
   state = tx.init(params)
-  steps = []
+  sizes = []
   for _ in range(3):  # Keras' decay: the rate at step t is 0.1 / (1 + 0.5 t).
     updates, state = tx.update({"w": jnp.ones(())}, state)
-    steps.append(-float(updates["w"]))
-  np.testing.assert_allclose(steps, [0.1, 0.1 / 1.5, 0.1 / 2], rtol=1e-6)
+    sizes.append(-float(updates["w"]))
+  np.testing.assert_allclose(sizes, [0.1, 0.1 / 1.5, 0.1 / 2], rtol=1e-6)
   config.optimizer = "rmsprop"
   with pytest.raises(ValueError, match="unknown optimizer"):
-    train_lib.make_optimizer(config, config.cnn, 10)
+    steps.make_optimizer(config, config.cnn, 10)
   config.optimizer = "adam"
   config.stages = ("rnn", "cnn")
-  with pytest.raises(train_lib.ConfigError, match="stages must be one or more of cnn, rnn, "
+  with pytest.raises(config_checks.ConfigError, match="stages must be one or more of cnn, rnn, "
                                                   r"joint, each once, in this order; got \('rnn'"):
-    train_lib.check_config(config)
+    config_checks.check_config(config)
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +209,8 @@ def test_init_from_another_cnn_is_refused(trained, tiny_builder, tmp_path):
 def test_frozen_labels_name_the_leading_blocks():
   config = tiny_config()
   config.model.frozen_blocks = 1
-  params = train_lib.init_variables(config, jax.random.PRNGKey(0), 2)["params"]
-  labels = train_lib.frozen_labels(params, train_lib.build_cnn(config), ("cnn",))
+  params = model_lib.init_variables(config, jax.random.PRNGKey(0), 2)["params"]
+  labels = steps.frozen_labels(params, model_lib.build_cnn(config), ("cnn",))
   assert labels["cnn"]["BatchNorm_0"] == {"scale": "frozen", "bias": "frozen"}
   assert labels["cnn"]["Conv_0"]["kernel"] == "frozen"
   assert labels["cnn"]["Conv_1"]["kernel"] == "train"
@@ -244,7 +246,7 @@ def test_learning_rate_warms_up_then_follows_the_schedule(schedule):
   config = tiny_config()
   config.lr_schedule, config.cnn.learning_rate = schedule, 0.1
   params = {"w": jnp.zeros(())}
-  tx = train_lib.make_optimizer(config, config.cnn, steps=30, warmup_steps=10)
+  tx = steps.make_optimizer(config, config.cnn, steps=30, warmup_steps=10)
   state, lrs = tx.init(params), []
   for _ in range(30):  # With a constant gradient, each Adam step moves by the learning rate.
     updates, state = tx.update({"w": jnp.ones(())}, state, params)
@@ -261,30 +263,30 @@ def test_training_loss_is_eq9_unless_the_prototype_term_is_on():
   config = tiny_config()
   config.loss.prototype_weight = 0.0
   prototypes = emotions.TABLE2.prototype_array()
-  assert train_lib.make_loss(config, prototypes) is losses_lib.ccc_loss
+  assert steps.make_loss(config, prototypes) is losses_lib.ccc_loss
   config.loss.prototype_weight = 0.5
   rng = np.random.default_rng(0)
   labels = prototypes[rng.integers(0, len(prototypes), 32)]
   pred = rng.uniform(-1, 1, (32, 2)).astype(np.float32)
   expected = losses_lib.ccc_loss(pred, labels) + 0.5 * losses_lib.prototype_cross_entropy(
       pred, labels, prototypes, config.loss.prototype_temperature)
-  np.testing.assert_allclose(train_lib.make_loss(config, prototypes)(pred, labels), expected,
+  np.testing.assert_allclose(steps.make_loss(config, prototypes)(pred, labels), expected,
                              rtol=1e-6)
 
 
 def test_train_step_minimises_the_states_loss():
   config = tiny_config()
-  stage = train_lib.make_stage("rnn", config)
-  variables = train_lib.init_variables(config, jax.random.PRNGKey(0), 10)
-  tx = train_lib.make_optimizer(config, config.rnn, 10)
+  variables = model_lib.init_variables(config, jax.random.PRNGKey(0), 10)
+  new_state = lambda: steps.stage_state("rnn", config, variables, num_steps=10,
+                                        rng=jax.random.PRNGKey(1))[1]
   batch = {"inputs": np.random.default_rng(0).normal(size=(4, 10, 16)).astype(np.float32),
            "labels": np.repeat(emotions.TABLE2.prototype_array()[:4, None], 10, axis=1)}
   flat = lambda pred, labels: 0.0 * jnp.sum(pred)  # No gradient: the parameters must not move.
-  state = train_lib.create_train_state(stage, variables, tx, jax.random.PRNGKey(1), flat)
-  after, _ = train_lib.jitted_train_step()(state, batch)
+  state = new_state().replace(loss_fn=flat)
+  after, _ = steps.jitted_train_step()(state, batch)
   jax.tree_util.tree_map(np.testing.assert_array_equal, state.params, after.params)
-  state = train_lib.create_train_state(stage, variables, tx, jax.random.PRNGKey(1))
-  after, _ = train_lib.jitted_train_step()(state, batch)
+  state = new_state()
+  after, _ = steps.jitted_train_step()(state, batch)
   assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(state.params),
                                                         jax.tree_util.tree_leaves(after.params)))
 
@@ -316,7 +318,7 @@ def test_configs_that_cannot_train_stop_before_anything_runs(field, value, messa
   with pytest.raises(ValueError, match=message):
     train_lib.train_and_evaluate(config, tmp_path / "run", builder=object())
   assert not (tmp_path / "run").exists()
-  train_lib.check_config(tiny_config())  # The tests' own config passes.
+  config_checks.check_config(tiny_config())  # The tests' own config passes.
 
 
 def test_a_diverging_run_stops_instead_of_saving_nan(tiny_builder, tmp_path):

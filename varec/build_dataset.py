@@ -16,8 +16,8 @@ from absl import logging
 
 from configs import base
 from varec import cli
+from varec import config_checks
 from varec import input_pipeline
-from varec import train_lib
 
 
 def _default_data_config():
@@ -32,7 +32,7 @@ _DATA = cli.define_config_dict("data", _default_data_config(),
 
 def main(argv):
   del argv
-  problems = train_lib.data_problems(_DATA.value)
+  problems = config_checks.data_problems(_DATA.value)
   if problems:
     cli.fail("varec.build_dataset", "; ".join(problems))
   builder = input_pipeline.ensure_built(_DATA.value)

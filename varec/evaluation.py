@@ -23,7 +23,6 @@ from varec import inference
 from varec import input_pipeline
 from varec import metrics
 from varec import plots
-from varec import train_lib
 
 SPLITS = ("train", "validation", "test", "train+validation", "all")
 # Data fields that say which videos to read and how they are labelled; every other
@@ -70,7 +69,7 @@ def split_metrics(true, voted, frame_pred, frame_labels, label_space: emotions.L
   num_classes = len(label_space.emotions)
   precision, recall = metrics.macro_precision_recall(true, voted, num_classes)
   per_p, per_r = metrics.per_class_precision_recall(true, voted, num_classes)
-  frame = train_lib.va_metrics(frame_pred, frame_labels)
+  frame = metrics.va_metrics(frame_pred, frame_labels)
   counts = np.bincount(true, minlength=num_classes)
   return {
       "videos": int(len(true)),

@@ -11,9 +11,10 @@ import ml_collections
 import numpy as np
 
 from varec import checkpoints
+from varec import config_checks
 from varec import emotions
+from varec import model_lib
 from varec import preprocessing
-from varec import train_lib
 
 
 @dataclasses.dataclass
@@ -54,7 +55,7 @@ class TrainedModel:
     except ValueError as e:
       raise checkpoints.CheckpointError(f"{step_dir}: unusable emotions in its meta: {e}") from e
     config = ml_collections.ConfigDict(meta["config"])
-    problems = train_lib.data_problems(config.data)
+    problems = config_checks.data_problems(config.data)
     if problems:  # A config edited by hand, or from a tool that did not check it.
       raise checkpoints.CheckpointError(f"{step_dir}: its config cannot be used: "
                                         + "; ".join(problems))
@@ -114,17 +115,17 @@ class VideoPredictor:
     self.window_length = preprocessing.config_from_data(model.config.data).window_length
     self.uses_gru = trained_gru(model.meta)
     if self.uses_gru:
-      net = train_lib.build_model(model.config)
+      net = model_lib.build_model(model.config)
       self._variables = model.variables
       self._apply = jax.jit(lambda v, x: net.apply(v, x, train=False))
     else:
-      self._variables = train_lib.cnn_variables(model.variables)
-      self._apply = train_lib.frame_va_fn(train_lib.build_cnn(model.config))
+      self._variables = model_lib.cnn_variables(model.variables)
+      self._apply = model_lib.frame_va_fn(model_lib.build_cnn(model.config))
 
   def predict_windows(self, windows: np.ndarray) -> np.ndarray:
     """(N, T, S, S, 1) uint8 windows -> (N, T, 2)."""
     batch = max(1, self.model.config.eval_batch_size // windows.shape[1])
-    return train_lib.predict(self._apply, self._variables, windows, batch)
+    return model_lib.apply_in_batches(self._apply, self._variables, windows, batch)
 
   def predict_videos(self, videos: list[np.ndarray]) -> list[np.ndarray]:
     """(T_i, S, S, 1) frames of each video -> (T_i, 2) per video, all windows batched together.

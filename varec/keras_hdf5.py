@@ -16,7 +16,7 @@ import numpy as np
 
 from varec import checkpoints
 from varec import emotions
-from varec import train_lib
+from varec import model_lib
 
 # `meta["stage"]` of a checkpoint written here: a CNN that varec has not trained.
 IMPORTED_STAGE = "imported"
@@ -87,8 +87,8 @@ def write_checkpoint(out, config: ml_collections.ConfigDict, cnn_params: dict,
   out = pathlib.Path(out)
   if (out / "checkpoints").exists():
     raise FileExistsError(f"{out} already holds checkpoints; choose a new --out")
-  variables = train_lib.init_variables(config, jax.random.PRNGKey(config.seed), window_length=1)
-  fresh = train_lib.cnn_variables(variables)
+  variables = model_lib.init_variables(config, jax.random.PRNGKey(config.seed), window_length=1)
+  fresh = model_lib.cnn_variables(variables)
   loaded = {"params": {**fresh["params"], **cnn_params},
             "batch_stats": {**fresh["batch_stats"], **cnn_batch_stats}}
   shapes = lambda tree: jax.tree_util.tree_map(np.shape, tree)

@@ -9,7 +9,10 @@ are passed in, never assumed.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
+
+from varec import losses
 
 # Smoothing for decisions on real videos (`varec.predictor`), in seconds so that it means
 # the same at any frame rate; `window_frames` converts. Facial expressions last 0.5 to 4 s
@@ -188,3 +191,31 @@ def pn_accuracy(true, pred, groups) -> float:
   """
   groups = np.asarray(groups)
   return float(np.mean(groups[np.asarray(true)] == groups[np.asarray(pred)]))
+
+
+# -- Training-time validation --------------------------------------------------
+
+
+def va_metrics(pred, labels, mask=None) -> dict[str, jax.Array]:
+  """Loss (eq. 9), CCC and RMSE of valence and arousal over all frames."""
+  axes = tuple(range(pred.ndim - 1))
+  w = None if mask is None else mask[..., None]
+  ccc = losses.ccc(pred, labels, w, axis=axes)
+  rmse = losses.rmse(pred, labels, mask)
+  return {"loss": losses.ccc_loss(pred, labels, mask), "ccc_valence": ccc[0],
+          "ccc_arousal": ccc[1], "rmse_valence": rmse[0], "rmse_arousal": rmse[1]}
+
+def video_decisions(pred: np.ndarray, video_ids: np.ndarray, true_emotions: np.ndarray,
+                    prototypes: np.ndarray):
+  """(true, predicted) emotion per video: nearest prototype per frame, majority vote."""
+  frame_emotions = nearest_emotion(pred.reshape(len(video_ids), -1, 2), prototypes)
+  return vote_per_video(frame_emotions, video_ids, true_emotions)
+
+def vote_per_video(frame_emotions: np.ndarray, video_ids: np.ndarray, true_emotions: np.ndarray):
+  """(true, voted) emotion per video from per-frame emotions of its examples, in order."""
+  true, voted = [], []
+  for video in np.unique(video_ids):
+    rows = video_ids == video
+    voted.append(video_vote(frame_emotions[rows].ravel()))
+    true.append(int(true_emotions[rows][0]))
+  return np.array(true), np.array(voted)

@@ -32,10 +32,10 @@ import pandas as pd
 from varec import emotions
 from varec import inference
 from varec import metrics
+from varec import model_lib
 from varec import models
 from varec import plots
 from varec import preprocessing
-from varec import train_lib
 
 FRAME_COLUMNS = ("frame", "time_s", "face_found", "box_x0", "box_y0", "box_x1", "box_y1",
                  "valence", "arousal", "nearest_emotion")
@@ -114,10 +114,10 @@ class Predictor:
       logging.warning("%s: %s", model.path,
                       inference.output_description(model.meta, self.window_length))
     gru = models.GRUStack(tuple(config.model.rnn_hidden_sizes))
-    cnn = train_lib.build_cnn(config)
-    cnn_vars = train_lib.cnn_variables(model.variables)
+    cnn = model_lib.build_cnn(config)
+    cnn_vars = model_lib.cnn_variables(model.variables)
     rnn_vars = {"params": model.variables["params"]["rnn"]}
-    features, frame_va = train_lib.feature_fn(cnn), train_lib.frame_va_fn(cnn)
+    features, frame_va = model_lib.feature_fn(cnn), model_lib.frame_va_fn(cnn)
     self._features = lambda x: features(cnn_vars, x)
     self._last_output = jax.jit(lambda w: gru.apply(rnn_vars, w)[:, -1])
     self._frame_va = lambda x: frame_va(cnn_vars, x)

@@ -1,0 +1,107 @@
+"""What a config must satisfy before it builds, trains or evaluates anything.
+
+Every problem is reported at once, naming the field (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import json
+
+import flax
+import ml_collections
+
+from varec import model_lib
+from varec import steps
+
+class ConfigError(ValueError):
+  """A config that cannot train a sensible model; the message names the field(s)."""
+
+def data_problems(data: ml_collections.ConfigDict) -> list[str]:
+  """What is wrong with the data fields of a config (for builds, training and eval)."""
+  problems = []
+  ratios = tuple(data.split_ratios)
+  if len(ratios) != 3 or min(ratios) <= 0:
+    problems.append(f"data.split_ratios must be 3 positive numbers (train, validation, test), "
+                    f"got {ratios}")
+  for field in ("num_labelled_frames", "window_length", "image_size", "crop_size", "detect_every"):
+    if data.get(field, 1) < 1:
+      problems.append(f"data.{field} must be at least 1, got {data[field]}")
+  if data.image_size > data.get("crop_size", data.image_size):
+    problems.append(f"data.image_size ({data.image_size}) cannot exceed data.crop_size "
+                    f"({data.crop_size}), the side of the stored crops")
+  if not data.get("fps", 25.0) > 0:
+    problems.append(f"data.fps must be positive, got {data.fps}")
+  if data.get("face_margin", 0.0) < 0:
+    problems.append(f"data.face_margin must be 0 or more, got {data.face_margin}")
+  if data.get("detect_max_side", 320) < 80:
+    problems.append(f"data.detect_max_side must be at least 80 (dlib's detector window), got "
+                    f"{data.detect_max_side}")
+  return problems
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the field of a config that cannot train a sensible model."""
+  problems = []
+  stages = list(config.stages)
+  if not stages or set(stages) - set(steps.STAGES) or stages != sorted(stages, key=steps.STAGES.index) or (
+      len(set(stages)) != len(stages)):
+    problems.append(f"stages must be one or more of {', '.join(steps.STAGES)}, each once, in this "
+                    f"order; got {tuple(stages)}")
+  for name in config.stages:
+    if name in steps.STAGES:
+      stage = config[name]
+      if stage.num_epochs < 1 or stage.batch_size < 1:
+        problems.append(f"{name}.num_epochs and {name}.batch_size must be at least 1, got "
+                        f"{stage.num_epochs} and {stage.batch_size}")
+      if stage.learning_rate is not None and not stage.learning_rate > 0:
+        problems.append(f"{name}.learning_rate must be positive (or None for the optimiser's "
+                        f"default), got {stage.learning_rate}")
+  if "cnn" not in config.stages and not config.init_from:
+    problems.append("without the cnn stage or init_from the CNN would stay at its random "
+                    "initialisation: add 'cnn' to stages or set init_from")
+  hidden = tuple(config.model.rnn_hidden_sizes)
+  if not hidden or min(hidden) < 1:
+    problems.append(f"model.rnn_hidden_sizes must be one or more positive sizes, got {hidden}")
+  problems += data_problems(config.data)
+  if config.eval_batch_size < 1:
+    problems.append(f"eval_batch_size must be at least 1, got {config.eval_batch_size}")
+  kind = config.model.get("cnn", "fig3")
+  compute_dtype = config.get("compute_dtype", "float32")
+  if compute_dtype not in model_lib.COMPUTE_DTYPES:
+    problems.append(f"compute_dtype must be one of {', '.join(model_lib.COMPUTE_DTYPES)}, got "
+                    f"{compute_dtype!r}")
+  elif compute_dtype != "float32" and kind != "fig3":
+    problems.append(f"compute_dtype {compute_dtype} is implemented for the fig3 CNN only; "
+                    f"use compute_dtype=float32 with model.cnn={kind}")
+  if kind not in model_lib.CNNS:
+    problems.append(f"model.cnn must be one of {', '.join(model_lib.CNNS)}, got {kind!r}")
+  else:
+    if config.data.image_size < model_lib.min_image_size(config):
+      problems.append(f"data.image_size must be at least {model_lib.min_image_size(config)} for the "
+                      f"{kind} CNN, got {config.data.image_size}")
+    num_blocks = len(model_lib.build_cnn(config).BLOCKS)
+    frozen = config.model.get("frozen_blocks", 0)
+    if not 0 <= frozen <= num_blocks:
+      problems.append(f"model.frozen_blocks must be between 0 and {num_blocks} for the {kind} "
+                      f"CNN, got {frozen}")
+    elif frozen and not config.init_from:
+      problems.append("model.frozen_blocks keeps CNN blocks as loaded: set init_from to a "
+                      "pretrained CNN, or frozen_blocks=0")
+  if config.model.get("class_prototypes", ()) and set(config.stages) & {"cnn", "joint"}:
+    problems.append("model.class_prototypes makes the CNN a zero-shot classifier, which is not "
+                    "trained: set model.class_prototypes=() to fine-tune")
+  if problems:
+    raise ConfigError("config: " + "; ".join(problems))
+
+# Fields that do not change what a run trains, so a run may resume with other values.
+RESUMABLE_FIELDS = ("num_runs", "eval_batch_size", "data.data_dir", "restart")
+
+def config_differences(before: dict, config: ml_collections.ConfigDict) -> dict[str, tuple]:
+  """{field: (value in `before`, value in `config`)} of the fields that change a run.
+
+  Fields that only one of them has (a checkpoint from before a field existed)
+  are not compared.
+  """
+  old = flax.traverse_util.flatten_dict(before, sep=".")
+  new = flax.traverse_util.flatten_dict(json.loads(config.to_json()), sep=".")
+  return {k: (old[k], new[k]) for k in sorted(old.keys() & new.keys())
+          if old[k] != new[k] and k not in RESUMABLE_FIELDS}

@@ -1,0 +1,103 @@
+"""A run's records: per-epoch metrics (TensorBoard, metrics.jsonl), stage wall
+times (timings.json) and a readable console."""
+
+from __future__ import annotations
+
+import json
+import logging as pylogging
+import contextlib
+import pathlib
+import time
+
+from absl import logging
+import jax
+import numpy as np
+
+class _LibraryInfoFilter(pylogging.Filter):
+  """Drops INFO lines of Orbax and TFDS (thousands per run); their warnings stay."""
+
+  def filter(self, record):
+    return record.levelno >= pylogging.WARNING or not any(
+        f"/{lib}/" in record.pathname for lib in ("orbax", "tensorflow_datasets"))
+
+def quiet_library_logs() -> None:
+  """Keeps the console readable: varec's own INFO lines, libraries' warnings only."""
+  logging.get_absl_handler().addFilter(_LibraryInfoFilter())
+
+class MetricLogger:
+  """Per-epoch metrics to TensorBoard, a JSON-lines file and the console."""
+
+  def __init__(self, workdir: pathlib.Path, resume_step: int):
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    self.path = workdir / "metrics.jsonl"
+    if self.path.exists():  # Drop epochs logged after the checkpoint we resume from.
+      lines = [l for l in self.path.read_text().splitlines() if l and json.loads(l)["step"] <= resume_step]
+      self.path.write_text("".join(l + "\n" for l in lines))
+    self.writer = SummaryWriter(str(workdir / "tensorboard"))
+
+  def write(self, stage: str, epoch: int, step: int, split: str, values: dict) -> None:
+    for key, value in values.items():
+      self.writer.add_scalar(f"{stage}/{split}/{key}", value, step)
+    with open(self.path, "a") as f:
+      f.write(json.dumps({"stage": stage, "epoch": epoch, "step": step, "split": split,
+                          **{k: round(float(v), 6) for k, v in values.items()}}) + "\n")
+
+  def close(self):
+    self.writer.close()
+
+class StageClock:
+  """Wall times of one stage (this process's share), for `write_timings`."""
+
+  def __init__(self):
+    self._start = time.perf_counter()
+    self._epoch_start = None
+    self.times = {"epoch_train_s": [], "validation_s": 0.0, "checkpoint_s": 0.0}
+
+  def prepared(self, steps_per_epoch: int, batch_size: int) -> None:
+    """The stage's data and state are ready (`prepare_s`)."""
+    self.times.update(steps_per_epoch=steps_per_epoch, batch_size=batch_size,
+                      prepare_s=time.perf_counter() - self._start)
+
+  def start_epoch(self) -> None:
+    self._epoch_start = time.perf_counter()
+
+  def first_step(self, step_output) -> None:
+    """Records the stage's first step (compilation, mostly), waiting for its output."""
+    if "first_step_s" not in self.times:
+      jax.block_until_ready(step_output)
+      self.times["first_step_s"] = time.perf_counter() - self._epoch_start
+
+  def end_epoch(self) -> None:
+    self.times["epoch_train_s"].append(time.perf_counter() - self._epoch_start)
+
+  @contextlib.contextmanager
+  def timed(self, key: str):
+    """Adds the time spent in the `with` block to `key`."""
+    start = time.perf_counter()
+    yield
+    self.times[key] += time.perf_counter() - start
+
+  def finish(self) -> dict:
+    self.times["total_s"] = time.perf_counter() - self._start
+    return self.times
+
+
+def write_timings(workdir: pathlib.Path, stage: str, clock: dict) -> None:
+  """Adds a stage's wall times (this process's share of it) to <workdir>/timings.json.
+
+  `steady_epoch_s` is the median training epoch after the first, which
+  carries the compilation (`compile_s`: the first step's excess over a steady
+  step); validation and checkpoints are counted apart.
+  """
+  epochs = clock["epoch_train_s"]
+  steady = float(np.median(epochs[1:] if len(epochs) > 1 else epochs)) if epochs else None
+  path = workdir / "timings.json"
+  timings = json.loads(path.read_text()) if path.exists() else {}
+  timings[stage] = {**clock, "epochs": len(epochs), "steady_epoch_s": steady,
+                    # Tracing and compilation: the first step's excess over a steady one.
+                    "compile_s": clock["first_step_s"] - steady / clock["steps_per_epoch"]
+                                 if steady else None,
+                    "steps_per_s": clock["steps_per_epoch"] / steady if steady else None,
+                    "devices": [str(d) for d in jax.devices()]}
+  if jax.process_index() == 0:
+    path.write_text(json.dumps(timings, indent=1))
