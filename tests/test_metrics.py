@@ -141,7 +141,7 @@ def test_segments_cover_every_frame_once_and_last_min_length(seed):
   ends = np.array([last for _, last, _ in result])
   np.testing.assert_array_equal(starts, np.r_[0, ends[:-1] + 1])
   assert ends[-1] == len(labels) - 1
-  for (first, last, emotion), (next_first, _, next_emotion) in zip(result, result[1:]):
+  for (_, last, emotion), (next_first, _, next_emotion) in zip(result, result[1:]):
     assert emotion != next_emotion or frame_index[next_first] - frame_index[last] > 1
   stretch_starts = np.r_[0, np.flatnonzero(np.diff(frame_index) > 1) + 1]
   stretch_of = np.searchsorted(stretch_starts, np.arange(len(labels)), side="right")
