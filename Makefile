@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test benchmarks
+.PHONY: install demo lint test benchmarks
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ demo: install
 	$(BIN)/python train.py --config=configs/demo.py --workdir=workdir/demo
 	$(BIN)/python eval.py --checkpoint=workdir/demo
 
-test: install
+# One formatting dialect and a small lint rule set (pyproject.toml's [tool.ruff]).
+lint: install
+	@$(BIN)/ruff format --check . || { echo "formatting differs: run $(BIN)/ruff format ."; exit 1; }
+	$(BIN)/ruff check .
+
+test: install lint
 	$(BIN)/python -m pytest -n 2 tests
 
 benchmarks: install
