@@ -23,9 +23,9 @@ from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
 from varec import inference
-from varec import input_pipeline
 from varec import metrics
 from varec import train_lib
+from varec.data import input_pipeline
 
 import report  # benchmarks/report.py
 

@@ -51,8 +51,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))  # Run from a chec
 import report  # benchmarks/report.py
 from configs import rnn10
 from varec import evaluation
-from varec import input_pipeline
 from varec import train_lib
+from varec.data import input_pipeline
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/varec_gpu_train", "Run folder (emptied first).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default: TFDS's).")

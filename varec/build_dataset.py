@@ -16,8 +16,8 @@ from absl import logging
 
 from configs import base
 from varec import cli
-from varec import input_pipeline
 from varec import train_lib
+from varec.data import input_pipeline
 
 
 def _default_data_config():

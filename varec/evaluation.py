@@ -20,10 +20,10 @@ import pandas as pd
 
 from varec import emotions
 from varec import inference
-from varec import input_pipeline
 from varec import metrics
 from varec import plots
 from varec import train_lib
+from varec.data import input_pipeline
 
 SPLITS = ("train", "validation", "test", "train+validation", "all")
 # Data fields that say which videos to read and how they are labelled; every other

@@ -35,11 +35,11 @@ import tqdm
 from varec import augmentation
 from varec import checkpoints
 from varec import emotions
-from varec import input_pipeline
 from varec import losses
 from varec import metrics
 from varec import models
 from varec import preprocessing
+from varec.data import input_pipeline
 
 STAGES = ("cnn", "rnn", "joint")
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.01}
