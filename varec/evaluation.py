@@ -161,7 +161,8 @@ def cross_dataset_config(model: inference.TrainedModel, overrides: dict):
         f"from its checkpoint; only {', '.join(DATASET_FIELDS)} describe another dataset")
   config = model.config.copy_and_resolve_references()
   config.data.update(overrides)
-  if "prototypes_csv" not in overrides and config.data.name != "video_folder":
+  if "prototypes_csv" not in overrides and not input_pipeline.accepts_prototypes_csv(
+      config.data.name):
     config.data.prototypes_csv = None
   config.data.flip_augment = False  # Every video once, as recorded.
   return config
