@@ -32,7 +32,7 @@ from varec import cli
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import run_logs
-from varec import video_dataset
+from varec.data import discovery
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir or checkpoint folder.",
                                   required=True)
@@ -47,7 +47,7 @@ _FACES_CROPPED = flags.DEFINE_bool(
 def video_files(path: pathlib.Path) -> list[pathlib.Path]:
   if path.is_dir():
     return sorted(p for p in path.rglob("*")
-                  if p.is_file() and p.suffix.lower() in video_dataset.VIDEO_EXTENSIONS)
+                  if p.is_file() and p.suffix.lower() in discovery.VIDEO_EXTENSIONS)
   return [path]
 
 
@@ -73,7 +73,7 @@ def main(argv):
     sys.exit(f"predict.py: {source} does not exist")
   files = video_files(source)
   if not files:
-    sys.exit(f"predict.py: no video file ({', '.join(sorted(video_dataset.VIDEO_EXTENSIONS))}) "
+    sys.exit(f"predict.py: no video file ({', '.join(sorted(discovery.VIDEO_EXTENSIONS))}) "
              f"in {source}")
   output = pathlib.Path(_OUTPUT.value)
   try:

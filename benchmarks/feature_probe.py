@@ -23,7 +23,7 @@ from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
 from varec import inference
-from varec import input_pipeline
+from varec.data import input_pipeline
 from varec import metrics
 from varec import model_lib
 

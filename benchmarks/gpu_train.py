@@ -51,7 +51,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))  # Run from a chec
 import report  # benchmarks/report.py
 from configs import rnn10
 from varec import evaluation
-from varec import input_pipeline
+from varec.data import input_pipeline
 from varec import run_logs
 from varec import train_lib
 

@@ -3,7 +3,7 @@
     python benchmarks/preprocessing_benchmark.py [--videos=4 --seconds=10]
 
 Renders synthetic 640x480 videos at 25 fps, then times the §4.5 chain
-(`varec.video_dataset.preprocess_all`, all cores) and each stage alone on one
+(`varec.data.pool.preprocess_all`, all cores) and each stage alone on one
 core. Writes benchmarks/results/preprocessing.{json,md}.
 """
 
@@ -20,7 +20,8 @@ import numpy as np
 
 from varec import preprocessing
 from varec import synthetic
-from varec import video_dataset
+from varec.data import discovery
+from varec.data import pool
 
 import report  # benchmarks/report.py
 
@@ -65,15 +66,15 @@ def main(argv):
       frames = synthetic.render_video(speaker, "joy", seed=i, size=(640, 480), num_frames=num_frames)
       paths.append(tmp / synthetic.video_file_name(speaker.speaker_id, "joy"))
       synthetic.write_video(paths[-1], frames)
-    records, _ = video_dataset.find_videos(tmp)
+    records, _ = discovery.find_videos(tmp)
     for detect_every, max_side in ((5, 320), (1, 320), (1, 640)):
       config = preprocessing.PreprocessConfig(detect_every=detect_every, detect_max_side=max_side)
       cache = tmp / f"cache_{detect_every}_{max_side}"
       start = time.perf_counter()
-      done, skipped = video_dataset.preprocess_all(records, config, cache, workers=_WORKERS.value)
+      done, skipped = pool.preprocess_all(records, config, cache, workers=_WORKERS.value)
       elapsed = time.perf_counter() - start
       assert not skipped, skipped
-      rates = [video_dataset.load_preprocessed(c).detection_rate for _, c in done]
+      rates = [pool.load_preprocessed(c).detection_rate for _, c in done]
       run = {"detect_every": detect_every, "detect_max_side": max_side,
              "frames_per_second": len(records) * num_frames / elapsed,
              "detection_rate": float(np.mean(rates)),

@@ -14,10 +14,10 @@ from data_builder.adfes import adfes_dataset_builder  # pylint: disable=g-import
 from varec import preprocessing  # pylint: disable=g-import-not-at-top
 from varec import synthetic  # pylint: disable=g-import-not-at-top
 from varec import train_lib  # pylint: disable=g-import-not-at-top
-from varec import video_dataset  # pylint: disable=g-import-not-at-top
+from varec.data import builder as builder_lib  # pylint: disable=g-import-not-at-top
 
 TINY = preprocessing.PreprocessConfig(image_size=32, num_labelled_frames=20, detect_every=5)
-TINY_CONFIG = video_dataset.VideoBuilderConfig(name="tiny", preprocess=TINY)
+TINY_CONFIG = builder_lib.VideoBuilderConfig(name="tiny", preprocess=TINY)
 
 
 @pytest.fixture(scope="session")

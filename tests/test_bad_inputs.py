@@ -1,6 +1,7 @@
 """Bad or awkward input through the entry points: one clear line, the right exit status,
 and nothing earlier lost. (Bad video files, labels.csv and prototype CSVs are covered
-beside their modules: test_video_dataset.py, test_video_folder.py, test_emotions.py.)"""
+beside their modules: test_data_discovery.py, test_data_pool.py, test_video_folder.py,
+test_emotions.py.)"""
 
 import json
 import logging

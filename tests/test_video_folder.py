@@ -11,11 +11,11 @@ import pytest
 from varec import emotions
 from varec import evaluation
 from varec import inference
-from varec import input_pipeline
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import synthetic
 from varec import train_lib
+from varec.data import input_pipeline
 
 from tests.conftest import tiny_config, write_video
 

@@ -17,7 +17,7 @@ from absl import logging
 from configs import base
 from varec import cli
 from varec import config_checks
-from varec import input_pipeline
+from varec.data import input_pipeline
 
 
 def _default_data_config():

@@ -20,9 +20,9 @@ import pandas as pd
 
 from varec import emotions
 from varec import inference
-from varec import input_pipeline
 from varec import metrics
 from varec import plots
+from varec.data import input_pipeline
 
 SPLITS = ("train", "validation", "test", "train+validation", "all")
 # Data fields that say which videos to read and how they are labelled; every other
@@ -160,7 +160,8 @@ def cross_dataset_config(model: inference.TrainedModel, overrides: dict):
         f"from its checkpoint; only {', '.join(DATASET_FIELDS)} describe another dataset")
   config = model.config.copy_and_resolve_references()
   config.data.update(overrides)
-  if "prototypes_csv" not in overrides and config.data.name != "video_folder":
+  if "prototypes_csv" not in overrides and not input_pipeline.accepts_prototypes_csv(
+      config.data.name):
     config.data.prototypes_csv = None
   config.data.flip_augment = False  # Every video once, as recorded.
   return config

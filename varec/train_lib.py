@@ -30,7 +30,7 @@ import tqdm
 from varec import checkpoints
 from varec import config_checks
 from varec import emotions
-from varec import input_pipeline
+from varec.data import input_pipeline
 from varec import metrics
 from varec import model_lib
 from varec import preprocessing

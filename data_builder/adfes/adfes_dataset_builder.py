@@ -6,11 +6,14 @@ See `MANUAL_DOWNLOAD_INSTRUCTIONS` for the layout.
 """
 
 
-from varec import video_dataset
+from varec.data import builder
+from varec.data import discovery
 
 
-class Builder(video_dataset.VideoEmotionBuilder):
+class Builder(builder.VideoEmotionBuilder):
   """ADFES videos after the paper's §4.5 preprocessing, as windows and whole videos."""
+
+  READS_MANUAL_DIR = True
 
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   ADFES (van der Schalk et al., 2011) is licensed by the Amsterdam Interdisciplinary
@@ -23,7 +26,7 @@ class Builder(video_dataset.VideoEmotionBuilder):
 
       <actor>-<Emotion>-<orientation>.<ext>      e.g. "F01-Anger-Face Forward.mpeg"
 
-  (regular expression `varec.video_dataset.ADFES_FILENAME_PATTERN`; actor F01-F10,
+  (regular expression `varec.data.discovery.ADFES_FILENAME_PATTERN`; actor F01-F10,
   M01-M12; emotion one of Anger Contempt Disgust Embarrass Fear Joy Neutral Pride
   Sadness Surprise; orientation "Face Forward", "Turning Toward" or "Turning
   Away"). When the orientation is not in the name, the enclosing folder names are
@@ -40,5 +43,5 @@ class Builder(video_dataset.VideoEmotionBuilder):
 
   def _video_records(self, dl_manager):
     config = self.builder_config
-    return video_dataset.find_videos(dl_manager.manual_dir, config.filename_pattern,
-                                     config.orientations, config.label_space)
+    return discovery.find_videos(dl_manager.manual_dir, config.filename_pattern,
+                                 config.orientations, config.label_space)

@@ -12,18 +12,20 @@ import pathlib
 
 
 from varec import synthetic
-from varec import video_dataset
+from varec.data import builder
+from varec.data import discovery
+from varec.data import pool
 
 
 @dataclasses.dataclass(eq=False)
-class SyntheticConfig(video_dataset.VideoBuilderConfig):
+class SyntheticConfig(builder.VideoBuilderConfig):
   """Adds the generator's settings to the preprocessing ones."""
   num_speakers: int = 22
   seed: int = 0
   frame_size: tuple[int, int] = (360, 288)  # (width, height), half of ADFES's 720x576.
 
 
-class Builder(video_dataset.VideoEmotionBuilder):
+class Builder(builder.VideoEmotionBuilder):
   """Synthetic ADFES-like face videos, preprocessed exactly like ADFES."""
 
   BUILDER_CONFIGS = [
@@ -48,7 +50,7 @@ class Builder(video_dataset.VideoEmotionBuilder):
     if not marker.exists():
       synthetic.generate_dataset(video_dir, num_speakers=config.num_speakers, seed=config.seed,
                                  size=config.frame_size, fps=config.preprocess.fps,
-                                 workers=video_dataset.default_workers())
+                                 workers=pool.default_workers())
       marker.touch()
-    return video_dataset.find_videos(video_dir, config.filename_pattern, config.orientations,
-                                     config.label_space)
+    return discovery.find_videos(video_dir, config.filename_pattern, config.orientations,
+                                 config.label_space)

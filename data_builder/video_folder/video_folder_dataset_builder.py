@@ -8,13 +8,19 @@ See `MANUAL_DOWNLOAD_INSTRUCTIONS` for the layout.
 
 import pathlib
 
-from varec import video_dataset
+from varec.data import builder
+from varec.data import discovery
 
-LABELS_CSV = "labels.csv"
 
-
-class Builder(video_dataset.VideoEmotionBuilder):
+class Builder(builder.VideoEmotionBuilder):
   """Videos or frame folders listed in labels.csv, preprocessed as in the paper's §4.5."""
+
+  READS_MANUAL_DIR = True
+  LABELS_CSV = discovery.LABELS_CSV
+  ACCEPTS_PROTOTYPES_CSV = True  # Your own emotions instead of Table 2's.
+  # Build names follow num_labelled_frames, faces_cropped, the emotions and the folder.
+  CONFIG_FROM_DATA = True
+  PAD_SHORT_CLIPS = True  # Stills and clips shorter than a window are common here.
 
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
   Put your videos in a folder with a `{LABELS_CSV}` that has the columns
@@ -42,8 +48,8 @@ class Builder(video_dataset.VideoEmotionBuilder):
   """
 
   def _video_records(self, dl_manager):
-    labels = pathlib.Path(dl_manager.manual_dir) / LABELS_CSV
+    labels = pathlib.Path(dl_manager.manual_dir) / self.LABELS_CSV
     if not labels.is_file():
       raise FileNotFoundError(f"{labels} not found; it lists path,speaker,emotion per video. "
                               + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
-    return video_dataset.read_index_csv(labels, self.builder_config.label_space)
+    return discovery.read_index_csv(labels, self.builder_config.label_space)

@@ -3,6 +3,8 @@
 import importlib
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,8 +12,8 @@ import tensorflow_datasets as tfds
 
 from configs import base
 from varec import emotions
-from varec import input_pipeline
 from varec import preprocessing
+from varec.data import input_pipeline
 
 
 def _config(seed=0, **data):
@@ -147,3 +149,13 @@ def test_a_build_is_not_read_for_files_changed_since(manual_dir, tmp_path):
   with pytest.raises(ValueError, match=r"adfes/default build in .* was made from other files "
                                        r"than .*adfes holds now"):
     input_pipeline.ensure_built(data)
+
+
+def test_the_data_layer_does_not_import_the_builders():
+  # data_builder imports varec.data, never the other way round (the builders are looked up
+  # by name when a dataset is asked for).
+  code = ("import sys; import varec.data.discovery, varec.data.input_pipeline; "
+          "print(sorted(m for m in sys.modules if m.startswith('data_builder')))")
+  result = subprocess.run([sys.executable, "-c", code], cwd=pathlib.Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=300, check=True)
+  assert result.stdout.strip() == "[]"

@@ -4,6 +4,9 @@ Reads the array_record files with `tfds.data_source`, so TensorFlow is never
 imported at training time. Builds the dataset on demand when it is missing.
 The speaker split is drawn here from the run's seed (`varec.splits`), and the
 mirror-image augmentation of §4.5 is applied here, so neither needs a rebuild.
+The builder of `data.name` is imported on first use; what sets its datasets
+apart (own emotions, a config made from the data options, ...) is read from
+its class attributes (`varec.data.builder.VideoEmotionBuilder`).
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from configs import base
-from data_builder.video_folder import video_folder_dataset_builder
 from varec import emotions
 from varec import preprocessing
 from varec import splits
-from varec import video_dataset
+from varec.data import builder as builder_lib
+from varec.data import discovery
+from varec.data import summary
 
 BUILDER_MODULES = {
     "adfes": "data_builder.adfes.adfes_dataset_builder",
@@ -40,47 +44,75 @@ def _digest(value) -> str:
   return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def _source_digest(manual_dir) -> str:
-  """Changes with the folder a video_folder build reads, its labels.csv, and the name,
-  size and modification time of every file in it, so a build of one folder (or of its
-  earlier content) is never read as another's."""
+def _source_digest(manual_dir, labels_csv: str | None) -> str:
+  """Changes with the folder a build reads, its `labels_csv`, and the name, size and
+  modification time of every file in it, so a build of one folder (or of its earlier
+  content) is never read as another's."""
   folder = pathlib.Path(manual_dir).resolve()
-  labels = folder / video_folder_dataset_builder.LABELS_CSV
-  content = hashlib.sha1(labels.read_bytes()).hexdigest() if labels.is_file() else None
-  return _digest([str(folder), content, video_dataset.files_fingerprint(folder)])
+  labels = folder / labels_csv if labels_csv else None
+  content = hashlib.sha1(labels.read_bytes()).hexdigest() if labels and labels.is_file() else None
+  return _digest([str(folder), content, discovery.files_fingerprint(folder)])
+
+
+def builder_class(name: str) -> type[builder_lib.VideoEmotionBuilder]:
+  """The TFDS builder class of the dataset `name`, imported on first use."""
+  if name not in BUILDER_MODULES:
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(BUILDER_MODULES)}")
+  return importlib.import_module(BUILDER_MODULES[name]).Builder
+
+
+def accepts_prototypes_csv(name: str) -> bool:
+  """Whether the dataset `name` takes `data.prototypes_csv` (False for an unknown name)."""
+  return name in BUILDER_MODULES and builder_class(name).ACCEPTS_PROTOTYPES_CSV
+
+
+def _config_from_data(data: ml_collections.ConfigDict, builder_cls,
+                      preprocess: preprocessing.PreprocessConfig,
+                      label_space: emotions.LabelSpace | None):
+  """(config, usual preprocessing) of a builder whose configs are named by the data options."""
+  if label_space is None:
+    prototypes_csv = data.get("prototypes_csv") if builder_cls.ACCEPTS_PROTOTYPES_CSV else None
+    label_space = (emotions.LabelSpace.from_csv(prototypes_csv) if prototypes_csv
+                   else emotions.TABLE2)
+  name = f"labelled{data.num_labelled_frames}{'_cropped' if data.faces_cropped else ''}"
+  if label_space != emotions.TABLE2:
+    name += f"_emotions{label_space.digest()}"
+  if data.manual_dir:
+    name += f"_source{_source_digest(data.manual_dir, builder_cls.LABELS_CSV)}"
+  config = builder_lib.VideoBuilderConfig(name=name, label_space=label_space,
+                                          preprocess=preprocess)
+  usual = dataclasses.replace(preprocessing.PreprocessConfig(),
+                              pad_short_clips=builder_cls.PAD_SHORT_CLIPS,
+                              num_labelled_frames=preprocess.num_labelled_frames,
+                              faces_cropped=preprocess.faces_cropped)
+  return config, usual
+
+
+def _listed_config(data: ml_collections.ConfigDict, builder_cls):
+  """(config, usual preprocessing) of the builder config `data.builder_config` names."""
+  configs = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
+  config = configs.get(data.builder_config or "default")
+  if config is None:
+    raise ValueError(f"{data.name} has no builder config {data.builder_config!r}; choose one "
+                     f"of {', '.join(configs)}")
+  return config, config.preprocess
 
 
 def builder_config(data: ml_collections.ConfigDict, module,
                    label_space: emotions.LabelSpace | None = None
-                   ) -> video_dataset.VideoBuilderConfig:
-  """The builder config of `data`: its preprocessing, emotions and (video_folder) source.
+                   ) -> builder_lib.VideoBuilderConfig:
+  """The builder config of `data`: its preprocessing, emotions and (for a builder with
+  `CONFIG_FROM_DATA`, such as video_folder) source.
 
   Builds that differ in any of these have different names, so they live side
   by side in one data dir and one is never read as another.
   """
-  preprocess = preprocessing.config_from_data(data)
-  if data.name == "video_folder":
-    if label_space is None:
-      prototypes_csv = data.get("prototypes_csv")
-      label_space = (emotions.LabelSpace.from_csv(prototypes_csv) if prototypes_csv
-                     else emotions.TABLE2)
-    name = f"labelled{data.num_labelled_frames}{'_cropped' if data.faces_cropped else ''}"
-    if label_space != emotions.TABLE2:
-      name += f"_emotions{label_space.digest()}"
-    if data.manual_dir:
-      name += f"_source{_source_digest(data.manual_dir)}"
-    base = video_dataset.VideoBuilderConfig(name=name, label_space=label_space,
-                                            preprocess=preprocess)
-    usual = dataclasses.replace(preprocessing.PreprocessConfig(), pad_short_clips=True,
-                                num_labelled_frames=preprocess.num_labelled_frames,
-                                faces_cropped=preprocess.faces_cropped)
+  builder_cls = module.Builder
+  preprocess = preprocessing.config_from_data(data, pad_short_clips=builder_cls.PAD_SHORT_CLIPS)
+  if builder_cls.CONFIG_FROM_DATA:
+    base, usual = _config_from_data(data, builder_cls, preprocess, label_space)
   else:
-    configs = {c.name: c for c in module.Builder.BUILDER_CONFIGS}
-    base = configs.get(data.builder_config or "default")
-    if base is None:
-      raise ValueError(f"{data.name} has no builder config {data.builder_config!r}; choose one "
-                       f"of {', '.join(configs)}")
-    usual = base.preprocess
+    base, usual = _listed_config(data, builder_cls)
   changed = {k: v for k, v in dataclasses.asdict(preprocess).items()
              if v != getattr(usual, k)}
   if not changed:  # TFDS takes a listed config only as the very object it lists.
@@ -98,9 +130,8 @@ def get_builder(data: ml_collections.ConfigDict,
   without one), or `label_space` when given: a checkpoint's, so that its build
   is found even if the CSV has moved or changed since training.
   """
-  if data.name not in BUILDER_MODULES:
-    raise ValueError(f"unknown dataset {data.name!r}; choose one of {', '.join(BUILDER_MODULES)}")
-  if data.get("prototypes_csv") and data.name != "video_folder":
+  builder_cls = builder_class(data.name)
+  if data.get("prototypes_csv") and not builder_cls.ACCEPTS_PROTOTYPES_CSV:
     raise ValueError(f"data.prototypes_csv is for the video_folder dataset; {data.name} has "
                      "Table 2's emotions")
   module = importlib.import_module(BUILDER_MODULES[data.name])
@@ -120,7 +151,7 @@ def get_builder(data: ml_collections.ConfigDict,
 def build_command(data: ml_collections.ConfigDict) -> str:
   """The `varec.build_dataset` command line that builds the dataset of `data`."""
   keys = ["name", "manual_dir", "data_dir", "builder_config"]
-  if data.name == "video_folder":  # Options that only video_folder builds take.
+  if accepts_prototypes_csv(data.name):  # Only some builders (video_folder) take it.
     keys += ["prototypes_csv"]
   defaults = base.get_data_config()
   keys += [k for k in preprocessing.PREPROCESS_FIELDS
@@ -146,7 +177,7 @@ def ensure_built(data: ml_collections.ConfigDict, label_space: emotions.LabelSpa
 def check_source(builder: tfds.core.DatasetBuilder, manual_dir) -> None:
   """Raises ValueError if the files in `manual_dir` changed since the build read them."""
   stored = builder.info.metadata.get("manual_dir_fingerprint")
-  if manual_dir and stored and stored != video_dataset.files_fingerprint(manual_dir):
+  if manual_dir and stored and stored != discovery.files_fingerprint(manual_dir):
     raise ValueError(
         f"the {builder.name}/{builder.builder_config.name} build in {builder.data_dir} was made "
         f"from other files than {manual_dir} holds now (added, removed or changed since): "
@@ -174,7 +205,7 @@ def label_space(builder: tfds.core.DatasetBuilder) -> emotions.LabelSpace:
 
 def build_summary(builder: tfds.core.DatasetBuilder) -> str:
   """The build's counts and skipped files, as text."""
-  return video_dataset.format_summary(builder.info.metadata["build_summary"])
+  return summary.format_summary(builder.info.metadata["build_summary"])
 
 
 def read_split(builder: tfds.core.DatasetBuilder, split: str, orientations) -> list[dict]:
