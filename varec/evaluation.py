@@ -209,7 +209,7 @@ def evaluate_cross_dataset(checkpoint, overrides: dict) -> tuple[
         f"checkpoint's ({', '.join(model.label_space.emotions)}); left out: {left_out}")
   result = evaluate_videos(model, inference.VideoPredictor(model), videos, "all")
   result.metrics["left_out"] = left_out
-  result.metrics["dataset"] = {k: config.data.get(k) for k in DATASET_FIELDS}
+  result.metrics["dataset"] = {k: config.data[k] for k in DATASET_FIELDS}
   return model, [result]
 
 

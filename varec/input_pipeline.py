@@ -61,7 +61,7 @@ def builder_config(data: ml_collections.ConfigDict, module,
   preprocess = preprocessing.config_from_data(data)
   if data.name == "video_folder":
     if label_space is None:
-      prototypes_csv = data.get("prototypes_csv")
+      prototypes_csv = data.prototypes_csv
       label_space = (emotions.LabelSpace.from_csv(prototypes_csv) if prototypes_csv
                      else emotions.TABLE2)
     name = f"labelled{data.num_labelled_frames}{'_cropped' if data.faces_cropped else ''}"
@@ -81,8 +81,8 @@ def builder_config(data: ml_collections.ConfigDict, module,
       raise ValueError(f"{data.name} has no builder config {data.builder_config!r}; choose one "
                        f"of {', '.join(configs)}")
     usual = base.preprocess
-  changed = {k: v for k, v in dataclasses.asdict(preprocess).items()
-             if v != getattr(usual, k)}
+  usual = preprocessing.build_fields(usual)
+  changed = {k: v for k, v in preprocessing.build_fields(preprocess).items() if v != usual[k]}
   if not changed:  # TFDS takes a listed config only as the very object it lists.
     return base
   return dataclasses.replace(base, name=f"{base.name}_preprocess{_digest(changed)}",
@@ -100,7 +100,7 @@ def get_builder(data: ml_collections.ConfigDict,
   """
   if data.name not in BUILDER_MODULES:
     raise ValueError(f"unknown dataset {data.name!r}; choose one of {', '.join(BUILDER_MODULES)}")
-  if data.get("prototypes_csv") and data.name != "video_folder":
+  if data.prototypes_csv and data.name != "video_folder":
     raise ValueError(f"data.prototypes_csv is for the video_folder dataset; {data.name} has "
                      "Table 2's emotions")
   module = importlib.import_module(BUILDER_MODULES[data.name])
@@ -139,7 +139,7 @@ def ensure_built(data: ml_collections.ConfigDict, label_space: emotions.LabelSpa
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=data.manual_dir, try_download_gcs=False))
   check_preprocessing(builder)
-  check_source(builder, data.get("manual_dir"))
+  check_source(builder, data.manual_dir)
   return builder
 
 
@@ -156,6 +156,7 @@ def check_source(builder: tfds.core.DatasetBuilder, manual_dir) -> None:
 def check_preprocessing(builder: tfds.core.DatasetBuilder) -> None:
   """Raises ValueError if a build's recorded preprocessing is not the one asked for."""
   stored = builder.info.metadata.get("preprocess")
+  stored = None if stored is None else preprocessing.upgrade_recorded(stored)
   wanted = dataclasses.asdict(builder.builder_config.preprocess)
   if stored is not None and stored != wanted:
     differ = sorted(k for k in wanted if stored.get(k) != wanted[k])

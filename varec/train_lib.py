@@ -29,6 +29,7 @@ import tqdm
 
 from varec import checkpoints
 from varec import config_checks
+from varec import config_schema
 from varec import emotions
 from varec import input_pipeline
 from varec import metrics
@@ -81,7 +82,7 @@ def with_build_preprocessing(config: ml_collections.ConfigDict, builder) -> ml_c
   describe the data trained on even when a caller hands over its own builder.
   """
   fields = preprocessing.data_fields(builder.builder_config.preprocess)
-  differ = {k: v for k, v in fields.items() if config.data.get(k) != v}
+  differ = {k: v for k, v in fields.items() if config.data[k] != v}
   if not differ:
     return config
   logging.info("Recording the build's preprocessing in the config: %s", differ)
@@ -125,7 +126,7 @@ def _check_resumable(meta: dict, config, speakers, label_space, workdir) -> None
   if emotions.LabelSpace.from_meta(meta) != label_space:
     raise ValueError(f"{workdir} holds a run with other emotions (another prototypes CSV); "
                      "use a new --workdir")
-  before = preprocessing.config_from_data(ml_collections.ConfigDict(meta["config"]["data"]))
+  before = preprocessing.config_from_data(config_schema.upgrade(meta["config"]).data)
   if before != preprocessing.config_from_data(config.data):
     raise ValueError(f"{workdir} holds a run with other preprocessing ({before}); use a new "
                      "--workdir")
@@ -282,7 +283,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   variables = model_lib.init_variables(config, init_rng, windows["train"]["frames"].shape[1])
   if config.init_from:
     variables = model_lib.load_cnn(config.init_from, variables, config)
-  if config.get("restart") and (workdir / "checkpoints").exists():
+  if config.restart and (workdir / "checkpoints").exists():
     _discard_run(workdir)
   managers = checkpoints.managers(workdir)
   variables, progress = _init_or_resume(config, workdir, managers, variables, speakers,

@@ -190,7 +190,7 @@ def _cache_path(record: VideoRecord, config: preprocessing.PreprocessConfig,
                 cache_dir: pathlib.Path) -> pathlib.Path:
   stat = record.path.stat()
   key = json.dumps([str(record.path.resolve()), stat.st_size, stat.st_mtime_ns,
-                    dataclasses.asdict(config)], sort_keys=True)
+                    preprocessing.build_fields(config)], sort_keys=True)
   digest = hashlib.sha1(key.encode()).hexdigest()[:16]
   return cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', record.video_id)}-{digest}.npz"
 
@@ -423,7 +423,7 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     raise NotImplementedError
 
   def _info(self) -> tfds.core.DatasetInfo:
-    size = self.builder_config.preprocess.image_size
+    size = self.builder_config.preprocess.crop_size
     label_space = self.builder_config.label_space
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
