@@ -23,6 +23,7 @@ from varec import inference
 from varec import input_pipeline
 from varec import metrics
 from varec import plots
+from varec import workdir as workdir_lib
 
 SPLITS = ("train", "validation", "test", "train+validation", "all")
 # Data fields that say which videos to read and how they are labelled; every other
@@ -223,7 +224,8 @@ def write_outputs(model: inference.TrainedModel, results: list[SplitResult], out
   """Writes metrics.json, videos.csv, frames.csv and (optionally) the figures."""
   output = pathlib.Path(output)
   output.mkdir(parents=True, exist_ok=True)
-  written = {"tables": [output / "metrics.json", output / "videos.csv", output / "frames.csv"],
+  written = {"tables": [output / workdir_lib.EVAL_METRICS, output / "videos.csv",
+                        output / "frames.csv"],
              "figures": []}
   metrics_file = {
       "checkpoint": str(model.path),
@@ -240,7 +242,7 @@ def write_outputs(model: inference.TrainedModel, results: list[SplitResult], out
     _replace(output / name, lambda path, f=frames: pd.concat(f).to_csv(
         path, index=False, float_format="%.5f"))
   # Last: metrics.json names the splits the other files hold.
-  _replace(output / "metrics.json",
+  _replace(output / workdir_lib.EVAL_METRICS,
            lambda path: path.write_text(json.dumps(metrics_file, indent=2) + "\n"))
   if not figures:
     return written
@@ -289,7 +291,7 @@ def _earlier_splits(output: pathlib.Path, metrics_file: dict) -> dict:
   """Metrics of the splits an earlier eval of the same checkpoint and dataset wrote into
   `output` and this one does not redo; they are kept. Outputs of another checkpoint or
   dataset are removed, figures included, so that nothing stale sits beside the new ones."""
-  path = output / "metrics.json"
+  path = output / workdir_lib.EVAL_METRICS
   if not path.exists():
     return {}
   try:
@@ -300,7 +302,7 @@ def _earlier_splits(output: pathlib.Path, metrics_file: dict) -> dict:
   if same:
     return {k: v for k, v in earlier["splits"].items() if k not in metrics_file["splits"]}
   logging.warning("%s holds the evaluation of another checkpoint or dataset; replacing it", output)
-  for name in ("metrics.json", "videos.csv", "frames.csv"):
+  for name in (workdir_lib.EVAL_METRICS, "videos.csv", "frames.csv"):
     (output / name).unlink(missing_ok=True)
   shutil.rmtree(output / "figures", ignore_errors=True)
   return {}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pathlib
 import shutil
 
 from absl import logging
@@ -37,6 +36,7 @@ from varec import model_lib
 from varec import preprocessing
 from varec import run_logs
 from varec import steps
+from varec import workdir as workdir_lib
 
 
 def stage_data(name: str, config, variables: dict, windows: dict) -> dict:
@@ -101,11 +101,10 @@ class _Progress:
   resumed_stage: str | None = None  # The stage the latest checkpoint was saved in.
 
 
-def _discard_run(workdir: pathlib.Path) -> None:
+def _discard_run(workdir: workdir_lib.Workdir) -> None:
   """`config.restart`: removes the checkpoints and logs of the run in `workdir`."""
   logging.warning("restart: discarding the run in %s", workdir)
-  for name in ("checkpoints", "tensorboard", "metrics.jsonl", "timings.json"):
-    path = workdir / name
+  for path in workdir.run_records():
     shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
@@ -267,8 +266,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   Returns the final validation metrics.
   """
   config_checks.check_config(config)
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = workdir_lib.Workdir(workdir)
+  workdir.root.mkdir(parents=True, exist_ok=True)
   builder = builder or input_pipeline.ensure_built(config.data)
   config = with_build_preprocessing(config, builder)
   windows, speakers = input_pipeline.load_windows(config, builder)
@@ -283,7 +282,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   variables = model_lib.init_variables(config, init_rng, windows["train"]["frames"].shape[1])
   if config.init_from:
     variables = model_lib.load_cnn(config.init_from, variables, config)
-  if config.restart and (workdir / "checkpoints").exists():
+  if config.restart and workdir.checkpoints.exists():
     _discard_run(workdir)
   managers = checkpoints.managers(workdir)
   variables, progress = _init_or_resume(config, workdir, managers, variables, speakers,
