@@ -42,8 +42,9 @@ _DATA = cli.define_config_dict(
 
 
 def default_output(checkpoint_path: pathlib.Path, dataset: str | None = None) -> pathlib.Path:
-  """<workdir>/eval (or eval_<dataset>) for a checkpoint of a workdir; else inside the checkpoint."""
-  workdir = workdir_lib.Workdir.of_checkpoint(checkpoint_path) or workdir_lib.Workdir(checkpoint_path)
+  """<workdir>/eval (or eval_<dataset>) for a checkpoint of a workdir; else in the checkpoint."""
+  workdir = (workdir_lib.Workdir.of_checkpoint(checkpoint_path)
+             or workdir_lib.Workdir(checkpoint_path))
   return workdir.eval_dir(None if dataset is None else evaluation.file_name(dataset))
 
 

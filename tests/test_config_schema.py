@@ -44,7 +44,8 @@ def test_an_old_checkpoint_config_gets_every_field_with_its_old_meaning():
   assert (config.data.align_faces, config.data.equalize_faces, config.augment.enabled,
           config.sgd_decay) == (False, False, False, 0.0)
   assert (config.data.crop_size, config.model.cnn, config.model.frozen_blocks,
-          tuple(config.model.class_prototypes), config.compute_dtype) == (96, "fig3", 0, (), "float32")
+          tuple(config.model.class_prototypes), config.compute_dtype) == (
+              96, "fig3", 0, (), "float32")
   assert preprocessing.config_from_data(config.data) == preprocessing.PreprocessConfig(
       align_faces=False)
   config_checks.check_config(config)
