@@ -27,6 +27,7 @@ from varec import checkpoints
 from varec import cli
 from varec import evaluation
 from varec import run_logs
+from varec import workdir as workdir_lib
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir (its best checkpoint) "
                                   "or a checkpoint folder.", required=True)
@@ -41,11 +42,10 @@ _DATA = cli.define_config_dict(
 
 
 def default_output(checkpoint_path: pathlib.Path, dataset: str | None = None) -> pathlib.Path:
-  """<workdir>/eval (or eval_<dataset>) for a checkpoint at <workdir>/checkpoints/<kind>/<step>."""
-  folder = "eval" if dataset is None else "eval_" + evaluation.file_name(dataset)
-  if checkpoint_path.parent.parent.name == "checkpoints":
-    return checkpoint_path.parent.parent.parent / folder
-  return checkpoint_path / folder
+  """<workdir>/eval (or eval_<dataset>) for a checkpoint of a workdir; else in the checkpoint."""
+  workdir = (workdir_lib.Workdir.of_checkpoint(checkpoint_path)
+             or workdir_lib.Workdir(checkpoint_path))
+  return workdir.eval_dir(None if dataset is None else evaluation.file_name(dataset))
 
 
 def main(argv):

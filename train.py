@@ -27,6 +27,7 @@ from varec import evaluation
 from varec import run_logs
 from varec import table3
 from varec import train_lib
+from varec import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file.",
                                           lock_config=True)
@@ -39,12 +40,12 @@ def run_table3(config, workdir: pathlib.Path) -> pathlib.Path:
   for i in range(config.num_runs):
     run_config = config.copy_and_resolve_references()
     run_config.seed = config.seed + i
-    run_dir = workdir / f"run_{i}"
+    run_dir = workdir_lib.Workdir(workdir).run(i)
     logging.info("Run %d/%d (seed %d) in %s", i + 1, config.num_runs, run_config.seed, run_dir)
     train_lib.train_and_evaluate(run_config, run_dir)
     model, results = evaluation.evaluate(run_dir, table3.EVAL_SPLITS)
     # Figures for the first run only: they are many and the runs look alike.
-    evaluation.write_outputs(model, results, run_dir / "eval", figures=i == 0)
+    evaluation.write_outputs(model, results, run_dir.eval_dir(), figures=i == 0)
     print(f"Run {i} (seed {run_config.seed}):\n{evaluation.summary(results)}")
   md, _ = table3.write({workdir.name: table3.collect(workdir)}, workdir)
   return md

@@ -54,6 +54,7 @@ from varec import evaluation
 from varec.data import input_pipeline
 from varec import run_logs
 from varec import train_lib
+from varec import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/varec_gpu_train", "Run folder (emptied first).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default: TFDS's).")
@@ -86,7 +87,7 @@ def main(argv):
   if _DATA_DIR.value:
     config.data.data_dir = _DATA_DIR.value
   run_logs.quiet_library_logs()
-  workdir = pathlib.Path(_WORKDIR.value)
+  workdir = workdir_lib.Workdir(_WORKDIR.value)
   shutil.rmtree(workdir, ignore_errors=True)
   device = jax.local_devices()[0]
   results = {"device": getattr(device, "device_kind", str(device)), "platform": device.platform,
@@ -101,7 +102,7 @@ def main(argv):
   start = time.perf_counter()
   final = train_lib.train_and_evaluate(config, workdir)
   results["train_wall_s"] = time.perf_counter() - start
-  timings = json.loads((workdir / "timings.json").read_text())
+  timings = json.loads(workdir.timings.read_text())
   results["stages"] = timings
   results["cnn_epoch_s"] = timings["cnn"]["steady_epoch_s"]
   results["rnn_epoch_s"] = timings["rnn"]["steady_epoch_s"]
@@ -112,7 +113,7 @@ def main(argv):
 
   start = time.perf_counter()
   model, split_results = evaluation.evaluate(workdir, ("validation", "test"))
-  evaluation.write_outputs(model, split_results, workdir / "eval")
+  evaluation.write_outputs(model, split_results, workdir.eval_dir())
   results["eval_s"] = time.perf_counter() - start
   results["eval"] = {r.split: {k: v for k, v in r.metrics.items()
                                if k not in ("per_emotion", "confusion_matrix")}
@@ -120,7 +121,7 @@ def main(argv):
   results["peak_gpu_memory_gib"] = peak_memory_gib()
   # --runlocal is a smoke test, not a result: kept with the run.
   report.write("gpu_train", results, markdown(results),
-               workdir if _RUNLOCAL.value else report.RESULTS)
+               workdir.root if _RUNLOCAL.value else report.RESULTS)
 
 
 def _fmt(value, digits=2):

@@ -72,7 +72,7 @@ def predict_once(video: str, checkpoint: str, align: bool) -> dict:
   config = p.model.config
   return {"frames": len(frames), "seconds": elapsed, "frames_per_second": len(frames) / elapsed,
           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-          "cnn": config.model.get("cnn", "fig3"), "image_size": config.data.image_size,
+          "cnn": config.model.cnn, "image_size": config.data.image_size,
           "output": "GRU" if inference.trained_gru(p.model.meta) else "CNN per frame"}
 
 

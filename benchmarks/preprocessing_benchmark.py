@@ -43,7 +43,7 @@ def _stage_times(path, config: preprocessing.PreprocessConfig) -> dict[str, floa
   t3 = time.perf_counter()
   box = preprocessing.square_box(next(b for b in boxes if b is not None), config.face_margin)
   for g in gray:
-    preprocessing.crop_and_resize(g, box, config.image_size)
+    preprocessing.crop_and_resize(g, box, config.crop_size)
   t4 = time.perf_counter()
   n = len(frames)
   return {"decode": 1e3 * (t1 - t0) / n, "grayscale_equalise": 1e3 * (t2 - t1) / n,

@@ -16,7 +16,7 @@ from varec import synthetic  # pylint: disable=g-import-not-at-top
 from varec import train_lib  # pylint: disable=g-import-not-at-top
 from varec.data import builder as builder_lib  # pylint: disable=g-import-not-at-top
 
-TINY = preprocessing.PreprocessConfig(image_size=32, num_labelled_frames=20, detect_every=5)
+TINY = preprocessing.PreprocessConfig(crop_size=32, num_labelled_frames=20, detect_every=5)
 TINY_CONFIG = builder_lib.VideoBuilderConfig(name="tiny", preprocess=TINY)
 
 

@@ -88,7 +88,7 @@ def test_pre_cropped_faces_and_full_frames_reach_the_model_framed_alike(apex_fra
 
 def test_a_crop_without_a_face_is_used_as_it_is():
   noise = np.random.default_rng(0).integers(0, 256, (40, 50), dtype=np.uint8)
-  crop, found = pp.precropped_face(noise, pp.PreprocessConfig(align_faces=True, image_size=32))
+  crop, found = pp.precropped_face(noise, pp.PreprocessConfig(align_faces=True, crop_size=32))
   assert not found
   expected = pp.crop_and_resize(noise, pp.square_box(np.array([0.0, 0.0, 50, 40]), 0.0), 32)
   np.testing.assert_array_equal(crop, expected)

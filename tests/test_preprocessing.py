@@ -5,6 +5,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from varec import config_schema
 from varec import emotions
 from varec import preprocessing as pp
 
@@ -77,7 +78,7 @@ def test_model_input_resizes_and_equalises_as_configured():
   data.equalize_faces = False
   np.testing.assert_array_equal(pp.model_input(crops, data), pp.resize_crops(crops, 16))
   # Data configs saved before the option existed mean no crop equalisation.
-  legacy = ml_collections.ConfigDict({"image_size": 32})
+  legacy = config_schema.upgrade({"data": {"image_size": 32}}).data
   np.testing.assert_array_equal(pp.model_input(crops, legacy), crops)
 
 
@@ -166,7 +167,7 @@ def test_windows_tile_the_labelled_frames_from_the_end():
 
 def test_preprocess_frames_on_a_drawn_face(synthetic_clip):
   frames = synthetic_clip
-  config = pp.PreprocessConfig(image_size=48, detect_every=3, num_labelled_frames=12)
+  config = pp.PreprocessConfig(crop_size=48, detect_every=3, num_labelled_frames=12)
   video = pp.preprocess_frames(frames, 25.0, config, name="clip")
   t = len(frames)
   assert video.frames.shape == (t, 48, 48, 1) and video.frames.dtype == np.uint8
@@ -181,7 +182,7 @@ def test_preprocess_frames_on_a_drawn_face(synthetic_clip):
 
 
 def test_preprocess_frames_resamples_other_rates(synthetic_clip):
-  config = pp.PreprocessConfig(image_size=32, detect_every=10, num_labelled_frames=5)
+  config = pp.PreprocessConfig(crop_size=32, detect_every=10, num_labelled_frames=5)
   video = pp.preprocess_frames(synthetic_clip, 50.0, config)
   assert len(video.frames) == round(len(synthetic_clip) / 2)
 
@@ -202,14 +203,15 @@ def test_config_from_data_follows_every_field_and_old_checkpoints():
   data.update({"face_margin": 0.25, "detect_every": 3, "crop_size": 64, "window_length": 8,
                "align_faces": False, "faces_cropped": True, "num_labelled_frames": 7})
   config = pp.config_from_data(data)
-  assert (config.face_margin, config.detect_every, config.image_size, config.window_length,
+  assert (config.face_margin, config.detect_every, config.crop_size, config.window_length,
           config.window_stride, config.align_faces, config.faces_cropped,
           config.num_labelled_frames) == (0.25, 3, 64, 8, 8, False, True, 7)
   assert pp.data_fields(config) == {k: data[k] for k in pp.PREPROCESS_FIELDS}
   # A checkpoint from before these fields existed was built with the defaults, unaligned.
-  old = ml_collections.ConfigDict({"name": "adfes", "image_size": 48})
+  old = config_schema.upgrade({"data": {"name": "adfes", "image_size": 48}}).data
   assert pp.config_from_data(old) == pp.PreprocessConfig(align_faces=False)
-  assert pp.config_from_data(ml_collections.ConfigDict({"name": "video_folder"})).pad_short_clips
+  assert pp.config_from_data(config_schema.upgrade({"data": {"name": "video_folder"}}).data
+                             ).pad_short_clips
 
 
 def _still(size=64):
@@ -221,7 +223,7 @@ def _still(size=64):
 
 def test_a_still_becomes_one_labelled_window():
   config = pp.PreprocessConfig(faces_cropped=True, align_faces=False, pad_short_clips=True,
-                               image_size=32, num_labelled_frames=3)
+                               crop_size=32, num_labelled_frames=3)
   video = pp.preprocess_frames(_still()[None], 25.0, config)
   assert video.frames.shape == (10, 32, 32, 1) and video.num_padded_frames == 9
   assert video.labelled.all()  # The copies of a labelled still carry its label.
@@ -230,7 +232,7 @@ def test_a_still_becomes_one_labelled_window():
 
 def test_copies_of_an_unlabelled_first_frame_stay_unlabelled():
   config = pp.PreprocessConfig(faces_cropped=True, align_faces=False, pad_short_clips=True,
-                               image_size=32, num_labelled_frames=3)
+                               crop_size=32, num_labelled_frames=3)
   video = pp.preprocess_frames(np.stack([_still()] * 8), 25.0, config)
   np.testing.assert_array_equal(video.labelled, [False] * 7 + [True] * 3)
   assert len(pp.window_starts(video.labelled, 10, 10)) == 0
@@ -240,7 +242,7 @@ def test_an_image_file_is_a_one_frame_clip(tmp_path):
   path = tmp_path / "still.png"
   cv2.imwrite(str(path), _still())
   config = pp.PreprocessConfig(faces_cropped=True, align_faces=False, pad_short_clips=True,
-                               image_size=32)
+                               crop_size=32)
   video = pp.preprocess_video(path, config)
   assert video.num_padded_frames == 9 and video.labelled.all()
   with pytest.raises(pp.VideoError, match="shorter than one window"):

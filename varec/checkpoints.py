@@ -16,22 +16,24 @@ import pathlib
 from absl import logging
 import orbax.checkpoint as ocp
 
-LATEST = "latest"
-BEST = "best"
+from varec import workdir as workdir_lib
+
+LATEST = workdir_lib.LATEST
+BEST = workdir_lib.BEST
 BEST_METRIC = "val_ccc"
 
 
 def managers(workdir) -> dict[str, ocp.CheckpointManager]:
   """{"latest": keeps the last checkpoint, "best": keeps the highest `val_ccc`}."""
-  root = pathlib.Path(workdir).absolute() / "checkpoints"
+  workdir = workdir_lib.Workdir(pathlib.Path(workdir).absolute())
   items = ("variables", "opt_state", "meta")
   return {
       # Two, so that a damaged newest step (a disk full, a file deleted) falls back.
       LATEST: ocp.CheckpointManager(
-          root / LATEST, item_names=items,
+          workdir.checkpoint_dir(LATEST), item_names=items,
           options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True)),
       BEST: ocp.CheckpointManager(
-          root / BEST, item_names=items,
+          workdir.checkpoint_dir(BEST), item_names=items,
           options=ocp.CheckpointManagerOptions(
               max_to_keep=1, create=True, best_fn=lambda m: m[BEST_METRIC], best_mode="max")),
   }
@@ -102,9 +104,9 @@ def resolve(path) -> tuple[ocp.CheckpointManager, int]:
   if not path.exists():
     raise CheckpointError(f"{path} does not exist; train first: python train.py "
                           f"--config=configs/demo.py --workdir={path}")
-  candidates = []
-  if (path / "checkpoints").is_dir():
-    candidates = [path / "checkpoints" / BEST, path / "checkpoints" / LATEST]
+  workdir = workdir_lib.Workdir(path)
+  if workdir.checkpoints.is_dir():
+    candidates = [workdir.checkpoint_dir(BEST), workdir.checkpoint_dir(LATEST)]
   elif path.name.isdigit():
     candidates = [path.parent]
   else:

@@ -24,16 +24,16 @@ def data_problems(data: ml_collections.ConfigDict) -> list[str]:
     problems.append(f"data.split_ratios must be 3 positive numbers (train, validation, test), "
                     f"got {ratios}")
   for field in ("num_labelled_frames", "window_length", "image_size", "crop_size", "detect_every"):
-    if data.get(field, 1) < 1:
+    if data[field] < 1:
       problems.append(f"data.{field} must be at least 1, got {data[field]}")
-  if data.image_size > data.get("crop_size", data.image_size):
+  if data.image_size > data.crop_size:
     problems.append(f"data.image_size ({data.image_size}) cannot exceed data.crop_size "
                     f"({data.crop_size}), the side of the stored crops")
-  if not data.get("fps", 25.0) > 0:
+  if not data.fps > 0:
     problems.append(f"data.fps must be positive, got {data.fps}")
-  if data.get("face_margin", 0.0) < 0:
+  if data.face_margin < 0:
     problems.append(f"data.face_margin must be 0 or more, got {data.face_margin}")
-  if data.get("detect_max_side", 320) < 80:
+  if data.detect_max_side < 80:
     problems.append(f"data.detect_max_side must be at least 80 (dlib's detector window), got "
                     f"{data.detect_max_side}")
   return problems
@@ -64,33 +64,38 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   problems += data_problems(config.data)
   if config.eval_batch_size < 1:
     problems.append(f"eval_batch_size must be at least 1, got {config.eval_batch_size}")
-  kind = config.model.get("cnn", "fig3")
-  compute_dtype = config.get("compute_dtype", "float32")
-  if compute_dtype not in model_lib.COMPUTE_DTYPES:
-    problems.append(f"compute_dtype must be one of {', '.join(model_lib.COMPUTE_DTYPES)}, got "
-                    f"{compute_dtype!r}")
-  elif compute_dtype != "float32" and kind != "fig3":
-    problems.append(f"compute_dtype {compute_dtype} is implemented for the fig3 CNN only; "
-                    f"use compute_dtype=float32 with model.cnn={kind}")
-  if kind not in model_lib.CNNS:
-    problems.append(f"model.cnn must be one of {', '.join(model_lib.CNNS)}, got {kind!r}")
-  else:
-    if config.data.image_size < model_lib.min_image_size(config):
-      problems.append(f"data.image_size must be at least {model_lib.min_image_size(config)} for the "
-                      f"{kind} CNN, got {config.data.image_size}")
-    num_blocks = len(model_lib.build_cnn(config).BLOCKS)
-    frozen = config.model.get("frozen_blocks", 0)
-    if not 0 <= frozen <= num_blocks:
-      problems.append(f"model.frozen_blocks must be between 0 and {num_blocks} for the {kind} "
-                      f"CNN, got {frozen}")
-    elif frozen and not config.init_from:
-      problems.append("model.frozen_blocks keeps CNN blocks as loaded: set init_from to a "
-                      "pretrained CNN, or frozen_blocks=0")
-  if config.model.get("class_prototypes", ()) and set(config.stages) & {"cnn", "joint"}:
+  problems += cnn_problems(config)
+  if config.model.class_prototypes and set(config.stages) & {"cnn", "joint"}:
     problems.append("model.class_prototypes makes the CNN a zero-shot classifier, which is not "
                     "trained: set model.class_prototypes=() to fine-tune")
   if problems:
     raise ConfigError("config: " + "; ".join(problems))
+
+def cnn_problems(config: ml_collections.ConfigDict) -> list[str]:
+  """What is wrong with the CNN fields of a config, as its `model_lib.CNNS` entry says."""
+  kind, compute_dtype = config.model.cnn, config.compute_dtype
+  problems = []
+  if compute_dtype not in model_lib.COMPUTE_DTYPES:
+    problems.append(f"compute_dtype must be one of {', '.join(model_lib.COMPUTE_DTYPES)}, got "
+                    f"{compute_dtype!r}")
+  if kind not in model_lib.CNNS:
+    return problems + [f"model.cnn must be one of {', '.join(model_lib.CNNS)}, got {kind!r}"]
+  cnn = model_lib.CNNS[kind]
+  if compute_dtype in model_lib.COMPUTE_DTYPES and compute_dtype not in cnn.compute_dtypes:
+    able = [k for k, c in model_lib.CNNS.items() if compute_dtype in c.compute_dtypes]
+    problems.append(f"compute_dtype {compute_dtype} is implemented for the {', '.join(able)} CNN "
+                    f"only; use compute_dtype={cnn.compute_dtypes[0]} with model.cnn={kind}")
+  if config.data.image_size < cnn.min_image_size(config):
+    problems.append(f"data.image_size must be at least {cnn.min_image_size(config)} for the "
+                    f"{kind} CNN, got {config.data.image_size}")
+  frozen = config.model.frozen_blocks
+  if not 0 <= frozen <= cnn.num_blocks:
+    problems.append(f"model.frozen_blocks must be between 0 and {cnn.num_blocks} for the {kind} "
+                    f"CNN, got {frozen}")
+  elif frozen and not config.init_from:
+    problems.append("model.frozen_blocks keeps CNN blocks as loaded: set init_from to a "
+                    "pretrained CNN, or frozen_blocks=0")
+  return problems
 
 # Fields that do not change what a run trains, so a run may resume with other values.
 RESUMABLE_FIELDS = ("num_runs", "eval_batch_size", "data.data_dir", "restart")

@@ -22,6 +22,7 @@ from varec import emotions
 from varec import inference
 from varec import metrics
 from varec import plots
+from varec import workdir as workdir_lib
 from varec.data import input_pipeline
 
 SPLITS = ("train", "validation", "test", "train+validation", "all")
@@ -210,7 +211,7 @@ def evaluate_cross_dataset(checkpoint, overrides: dict) -> tuple[
         f"checkpoint's ({', '.join(model.label_space.emotions)}); left out: {left_out}")
   result = evaluate_videos(model, inference.VideoPredictor(model), videos, "all")
   result.metrics["left_out"] = left_out
-  result.metrics["dataset"] = {k: config.data.get(k) for k in DATASET_FIELDS}
+  result.metrics["dataset"] = {k: config.data[k] for k in DATASET_FIELDS}
   return model, [result]
 
 
@@ -224,7 +225,8 @@ def write_outputs(model: inference.TrainedModel, results: list[SplitResult], out
   """Writes metrics.json, videos.csv, frames.csv and (optionally) the figures."""
   output = pathlib.Path(output)
   output.mkdir(parents=True, exist_ok=True)
-  written = {"tables": [output / "metrics.json", output / "videos.csv", output / "frames.csv"],
+  written = {"tables": [output / workdir_lib.EVAL_METRICS, output / "videos.csv",
+                        output / "frames.csv"],
              "figures": []}
   metrics_file = {
       "checkpoint": str(model.path),
@@ -241,7 +243,7 @@ def write_outputs(model: inference.TrainedModel, results: list[SplitResult], out
     _replace(output / name, lambda path, f=frames: pd.concat(f).to_csv(
         path, index=False, float_format="%.5f"))
   # Last: metrics.json names the splits the other files hold.
-  _replace(output / "metrics.json",
+  _replace(output / workdir_lib.EVAL_METRICS,
            lambda path: path.write_text(json.dumps(metrics_file, indent=2) + "\n"))
   if not figures:
     return written
@@ -290,7 +292,7 @@ def _earlier_splits(output: pathlib.Path, metrics_file: dict) -> dict:
   """Metrics of the splits an earlier eval of the same checkpoint and dataset wrote into
   `output` and this one does not redo; they are kept. Outputs of another checkpoint or
   dataset are removed, figures included, so that nothing stale sits beside the new ones."""
-  path = output / "metrics.json"
+  path = output / workdir_lib.EVAL_METRICS
   if not path.exists():
     return {}
   try:
@@ -301,7 +303,7 @@ def _earlier_splits(output: pathlib.Path, metrics_file: dict) -> dict:
   if same:
     return {k: v for k, v in earlier["splits"].items() if k not in metrics_file["splits"]}
   logging.warning("%s holds the evaluation of another checkpoint or dataset; replacing it", output)
-  for name in ("metrics.json", "videos.csv", "frames.csv"):
+  for name in (workdir_lib.EVAL_METRICS, "videos.csv", "frames.csv"):
     (output / name).unlink(missing_ok=True)
   shutil.rmtree(output / "figures", ignore_errors=True)
   return {}

@@ -12,6 +12,7 @@ import numpy as np
 
 from varec import checkpoints
 from varec import config_checks
+from varec import config_schema
 from varec import emotions
 from varec import model_lib
 from varec import preprocessing
@@ -54,7 +55,7 @@ class TrainedModel:
       label_space = emotions.LabelSpace.from_meta(meta)
     except ValueError as e:
       raise checkpoints.CheckpointError(f"{step_dir}: unusable emotions in its meta: {e}") from e
-    config = ml_collections.ConfigDict(meta["config"])
+    config = config_schema.upgrade(meta["config"])
     problems = config_checks.data_problems(config.data)
     if problems:  # A config edited by hand, or from a tool that did not check it.
       raise checkpoints.CheckpointError(f"{step_dir}: its config cannot be used: "

@@ -17,6 +17,7 @@ import numpy as np
 from varec import checkpoints
 from varec import emotions
 from varec import model_lib
+from varec import workdir as workdir_lib
 
 # `meta["stage"]` of a checkpoint written here: a CNN that varec has not trained.
 IMPORTED_STAGE = "imported"
@@ -85,7 +86,7 @@ def write_checkpoint(out, config: ml_collections.ConfigDict, cnn_params: dict,
   trained).
   """
   out = pathlib.Path(out)
-  if (out / "checkpoints").exists():
+  if workdir_lib.Workdir(out).checkpoints.exists():
     raise FileExistsError(f"{out} already holds checkpoints; choose a new --out")
   variables = model_lib.init_variables(config, jax.random.PRNGKey(config.seed), window_length=1)
   fresh = model_lib.cnn_variables(variables)

@@ -7,49 +7,79 @@ nothing here trains, reads a dataset or writes files.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from typing import Callable
 
 from absl import logging
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from varec import checkpoints
+from varec import config_schema
 from varec import models
 
-CNNS = ("fig3", "mini_xception")
+@dataclasses.dataclass(frozen=True)
+class CNNKind:
+  """One kind of per-frame CNN (`config.model.cnn`): everything varec asks of it."""
+  build: Callable[[ml_collections.ConfigDict], nn.Module]  # The CNN a config describes.
+  # The smallest input side it can take (a feature map of at least one pixel).
+  min_image_size: Callable[[ml_collections.ConfigDict], int]
+  num_blocks: int  # Leading blocks `model.frozen_blocks` can keep as loaded.
+  compute_dtypes: tuple[str, ...]  # What its convolutions and feature layer can compute in.
+
+
+def _fig3(config: ml_collections.ConfigDict) -> models.FrameCNN:
+  m = config.model
+  return models.FrameCNN(filters=tuple(m.filters), kernel_size=m.kernel_size,
+                         num_features=m.num_features, dropout_rate=m.dropout_rate,
+                         frozen_blocks=m.frozen_blocks, dtype=jnp.dtype(config.compute_dtype))
+
+def _fig3_min_image_size(config: ml_collections.ConfigDict) -> int:
+  k = config.model.kernel_size - 1
+  # SAME conv, pool /2, VALID conv (-k), pool /2, VALID conv (-k) >= 1.
+  return 2 * (2 * (1 + k) + k)
+
+def _mini_xception(config: ml_collections.ConfigDict) -> models.MiniXception:
+  m = config.model
+  return models.MiniXception(
+      num_features=m.num_features, dropout_rate=m.dropout_rate, frozen_blocks=m.frozen_blocks,
+      class_prototypes=tuple(tuple(p) for p in m.class_prototypes))
+
+CNNS = {
+    "fig3": CNNKind(build=_fig3, min_image_size=_fig3_min_image_size,
+                    num_blocks=len(models.FrameCNN.BLOCKS), compute_dtypes=("float32", "bfloat16")),
+    # Two 3x3 VALID convolutions; the strided layers pad.
+    "mini_xception": CNNKind(build=_mini_xception, min_image_size=lambda config: 5,
+                             num_blocks=len(models.MiniXception().BLOCKS),
+                             compute_dtypes=("float32",)),
+}
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
+
+def cnn_kind(config: ml_collections.ConfigDict) -> CNNKind:
+  """The registry entry of `config.model.cnn`.
+
+  Raises:
+    ValueError: a kind not in `CNNS`.
+  """
+  if config.model.cnn not in CNNS:
+    raise ValueError(f"model.cnn must be one of {', '.join(CNNS)}, got {config.model.cnn!r}")
+  return CNNS[config.model.cnn]
 
 def build_model(config: ml_collections.ConfigDict) -> models.CNNRNN:
   return models.CNNRNN(cnn=build_cnn(config), hidden_sizes=tuple(config.model.rnn_hidden_sizes))
 
 def build_cnn(config: ml_collections.ConfigDict) -> models.FrameCNN | models.MiniXception:
-  """The CNN of the CNN+RNN on its own, for single frames.
-
-  Checkpoints from before `model.cnn` existed read as the Fig. 3 CNN, unfrozen.
-  """
-  m = config.model
-  kind, frozen = m.get("cnn", "fig3"), m.get("frozen_blocks", 0)
-  if kind == "mini_xception":
-    return models.MiniXception(
-        num_features=m.num_features, dropout_rate=m.dropout_rate, frozen_blocks=frozen,
-        class_prototypes=tuple(tuple(p) for p in m.get("class_prototypes", ())))
-  if kind != "fig3":
-    raise ValueError(f"model.cnn must be one of {', '.join(CNNS)}, got {kind!r}")
-  return models.FrameCNN(filters=tuple(m.filters), kernel_size=m.kernel_size,
-                         num_features=m.num_features, dropout_rate=m.dropout_rate,
-                         frozen_blocks=frozen,
-                         dtype=jnp.dtype(config.get("compute_dtype", "float32")))
+  """The CNN of the CNN+RNN on its own, for single frames."""
+  return cnn_kind(config).build(config)
 
 def min_image_size(config: ml_collections.ConfigDict) -> int:
   """The smallest input side the CNN can take (a feature map of at least one pixel)."""
-  if config.model.get("cnn", "fig3") == "mini_xception":
-    return 5  # Two 3x3 VALID convolutions; the strided layers pad.
-  k = config.model.kernel_size - 1
-  # SAME conv, pool /2, VALID conv (-k), pool /2, VALID conv (-k) >= 1.
-  return 2 * (2 * (1 + k) + k)
+  return cnn_kind(config).min_image_size(config)
 
 def init_variables(config: ml_collections.ConfigDict, rng: jax.Array, window_length: int) -> dict:
   """CNN+RNN variables: {"params": {"cnn", "rnn"}, "batch_stats": {"cnn"}}."""
@@ -102,16 +132,16 @@ def load_cnn(path, variables: dict, config: ml_collections.ConfigDict) -> dict:
   """
   manager, step = checkpoints.resolve(path)
   source, _ = checkpoints.restore(manager, step)
-  meta = checkpoints.restore_meta(manager, step) or {}
-  source_model = meta.get("config", {}).get("model", {})
-  source_kind, kind = source_model.get("cnn", "fig3"), config.model.get("cnn", "fig3")
+  source_config = config_schema.upgrade(checkpoints.restore_meta(manager, step)["config"])
+  source_model = source_config.model.to_dict()
+  source_kind, kind = source_model["cnn"], config.model.cnn
   shape = lambda tree: jax.tree_util.tree_map(np.shape, tree)
   if source_kind != kind or shape(source["params"]["cnn"]) != shape(variables["params"]["cnn"]):
     raise ValueError(f"init_from: {manager.directory} holds a {source_kind} CNN of other shapes "
                      f"than config.model builds ({kind}); use the model settings it was made with "
                      f"({ {k: v for k, v in source_model.items() if k != 'class_prototypes'} })")
-  source_size = meta.get("config", {}).get("data", {}).get("image_size")
-  if source_size and source_size != config.data.image_size:
+  source_size = source_config.data.image_size
+  if source_size != config.data.image_size:
     logging.warning("init_from: its CNN was trained on %dx%d faces, this run feeds it %dx%d",
                     source_size, source_size, config.data.image_size, config.data.image_size)
   logging.info("CNN initialised from %s (step %d)", manager.directory, step)

@@ -10,8 +10,9 @@
 
 Stored crops become model input through `model_input` (resize and, beyond the
 paper, histogram equalisation of each face crop). `config_from_data` turns a
-run's (or a checkpoint's) `config.data` into the `PreprocessConfig` here, so
-training data, evaluation and prediction are cut alike.
+run's (or a checkpoint's, upgraded by `varec.config_schema`) `config.data` into
+the `PreprocessConfig` here, so training data, evaluation and prediction are
+cut alike.
 
 The speaker split (step 5 of §4.5) lives in `varec.splits`. `preprocess_video`
 chains steps 1-3 and 5 for one file; everything else here is a pure function
@@ -28,6 +29,7 @@ import threading
 import cv2
 import numpy as np
 
+from configs import base
 from varec import emotions
 from varec import face_alignment
 
@@ -45,50 +47,65 @@ class VideoError(Exception):
     self.reason = reason
 
 
+_DEFAULTS = base.get_data_config()  # The one set of defaults: configs/base.py's data fields.
+
+
 @dataclasses.dataclass(frozen=True)
 class PreprocessConfig:
-  """Parameters of §4.5; defaults follow the paper."""
-  fps: float = 25.0  # Target frame rate; other rates are resampled.
-  image_size: int = 96  # Side of the square face crop.
-  face_margin: float = 0.1  # Added on each side of the face box, as a fraction of its size.
-  detect_max_side: int = 320  # Frames are downscaled to this longest side for detection.
-  detect_every: int = 5  # Detect on every k-th frame (and the last); boxes are interpolated between.
-  num_labelled_frames: int = 50  # The last N frames carry the emotion's label.
-  window_length: int = 10  # Frames per RNN window.
-  window_stride: int = 10  # Step between window starts (10 = non-overlapping).
-  faces_cropped: bool = False  # Frames are already face crops: no detection on the whole frame.
+  """Parameters of §4.5; defaults are configs/base.py's (which says where they leave the paper)."""
+  fps: float = _DEFAULTS.fps  # Target frame rate; other rates are resampled.
+  crop_size: int = _DEFAULTS.crop_size  # Side of the square face crop the builds store.
+  face_margin: float = _DEFAULTS.face_margin  # Added on each side of the face box, as a fraction.
+  detect_max_side: int = _DEFAULTS.detect_max_side  # Frames are downscaled to this for detection.
+  detect_every: int = _DEFAULTS.detect_every  # Detect on every k-th frame (and the last).
+  num_labelled_frames: int = _DEFAULTS.num_labelled_frames  # The last N frames carry the label.
+  window_length: int = _DEFAULTS.window_length  # Frames per RNN window.
+  window_stride: int = _DEFAULTS.window_length  # Step between window starts (non-overlapping).
+  faces_cropped: bool = _DEFAULTS.faces_cropped  # Frames are already face crops: no detection.
   pad_short_clips: bool = False  # Pad clips shorter than a window by repeating their first frame.
   # Beyond the paper: crop along dlib's 5 landmarks, eyes level (`varec.face_alignment`).
-  align_faces: bool = True
+  align_faces: bool = _DEFAULTS.align_faces
 
 
-# The data-config fields that set a `PreprocessConfig` (a checkpoint carries them all), and
-# the attribute each sets: the stored crop side is `image_size` here, as the builders call it.
-PREPROCESS_FIELDS = {f: f for f in ("fps", "face_margin", "detect_max_side", "detect_every",
-                                    "num_labelled_frames", "window_length", "faces_cropped",
-                                    "align_faces")} | {"crop_size": "image_size"}
+# The data-config fields that set a `PreprocessConfig` (a checkpoint carries them all), each
+# an attribute of the same name.
+PREPROCESS_FIELDS = ("fps", "face_margin", "detect_max_side", "detect_every",
+                     "num_labelled_frames", "window_length", "faces_cropped", "align_faces",
+                     "crop_size")
+
+# Builds named the stored crop side `image_size` before it was called `crop_size`; the
+# builder-config names (a digest of these fields) and the preprocessing cache keep the old
+# name, so that builds and caches made before are still found.
+_BUILD_NAMES = {"crop_size": "image_size"}
 
 
 def config_from_data(data, pad_short_clips: bool | None = None) -> PreprocessConfig:
-  """The `PreprocessConfig` of a data config (`config.data` of a run or checkpoint).
+  """The `PreprocessConfig` of a complete data config (`config.data` of a run, or a
+  checkpoint's after `config_schema.upgrade`).
 
-  Fields a data config lacks (a checkpoint from before they existed) keep what
-  that checkpoint was built with: the defaults of the time, and no alignment.
   Short clips are padded for `video_folder` data, whose clips and stills may be
   shorter than a window; the paper's datasets reject them.
   """
-  defaults = PreprocessConfig(align_faces=False)
-  values = {attribute: data.get(field, getattr(defaults, attribute))
-            for field, attribute in PREPROCESS_FIELDS.items()}
   if pad_short_clips is None:
-    pad_short_clips = data.get("name") == "video_folder"
-  return PreprocessConfig(window_stride=values["window_length"], pad_short_clips=pad_short_clips,
-                          **values)
+    pad_short_clips = data.name == "video_folder"
+  return PreprocessConfig(window_stride=data.window_length, pad_short_clips=pad_short_clips,
+                          **{field: data[field] for field in PREPROCESS_FIELDS})
 
 
 def data_fields(config: PreprocessConfig) -> dict:
   """The data-config fields of a `PreprocessConfig`: the inverse of `config_from_data`."""
-  return {field: getattr(config, attribute) for field, attribute in PREPROCESS_FIELDS.items()}
+  return {field: getattr(config, field) for field in PREPROCESS_FIELDS}
+
+
+def build_fields(config: PreprocessConfig) -> dict:
+  """The fields of `config` under the names builds hash (builder-config names, caches)."""
+  return {_BUILD_NAMES.get(k, k): v for k, v in dataclasses.asdict(config).items()}
+
+
+def upgrade_recorded(recorded: dict) -> dict:
+  """A build's recorded preprocessing (`info.metadata["preprocess"]`) under today's names."""
+  today = {old: new for new, old in _BUILD_NAMES.items()}
+  return {today.get(k, k): v for k, v in recorded.items()}
 
 
 @dataclasses.dataclass
@@ -376,8 +393,7 @@ def model_input(crops: np.ndarray, data) -> np.ndarray:
   Each crop is equalised on its own if `data.equalize_faces`, then resized to
   `data.image_size`. Training, evaluation and prediction all go through here.
   """
-  # Checkpoints from before the option existed were trained without it.
-  if data.get("equalize_faces", False):
+  if data.equalize_faces:
     crops = equalize_faces(crops)
   return resize_crops(crops, data.image_size)
 
@@ -409,9 +425,9 @@ def face_crop(gray: np.ndarray, box: np.ndarray, config: PreprocessConfig) -> np
   """The (S, S) crop of the face in `box` of a full frame: aligned on its landmarks
   if `config.align_faces`, else the paper's square around the box with the margin."""
   if config.align_faces:
-    return face_alignment.align(gray, face_alignment.landmarks(gray, box), config.image_size,
+    return face_alignment.align(gray, face_alignment.landmarks(gray, box), config.crop_size,
                                 config.face_margin)
-  return crop_and_resize(gray, square_box(box, config.face_margin), config.image_size)
+  return crop_and_resize(gray, square_box(box, config.face_margin), config.crop_size)
 
 
 def whole_frame_box(gray: np.ndarray) -> np.ndarray:
@@ -442,7 +458,7 @@ def precropped_face(gray: np.ndarray, config: PreprocessConfig) -> tuple[np.ndar
     boxes = detect_faces(big, config.detect_max_side)
     if len(boxes):
       return face_crop(big, boxes[0], config), True
-  return crop_and_resize(gray, square_box(whole_frame_box(gray), 0.0), config.image_size), False
+  return crop_and_resize(gray, square_box(whole_frame_box(gray), 0.0), config.crop_size), False
 
 
 def preprocess_frames(frames: np.ndarray, source_fps: float, config: PreprocessConfig,

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import logging as pylogging
 import contextlib
-import pathlib
 import time
 
 from absl import logging
 import jax
 import numpy as np
+
+from varec import workdir as workdir_lib
 
 class _LibraryInfoFilter(pylogging.Filter):
   """Drops INFO lines of Orbax and TFDS (thousands per run); their warnings stay."""
@@ -27,13 +28,13 @@ def quiet_library_logs() -> None:
 class MetricLogger:
   """Per-epoch metrics to TensorBoard, a JSON-lines file and the console."""
 
-  def __init__(self, workdir: pathlib.Path, resume_step: int):
+  def __init__(self, workdir: workdir_lib.Workdir, resume_step: int):
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-    self.path = workdir / "metrics.jsonl"
+    self.path = workdir.metrics
     if self.path.exists():  # Drop epochs logged after the checkpoint we resume from.
       lines = [l for l in self.path.read_text().splitlines() if l and json.loads(l)["step"] <= resume_step]
       self.path.write_text("".join(l + "\n" for l in lines))
-    self.writer = SummaryWriter(str(workdir / "tensorboard"))
+    self.writer = SummaryWriter(str(workdir.tensorboard))
 
   def write(self, stage: str, epoch: int, step: int, split: str, values: dict) -> None:
     for key, value in values.items():
@@ -82,8 +83,8 @@ class StageClock:
     return self.times
 
 
-def write_timings(workdir: pathlib.Path, stage: str, clock: dict) -> None:
-  """Adds a stage's wall times (this process's share of it) to <workdir>/timings.json.
+def write_timings(workdir: workdir_lib.Workdir, stage: str, clock: dict) -> None:
+  """Adds a stage's wall times (this process's share of it) to the workdir's timings.json.
 
   `steady_epoch_s` is the median training epoch after the first, which
   carries the compilation (`compile_s`: the first step's excess over a steady
@@ -91,7 +92,7 @@ def write_timings(workdir: pathlib.Path, stage: str, clock: dict) -> None:
   """
   epochs = clock["epoch_train_s"]
   steady = float(np.median(epochs[1:] if len(epochs) > 1 else epochs)) if epochs else None
-  path = workdir / "timings.json"
+  path = workdir.timings
   timings = json.loads(path.read_text()) if path.exists() else {}
   timings[stage] = {**clock, "epochs": len(epochs), "steady_epoch_s": steady,
                     # Tracing and compilation: the first step's excess over a steady one.

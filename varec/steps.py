@@ -120,7 +120,7 @@ def make_optimizer(config: ml_collections.ConfigDict, stage_config, steps: int,
       [optax.linear_schedule(0.0, lr, warmup_steps), after_warmup], [warmup_steps])
   if config.optimizer == "adam":
     return optax.adam(schedule)
-  decay = config.get("sgd_decay", 0.0)
+  decay = config.sgd_decay
   # Keras 2's `decay`: the rate at step t is divided by 1 + decay * t.
   decayed = lambda step: schedule(step) / (1 + decay * step)
   return optax.sgd(decayed if decay else schedule, momentum=config.momentum)

@@ -17,22 +17,18 @@ from absl import flags
 import numpy as np
 import pandas as pd
 
+from varec import workdir as workdir_lib
+
 ROWS = (("macro_precision", "Average Macro-Precision"), ("macro_recall", "Average Macro-Recall"),
         ("accuracy", "Average Accuracy"), ("pn_accuracy", "Average PN Accuracy"))
 COLUMNS = (("train+validation", "Training and Validation"), ("test", "Testing"))
 EVAL_SPLITS = tuple(split for split, _ in COLUMNS)
 
 
-def run_dirs(workdir) -> list[pathlib.Path]:
-  """The run folders of a multi-run workdir (run_0, run_1, ...), in order."""
-  runs = sorted(pathlib.Path(workdir).glob("run_*/eval/metrics.json"),
-                key=lambda p: int(p.parent.parent.name.split("_")[1]))
-  return [p.parent.parent for p in runs]
-
-
 def collect(workdir) -> list[dict]:
   """Per-run {split: metrics} from each run's eval/metrics.json."""
-  runs = [json.loads((d / "eval" / "metrics.json").read_text())["splits"] for d in run_dirs(workdir)]
+  runs = [json.loads(run.eval_metrics.read_text())["splits"]
+          for run in workdir_lib.Workdir(workdir).evaluated_runs()]
   if not runs:
     raise FileNotFoundError(f"no run_*/eval/metrics.json under {workdir}; train with "
                             "`python train.py --config=... --config.num_runs=5 --workdir=...` first")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pathlib
 import shutil
 
 from absl import logging
@@ -29,6 +28,7 @@ import tqdm
 
 from varec import checkpoints
 from varec import config_checks
+from varec import config_schema
 from varec import emotions
 from varec.data import input_pipeline
 from varec import metrics
@@ -36,6 +36,7 @@ from varec import model_lib
 from varec import preprocessing
 from varec import run_logs
 from varec import steps
+from varec import workdir as workdir_lib
 
 
 def stage_data(name: str, config, variables: dict, windows: dict) -> dict:
@@ -81,7 +82,7 @@ def with_build_preprocessing(config: ml_collections.ConfigDict, builder) -> ml_c
   describe the data trained on even when a caller hands over its own builder.
   """
   fields = preprocessing.data_fields(builder.builder_config.preprocess)
-  differ = {k: v for k, v in fields.items() if config.data.get(k) != v}
+  differ = {k: v for k, v in fields.items() if config.data[k] != v}
   if not differ:
     return config
   logging.info("Recording the build's preprocessing in the config: %s", differ)
@@ -100,11 +101,10 @@ class _Progress:
   resumed_stage: str | None = None  # The stage the latest checkpoint was saved in.
 
 
-def _discard_run(workdir: pathlib.Path) -> None:
+def _discard_run(workdir: workdir_lib.Workdir) -> None:
   """`config.restart`: removes the checkpoints and logs of the run in `workdir`."""
   logging.warning("restart: discarding the run in %s", workdir)
-  for name in ("checkpoints", "tensorboard", "metrics.jsonl", "timings.json"):
-    path = workdir / name
+  for path in workdir.run_records():
     shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
@@ -125,7 +125,7 @@ def _check_resumable(meta: dict, config, speakers, label_space, workdir) -> None
   if emotions.LabelSpace.from_meta(meta) != label_space:
     raise ValueError(f"{workdir} holds a run with other emotions (another prototypes CSV); "
                      "use a new --workdir")
-  before = preprocessing.config_from_data(ml_collections.ConfigDict(meta["config"]["data"]))
+  before = preprocessing.config_from_data(config_schema.upgrade(meta["config"]).data)
   if before != preprocessing.config_from_data(config.data):
     raise ValueError(f"{workdir} holds a run with other preprocessing ({before}); use a new "
                      "--workdir")
@@ -266,8 +266,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   Returns the final validation metrics.
   """
   config_checks.check_config(config)
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = workdir_lib.Workdir(workdir)
+  workdir.root.mkdir(parents=True, exist_ok=True)
   builder = builder or input_pipeline.ensure_built(config.data)
   config = with_build_preprocessing(config, builder)
   windows, speakers = input_pipeline.load_windows(config, builder)
@@ -282,7 +282,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   variables = model_lib.init_variables(config, init_rng, windows["train"]["frames"].shape[1])
   if config.init_from:
     variables = model_lib.load_cnn(config.init_from, variables, config)
-  if config.get("restart") and (workdir / "checkpoints").exists():
+  if config.restart and workdir.checkpoints.exists():
     _discard_run(workdir)
   managers = checkpoints.managers(workdir)
   variables, progress = _init_or_resume(config, workdir, managers, variables, speakers,

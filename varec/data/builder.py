@@ -179,7 +179,7 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     raise NotImplementedError
 
   def _info(self) -> tfds.core.DatasetInfo:
-    size = self.builder_config.preprocess.image_size
+    size = self.builder_config.preprocess.crop_size
     label_space = self.builder_config.label_space
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({

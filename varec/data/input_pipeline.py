@@ -71,7 +71,7 @@ def _config_from_data(data: ml_collections.ConfigDict, builder_cls,
                       label_space: emotions.LabelSpace | None):
   """(config, usual preprocessing) of a builder whose configs are named by the data options."""
   if label_space is None:
-    prototypes_csv = data.get("prototypes_csv") if builder_cls.ACCEPTS_PROTOTYPES_CSV else None
+    prototypes_csv = data.prototypes_csv if builder_cls.ACCEPTS_PROTOTYPES_CSV else None
     label_space = (emotions.LabelSpace.from_csv(prototypes_csv) if prototypes_csv
                    else emotions.TABLE2)
   name = f"labelled{data.num_labelled_frames}{'_cropped' if data.faces_cropped else ''}"
@@ -113,8 +113,8 @@ def builder_config(data: ml_collections.ConfigDict, module,
     base, usual = _config_from_data(data, builder_cls, preprocess, label_space)
   else:
     base, usual = _listed_config(data, builder_cls)
-  changed = {k: v for k, v in dataclasses.asdict(preprocess).items()
-             if v != getattr(usual, k)}
+  usual = preprocessing.build_fields(usual)
+  changed = {k: v for k, v in preprocessing.build_fields(preprocess).items() if v != usual[k]}
   if not changed:  # TFDS takes a listed config only as the very object it lists.
     return base
   return dataclasses.replace(base, name=f"{base.name}_preprocess{_digest(changed)}",
@@ -131,7 +131,7 @@ def get_builder(data: ml_collections.ConfigDict,
   is found even if the CSV has moved or changed since training.
   """
   builder_cls = builder_class(data.name)
-  if data.get("prototypes_csv") and not builder_cls.ACCEPTS_PROTOTYPES_CSV:
+  if data.prototypes_csv and not builder_cls.ACCEPTS_PROTOTYPES_CSV:
     raise ValueError(f"data.prototypes_csv is for the video_folder dataset; {data.name} has "
                      "Table 2's emotions")
   module = importlib.import_module(BUILDER_MODULES[data.name])
@@ -170,7 +170,7 @@ def ensure_built(data: ml_collections.ConfigDict, label_space: emotions.LabelSpa
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=data.manual_dir, try_download_gcs=False))
   check_preprocessing(builder)
-  check_source(builder, data.get("manual_dir"))
+  check_source(builder, data.manual_dir)
   return builder
 
 
@@ -187,6 +187,7 @@ def check_source(builder: tfds.core.DatasetBuilder, manual_dir) -> None:
 def check_preprocessing(builder: tfds.core.DatasetBuilder) -> None:
   """Raises ValueError if a build's recorded preprocessing is not the one asked for."""
   stored = builder.info.metadata.get("preprocess")
+  stored = None if stored is None else preprocessing.upgrade_recorded(stored)
   wanted = dataclasses.asdict(builder.builder_config.preprocess)
   if stored is not None and stored != wanted:
     differ = sorted(k for k in wanted if stored.get(k) != wanted[k])

@@ -31,7 +31,7 @@ def _cache_path(record: discovery.VideoRecord, config: preprocessing.PreprocessC
   path, size, modification time and `config` (raises OSError if the file is missing)."""
   stat = record.path.stat()
   key = json.dumps([str(record.path.resolve()), stat.st_size, stat.st_mtime_ns,
-                    dataclasses.asdict(config)], sort_keys=True)
+                    preprocessing.build_fields(config)], sort_keys=True)
   digest = hashlib.sha1(key.encode()).hexdigest()[:16]
   return cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', record.video_id)}-{digest}.npz"
 

@@ -1,0 +1,80 @@
+"""One schema for configs: a checkpoint's stored config, from any varec version,
+upgraded once to today's complete config (`upgrade`).
+
+Checkpoints carry their run's config as JSON. A field added to `configs/base.py`
+after a checkpoint was written is missing from it; it takes the value that
+checkpoint was trained (or its data built) with, which `OLD_MEANINGS` records
+where it is not base's default today. Everything downstream of `upgrade` reads
+config fields directly (`config.model.cnn`), never with a fallback.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import ml_collections
+
+from configs import base
+
+# Every field added to the config since the first varec checkpoints, with what a
+# checkpoint lacking it was trained with: the behaviour before the field existed.
+OLD_MEANINGS = {
+    "data.builder_config": None,
+    "data.faces_cropped": False,
+    "data.num_labelled_frames": 50,
+    "data.prototypes_csv": None,  # Table 2's emotions.
+    "data.fps": 25.0,
+    "data.detect_max_side": 320,
+    "data.detect_every": 5,
+    "data.face_margin": 0.1,
+    "data.align_faces": False,  # Square crops of the detected box (base: aligned).
+    "data.crop_size": 96,  # Crops were stored at 96, whatever the model's input side.
+    "data.window_length": 10,
+    "data.equalize_faces": False,  # Whole frames equalised only (base: each crop too).
+    "model.cnn": "fig3",
+    "model.frozen_blocks": 0,
+    "model.class_prototypes": [],
+    "augment.enabled": False,  # Trained without augmentation (base: with).
+    "augment.max_shift": 0.08,
+    "augment.max_scale": 0.0,
+    "augment.max_rotation": 0.0,
+    "augment.max_contrast": 0.25,
+    "augment.max_brightness": 20.0,
+    "loss.prototype_weight": 0.0,
+    "loss.prototype_temperature": 0.02,
+    "warmup_epochs": 0.0,
+    "sgd_decay": 0.0,  # SGD without Keras' decay (base: 1e-5).
+    "restart": False,
+    "compute_dtype": "float32",
+}
+
+
+def _merge(into: dict, values: dict) -> None:
+  """Writes `values` into `into`, recursing into dicts both have."""
+  for key, value in values.items():
+    if isinstance(value, dict) and isinstance(into.get(key), dict):
+      _merge(into[key], value)
+    else:
+      into[key] = copy.deepcopy(value)
+
+
+def _set(tree: dict, dotted: str, value) -> None:
+  *parents, leaf = dotted.split(".")
+  for key in parents:
+    tree = tree.setdefault(key, {})
+  tree[leaf] = value
+
+
+def upgrade(stored: dict) -> ml_collections.ConfigDict:
+  """A checkpoint's stored config (JSON dict) as a complete config of today's schema.
+
+  Fields it has are kept as they are; fields it lacks take their `OLD_MEANINGS`
+  value, and any other field base's default. Nothing is checked here
+  (`config_checks` does that).
+  """
+  complete = json.loads(base.get_config().to_json())
+  for dotted, value in OLD_MEANINGS.items():
+    _set(complete, dotted, value)
+  _merge(complete, stored)
+  return ml_collections.ConfigDict(complete)
