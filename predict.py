@@ -13,8 +13,8 @@ segments, mean valence/arousal, share of frames with a face, and how each
 decision is made); trajectory.png (valence-arousal plane); timeline.png
 (valence and arousal over time under the segments); and with --annotate
 annotated.mp4. --window_policy=causal (default: the GRU window ending at each
-frame, streaming) or tiled (eval.py's windows). Real clips are mostly neutral, so the console line names the
-dominant emotion first, then the majority. A bad file is reported and skipped;
+frame, streaming) or tiled (eval.py's windows). Real clips are mostly neutral,
+so the console line names the dominant emotion first, then the majority. A bad file is reported and skipped;
 the other files of a folder still finish, and the exit status is 1. Each
 video's outputs are written beside their folder and moved into place whole,
 replacing an earlier run's.
@@ -33,7 +33,6 @@ from varec import inference
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import run_logs
-from varec import video_dataset
 from varec import video_report
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir or checkpoint folder.",
@@ -53,7 +52,7 @@ _WINDOW_POLICY = flags.DEFINE_enum(
 def video_files(path: pathlib.Path) -> list[pathlib.Path]:
   if path.is_dir():
     return sorted(p for p in path.rglob("*")
-                  if p.is_file() and p.suffix.lower() in video_dataset.VIDEO_EXTENSIONS)
+                  if p.is_file() and p.suffix.lower() in preprocessing.VIDEO_EXTENSIONS)
   return [path]
 
 
@@ -79,7 +78,7 @@ def main(argv):
     sys.exit(f"predict.py: {source} does not exist")
   files = video_files(source)
   if not files:
-    sys.exit(f"predict.py: no video file ({', '.join(sorted(video_dataset.VIDEO_EXTENSIONS))}) "
+    sys.exit(f"predict.py: no video file ({', '.join(sorted(preprocessing.VIDEO_EXTENSIONS))}) "
              f"in {source}")
   output = pathlib.Path(_OUTPUT.value)
   try:

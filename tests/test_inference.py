@@ -1,5 +1,6 @@
 """The one inference engine: eval.py's and predict.py's paths agree under each window policy."""
 
+import pathlib
 import subprocess
 import sys
 
@@ -11,6 +12,8 @@ from varec import predictor as predictor_lib
 from varec import preprocessing
 
 from tests.conftest import write_video
+
+ROOT = pathlib.Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +88,11 @@ def test_unknown_policy_is_refused(model):
     inference.VideoPredictor(model, "centred")
 
 
-def test_predictor_import_needs_no_dataset_code():
+@pytest.mark.parametrize("module", ["varec.predictor", "predict"])
+def test_prediction_imports_no_dataset_code(module):
   loaded = subprocess.run(
-      [sys.executable, "-c", "import sys, varec.predictor; print(' '.join(sys.modules))"],
-      capture_output=True, text=True, check=True).stdout.split()
-  for module in ("tensorflow_datasets", "varec.train_lib", "varec.input_pipeline",
-                 "varec.evaluation", "data_builder"):
-    assert module not in loaded
+      [sys.executable, "-c", f"import sys, {module}; print(' '.join(sys.modules))"],
+      cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+  for name in ("tensorflow_datasets", "varec.train_lib", "varec.input_pipeline",
+               "varec.evaluation", "varec.video_dataset", "data_builder"):
+    assert name not in loaded

@@ -493,6 +493,8 @@ def preprocess_frames(frames: np.ndarray, source_fps: float, config: PreprocessC
 
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+VIDEO_EXTENSIONS = frozenset(
+    {".mpeg", ".mpg", ".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".webm"})
 
 
 def read_frame_folder(path) -> np.ndarray:

@@ -35,8 +35,7 @@ from varec import preprocessing
 # may be missing when the videos are sorted into one folder per orientation.
 ADFES_FILENAME_PATTERN = (
     r"^(?P<speaker>[FM]\d+)[-_ ]+(?P<emotion>[A-Za-z]+)(?:[-_ ]+(?P<orientation>.+))?$")
-VIDEO_EXTENSIONS = frozenset(
-    {".mpeg", ".mpg", ".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".webm"})
+VIDEO_EXTENSIONS = preprocessing.VIDEO_EXTENSIONS
 INDEX_CSV = "index.csv"
 ORIENTATIONS = ("forward", "toward", "away")
 
