@@ -26,6 +26,7 @@ from configs import base
 from varec import checkpoints
 from varec import cli
 from varec import evaluation
+from varec import inference
 from varec import run_logs
 from varec import workdir as workdir_lib
 
@@ -36,6 +37,10 @@ _SPLIT = flags.DEFINE_list("split", None,
                            "validation,test; another dataset has only `all`).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output folder (default: beside the checkpoint).")
 _FIGURES = flags.DEFINE_bool("figures", True, "Draw Figs. 4-7.")
+_WINDOW_POLICY = flags.DEFINE_enum(
+    "window_policy", "tiled", inference.WINDOW_POLICIES,
+    "tiled: windows tiled back from the end of each video, as in training (the paper's); "
+    "causal: each frame's output from the GRU window ending at it, as predict.py's default.")
 _DATA = cli.define_config_dict(
     "data", base.get_data_config(), "Another dataset to evaluate on: data fields that differ "
     "from the checkpoint's (only the flags given count).")
@@ -59,11 +64,13 @@ def main(argv):
       if _SPLIT.value not in (None, ["all"]):
         raise evaluation.EvaluationError(
             "another dataset (--data.*) is evaluated as one split, all; drop --split")
-      model, results = evaluation.evaluate_cross_dataset(_CHECKPOINT.value, overrides)
+      model, results = evaluation.evaluate_cross_dataset(_CHECKPOINT.value, overrides,
+                                                         _WINDOW_POLICY.value)
       dataset = next((pathlib.Path(str(overrides[k])).name for k in ("manual_dir", "name", "data_dir")
                       if overrides.get(k)), "other")
     else:
-      model, results = evaluation.evaluate(_CHECKPOINT.value, _SPLIT.value or ["validation", "test"])
+      model, results = evaluation.evaluate(_CHECKPOINT.value, _SPLIT.value or ["validation", "test"],
+                                           window_policy=_WINDOW_POLICY.value)
   except (checkpoints.CheckpointError, evaluation.EvaluationError) as e:
     sys.exit(f"eval.py: {e}")
   output = pathlib.Path(_OUTPUT.value) if _OUTPUT.value else default_output(model.path, dataset)

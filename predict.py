@@ -12,14 +12,14 @@ share of the frames with a face, the apex of the smoothed trajectory, emotion
 segments, mean valence/arousal, share of frames with a face, and how each
 decision is made); trajectory.png (valence-arousal plane); timeline.png
 (valence and arousal over time under the segments); and with --annotate
-annotated.mp4. Real clips are mostly neutral, so the console line names the
-dominant emotion first, then the majority. A bad file is reported and skipped;
+annotated.mp4. --window_policy=causal (default: the GRU window ending at each
+frame, streaming) or tiled (eval.py's windows). Real clips are mostly neutral,
+so the console line names the dominant emotion first, then the majority. A bad file is reported and skipped;
 the other files of a folder still finish, and the exit status is 1. Each
 video's outputs are written beside their folder and moved into place whole,
 replacing an earlier run's.
 """
 
-import json
 import os
 import pathlib
 import sys
@@ -29,9 +29,11 @@ from absl import flags
 
 from varec import checkpoints
 from varec import cli
+from varec import inference
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import run_logs
+from varec import video_report
 from varec.data import discovery
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir or checkpoint folder.",
@@ -42,6 +44,10 @@ _ANNOTATE = flags.DEFINE_bool("annotate", False, "Also write an annotated MP4 pe
 _FACES_CROPPED = flags.DEFINE_bool(
     "faces_cropped", None, "The videos' frames are face crops (no detection in the whole "
     "frame). Default: as the checkpoint's training data.")
+_WINDOW_POLICY = flags.DEFINE_enum(
+    "window_policy", "causal", inference.WINDOW_POLICIES,
+    "causal: each frame's output from the GRU window ending at it (streaming, constant memory); "
+    "tiled: eval.py's windows, tiled back from the end of each stretch of frames with a face.")
 
 
 def video_files(path: pathlib.Path) -> list[pathlib.Path]:
@@ -61,8 +67,8 @@ def main(argv):
   del argv
   run_logs.quiet_library_logs()
   try:
-    predictor = predictor_lib.Predictor.from_checkpoint(_CHECKPOINT.value,
-                                                        faces_cropped=_FACES_CROPPED.value)
+    predictor = predictor_lib.Predictor.from_checkpoint(
+        _CHECKPOINT.value, faces_cropped=_FACES_CROPPED.value, window_policy=_WINDOW_POLICY.value)
   except checkpoints.CheckpointError as e:
     sys.exit(f"predict.py: {e}")
   if _FACES_CROPPED.value is None and predictor.preprocess.faces_cropped:
@@ -86,12 +92,11 @@ def main(argv):
   for path in files:
     out = output / output_name(path, source)
     try:
-      predictor.predict_video(path, out, annotate=_ANNOTATE.value)
+      _, summary = video_report.write(predictor, path, out, annotate=_ANNOTATE.value)
     except (preprocessing.VideoError, OSError) as e:
       failed.append(str(e))
       print(f"SKIPPED {e}", file=sys.stderr)
       continue
-    summary = json.loads((out / "summary.json").read_text())
     print(f"{path}: {summary['dominant_emotion']} ({summary['dominant_pn_group']}; "
           f"{summary['dominant_share']:.0%} of face frames, apex at "
           f"{summary['apex']['time_s']:.1f} s), majority {summary['emotion']}, mean valence "

@@ -14,6 +14,7 @@ from varec import inference
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import synthetic
+from varec import video_report
 
 from tests.conftest import write_video
 
@@ -35,7 +36,7 @@ def face_video(tmp_path_factory, synthetic_clip):
 
 def test_predict_video_writes_every_output(predictor, face_video, tmp_path):
   frames = predictor.predict_video(face_video, tmp_path, annotate=True)
-  assert list(frames.columns) == list(predictor_lib.FRAME_COLUMNS)
+  assert list(frames.columns) == list(video_report.FRAME_COLUMNS)
   assert len(frames) == 32
   np.testing.assert_allclose(frames.time_s, np.arange(32) / 25.0)
   # No face: empty values, not invented numbers.
@@ -169,7 +170,8 @@ def test_a_truncated_video_is_predicted_with_a_warning(predictor, synthetic_clip
 
 def test_non_finite_outputs_give_no_emotion(trained_workdir, face_video, tmp_path):
   broken = predictor_lib.Predictor.from_checkpoint(trained_workdir[0], batch_size=16)
-  broken._last_output = lambda windows: np.full((len(windows), 2), np.nan, np.float32)  # pylint: disable=protected-access
+  broken.engine._gru = lambda variables, windows: np.full(  # pylint: disable=protected-access
+      windows.shape[:2] + (2,), np.nan, np.float32)
   with pytest.raises(preprocessing.VideoError, match="not finite .* the checkpoint is broken"):
     broken.predict_video(face_video, tmp_path / "out")
   assert not (tmp_path / "out").exists()

@@ -123,9 +123,10 @@ def evaluate_split(model: inference.TrainedModel, predictor: inference.VideoPred
   return evaluate_videos(model, predictor, videos, split)
 
 
-def evaluate(checkpoint, splits=("validation", "test"), builder=None) -> tuple[
-    inference.TrainedModel, list[SplitResult]]:
-  """Evaluates a checkpoint on the given splits of its own run."""
+def evaluate(checkpoint, splits=("validation", "test"), builder=None,
+             window_policy: str = "tiled") -> tuple[inference.TrainedModel, list[SplitResult]]:
+  """Evaluates a checkpoint on the given splits of its own run, with the given window policy
+  (`inference.WINDOW_POLICIES`)."""
   model = inference.TrainedModel.load(checkpoint)
   if not any(model.meta["speakers"].values()):
     raise EvaluationError(
@@ -144,7 +145,7 @@ def evaluate(checkpoint, splits=("validation", "test"), builder=None) -> tuple[
         f"the dataset in {builder.data_dir} has the emotions {', '.join(dataset_space.emotions)}, "
         f"the checkpoint {', '.join(model.label_space.emotions)}: evaluate on the dataset it was "
         "trained on")
-  predictor = inference.VideoPredictor(model)
+  predictor = inference.VideoPredictor(model, window_policy)
   return model, [evaluate_split(model, predictor, builder, s) for s in splits]
 
 
@@ -186,7 +187,7 @@ def relabel(videos: list[dict], source: emotions.LabelSpace, target: emotions.La
   return kept, left_out
 
 
-def evaluate_cross_dataset(checkpoint, overrides: dict) -> tuple[
+def evaluate_cross_dataset(checkpoint, overrides: dict, window_policy: str = "tiled") -> tuple[
     inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on every video of another dataset, as the one split `all`.
 
@@ -209,7 +210,7 @@ def evaluate_cross_dataset(checkpoint, overrides: dict) -> tuple[
     raise EvaluationError(
         f"none of the {len(examples)} videos of {config.data.name} has an emotion of the "
         f"checkpoint's ({', '.join(model.label_space.emotions)}); left out: {left_out}")
-  result = evaluate_videos(model, inference.VideoPredictor(model), videos, "all")
+  result = evaluate_videos(model, inference.VideoPredictor(model, window_policy), videos, "all")
   result.metrics["left_out"] = left_out
   result.metrics["dataset"] = {k: config.data[k] for k in DATASET_FIELDS}
   return model, [result]

@@ -1,8 +1,28 @@
-"""A trained CNN+RNN from a checkpoint, applied to whole preprocessed videos."""
+"""A trained CNN+RNN from a checkpoint, and the one engine that applies it.
+
+`Engine`: preprocessed frames in (model-input crops, (T, S, S, 1) uint8),
+per-frame (valence, arousal) out. Each frame's CNN features are computed once
+(`model_lib.feature_fn`), then the GRU (`models.GRUStack` with
+`params["rnn"]`) runs on 10-frame windows of features, from a zero state as in
+training. Which windows is the window policy (`WINDOW_POLICIES`):
+
+- `tiled` (the paper's, eval.py's default): windows tiled back from the end of
+  a stretch of frames (`covering_window_starts`), as in training, so labelled
+  frames see exactly their training windows; every step of a window is kept.
+- `causal` (streaming, predict.py's default): the window ending at each frame,
+  whose last step is kept; at the start of a stretch the window is padded by
+  repeating the stretch's first frame. Nothing waits for the stretch to end.
+
+A checkpoint without a trained GRU (`trained_gru`) gives each frame its CNN's
+own head instead, whatever the policy. `Stream` feeds the engine batch by
+batch (predict.py); `VideoPredictor` feeds it whole videos (evaluation).
+"""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import pathlib
 
 from absl import logging
@@ -15,6 +35,7 @@ from varec import config_checks
 from varec import config_schema
 from varec import emotions
 from varec import model_lib
+from varec import models
 from varec import preprocessing
 
 
@@ -86,9 +107,11 @@ def trained_gru(meta: dict) -> bool:
   return meta.get("stage") in ("rnn", "joint")
 
 
-def output_description(meta: dict, window_length: int) -> str:
+def output_description(meta: dict, window_length: int, policy: str = "tiled") -> str:
   if trained_gru(meta):
-    return f"GRU over {window_length}-frame windows of CNN features"
+    windows = {"tiled": "tiled back from the end of each stretch of frames with a face",
+               "causal": "each ending at its frame"}[policy]
+    return f"GRU over {window_length}-frame windows of CNN features ({policy}: {windows})"
   return (f"the CNN's own per-frame head: no GRU was trained (checkpoint stage "
           f"{meta.get('stage')!r})")
 
@@ -108,38 +131,181 @@ def covering_window_starts(num_frames: int, length: int) -> np.ndarray:
   return np.asarray(starts)
 
 
-class VideoPredictor:
-  """(valence, arousal) for every frame of preprocessed videos."""
+WINDOW_POLICIES = ("tiled", "causal")
 
-  def __init__(self, model: TrainedModel):
+
+@functools.cache
+def gru_fn(hidden_sizes: tuple[int, ...]):
+  """`fn(rnn_variables, feature_windows) -> (N, T, 2)`, every step, compiled once per size."""
+  gru = models.GRUStack(hidden_sizes)
+  return jax.jit(gru.apply)
+
+
+class Engine:
+  """Per-frame (valence, arousal) of preprocessed frames; see the module docstring.
+
+  `batch_size` is the frames per CNN call (default the config's
+  eval_batch_size); the GRU takes batch_size // window_length windows a call,
+  the shapes evaluation always used.
+  """
+
+  def __init__(self, model: TrainedModel, batch_size: int | None = None):
+    config = model.config
     self.model = model
-    self.window_length = preprocessing.config_from_data(model.config.data).window_length
+    self.window_length = preprocessing.config_from_data(config.data).window_length
+    self.batch_size = batch_size or config.eval_batch_size
     self.uses_gru = trained_gru(model.meta)
-    if self.uses_gru:
-      net = model_lib.build_model(model.config)
-      self._variables = model.variables
-      self._apply = jax.jit(lambda v, x: net.apply(v, x, train=False))
+    cnn = model_lib.build_cnn(config)
+    self._cnn_variables = model_lib.cnn_variables(model.variables)
+    self._features = model_lib.feature_fn(cnn)
+    self._frame_va = model_lib.frame_va_fn(cnn)
+    self._rnn_variables = {"params": model.variables["params"]["rnn"]}
+    self._gru = gru_fn(tuple(config.model.rnn_hidden_sizes))
+
+  def features(self, frames: np.ndarray, fixed_shape: bool = False) -> np.ndarray:
+    """(T, S, S, 1) frames -> (T, F) CNN features."""
+    return model_lib.apply_in_batches(self._features, self._cnn_variables, frames,
+                                      self.batch_size, fixed_shape)
+
+  def frame_outputs(self, frames: np.ndarray, fixed_shape: bool = False) -> np.ndarray:
+    """(T, S, S, 1) frames -> (T, 2) from the CNN's own head, frame by frame."""
+    return model_lib.apply_in_batches(self._frame_va, self._cnn_variables, frames,
+                                      self.batch_size, fixed_shape)
+
+  def window_outputs(self, windows: np.ndarray, fixed_shape: bool = False) -> np.ndarray:
+    """(N, T, F) windows of features -> (N, T, 2), every step of the GRU."""
+    per_call = max(1, self.batch_size // windows.shape[1])
+    return model_lib.apply_in_batches(self._gru, self._rnn_variables, windows, per_call,
+                                      fixed_shape)
+
+  def predict_windows(self, windows: np.ndarray) -> np.ndarray:
+    """(N, T, S, S, 1) frames -> (N, T, 2), each window on its own."""
+    flat = windows.reshape((-1,) + windows.shape[2:])
+    if not self.uses_gru:
+      return self.frame_outputs(flat).reshape(windows.shape[:2] + (2,))
+    return self.window_outputs(self.features(flat).reshape(windows.shape[:2] + (-1,)))
+
+  def tiled(self, stretches: list[np.ndarray]) -> list[np.ndarray]:
+    """(T_i, F) features of each stretch -> (T_i, 2), all windows batched together.
+
+    A stretch shorter than one window is padded at its start by repeating its
+    first frame. Where the first window overlaps the next, the later one's
+    output is kept.
+    """
+    padded = [np.concatenate([np.repeat(s[:1], self.window_length - len(s), axis=0), s])
+              if len(s) < self.window_length else s for s in stretches]
+    starts = [covering_window_starts(len(s), self.window_length) for s in padded]
+    windows = np.stack([s[i:i + self.window_length] for s, ss in zip(padded, starts) for i in ss])
+    pred = iter(self.window_outputs(windows))
+    outputs = []
+    for stretch, padded_stretch, ss in zip(stretches, padded, starts):
+      out = np.zeros((len(padded_stretch), 2), np.float32)
+      for i in ss:
+        out[i:i + self.window_length] = next(pred)
+      outputs.append(out[len(padded_stretch) - len(stretch):])
+    return outputs
+
+  def predict_videos(self, videos: list[np.ndarray], policy: str = "tiled") -> list[np.ndarray]:
+    """(T_i, S, S, 1) frames of each video -> (T_i, 2) per video."""
+    check_policy(policy)
+    lengths = np.cumsum([len(v) for v in videos])[:-1]
+    if not self.uses_gru:
+      return np.split(self.frame_outputs(np.concatenate(videos)), lengths)
+    if policy == "tiled":
+      return self.tiled(np.split(self.features(np.concatenate(videos)), lengths))
+    outputs = []
+    for video in videos:
+      stream = Stream(self, policy)
+      pushed = [stream.push(video[i:i + self.batch_size])
+                for i in range(0, len(video), self.batch_size)]
+      outputs.append(np.concatenate([va for _, va in pushed + [stream.finish()]]))
+    return outputs
+
+
+def check_policy(policy: str) -> None:
+  if policy not in WINDOW_POLICIES:
+    raise ValueError(f"window policy must be one of {', '.join(WINDOW_POLICIES)}, got {policy!r}")
+
+
+class Stream:
+  """An engine fed batch by batch, frames in order; consecutive frame indices form a stretch.
+
+  `causal` answers every frame as it is pushed and holds only the last
+  window's features; `tiled` answers a stretch when it ends (a gap in the
+  indices, or `finish`), holding its features until then. The CNN's batches are
+  always padded to the full size, so a stream compiles once; the GRU's are too
+  under `causal`, but under `tiled` a stretch's windows run as evaluation runs
+  a video's (unpadded below one batch: the GRU's last bits depend on the batch
+  size), so that both give the same numbers.
+  """
+
+  def __init__(self, engine: Engine, policy: str = "causal"):
+    check_policy(policy)
+    self.engine, self.policy = engine, policy
+    # The open stretch's frames; causal needs only its last window's.
+    keep = engine.window_length if policy == "causal" else None
+    self._indices: collections.deque = collections.deque(maxlen=keep)
+    self._features: collections.deque = collections.deque(maxlen=keep)
+    self._next = 0  # The frame index that continues the stretch.
+
+  def push(self, frames: np.ndarray, indices=None) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (n, S, S, 1), default the ones after the last pushed -> (indices, (m, 2)) of
+    the frames answered now."""
+    indices = np.arange(self._next, self._next + len(frames)) if indices is None else indices
+    if not len(frames):
+      return _joined([])
+    if not self.engine.uses_gru:
+      self._next = indices[-1] + 1
+      return np.asarray(indices), self.engine.frame_outputs(frames, fixed_shape=True)
+    done, windows = [], []
+    for index, feature in zip(indices, self.engine.features(frames, fixed_shape=True)):
+      if self._indices and index != self._next:
+        done.append(self.finish())  # A gap starts a new stretch.
+      self._indices.append(index)
+      self._features.append(feature)
+      self._next = index + 1
+      if self.policy == "causal":
+        windows.append(self._causal_window())
+    if windows:
+      last = self.engine.window_outputs(np.stack(windows), fixed_shape=True)[:, -1]
+      done.append((np.asarray(indices), last))
+    return _joined(done)
+
+  def _causal_window(self) -> np.ndarray:
+    stretch = list(self._features)
+    return np.stack([stretch[0]] * (self.engine.window_length - len(stretch)) + stretch)
+
+  def finish(self) -> tuple[np.ndarray, np.ndarray]:
+    """Ends the open stretch -> (indices, (m, 2)) of its frames not answered yet."""
+    if self.policy == "causal" or not self._indices:
+      out = _joined([])
     else:
-      self._variables = model_lib.cnn_variables(model.variables)
-      self._apply = model_lib.frame_va_fn(model_lib.build_cnn(model.config))
+      out = (np.asarray(self._indices), self.engine.tiled([np.stack(self._features)])[0])
+    self._indices.clear()
+    self._features.clear()
+    return out
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+  if not parts:
+    return np.zeros(0, int), np.zeros((0, 2), np.float32)
+  return np.concatenate([i for i, _ in parts]), np.concatenate([v for _, v in parts])
+
+
+class VideoPredictor:
+  """(valence, arousal) for every frame of preprocessed videos (evaluation's engine user)."""
+
+  def __init__(self, model: TrainedModel, policy: str = "tiled"):
+    check_policy(policy)
+    self.model, self.policy = model, policy
+    self.engine = Engine(model)
+    self.window_length = self.engine.window_length
+    self.uses_gru = self.engine.uses_gru
 
   def predict_windows(self, windows: np.ndarray) -> np.ndarray:
     """(N, T, S, S, 1) uint8 windows -> (N, T, 2)."""
-    batch = max(1, self.model.config.eval_batch_size // windows.shape[1])
-    return model_lib.apply_in_batches(self._apply, self._variables, windows, batch)
+    return self.engine.predict_windows(windows)
 
   def predict_videos(self, videos: list[np.ndarray]) -> list[np.ndarray]:
-    """(T_i, S, S, 1) frames of each video -> (T_i, 2) per video, all windows batched together.
-
-    Where the first window overlaps the next, the later window's output is kept.
-    """
-    starts = [covering_window_starts(len(v), self.window_length) for v in videos]
-    windows = np.stack([v[s:s + self.window_length] for v, ss in zip(videos, starts) for s in ss])
-    pred = iter(self.predict_windows(windows))
-    outputs = []
-    for video, ss in zip(videos, starts):
-      out = np.zeros((len(video), 2), np.float32)
-      for s in ss:
-        out[s:s + self.window_length] = next(pred)
-      outputs.append(out)
-    return outputs
+    """(T_i, S, S, 1) frames of each video -> (T_i, 2) per video."""
+    return self.engine.predict_videos(videos, self.policy)

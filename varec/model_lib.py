@@ -103,13 +103,18 @@ def frame_va_fn(cnn: models.FrameCNN):
   """`fn(cnn_variables, frames) -> valence-arousal` of the CNN's own head, in inference mode."""
   return jax.jit(lambda variables, x: cnn.apply(variables, x, train=False)[1])
 
-def apply_in_batches(step_fn, state, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-  """Runs `step_fn(state, batch)` over `inputs` in fixed-size batches (the last one padded)."""
+def apply_in_batches(step_fn, state, inputs: np.ndarray, batch_size: int,
+                     fixed_shape: bool = False) -> np.ndarray:
+  """Runs `step_fn(state, batch)` over `inputs` in fixed-size batches (the last one padded).
+
+  An input smaller than one batch runs unpadded, unless `fixed_shape`: a stream
+  of small inputs then compiles once too.
+  """
   outputs = []
   for start in range(0, len(inputs), batch_size):
     chunk = inputs[start:start + batch_size]
     pad = batch_size - len(chunk)
-    if pad and len(inputs) > batch_size:  # One shape for every call: compile once.
+    if pad and (fixed_shape or len(inputs) > batch_size):  # One shape for every call.
       chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
     outputs.append(np.asarray(step_fn(state, chunk))[:batch_size - pad])
   return np.concatenate(outputs)
