@@ -37,6 +37,7 @@ from varec import emotions
 from varec import model_lib
 from varec import models
 from varec import preprocessing
+from varec import workdir as workdir_lib
 
 
 @dataclasses.dataclass
@@ -83,12 +84,11 @@ class TrainedModel:
                                         + "; ".join(problems))
     # Where the run itself stands is in its latest checkpoint (a best one is saved mid-stage).
     progress = meta
-    latest_dir = pathlib.Path(manager.directory).parent / checkpoints.LATEST
-    if pathlib.Path(manager.directory).name == checkpoints.BEST and latest_dir.is_dir():
-      progress = checkpoints.restore_meta(
-          checkpoints.managers(latest_dir.parent.parent)[checkpoints.LATEST]) or meta
-    unfinished = [s for s in config.get("stages", ())
-                  if s not in progress.get("completed_stages", [])]
+    workdir = workdir_lib.Workdir.of_checkpoint(step_dir)
+    if (workdir is not None and pathlib.Path(manager.directory).name == checkpoints.BEST
+        and workdir.checkpoint_dir(checkpoints.LATEST).is_dir()):
+      progress = checkpoints.restore_meta(checkpoints.managers(workdir)[checkpoints.LATEST]) or meta
+    unfinished = [s for s in config.stages if s not in progress.get("completed_stages", [])]
     if unfinished:
       logging.warning("%s is a checkpoint of an unfinished run (the run is at stage %s, epoch %s, "
                       "step %s; not finished: %s); rerun train.py with the same --workdir to "
