@@ -30,27 +30,47 @@ from varec import inference
 from varec import run_logs
 from varec import workdir as workdir_lib
 
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir (its best checkpoint) "
-                                  "or a checkpoint folder.", required=True)
-_SPLIT = flags.DEFINE_list("split", None,
-                           f"Splits to evaluate, from {', '.join(evaluation.SPLITS)} (default: "
-                           "validation,test; another dataset has only `all`).")
-_OUTPUT = flags.DEFINE_string("output", None, "Output folder (default: beside the checkpoint).")
+_CHECKPOINT = flags.DEFINE_string(
+  "checkpoint",
+  None,
+  "A train.py workdir (its best checkpoint) or a checkpoint folder.",
+  required=True,
+)
+_SPLIT = flags.DEFINE_list(
+  "split",
+  None,
+  f"Splits to evaluate, from {', '.join(evaluation.SPLITS)} (default: "
+  "validation,test; another dataset has only `all`).",
+)
+_OUTPUT = flags.DEFINE_string(
+  "output", None, "Output folder (default: beside the checkpoint)."
+)
 _FIGURES = flags.DEFINE_bool("figures", True, "Draw Figs. 4-7.")
 _WINDOW_POLICY = flags.DEFINE_enum(
-    "window_policy", "tiled", inference.WINDOW_POLICIES,
-    "tiled: windows tiled back from the end of each video, as in training (the paper's); "
-    "causal: each frame's output from the GRU window ending at it, as predict.py's default.")
+  "window_policy",
+  "tiled",
+  inference.WINDOW_POLICIES,
+  "tiled: windows tiled back from the end of each video, as in training (the paper's); "
+  "causal: each frame's output from the GRU window ending at it, as predict.py's default.",
+)
 _DATA = cli.define_config_dict(
-    "data", base.get_data_config(), "Another dataset to evaluate on: data fields that differ "
-    "from the checkpoint's (only the flags given count).")
+  "data",
+  base.get_data_config(),
+  "Another dataset to evaluate on: data fields that differ "
+  "from the checkpoint's (only the flags given count).",
+)
 
 
-def default_output(checkpoint_path: pathlib.Path, dataset: str | None = None) -> pathlib.Path:
+def default_output(
+  checkpoint_path: pathlib.Path, dataset: str | None = None
+) -> pathlib.Path:
   """<workdir>/eval (or eval_<dataset>) for a checkpoint of a workdir; else in the checkpoint."""
-  workdir = (workdir_lib.Workdir.of_checkpoint(checkpoint_path)
-             or workdir_lib.Workdir(checkpoint_path))
-  return workdir.eval_dir(None if dataset is None else evaluation.file_name(dataset))
+  workdir = workdir_lib.Workdir.of_checkpoint(
+    checkpoint_path
+  ) or workdir_lib.Workdir(checkpoint_path)
+  return workdir.eval_dir(
+    None if dataset is None else evaluation.file_name(dataset)
+  )
 
 
 def main(argv):
@@ -63,22 +83,41 @@ def main(argv):
     if overrides:
       if _SPLIT.value not in (None, ["all"]):
         raise evaluation.EvaluationError(
-            "another dataset (--data.*) is evaluated as one split, all; drop --split")
-      model, results = evaluation.evaluate_cross_dataset(_CHECKPOINT.value, overrides,
-                                                         _WINDOW_POLICY.value)
-      dataset = next((pathlib.Path(str(overrides[k])).name for k in ("manual_dir", "name", "data_dir")
-                      if overrides.get(k)), "other")
+          "another dataset (--data.*) is evaluated as one split, all; drop --split"
+        )
+      model, results = evaluation.evaluate_cross_dataset(
+        _CHECKPOINT.value, overrides, _WINDOW_POLICY.value
+      )
+      dataset = next(
+        (
+          pathlib.Path(str(overrides[k])).name
+          for k in ("manual_dir", "name", "data_dir")
+          if overrides.get(k)
+        ),
+        "other",
+      )
     else:
-      model, results = evaluation.evaluate(_CHECKPOINT.value, _SPLIT.value or ["validation", "test"],
-                                           window_policy=_WINDOW_POLICY.value)
+      model, results = evaluation.evaluate(
+        _CHECKPOINT.value,
+        _SPLIT.value or ["validation", "test"],
+        window_policy=_WINDOW_POLICY.value,
+      )
   except (checkpoints.CheckpointError, evaluation.EvaluationError) as e:
     sys.exit(f"eval.py: {e}")
-  output = pathlib.Path(_OUTPUT.value) if _OUTPUT.value else default_output(model.path, dataset)
-  written = evaluation.write_outputs(model, results, output, figures=_FIGURES.value)
+  output = (
+    pathlib.Path(_OUTPUT.value)
+    if _OUTPUT.value
+    else default_output(model.path, dataset)
+  )
+  written = evaluation.write_outputs(
+    model, results, output, figures=_FIGURES.value
+  )
   print(f"Checkpoint {model.path}")
   for r in results:
     if r.metrics.get("left_out"):
-      print(f"Left out (emotions the checkpoint does not know): {r.metrics['left_out']}")
+      print(
+        f"Left out (emotions the checkpoint does not know): {r.metrics['left_out']}"
+      )
   print(evaluation.summary(results))
   print(f"Wrote {', '.join(str(p) for p in written['tables'])}")
   if written["figures"]:

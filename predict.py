@@ -36,31 +36,47 @@ from varec import run_logs
 from varec import video_report
 from varec.data import discovery
 
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A train.py workdir or checkpoint folder.",
-                                  required=True)
-_VIDEO = flags.DEFINE_string("video", None, "A video file or a folder of videos.", required=True)
+_CHECKPOINT = flags.DEFINE_string(
+  "checkpoint", None, "A train.py workdir or checkpoint folder.", required=True
+)
+_VIDEO = flags.DEFINE_string(
+  "video", None, "A video file or a folder of videos.", required=True
+)
 _OUTPUT = flags.DEFINE_string("output", "predictions", "Output folder.")
-_ANNOTATE = flags.DEFINE_bool("annotate", False, "Also write an annotated MP4 per video.")
+_ANNOTATE = flags.DEFINE_bool(
+  "annotate", False, "Also write an annotated MP4 per video."
+)
 _FACES_CROPPED = flags.DEFINE_bool(
-    "faces_cropped", None, "The videos' frames are face crops (no detection in the whole "
-    "frame). Default: as the checkpoint's training data.")
+  "faces_cropped",
+  None,
+  "The videos' frames are face crops (no detection in the whole "
+  "frame). Default: as the checkpoint's training data.",
+)
 _WINDOW_POLICY = flags.DEFINE_enum(
-    "window_policy", "causal", inference.WINDOW_POLICIES,
-    "causal: each frame's output from the GRU window ending at it (streaming, constant memory); "
-    "tiled: eval.py's windows, tiled back from the end of each stretch of frames with a face.")
+  "window_policy",
+  "causal",
+  inference.WINDOW_POLICIES,
+  "causal: each frame's output from the GRU window ending at it (streaming, constant memory); "
+  "tiled: eval.py's windows, tiled back from the end of each stretch of frames with a face.",
+)
 
 
 def video_files(path: pathlib.Path) -> list[pathlib.Path]:
   if path.is_dir():
-    return sorted(p for p in path.rglob("*")
-                  if p.is_file() and p.suffix.lower() in discovery.VIDEO_EXTENSIONS)
+    return sorted(
+      p
+      for p in path.rglob("*")
+      if p.is_file() and p.suffix.lower() in discovery.VIDEO_EXTENSIONS
+    )
   return [path]
 
 
 def output_name(path: pathlib.Path, source: pathlib.Path) -> pathlib.Path:
   """A video's output folder under --output: its path inside the input folder, or its
   file name; as unique as the paths themselves (clip.mp4 and clip.mov differ)."""
-  return path.relative_to(source) if source.is_dir() else pathlib.Path(path.name)
+  return (
+    path.relative_to(source) if source.is_dir() else pathlib.Path(path.name)
+  )
 
 
 def main(argv):
@@ -68,42 +84,63 @@ def main(argv):
   run_logs.quiet_library_logs()
   try:
     predictor = predictor_lib.Predictor.from_checkpoint(
-        _CHECKPOINT.value, faces_cropped=_FACES_CROPPED.value, window_policy=_WINDOW_POLICY.value)
+      _CHECKPOINT.value,
+      faces_cropped=_FACES_CROPPED.value,
+      window_policy=_WINDOW_POLICY.value,
+    )
   except checkpoints.CheckpointError as e:
     sys.exit(f"predict.py: {e}")
   if _FACES_CROPPED.value is None and predictor.preprocess.faces_cropped:
-    print("predict.py: the checkpoint was trained on pre-cropped faces, so each frame is taken "
-          "as a face crop; pass --faces_cropped=false for full video frames", file=sys.stderr)
+    print(
+      "predict.py: the checkpoint was trained on pre-cropped faces, so each frame is taken "
+      "as a face crop; pass --faces_cropped=false for full video frames",
+      file=sys.stderr,
+    )
   source = pathlib.Path(_VIDEO.value)
   if not source.exists():
     sys.exit(f"predict.py: {source} does not exist")
   files = video_files(source)
   if not files:
-    sys.exit(f"predict.py: no video file ({', '.join(sorted(discovery.VIDEO_EXTENSIONS))}) "
-             f"in {source}")
+    sys.exit(
+      f"predict.py: no video file ({', '.join(sorted(discovery.VIDEO_EXTENSIONS))}) "
+      f"in {source}"
+    )
   output = pathlib.Path(_OUTPUT.value)
   try:
     output.mkdir(parents=True, exist_ok=True)
   except OSError as e:
-    sys.exit(f"predict.py: cannot create the output folder --output={output}: {e}")
+    sys.exit(
+      f"predict.py: cannot create the output folder --output={output}: {e}"
+    )
   if not os.access(output, os.W_OK | os.X_OK):
-    sys.exit(f"predict.py: cannot write into the output folder --output={output}")
+    sys.exit(
+      f"predict.py: cannot write into the output folder --output={output}"
+    )
   failed = []
   for path in files:
     out = output / output_name(path, source)
     try:
-      _, summary = video_report.write(predictor, path, out, annotate=_ANNOTATE.value)
+      _, summary = video_report.write(
+        predictor, path, out, annotate=_ANNOTATE.value
+      )
     except (preprocessing.VideoError, OSError) as e:
       failed.append(str(e))
       print(f"SKIPPED {e}", file=sys.stderr)
       continue
-    print(f"{path}: {summary['dominant_emotion']} ({summary['dominant_pn_group']}; "
-          f"{summary['dominant_share']:.0%} of face frames, apex at "
-          f"{summary['apex']['time_s']:.1f} s), majority {summary['emotion']}, mean valence "
-          f"{summary['mean_valence']:+.2f}, arousal {summary['mean_arousal']:+.2f}, face in "
-          f"{summary['face_share']:.0%} of {summary['frames']} frames -> {out}")
+    print(
+      f"{path}: {summary['dominant_emotion']} ({summary['dominant_pn_group']}; "
+      f"{summary['dominant_share']:.0%} of face frames, apex at "
+      f"{summary['apex']['time_s']:.1f} s), majority {summary['emotion']}, mean valence "
+      f"{summary['mean_valence']:+.2f}, arousal {summary['mean_arousal']:+.2f}, face in "
+      f"{summary['face_share']:.0%} of {summary['frames']} frames -> {out}"
+    )
   if failed:
-    print(f"{len(failed)} of {len(files)} video(s) failed:", *failed, sep="\n  ", file=sys.stderr)
+    print(
+      f"{len(failed)} of {len(files)} video(s) failed:",
+      *failed,
+      sep="\n  ",
+      file=sys.stderr,
+    )
     sys.exit(1)
 
 

@@ -29,10 +29,14 @@ from varec import table3
 from varec import train_lib
 from varec import workdir as workdir_lib
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and logs go "
-                               "(default: workdir/<config file name>).")
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Training configuration file.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+  "workdir",
+  None,
+  "Where checkpoints and logs go (default: workdir/<config file name>).",
+)
 
 
 def run_table3(config, workdir: pathlib.Path) -> pathlib.Path:
@@ -41,7 +45,13 @@ def run_table3(config, workdir: pathlib.Path) -> pathlib.Path:
     run_config = config.copy_and_resolve_references()
     run_config.seed = config.seed + i
     run_dir = workdir_lib.Workdir(workdir).run(i)
-    logging.info("Run %d/%d (seed %d) in %s", i + 1, config.num_runs, run_config.seed, run_dir)
+    logging.info(
+      "Run %d/%d (seed %d) in %s",
+      i + 1,
+      config.num_runs,
+      run_config.seed,
+      run_dir,
+    )
     train_lib.train_and_evaluate(run_config, run_dir)
     model, results = evaluation.evaluate(run_dir, table3.EVAL_SPLITS)
     # Figures for the first run only: they are many and the runs look alike.
@@ -57,8 +67,10 @@ def init_distributed() -> None:
   if not os.environ.get("JAX_COORDINATOR_ADDRESS"):
     return
   number = lambda name: int(os.environ[name]) if os.environ.get(name) else None
-  jax.distributed.initialize(num_processes=number("JAX_NUM_PROCESSES"),
-                             process_id=number("JAX_PROCESS_ID"))
+  jax.distributed.initialize(
+    num_processes=number("JAX_NUM_PROCESSES"),
+    process_id=number("JAX_PROCESS_ID"),
+  )
 
 
 def main(argv):
@@ -67,7 +79,9 @@ def main(argv):
   init_distributed()
   config = _CONFIG.value
   run_logs.quiet_library_logs()
-  config_name = pathlib.Path(flags.FLAGS["config"].config_filename.split(":")[0]).stem
+  config_name = pathlib.Path(
+    flags.FLAGS["config"].config_filename.split(":")[0]
+  ).stem
   workdir = pathlib.Path(_WORKDIR.value or f"workdir/{config_name}")
   logging.info("JAX devices: %s", jax.devices())
   try:
@@ -79,13 +93,20 @@ def main(argv):
     final = train_lib.train_and_evaluate(config, workdir)
   except config_checks.ConfigError as e:
     cli.fail("train.py", str(e))
-  except (ValueError, FloatingPointError) as e:  # A dataset or workdir that cannot train.
+  except (
+    ValueError,
+    FloatingPointError,
+  ) as e:  # A dataset or workdir that cannot train.
     sys.exit(f"train.py: {e}")
   if final:
-    print(f"Validation after training ({workdir}): " + ", ".join(
-        f"{k} {v:.3f}" for k, v in sorted(final.items())))
+    print(
+      f"Validation after training ({workdir}): "
+      + ", ".join(f"{k} {v:.3f}" for k, v in sorted(final.items()))
+    )
   else:
-    print(f"{workdir} already holds a finished run of this config: nothing left to train.")
+    print(
+      f"{workdir} already holds a finished run of this config: nothing left to train."
+    )
   print(f"Evaluate: python eval.py --checkpoint={workdir}")
 
 

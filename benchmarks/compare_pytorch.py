@@ -33,9 +33,12 @@ from configs import demo
 from varec import model_lib
 from varec import steps
 
-_ROUNDS = flags.DEFINE_integer("rounds", 15, "Timed rounds (one step of each) per measurement.")
-_PAPER_ROUNDS = flags.DEFINE_integer("paper_rounds", 5,
-                                     "Rounds at 96x96, where one step takes seconds.")
+_ROUNDS = flags.DEFINE_integer(
+  "rounds", 15, "Timed rounds (one step of each) per measurement."
+)
+_PAPER_ROUNDS = flags.DEFINE_integer(
+  "paper_rounds", 5, "Rounds at 96x96, where one step takes seconds."
+)
 _THREADS = flags.DEFINE_integer("threads", 2, "PyTorch intra-op threads.")
 SIZES = ((48, (16, 32, 64)), (96, (64, 128, 256)))
 WINDOW = 10
@@ -58,12 +61,19 @@ def _varec_steps(config, rng):
   variables = model_lib.init_variables(config, jax.random.PRNGKey(0), WINDOW)
   timed = {}
   for stage_name in ("cnn", "joint"):
-    _, state = steps.stage_state(stage_name, config, variables, num_steps=1000,
-                                 rng=jax.random.PRNGKey(1))
+    _, state = steps.stage_state(
+      stage_name, config, variables, num_steps=1000, rng=jax.random.PRNGKey(1)
+    )
     state = [state]
-    shape = (BATCH[stage_name],) + (() if stage_name == "cnn" else (WINDOW,)) + (size, size, 1)
-    batch = {"inputs": rng.integers(0, 256, shape, np.uint8),
-             "labels": rng.uniform(-1, 1, shape[:-3] + (2,)).astype(np.float32)}
+    shape = (
+      (BATCH[stage_name],)
+      + (() if stage_name == "cnn" else (WINDOW,))
+      + (size, size, 1)
+    )
+    batch = {
+      "inputs": rng.integers(0, 256, shape, np.uint8),
+      "labels": rng.uniform(-1, 1, shape[:-3] + (2,)).astype(np.float32),
+    }
 
     def step(state=state, batch=batch):
       state[0], metrics = steps.jitted_train_step()(state[0], batch)
@@ -86,12 +96,20 @@ def _torch_steps(size: int, filters, rng):
 
     def __init__(self):
       super().__init__()
-      self.bn = nn.BatchNorm2d(1, eps=1e-3, momentum=0.01)  # Keras' momentum 0.99.
+      self.bn = nn.BatchNorm2d(
+        1, eps=1e-3, momentum=0.01
+      )  # Keras' momentum 0.99.
       widths = (1,) + tuple(filters)
-      self.convs = nn.ModuleList(nn.Conv2d(widths[i], widths[i + 1], 5, padding=2 if i == 0 else 0,
-                                           bias=False) for i in range(3))
-      side = ((size // 2 - 4) // 2 - 4)
-      assert side % 2 == 0  # Quadrants of an even map are the adaptive average pool's.
+      self.convs = nn.ModuleList(
+        nn.Conv2d(
+          widths[i], widths[i + 1], 5, padding=2 if i == 0 else 0, bias=False
+        )
+        for i in range(3)
+      )
+      side = (size // 2 - 4) // 2 - 4
+      assert (
+        side % 2 == 0
+      )  # Quadrants of an even map are the adaptive average pool's.
       self.features = nn.Linear(4 * filters[2], 300)
       self.dropout = nn.Dropout(0.5)
       self.va = nn.Linear(300, 2)
@@ -123,7 +141,15 @@ def _torch_steps(size: int, filters, rng):
     pred, labels = pred.reshape(-1, 2), labels.reshape(-1, 2)
     mp, ml = pred.mean(0), labels.mean(0)
     cov = ((pred - mp) * (labels - ml)).mean(0)
-    ccc = 2 * cov / (pred.var(0, unbiased=False) + labels.var(0, unbiased=False) + (mp - ml) ** 2)
+    ccc = (
+      2
+      * cov
+      / (
+        pred.var(0, unbiased=False)
+        + labels.var(0, unbiased=False)
+        + (mp - ml) ** 2
+      )
+    )
     return (1 - ccc).mean()
 
   def frames(shape):
@@ -131,14 +157,20 @@ def _torch_steps(size: int, filters, rng):
     return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
 
   steps = {}
-  for name, model, shape in (("cnn", CNN(), (BATCH["cnn"], 1, size, size)),
-                             ("joint", CNNGRU(), (BATCH["joint"], WINDOW, 1, size, size))):
+  for name, model, shape in (
+    ("cnn", CNN(), (BATCH["cnn"], 1, size, size)),
+    ("joint", CNNGRU(), (BATCH["joint"], WINDOW, 1, size, size)),
+  ):
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     inputs = frames(shape)
-    labels = torch.from_numpy(rng.uniform(-1, 1, shape[:-3] + (2,)).astype(np.float32))
+    labels = torch.from_numpy(
+      rng.uniform(-1, 1, shape[:-3] + (2,)).astype(np.float32)
+    )
 
-    def step(model=model, optimizer=optimizer, inputs=inputs, labels=labels, name=name):
+    def step(
+      model=model, optimizer=optimizer, inputs=inputs, labels=labels, name=name
+    ):
       model.train()
       optimizer.zero_grad()
       out = model(inputs)
@@ -168,21 +200,36 @@ def _measure(varec_step, torch_step, rounds: int) -> dict:
       start = time.perf_counter()
       step()
       times[name].append(time.perf_counter() - start)
-  ratio = np.asarray(times["pytorch"]) / np.asarray(times["varec"])  # Rate ratio varec/PyTorch.
+  ratio = np.asarray(times["pytorch"]) / np.asarray(
+    times["varec"]
+  )  # Rate ratio varec/PyTorch.
   q1, q3 = np.percentile(ratio, [25, 75])
-  return {"varec_s": times["varec"], "pytorch_s": times["pytorch"],
-          "ratio_median": float(np.median(ratio)), "ratio_q1": float(q1), "ratio_q3": float(q3)}
+  return {
+    "varec_s": times["varec"],
+    "pytorch_s": times["pytorch"],
+    "ratio_median": float(np.median(ratio)),
+    "ratio_q1": float(q1),
+    "ratio_q3": float(q3),
+  }
 
 
 def main(argv):
   del argv
   import torch  # pylint: disable=g-import-not-at-top
+
   torch.set_num_threads(_THREADS.value)
   rng = np.random.default_rng(0)
-  results = {"jax": jax.__version__, "torch": torch.__version__, "threads": _THREADS.value,
-             "cpus": os.cpu_count(), "machine": platform.machine(), "rounds": _ROUNDS.value,
-             "paper_rounds": _PAPER_ROUNDS.value,
-             "load_average_start": os.getloadavg(), "runs": []}
+  results = {
+    "jax": jax.__version__,
+    "torch": torch.__version__,
+    "threads": _THREADS.value,
+    "cpus": os.cpu_count(),
+    "machine": platform.machine(),
+    "rounds": _ROUNDS.value,
+    "paper_rounds": _PAPER_ROUNDS.value,
+    "load_average_start": os.getloadavg(),
+    "runs": [],
+  }
   for size, filters in SIZES:
     config = _config(size, filters)
     varec_steps = _varec_steps(config, rng)
@@ -191,29 +238,46 @@ def main(argv):
       rounds = _PAPER_ROUNDS.value if size >= 96 else _ROUNDS.value
       m = _measure(varec_steps[name], torch_steps[name], rounds)
       per_step = BATCH[name]
-      run = {"size": size, "filters": list(filters), "measurement": name, "batch": per_step,
-             "unit": UNITS[name], "rounds": rounds, "varec_per_s": per_step / float(np.median(m["varec_s"])),
-             "pytorch_per_s": per_step / float(np.median(m["pytorch_s"])), **m}
+      run = {
+        "size": size,
+        "filters": list(filters),
+        "measurement": name,
+        "batch": per_step,
+        "unit": UNITS[name],
+        "rounds": rounds,
+        "varec_per_s": per_step / float(np.median(m["varec_s"])),
+        "pytorch_per_s": per_step / float(np.median(m["pytorch_s"])),
+        **m,
+      }
       results["runs"].append(run)
-      print(f"{size}x{size} {name}: varec {run['varec_per_s']:.1f}, PyTorch "
-            f"{run['pytorch_per_s']:.1f} {UNITS[name]}, ratio {m['ratio_median']:.2f} "
-            f"(IQR {m['ratio_q1']:.2f}-{m['ratio_q3']:.2f})")
+      print(
+        f"{size}x{size} {name}: varec {run['varec_per_s']:.1f}, PyTorch "
+        f"{run['pytorch_per_s']:.1f} {UNITS[name]}, ratio {m['ratio_median']:.2f} "
+        f"(IQR {m['ratio_q1']:.2f}-{m['ratio_q3']:.2f})"
+      )
   results["load_average_end"] = os.getloadavg()
-  lines = ["# varec against PyTorch, interleaved", "",
-           f"JAX {results['jax']} against PyTorch {results['torch']} ({results['threads']} "
-           f"threads, channels-last), {results['cpus']} CPUs ({results['machine']}), "
-           f"{results['rounds']} rounds of one step each ({results['paper_rounds']} at 96x96), "
-           "alternating which goes first; load "
-           f"average {results['load_average_start'][0]:.2f} at the start, "
-           f"{results['load_average_end'][0]:.2f} at the end. Ratio: varec's rate over "
-           "PyTorch's in each round (> 1: varec faster).", "",
-           "| input, filters | measurement | batch | varec | PyTorch | unit | ratio, median | "
-           "ratio, IQR |", "|---|---|---|---|---|---|---|---|"]
+  lines = [
+    "# varec against PyTorch, interleaved",
+    "",
+    f"JAX {results['jax']} against PyTorch {results['torch']} ({results['threads']} "
+    f"threads, channels-last), {results['cpus']} CPUs ({results['machine']}), "
+    f"{results['rounds']} rounds of one step each ({results['paper_rounds']} at 96x96), "
+    "alternating which goes first; load "
+    f"average {results['load_average_start'][0]:.2f} at the start, "
+    f"{results['load_average_end'][0]:.2f} at the end. Ratio: varec's rate over "
+    "PyTorch's in each round (> 1: varec faster).",
+    "",
+    "| input, filters | measurement | batch | varec | PyTorch | unit | ratio, median | "
+    "ratio, IQR |",
+    "|---|---|---|---|---|---|---|---|",
+  ]
   for run in results["runs"]:
-    lines.append(f"| {run['size']}x{run['size']}, {'/'.join(map(str, run['filters']))} | "
-                 f"{run['measurement']} | {run['batch']} | {run['varec_per_s']:.1f} | "
-                 f"{run['pytorch_per_s']:.1f} | {run['unit']} | {run['ratio_median']:.2f} | "
-                 f"{run['ratio_q1']:.2f}-{run['ratio_q3']:.2f} |")
+    lines.append(
+      f"| {run['size']}x{run['size']}, {'/'.join(map(str, run['filters']))} | "
+      f"{run['measurement']} | {run['batch']} | {run['varec_per_s']:.1f} | "
+      f"{run['pytorch_per_s']:.1f} | {run['unit']} | {run['ratio_median']:.2f} | "
+      f"{run['ratio_q1']:.2f}-{run['ratio_q3']:.2f} |"
+    )
   report.write("compare_pytorch", results, "\n".join(lines) + "\n")
 
 

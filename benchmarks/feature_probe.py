@@ -29,7 +29,9 @@ from varec import model_lib
 
 import report  # benchmarks/report.py
 
-_CHECKPOINT = flags.DEFINE_string("checkpoint", "workdir/demo", "Trained checkpoint (make demo).")
+_CHECKPOINT = flags.DEFINE_string(
+  "checkpoint", "workdir/demo", "Trained checkpoint (make demo)."
+)
 
 
 def main(argv):
@@ -41,37 +43,61 @@ def main(argv):
   splits = {}
   for split, data in windows.items():
     t = data["frames"].shape[1]
-    features = model_lib.extract_features(model.config, model.variables, data["frames"])
-    splits[split] = {"features": features.reshape(-1, features.shape[-1]),
-                     "labels": data["labels"].reshape(-1, 2),
-                     "frame_emotion": np.repeat(data["emotion"], t),
-                     "windows": data}
+    features = model_lib.extract_features(
+      model.config, model.variables, data["frames"]
+    )
+    splits[split] = {
+      "features": features.reshape(-1, features.shape[-1]),
+      "labels": data["labels"].reshape(-1, 2),
+      "frame_emotion": np.repeat(data["emotion"], t),
+      "windows": data,
+    }
   train = splits["train"]
   scaler = StandardScaler().fit(train["features"])
-  ridge = Ridge(alpha=1e4).fit(scaler.transform(train["features"]), train["labels"])
-  logistic = LogisticRegression(max_iter=2000).fit(scaler.transform(train["features"]),
-                                                   train["frame_emotion"])
-  results = {"checkpoint": os.path.relpath(model.path), "speakers": model.meta["speakers"], "splits": {}}
+  ridge = Ridge(alpha=1e4).fit(
+    scaler.transform(train["features"]), train["labels"]
+  )
+  logistic = LogisticRegression(max_iter=2000).fit(
+    scaler.transform(train["features"]), train["frame_emotion"]
+  )
+  results = {
+    "checkpoint": os.path.relpath(model.path),
+    "speakers": model.meta["speakers"],
+    "splits": {},
+  }
   for split in ("validation", "test"):
     s = splits[split]
     x = scaler.transform(s["features"])
     decisions = {
-        "model (GRU valence-arousal, nearest prototype)": metrics.nearest_emotion(
-            predictor.predict_windows(s["windows"]["frames"]).reshape(-1, 2), prototypes),
-        "ridge on CNN features (valence-arousal, nearest prototype)": metrics.nearest_emotion(
-            ridge.predict(x).astype(np.float32), prototypes),
-        "logistic regression on CNN features (emotion)": logistic.predict(x),
+      "model (GRU valence-arousal, nearest prototype)": metrics.nearest_emotion(
+        predictor.predict_windows(s["windows"]["frames"]).reshape(-1, 2),
+        prototypes,
+      ),
+      "ridge on CNN features (valence-arousal, nearest prototype)": metrics.nearest_emotion(
+        ridge.predict(x).astype(np.float32), prototypes
+      ),
+      "logistic regression on CNN features (emotion)": logistic.predict(x),
     }
     w = s["windows"]
     results["splits"][split] = {
-        name: metrics.accuracy(*metrics.vote_per_video(d.reshape(len(w["video_id"]), -1),
-                                                         w["video_id"], w["emotion"]))
-        for name, d in decisions.items()}
-  lines = [f"Checkpoint `{results['checkpoint']}`; video accuracy over labelled frames.", "",
-           "| decision | validation | test |", "|---|---|---|"]
+      name: metrics.accuracy(
+        *metrics.vote_per_video(
+          d.reshape(len(w["video_id"]), -1), w["video_id"], w["emotion"]
+        )
+      )
+      for name, d in decisions.items()
+    }
+  lines = [
+    f"Checkpoint `{results['checkpoint']}`; video accuracy over labelled frames.",
+    "",
+    "| decision | validation | test |",
+    "|---|---|---|",
+  ]
   for name in results["splits"]["validation"]:
-    lines.append(f"| {name} | {results['splits']['validation'][name]:.3f} | "
-                 f"{results['splits']['test'][name]:.3f} |")
+    lines.append(
+      f"| {name} | {results['splits']['validation'][name]:.3f} | "
+      f"{results['splits']['test'][name]:.3f} |"
+    )
   report.write("feature_probe", results, "\n".join(lines))
 
 

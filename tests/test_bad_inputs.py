@@ -22,23 +22,42 @@ ROOT = pathlib.Path(__file__).parent.parent
 
 
 def _run(*args):
-  return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                        timeout=300, check=False)
+  return subprocess.run(
+    [sys.executable, *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
 
 
-@pytest.mark.parametrize("args,message", [
-    (("train.py", "--config=configs/demo.py", "--config.cnn.num_epoch=3"),
-     "train.py: --config.cnn.num_epoch is not a field of the config; did you mean "
-     "--config.cnn.num_epochs?"),
-    (("train.py", "--config=configs/demo.py", "--config.cnn.num_epochs=three"),
-     "train.py: flag --config.cnn.num_epochs=three: invalid literal"),
-    (("train.py", "--config=configs/demo.py", "--config.cnn.batch_size=0"),
-     "train.py: config: cnn.num_epochs and cnn.batch_size must be at least 1, got 10 and 0"),
-    (("train.py", "--config=configs/demo.py", "--config.model.cnn=resnet"),
-     "model.cnn must be one of fig3, mini_xception, got 'resnet'"),
-    (("eval.py", "--checkpoint=nowhere", "--data.manul_dir=/videos"),
-     "eval.py: --data.manul_dir is not a field of the data; did you mean --data.manual_dir?"),
-])
+@pytest.mark.parametrize(
+  "args,message",
+  [
+    (
+      ("train.py", "--config=configs/demo.py", "--config.cnn.num_epoch=3"),
+      "train.py: --config.cnn.num_epoch is not a field of the config; did you mean "
+      "--config.cnn.num_epochs?",
+    ),
+    (
+      ("train.py", "--config=configs/demo.py", "--config.cnn.num_epochs=three"),
+      "train.py: flag --config.cnn.num_epochs=three: invalid literal",
+    ),
+    (
+      ("train.py", "--config=configs/demo.py", "--config.cnn.batch_size=0"),
+      "train.py: config: cnn.num_epochs and cnn.batch_size must be at least 1, got 10 and 0",
+    ),
+    (
+      ("train.py", "--config=configs/demo.py", "--config.model.cnn=resnet"),
+      "model.cnn must be one of fig3, mini_xception, got 'resnet'",
+    ),
+    (
+      ("eval.py", "--checkpoint=nowhere", "--data.manul_dir=/videos"),
+      "eval.py: --data.manul_dir is not a field of the data; did you mean --data.manual_dir?",
+    ),
+  ],
+)
 def test_bad_command_lines_are_one_line_with_status_2(args, message):
   result = _run(*args)
   assert result.returncode == 2, result.stderr[-2000:]
@@ -52,30 +71,48 @@ def workdir_copy(trained_workdir, tmp_path):
   return pathlib.Path(shutil.copytree(trained_workdir[0], tmp_path / "run"))
 
 
-def test_a_changed_config_stops_with_the_differences_and_the_ways_out(workdir_copy, tiny_builder):
+def test_a_changed_config_stops_with_the_differences_and_the_ways_out(
+  workdir_copy, tiny_builder
+):
   config = tiny_config()
   config.cnn.num_epochs = 3
-  with pytest.raises(ValueError, match=r"holds a finished run of another config \(cnn\.num_epochs"
-                                       r": 2 there, 3 now\): train into a new --workdir, or pass "
-                                       r"--config\.restart=True"):
+  with pytest.raises(
+    ValueError,
+    match=r"holds a finished run of another config \(cnn\.num_epochs"
+    r": 2 there, 3 now\): train into a new --workdir, or pass "
+    r"--config\.restart=True",
+  ):
     train_lib.train_and_evaluate(config, workdir_copy, builder=tiny_builder)
   config.restart = True
   train_lib.train_and_evaluate(config, workdir_copy, builder=tiny_builder)
-  meta = checkpoints.restore_meta(checkpoints.managers(workdir_copy)[checkpoints.LATEST])
-  assert meta["config"]["cnn"]["num_epochs"] == 3 and meta["completed_stages"] == ["cnn", "rnn"]
+  meta = checkpoints.restore_meta(
+    checkpoints.managers(workdir_copy)[checkpoints.LATEST]
+  )
+  assert meta["config"]["cnn"]["num_epochs"] == 3 and meta[
+    "completed_stages"
+  ] == ["cnn", "rnn"]
 
 
-def test_a_damaged_latest_checkpoint_falls_back_with_a_warning(workdir_copy, caplog):
+def test_a_damaged_latest_checkpoint_falls_back_with_a_warning(
+  workdir_copy, caplog
+):
   manager = checkpoints.managers(workdir_copy)[checkpoints.LATEST]
   newest, older = sorted(manager.all_steps(), reverse=True)[:2]
-  data_files = [p for p in (workdir_copy / "checkpoints" / "latest" / str(newest) /
-                            "variables").rglob("*") if p.is_file() and "ocdbt" not in p.name]
+  data_files = [
+    p
+    for p in (
+      workdir_copy / "checkpoints" / "latest" / str(newest) / "variables"
+    ).rglob("*")
+    if p.is_file() and "ocdbt" not in p.name
+  ]
   for path in data_files:
     path.unlink()
   with caplog.at_level(logging.WARNING):
     model = inference.TrainedModel.load(workdir_copy / "checkpoints" / "latest")
   assert model.path.name == str(older)
-  assert f"latest/{newest}" in caplog.text and "cannot be restored" in caplog.text
+  assert (
+    f"latest/{newest}" in caplog.text and "cannot be restored" in caplog.text
+  )
   # It is the last epoch's predecessor: an unfinished run, said so.
   assert "unfinished run" in caplog.text and "rnn" in caplog.text
 
@@ -95,8 +132,15 @@ def test_a_checkpoint_with_an_unusable_config_is_refused(workdir_copy):
   step = manager.best_step()
   meta = checkpoints.restore_meta(manager, step)
   meta["config"]["data"]["image_size"] = 0
-  meta_file = workdir_copy / "checkpoints" / "best" / str(step) / "meta" / "metadata"
+  meta_file = (
+    workdir_copy / "checkpoints" / "best" / str(step) / "meta" / "metadata"
+  )
   meta_file.write_text(json.dumps(meta))
-  result = _run("predict.py", f"--checkpoint={workdir_copy}", "--video=nothing.mp4")
+  result = _run(
+    "predict.py", f"--checkpoint={workdir_copy}", "--video=nothing.mp4"
+  )
   assert result.returncode == 1
-  assert "its config cannot be used: data.image_size must be at least 1, got 0" in result.stderr
+  assert (
+    "its config cannot be used: data.image_size must be at least 1, got 0"
+    in result.stderr
+  )

@@ -16,45 +16,80 @@ BEAM_OPTIONS = "runner=DirectRunner,direct_num_workers=2,direct_running_mode=mul
 
 
 def _examples(builder, split):
-  return {(x["video_id"], int(x["start_frame"])): x for x in builder.as_data_source(split=split)}
+  return {
+    (x["video_id"], int(x["start_frame"])): x
+    for x in builder.as_data_source(split=split)
+  }
 
 
 def test_beam_build_matches_the_process_pool_build(manual_dir, tmp_path):
   pool = adfes_dataset_builder.Builder(data_dir=tmp_path / "pool")
-  pool.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=manual_dir, try_download_gcs=False))
+  pool.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(
+      manual_dir=manual_dir, try_download_gcs=False
+    )
+  )
   result = subprocess.run(
-      [str(pathlib.Path(sys.executable).parent / "tfds"), "build",
-       str(pathlib.Path(adfes_dataset_builder.__file__).parent), f"--manual_dir={manual_dir}",
-       f"--data_dir={tmp_path / 'beam'}", f"--beam_pipeline_options={BEAM_OPTIONS}"],
-      capture_output=True, text=True, timeout=600, check=False)
+    [
+      str(pathlib.Path(sys.executable).parent / "tfds"),
+      "build",
+      str(pathlib.Path(adfes_dataset_builder.__file__).parent),
+      f"--manual_dir={manual_dir}",
+      f"--data_dir={tmp_path / 'beam'}",
+      f"--beam_pipeline_options={BEAM_OPTIONS}",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
-  beam = tfds.builder_from_directory(str(tmp_path / "beam" / "adfes" / "default" / "1.1.0"))
+  beam = tfds.builder_from_directory(
+    str(tmp_path / "beam" / "adfes" / "default" / "1.1.0")
+  )
 
   summary = beam.info.metadata["build_summary"]
   assert summary == pool.info.metadata["build_summary"]
   assert summary["videos"] == 6 and summary["windows"] > 0
-  assert {pathlib.Path(s["file"]).name for s in summary["skipped"]} == set(EXPECTED_SKIPS)
-  assert beam.info.metadata["manual_dir_fingerprint"] == pool.info.metadata[
-      "manual_dir_fingerprint"]
+  assert {pathlib.Path(s["file"]).name for s in summary["skipped"]} == set(
+    EXPECTED_SKIPS
+  )
+  assert (
+    beam.info.metadata["manual_dir_fingerprint"]
+    == pool.info.metadata["manual_dir_fingerprint"]
+  )
   for split in ("windows", "videos"):
     expected, built = _examples(pool, split), _examples(beam, split)
-    assert built.keys() == expected.keys() and len(built) == pool.info.splits[split].num_examples
+    assert (
+      built.keys() == expected.keys()
+      and len(built) == pool.info.splits[split].num_examples
+    )
     for key, example in expected.items():
       assert built[key].keys() == example.keys()
       for name, value in example.items():
-        np.testing.assert_array_equal(built[key][name], value, err_msg=f"{key} {name}")
+        np.testing.assert_array_equal(
+          built[key][name], value, err_msg=f"{key} {name}"
+        )
   assert not list((tmp_path / "beam").rglob("varec_build_summary_*.json"))
 
 
 def test_beam_build_with_no_usable_video_is_refused(tmp_path):
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
+
   manual = tmp_path / "manual"
   manual.mkdir()
   (manual / "F01-Joy-Face Forward.mp4").write_bytes(b"not a video")
   builder = adfes_dataset_builder.Builder(data_dir=tmp_path / "data")
-  with pytest.raises(RuntimeError, match="no usable video(.|\n)*F01-Joy-Face Forward.mp4"):
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=manual, try_download_gcs=False,
-        beam_options=PipelineOptions(["--runner=DirectRunner"])))
-  assert not list((tmp_path / "data" / "adfes").glob("*/1.1.0"))  # Nothing published.
+  with pytest.raises(
+    RuntimeError, match="no usable video(.|\n)*F01-Joy-Face Forward.mp4"
+  ):
+    builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+        manual_dir=manual,
+        try_download_gcs=False,
+        beam_options=PipelineOptions(["--runner=DirectRunner"]),
+      )
+    )
+  assert not list(
+    (tmp_path / "data" / "adfes").glob("*/1.1.0")
+  )  # Nothing published.

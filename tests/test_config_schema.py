@@ -13,24 +13,47 @@ from varec import preprocessing
 # The config of a checkpoint written by the first varec (before alignment, crop_size,
 # augmentation, the CNN registry, compute_dtype, ...): only the fields it had then.
 FIRST_CHECKPOINT = {
-    "seed": 3,
-    "data": {"name": "adfes", "data_dir": None, "manual_dir": None, "orientations": ["forward"],
-             "image_size": 48, "flip_augment": True, "split_mirror_separately": False,
-             "split_ratios": [8, 2, 1]},
-    "model": {"filters": [8, 16, 16], "kernel_size": 5, "num_features": 32, "dropout_rate": 0.5,
-              "rnn_hidden_sizes": [10]},
-    "stages": ["cnn", "rnn"], "init_from": None,
-    "cnn": {"num_epochs": 2, "batch_size": 32, "learning_rate": None},
-    "rnn": {"num_epochs": 2, "batch_size": 4, "learning_rate": None},
-    "joint": {"num_epochs": 1, "batch_size": 4, "learning_rate": None},
-    "optimizer": "sgd", "momentum": 0.9, "lr_schedule": "constant", "eval_batch_size": 512,
-    "num_runs": 1,
+  "seed": 3,
+  "data": {
+    "name": "adfes",
+    "data_dir": None,
+    "manual_dir": None,
+    "orientations": ["forward"],
+    "image_size": 48,
+    "flip_augment": True,
+    "split_mirror_separately": False,
+    "split_ratios": [8, 2, 1],
+  },
+  "model": {
+    "filters": [8, 16, 16],
+    "kernel_size": 5,
+    "num_features": 32,
+    "dropout_rate": 0.5,
+    "rnn_hidden_sizes": [10],
+  },
+  "stages": ["cnn", "rnn"],
+  "init_from": None,
+  "cnn": {"num_epochs": 2, "batch_size": 32, "learning_rate": None},
+  "rnn": {"num_epochs": 2, "batch_size": 4, "learning_rate": None},
+  "joint": {"num_epochs": 1, "batch_size": 4, "learning_rate": None},
+  "optimizer": "sgd",
+  "momentum": 0.9,
+  "lr_schedule": "constant",
+  "eval_batch_size": 512,
+  "num_runs": 1,
 }
 
 
 def _flat_keys(tree: dict, prefix: str = "") -> set[str]:
-  return {k for key, value in tree.items() for k in (
-      _flat_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key])}
+  return {
+    k
+    for key, value in tree.items()
+    for k in (
+      _flat_keys(value, f"{prefix}{key}.")
+      if isinstance(value, dict)
+      else [prefix + key]
+    )
+  }
 
 
 def test_an_old_checkpoint_config_gets_every_field_with_its_old_meaning():
@@ -38,22 +61,37 @@ def test_an_old_checkpoint_config_gets_every_field_with_its_old_meaning():
   today = _flat_keys(json.loads(base.get_config().to_json()))
   assert _flat_keys(config.to_dict()) == today
   # What it had is kept.
-  assert (config.seed, config.data.image_size, tuple(config.model.filters), config.optimizer) == (
-      3, 48, (8, 16, 16), "sgd")
+  assert (
+    config.seed,
+    config.data.image_size,
+    tuple(config.model.filters),
+    config.optimizer,
+  ) == (3, 48, (8, 16, 16), "sgd")
   # What it lacked is what it was trained with, not today's defaults.
-  assert (config.data.align_faces, config.data.equalize_faces, config.augment.enabled,
-          config.sgd_decay) == (False, False, False, 0.0)
-  assert (config.data.crop_size, config.model.cnn, config.model.frozen_blocks,
-          tuple(config.model.class_prototypes), config.compute_dtype) == (
-              96, "fig3", 0, (), "float32")
-  assert preprocessing.config_from_data(config.data) == preprocessing.PreprocessConfig(
-      align_faces=False)
+  assert (
+    config.data.align_faces,
+    config.data.equalize_faces,
+    config.augment.enabled,
+    config.sgd_decay,
+  ) == (False, False, False, 0.0)
+  assert (
+    config.data.crop_size,
+    config.model.cnn,
+    config.model.frozen_blocks,
+    tuple(config.model.class_prototypes),
+    config.compute_dtype,
+  ) == (96, "fig3", 0, (), "float32")
+  assert preprocessing.config_from_data(
+    config.data
+  ) == preprocessing.PreprocessConfig(align_faces=False)
   config_checks.check_config(config)
   assert type(model_lib.build_cnn(config)).__name__ == "FrameCNN"
 
 
 def test_every_field_added_since_the_first_checkpoints_has_an_old_meaning():
-  added = _flat_keys(json.loads(base.get_config().to_json())) - _flat_keys(FIRST_CHECKPOINT)
+  added = _flat_keys(json.loads(base.get_config().to_json())) - _flat_keys(
+    FIRST_CHECKPOINT
+  )
   assert added == set(config_schema.OLD_MEANINGS)
 
 

@@ -19,8 +19,13 @@ def test_builder_packages_windows_and_videos(tiny_builder):
   assert len(videos) == 6
   assert len(windows) == 6 * 2  # 20 labelled frames / stride 10.
   window = windows[0]
-  assert window["frames"].shape == (10, 32, 32, 1) and window["frames"].dtype == np.uint8
-  assert window["labels"].shape == (10, 2) and window["labels"].dtype == np.float32
+  assert (
+    window["frames"].shape == (10, 32, 32, 1)
+    and window["frames"].dtype == np.uint8
+  )
+  assert (
+    window["labels"].shape == (10, 2) and window["labels"].dtype == np.float32
+  )
   assert window["labelled"].all() and window["start_frame"] >= 10
   video = videos[0]
   assert video["frames"].shape == (30, 32, 32, 1)
@@ -32,15 +37,19 @@ def test_builder_packages_windows_and_videos(tiny_builder):
     w = windows[i]
     v = by_id[w["video_id"]]
     s = int(w["start_frame"])
-    np.testing.assert_array_equal(w["frames"], v["frames"][s:s + 10])
+    np.testing.assert_array_equal(w["frames"], v["frames"][s : s + 10])
 
 
 def test_builder_without_manual_dir_explains_what_to_do(tmp_path):
-  builder = adfes_dataset_builder.Builder(config=TINY_CONFIG, data_dir=tmp_path,
-                                          file_format="array_record")
+  builder = adfes_dataset_builder.Builder(
+    config=TINY_CONFIG, data_dir=tmp_path, file_format="array_record"
+  )
   with pytest.raises(AssertionError, match="ADFES"):
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=tmp_path / "missing", try_download_gcs=False))
+    builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+        manual_dir=tmp_path / "missing", try_download_gcs=False
+      )
+    )
 
 
 def test_tfds_command_line_builds_adfes(tmp_path, synthetic_clip):
@@ -49,11 +58,23 @@ def test_tfds_command_line_builds_adfes(tmp_path, synthetic_clip):
     _write(manual / f"{speaker}-Joy-Face Forward.mp4", synthetic_clip)
   builder_dir = pathlib.Path(adfes_dataset_builder.__file__).parent
   result = subprocess.run(
-      [str(pathlib.Path(sys.executable).parent / "tfds"), "build", str(builder_dir),
-       f"--manual_dir={manual}", f"--data_dir={tmp_path / 'data'}", "--file_format=array_record"],
-      capture_output=True, text=True, timeout=600, check=False)
+    [
+      str(pathlib.Path(sys.executable).parent / "tfds"),
+      "build",
+      str(builder_dir),
+      f"--manual_dir={manual}",
+      f"--data_dir={tmp_path / 'data'}",
+      "--file_format=array_record",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
-  built = tfds.builder_from_directory(str(tmp_path / "data" / "adfes" / "default" / "1.1.0"))
+  built = tfds.builder_from_directory(
+    str(tmp_path / "data" / "adfes" / "default" / "1.1.0")
+  )
   assert built.info.splits["videos"].num_examples == 3
   source = built.as_data_source(split="windows")
   assert source[0]["frames"].shape == (10, 96, 96, 1)

@@ -25,36 +25,57 @@ def _config(seed=0, **data):
 
 
 def test_windows_have_the_documented_shapes(tiny_builder):
-  windows, speakers = input_pipeline.load_windows(_config(), builder=tiny_builder)
+  windows, speakers = input_pipeline.load_windows(
+    _config(), builder=tiny_builder
+  )
   assert set(windows) == {"train", "validation", "test"}
   for name, w in windows.items():
     n = len(w["frames"])
-    assert w["frames"].shape == (n, 10, 32, 32, 1) and w["frames"].dtype == np.uint8
+    assert (
+      w["frames"].shape == (n, 10, 32, 32, 1) and w["frames"].dtype == np.uint8
+    )
     assert w["labels"].shape == (n, 10, 2) and w["labels"].dtype == np.float32
     assert w["speaker"].shape == w["video_id"].shape == (n,)
     assert set(w["speaker"]) == set(speakers[name])
 
 
 def test_mirrors_are_new_speakers_kept_with_their_person(tiny_builder):
-  windows, speakers = input_pipeline.load_windows(_config(), builder=tiny_builder)
+  windows, speakers = input_pipeline.load_windows(
+    _config(), builder=tiny_builder
+  )
   all_speakers = sorted(s for members in speakers.values() for s in members)
   assert len(all_speakers) == 6  # 3 actors and their mirror images.
   for members in speakers.values():
     assert {preprocessing.person_of(s) for s in members} == {
-        s for s in members if not s.endswith(preprocessing.MIRROR_SUFFIX)}
+      s for s in members if not s.endswith(preprocessing.MIRROR_SUFFIX)
+    }
   # A mirrored window is the flipped original.
   train = windows["train"]
   ids = list(train["video_id"])
-  mirror = next(i for i, v in enumerate(ids) if v.endswith(preprocessing.MIRROR_SUFFIX))
-  original = next(i for i, v in enumerate(ids) if v + preprocessing.MIRROR_SUFFIX == ids[mirror]
-                  and train["start_frame"][i] == train["start_frame"][mirror])
-  np.testing.assert_array_equal(train["frames"][mirror], train["frames"][original][:, :, ::-1])
+  mirror = next(
+    i for i, v in enumerate(ids) if v.endswith(preprocessing.MIRROR_SUFFIX)
+  )
+  original = next(
+    i
+    for i, v in enumerate(ids)
+    if v + preprocessing.MIRROR_SUFFIX == ids[mirror]
+    and train["start_frame"][i] == train["start_frame"][mirror]
+  )
+  np.testing.assert_array_equal(
+    train["frames"][mirror], train["frames"][original][:, :, ::-1]
+  )
 
 
 def test_without_flip_only_real_speakers(tiny_builder):
-  _, speakers = input_pipeline.load_windows(_config(flip_augment=False), builder=tiny_builder)
+  _, speakers = input_pipeline.load_windows(
+    _config(flip_augment=False), builder=tiny_builder
+  )
   assert sorted(s for m in speakers.values() for s in m) == sorted(
-      {e["speaker"] for e in input_pipeline.read_split(tiny_builder, "videos", ("forward",))})
+    {
+      e["speaker"]
+      for e in input_pipeline.read_split(tiny_builder, "videos", ("forward",))
+    }
+  )
 
 
 def test_same_seed_same_data(tiny_builder):
@@ -65,21 +86,31 @@ def test_same_seed_same_data(tiny_builder):
 
 
 @pytest.mark.parametrize("equalize_faces", [True, False])
-def test_frames_are_the_model_input_of_the_stored_crops(tiny_builder, equalize_faces):
-  config = _config(image_size=16, equalize_faces=equalize_faces, flip_augment=False)
+def test_frames_are_the_model_input_of_the_stored_crops(
+  tiny_builder, equalize_faces
+):
+  config = _config(
+    image_size=16, equalize_faces=equalize_faces, flip_augment=False
+  )
   _, speakers = input_pipeline.load_windows(config, builder=tiny_builder)
   stored = input_pipeline.read_split(tiny_builder, "videos", ("forward",))
-  loaded = input_pipeline.load_videos(config, speakers["train"], builder=tiny_builder)
+  loaded = input_pipeline.load_videos(
+    config, speakers["train"], builder=tiny_builder
+  )
   assert loaded and loaded[0]["frames"].shape[1:] == (16, 16, 1)
   original = next(e for e in stored if e["video_id"] == loaded[0]["video_id"])
-  np.testing.assert_array_equal(loaded[0]["frames"],
-                                preprocessing.model_input(original["frames"], config.data))
+  np.testing.assert_array_equal(
+    loaded[0]["frames"],
+    preprocessing.model_input(original["frames"], config.data),
+  )
 
 
 def test_whole_videos_for_trajectories(tiny_builder):
   config = _config()
   _, speakers = input_pipeline.load_windows(config, builder=tiny_builder)
-  videos = input_pipeline.load_videos(config, speakers["test"], builder=tiny_builder)
+  videos = input_pipeline.load_videos(
+    config, speakers["test"], builder=tiny_builder
+  )
   assert videos and all(v["frames"].shape == (30, 32, 32, 1) for v in videos)
   assert {v["speaker"] for v in videos} == set(speakers["test"])
 
@@ -95,19 +126,31 @@ def test_video_folder_builds_are_named_by_their_emotions(tmp_path):
   csv.write_text(header + "calm,0.5,-0.6,low\ntense,-0.3,0.7,high\n")
   data = dict(name="video_folder", data_dir=str(tmp_path / "data"))
   table2 = input_pipeline.get_builder(_config(**data).data)
-  own = input_pipeline.get_builder(_config(prototypes_csv=str(csv), **data).data)
+  own = input_pipeline.get_builder(
+    _config(prototypes_csv=str(csv), **data).data
+  )
   csv.write_text(header + "calm,0.5,-0.6,low\ntense,-0.3,0.8,high\n")
-  changed = input_pipeline.get_builder(_config(prototypes_csv=str(csv), **data).data)
-  assert table2.builder_config.name == "labelled50"  # Builds made before CSVs existed still count.
+  changed = input_pipeline.get_builder(
+    _config(prototypes_csv=str(csv), **data).data
+  )
+  assert (
+    table2.builder_config.name == "labelled50"
+  )  # Builds made before CSVs existed still count.
   assert len({b.builder_config.name for b in (table2, own, changed)}) == 3
   assert own.builder_config.label_space.emotions == ("calm", "tense")
-  with pytest.raises(ValueError, match="prototypes_csv is for the video_folder dataset"):
-    input_pipeline.get_builder(_config(name="adfes", prototypes_csv=str(csv)).data)
+  with pytest.raises(
+    ValueError, match="prototypes_csv is for the video_folder dataset"
+  ):
+    input_pipeline.get_builder(
+      _config(name="adfes", prototypes_csv=str(csv)).data
+    )
 
 
 def test_label_space_of_a_build(tiny_builder, monkeypatch):
   assert tiny_builder.info.metadata["label_space"] == emotions.TABLE2.to_meta()
-  monkeypatch.delitem(tiny_builder.info.metadata, "label_space")  # As in builds from before.
+  monkeypatch.delitem(
+    tiny_builder.info.metadata, "label_space"
+  )  # As in builds from before.
   assert input_pipeline.label_space(tiny_builder) == emotions.TABLE2
 
 
@@ -115,47 +158,82 @@ def test_build_command_names_the_options_that_select_the_build():
   data = base.get_data_config()
   data.name, data.data_dir = "synthetic_adfes", "/data"
   assert input_pipeline.build_command(data) == (
-      "python -m varec.build_dataset --data.name=synthetic_adfes --data.data_dir=/data")
-  data.name, data.manual_dir, data.prototypes_csv = "video_folder", "/videos", "/e.csv"
+    "python -m varec.build_dataset --data.name=synthetic_adfes --data.data_dir=/data"
+  )
+  data.name, data.manual_dir, data.prototypes_csv = (
+    "video_folder",
+    "/videos",
+    "/e.csv",
+  )
   assert input_pipeline.build_command(data) == (
-      "python -m varec.build_dataset --data.name=video_folder --data.manual_dir=/videos "
-      "--data.data_dir=/data --data.prototypes_csv=/e.csv")
+    "python -m varec.build_dataset --data.name=video_folder --data.manual_dir=/videos "
+    "--data.data_dir=/data --data.prototypes_csv=/e.csv"
+  )
   # Preprocessing that differs from the defaults selects another build, so it is named.
   data.face_margin, data.align_faces, data.faces_cropped = 0.25, False, True
   assert input_pipeline.build_command(data).endswith(
-      "--data.face_margin=0.25 --data.faces_cropped=True --data.align_faces=False")
+    "--data.face_margin=0.25 --data.faces_cropped=True --data.align_faces=False"
+  )
 
 
 def test_a_tfrecord_build_is_explained_in_one_line(manual_dir, tmp_path):
   data = base.get_data_config()
-  data.name, data.manual_dir, data.data_dir = "adfes", str(manual_dir), str(tmp_path)
+  data.name, data.manual_dir, data.data_dir = (
+    "adfes",
+    str(manual_dir),
+    str(tmp_path),
+  )
   module = importlib.import_module(input_pipeline.BUILDER_MODULES["adfes"])
-  legacy = module.Builder(config=input_pipeline.builder_config(data, module), data_dir=tmp_path,
-                          file_format="tfrecord")
-  legacy.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=manual_dir, try_download_gcs=False))
-  with pytest.raises(ValueError, match=r"adfes/default build in .* holds TFRecord files .* "
-                                       r"varec reads ArrayRecord: delete"):
+  legacy = module.Builder(
+    config=input_pipeline.builder_config(data, module),
+    data_dir=tmp_path,
+    file_format="tfrecord",
+  )
+  legacy.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(
+      manual_dir=manual_dir, try_download_gcs=False
+    )
+  )
+  with pytest.raises(
+    ValueError,
+    match=r"adfes/default build in .* holds TFRecord files .* "
+    r"varec reads ArrayRecord: delete",
+  ):
     input_pipeline.get_builder(data)
 
 
 def test_a_build_is_not_read_for_files_changed_since(manual_dir, tmp_path):
   source = pathlib.Path(shutil.copytree(manual_dir, tmp_path / "adfes"))
   data = base.get_data_config()
-  data.name, data.manual_dir, data.data_dir = "adfes", str(source), str(tmp_path / "tfds")
+  data.name, data.manual_dir, data.data_dir = (
+    "adfes",
+    str(source),
+    str(tmp_path / "tfds"),
+  )
   input_pipeline.ensure_built(data)
   input_pipeline.ensure_built(data)  # Unchanged files: the build is used.
   next((source / "Face Forward").glob("*.mp4")).unlink()
-  with pytest.raises(ValueError, match=r"adfes/default build in .* was made from other files "
-                                       r"than .*adfes holds now"):
+  with pytest.raises(
+    ValueError,
+    match=r"adfes/default build in .* was made from other files "
+    r"than .*adfes holds now",
+  ):
     input_pipeline.ensure_built(data)
 
 
 def test_the_data_layer_does_not_import_the_builders():
   # data_builder imports varec.data, never the other way round (the builders are looked up
   # by name when a dataset is asked for).
-  code = ("import sys; import varec.data.discovery, varec.data.input_pipeline; "
-          "print(sorted(m for m in sys.modules if m.startswith('data_builder')))")
-  result = subprocess.run([sys.executable, "-c", code], cwd=pathlib.Path(__file__).parent.parent,
-                          capture_output=True, text=True, timeout=300, check=True)
+  code = (
+    "import sys; import varec.data.discovery, varec.data.input_pipeline; "
+    "print(sorted(m for m in sys.modules if m.startswith('data_builder')))"
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=pathlib.Path(__file__).parent.parent,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=True,
+  )
   assert result.stdout.strip() == "[]"

@@ -14,13 +14,15 @@ E = emotions.TABLE2.index
 
 
 def test_covering_windows_match_training_windows_and_cover_every_frame():
-  np.testing.assert_array_equal(inference.covering_window_starts(50, 10), [0, 10, 20, 30, 40])
+  np.testing.assert_array_equal(
+    inference.covering_window_starts(50, 10), [0, 10, 20, 30, 40]
+  )
   starts = inference.covering_window_starts(153, 10)
   # End-aligned like the training windows (140, 130, ... ), plus one at 0.
   assert starts[0] == 0 and starts[1] == 3 and starts[-1] == 143
   covered = np.zeros(153, bool)
   for s in starts:
-    covered[s:s + 10] = True
+    covered[s : s + 10] = True
   assert covered.all()
   with pytest.raises(ValueError, match="shorter than one window"):
     inference.covering_window_starts(5, 10)
@@ -28,7 +30,9 @@ def test_covering_windows_match_training_windows_and_cover_every_frame():
 
 def test_decide_votes_over_labelled_frames_only():
   protos = emotions.TABLE2.prototype_array()
-  pred = np.concatenate([np.tile(protos[E("neutral")], (30, 1)), np.tile(protos[E("joy")], (20, 1))])
+  pred = np.concatenate(
+    [np.tile(protos[E("neutral")], (30, 1)), np.tile(protos[E("joy")], (20, 1))]
+  )
   labelled = np.zeros(50, bool)
   labelled[-20:] = True
   nearest, vote, counts = evaluation.decide(pred, labelled, protos)
@@ -45,7 +49,9 @@ def test_split_speakers_joins_and_rejects():
 
 def test_evaluate_and_write_every_file(trained_workdir, tiny_builder, tmp_path):
   workdir, _ = trained_workdir
-  model, results = evaluation.evaluate(workdir, ("validation", "test"), builder=tiny_builder)
+  model, results = evaluation.evaluate(
+    workdir, ("validation", "test"), builder=tiny_builder
+  )
   written = evaluation.write_outputs(model, results, tmp_path)
   metrics = json.loads((tmp_path / "metrics.json").read_text())
   assert set(metrics["splits"]) == {"validation", "test"}
@@ -53,37 +59,57 @@ def test_evaluate_and_write_every_file(trained_workdir, tiny_builder, tmp_path):
   # 1 actor and its mirror image per split, 2 emotions each.
   assert (videos.groupby("split").size() == 4).all()
   vote_columns = [c for c in videos.columns if c.startswith("votes_")]
-  assert (videos[vote_columns].sum(axis=1) == 20).all()  # The tiny set labels 20 frames.
+  assert (
+    videos[vote_columns].sum(axis=1) == 20
+  ).all()  # The tiny set labels 20 frames.
   names = {p.name for p in written["figures"]}
-  assert {"fig4_confusion_test.png", "fig5_distribution_validation.png"} <= names
+  assert {
+    "fig4_confusion_test.png",
+    "fig5_distribution_validation.png",
+  } <= names
   assert sum(p.parent.parent.name == "fig6" for p in written["figures"]) == 8
   assert sum(p.parent.parent.name == "fig7" for p in written["figures"]) == 4
   assert all(p.stat().st_size > 10_000 for p in written["figures"])
   assert "PN-acc" in evaluation.summary(results)
 
 
-def test_evaluating_one_split_keeps_the_others(trained_workdir, tiny_builder, tmp_path):
+def test_evaluating_one_split_keeps_the_others(
+  trained_workdir, tiny_builder, tmp_path
+):
   workdir, _ = trained_workdir
-  model, results = evaluation.evaluate(workdir, ("validation", "test"), builder=tiny_builder)
+  model, results = evaluation.evaluate(
+    workdir, ("validation", "test"), builder=tiny_builder
+  )
   evaluation.write_outputs(model, results, tmp_path, figures=False)
-  before = json.loads((tmp_path / "metrics.json").read_text())["splits"]["validation"]
-  evaluation.write_outputs(model, [r for r in results if r.split == "test"], tmp_path,
-                           figures=False)
+  before = json.loads((tmp_path / "metrics.json").read_text())["splits"][
+    "validation"
+  ]
+  evaluation.write_outputs(
+    model, [r for r in results if r.split == "test"], tmp_path, figures=False
+  )
   metrics = json.loads((tmp_path / "metrics.json").read_text())
-  assert metrics["splits"]["validation"] == before and set(metrics["splits"]) == {"validation",
-                                                                                   "test"}
+  assert metrics["splits"]["validation"] == before and set(
+    metrics["splits"]
+  ) == {"validation", "test"}
   videos = pd.read_csv(tmp_path / "videos.csv")
-  assert (videos.groupby("split").size() == 4).all() and set(videos["split"]) == {"validation",
-                                                                                   "test"}
-  assert set(pd.read_csv(tmp_path / "frames.csv")["split"]) == {"validation", "test"}
+  assert (videos.groupby("split").size() == 4).all() and set(
+    videos["split"]
+  ) == {"validation", "test"}
+  assert set(pd.read_csv(tmp_path / "frames.csv")["split"]) == {
+    "validation",
+    "test",
+  }
   # Another checkpoint's evaluation replaces the folder's tables and figures.
   (tmp_path / "figures").mkdir()
   other = json.loads((tmp_path / "metrics.json").read_text())
   other["checkpoint"] = "/elsewhere"
   (tmp_path / "metrics.json").write_text(json.dumps(other))
-  evaluation.write_outputs(model, [r for r in results if r.split == "test"], tmp_path,
-                           figures=False)
-  assert set(json.loads((tmp_path / "metrics.json").read_text())["splits"]) == {"test"}
+  evaluation.write_outputs(
+    model, [r for r in results if r.split == "test"], tmp_path, figures=False
+  )
+  assert set(json.loads((tmp_path / "metrics.json").read_text())["splits"]) == {
+    "test"
+  }
   assert not (tmp_path / "figures").exists()
   assert set(pd.read_csv(tmp_path / "videos.csv")["split"]) == {"test"}
 
@@ -93,8 +119,11 @@ def test_checkpoint_whose_dataset_is_not_built(trained_workdir, tmp_path):
   model = inference.TrainedModel.load(workdir)
   from data_builder.adfes import adfes_dataset_builder  # pylint: disable=g-import-not-at-top
   from tests.conftest import TINY_CONFIG  # pylint: disable=g-import-not-at-top
+
   empty = adfes_dataset_builder.Builder(config=TINY_CONFIG, data_dir=tmp_path)
-  with pytest.raises(evaluation.EvaluationError, match="is not built.*varec.build_dataset"):
+  with pytest.raises(
+    evaluation.EvaluationError, match="is not built.*varec.build_dataset"
+  ):
     evaluation.evaluate(workdir, builder=empty)
   assert model.config.data.name == "synthetic_adfes"
 
@@ -111,15 +140,30 @@ def test_split_without_videos(trained_workdir, tiny_builder):
 def test_foreign_checkpoint_is_refused(tmp_path):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   from varec import checkpoints  # pylint: disable=g-import-not-at-top
-  manager = ocp.CheckpointManager(tmp_path / "checkpoints" / "latest", item_names=("state",))
-  manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave({"w": np.zeros(3)})))
+
+  manager = ocp.CheckpointManager(
+    tmp_path / "checkpoints" / "latest", item_names=("state",)
+  )
+  manager.save(
+    3, args=ocp.args.Composite(state=ocp.args.StandardSave({"w": np.zeros(3)}))
+  )
   manager.wait_until_finished()
-  with pytest.raises(checkpoints.CheckpointError, match="not a varec checkpoint.*variables, meta"):
+  with pytest.raises(
+    checkpoints.CheckpointError, match="not a varec checkpoint.*variables, meta"
+  ):
     inference.TrainedModel.load(tmp_path)
 
 
-def test_dataset_with_other_emotions_is_refused(trained_workdir, tiny_builder, monkeypatch):
-  other = emotions.LabelSpace(("calm", "tense"), ((0.5, -0.6), (-0.3, 0.7)), ("low", "high"))
-  monkeypatch.setitem(tiny_builder.info.metadata, "label_space", other.to_meta())
-  with pytest.raises(evaluation.EvaluationError, match="calm, tense, the checkpoint anger"):
+def test_dataset_with_other_emotions_is_refused(
+  trained_workdir, tiny_builder, monkeypatch
+):
+  other = emotions.LabelSpace(
+    ("calm", "tense"), ((0.5, -0.6), (-0.3, 0.7)), ("low", "high")
+  )
+  monkeypatch.setitem(
+    tiny_builder.info.metadata, "label_space", other.to_meta()
+  )
+  with pytest.raises(
+    evaluation.EvaluationError, match="calm, tense, the checkpoint anger"
+  ):
     evaluation.evaluate(trained_workdir[0], builder=tiny_builder)

@@ -29,16 +29,22 @@ def _ncc(a, b):
 
 @pytest.fixture(scope="module")
 def apex_frame(speakers):
-  return synthetic.render_video(speakers[0], "surprise", seed=3, size=(360, 288), num_frames=20)[-1]
+  return synthetic.render_video(
+    speakers[0], "surprise", seed=3, size=(360, 288), num_frames=20
+  )[-1]
 
 
 def test_similarity_transform_recovers_rotation_scale_and_shift():
   rng = np.random.default_rng(0)
   source = rng.uniform(0, 100, (5, 2))
   angle, scale, shift = np.radians(20), 0.7, np.array([12.0, -3.0])
-  rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+  rotation = scale * np.array(
+    [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+  )
   matrix = fa.similarity_transform(source, source @ rotation.T + shift)
-  np.testing.assert_allclose(matrix, np.hstack([rotation, shift[:, None]]), atol=1e-9)
+  np.testing.assert_allclose(
+    matrix, np.hstack([rotation, shift[:, None]]), atol=1e-9
+  )
 
 
 def test_crop_template_keeps_the_meaning_of_the_margin():
@@ -46,26 +52,36 @@ def test_crop_template_keeps_the_meaning_of_the_margin():
   for margin in (0.0, 0.1, 0.3):
     points = fa.crop_template(96, margin)
     distance = np.linalg.norm(points[0:2].mean(0) - points[2:4].mean(0))
-    assert distance == pytest.approx(96 * 0.5255 / (1.30 * (1 + 2 * margin)), rel=1e-3)
+    assert distance == pytest.approx(
+      96 * 0.5255 / (1.30 * (1 + 2 * margin)), rel=1e-3
+    )
   assert fa.eye_angle(fa.crop_template(96, 0.1)) == pytest.approx(0.0, abs=0.5)
 
 
 def test_a_face_rotated_by_15_degrees_comes_out_with_level_eyes(apex_frame):
   h, w = apex_frame.shape[:2]
-  rotated = cv2.warpAffine(apex_frame, cv2.getRotationMatrix2D((w / 2, h / 2), 15, 1.0), (w, h),
-                           borderMode=cv2.BORDER_REPLICATE)
+  rotated = cv2.warpAffine(
+    apex_frame,
+    cv2.getRotationMatrix2D((w / 2, h / 2), 15, 1.0),
+    (w, h),
+    borderMode=cv2.BORDER_REPLICATE,
+  )
   gray = _gray(rotated)
   box = pp.detect_largest_face(gray, 320)
   before = fa.eye_angle(fa.landmarks(gray, box))
   assert abs(abs(before) - 15) < 3  # The landmarks see the roll...
   config = pp.PreprocessConfig(align_faces=True)
   aligned = pp.face_crop(gray, box, config)
-  assert abs(fa.eye_angle(_landmarks_of_crop(aligned))) < 2  # ... and alignment removes it.
+  assert (
+    abs(fa.eye_angle(_landmarks_of_crop(aligned))) < 2
+  )  # ... and alignment removes it.
   unaligned = pp.face_crop(gray, box, pp.PreprocessConfig(align_faces=False))
   assert aligned.shape == unaligned.shape == (96, 96)
 
 
-def test_pre_cropped_faces_and_full_frames_reach_the_model_framed_alike(apex_frame):
+def test_pre_cropped_faces_and_full_frames_reach_the_model_framed_alike(
+  apex_frame,
+):
   gray = _gray(apex_frame)
   box = pp.detect_largest_face(gray, 320)
   # A still as public datasets ship it: cut tightly (no margin) by another detector, 48 px.
@@ -77,7 +93,9 @@ def test_pre_cropped_faces_and_full_frames_reach_the_model_framed_alike(apex_fra
   assert found
   # Without alignment the still is used whole, framed tighter than the video's crops.
   plain_frame = pp.face_crop(gray, box, pp.PreprocessConfig(align_faces=False))
-  plain_still, _ = pp.precropped_face(still, pp.PreprocessConfig(align_faces=False))
+  plain_still, _ = pp.precropped_face(
+    still, pp.PreprocessConfig(align_faces=False)
+  )
   assert _ncc(from_frame, from_still) > 0.85
   assert _ncc(from_frame, from_still) > _ncc(plain_frame, plain_still) + 0.1
   # The eyes sit where the template puts them, within 4 px of 96, from either source.
@@ -88,16 +106,22 @@ def test_pre_cropped_faces_and_full_frames_reach_the_model_framed_alike(apex_fra
 
 def test_a_crop_without_a_face_is_used_as_it_is():
   noise = np.random.default_rng(0).integers(0, 256, (40, 50), dtype=np.uint8)
-  crop, found = pp.precropped_face(noise, pp.PreprocessConfig(align_faces=True, crop_size=32))
+  crop, found = pp.precropped_face(
+    noise, pp.PreprocessConfig(align_faces=True, crop_size=32)
+  )
   assert not found
-  expected = pp.crop_and_resize(noise, pp.square_box(np.array([0.0, 0.0, 50, 40]), 0.0), 32)
+  expected = pp.crop_and_resize(
+    noise, pp.square_box(np.array([0.0, 0.0, 50, 40]), 0.0), 32
+  )
   np.testing.assert_array_equal(crop, expected)
 
 
 def test_large_faces_are_shrunk_by_area_averaging_not_sampled(apex_frame):
   # A face 4x the crop's resolution: the aligned crop of a fine checkerboard-free
   # face matches the crop of the same face at a quarter of the resolution.
-  gray = _gray(cv2.resize(apex_frame, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC))
+  gray = _gray(
+    cv2.resize(apex_frame, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+  )
   small = _gray(apex_frame)
   points_big = fa.landmarks(gray, pp.detect_largest_face(gray, 1440))
   crop_big = fa.align(gray, points_big, 96, 0.1)
@@ -111,10 +135,15 @@ def test_model_file_comes_from_the_installed_package():
     fa.model_file("no_such_model.dat")
 
 
-def test_landmarks_from_the_face_surroundings_equal_dlibs_on_the_whole_frame(apex_frame):
+def test_landmarks_from_the_face_surroundings_equal_dlibs_on_the_whole_frame(
+  apex_frame,
+):
   import dlib  # pylint: disable=g-import-not-at-top
+
   gray = _gray(apex_frame)
   box = pp.detect_largest_face(gray, 320)
-  shape = fa._shape_predictor()(gray, dlib.rectangle(*(int(round(v)) for v in box)))  # pylint: disable=protected-access
+  shape = fa._shape_predictor()(
+    gray, dlib.rectangle(*(int(round(v)) for v in box))
+  )  # pylint: disable=protected-access
   whole = [[shape.part(i).x, shape.part(i).y] for i in range(5)]
   np.testing.assert_array_equal(fa.landmarks(gray, box), whole)

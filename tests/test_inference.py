@@ -40,41 +40,69 @@ class _StoredFrames(predictor_lib.Predictor):
 @pytest.mark.parametrize("policy", inference.WINDOW_POLICIES)
 def test_predict_and_eval_paths_agree(model, synthetic_clip, tmp_path, policy):
   path = write_video(tmp_path / "clip.mp4", synthetic_clip)
-  stored = preprocessing.preprocess_video(path, preprocessing.config_from_data(model.config.data))
+  stored = preprocessing.preprocess_video(
+    path, preprocessing.config_from_data(model.config.data)
+  )
   frames = preprocessing.model_input(stored.frames, model.config.data)
-  evaluated = inference.VideoPredictor(model, policy).predict_videos([frames])[0]
-  predictor = _StoredFrames(model, stored.frames, window_policy=policy,
-                            batch_size=model.config.eval_batch_size)
+  evaluated = inference.VideoPredictor(model, policy).predict_videos([frames])[
+    0
+  ]
+  predictor = _StoredFrames(
+    model,
+    stored.frames,
+    window_policy=policy,
+    batch_size=model.config.eval_batch_size,
+  )
   streamed = np.stack([va for _, va in predictor.iter_frames(path)])
   np.testing.assert_array_equal(streamed, evaluated)
-  if policy == "tiled":  # The training windows: the last one is any window's own output
+  if (
+    policy == "tiled"
+  ):  # The training windows: the last one is any window's own output
     # (up to the GRU's last bits, which depend on how many windows share a batch).
-    np.testing.assert_allclose(evaluated[-10:], predictor.engine.predict_windows(
-        frames[None, -10:])[0], atol=1e-6)
+    np.testing.assert_allclose(
+      evaluated[-10:],
+      predictor.engine.predict_windows(frames[None, -10:])[0],
+      atol=1e-6,
+    )
 
 
-def test_causal_is_the_gru_over_the_window_ending_at_each_frame(model, synthetic_clip, tmp_path):
+def test_causal_is_the_gru_over_the_window_ending_at_each_frame(
+  model, synthetic_clip, tmp_path
+):
   path = write_video(tmp_path / "clip.mp4", synthetic_clip)
-  stored = preprocessing.preprocess_video(path, preprocessing.config_from_data(model.config.data))
+  stored = preprocessing.preprocess_video(
+    path, preprocessing.config_from_data(model.config.data)
+  )
   frames = preprocessing.model_input(stored.frames, model.config.data)
   causal = inference.VideoPredictor(model, "causal").predict_videos([frames])[0]
   # Padded at the start by repeating the first frame.
-  windows = np.stack([frames[np.clip(np.arange(t - 9, t + 1), 0, None)]
-                      for t in range(len(frames))])
+  windows = np.stack(
+    [
+      frames[np.clip(np.arange(t - 9, t + 1), 0, None)]
+      for t in range(len(frames))
+    ]
+  )
   last = inference.VideoPredictor(model).predict_windows(windows)[:, -1]
   np.testing.assert_allclose(causal, last, atol=1e-6)
 
 
-def test_stream_answers_each_stretch_on_its_own(model, synthetic_clip, tmp_path):
+def test_stream_answers_each_stretch_on_its_own(
+  model, synthetic_clip, tmp_path
+):
   path = write_video(tmp_path / "clip.mp4", synthetic_clip)
-  stored = preprocessing.preprocess_video(path, preprocessing.config_from_data(model.config.data))
+  stored = preprocessing.preprocess_video(
+    path, preprocessing.config_from_data(model.config.data)
+  )
   frames = preprocessing.model_input(stored.frames, model.config.data)
   engine = inference.Engine(model, batch_size=8)
   # Frames 0-14, a gap, then 17-23: the second stretch is shorter than one window.
-  kept = np.r_[0:15, 17:len(frames)]
+  kept = np.r_[0:15, 17 : len(frames)]
   for policy in inference.WINDOW_POLICIES:
     stream = inference.Stream(engine, policy)
-    parts = [stream.push(frames[kept[i:i + 8]], kept[i:i + 8]) for i in range(0, len(kept), 8)]
+    parts = [
+      stream.push(frames[kept[i : i + 8]], kept[i : i + 8])
+      for i in range(0, len(kept), 8)
+    ]
     parts.append(stream.finish())
     indices = np.concatenate([i for i, _ in parts])
     va = np.concatenate([v for _, v in parts])
@@ -91,8 +119,22 @@ def test_unknown_policy_is_refused(model):
 @pytest.mark.parametrize("module", ["varec.predictor", "predict"])
 def test_prediction_imports_no_dataset_code(module):
   loaded = subprocess.run(
-      [sys.executable, "-c", f"import sys, {module}; print(' '.join(sys.modules))"],
-      cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-  for name in ("tensorflow_datasets", "varec.train_lib", "varec.data.input_pipeline",
-               "varec.evaluation", "varec.data.builder", "data_builder"):
+    [
+      sys.executable,
+      "-c",
+      f"import sys, {module}; print(' '.join(sys.modules))",
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout.split()
+  for name in (
+    "tensorflow_datasets",
+    "varec.train_lib",
+    "varec.data.input_pipeline",
+    "varec.evaluation",
+    "varec.data.builder",
+    "data_builder",
+  ):
     assert name not in loaded

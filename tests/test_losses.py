@@ -23,7 +23,7 @@ def _va(shape, seed):
 def test_ccc_matches_oracle():
   pred, target = _va(50, 0), 0.5 * _va(50, 0) + 0.3 * _va(50, 1) + 0.1
   np.testing.assert_allclose(
-      losses.ccc(pred, target), oracle_ccc(pred, target), rtol=1e-5
+    losses.ccc(pred, target), oracle_ccc(pred, target), rtol=1e-5
   )
 
 
@@ -36,13 +36,17 @@ def test_ccc_reduces_over_axis():
 
 def test_ccc_loss_is_eq9_over_all_frames():
   pred, target = _va((4, 10, 2), 0), _va((4, 10, 2), 1)
-  expected = 1 - (
+  expected = (
+    1
+    - (
       oracle_ccc(pred[..., 0], target[..., 0])
       + oracle_ccc(pred[..., 1], target[..., 1])
-  ) / 2
+    )
+    / 2
+  )
   np.testing.assert_allclose(losses.ccc_loss(pred, target), expected, rtol=1e-5)
   np.testing.assert_allclose(
-      jax.jit(losses.ccc_loss)(pred, target), expected, rtol=1e-5
+    jax.jit(losses.ccc_loss)(pred, target), expected, rtol=1e-5
   )
 
 
@@ -56,13 +60,13 @@ def test_ccc_perfect_and_negated_agreement():
 
 
 @pytest.mark.parametrize(
-    'pred, target',
-    [
-        (np.full((8, 2), 0.3), _va((8, 2), 0)),  # constant prediction
-        (_va((8, 2), 0), np.full((8, 2), 0.3)),  # constant target
-        (np.full((8, 2), 0.3), np.full((8, 2), 0.3)),  # both, equal
-        (np.full((8, 2), 0.3), np.full((8, 2), -0.5)),  # both, different
-    ],
+  "pred, target",
+  [
+    (np.full((8, 2), 0.3), _va((8, 2), 0)),  # constant prediction
+    (_va((8, 2), 0), np.full((8, 2), 0.3)),  # constant target
+    (np.full((8, 2), 0.3), np.full((8, 2), 0.3)),  # both, equal
+    (np.full((8, 2), 0.3), np.full((8, 2), -0.5)),  # both, different
+  ],
 )
 def test_ccc_loss_constant_inputs_are_finite(pred, target):
   pred = jnp.asarray(pred, jnp.float32)
@@ -82,15 +86,15 @@ def test_ccc_loss_mask_excludes_frames():
   pred_bad = np.where(keep[..., None], pred, 1e3)
   target_bad = np.where(keep[..., None], target, np.nan)
   loss, grad = jax.value_and_grad(losses.ccc_loss)(
-      jnp.asarray(pred_bad), target_bad, mask
+    jnp.asarray(pred_bad), target_bad, mask
   )
   np.testing.assert_allclose(loss, expected, rtol=1e-5)
   assert np.all(grad[~keep] == 0)
   np.testing.assert_allclose(
-      grad[keep],
-      jax.grad(losses.ccc_loss)(jnp.asarray(pred[keep]), target[keep]),
-      rtol=1e-4,
-      atol=1e-7,
+    grad[keep],
+    jax.grad(losses.ccc_loss)(jnp.asarray(pred[keep]), target[keep]),
+    rtol=1e-4,
+    atol=1e-7,
   )
 
 
@@ -99,16 +103,16 @@ def test_ccc_integer_weights_count_frames():
   weights = np.array([1, 2, 0, 1, 3, 1], np.float32)
   repeat = weights.astype(int)
   np.testing.assert_allclose(
-      losses.ccc_loss(pred, target, weights),
-      losses.ccc_loss(np.repeat(pred, repeat, 0), np.repeat(target, repeat, 0)),
-      rtol=1e-5,
+    losses.ccc_loss(pred, target, weights),
+    losses.ccc_loss(np.repeat(pred, repeat, 0), np.repeat(target, repeat, 0)),
+    rtol=1e-5,
   )
 
 
 def test_ccc_loss_all_masked_is_finite():
   pred, target = _va((4, 2), 0), _va((4, 2), 1)
   loss, grad = jax.value_and_grad(losses.ccc_loss)(
-      jnp.asarray(pred), target, np.zeros(4)
+    jnp.asarray(pred), target, np.zeros(4)
   )
   assert np.isfinite(loss)
   assert np.all(np.isfinite(grad))
@@ -123,20 +127,29 @@ def test_rmse_per_dimension_with_mask():
   target = np.where(mask[..., None] > 0, target, np.nan)
   expected = np.sqrt(((pred[:2] - target[:2]) ** 2).reshape(-1, 2).mean(0))
   np.testing.assert_allclose(
-      jax.jit(losses.rmse)(pred, target, mask), expected, rtol=1e-5
+    jax.jit(losses.rmse)(pred, target, mask), expected, rtol=1e-5
   )
 
 
-PROTOTYPES = np.array([[-0.4, 0.8], [-0.57, 0.66], [0.95, 0.12], [0.0, 0.0]], np.float32)
+PROTOTYPES = np.array(
+  [[-0.4, 0.8], [-0.57, 0.66], [0.95, 0.12], [0.0, 0.0]], np.float32
+)
 
 
 def test_prototype_cross_entropy_matches_numpy():
   rng = np.random.default_rng(0)
   targets = PROTOTYPES[rng.integers(0, 4, (3, 5))]
   pred = rng.uniform(-1, 1, (3, 5, 2)).astype(np.float32)
-  logits = -((pred[..., None, :] - PROTOTYPES) ** 2).sum(-1).astype(np.float64) / 0.05
-  log_p = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
-      - logits.max(-1, keepdims=True)
+  logits = (
+    -((pred[..., None, :] - PROTOTYPES) ** 2).sum(-1).astype(np.float64) / 0.05
+  )
+  log_p = (
+    logits
+    - np.log(
+      np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)
+    )
+    - logits.max(-1, keepdims=True)
+  )
   classes = ((targets[..., None, :] - PROTOTYPES) ** 2).sum(-1).argmin(-1)
   expected = -np.take_along_axis(log_p, classes[..., None], -1).mean()
   got = losses.prototype_cross_entropy(pred, targets, PROTOTYPES, 0.05)
@@ -149,9 +162,14 @@ def test_prototype_cross_entropy_pulls_an_output_into_its_prototype_cell():
   assert float(on_target) < 0.2
   # Halfway between anger and contempt: the gradient step moves the output toward anger.
   midway = jnp.asarray((PROTOTYPES[:1] + PROTOTYPES[1:2]) / 2)
-  grad = jax.grad(losses.prototype_cross_entropy)(midway, target, PROTOTYPES, 0.02)
+  grad = jax.grad(losses.prototype_cross_entropy)(
+    midway, target, PROTOTYPES, 0.02
+  )
   step = -np.asarray(grad)[0]
   towards_anger = PROTOTYPES[0] - PROTOTYPES[1]
-  assert step @ towards_anger > 0.9 * np.linalg.norm(step) * np.linalg.norm(towards_anger)
-  assert float(losses.prototype_cross_entropy(midway, target, PROTOTYPES, 0.02)) == pytest.approx(
-      np.log(2), rel=1e-3)
+  assert step @ towards_anger > 0.9 * np.linalg.norm(step) * np.linalg.norm(
+    towards_anger
+  )
+  assert float(
+    losses.prototype_cross_entropy(midway, target, PROTOTYPES, 0.02)
+  ) == pytest.approx(np.log(2), rel=1e-3)

@@ -12,10 +12,14 @@ PROTOS = emotions.TABLE2.prototype_array()
 
 
 def test_nearest_emotion_at_and_between_prototypes():
-  np.testing.assert_array_equal(metrics.nearest_emotion(PROTOS, PROTOS), np.arange(len(PROTOS)))
+  np.testing.assert_array_equal(
+    metrics.nearest_emotion(PROTOS, PROTOS), np.arange(len(PROTOS))
+  )
   # Slightly off joy (0.95, 0.12) is still joy; the origin is neutral.
   assert metrics.nearest_emotion(np.array([0.8, 0.2]), PROTOS) == E("joy")
-  assert metrics.nearest_emotion(np.array([0.05, -0.05]), PROTOS) == E("neutral")
+  assert metrics.nearest_emotion(np.array([0.05, -0.05]), PROTOS) == E(
+    "neutral"
+  )
   # Just either side of the midpoint between neutral (0, 0) and joy (0.95, 0.12).
   mid = (np.array([0.0, 0.0]) + np.array([0.95, 0.12])) / 2
   direction = np.array([0.95, 0.12]) / np.linalg.norm([0.95, 0.12])
@@ -26,11 +30,17 @@ def test_nearest_emotion_at_and_between_prototypes():
 
 
 def test_video_vote_majority_and_tie_break():
-  assert metrics.video_vote(np.array([E("joy")] * 3 + [E("neutral")] * 2)) == E("joy")
+  assert metrics.video_vote(np.array([E("joy")] * 3 + [E("neutral")] * 2)) == E(
+    "joy"
+  )
   # 2 neutral, 2 fear: fear is seen last, so fear wins.
-  assert metrics.video_vote(np.array([E("neutral"), E("fear"), E("neutral"), E("fear")])) == E("fear")
+  assert metrics.video_vote(
+    np.array([E("neutral"), E("fear"), E("neutral"), E("fear")])
+  ) == E("fear")
   # Reversed order: neutral is seen last.
-  assert metrics.video_vote(np.array([E("fear"), E("neutral"), E("fear"), E("neutral")])) == E("neutral")
+  assert metrics.video_vote(
+    np.array([E("fear"), E("neutral"), E("fear"), E("neutral")])
+  ) == E("neutral")
   with pytest.raises(ValueError):
     metrics.video_vote(np.array([], int))
 
@@ -40,12 +50,20 @@ def test_accuracy_and_macro_scores_match_scikit_learn(seed):
   rng = np.random.default_rng(seed)
   true = rng.integers(0, 10, 60)
   pred = np.where(rng.random(60) < 0.5, true, rng.integers(0, 7, 60))
-  assert metrics.accuracy(true, pred) == pytest.approx(skm.accuracy_score(true, pred))
+  assert metrics.accuracy(true, pred) == pytest.approx(
+    skm.accuracy_score(true, pred)
+  )
   precision, recall = metrics.macro_precision_recall(true, pred, 10)
-  assert precision == pytest.approx(skm.precision_score(true, pred, average="macro", zero_division=0))
-  assert recall == pytest.approx(skm.recall_score(true, pred, average="macro", zero_division=0))
-  np.testing.assert_array_equal(metrics.confusion_matrix(true, pred, 10),
-                                skm.confusion_matrix(true, pred, labels=range(10)))
+  assert precision == pytest.approx(
+    skm.precision_score(true, pred, average="macro", zero_division=0)
+  )
+  assert recall == pytest.approx(
+    skm.recall_score(true, pred, average="macro", zero_division=0)
+  )
+  np.testing.assert_array_equal(
+    metrics.confusion_matrix(true, pred, 10),
+    skm.confusion_matrix(true, pred, labels=range(10)),
+  )
 
 
 def test_pn_accuracy_hand_worked():
@@ -53,20 +71,25 @@ def test_pn_accuracy_hand_worked():
   pred = [E("contempt"), E("surprise"), E("fear"), E("joy"), E("pride")]
   # anger->contempt (neg/neg ok), joy->surprise (pos/pos ok), neutral->fear (wrong),
   # sadness->joy (wrong), pride->pride (ok): 3 of 5.
-  assert metrics.pn_accuracy(true, pred, emotions.TABLE2.groups) == pytest.approx(0.6)
+  assert metrics.pn_accuracy(
+    true, pred, emotions.TABLE2.groups
+  ) == pytest.approx(0.6)
   assert metrics.accuracy(true, pred) == pytest.approx(0.2)
-
 
 
 def test_pn_accuracy_uses_the_given_groups():
   groups = ("calm", "aroused", "calm")  # Classes 0 and 2 share a group.
   # 0->2 and 2->0 stay in the group, 1->1 is right, 2->1 is not: 3 of 4.
-  assert metrics.pn_accuracy([0, 1, 2, 2], [2, 1, 0, 1], groups) == pytest.approx(0.75)
+  assert metrics.pn_accuracy(
+    [0, 1, 2, 2], [2, 1, 0, 1], groups
+  ) == pytest.approx(0.75)
 
 
 def test_window_frames_are_odd_and_follow_the_frame_rate():
   assert metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, 25) == 5
-  assert metrics.window_frames(metrics.MIN_SEGMENT_S, 25) == 13  # 12.5 frames, rounded up to odd.
+  assert (
+    metrics.window_frames(metrics.MIN_SEGMENT_S, 25) == 13
+  )  # 12.5 frames, rounded up to odd.
   assert metrics.window_frames(0.2, 30) == 7
   assert metrics.window_frames(0.0, 25) == 1
 
@@ -76,11 +99,18 @@ def test_smooth_is_centred_and_stops_at_ends_and_gaps():
   np.testing.assert_allclose(metrics.smooth(va, 1), va, atol=1e-12)
   ramp = np.stack([np.arange(10.0), -np.arange(10.0)], axis=1)
   smoothed = metrics.smooth(ramp, 5)
-  np.testing.assert_allclose(smoothed[2:-2], ramp[2:-2])  # Centred: no lag on a ramp.
-  np.testing.assert_allclose(smoothed[:2, 0], [1.0, 1.5])  # Frames 0-2, then 0-3.
+  np.testing.assert_allclose(
+    smoothed[2:-2], ramp[2:-2]
+  )  # Centred: no lag on a ramp.
+  np.testing.assert_allclose(
+    smoothed[:2, 0], [1.0, 1.5]
+  )  # Frames 0-2, then 0-3.
   # Frames 0-4 and 10-14: no average mixes the two stretches.
-  gapped = metrics.smooth(np.r_[np.zeros(5), np.ones(5)][:, None].repeat(2, 1), 5,
-                          frame_index=np.r_[0:5, 10:15])
+  gapped = metrics.smooth(
+    np.r_[np.zeros(5), np.ones(5)][:, None].repeat(2, 1),
+    5,
+    frame_index=np.r_[0:5, 10:15],
+  )
   np.testing.assert_array_equal(gapped[:, 0], np.r_[np.zeros(5), np.ones(5)])
   assert not np.isnan(metrics.smooth(va[:2], 5)).any()
   with pytest.raises(ValueError, match="odd"):
@@ -90,13 +120,17 @@ def test_smooth_is_centred_and_stops_at_ends_and_gaps():
 def test_apex_ignores_a_single_outlier_frame():
   rng = np.random.default_rng(0)
   va = rng.normal(0, 0.03, (100, 2))
-  va[60:73] += PROTOS[E("joy")] * 0.7  # Joy held for 13 frames (0.52 s at 25 fps).
+  va[60:73] += (
+    PROTOS[E("joy")] * 0.7
+  )  # Joy held for 13 frames (0.52 s at 25 fps).
   va[20] = [-0.9, 0.9]  # One wild frame, further out than the joy.
   origin = PROTOS[E("neutral")]
   assert np.linalg.norm(va - origin, axis=1).argmax() == 20
   assert 60 <= metrics.apex_frame(va, origin, 5) < 73
   # Positions, not frame numbers: the caller maps them.
-  assert 60 <= metrics.apex_frame(va, origin, 5, frame_index=np.arange(100) + 7) < 73
+  assert (
+    60 <= metrics.apex_frame(va, origin, 5, frame_index=np.arange(100) + 7) < 73
+  )
 
 
 def test_dominant_emotion_excludes_neutral_and_reports_its_share_of_all_frames():
@@ -105,7 +139,10 @@ def test_dominant_emotion_excludes_neutral_and_reports_its_share_of_all_frames()
   assert metrics.video_vote(frames) == neutral
   assert metrics.dominant_emotion(frames, neutral) == (joy, pytest.approx(0.3))
   # Only neutral: neutral, all frames.
-  assert metrics.dominant_emotion(np.array([neutral] * 4), neutral) == (neutral, 1.0)
+  assert metrics.dominant_emotion(np.array([neutral] * 4), neutral) == (
+    neutral,
+    1.0,
+  )
   # No neutral in the vocabulary: the majority.
   assert metrics.dominant_emotion(frames, None) == (neutral, pytest.approx(0.6))
 
@@ -116,18 +153,26 @@ def test_segments_merge_short_runs():
   assert metrics.segments([n] * 30 + [j] * 3 + [n] * 30, 13) == [(0, 62, n)]
   # 14 frames of joy/surprise flicker are one segment of their vote, not eaten by neutral.
   flicker = [j, j, s] * 4 + [j, s]
-  assert metrics.segments([n] * 30 + flicker + [n] * 30, 13) == [(0, 29, n), (30, 43, j),
-                                                                 (44, 73, n)]
+  assert metrics.segments([n] * 30 + flicker + [n] * 30, 13) == [
+    (0, 29, n),
+    (30, 43, j),
+    (44, 73, n),
+  ]
   # A short mixed stretch between two emotions is split at its middle.
-  assert metrics.segments([n] * 20 + [j, s, n, s] + [j] * 20, 13) == [(0, 21, n), (22, 43, j)]
+  assert metrics.segments([n] * 20 + [j, s, n, s] + [j] * 20, 13) == [
+    (0, 21, n),
+    (22, 43, j),
+  ]
   # A stretch shorter than min_length is one segment.
   assert metrics.segments([j, s, j], 13) == [(0, 2, j)]
 
 
 def test_segments_split_at_frames_without_a_face():
   # Positions 0-19 are frames 0-19; positions 20-39 are frames 30-49.
-  assert metrics.segments([1] * 40, 13, frame_index=np.r_[0:20, 30:50]) == [(0, 19, 1),
-                                                                           (20, 39, 1)]
+  assert metrics.segments([1] * 40, 13, frame_index=np.r_[0:20, 30:50]) == [
+    (0, 19, 1),
+    (20, 39, 1),
+  ]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -141,10 +186,16 @@ def test_segments_cover_every_frame_once_and_last_min_length(seed):
   ends = np.array([last for _, last, _ in result])
   np.testing.assert_array_equal(starts, np.r_[0, ends[:-1] + 1])
   assert ends[-1] == len(labels) - 1
-  for (_, last, emotion), (next_first, _, next_emotion) in zip(result, result[1:]):
-    assert emotion != next_emotion or frame_index[next_first] - frame_index[last] > 1
+  for (_, last, emotion), (next_first, _, next_emotion) in zip(
+    result, result[1:]
+  ):
+    assert (
+      emotion != next_emotion or frame_index[next_first] - frame_index[last] > 1
+    )
   stretch_starts = np.r_[0, np.flatnonzero(np.diff(frame_index) > 1) + 1]
-  stretch_of = np.searchsorted(stretch_starts, np.arange(len(labels)), side="right")
+  stretch_of = np.searchsorted(
+    stretch_starts, np.arange(len(labels)), side="right"
+  )
   stretch_length = np.bincount(stretch_of)[stretch_of]
   for first, last, _ in result:
     assert stretch_of[first] == stretch_of[last]

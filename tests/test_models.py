@@ -13,12 +13,12 @@ DEMO = dict(filters=(16, 32, 64))  # 48x48 demo configuration.
 
 def _frames(shape, seed=0):
   return jnp.asarray(
-      np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
   )
 
 
 def _is_conv(module, method_name):
-  return isinstance(module, nn.Conv) and method_name == '__call__'
+  return isinstance(module, nn.Conv) and method_name == "__call__"
 
 
 def test_frame_cnn_paper_size_and_quadrant_pool_on_its_map():
@@ -26,19 +26,19 @@ def test_frame_cnn_paper_size_and_quadrant_pool_on_its_map():
   x = _frames((1, 96, 96, 1))
   variables = model.init(jax.random.key(0), x, train=False)
   (features, va), state = model.apply(
-      variables, x, train=False, capture_intermediates=_is_conv
+    variables, x, train=False, capture_intermediates=_is_conv
   )
   assert features.shape == (1, 300)
   assert va.shape == (1, 2)
   # 96 -> conv SAME 96 -> pool 48 -> conv VALID 44 -> pool 22 -> conv VALID 18.
-  fmap = state['intermediates']['Conv_2']['__call__'][0]
+  fmap = state["intermediates"]["Conv_2"]["__call__"][0]
   assert fmap.shape == (1, 18, 18, 256)
   # Keras' AvgPool2D(9, strides=9) on that map.
   np.testing.assert_allclose(
-      models.quadrant_pool(fmap),
-      nn.avg_pool(fmap, (9, 9), strides=(9, 9)),
-      rtol=1e-6,
-      atol=1e-7,
+    models.quadrant_pool(fmap),
+    nn.avg_pool(fmap, (9, 9), strides=(9, 9)),
+    rtol=1e-6,
+    atol=1e-7,
   )
 
 
@@ -60,13 +60,22 @@ def test_frame_cnn_in_bfloat16_keeps_float32_parameters_and_outputs():
   full = models.FrameCNN(**DEMO)
   variables = full.init(jax.random.key(0), x, train=False)
   half = models.FrameCNN(**DEMO, dtype=jnp.bfloat16)
-  leaves = jax.tree_util.tree_leaves(half.init(jax.random.key(0), x, train=False))
-  assert {leaf.dtype for leaf in leaves} == {jnp.dtype(jnp.float32)}  # Parameters and statistics.
-  expected, got = full.apply(variables, x, train=False), half.apply(variables, x, train=False)
+  leaves = jax.tree_util.tree_leaves(
+    half.init(jax.random.key(0), x, train=False)
+  )
+  assert {leaf.dtype for leaf in leaves} == {
+    jnp.dtype(jnp.float32)
+  }  # Parameters and statistics.
+  expected, got = (
+    full.apply(variables, x, train=False),
+    half.apply(variables, x, train=False),
+  )
   for want, have in zip(expected, got):
     assert have.dtype == jnp.float32
     # bfloat16 keeps 8 significant bits: about 2 decimal digits.
-    np.testing.assert_allclose(have, want, atol=0.05 * float(jnp.abs(want).max()))
+    np.testing.assert_allclose(
+      have, want, atol=0.05 * float(jnp.abs(want).max())
+    )
     assert not np.array_equal(have, want)
 
 
@@ -77,11 +86,11 @@ def test_frame_cnn_train_mode_drops_out_after_the_features():
 
   def train_apply(seed):
     return model.apply(
-        variables,
-        x,
-        train=True,
-        rngs={'dropout': jax.random.key(seed)},
-        mutable=['batch_stats'],
+      variables,
+      x,
+      train=True,
+      rngs={"dropout": jax.random.key(seed)},
+      mutable=["batch_stats"],
     )
 
   (features1, va1), updates = train_apply(1)
@@ -89,8 +98,8 @@ def test_frame_cnn_train_mode_drops_out_after_the_features():
   np.testing.assert_array_equal(features1, features2)
   assert not np.allclose(va1, va2)
   assert not np.allclose(
-      updates['batch_stats']['BatchNorm_0']['mean'],
-      variables['batch_stats']['BatchNorm_0']['mean'],
+    updates["batch_stats"]["BatchNorm_0"]["mean"],
+    variables["batch_stats"]["BatchNorm_0"]["mean"],
   )
 
 
@@ -107,13 +116,14 @@ def test_quadrant_pool_odd_side_shares_middle_row_and_column():
   np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
   # Flipping the map flips the quadrants.
   np.testing.assert_allclose(
-      models.quadrant_pool(jnp.asarray(x[:, :, ::-1])), got[:, :, ::-1],
-      rtol=1e-6,
-      atol=1e-6,
+    models.quadrant_pool(jnp.asarray(x[:, :, ::-1])),
+    got[:, :, ::-1],
+    rtol=1e-6,
+    atol=1e-6,
   )
 
 
-@pytest.mark.parametrize('shape', [(3, 8, 8, 2), (3, 9, 7, 2), (2, 3, 5, 6, 4)])
+@pytest.mark.parametrize("shape", [(3, 8, 8, 2), (3, 9, 7, 2), (2, 3, 5, 6, 4)])
 def test_max_pool_matches_flax_value_and_gradient_with_ties(shape):
   rng = np.random.default_rng(0)
   # Few distinct values, so most windows hold ties.
@@ -126,13 +136,13 @@ def test_max_pool_matches_flax_value_and_gradient_with_ties(shape):
   np.testing.assert_array_equal(vjp(g)[0], vjp_ref(g)[0])
 
 
-@pytest.mark.parametrize('hidden_sizes', [(10,), (10, 10, 5)])
+@pytest.mark.parametrize("hidden_sizes", [(10,), (10, 10, 5)])
 def test_gru_stack_scan_matches_unrolled_cells(hidden_sizes):
   b, t, f = 3, 4, 300
   x = jnp.asarray(np.random.default_rng(0).normal(size=(b, t, f)), jnp.float32)
   model = models.GRUStack(hidden_sizes)
-  params = model.init(jax.random.key(0), x)['params']
-  y = model.apply({'params': params}, x)
+  params = model.init(jax.random.key(0), x)["params"]
+  y = model.apply({"params": params}, x)
   assert y.shape == (b, t, 2)
 
   h_seq = x
@@ -141,14 +151,14 @@ def test_gru_stack_scan_matches_unrolled_cells(hidden_sizes):
     h = jnp.zeros((b, size))
     outputs = []
     for step in range(t):
-      h, _ = cell.apply({'params': params[f'gru{i}']}, h, h_seq[:, step])
+      h, _ = cell.apply({"params": params[f"gru{i}"]}, h, h_seq[:, step])
       outputs.append(h)
     h_seq = jnp.stack(outputs, 1)
-  expected = h_seq @ params['va']['kernel'] + params['va']['bias']
+  expected = h_seq @ params["va"]["kernel"] + params["va"]["bias"]
   np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize('hidden_sizes', [(10,), (10, 10, 5)])
+@pytest.mark.parametrize("hidden_sizes", [(10,), (10, 10, 5)])
 def test_cnn_rnn_is_frame_cnn_then_gru_stack(hidden_sizes):
   b, t = 2, 3
   x = _frames((b, t, 48, 48, 1))
@@ -159,72 +169,103 @@ def test_cnn_rnn_is_frame_cnn_then_gru_stack(hidden_sizes):
 
   cnn = models.FrameCNN(**DEMO)
   # A single-frame CNN's variables load into the CNN-RNN unchanged.
-  cnn_variables = {k: v['cnn'] for k, v in variables.items()}
+  cnn_variables = {k: v["cnn"] for k, v in variables.items()}
   assert jax.tree.structure(cnn_variables) == jax.tree.structure(
-      cnn.init(jax.random.key(1), x[0], train=False)
+    cnn.init(jax.random.key(1), x[0], train=False)
   )
   features = jnp.stack(
-      [cnn.apply(cnn_variables, x[i], train=False)[0] for i in range(b)]
+    [cnn.apply(cnn_variables, x[i], train=False)[0] for i in range(b)]
   )
   expected = models.GRUStack(hidden_sizes).apply(
-      {'params': variables['params']['rnn']}, features
+    {"params": variables["params"]["rnn"]}, features
   )
   np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
 
   y_train, _ = model.apply(
-      variables,
-      x,
-      train=True,
-      rngs={'dropout': jax.random.key(2)},
-      mutable=['batch_stats'],
+    variables,
+    x,
+    train=True,
+    rngs={"dropout": jax.random.key(2)},
+    mutable=["batch_stats"],
   )
   assert y_train.shape == (b, t, 2)
 
 
 class _ConvOfNorm(nn.Module):
-  '''The straightforward form of `NormalizedConv`: BatchNorm, then a SAME convolution.'''
+  """The straightforward form of `NormalizedConv`: BatchNorm, then a SAME convolution."""
 
   @nn.compact
   def __call__(self, x, train: bool):
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
-                     name='BatchNorm_0')(x)
-    return nn.Conv(16, (5, 5), padding='SAME', use_bias=False, name='Conv_0')(x)
+    x = nn.BatchNorm(
+      use_running_average=not train,
+      momentum=0.99,
+      epsilon=1e-3,
+      name="BatchNorm_0",
+    )(x)
+    return nn.Conv(16, (5, 5), padding="SAME", use_bias=False, name="Conv_0")(x)
 
 
 class _FoldedNorm(nn.Module):
-
   @nn.compact
   def __call__(self, x, train: bool):
-    norm = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
-                        name='BatchNorm_0')
-    return models.NormalizedConv(16, (5, 5), name='Conv_0')(x, norm)
+    norm = nn.BatchNorm(
+      use_running_average=not train,
+      momentum=0.99,
+      epsilon=1e-3,
+      name="BatchNorm_0",
+    )
+    return models.NormalizedConv(16, (5, 5), name="Conv_0")(x, norm)
 
 
-@pytest.mark.parametrize('train', [True, False])
-@pytest.mark.parametrize('shape', [(6, 20, 20, 1), (2, 3, 17, 17, 1), (4, 12, 12, 3)])
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize(
+  "shape", [(6, 20, 20, 1), (2, 3, 17, 17, 1), (4, 12, 12, 3)]
+)
 def test_normalized_conv_is_batch_norm_then_conv(train, shape):
   x = jax.random.uniform(jax.random.PRNGKey(0), shape)
   reference, folded = _ConvOfNorm(), _FoldedNorm()
   variables = reference.init(jax.random.PRNGKey(1), x, train=False)
-  assert jax.tree_util.tree_structure(folded.init(jax.random.PRNGKey(1), x, train=False)) == (
-      jax.tree_util.tree_structure(variables))
+  assert jax.tree_util.tree_structure(
+    folded.init(jax.random.PRNGKey(1), x, train=False)
+  ) == (jax.tree_util.tree_structure(variables))
   channels = shape[-1]
   variables = {  # Statistics and affine parameters away from their initial 0 and 1.
-      'params': {**variables['params'], 'BatchNorm_0': {
-          'scale': jnp.linspace(0.7, 1.4, channels), 'bias': jnp.linspace(-0.3, 0.2, channels)}},
-      'batch_stats': {'BatchNorm_0': {'mean': jnp.full((channels,), 0.4),
-                                      'var': jnp.full((channels,), 0.05)}}}
+    "params": {
+      **variables["params"],
+      "BatchNorm_0": {
+        "scale": jnp.linspace(0.7, 1.4, channels),
+        "bias": jnp.linspace(-0.3, 0.2, channels),
+      },
+    },
+    "batch_stats": {
+      "BatchNorm_0": {
+        "mean": jnp.full((channels,), 0.4),
+        "var": jnp.full((channels,), 0.05),
+      }
+    },
+  }
 
   def run(module):
     def loss(params):
-      y, updates = module.apply({'params': params, 'batch_stats': variables['batch_stats']}, x,
-                                train=train, mutable=['batch_stats'])
+      y, updates = module.apply(
+        {"params": params, "batch_stats": variables["batch_stats"]},
+        x,
+        train=train,
+        mutable=["batch_stats"],
+      )
       return jnp.sum(jnp.sin(y)), (y, updates)
-    (_, (y, updates)), grads = jax.value_and_grad(loss, has_aux=True)(variables['params'])
+
+    (_, (y, updates)), grads = jax.value_and_grad(loss, has_aux=True)(
+      variables["params"]
+    )
     return y, updates, grads
 
   expected, got = run(reference), run(folded)
   assert got[0].shape == expected[0].shape == shape[:-1] + (16,)
   np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-4)
-  for want, have in zip(jax.tree_util.tree_leaves(expected[1:]), jax.tree_util.tree_leaves(got[1:])):
-    np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max()))
+  for want, have in zip(
+    jax.tree_util.tree_leaves(expected[1:]), jax.tree_util.tree_leaves(got[1:])
+  ):
+    np.testing.assert_allclose(
+      have, want, rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max())
+    )

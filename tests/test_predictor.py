@@ -23,15 +23,19 @@ ROOT = pathlib.Path(__file__).parent.parent
 
 @pytest.fixture(scope="module")
 def predictor(trained_workdir):
-  return predictor_lib.Predictor.from_checkpoint(trained_workdir[0], batch_size=16)
+  return predictor_lib.Predictor.from_checkpoint(
+    trained_workdir[0], batch_size=16
+  )
 
 
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory, synthetic_clip):
   """8 frames without a face, then 24 with one (320x240, 25 fps)."""
   blank = np.full((8,) + synthetic_clip.shape[1:], 120, np.uint8)
-  return write_video(tmp_path_factory.mktemp("videos") / "clip.mp4",
-                     np.concatenate([blank, synthetic_clip]))
+  return write_video(
+    tmp_path_factory.mktemp("videos") / "clip.mp4",
+    np.concatenate([blank, synthetic_clip]),
+  )
 
 
 def test_predict_video_writes_every_output(predictor, face_video, tmp_path):
@@ -48,24 +52,37 @@ def test_predict_video_writes_every_output(predictor, face_video, tmp_path):
   assert counts[summary["emotion"]] == counts.max()
   assert summary["pn_group"] in ("negative", "neutral", "positive")
   assert 0.5 < summary["face_share"] < 1.0
-  assert summary["mean_valence"] == pytest.approx(frames.valence.mean(), abs=1e-4)
+  assert summary["mean_valence"] == pytest.approx(
+    frames.valence.mean(), abs=1e-4
+  )
   assert (tmp_path / "trajectory.png").stat().st_size > 10_000
   assert (tmp_path / "timeline.png").stat().st_size > 10_000
   # The decisions for real videos agree with frames.csv.
   faces = frames[frames.face_found]
-  covered = np.concatenate([np.arange(s["start_frame"], s["end_frame"] + 1)
-                            for s in summary["segments"]])
-  np.testing.assert_array_equal(covered, faces.frame)  # Each face frame once, no faceless one.
+  covered = np.concatenate(
+    [
+      np.arange(s["start_frame"], s["end_frame"] + 1)
+      for s in summary["segments"]
+    ]
+  )
+  np.testing.assert_array_equal(
+    covered, faces.frame
+  )  # Each face frame once, no faceless one.
   for s in summary["segments"]:
     assert s["start_s"] == frames.time_s[s["start_frame"]]
     assert s["end_s"] == pytest.approx(frames.time_s[s["end_frame"]] + 1 / 25)
   dominant = summary["dominant_emotion"]
-  assert summary["dominant_share"] == pytest.approx(counts[dominant] / len(faces))
+  assert summary["dominant_share"] == pytest.approx(
+    counts[dominant] / len(faces)
+  )
   assert dominant != "neutral" or set(counts.index) == {"neutral"}
   space = predictor.label_space
   assert summary["dominant_pn_group"] == space.groups[space.index(dominant)]
   apex = summary["apex"]
-  assert frames.face_found[apex["frame"]] and apex["time_s"] == frames.time_s[apex["frame"]]
+  assert (
+    frames.face_found[apex["frame"]]
+    and apex["time_s"] == frames.time_s[apex["frame"]]
+  )
   assert set(summary["decisions"]) == {"dominant_emotion", "apex", "segments"}
   capture = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
   assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 32
@@ -77,24 +94,37 @@ def test_python_api_returns_a_table_without_writing(predictor, face_video):
   assert isinstance(frames, pd.DataFrame) and len(frames) == 32
 
 
-def test_predictions_do_not_depend_on_batch_size(trained_workdir, predictor, face_video):
-  other = predictor_lib.Predictor.from_checkpoint(trained_workdir[0], batch_size=5)
+def test_predictions_do_not_depend_on_batch_size(
+  trained_workdir, predictor, face_video
+):
+  other = predictor_lib.Predictor.from_checkpoint(
+    trained_workdir[0], batch_size=5
+  )
   a = predictor.predict_video(face_video)
   b = other.predict_video(face_video)
-  np.testing.assert_allclose(a.valence.to_numpy(float), b.valence.to_numpy(float), atol=1e-5)
+  np.testing.assert_allclose(
+    a.valence.to_numpy(float), b.valence.to_numpy(float), atol=1e-5
+  )
 
 
-def test_frames_reach_the_model_as_in_training(trained_workdir, predictor, synthetic_clip,
-                                               tmp_path):
+def test_frames_reach_the_model_as_in_training(
+  trained_workdir, predictor, synthetic_clip, tmp_path
+):
   # The dataset path: preprocess the file as the builders do, then the model input step.
   path = write_video(tmp_path / "clip.mp4", synthetic_clip)
   stored = preprocessing.preprocess_video(
-      path, preprocessing.config_from_data(predictor.model.config.data))
+    path, preprocessing.config_from_data(predictor.model.config.data)
+  )
   frames = preprocessing.model_input(stored.frames, predictor.model.config.data)
-  last_window = inference.VideoPredictor(predictor.model).predict_windows(frames[None, -10:])
+  last_window = inference.VideoPredictor(predictor.model).predict_windows(
+    frames[None, -10:]
+  )
   streamed = predictor.predict_video(path)
-  np.testing.assert_allclose(streamed[["valence", "arousal"]].to_numpy(float)[-1],
-                             last_window[0, -1], atol=1e-4)
+  np.testing.assert_allclose(
+    streamed[["valence", "arousal"]].to_numpy(float)[-1],
+    last_window[0, -1],
+    atol=1e-4,
+  )
 
 
 def test_stream_resamples_50_to_25_fps(tmp_path, synthetic_clip):
@@ -114,15 +144,20 @@ def test_bad_inputs(predictor, tmp_path):
   empty.write_bytes(b"")
   with pytest.raises(preprocessing.VideoError, match="empty file"):
     predictor.predict_video(empty)
-  faceless = write_video(tmp_path / "wall.mp4", np.full((12, 120, 160, 3), 90, np.uint8))
-  with pytest.raises(preprocessing.VideoError, match="no face found in any of 12 frames"):
+  faceless = write_video(
+    tmp_path / "wall.mp4", np.full((12, 120, 160, 3), 90, np.uint8)
+  )
+  with pytest.raises(
+    preprocessing.VideoError, match="no face found in any of 12 frames"
+  ):
     predictor.predict_video(faceless)
   with pytest.raises(preprocessing.VideoError, match="file not found"):
     predictor.predict_video(tmp_path / "missing.mp4")
 
 
-def test_folder_run_keeps_outputs_apart_and_skips_only_bad_videos(trained_workdir, face_video,
-                                                                  tmp_path):
+def test_folder_run_keeps_outputs_apart_and_skips_only_bad_videos(
+  trained_workdir, face_video, tmp_path
+):
   folder, out = tmp_path / "in", tmp_path / "out"
   for name in ("good.mp4", "good.mov", "a/b.mp4", "a__b.mp4", "blocked.mp4"):
     (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -132,46 +167,88 @@ def test_folder_run_keeps_outputs_apart_and_skips_only_bad_videos(trained_workdi
   (out / "good.mp4" / "annotated.mp4").write_text("an earlier run's")
   (out / "blocked.mp4").write_text("a file where an output folder goes")
   result = subprocess.run(
-      [sys.executable, "predict.py", f"--checkpoint={trained_workdir[0]}", f"--video={folder}",
-       f"--output={out}"], cwd=ROOT, capture_output=True, text=True, check=False)
+    [
+      sys.executable,
+      "predict.py",
+      f"--checkpoint={trained_workdir[0]}",
+      f"--video={folder}",
+      f"--output={out}",
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
   assert result.returncode == 1
   assert "broken.avi" in result.stderr and "cannot be opened" in result.stderr
   assert "blocked.mp4: a file is in the way" in result.stderr
   assert "2 of 6 video(s) failed" in result.stderr
   for name in ("good.mp4", "good.mov", "a/b.mp4", "a__b.mp4"):
-    assert json.loads((out / name / "summary.json").read_text())["video"].endswith(name)
+    assert json.loads((out / name / "summary.json").read_text())[
+      "video"
+    ].endswith(name)
   # The earlier run's outputs were replaced whole, and nothing half-written is left.
   assert not (out / "good.mp4" / "annotated.mp4").exists()
-  assert (out / "blocked.mp4").read_text() == "a file where an output folder goes"
+  assert (
+    out / "blocked.mp4"
+  ).read_text() == "a file where an output folder goes"
   assert not list(out.rglob(".*"))
   assert "good.mp4" in result.stdout and "apex at" in result.stdout
 
 
-def test_unwritable_output_stops_before_any_work(trained_workdir, face_video, tmp_path):
+def test_unwritable_output_stops_before_any_work(
+  trained_workdir, face_video, tmp_path
+):
   (tmp_path / "taken").write_text("a file")
   result = subprocess.run(
-      [sys.executable, "predict.py", f"--checkpoint={trained_workdir[0]}", f"--video={face_video}",
-       f"--output={tmp_path / 'taken'}"], cwd=ROOT, capture_output=True, text=True, check=False)
+    [
+      sys.executable,
+      "predict.py",
+      f"--checkpoint={trained_workdir[0]}",
+      f"--video={face_video}",
+      f"--output={tmp_path / 'taken'}",
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
   assert result.returncode == 1
-  assert f"cannot create the output folder --output={tmp_path / 'taken'}" in result.stderr
+  assert (
+    f"cannot create the output folder --output={tmp_path / 'taken'}"
+    in result.stderr
+  )
 
 
-def test_a_truncated_video_is_predicted_with_a_warning(predictor, synthetic_clip, tmp_path):
+def test_a_truncated_video_is_predicted_with_a_warning(
+  predictor, synthetic_clip, tmp_path
+):
   path = tmp_path / "cut.avi"
   synthetic.write_video(path, np.concatenate([synthetic_clip] * 3), fps=25.0)
-  path.write_bytes(path.read_bytes()[:int(path.stat().st_size * 0.6)])
+  path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
   predictor.predict_video(path, tmp_path / "out")
   summary = json.loads((tmp_path / "out" / "summary.json").read_text())
   assert summary["source_frames_announced"] == 72
-  assert summary["source_frames_decoded"] < 72 == summary["source_frames_announced"]
+  assert (
+    summary["source_frames_decoded"] < 72 == summary["source_frames_announced"]
+  )
   assert summary["frames"] == summary["source_frames_decoded"]
   assert "truncated" in summary["note_truncated"]
 
 
-def test_non_finite_outputs_give_no_emotion(trained_workdir, face_video, tmp_path):
-  broken = predictor_lib.Predictor.from_checkpoint(trained_workdir[0], batch_size=16)
-  broken.engine._gru = lambda variables, windows: np.full(  # pylint: disable=protected-access
-      windows.shape[:2] + (2,), np.nan, np.float32)
-  with pytest.raises(preprocessing.VideoError, match="not finite .* the checkpoint is broken"):
+def test_non_finite_outputs_give_no_emotion(
+  trained_workdir, face_video, tmp_path
+):
+  broken = predictor_lib.Predictor.from_checkpoint(
+    trained_workdir[0], batch_size=16
+  )
+  broken.engine._gru = (
+    lambda variables, windows: np.full(  # pylint: disable=protected-access
+      windows.shape[:2] + (2,), np.nan, np.float32
+    )
+  )
+  with pytest.raises(
+    preprocessing.VideoError, match="not finite .* the checkpoint is broken"
+  ):
     broken.predict_video(face_video, tmp_path / "out")
   assert not (tmp_path / "out").exists()

@@ -11,8 +11,12 @@ from varec import preprocessing as pp
 
 
 def test_resample_indices_halves_50fps_and_keeps_25fps():
-  np.testing.assert_array_equal(pp.resample_indices(10, 50.0, 25.0), [0, 2, 4, 6, 8])
-  np.testing.assert_array_equal(pp.resample_indices(7, 25.0, 25.0), np.arange(7))
+  np.testing.assert_array_equal(
+    pp.resample_indices(10, 50.0, 25.0), [0, 2, 4, 6, 8]
+  )
+  np.testing.assert_array_equal(
+    pp.resample_indices(7, 25.0, 25.0), np.arange(7)
+  )
   # 30 fps -> 25 fps: 2 s of video gives 50 frames, each the nearest in time.
   idx = pp.resample_indices(60, 30.0, 25.0)
   assert len(idx) == 50
@@ -49,7 +53,9 @@ def test_histogram_equalisation_matches_the_textbook_formula():
   rng = np.random.default_rng(1)
   gray = rng.normal(100, 20, (64, 48)).clip(0, 255).astype(np.uint8)
   out = pp.equalize_histogram(gray)
-  np.testing.assert_allclose(out.astype(int), _numpy_equalize(gray).astype(int), atol=1)
+  np.testing.assert_allclose(
+    out.astype(int), _numpy_equalize(gray).astype(int), atol=1
+  )
   # The equalised histogram spans the whole range.
   assert out.min() == 0 and out.max() == 255
 
@@ -57,13 +63,18 @@ def test_histogram_equalisation_matches_the_textbook_formula():
 def test_equalize_faces_equalises_each_crop_on_its_own():
   rng = np.random.default_rng(3)
   # A dark face and a bright one: after whole-frame equalisation each keeps few gray levels.
-  crops = np.stack([rng.integers(20, 45, (2, 24, 24)), rng.integers(215, 240, (2, 24, 24))])
+  crops = np.stack(
+    [rng.integers(20, 45, (2, 24, 24)), rng.integers(215, 240, (2, 24, 24))]
+  )
   crops = crops.astype(np.uint8)[..., None]
   out = pp.equalize_faces(crops)
   assert out.shape == crops.shape and out.dtype == np.uint8
   for index in np.ndindex(crops.shape[:2]):
-    np.testing.assert_allclose(out[index][..., 0].astype(int),
-                               _numpy_equalize(crops[index][..., 0]).astype(int), atol=1)
+    np.testing.assert_allclose(
+      out[index][..., 0].astype(int),
+      _numpy_equalize(crops[index][..., 0]).astype(int),
+      atol=1,
+    )
     assert out[index].min() == 0 and out[index].max() == 255
 
 
@@ -73,10 +84,16 @@ def test_model_input_resizes_and_equalises_as_configured():
   data = ml_collections.ConfigDict({"image_size": 16, "equalize_faces": True})
   out = pp.model_input(crops, data)
   assert out.shape == (3, 16, 16, 1)
-  np.testing.assert_array_equal(out, pp.resize_crops(pp.equalize_faces(crops), 16))
-  assert out.max() - out.min() > 200  # Spread over the range; the input spans 30 levels.
+  np.testing.assert_array_equal(
+    out, pp.resize_crops(pp.equalize_faces(crops), 16)
+  )
+  assert (
+    out.max() - out.min() > 200
+  )  # Spread over the range; the input spans 30 levels.
   data.equalize_faces = False
-  np.testing.assert_array_equal(pp.model_input(crops, data), pp.resize_crops(crops, 16))
+  np.testing.assert_array_equal(
+    pp.model_input(crops, data), pp.resize_crops(crops, 16)
+  )
   # Data configs saved before the option existed mean no crop equalisation.
   legacy = config_schema.upgrade({"data": {"image_size": 32}}).data
   np.testing.assert_array_equal(pp.model_input(crops, legacy), crops)
@@ -90,13 +107,17 @@ def test_resize_crops_averages_areas():
 
 
 def test_detection_schedule_includes_last_frame():
-  np.testing.assert_array_equal(np.flatnonzero(pp.detection_schedule(12, 5)), [0, 5, 10, 11])
+  np.testing.assert_array_equal(
+    np.flatnonzero(pp.detection_schedule(12, 5)), [0, 5, 10, 11]
+  )
   assert pp.detection_schedule(4, 1).all()
 
 
 def test_fill_missing_boxes_reuses_nearest_and_interpolates():
   nan = [np.nan] * 4
-  boxes = np.array([[0, 0, 10, 10], nan, nan, nan, nan, nan, [20, 0, 30, 10], nan, nan], float)
+  boxes = np.array(
+    [[0, 0, 10, 10], nan, nan, nan, nan, nan, [20, 0, 30, 10], nan, nan], float
+  )
   attempted = np.array([1, 0, 0, 1, 0, 0, 1, 0, 1], bool)
   filled = pp.fill_missing_boxes(boxes, attempted)
   # Frame 3 was attempted and failed: nearest detection is frame 6 (distance 3 vs 3 -> earlier: 0).
@@ -132,7 +153,9 @@ def test_crop_and_resize_matches_slicing_and_pads_with_edges():
 
 def test_flip_and_mirror_speaker():
   frames = np.arange(2 * 3 * 4 * 1).reshape(2, 3, 4, 1)
-  np.testing.assert_array_equal(pp.flip_horizontal(frames), frames[:, :, ::-1, :])
+  np.testing.assert_array_equal(
+    pp.flip_horizontal(frames), frames[:, :, ::-1, :]
+  )
   assert pp.mirror_speaker("F01") == "F01_mirror"
   assert pp.person_of(pp.mirror_speaker("F01")) == "F01"
   assert pp.person_of("M03") == "M03"
@@ -143,31 +166,43 @@ def test_labels_cover_the_last_frames_with_the_prototype():
   assert mask.sum() == 50 and mask[-50:].all() and not mask[:100].any()
   assert pp.labelled_mask(30, 50).all()
   labels = pp.frame_labels("Anger", 4)
-  np.testing.assert_array_equal(labels, np.tile([-0.4, 0.8], (4, 1)).astype(np.float32))
+  np.testing.assert_array_equal(
+    labels, np.tile([-0.4, 0.8], (4, 1)).astype(np.float32)
+  )
   assert labels.dtype == np.float32
   with pytest.raises(ValueError, match="unknown emotion"):
     pp.frame_labels("boredom", 3)
-  own = emotions.LabelSpace(("calm", "tense"), ((0.3, -0.6), (-0.2, 0.7)), ("low", "high"))
-  np.testing.assert_array_equal(pp.frame_labels("Tense", 2, own),
-                                np.float32([[-0.2, 0.7], [-0.2, 0.7]]))
+  own = emotions.LabelSpace(
+    ("calm", "tense"), ((0.3, -0.6), (-0.2, 0.7)), ("low", "high")
+  )
+  np.testing.assert_array_equal(
+    pp.frame_labels("Tense", 2, own), np.float32([[-0.2, 0.7], [-0.2, 0.7]])
+  )
 
 
 def test_windows_tile_the_labelled_frames_from_the_end():
   mask = pp.labelled_mask(150, 50)
-  np.testing.assert_array_equal(pp.window_starts(mask, 10, 10), [100, 110, 120, 130, 140])
+  np.testing.assert_array_equal(
+    pp.window_starts(mask, 10, 10), [100, 110, 120, 130, 140]
+  )
   assert len(pp.window_starts(mask, 10, 1)) == 41
   # 45 labelled frames: windows end-aligned, the first 5 labelled frames unused.
-  np.testing.assert_array_equal(pp.window_starts(pp.labelled_mask(100, 45), 10, 10),
-                                [60, 70, 80, 90])
+  np.testing.assert_array_equal(
+    pp.window_starts(pp.labelled_mask(100, 45), 10, 10), [60, 70, 80, 90]
+  )
   assert len(pp.window_starts(pp.labelled_mask(100, 5), 10, 10)) == 0
   frames = np.arange(150)
   windows = pp.cut_windows(frames, np.array([100, 140]), 10)
-  np.testing.assert_array_equal(windows, [np.arange(100, 110), np.arange(140, 150)])
+  np.testing.assert_array_equal(
+    windows, [np.arange(100, 110), np.arange(140, 150)]
+  )
 
 
 def test_preprocess_frames_on_a_drawn_face(synthetic_clip):
   frames = synthetic_clip
-  config = pp.PreprocessConfig(crop_size=48, detect_every=3, num_labelled_frames=12)
+  config = pp.PreprocessConfig(
+    crop_size=48, detect_every=3, num_labelled_frames=12
+  )
   video = pp.preprocess_frames(frames, 25.0, config, name="clip")
   t = len(frames)
   assert video.frames.shape == (t, 48, 48, 1) and video.frames.dtype == np.uint8
@@ -182,7 +217,9 @@ def test_preprocess_frames_on_a_drawn_face(synthetic_clip):
 
 
 def test_preprocess_frames_resamples_other_rates(synthetic_clip):
-  config = pp.PreprocessConfig(crop_size=32, detect_every=10, num_labelled_frames=5)
+  config = pp.PreprocessConfig(
+    crop_size=32, detect_every=10, num_labelled_frames=5
+  )
   video = pp.preprocess_frames(synthetic_clip, 50.0, config)
   assert len(video.frames) == round(len(synthetic_clip) / 2)
 
@@ -192,26 +229,48 @@ def test_preprocess_frames_rejects_faceless_and_short_clips():
   with pytest.raises(pp.VideoError, match="no face"):
     pp.preprocess_frames(blank, 25.0, pp.PreprocessConfig(), name="blank.mp4")
   with pytest.raises(pp.VideoError, match="shorter than one window"):
-    pp.preprocess_frames(blank[:5], 25.0, pp.PreprocessConfig(), name="short.mp4")
+    pp.preprocess_frames(
+      blank[:5], 25.0, pp.PreprocessConfig(), name="short.mp4"
+    )
 
 
 def test_config_from_data_follows_every_field_and_old_checkpoints():
   from configs import base  # pylint: disable=g-import-not-at-top
+
   data = base.get_data_config()
   data.name = "synthetic_adfes"
   assert pp.config_from_data(data) == pp.PreprocessConfig()
-  data.update({"face_margin": 0.25, "detect_every": 3, "crop_size": 64, "window_length": 8,
-               "align_faces": False, "faces_cropped": True, "num_labelled_frames": 7})
+  data.update(
+    {
+      "face_margin": 0.25,
+      "detect_every": 3,
+      "crop_size": 64,
+      "window_length": 8,
+      "align_faces": False,
+      "faces_cropped": True,
+      "num_labelled_frames": 7,
+    }
+  )
   config = pp.config_from_data(data)
-  assert (config.face_margin, config.detect_every, config.crop_size, config.window_length,
-          config.window_stride, config.align_faces, config.faces_cropped,
-          config.num_labelled_frames) == (0.25, 3, 64, 8, 8, False, True, 7)
+  assert (
+    config.face_margin,
+    config.detect_every,
+    config.crop_size,
+    config.window_length,
+    config.window_stride,
+    config.align_faces,
+    config.faces_cropped,
+    config.num_labelled_frames,
+  ) == (0.25, 3, 64, 8, 8, False, True, 7)
   assert pp.data_fields(config) == {k: data[k] for k in pp.PREPROCESS_FIELDS}
   # A checkpoint from before these fields existed was built with the defaults, unaligned.
-  old = config_schema.upgrade({"data": {"name": "adfes", "image_size": 48}}).data
+  old = config_schema.upgrade(
+    {"data": {"name": "adfes", "image_size": 48}}
+  ).data
   assert pp.config_from_data(old) == pp.PreprocessConfig(align_faces=False)
-  assert pp.config_from_data(config_schema.upgrade({"data": {"name": "video_folder"}}).data
-                             ).pad_short_clips
+  assert pp.config_from_data(
+    config_schema.upgrade({"data": {"name": "video_folder"}}).data
+  ).pad_short_clips
 
 
 def _still(size=64):
@@ -222,8 +281,13 @@ def _still(size=64):
 
 
 def test_a_still_becomes_one_labelled_window():
-  config = pp.PreprocessConfig(faces_cropped=True, align_faces=False, pad_short_clips=True,
-                               crop_size=32, num_labelled_frames=3)
+  config = pp.PreprocessConfig(
+    faces_cropped=True,
+    align_faces=False,
+    pad_short_clips=True,
+    crop_size=32,
+    num_labelled_frames=3,
+  )
   video = pp.preprocess_frames(_still()[None], 25.0, config)
   assert video.frames.shape == (10, 32, 32, 1) and video.num_padded_frames == 9
   assert video.labelled.all()  # The copies of a labelled still carry its label.
@@ -231,8 +295,13 @@ def test_a_still_becomes_one_labelled_window():
 
 
 def test_copies_of_an_unlabelled_first_frame_stay_unlabelled():
-  config = pp.PreprocessConfig(faces_cropped=True, align_faces=False, pad_short_clips=True,
-                               crop_size=32, num_labelled_frames=3)
+  config = pp.PreprocessConfig(
+    faces_cropped=True,
+    align_faces=False,
+    pad_short_clips=True,
+    crop_size=32,
+    num_labelled_frames=3,
+  )
   video = pp.preprocess_frames(np.stack([_still()] * 8), 25.0, config)
   np.testing.assert_array_equal(video.labelled, [False] * 7 + [True] * 3)
   assert len(pp.window_starts(video.labelled, 10, 10)) == 0
@@ -241,9 +310,12 @@ def test_copies_of_an_unlabelled_first_frame_stay_unlabelled():
 def test_an_image_file_is_a_one_frame_clip(tmp_path):
   path = tmp_path / "still.png"
   cv2.imwrite(str(path), _still())
-  config = pp.PreprocessConfig(faces_cropped=True, align_faces=False, pad_short_clips=True,
-                               crop_size=32)
+  config = pp.PreprocessConfig(
+    faces_cropped=True, align_faces=False, pad_short_clips=True, crop_size=32
+  )
   video = pp.preprocess_video(path, config)
   assert video.num_padded_frames == 9 and video.labelled.all()
   with pytest.raises(pp.VideoError, match="shorter than one window"):
-    pp.preprocess_video(path, pp.PreprocessConfig(faces_cropped=True, align_faces=False))
+    pp.preprocess_video(
+      path, pp.PreprocessConfig(faces_cropped=True, align_faces=False)
+    )

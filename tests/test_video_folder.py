@@ -23,7 +23,9 @@ SIZE = (240, 192)
 
 
 def _frames(speaker, emotion, num_frames):
-  return synthetic.render_video(speaker, emotion, seed=2, size=SIZE, num_frames=num_frames)
+  return synthetic.render_video(
+    speaker, emotion, seed=2, size=SIZE, num_frames=num_frames
+  )
 
 
 def _write_frame_folder(folder, frames):
@@ -34,9 +36,13 @@ def _write_frame_folder(folder, frames):
 
 def _crop_faces(frames):
   """Pre-cropped faces, as many public datasets ship them."""
-  gray = preprocessing.equalize_histogram(preprocessing.grayscale_mean_rgb(frames[0]))
-  x0, y0, x1, y1 = preprocessing.square_box(preprocessing.detect_largest_face(gray, 320), 0.1)
-  return np.ascontiguousarray(frames[:, max(0, y0):y1, max(0, x0):x1])
+  gray = preprocessing.equalize_histogram(
+    preprocessing.grayscale_mean_rgb(frames[0])
+  )
+  x0, y0, x1, y1 = preprocessing.square_box(
+    preprocessing.detect_largest_face(gray, 320), 0.1
+  )
+  return np.ascontiguousarray(frames[:, max(0, y0) : y1, max(0, x0) : x1])
 
 
 def _config(data_dir, manual_dir, **data):
@@ -52,7 +58,10 @@ def _config(data_dir, manual_dir, **data):
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, speakers):
   """Two layouts of the same 3 actors x 2 emotions: full frames and pre-cropped faces."""
-  full, cropped = tmp_path_factory.mktemp("own"), tmp_path_factory.mktemp("own_cropped")
+  full, cropped = (
+    tmp_path_factory.mktemp("own"),
+    tmp_path_factory.mktemp("own_cropped"),
+  )
   rows = ["path,speaker,emotion"]
   for i, speaker in enumerate(speakers[:3]):
     for emotion, alias in (("joy", "happy"), ("sadness", "Sad")):
@@ -76,18 +85,27 @@ def folders(tmp_path_factory, speakers):
 
 
 @pytest.mark.parametrize("cropped", [False, True])
-def test_builds_videos_frame_folders_short_clips_and_aliases(folders, tmp_path, cropped):
+def test_builds_videos_frame_folders_short_clips_and_aliases(
+  folders, tmp_path, cropped
+):
   config = _config(tmp_path, folders[cropped], faces_cropped=cropped)
   builder = input_pipeline.ensure_built(config.data)
   summary = builder.info.metadata["build_summary"]
-  assert summary["videos"] == 7 and summary["padded_videos"] == 1 and not summary["skipped"]
+  assert (
+    summary["videos"] == 7
+    and summary["padded_videos"] == 1
+    and not summary["skipped"]
+  )
   assert math.isnan(summary["detection_rate"]) == cropped
   videos = input_pipeline.read_split(builder, "videos", ("forward",))
   labels = {v["video_id"]: v["emotion"] for v in videos}
   assert sorted(set(labels.values())) == sorted(
-      emotions.TABLE2.index(e) for e in ("joy", "sadness", "surprise"))
+    emotions.TABLE2.index(e) for e in ("joy", "sadness", "surprise")
+  )
   short = next(v for v in videos if v["video_id"] == "short")
-  assert len(short["frames"]) == 10  # 6 frames and 4 copies of the first in front.
+  assert (
+    len(short["frames"]) == 10
+  )  # 6 frames and 4 copies of the first in front.
   np.testing.assert_array_equal(short["frames"][0], short["frames"][4])
 
 
@@ -95,15 +113,19 @@ def test_missing_labels_csv_says_what_to_write(tmp_path):
   (tmp_path / "videos").mkdir()
   (tmp_path / "videos" / "a.mp4").write_bytes(b"x")
   config = _config(tmp_path / "data", tmp_path / "videos")
-  with pytest.raises(FileNotFoundError, match="labels.csv not found.*path,speaker,emotion"):
+  with pytest.raises(
+    FileNotFoundError, match="labels.csv not found.*path,speaker,emotion"
+  ):
     input_pipeline.ensure_built(config.data)
 
 
 # A vocabulary of its own: other names, prototypes, groups and order than Table 2's.
-OWN_PROTOTYPES = ("emotion,valence,arousal,group\n"
-                  "gloomy,-0.6,-0.5,low\n"
-                  "excited,0.7,0.8,high\n"
-                  "calm,0.5,-0.6,low\n")
+OWN_PROTOTYPES = (
+  "emotion,valence,arousal,group\n"
+  "gloomy,-0.6,-0.5,low\n"
+  "excited,0.7,0.8,high\n"
+  "calm,0.5,-0.6,low\n"
+)
 
 
 @pytest.fixture
@@ -114,14 +136,17 @@ def own_vocabulary(folders, tmp_path):
   labels = pd.read_csv(folders[0] / "labels.csv")
   for path in labels["path"]:
     (root / path).symlink_to(folders[0] / path)
-  labels["emotion"] = labels["emotion"].map({"happy": "Excited", "Sad": "gloomy",
-                                             "surprised": "calm"})
+  labels["emotion"] = labels["emotion"].map(
+    {"happy": "Excited", "Sad": "gloomy", "surprised": "calm"}
+  )
   labels.to_csv(root / "labels.csv", index=False)
   (tmp_path / "prototypes.csv").write_text(OWN_PROTOTYPES)
   return root, tmp_path / "prototypes.csv"
 
 
-def test_train_evaluate_and_predict_with_your_own_emotions(own_vocabulary, tmp_path):
+def test_train_evaluate_and_predict_with_your_own_emotions(
+  own_vocabulary, tmp_path
+):
   manual_dir, csv_path = own_vocabulary
   space = emotions.LabelSpace.from_csv(csv_path)
   config = _config(tmp_path / "data", manual_dir, prototypes_csv=str(csv_path))
@@ -145,13 +170,23 @@ def test_train_evaluate_and_predict_with_your_own_emotions(own_vocabulary, tmp_p
   videos = pd.read_csv(tmp_path / "eval" / "videos.csv")
   assert set(videos.true_emotion) <= set(space.emotions)
   assert [c for c in videos.columns if c.startswith("votes_")] == [
-      "votes_gloomy", "votes_excited", "votes_calm"]
+    "votes_gloomy",
+    "votes_excited",
+    "votes_calm",
+  ]
   group = dict(zip(space.emotions, space.groups))
-  assert test["pn_accuracy"] == pytest.approx(np.mean(
-      videos.true_emotion.map(group) == videos.predicted_emotion.map(group)))
-  assert (tmp_path / "eval" / "figures" / "fig5_distribution_test.png").stat().st_size > 0
+  assert test["pn_accuracy"] == pytest.approx(
+    np.mean(
+      videos.true_emotion.map(group) == videos.predicted_emotion.map(group)
+    )
+  )
+  assert (
+    tmp_path / "eval" / "figures" / "fig5_distribution_test.png"
+  ).stat().st_size > 0
 
-  predictor = predictor_lib.Predictor.from_checkpoint(tmp_path / "run", batch_size=16)
+  predictor = predictor_lib.Predictor.from_checkpoint(
+    tmp_path / "run", batch_size=16
+  )
   video = sorted(manual_dir.glob("*_joy.mp4"))[0]
   frames = predictor.predict_video(video, tmp_path / "predicted")
   summary = json.loads((tmp_path / "predicted" / "summary.json").read_text())
@@ -175,7 +210,9 @@ def stills(tmp_path_factory, speakers):
   for i, speaker in enumerate(speakers[:3]):
     for emotion in ("joy", "sadness"):
       apex = _crop_faces(_frames(speaker, emotion, 24)[-2:])
-      apex = np.stack([cv2.resize(f, (48, 48), interpolation=cv2.INTER_AREA) for f in apex])
+      apex = np.stack(
+        [cv2.resize(f, (48, 48), interpolation=cv2.INTER_AREA) for f in apex]
+      )
       name = f"{speaker.speaker_id}_{emotion}"
       if i % 2:
         _write_frame_folder(root / name, apex)
@@ -184,14 +221,22 @@ def stills(tmp_path_factory, speakers):
         cv2.imwrite(str(root / f"{name}.png"), apex[-1])
         rows.append(f"{name}.png,{speaker.speaker_id},{emotion}")
   (root / "labels.csv").write_text("\n".join(rows) + "\n")
-  (root / "emotions.csv").write_text("emotion,valence,arousal,group\n"
-                                     "joy,0.95,0.12,positive\nsadness,-0.5,-0.86,negative\n")
+  (root / "emotions.csv").write_text(
+    "emotion,valence,arousal,group\n"
+    "joy,0.95,0.12,positive\nsadness,-0.5,-0.86,negative\n"
+  )
   return root
 
 
 def _stills_config(data_dir, stills, **data):
-  return _config(data_dir, stills, faces_cropped=True, num_labelled_frames=3,
-                 prototypes_csv=str(stills / "emotions.csv"), **data)
+  return _config(
+    data_dir,
+    stills,
+    faces_cropped=True,
+    num_labelled_frames=3,
+    prototypes_csv=str(stills / "emotions.csv"),
+    **data,
+  )
 
 
 def test_stills_train_without_flags_and_are_aligned(stills, tmp_path):
@@ -199,7 +244,11 @@ def test_stills_train_without_flags_and_are_aligned(stills, tmp_path):
   builder = input_pipeline.ensure_built(config.data)
   summary = builder.info.metadata["build_summary"]
   # Every clip is padded to one window, all of it labelled, and its faces found and aligned.
-  assert summary["videos"] == 6 and summary["windows"] == 6 and summary["padded_videos"] == 6
+  assert (
+    summary["videos"] == 6
+    and summary["windows"] == 6
+    and summary["padded_videos"] == 6
+  )
   assert summary["alignment_fallbacks"] == 0 and not summary["skipped"]
   final = train_lib.train_and_evaluate(config, tmp_path / "run", builder)
   assert np.isfinite(final["loss"])
@@ -208,28 +257,46 @@ def test_stills_train_without_flags_and_are_aligned(stills, tmp_path):
 def test_zero_windows_stop_with_the_setting_to_change(folders, tmp_path):
   # 30-frame clips with only their last 5 frames labelled: no 10-frame window.
   config = _config(tmp_path / "data", folders[0], num_labelled_frames=5)
-  with pytest.raises(ValueError, match="num_labelled_frames=5.*Raise data.num_labelled_frames"):
+  with pytest.raises(
+    ValueError, match="num_labelled_frames=5.*Raise data.num_labelled_frames"
+  ):
     input_pipeline.ensure_built(config.data)
 
 
 def test_builds_of_other_folders_or_labels_never_mix(folders, stills, tmp_path):
   config = _config(tmp_path, folders[0])
   name = input_pipeline.get_builder(config.data).builder_config.name
-  assert input_pipeline.get_builder(_config(tmp_path, folders[1]).data).builder_config.name != name
+  assert (
+    input_pipeline.get_builder(
+      _config(tmp_path, folders[1]).data
+    ).builder_config.name
+    != name
+  )
   config.data.face_margin = 0.3
   assert input_pipeline.get_builder(config.data).builder_config.name != name
   edited = tmp_path / "edited"
   edited.mkdir()
   (edited / "labels.csv").write_text("path,speaker,emotion\n")
-  before = input_pipeline.get_builder(_config(tmp_path, edited).data).builder_config.name
+  before = input_pipeline.get_builder(
+    _config(tmp_path, edited).data
+  ).builder_config.name
   (edited / "labels.csv").write_text("path,speaker,emotion\na.mp4,x,joy\n")
-  labelled = input_pipeline.get_builder(_config(tmp_path, edited).data).builder_config.name
+  labelled = input_pipeline.get_builder(
+    _config(tmp_path, edited).data
+  ).builder_config.name
   assert labelled != before
   # A video replaced under the same name (another size) is another build too.
   (edited / "a.mp4").write_bytes(b"first take")
-  first = input_pipeline.get_builder(_config(tmp_path, edited).data).builder_config.name
+  first = input_pipeline.get_builder(
+    _config(tmp_path, edited).data
+  ).builder_config.name
   (edited / "a.mp4").write_bytes(b"second, longer take")
-  assert input_pipeline.get_builder(_config(tmp_path, edited).data).builder_config.name != first
+  assert (
+    input_pipeline.get_builder(
+      _config(tmp_path, edited).data
+    ).builder_config.name
+    != first
+  )
   assert first != labelled
 
 
@@ -243,48 +310,88 @@ def wide_margin_run(folders, tmp_path_factory):
   return tmp / "run"
 
 
-def test_prediction_takes_every_preprocessing_setting_from_the_checkpoint(wide_margin_run, folders,
-                                                                         tmp_path):
-  predictor = predictor_lib.Predictor.from_checkpoint(wide_margin_run, batch_size=16)
-  assert predictor.preprocess.face_margin == 0.3 and not predictor.preprocess.align_faces
+def test_prediction_takes_every_preprocessing_setting_from_the_checkpoint(
+  wide_margin_run, folders, tmp_path
+):
+  predictor = predictor_lib.Predictor.from_checkpoint(
+    wide_margin_run, batch_size=16
+  )
+  assert (
+    predictor.preprocess.face_margin == 0.3
+    and not predictor.preprocess.align_faces
+  )
   path = sorted(folders[0].glob("*_joy.mp4"))[0]
-  streamed = predictor.predict_video(path)[["valence", "arousal"]].to_numpy(float)
+  streamed = predictor.predict_video(path)[["valence", "arousal"]].to_numpy(
+    float
+  )
   # The dataset path with the checkpoint's settings gives the same last-frame output...
   model = predictor.model
-  stored = preprocessing.preprocess_video(path, preprocessing.config_from_data(model.config.data))
+  stored = preprocessing.preprocess_video(
+    path, preprocessing.config_from_data(model.config.data)
+  )
   frames = preprocessing.model_input(stored.frames, model.config.data)
   window = inference.VideoPredictor(model).predict_windows(frames[None, -10:])
   np.testing.assert_allclose(streamed[-1], window[0, -1], atol=1e-4)
   # ... and the default margin would not have.
-  default = preprocessing.preprocess_video(path, preprocessing.PreprocessConfig(align_faces=False))
+  default = preprocessing.preprocess_video(
+    path, preprocessing.PreprocessConfig(align_faces=False)
+  )
   assert not np.array_equal(default.frames, stored.frames)
 
 
-def test_cross_dataset_evaluation_with_the_checkpoints_preprocessing(stills, folders, tmp_path):
+def test_cross_dataset_evaluation_with_the_checkpoints_preprocessing(
+  stills, folders, tmp_path
+):
   config = _stills_config(tmp_path / "data", stills)
   config.cnn.num_epochs = config.rnn.num_epochs = 1
   train_lib.train_and_evaluate(config, tmp_path / "run")
-  overrides = {"name": "video_folder", "manual_dir": str(folders[0]), "faces_cropped": False,
-               "num_labelled_frames": 20, "prototypes_csv": None}
-  model, results = evaluation.evaluate_cross_dataset(tmp_path / "run", overrides)
+  overrides = {
+    "name": "video_folder",
+    "manual_dir": str(folders[0]),
+    "faces_cropped": False,
+    "num_labelled_frames": 20,
+    "prototypes_csv": None,
+  }
+  model, results = evaluation.evaluate_cross_dataset(
+    tmp_path / "run", overrides
+  )
   (result,) = results
   assert result.split == "all"
   # The other folder's surprise clip is not an emotion of the checkpoint: left out, reported.
   assert result.metrics["left_out"] == {"surprise": 1}
-  assert result.metrics["videos"] == 6 and set(result.videos.true_emotion) == {"joy", "sadness"}
+  assert result.metrics["videos"] == 6 and set(result.videos.true_emotion) == {
+    "joy",
+    "sadness",
+  }
   assert np.shape(result.metrics["confusion_matrix"]) == (2, 2)
   # Built with the checkpoint's preprocessing (aligned) and the folder's own description.
-  built = input_pipeline.get_builder(evaluation.cross_dataset_config(model, overrides).data)
+  built = input_pipeline.get_builder(
+    evaluation.cross_dataset_config(model, overrides).data
+  )
   assert built.is_prepared() and built.builder_config.preprocess.align_faces
   assert not built.builder_config.preprocess.faces_cropped
   evaluation.write_outputs(model, [result], tmp_path / "eval", figures=False)
-  assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["splits"]["all"]["videos"] == 6
-  with pytest.raises(evaluation.EvaluationError, match="comes from its checkpoint"):
+  assert (
+    json.loads((tmp_path / "eval" / "metrics.json").read_text())["splits"][
+      "all"
+    ]["videos"]
+    == 6
+  )
+  with pytest.raises(
+    evaluation.EvaluationError, match="comes from its checkpoint"
+  ):
     evaluation.cross_dataset_config(model, {"face_margin": 0.2})
 
 
-def test_a_run_is_not_resumed_with_other_preprocessing(wide_margin_run, folders, tmp_path):
-  config = _config(tmp_path / "data", folders[0], face_margin=0.2, align_faces=False)
-  with pytest.raises(ValueError, match=r"holds a finished run of another config \(.*"
-                                       r"data\.face_margin: 0\.3 there, 0\.2 now"):
+def test_a_run_is_not_resumed_with_other_preprocessing(
+  wide_margin_run, folders, tmp_path
+):
+  config = _config(
+    tmp_path / "data", folders[0], face_margin=0.2, align_faces=False
+  )
+  with pytest.raises(
+    ValueError,
+    match=r"holds a finished run of another config \(.*"
+    r"data\.face_margin: 0\.3 there, 0\.2 now",
+  ):
     train_lib.train_and_evaluate(config, wide_margin_run)

@@ -26,8 +26,11 @@ def _default_data_config():
   return data
 
 
-_DATA = cli.define_config_dict("data", _default_data_config(),
-                                        "Dataset to build: the data fields of a varec config.")
+_DATA = cli.define_config_dict(
+  "data",
+  _default_data_config(),
+  "Dataset to build: the data fields of a varec config.",
+)
 
 
 def main(argv):

@@ -28,44 +28,74 @@ def managers(workdir) -> dict[str, ocp.CheckpointManager]:
   workdir = workdir_lib.Workdir(pathlib.Path(workdir).absolute())
   items = ("variables", "opt_state", "meta")
   return {
-      # Two, so that a damaged newest step (a disk full, a file deleted) falls back.
-      LATEST: ocp.CheckpointManager(
-          workdir.checkpoint_dir(LATEST), item_names=items,
-          options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True)),
-      BEST: ocp.CheckpointManager(
-          workdir.checkpoint_dir(BEST), item_names=items,
-          options=ocp.CheckpointManagerOptions(
-              max_to_keep=1, create=True, best_fn=lambda m: m[BEST_METRIC], best_mode="max")),
+    # Two, so that a damaged newest step (a disk full, a file deleted) falls back.
+    LATEST: ocp.CheckpointManager(
+      workdir.checkpoint_dir(LATEST),
+      item_names=items,
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+    ),
+    BEST: ocp.CheckpointManager(
+      workdir.checkpoint_dir(BEST),
+      item_names=items,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=1,
+        create=True,
+        best_fn=lambda m: m[BEST_METRIC],
+        best_mode="max",
+      ),
+    ),
   }
 
 
-def save(manager: ocp.CheckpointManager, step: int, variables, opt_state, meta: dict,
-         metrics: dict | None = None) -> None:
-  manager.save(step, args=ocp.args.Composite(
+def save(
+  manager: ocp.CheckpointManager,
+  step: int,
+  variables,
+  opt_state,
+  meta: dict,
+  metrics: dict | None = None,
+) -> None:
+  manager.save(
+    step,
+    args=ocp.args.Composite(
       variables=ocp.args.StandardSave(variables),
       opt_state=ocp.args.StandardSave(opt_state),
-      meta=ocp.args.JsonSave(meta)), metrics=metrics)
+      meta=ocp.args.JsonSave(meta),
+    ),
+    metrics=metrics,
+  )
 
 
-def restore_meta(manager: ocp.CheckpointManager, step: int | None = None) -> dict | None:
+def restore_meta(
+  manager: ocp.CheckpointManager, step: int | None = None
+) -> dict | None:
   step = manager.latest_step() if step is None else step
   if step is None:
     return None
-  return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  return manager.restore(
+    step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+  )["meta"]
 
 
-def restore(manager: ocp.CheckpointManager, step: int, variables_template=None,
-            opt_state_template=None):
+def restore(
+  manager: ocp.CheckpointManager,
+  step: int,
+  variables_template=None,
+  opt_state_template=None,
+):
   """(variables, opt_state) at `step`; without templates, plain nested dicts."""
   args = {"variables": ocp.args.StandardRestore(variables_template)}
   if opt_state_template is not None:
     args["opt_state"] = ocp.args.StandardRestore(opt_state_template)
   restored = manager.restore(step, args=ocp.args.Composite(**args))
-  return restored["variables"], restored.get("opt_state") if opt_state_template is not None else None
+  return restored["variables"], restored.get(
+    "opt_state"
+  ) if opt_state_template is not None else None
 
 
-def restore_newest(manager: ocp.CheckpointManager, variables_template=None,
-                   steps=None) -> tuple[int, dict, dict] | None:
+def restore_newest(
+  manager: ocp.CheckpointManager, variables_template=None, steps=None
+) -> tuple[int, dict, dict] | None:
   """(step, meta, variables) of the newest of `steps` (default: all) that restores.
 
   A step that does not restore is skipped with a warning naming it; None when
@@ -74,20 +104,29 @@ def restore_newest(manager: ocp.CheckpointManager, variables_template=None,
   Raises:
     CheckpointError: there are steps, and none restores.
   """
-  steps = sorted(manager.all_steps(), reverse=True) if steps is None else list(steps)
+  steps = (
+    sorted(manager.all_steps(), reverse=True) if steps is None else list(steps)
+  )
   errors = []
   for step in steps:
     try:
       meta = restore_meta(manager, step)
       variables, _ = restore(manager, step, variables_template)
     except Exception as e:  # pylint: disable=broad-except; Orbax raises many kinds for a damaged step.
-      errors.append(f"{pathlib.Path(manager.directory) / str(step)}: {type(e).__name__}: {e}")
-      logging.warning("Checkpoint %s cannot be restored (%s); trying an older one", errors[-1],
-                      type(e).__name__)
+      errors.append(
+        f"{pathlib.Path(manager.directory) / str(step)}: {type(e).__name__}: {e}"
+      )
+      logging.warning(
+        "Checkpoint %s cannot be restored (%s); trying an older one",
+        errors[-1],
+        type(e).__name__,
+      )
       continue
     return step, meta, variables
   if errors:
-    raise CheckpointError("no checkpoint could be restored: " + "; ".join(errors))
+    raise CheckpointError(
+      "no checkpoint could be restored: " + "; ".join(errors)
+    )
   return None
 
 
@@ -102,8 +141,10 @@ def resolve(path) -> tuple[ocp.CheckpointManager, int]:
   """
   path = pathlib.Path(path).absolute()
   if not path.exists():
-    raise CheckpointError(f"{path} does not exist; train first: python train.py "
-                          f"--config=configs/demo.py --workdir={path}")
+    raise CheckpointError(
+      f"{path} does not exist; train first: python train.py "
+      f"--config=configs/demo.py --workdir={path}"
+    )
   workdir = workdir_lib.Workdir(path)
   if workdir.checkpoints.is_dir():
     candidates = [workdir.checkpoint_dir(BEST), workdir.checkpoint_dir(LATEST)]
@@ -114,13 +155,21 @@ def resolve(path) -> tuple[ocp.CheckpointManager, int]:
   for folder in candidates:
     if not folder.is_dir():
       continue
-    manager = ocp.CheckpointManager(folder, item_names=("variables", "opt_state", "meta"))
+    manager = ocp.CheckpointManager(
+      folder, item_names=("variables", "opt_state", "meta")
+    )
     steps = manager.all_steps()
-    step = int(path.name) if path.name.isdigit() else (
-        manager.best_step() if folder.name == BEST else manager.latest_step())
+    step = (
+      int(path.name)
+      if path.name.isdigit()
+      else (
+        manager.best_step() if folder.name == BEST else manager.latest_step()
+      )
+    )
     if steps and step in steps:
       return manager, step
   raise CheckpointError(
-      f"{path} holds no complete varec checkpoint (expected a training workdir with "
-      "checkpoints/best or checkpoints/latest, or one of their step folders); a run "
-      "killed before its first checkpoint leaves none: rerun train.py with the same --workdir")
+    f"{path} holds no complete varec checkpoint (expected a training workdir with "
+    "checkpoints/best or checkpoints/latest, or one of their step folders); a run "
+    "killed before its first checkpoint leaves none: rerun train.py with the same --workdir"
+  )

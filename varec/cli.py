@@ -15,7 +15,9 @@ from ml_collections import config_flags
 
 from configs import base
 
-USAGE_ERROR = 2  # The exit status of a bad command line, as argparse and absl use.
+USAGE_ERROR = (
+  2  # The exit status of a bad command line, as argparse and absl use.
+)
 
 
 def fail(program: str, message: str):
@@ -36,7 +38,9 @@ def _config_fields(config: ml_collections.ConfigDict, prefix: str) -> list[str]:
 def _load_config_file(spec: str) -> ml_collections.ConfigDict | None:
   """The config that `--config=path[:argument]` names, or None if it does not load."""
   path = pathlib.Path(spec.split(":")[0])
-  module_spec = importlib.util.spec_from_file_location("_varec_cli_config", path)
+  module_spec = importlib.util.spec_from_file_location(
+    "_varec_cli_config", path
+  )
   if module_spec is None or not path.is_file():
     return None
   module = importlib.util.module_from_spec(module_spec)
@@ -46,9 +50,13 @@ def _load_config_file(spec: str) -> ml_collections.ConfigDict | None:
 
 def unknown_field(argv: list[str]) -> str | None:
   """A message for the first `--config.x` or `--data.x` override that names no field."""
-  config_spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
-  roots = {"config": _load_config_file(config_spec) if config_spec else None,
-           "data": base.get_data_config()}
+  config_spec = next(
+    (a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None
+  )
+  roots = {
+    "config": _load_config_file(config_spec) if config_spec else None,
+    "data": base.get_data_config(),
+  }
   for arg in argv[1:]:
     match = re.match(r"--(config|data)\.([^=\s]+)", arg)
     if not match or roots[match.group(1)] is None:
@@ -62,13 +70,18 @@ def unknown_field(argv: list[str]) -> str | None:
   return None
 
 
-def define_config_dict(name: str, default: ml_collections.ConfigDict, help_text: str):
+def define_config_dict(
+  name: str, default: ml_collections.ConfigDict, help_text: str
+):
   """`config_flags.DEFINE_config_dict`, which applies `--name.x` overrides from sys.argv as
   it is defined: an unknown field is one line and exit status 2 here too."""
   try:
     return config_flags.DEFINE_config_dict(name, default, help_text)
   except (AttributeError, KeyError, TypeError, ValueError) as e:
-    fail(pathlib.Path(sys.argv[0]).name, unknown_field(sys.argv) or f"bad --{name}.* flag: {e}")
+    fail(
+      pathlib.Path(sys.argv[0]).name,
+      unknown_field(sys.argv) or f"bad --{name}.* flag: {e}",
+    )
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -78,6 +91,11 @@ def parse_flags(argv: list[str]) -> list[str]:
     return flags.FLAGS(argv)
   except flags.Error as e:
     fail(program, f"{e}")
-  except (AttributeError, KeyError, TypeError, ValueError) as e:  # From ml_collections overrides.
+  except (
+    AttributeError,
+    KeyError,
+    TypeError,
+    ValueError,
+  ) as e:  # From ml_collections overrides.
     fail(program, unknown_field(argv) or f"bad config override: {e}")
   return []  # Not reached.

@@ -13,94 +13,151 @@ import ml_collections
 from varec import model_lib
 from varec import steps
 
+
 class ConfigError(ValueError):
   """A config that cannot train a sensible model; the message names the field(s)."""
+
 
 def data_problems(data: ml_collections.ConfigDict) -> list[str]:
   """What is wrong with the data fields of a config (for builds, training and eval)."""
   problems = []
   ratios = tuple(data.split_ratios)
   if len(ratios) != 3 or min(ratios) <= 0:
-    problems.append(f"data.split_ratios must be 3 positive numbers (train, validation, test), "
-                    f"got {ratios}")
-  for field in ("num_labelled_frames", "window_length", "image_size", "crop_size", "detect_every"):
+    problems.append(
+      f"data.split_ratios must be 3 positive numbers (train, validation, test), "
+      f"got {ratios}"
+    )
+  for field in (
+    "num_labelled_frames",
+    "window_length",
+    "image_size",
+    "crop_size",
+    "detect_every",
+  ):
     if data[field] < 1:
       problems.append(f"data.{field} must be at least 1, got {data[field]}")
   if data.image_size > data.crop_size:
-    problems.append(f"data.image_size ({data.image_size}) cannot exceed data.crop_size "
-                    f"({data.crop_size}), the side of the stored crops")
+    problems.append(
+      f"data.image_size ({data.image_size}) cannot exceed data.crop_size "
+      f"({data.crop_size}), the side of the stored crops"
+    )
   if not data.fps > 0:
     problems.append(f"data.fps must be positive, got {data.fps}")
   if data.face_margin < 0:
-    problems.append(f"data.face_margin must be 0 or more, got {data.face_margin}")
+    problems.append(
+      f"data.face_margin must be 0 or more, got {data.face_margin}"
+    )
   if data.detect_max_side < 80:
-    problems.append(f"data.detect_max_side must be at least 80 (dlib's detector window), got "
-                    f"{data.detect_max_side}")
+    problems.append(
+      f"data.detect_max_side must be at least 80 (dlib's detector window), got "
+      f"{data.detect_max_side}"
+    )
   return problems
+
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the field of a config that cannot train a sensible model."""
   problems = []
   stages = list(config.stages)
-  if not stages or set(stages) - set(steps.STAGES) or stages != sorted(stages, key=steps.STAGES.index) or (
-      len(set(stages)) != len(stages)):
-    problems.append(f"stages must be one or more of {', '.join(steps.STAGES)}, each once, in this "
-                    f"order; got {tuple(stages)}")
+  if (
+    not stages
+    or set(stages) - set(steps.STAGES)
+    or stages != sorted(stages, key=steps.STAGES.index)
+    or (len(set(stages)) != len(stages))
+  ):
+    problems.append(
+      f"stages must be one or more of {', '.join(steps.STAGES)}, each once, in this "
+      f"order; got {tuple(stages)}"
+    )
   for name in config.stages:
     if name in steps.STAGES:
       stage = config[name]
       if stage.num_epochs < 1 or stage.batch_size < 1:
-        problems.append(f"{name}.num_epochs and {name}.batch_size must be at least 1, got "
-                        f"{stage.num_epochs} and {stage.batch_size}")
+        problems.append(
+          f"{name}.num_epochs and {name}.batch_size must be at least 1, got "
+          f"{stage.num_epochs} and {stage.batch_size}"
+        )
       if stage.learning_rate is not None and not stage.learning_rate > 0:
-        problems.append(f"{name}.learning_rate must be positive (or None for the optimiser's "
-                        f"default), got {stage.learning_rate}")
+        problems.append(
+          f"{name}.learning_rate must be positive (or None for the optimiser's "
+          f"default), got {stage.learning_rate}"
+        )
   if "cnn" not in config.stages and not config.init_from:
-    problems.append("without the cnn stage or init_from the CNN would stay at its random "
-                    "initialisation: add 'cnn' to stages or set init_from")
+    problems.append(
+      "without the cnn stage or init_from the CNN would stay at its random "
+      "initialisation: add 'cnn' to stages or set init_from"
+    )
   hidden = tuple(config.model.rnn_hidden_sizes)
   if not hidden or min(hidden) < 1:
-    problems.append(f"model.rnn_hidden_sizes must be one or more positive sizes, got {hidden}")
+    problems.append(
+      f"model.rnn_hidden_sizes must be one or more positive sizes, got {hidden}"
+    )
   problems += data_problems(config.data)
   if config.eval_batch_size < 1:
-    problems.append(f"eval_batch_size must be at least 1, got {config.eval_batch_size}")
+    problems.append(
+      f"eval_batch_size must be at least 1, got {config.eval_batch_size}"
+    )
   problems += cnn_problems(config)
   if config.model.class_prototypes and set(config.stages) & {"cnn", "joint"}:
-    problems.append("model.class_prototypes makes the CNN a zero-shot classifier, which is not "
-                    "trained: set model.class_prototypes=() to fine-tune")
+    problems.append(
+      "model.class_prototypes makes the CNN a zero-shot classifier, which is not "
+      "trained: set model.class_prototypes=() to fine-tune"
+    )
   if problems:
     raise ConfigError("config: " + "; ".join(problems))
+
 
 def cnn_problems(config: ml_collections.ConfigDict) -> list[str]:
   """What is wrong with the CNN fields of a config, as its `model_lib.CNNS` entry says."""
   kind, compute_dtype = config.model.cnn, config.compute_dtype
   problems = []
   if compute_dtype not in model_lib.COMPUTE_DTYPES:
-    problems.append(f"compute_dtype must be one of {', '.join(model_lib.COMPUTE_DTYPES)}, got "
-                    f"{compute_dtype!r}")
+    problems.append(
+      f"compute_dtype must be one of {', '.join(model_lib.COMPUTE_DTYPES)}, got "
+      f"{compute_dtype!r}"
+    )
   if kind not in model_lib.CNNS:
-    return problems + [f"model.cnn must be one of {', '.join(model_lib.CNNS)}, got {kind!r}"]
+    return problems + [
+      f"model.cnn must be one of {', '.join(model_lib.CNNS)}, got {kind!r}"
+    ]
   cnn = model_lib.CNNS[kind]
-  if compute_dtype in model_lib.COMPUTE_DTYPES and compute_dtype not in cnn.compute_dtypes:
-    able = [k for k, c in model_lib.CNNS.items() if compute_dtype in c.compute_dtypes]
-    problems.append(f"compute_dtype {compute_dtype} is implemented for the {', '.join(able)} CNN "
-                    f"only; use compute_dtype={cnn.compute_dtypes[0]} with model.cnn={kind}")
+  if (
+    compute_dtype in model_lib.COMPUTE_DTYPES
+    and compute_dtype not in cnn.compute_dtypes
+  ):
+    able = [
+      k for k, c in model_lib.CNNS.items() if compute_dtype in c.compute_dtypes
+    ]
+    problems.append(
+      f"compute_dtype {compute_dtype} is implemented for the {', '.join(able)} CNN "
+      f"only; use compute_dtype={cnn.compute_dtypes[0]} with model.cnn={kind}"
+    )
   if config.data.image_size < cnn.min_image_size(config):
-    problems.append(f"data.image_size must be at least {cnn.min_image_size(config)} for the "
-                    f"{kind} CNN, got {config.data.image_size}")
+    problems.append(
+      f"data.image_size must be at least {cnn.min_image_size(config)} for the "
+      f"{kind} CNN, got {config.data.image_size}"
+    )
   frozen = config.model.frozen_blocks
   if not 0 <= frozen <= cnn.num_blocks:
-    problems.append(f"model.frozen_blocks must be between 0 and {cnn.num_blocks} for the {kind} "
-                    f"CNN, got {frozen}")
+    problems.append(
+      f"model.frozen_blocks must be between 0 and {cnn.num_blocks} for the {kind} "
+      f"CNN, got {frozen}"
+    )
   elif frozen and not config.init_from:
-    problems.append("model.frozen_blocks keeps CNN blocks as loaded: set init_from to a "
-                    "pretrained CNN, or frozen_blocks=0")
+    problems.append(
+      "model.frozen_blocks keeps CNN blocks as loaded: set init_from to a "
+      "pretrained CNN, or frozen_blocks=0"
+    )
   return problems
+
 
 # Fields that do not change what a run trains, so a run may resume with other values.
 RESUMABLE_FIELDS = ("num_runs", "eval_batch_size", "data.data_dir", "restart")
 
-def config_differences(before: dict, config: ml_collections.ConfigDict) -> dict[str, tuple]:
+
+def config_differences(
+  before: dict, config: ml_collections.ConfigDict
+) -> dict[str, tuple]:
   """{field: (value in `before`, value in `config`)} of the fields that change a run.
 
   Fields that only one of them has (a checkpoint from before a field existed)
@@ -108,5 +165,8 @@ def config_differences(before: dict, config: ml_collections.ConfigDict) -> dict[
   """
   old = flax.traverse_util.flatten_dict(before, sep=".")
   new = flax.traverse_util.flatten_dict(json.loads(config.to_json()), sep=".")
-  return {k: (old[k], new[k]) for k in sorted(old.keys() & new.keys())
-          if old[k] != new[k] and k not in RESUMABLE_FIELDS}
+  return {
+    k: (old[k], new[k])
+    for k in sorted(old.keys() & new.keys())
+    if old[k] != new[k] and k not in RESUMABLE_FIELDS
+  }

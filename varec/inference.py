@@ -43,11 +43,14 @@ from varec import workdir as workdir_lib
 @dataclasses.dataclass
 class TrainedModel:
   """Everything a checkpoint carries."""
+
   config: ml_collections.ConfigDict
   variables: dict
   meta: dict
   path: pathlib.Path
-  label_space: emotions.LabelSpace  # The emotions of the dataset it was trained on.
+  label_space: (
+    emotions.LabelSpace
+  )  # The emotions of the dataset it was trained on.
 
   @classmethod
   def load(cls, path) -> "TrainedModel":
@@ -58,44 +61,79 @@ class TrainedModel:
     """
     manager, step = checkpoints.resolve(path)
     step_dir = pathlib.Path(manager.directory) / str(step)
-    missing = [item for item in ("variables", "meta") if not (step_dir / item).is_dir()]
+    missing = [
+      item for item in ("variables", "meta") if not (step_dir / item).is_dir()
+    ]
     if missing:
       raise checkpoints.CheckpointError(
-          f"{step_dir} is not a varec checkpoint: it lacks the item(s) {', '.join(missing)} "
-          "that train.py writes")
+        f"{step_dir} is not a varec checkpoint: it lacks the item(s) {', '.join(missing)} "
+        "that train.py writes"
+      )
     # A damaged step falls back to the one before it (train.py keeps two latest ones),
     # unless the step was named explicitly.
-    older = [] if pathlib.Path(path).name.isdigit() else sorted(
-        (s for s in manager.all_steps() if s < step), reverse=True)
-    step, meta, variables = checkpoints.restore_newest(manager, steps=[step] + older)
+    older = (
+      []
+      if pathlib.Path(path).name.isdigit()
+      else sorted((s for s in manager.all_steps() if s < step), reverse=True)
+    )
+    step, meta, variables = checkpoints.restore_newest(
+      manager, steps=[step] + older
+    )
     step_dir = pathlib.Path(manager.directory) / str(step)
     if not meta or "config" not in meta or "speakers" not in meta:
       raise checkpoints.CheckpointError(
-          f"{step_dir} is not a trained varec checkpoint (its meta item lacks config and "
-          "speakers; a checkpoint from varec.import_keras only initialises training)")
+        f"{step_dir} is not a trained varec checkpoint (its meta item lacks config and "
+        "speakers; a checkpoint from varec.import_keras only initialises training)"
+      )
     try:
       label_space = emotions.LabelSpace.from_meta(meta)
     except ValueError as e:
-      raise checkpoints.CheckpointError(f"{step_dir}: unusable emotions in its meta: {e}") from e
+      raise checkpoints.CheckpointError(
+        f"{step_dir}: unusable emotions in its meta: {e}"
+      ) from e
     config = config_schema.upgrade(meta["config"])
     problems = config_checks.data_problems(config.data)
-    if problems:  # A config edited by hand, or from a tool that did not check it.
-      raise checkpoints.CheckpointError(f"{step_dir}: its config cannot be used: "
-                                        + "; ".join(problems))
+    if (
+      problems
+    ):  # A config edited by hand, or from a tool that did not check it.
+      raise checkpoints.CheckpointError(
+        f"{step_dir}: its config cannot be used: " + "; ".join(problems)
+      )
     # Where the run itself stands is in its latest checkpoint (a best one is saved mid-stage).
     progress = meta
     workdir = workdir_lib.Workdir.of_checkpoint(step_dir)
-    if (workdir is not None and pathlib.Path(manager.directory).name == checkpoints.BEST
-        and workdir.checkpoint_dir(checkpoints.LATEST).is_dir()):
-      progress = checkpoints.restore_meta(checkpoints.managers(workdir)[checkpoints.LATEST]) or meta
-    unfinished = [s for s in config.stages if s not in progress.get("completed_stages", [])]
+    if (
+      workdir is not None
+      and pathlib.Path(manager.directory).name == checkpoints.BEST
+      and workdir.checkpoint_dir(checkpoints.LATEST).is_dir()
+    ):
+      progress = (
+        checkpoints.restore_meta(
+          checkpoints.managers(workdir)[checkpoints.LATEST]
+        )
+        or meta
+      )
+    unfinished = [
+      s for s in config.stages if s not in progress.get("completed_stages", [])
+    ]
     if unfinished:
-      logging.warning("%s is a checkpoint of an unfinished run (the run is at stage %s, epoch %s, "
-                      "step %s; not finished: %s); rerun train.py with the same --workdir to "
-                      "finish it", step_dir, progress.get("stage"), progress.get("epoch"),
-                      progress.get("step"), ", ".join(unfinished))
-    return cls(config=config, variables=variables, meta=meta, path=step_dir,
-               label_space=label_space)
+      logging.warning(
+        "%s is a checkpoint of an unfinished run (the run is at stage %s, epoch %s, "
+        "step %s; not finished: %s); rerun train.py with the same --workdir to "
+        "finish it",
+        step_dir,
+        progress.get("stage"),
+        progress.get("epoch"),
+        progress.get("step"),
+        ", ".join(unfinished),
+      )
+    return cls(
+      config=config,
+      variables=variables,
+      meta=meta,
+      path=step_dir,
+      label_space=label_space,
+    )
 
 
 def trained_gru(meta: dict) -> bool:
@@ -107,13 +145,19 @@ def trained_gru(meta: dict) -> bool:
   return meta.get("stage") in ("rnn", "joint")
 
 
-def output_description(meta: dict, window_length: int, policy: str = "tiled") -> str:
+def output_description(
+  meta: dict, window_length: int, policy: str = "tiled"
+) -> str:
   if trained_gru(meta):
-    windows = {"tiled": "tiled back from the end of each stretch of frames with a face",
-               "causal": "each ending at its frame"}[policy]
+    windows = {
+      "tiled": "tiled back from the end of each stretch of frames with a face",
+      "causal": "each ending at its frame",
+    }[policy]
     return f"GRU over {window_length}-frame windows of CNN features ({policy}: {windows})"
-  return (f"the CNN's own per-frame head: no GRU was trained (checkpoint stage "
-          f"{meta.get('stage')!r})")
+  return (
+    f"the CNN's own per-frame head: no GRU was trained (checkpoint stage "
+    f"{meta.get('stage')!r})"
+  )
 
 
 def covering_window_starts(num_frames: int, length: int) -> np.ndarray:
@@ -124,7 +168,9 @@ def covering_window_starts(num_frames: int, length: int) -> np.ndarray:
   left over, one more window starts at frame 0 and overlaps the next.
   """
   if num_frames < length:
-    raise ValueError(f"a video of {num_frames} frames is shorter than one window ({length})")
+    raise ValueError(
+      f"a video of {num_frames} frames is shorter than one window ({length})"
+    )
   starts = list(range(num_frames - length, -1, -length))[::-1]
   if starts[0] > 0:
     starts.insert(0, 0)
@@ -152,7 +198,9 @@ class Engine:
   def __init__(self, model: TrainedModel, batch_size: int | None = None):
     config = model.config
     self.model = model
-    self.window_length = preprocessing.config_from_data(config.data).window_length
+    self.window_length = preprocessing.config_from_data(
+      config.data
+    ).window_length
     self.batch_size = batch_size or config.eval_batch_size
     self.uses_gru = trained_gru(model.meta)
     cnn = model_lib.build_cnn(config)
@@ -162,28 +210,39 @@ class Engine:
     self._rnn_variables = {"params": model.variables["params"]["rnn"]}
     self._gru = gru_fn(tuple(config.model.rnn_hidden_sizes))
 
-  def features(self, frames: np.ndarray, fixed_shape: bool = False) -> np.ndarray:
+  def features(
+    self, frames: np.ndarray, fixed_shape: bool = False
+  ) -> np.ndarray:
     """(T, S, S, 1) frames -> (T, F) CNN features."""
-    return model_lib.apply_in_batches(self._features, self._cnn_variables, frames,
-                                      self.batch_size, fixed_shape)
+    return model_lib.apply_in_batches(
+      self._features, self._cnn_variables, frames, self.batch_size, fixed_shape
+    )
 
-  def frame_outputs(self, frames: np.ndarray, fixed_shape: bool = False) -> np.ndarray:
+  def frame_outputs(
+    self, frames: np.ndarray, fixed_shape: bool = False
+  ) -> np.ndarray:
     """(T, S, S, 1) frames -> (T, 2) from the CNN's own head, frame by frame."""
-    return model_lib.apply_in_batches(self._frame_va, self._cnn_variables, frames,
-                                      self.batch_size, fixed_shape)
+    return model_lib.apply_in_batches(
+      self._frame_va, self._cnn_variables, frames, self.batch_size, fixed_shape
+    )
 
-  def window_outputs(self, windows: np.ndarray, fixed_shape: bool = False) -> np.ndarray:
+  def window_outputs(
+    self, windows: np.ndarray, fixed_shape: bool = False
+  ) -> np.ndarray:
     """(N, T, F) windows of features -> (N, T, 2), every step of the GRU."""
     per_call = max(1, self.batch_size // windows.shape[1])
-    return model_lib.apply_in_batches(self._gru, self._rnn_variables, windows, per_call,
-                                      fixed_shape)
+    return model_lib.apply_in_batches(
+      self._gru, self._rnn_variables, windows, per_call, fixed_shape
+    )
 
   def predict_windows(self, windows: np.ndarray) -> np.ndarray:
     """(N, T, S, S, 1) frames -> (N, T, 2), each window on its own."""
     flat = windows.reshape((-1,) + windows.shape[2:])
     if not self.uses_gru:
       return self.frame_outputs(flat).reshape(windows.shape[:2] + (2,))
-    return self.window_outputs(self.features(flat).reshape(windows.shape[:2] + (-1,)))
+    return self.window_outputs(
+      self.features(flat).reshape(windows.shape[:2] + (-1,))
+    )
 
   def tiled(self, stretches: list[np.ndarray]) -> list[np.ndarray]:
     """(T_i, F) features of each stretch -> (T_i, 2), all windows batched together.
@@ -192,39 +251,61 @@ class Engine:
     first frame. Where the first window overlaps the next, the later one's
     output is kept.
     """
-    padded = [np.concatenate([np.repeat(s[:1], self.window_length - len(s), axis=0), s])
-              if len(s) < self.window_length else s for s in stretches]
-    starts = [covering_window_starts(len(s), self.window_length) for s in padded]
-    windows = np.stack([s[i:i + self.window_length] for s, ss in zip(padded, starts) for i in ss])
+    padded = [
+      np.concatenate([np.repeat(s[:1], self.window_length - len(s), axis=0), s])
+      if len(s) < self.window_length
+      else s
+      for s in stretches
+    ]
+    starts = [
+      covering_window_starts(len(s), self.window_length) for s in padded
+    ]
+    windows = np.stack(
+      [
+        s[i : i + self.window_length]
+        for s, ss in zip(padded, starts)
+        for i in ss
+      ]
+    )
     pred = iter(self.window_outputs(windows))
     outputs = []
     for stretch, padded_stretch, ss in zip(stretches, padded, starts):
       out = np.zeros((len(padded_stretch), 2), np.float32)
       for i in ss:
-        out[i:i + self.window_length] = next(pred)
-      outputs.append(out[len(padded_stretch) - len(stretch):])
+        out[i : i + self.window_length] = next(pred)
+      outputs.append(out[len(padded_stretch) - len(stretch) :])
     return outputs
 
-  def predict_videos(self, videos: list[np.ndarray], policy: str = "tiled") -> list[np.ndarray]:
+  def predict_videos(
+    self, videos: list[np.ndarray], policy: str = "tiled"
+  ) -> list[np.ndarray]:
     """(T_i, S, S, 1) frames of each video -> (T_i, 2) per video."""
     check_policy(policy)
     lengths = np.cumsum([len(v) for v in videos])[:-1]
     if not self.uses_gru:
       return np.split(self.frame_outputs(np.concatenate(videos)), lengths)
     if policy == "tiled":
-      return self.tiled(np.split(self.features(np.concatenate(videos)), lengths))
+      return self.tiled(
+        np.split(self.features(np.concatenate(videos)), lengths)
+      )
     outputs = []
     for video in videos:
       stream = Stream(self, policy)
-      pushed = [stream.push(video[i:i + self.batch_size])
-                for i in range(0, len(video), self.batch_size)]
-      outputs.append(np.concatenate([va for _, va in pushed + [stream.finish()]]))
+      pushed = [
+        stream.push(video[i : i + self.batch_size])
+        for i in range(0, len(video), self.batch_size)
+      ]
+      outputs.append(
+        np.concatenate([va for _, va in pushed + [stream.finish()]])
+      )
     return outputs
 
 
 def check_policy(policy: str) -> None:
   if policy not in WINDOW_POLICIES:
-    raise ValueError(f"window policy must be one of {', '.join(WINDOW_POLICIES)}, got {policy!r}")
+    raise ValueError(
+      f"window policy must be one of {', '.join(WINDOW_POLICIES)}, got {policy!r}"
+    )
 
 
 class Stream:
@@ -248,17 +329,27 @@ class Stream:
     self._features: collections.deque = collections.deque(maxlen=keep)
     self._next = 0  # The frame index that continues the stretch.
 
-  def push(self, frames: np.ndarray, indices=None) -> tuple[np.ndarray, np.ndarray]:
+  def push(
+    self, frames: np.ndarray, indices=None
+  ) -> tuple[np.ndarray, np.ndarray]:
     """Frames (n, S, S, 1), default the ones after the last pushed -> (indices, (m, 2)) of
     the frames answered now."""
-    indices = np.arange(self._next, self._next + len(frames)) if indices is None else indices
+    indices = (
+      np.arange(self._next, self._next + len(frames))
+      if indices is None
+      else indices
+    )
     if not len(frames):
       return _joined([])
     if not self.engine.uses_gru:
       self._next = indices[-1] + 1
-      return np.asarray(indices), self.engine.frame_outputs(frames, fixed_shape=True)
+      return np.asarray(indices), self.engine.frame_outputs(
+        frames, fixed_shape=True
+      )
     done, windows = [], []
-    for index, feature in zip(indices, self.engine.features(frames, fixed_shape=True)):
+    for index, feature in zip(
+      indices, self.engine.features(frames, fixed_shape=True)
+    ):
       if self._indices and index != self._next:
         done.append(self.finish())  # A gap starts a new stretch.
       self._indices.append(index)
@@ -267,29 +358,40 @@ class Stream:
       if self.policy == "causal":
         windows.append(self._causal_window())
     if windows:
-      last = self.engine.window_outputs(np.stack(windows), fixed_shape=True)[:, -1]
+      last = self.engine.window_outputs(np.stack(windows), fixed_shape=True)[
+        :, -1
+      ]
       done.append((np.asarray(indices), last))
     return _joined(done)
 
   def _causal_window(self) -> np.ndarray:
     stretch = list(self._features)
-    return np.stack([stretch[0]] * (self.engine.window_length - len(stretch)) + stretch)
+    return np.stack(
+      [stretch[0]] * (self.engine.window_length - len(stretch)) + stretch
+    )
 
   def finish(self) -> tuple[np.ndarray, np.ndarray]:
     """Ends the open stretch -> (indices, (m, 2)) of its frames not answered yet."""
     if self.policy == "causal" or not self._indices:
       out = _joined([])
     else:
-      out = (np.asarray(self._indices), self.engine.tiled([np.stack(self._features)])[0])
+      out = (
+        np.asarray(self._indices),
+        self.engine.tiled([np.stack(self._features)])[0],
+      )
     self._indices.clear()
     self._features.clear()
     return out
 
 
-def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def _joined(
+  parts: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
   if not parts:
     return np.zeros(0, int), np.zeros((0, 2), np.float32)
-  return np.concatenate([i for i, _ in parts]), np.concatenate([v for _, v in parts])
+  return np.concatenate([i for i, _ in parts]), np.concatenate(
+    [v for _, v in parts]
+  )
 
 
 class VideoPredictor:

@@ -31,14 +31,20 @@ def _strings(values) -> list[str]:
   return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
-def read_layers(path: pathlib.Path) -> tuple[list[tuple[str, dict]], dict | None]:
+def read_layers(
+  path: pathlib.Path,
+) -> tuple[list[tuple[str, dict]], dict | None]:
   """([(layer name, {weight name: array})] in file order, the model config or None)."""
   with h5py.File(path, "r") as f:
     root = f["model_weights"] if "model_weights" in f else f
     if "layer_names" not in root.attrs:
-      raise KerasImportError(f"{path} is not a Keras HDF5 model or weights file "
-                             "(no layer_names attribute)")
-    config = json.loads(f.attrs["model_config"]) if "model_config" in f.attrs else None
+      raise KerasImportError(
+        f"{path} is not a Keras HDF5 model or weights file "
+        "(no layer_names attribute)"
+      )
+    config = (
+      json.loads(f.attrs["model_config"]) if "model_config" in f.attrs else None
+    )
     layers = {}
     for layer_name in _strings(root.attrs["layer_names"]):
       group = root[layer_name]
@@ -46,15 +52,18 @@ def read_layers(path: pathlib.Path) -> tuple[list[tuple[str, dict]], dict | None
         # "conv2d/kernel:0", "gru/gru_cell/kernel:0"; a nested model's group
         # lists the weights of all its layers.
         owner, _, leaf = weight_name.rpartition("/")
-        layers.setdefault((layer_name, owner or layer_name), {})[leaf.removesuffix(":0")] = (
-            np.asarray(group[weight_name], np.float32))
+        layers.setdefault((layer_name, owner or layer_name), {})[
+          leaf.removesuffix(":0")
+        ] = np.asarray(group[weight_name], np.float32)
   return [(owner, weights) for (_, owner), weights in layers.items()], config
 
 
 def layer_configs(node) -> list[tuple[str, dict]]:
   """(class name, config) of every layer in a Keras model config, depth first."""
   config = node["config"]
-  layers = config if isinstance(config, list) else config.get("layers")  # A list: Keras < 2.2.
+  layers = (
+    config if isinstance(config, list) else config.get("layers")
+  )  # A list: Keras < 2.2.
   if layers is not None:
     return [c for layer in layers for c in layer_configs(layer)]
   if "layer" in config:  # TimeDistributed and other wrappers.
@@ -76,9 +85,14 @@ def input_shape(node):
   return next((s for s in map(input_shape, children) if s is not None), None)
 
 
-def write_checkpoint(out, config: ml_collections.ConfigDict, cnn_params: dict,
-                     cnn_batch_stats: dict, label_space: emotions.LabelSpace,
-                     source: dict) -> pathlib.Path:
+def write_checkpoint(
+  out,
+  config: ml_collections.ConfigDict,
+  cnn_params: dict,
+  cnn_batch_stats: dict,
+  label_space: emotions.LabelSpace,
+  source: dict,
+) -> pathlib.Path:
   """A checkpoint folder `out` with `config`'s CNN+RNN, its CNN replaced by the given one.
 
   It serves as `init_from`, and loads like a trained run in `eval.py` and
@@ -87,24 +101,44 @@ def write_checkpoint(out, config: ml_collections.ConfigDict, cnn_params: dict,
   """
   out = pathlib.Path(out)
   if workdir_lib.Workdir(out).checkpoints.exists():
-    raise FileExistsError(f"{out} already holds checkpoints; choose a new --out")
-  variables = model_lib.init_variables(config, jax.random.PRNGKey(config.seed), window_length=1)
+    raise FileExistsError(
+      f"{out} already holds checkpoints; choose a new --out"
+    )
+  variables = model_lib.init_variables(
+    config, jax.random.PRNGKey(config.seed), window_length=1
+  )
   fresh = model_lib.cnn_variables(variables)
-  loaded = {"params": {**fresh["params"], **cnn_params},
-            "batch_stats": {**fresh["batch_stats"], **cnn_batch_stats}}
+  loaded = {
+    "params": {**fresh["params"], **cnn_params},
+    "batch_stats": {**fresh["batch_stats"], **cnn_batch_stats},
+  }
   shapes = lambda tree: jax.tree_util.tree_map(np.shape, tree)
   if shapes(fresh) != shapes(loaded):
-    raise KerasImportError(f"config.model {dict(config.model)} does not build the imported CNN: "
-                           f"its shapes are {shapes(loaded)}, the config's {shapes(fresh)}")
-  variables = {"params": {**variables["params"], "cnn": loaded["params"]},
-               "batch_stats": {**variables["batch_stats"], "cnn": loaded["batch_stats"]}}
-  variables = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), variables)
-  meta = {"stage": IMPORTED_STAGE, "epoch": 0, "step": 0, "completed_stages": [],
-          "config": json.loads(config.to_json()),
-          "speakers": {"train": [], "validation": [], "test": []},
-          "source": source, **label_space.to_meta()}
+    raise KerasImportError(
+      f"config.model {dict(config.model)} does not build the imported CNN: "
+      f"its shapes are {shapes(loaded)}, the config's {shapes(fresh)}"
+    )
+  variables = {
+    "params": {**variables["params"], "cnn": loaded["params"]},
+    "batch_stats": {**variables["batch_stats"], "cnn": loaded["batch_stats"]},
+  }
+  variables = jax.tree_util.tree_map(
+    lambda a: np.asarray(a, np.float32), variables
+  )
+  meta = {
+    "stage": IMPORTED_STAGE,
+    "epoch": 0,
+    "step": 0,
+    "completed_stages": [],
+    "config": json.loads(config.to_json()),
+    "speakers": {"train": [], "validation": [], "test": []},
+    "source": source,
+    **label_space.to_meta(),
+  }
   manager = checkpoints.managers(out)[checkpoints.LATEST]
   # Orbax refuses an empty item, and no optimiser has run yet.
-  checkpoints.save(manager, 0, variables, {"count": np.zeros((), np.int32)}, meta)
+  checkpoints.save(
+    manager, 0, variables, {"count": np.zeros((), np.int32)}, meta
+  )
   manager.wait_until_finished()
   return out

@@ -94,7 +94,9 @@ def prototype_cross_entropy(pred, target, prototypes, temperature: float):
     Scalar mean over frames.
   """
   prototypes = jnp.asarray(prototypes, jnp.float32)
-  classes = jnp.argmin(jnp.sum((target[..., None, :] - prototypes) ** 2, -1), -1)
+  classes = jnp.argmin(
+    jnp.sum((target[..., None, :] - prototypes) ** 2, -1), -1
+  )
   logits = -jnp.sum((pred[..., None, :] - prototypes) ** 2, -1) / temperature
   log_p = jax.nn.log_softmax(logits)
   return -jnp.mean(jnp.take_along_axis(log_p, classes[..., None], -1))

@@ -30,7 +30,9 @@ def nearest_emotion(va: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
   `va` is (..., 2), `prototypes` (num_classes, 2); exact ties go to the lower
   index.
   """
-  distances = np.linalg.norm(np.asarray(va)[..., None, :] - np.asarray(prototypes), axis=-1)
+  distances = np.linalg.norm(
+    np.asarray(va)[..., None, :] - np.asarray(prototypes), axis=-1
+  )
   return np.argmin(distances, axis=-1)
 
 
@@ -67,7 +69,9 @@ def _stretches(length: int, frame_index) -> tuple[np.ndarray, np.ndarray]:
   """(starts, stops) of the stretches of consecutive frame numbers; one without `frame_index`."""
   if frame_index is None:
     return np.array([0]), np.array([length])
-  return _runs(np.asarray(frame_index) - np.arange(length))  # Constant within a stretch.
+  return _runs(
+    np.asarray(frame_index) - np.arange(length)
+  )  # Constant within a stretch.
 
 
 def smooth(va: np.ndarray, window: int, frame_index=None) -> np.ndarray:
@@ -78,7 +82,9 @@ def smooth(va: np.ndarray, window: int, frame_index=None) -> np.ndarray:
   the frames that exist, so no value is left unsmoothed. `window` 1 returns `va`.
   """
   if window < 1 or window % 2 == 0:
-    raise ValueError(f"window must be a positive odd number of frames, got {window}")
+    raise ValueError(
+      f"window must be a positive odd number of frames, got {window}"
+    )
   va = np.asarray(va, np.float64)
   starts, stops = _stretches(len(va), frame_index)
   t = np.arange(len(va))
@@ -95,11 +101,15 @@ def apex_frame(va: np.ndarray, origin, window: int, frame_index=None) -> int:
   `origin` is the neutral prototype, or (0, 0) for a vocabulary without one;
   ties go to the first frame.
   """
-  distances = np.linalg.norm(smooth(va, window, frame_index) - np.asarray(origin), axis=-1)
+  distances = np.linalg.norm(
+    smooth(va, window, frame_index) - np.asarray(origin), axis=-1
+  )
   return int(np.argmax(distances))
 
 
-def dominant_emotion(frame_emotions: np.ndarray, exclude: int | None) -> tuple[int, float]:
+def dominant_emotion(
+  frame_emotions: np.ndarray, exclude: int | None
+) -> tuple[int, float]:
   """(emotion, share of all frames): the most frequent emotion other than `exclude`.
 
   Real clips are mostly neutral around a short expression, so their
@@ -108,13 +118,18 @@ def dominant_emotion(frame_emotions: np.ndarray, exclude: int | None) -> tuple[i
   vocabulary without neutral), this is the `video_vote` of all frames.
   """
   frame_emotions = np.asarray(frame_emotions)
-  kept = frame_emotions if exclude is None else frame_emotions[frame_emotions != exclude]
+  kept = (
+    frame_emotions
+    if exclude is None
+    else frame_emotions[frame_emotions != exclude]
+  )
   winner = video_vote(kept if kept.size else frame_emotions)
   return winner, float(np.mean(frame_emotions == winner))
 
 
-def segments(frame_emotions: np.ndarray, min_length: int,
-             frame_index=None) -> list[tuple[int, int, int]]:
+def segments(
+  frame_emotions: np.ndarray, min_length: int, frame_index=None
+) -> list[tuple[int, int, int]]:
   """(first, last, emotion) per segment, positions into `frame_emotions`, covering each once.
 
   Flicker is smoothed first: runs of `min_length` frames or more stand; a
@@ -129,8 +144,10 @@ def segments(frame_emotions: np.ndarray, min_length: int,
   result = []
   for start, stop in zip(*_stretches(len(frame_emotions), frame_index)):
     labels = _without_flicker(frame_emotions[start:stop], min_length)
-    result += [(int(start + first), int(start + end - 1), int(labels[first]))
-               for first, end in zip(*_runs(labels))]
+    result += [
+      (int(start + first), int(start + end - 1), int(labels[first]))
+      for first, end in zip(*_runs(labels))
+    ]
   return result
 
 
@@ -139,7 +156,9 @@ def _without_flicker(labels: np.ndarray, min_length: int) -> np.ndarray:
   starts, stops = _runs(labels)
   stable = stops - starts >= min_length
   smoothed = labels.copy()
-  for first, end in zip(*_runs(stable)):  # Runs of runs: stable ones, or stretches of short ones.
+  for first, end in zip(
+    *_runs(stable)
+  ):  # Runs of runs: stable ones, or stretches of short ones.
     if stable[first]:
       continue
     start, stop = starts[first], stops[end - 1]
@@ -153,7 +172,9 @@ def _without_flicker(labels: np.ndarray, min_length: int) -> np.ndarray:
   return smoothed
 
 
-def confusion_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+def confusion_matrix(
+  true: np.ndarray, pred: np.ndarray, num_classes: int
+) -> np.ndarray:
   """(num_classes, num_classes) counts; rows are true emotions, columns predicted."""
   matrix = np.zeros((num_classes, num_classes), np.int64)
   np.add.at(matrix, (np.asarray(true), np.asarray(pred)), 1)
@@ -169,7 +190,9 @@ def per_class_precision_recall(true, pred, num_classes: int):
   matrix = confusion_matrix(true, pred, num_classes)
   hits = np.diag(matrix).astype(np.float64)
   predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
-  precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+  precision = np.divide(
+    hits, predicted, out=np.zeros_like(hits), where=predicted > 0
+  )
   recall = np.divide(hits, actual, out=np.zeros_like(hits), where=actual > 0)
   return precision, recall
 
@@ -202,16 +225,31 @@ def va_metrics(pred, labels, mask=None) -> dict[str, jax.Array]:
   w = None if mask is None else mask[..., None]
   ccc = losses.ccc(pred, labels, w, axis=axes)
   rmse = losses.rmse(pred, labels, mask)
-  return {"loss": losses.ccc_loss(pred, labels, mask), "ccc_valence": ccc[0],
-          "ccc_arousal": ccc[1], "rmse_valence": rmse[0], "rmse_arousal": rmse[1]}
+  return {
+    "loss": losses.ccc_loss(pred, labels, mask),
+    "ccc_valence": ccc[0],
+    "ccc_arousal": ccc[1],
+    "rmse_valence": rmse[0],
+    "rmse_arousal": rmse[1],
+  }
 
-def video_decisions(pred: np.ndarray, video_ids: np.ndarray, true_emotions: np.ndarray,
-                    prototypes: np.ndarray):
+
+def video_decisions(
+  pred: np.ndarray,
+  video_ids: np.ndarray,
+  true_emotions: np.ndarray,
+  prototypes: np.ndarray,
+):
   """(true, predicted) emotion per video: nearest prototype per frame, majority vote."""
-  frame_emotions = nearest_emotion(pred.reshape(len(video_ids), -1, 2), prototypes)
+  frame_emotions = nearest_emotion(
+    pred.reshape(len(video_ids), -1, 2), prototypes
+  )
   return vote_per_video(frame_emotions, video_ids, true_emotions)
 
-def vote_per_video(frame_emotions: np.ndarray, video_ids: np.ndarray, true_emotions: np.ndarray):
+
+def vote_per_video(
+  frame_emotions: np.ndarray, video_ids: np.ndarray, true_emotions: np.ndarray
+):
   """(true, voted) emotion per video from per-frame emotions of its examples, in order."""
   true, voted = [], []
   for video in np.unique(video_ids):

@@ -22,43 +22,68 @@ from varec import checkpoints
 from varec import config_schema
 from varec import models
 
+
 @dataclasses.dataclass(frozen=True)
 class CNNKind:
   """One kind of per-frame CNN (`config.model.cnn`): everything varec asks of it."""
-  build: Callable[[ml_collections.ConfigDict], nn.Module]  # The CNN a config describes.
+
+  build: Callable[
+    [ml_collections.ConfigDict], nn.Module
+  ]  # The CNN a config describes.
   # The smallest input side it can take (a feature map of at least one pixel).
   min_image_size: Callable[[ml_collections.ConfigDict], int]
   num_blocks: int  # Leading blocks `model.frozen_blocks` can keep as loaded.
-  compute_dtypes: tuple[str, ...]  # What its convolutions and feature layer can compute in.
+  compute_dtypes: tuple[
+    str, ...
+  ]  # What its convolutions and feature layer can compute in.
 
 
 def _fig3(config: ml_collections.ConfigDict) -> models.FrameCNN:
   m = config.model
-  return models.FrameCNN(filters=tuple(m.filters), kernel_size=m.kernel_size,
-                         num_features=m.num_features, dropout_rate=m.dropout_rate,
-                         frozen_blocks=m.frozen_blocks, dtype=jnp.dtype(config.compute_dtype))
+  return models.FrameCNN(
+    filters=tuple(m.filters),
+    kernel_size=m.kernel_size,
+    num_features=m.num_features,
+    dropout_rate=m.dropout_rate,
+    frozen_blocks=m.frozen_blocks,
+    dtype=jnp.dtype(config.compute_dtype),
+  )
+
 
 def _fig3_min_image_size(config: ml_collections.ConfigDict) -> int:
   k = config.model.kernel_size - 1
   # SAME conv, pool /2, VALID conv (-k), pool /2, VALID conv (-k) >= 1.
   return 2 * (2 * (1 + k) + k)
 
+
 def _mini_xception(config: ml_collections.ConfigDict) -> models.MiniXception:
   m = config.model
   return models.MiniXception(
-      num_features=m.num_features, dropout_rate=m.dropout_rate, frozen_blocks=m.frozen_blocks,
-      class_prototypes=tuple(tuple(p) for p in m.class_prototypes))
+    num_features=m.num_features,
+    dropout_rate=m.dropout_rate,
+    frozen_blocks=m.frozen_blocks,
+    class_prototypes=tuple(tuple(p) for p in m.class_prototypes),
+  )
+
 
 CNNS = {
-    "fig3": CNNKind(build=_fig3, min_image_size=_fig3_min_image_size,
-                    num_blocks=len(models.FrameCNN.BLOCKS), compute_dtypes=("float32", "bfloat16")),
-    # Two 3x3 VALID convolutions; the strided layers pad.
-    "mini_xception": CNNKind(build=_mini_xception, min_image_size=lambda config: 5,
-                             num_blocks=len(models.MiniXception().BLOCKS),
-                             compute_dtypes=("float32",)),
+  "fig3": CNNKind(
+    build=_fig3,
+    min_image_size=_fig3_min_image_size,
+    num_blocks=len(models.FrameCNN.BLOCKS),
+    compute_dtypes=("float32", "bfloat16"),
+  ),
+  # Two 3x3 VALID convolutions; the strided layers pad.
+  "mini_xception": CNNKind(
+    build=_mini_xception,
+    min_image_size=lambda config: 5,
+    num_blocks=len(models.MiniXception().BLOCKS),
+    compute_dtypes=("float32",),
+  ),
 }
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
+
 
 def cnn_kind(config: ml_collections.ConfigDict) -> CNNKind:
   """The registry entry of `config.model.cnn`.
@@ -67,21 +92,33 @@ def cnn_kind(config: ml_collections.ConfigDict) -> CNNKind:
     ValueError: a kind not in `CNNS`.
   """
   if config.model.cnn not in CNNS:
-    raise ValueError(f"model.cnn must be one of {', '.join(CNNS)}, got {config.model.cnn!r}")
+    raise ValueError(
+      f"model.cnn must be one of {', '.join(CNNS)}, got {config.model.cnn!r}"
+    )
   return CNNS[config.model.cnn]
 
-def build_model(config: ml_collections.ConfigDict) -> models.CNNRNN:
-  return models.CNNRNN(cnn=build_cnn(config), hidden_sizes=tuple(config.model.rnn_hidden_sizes))
 
-def build_cnn(config: ml_collections.ConfigDict) -> models.FrameCNN | models.MiniXception:
+def build_model(config: ml_collections.ConfigDict) -> models.CNNRNN:
+  return models.CNNRNN(
+    cnn=build_cnn(config), hidden_sizes=tuple(config.model.rnn_hidden_sizes)
+  )
+
+
+def build_cnn(
+  config: ml_collections.ConfigDict,
+) -> models.FrameCNN | models.MiniXception:
   """The CNN of the CNN+RNN on its own, for single frames."""
   return cnn_kind(config).build(config)
+
 
 def min_image_size(config: ml_collections.ConfigDict) -> int:
   """The smallest input side the CNN can take (a feature map of at least one pixel)."""
   return cnn_kind(config).min_image_size(config)
 
-def init_variables(config: ml_collections.ConfigDict, rng: jax.Array, window_length: int) -> dict:
+
+def init_variables(
+  config: ml_collections.ConfigDict, rng: jax.Array, window_length: int
+) -> dict:
   """CNN+RNN variables: {"params": {"cnn", "rnn"}, "batch_stats": {"cnn"}}."""
   size = config.data.image_size
   dummy = jnp.zeros((1, window_length, size, size, 1), jnp.uint8)
@@ -91,20 +128,27 @@ def init_variables(config: ml_collections.ConfigDict, rng: jax.Array, window_len
 
 def cnn_variables(variables: dict) -> dict:
   """The CNN's own variables inside the CNN+RNN's."""
-  return {"params": variables["params"]["cnn"], "batch_stats": variables["batch_stats"]["cnn"]}
+  return {
+    "params": variables["params"]["cnn"],
+    "batch_stats": variables["batch_stats"]["cnn"],
+  }
+
 
 @functools.cache
 def feature_fn(cnn: models.FrameCNN):
   """`fn(cnn_variables, frames) -> features` in inference mode, compiled once per architecture."""
   return jax.jit(lambda variables, x: cnn.apply(variables, x, train=False)[0])
 
+
 @functools.cache
 def frame_va_fn(cnn: models.FrameCNN):
   """`fn(cnn_variables, frames) -> valence-arousal` of the CNN's own head, in inference mode."""
   return jax.jit(lambda variables, x: cnn.apply(variables, x, train=False)[1])
 
-def apply_in_batches(step_fn, state, inputs: np.ndarray, batch_size: int,
-                     fixed_shape: bool = False) -> np.ndarray:
+
+def apply_in_batches(
+  step_fn, state, inputs: np.ndarray, batch_size: int, fixed_shape: bool = False
+) -> np.ndarray:
   """Runs `step_fn(state, batch)` over `inputs` in fixed-size batches (the last one padded).
 
   An input smaller than one batch runs unpadded, unless `fixed_shape`: a stream
@@ -112,12 +156,15 @@ def apply_in_batches(step_fn, state, inputs: np.ndarray, batch_size: int,
   """
   outputs = []
   for start in range(0, len(inputs), batch_size):
-    chunk = inputs[start:start + batch_size]
+    chunk = inputs[start : start + batch_size]
     pad = batch_size - len(chunk)
-    if pad and (fixed_shape or len(inputs) > batch_size):  # One shape for every call.
+    if pad and (
+      fixed_shape or len(inputs) > batch_size
+    ):  # One shape for every call.
       chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-    outputs.append(np.asarray(step_fn(state, chunk))[:batch_size - pad])
+    outputs.append(np.asarray(step_fn(state, chunk))[: batch_size - pad])
   return np.concatenate(outputs)
+
 
 def extract_features(config, variables: dict, frames: np.ndarray) -> np.ndarray:
   """300-d CNN features of windows (N, T, S, S, 1) -> (N, T, F), in inference mode."""
@@ -129,6 +176,7 @@ def extract_features(config, variables: dict, frames: np.ndarray) -> np.ndarray:
   features = apply_in_batches(fn, cnn_vars, flat, config.eval_batch_size)
   return features.reshape(n, t, -1)
 
+
 def load_cnn(path, variables: dict, config: ml_collections.ConfigDict) -> dict:
   """`variables` with the CNN's params and BatchNorm statistics from checkpoint `path`.
 
@@ -137,18 +185,34 @@ def load_cnn(path, variables: dict, config: ml_collections.ConfigDict) -> dict:
   """
   manager, step = checkpoints.resolve(path)
   source, _ = checkpoints.restore(manager, step)
-  source_config = config_schema.upgrade(checkpoints.restore_meta(manager, step)["config"])
+  source_config = config_schema.upgrade(
+    checkpoints.restore_meta(manager, step)["config"]
+  )
   source_model = source_config.model.to_dict()
   source_kind, kind = source_model["cnn"], config.model.cnn
   shape = lambda tree: jax.tree_util.tree_map(np.shape, tree)
-  if source_kind != kind or shape(source["params"]["cnn"]) != shape(variables["params"]["cnn"]):
-    raise ValueError(f"init_from: {manager.directory} holds a {source_kind} CNN of other shapes "
-                     f"than config.model builds ({kind}); use the model settings it was made with "
-                     f"({ {k: v for k, v in source_model.items() if k != 'class_prototypes'} })")
+  if source_kind != kind or shape(source["params"]["cnn"]) != shape(
+    variables["params"]["cnn"]
+  ):
+    raise ValueError(
+      f"init_from: {manager.directory} holds a {source_kind} CNN of other shapes "
+      f"than config.model builds ({kind}); use the model settings it was made with "
+      f"({ {k: v for k, v in source_model.items() if k != 'class_prototypes'} })"
+    )
   source_size = source_config.data.image_size
   if source_size != config.data.image_size:
-    logging.warning("init_from: its CNN was trained on %dx%d faces, this run feeds it %dx%d",
-                    source_size, source_size, config.data.image_size, config.data.image_size)
+    logging.warning(
+      "init_from: its CNN was trained on %dx%d faces, this run feeds it %dx%d",
+      source_size,
+      source_size,
+      config.data.image_size,
+      config.data.image_size,
+    )
   logging.info("CNN initialised from %s (step %d)", manager.directory, step)
-  return {"params": {**variables["params"], "cnn": source["params"]["cnn"]},
-          "batch_stats": {**variables["batch_stats"], "cnn": source["batch_stats"]["cnn"]}}
+  return {
+    "params": {**variables["params"], "cnn": source["params"]["cnn"]},
+    "batch_stats": {
+      **variables["batch_stats"],
+      "cnn": source["batch_stats"]["cnn"],
+    },
+  }

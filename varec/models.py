@@ -75,18 +75,18 @@ def quadrant_pool(x):
   rows = (slice(0, (h + 1) // 2), slice(h // 2, h))
   cols = (slice(0, (w + 1) // 2), slice(w // 2, w))
   return jnp.stack(
-      [
-          jnp.stack([x[..., r, c, :].mean(axis=(-3, -2)) for c in cols], -2)
-          for r in rows
-      ],
-      -3,
+    [
+      jnp.stack([x[..., r, c, :].mean(axis=(-3, -2)) for c in cols], -2)
+      for r in rows
+    ],
+    -3,
   )
 
 
 def _conv(x, kernel):
   """VALID stride-1 convolution, NHWC x HWIO, as XLA computes it."""
   return jax.lax.conv_general_dilated(
-      x, kernel, (1, 1), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
   )
 
 
@@ -106,30 +106,40 @@ class NormalizedConv(nn.Module):
 
   features: int
   kernel_size: tuple[int, int]
-  dtype: Any = jnp.float32  # Of the convolution; the normalisation stays float32.
+  dtype: Any = (
+    jnp.float32
+  )  # Of the convolution; the normalisation stays float32.
 
   @nn.compact
   def __call__(self, x, norm: nn.BatchNorm):
-    norm(x)  # Creates its parameters and, in training, updates its running statistics.
+    norm(
+      x
+    )  # Creates its parameters and, in training, updates its running statistics.
     channels = x.shape[-1]
     if norm.use_running_average:
-      mean = norm.get_variable('batch_stats', 'mean')
-      var = norm.get_variable('batch_stats', 'var')
+      mean = norm.get_variable("batch_stats", "mean")
+      var = norm.get_variable("batch_stats", "var")
     else:  # The batch's statistics, as flax's BatchNorm computes them.
       axes = tuple(range(x.ndim - 1))
       mean = x.mean(axes)
       var = jnp.maximum((x * x).mean(axes) - mean * mean, 0.0)
-    a = norm.get_variable('params', 'scale') * jax.lax.rsqrt(var + norm.epsilon)
-    b = norm.get_variable('params', 'bias') - mean * a
+    a = norm.get_variable("params", "scale") * jax.lax.rsqrt(var + norm.epsilon)
+    b = norm.get_variable("params", "bias") - mean * a
     kernel = self.param(
-        'kernel', keras_init, self.kernel_size + (channels, self.features)
+      "kernel", keras_init, self.kernel_size + (channels, self.features)
     )
     kh, kw = self.kernel_size
-    pads = ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0))  # SAME
+    pads = (
+      (0, 0),
+      ((kh - 1) // 2, kh // 2),
+      ((kw - 1) // 2, kw // 2),
+      (0, 0),
+    )  # SAME
     frames = jnp.pad(x.reshape((-1,) + x.shape[-3:]), pads)
     ones = jnp.pad(jnp.ones((1,) + x.shape[-3:], x.dtype), pads)
-    y = _conv(frames.astype(self.dtype), (kernel * a[:, None]).astype(self.dtype)) + _conv(
-        ones.astype(self.dtype), (kernel * b[:, None]).astype(self.dtype))
+    y = _conv(
+      frames.astype(self.dtype), (kernel * a[:, None]).astype(self.dtype)
+    ) + _conv(ones.astype(self.dtype), (kernel * b[:, None]).astype(self.dtype))
     return y.reshape(x.shape[:-3] + y.shape[1:])
 
 
@@ -157,7 +167,7 @@ class FrameCNN(nn.Module):
   """
 
   # Top-level modules of each block, input first (see `block_index`).
-  BLOCKS = (('BatchNorm_0', 'Conv_0'), ('Conv_1',), ('Conv_2',))
+  BLOCKS = (("BatchNorm_0", "Conv_0"), ("Conv_1",), ("Conv_2",))
 
   filters: Sequence[int] = (64, 128, 256)
   kernel_size: int = 5
@@ -173,30 +183,41 @@ class FrameCNN(nn.Module):
     k = (self.kernel_size, self.kernel_size)
     # Keras BatchNormalization defaults (momentum 0.99, epsilon 1e-3).
     norm = nn.BatchNorm(
-        use_running_average=not train or self.frozen_blocks > 0,
-        momentum=0.99,
-        epsilon=1e-3,
-        name='BatchNorm_0',
+      use_running_average=not train or self.frozen_blocks > 0,
+      momentum=0.99,
+      epsilon=1e-3,
+      name="BatchNorm_0",
     )
-    x = NormalizedConv(self.filters[0], k, dtype=self.dtype, name='Conv_0')(x, norm)
+    x = NormalizedConv(self.filters[0], k, dtype=self.dtype, name="Conv_0")(
+      x, norm
+    )
     for i, filters in enumerate(self.filters):
       if i:
         x = max_pool(x)
         x = nn.Conv(
-            filters, k, padding='VALID', use_bias=False, kernel_init=keras_init,
-            dtype=self.dtype, name=f'Conv_{i}',
+          filters,
+          k,
+          padding="VALID",
+          use_bias=False,
+          kernel_init=keras_init,
+          dtype=self.dtype,
+          name=f"Conv_{i}",
         )(x)
       x = nn.relu(x)
       if i == self.frozen_blocks - 1:  # No backward pass through frozen blocks.
         x = jax.lax.stop_gradient(x)
-    x = quadrant_pool(x.astype(jnp.float32))  # Means of up to 2,500 values each.
+    x = quadrant_pool(
+      x.astype(jnp.float32)
+    )  # Means of up to 2,500 values each.
     x = x.reshape(x.shape[:-3] + (-1,))
     features = nn.Dense(
-        self.num_features, kernel_init=keras_init, dtype=self.dtype,
-        name='features',
+      self.num_features,
+      kernel_init=keras_init,
+      dtype=self.dtype,
+      name="features",
     )(x).astype(jnp.float32)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
-    va = nn.Dense(2, kernel_init=keras_init, name='va')(x)
+    va = nn.Dense(2, kernel_init=keras_init, name="va")(x)
     return features, va
 
 
@@ -206,7 +227,7 @@ def block_index(cnn: nn.Module, module_name: str) -> int | None:
   A block lists module names; `block1` also owns `block1_sep0` and the like.
   """
   for i, names in enumerate(cnn.BLOCKS):
-    if any(module_name == n or module_name.startswith(n + '_') for n in names):
+    if any(module_name == n or module_name.startswith(n + "_") for n in names):
       return i
   return None
 
@@ -214,7 +235,7 @@ def block_index(cnn: nn.Module, module_name: str) -> int | None:
 def keras_batch_norm(train: bool, name: str) -> nn.BatchNorm:
   """Keras' BatchNormalization defaults (momentum 0.99, epsilon 1e-3)."""
   return nn.BatchNorm(
-      use_running_average=not train, momentum=0.99, epsilon=1e-3, name=name
+    use_running_average=not train, momentum=0.99, epsilon=1e-3, name=name
   )
 
 
@@ -227,12 +248,16 @@ def depthwise_conv(x, kernel):
   """
   k = kernel.shape[0]
   h, w = x.shape[-3:-1]
-  pad = [(0, 0)] * (x.ndim - 3) + [((k - 1) // 2, k // 2), ((k - 1) // 2, k // 2), (0, 0)]
+  pad = [(0, 0)] * (x.ndim - 3) + [
+    ((k - 1) // 2, k // 2),
+    ((k - 1) // 2, k // 2),
+    (0, 0),
+  ]
   x = jnp.pad(x, pad)
   return sum(
-      x[..., dy : dy + h, dx : dx + w, :] * kernel[dy, dx, 0]
-      for dy in range(k)
-      for dx in range(k)
+    x[..., dy : dy + h, dx : dx + w, :] * kernel[dy, dx, 0]
+    for dy in range(k)
+    for dx in range(k)
   )
 
 
@@ -249,12 +274,18 @@ def max_pool_same(x, window: int = 3, stride: int = 2):
     total = max((out - 1) * stride + window - n, 0)
     pads.append((total // 2, total - total // 2))
     outs.append(out)
-  x = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + pads + [(0, 0)], constant_values=-jnp.inf)
+  x = jnp.pad(
+    x, [(0, 0)] * (x.ndim - 3) + pads + [(0, 0)], constant_values=-jnp.inf
+  )
   (oh, ow), result = outs, None
   for dy in range(window):
     for dx in range(window):
-      part = x[..., dy : dy + stride * (oh - 1) + 1 : stride,
-               dx : dx + stride * (ow - 1) + 1 : stride, :]
+      part = x[
+        ...,
+        dy : dy + stride * (oh - 1) + 1 : stride,
+        dx : dx + stride * (ow - 1) + 1 : stride,
+        :,
+      ]
       result = part if result is None else jnp.maximum(result, part)
   return result
 
@@ -268,7 +299,7 @@ class DepthwiseConv(nn.Module):
   @nn.compact
   def __call__(self, x):
     kernel = self.param(
-        'kernel', keras_init, (self.kernel_size, self.kernel_size, 1, x.shape[-1])
+      "kernel", keras_init, (self.kernel_size, self.kernel_size, 1, x.shape[-1])
     )
     return depthwise_conv(x, kernel)
 
@@ -281,10 +312,13 @@ class SeparableConv(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = DepthwiseConv(self.kernel_size, name='depthwise')(x)
+    x = DepthwiseConv(self.kernel_size, name="depthwise")(x)
     return nn.Conv(
-        self.features, (1, 1), use_bias=False, kernel_init=keras_init,
-        name='pointwise',
+      self.features,
+      (1, 1),
+      use_bias=False,
+      kernel_init=keras_init,
+      name="pointwise",
     )(x)
 
 
@@ -323,7 +357,7 @@ class MiniXception(nn.Module):
 
   @property
   def BLOCKS(self):  # pylint: disable=invalid-name
-    return tuple((f'block{i}',) for i in range(len(self.widths) + 1))
+    return tuple((f"block{i}",) for i in range(len(self.widths) + 1))
 
   def _batch_norm(self, block: int, train: bool, name: str) -> nn.BatchNorm:
     return keras_batch_norm(train and block >= self.frozen_blocks, name)
@@ -337,32 +371,52 @@ class MiniXception(nn.Module):
     scale = 1 / 255 if jnp.issubdtype(x.dtype, jnp.integer) else 1.0
     x = x.astype(jnp.float32) * (2 * scale) - 1
     for i in range(2):
-      x = nn.Conv(8, (3, 3), padding='VALID', use_bias=False,
-                  kernel_init=keras_init, name=f'block0_conv{i}')(x)
-      x = nn.relu(self._batch_norm(0, train, f'block0_bn{i}')(x))
+      x = nn.Conv(
+        8,
+        (3, 3),
+        padding="VALID",
+        use_bias=False,
+        kernel_init=keras_init,
+        name=f"block0_conv{i}",
+      )(x)
+      x = nn.relu(self._batch_norm(0, train, f"block0_bn{i}")(x))
     x = self._frozen_output(0, x)
     for block, width in enumerate(self.widths, start=1):
-      prefix = f'block{block}'
-      shortcut = nn.Conv(width, (1, 1), strides=(2, 2), padding='SAME',
-                         use_bias=False, kernel_init=keras_init,
-                         name=f'{prefix}_shortcut')(x)
-      shortcut = self._batch_norm(block, train, f'{prefix}_shortcut_bn')(shortcut)
-      x = SeparableConv(width, name=f'{prefix}_sep0')(x)
-      x = nn.relu(self._batch_norm(block, train, f'{prefix}_bn0')(x))
-      x = SeparableConv(width, name=f'{prefix}_sep1')(x)
-      x = self._batch_norm(block, train, f'{prefix}_bn1')(x)
+      prefix = f"block{block}"
+      shortcut = nn.Conv(
+        width,
+        (1, 1),
+        strides=(2, 2),
+        padding="SAME",
+        use_bias=False,
+        kernel_init=keras_init,
+        name=f"{prefix}_shortcut",
+      )(x)
+      shortcut = self._batch_norm(block, train, f"{prefix}_shortcut_bn")(
+        shortcut
+      )
+      x = SeparableConv(width, name=f"{prefix}_sep0")(x)
+      x = nn.relu(self._batch_norm(block, train, f"{prefix}_bn0")(x))
+      x = SeparableConv(width, name=f"{prefix}_sep1")(x)
+      x = self._batch_norm(block, train, f"{prefix}_bn1")(x)
       x = self._frozen_output(block, max_pool_same(x) + shortcut)
-    logits = nn.Conv(self.num_classes, (3, 3), padding='SAME',
-                     kernel_init=keras_init, name='classifier')(x)
+    logits = nn.Conv(
+      self.num_classes,
+      (3, 3),
+      padding="SAME",
+      kernel_init=keras_init,
+      name="classifier",
+    )(x)
     logits = logits.mean(axis=(-3, -2))
     pooled = x.mean(axis=(-3, -2))
     # For tests and users who want the FER2013 classes themselves.
-    self.sow('intermediates', 'emotion_logits', logits)
-    self.sow('intermediates', 'pooled', pooled)
-    features = nn.Dense(self.num_features, kernel_init=keras_init,
-                        name='features')(pooled)
+    self.sow("intermediates", "emotion_logits", logits)
+    self.sow("intermediates", "pooled", pooled)
+    features = nn.Dense(
+      self.num_features, kernel_init=keras_init, name="features"
+    )(pooled)
     y = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
-    va = nn.Dense(2, kernel_init=keras_init, name='va')(y)
+    va = nn.Dense(2, kernel_init=keras_init, name="va")(y)
     if self.class_prototypes:
       prototypes = jnp.asarray(self.class_prototypes, jnp.float32)
       va = nn.softmax(logits) @ prototypes
@@ -384,15 +438,15 @@ class GRUStack(nn.Module):
   def __call__(self, x):
     for i, size in enumerate(self.hidden_sizes):
       gru = nn.scan(
-          nn.GRUCell,
-          variable_broadcast='params',
-          split_rngs={'params': False},
-          in_axes=1,
-          out_axes=1,
-      )(features=size, kernel_init=keras_init, name=f'gru{i}')
+        nn.GRUCell,
+        variable_broadcast="params",
+        split_rngs={"params": False},
+        in_axes=1,
+        out_axes=1,
+      )(features=size, kernel_init=keras_init, name=f"gru{i}")
       carry = jnp.zeros((x.shape[0], size), x.dtype)
       _, x = gru(carry, x)
-    return nn.Dense(2, kernel_init=keras_init, name='va')(x)
+    return nn.Dense(2, kernel_init=keras_init, name="va")(x)
 
 
 class CNNRNN(nn.Module):
@@ -412,4 +466,4 @@ class CNNRNN(nn.Module):
   def __call__(self, x, *, train: bool):
     b, t = x.shape[:2]
     features, _ = self.cnn(x.reshape((b * t,) + x.shape[2:]), train=train)
-    return GRUStack(self.hidden_sizes, name='rnn')(features.reshape(b, t, -1))
+    return GRUStack(self.hidden_sizes, name="rnn")(features.reshape(b, t, -1))

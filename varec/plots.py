@@ -16,14 +16,23 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 from varec import emotions  # pylint: disable=g-import-not-at-top
 
-CORRECT_COLOUR, WRONG_COLOUR = "tab:orange", "tab:blue"  # As in the paper's Fig. 5.
-TIMELINE_POINTS = 1000  # Most time steps `timeline` draws: about one per pixel column.
+CORRECT_COLOUR, WRONG_COLOUR = (
+  "tab:orange",
+  "tab:blue",
+)  # As in the paper's Fig. 5.
+TIMELINE_POINTS = (
+  1000  # Most time steps `timeline` draws: about one per pixel column.
+)
 
 
 def _emotion_colours(label_space: emotions.LabelSpace) -> dict[str, tuple]:
   """One colour per emotion: tab10's in class order up to 10 emotions, else spread over turbo."""
   n = len(label_space.emotions)
-  colours = plt.get_cmap("tab10").colors if n <= 10 else plt.get_cmap("turbo")(np.linspace(0, 1, n))
+  colours = (
+    plt.get_cmap("tab10").colors
+    if n <= 10
+    else plt.get_cmap("turbo")(np.linspace(0, 1, n))
+  )
   return dict(zip(label_space.emotions, colours))
 
 
@@ -33,11 +42,32 @@ def _va_axes(ax, label_space: emotions.LabelSpace, title: str) -> None:
   ax.axvline(0, color="0.85", lw=0.8, zorder=0)
   colours = _emotion_colours(label_space)
   for name, (v, a) in zip(label_space.emotions, label_space.prototypes):
-    ax.scatter(v, a, marker="X", s=70, color=colours[name], edgecolor="black", lw=0.6, zorder=5)
-    ax.annotate(name, (v, a), textcoords="offset points", xytext=(4, 4), fontsize=7, zorder=6)
+    ax.scatter(
+      v,
+      a,
+      marker="X",
+      s=70,
+      color=colours[name],
+      edgecolor="black",
+      lw=0.6,
+      zorder=5,
+    )
+    ax.annotate(
+      name,
+      (v, a),
+      textcoords="offset points",
+      xytext=(4, 4),
+      fontsize=7,
+      zorder=6,
+    )
   limit = max(1.1, 1.1 * np.abs(label_space.prototype_array()).max())
-  ax.set(xlim=(-limit, limit), ylim=(-limit, limit), xlabel="valence", ylabel="arousal",
-         title=title)
+  ax.set(
+    xlim=(-limit, limit),
+    ylim=(-limit, limit),
+    xlabel="valence",
+    ylabel="arousal",
+    title=title,
+  )
   ax.set_aspect("equal")
 
 
@@ -49,21 +79,38 @@ def _save(fig, path) -> pathlib.Path:
   return path
 
 
-def confusion_matrix(matrix: np.ndarray, label_space: emotions.LabelSpace, title: str,
-                     path) -> pathlib.Path:
+def confusion_matrix(
+  matrix: np.ndarray, label_space: emotions.LabelSpace, title: str, path
+) -> pathlib.Path:
   """Fig. 4: counts and row-normalised (recall per true emotion), side by side."""
   rows = matrix.sum(axis=1, keepdims=True)
-  normalised = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+  normalised = np.divide(
+    matrix, rows, out=np.zeros(matrix.shape), where=rows > 0
+  )
   fig, axes = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"wspace": 0.5})
-  for ax, values, fmt, label in ((axes[0], matrix, "d", "videos"),
-                                 (axes[1], normalised, ".2f", "share of the true emotion's videos")):
+  for ax, values, fmt, label in (
+    (axes[0], matrix, "d", "videos"),
+    (axes[1], normalised, ".2f", "share of the true emotion's videos"),
+  ):
     image = ax.imshow(values, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046, label=label)
     for (i, j), value in np.ndenumerate(values):
       if matrix[i, j]:
-        ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7,
-                color="white" if value > values.max() / 2 else "black")
-    ax.set_xticks(range(len(label_space.emotions)), label_space.emotions, rotation=60, ha="right")
+        ax.text(
+          j,
+          i,
+          format(value, fmt),
+          ha="center",
+          va="center",
+          fontsize=7,
+          color="white" if value > values.max() / 2 else "black",
+        )
+    ax.set_xticks(
+      range(len(label_space.emotions)),
+      label_space.emotions,
+      rotation=60,
+      ha="right",
+    )
     ax.set_yticks(range(len(label_space.emotions)), label_space.emotions)
     ax.set(xlabel="predicted emotion", ylabel="true emotion")
   axes[0].set_title("counts")
@@ -72,35 +119,73 @@ def confusion_matrix(matrix: np.ndarray, label_space: emotions.LabelSpace, title
   return _save(fig, path)
 
 
-def output_distribution(va: np.ndarray, true: np.ndarray, video_correct: np.ndarray,
-                        label_space: emotions.LabelSpace, title: str, path) -> pathlib.Path:
+def output_distribution(
+  va: np.ndarray,
+  true: np.ndarray,
+  video_correct: np.ndarray,
+  label_space: emotions.LabelSpace,
+  title: str,
+  path,
+) -> pathlib.Path:
   """Fig. 5: every frame's output, one panel per true emotion (5 per row), frames of
   correctly recognised videos in orange and of misrecognised ones in blue."""
   num_emotions = len(label_space.emotions)
   grid_cols = min(5, num_emotions)
   grid_rows = -(-num_emotions // grid_cols)  # Ceiling division.
-  fig, axes = plt.subplots(grid_rows, grid_cols, figsize=(4 * grid_cols, 4.25 * grid_rows),
-                           squeeze=False)
+  fig, axes = plt.subplots(
+    grid_rows,
+    grid_cols,
+    figsize=(4 * grid_cols, 4.25 * grid_rows),
+    squeeze=False,
+  )
   axes = axes.ravel()
   for ax in axes[num_emotions:]:
     ax.set_visible(False)
   for index, (ax, name) in enumerate(zip(axes, label_space.emotions)):
     rows = true == index
-    _va_axes(ax, label_space,
-             f"{name}\n" + (f"{video_correct[rows].mean():.0%} of frames in recognised videos"
-                            if rows.any() else "no videos"))
+    _va_axes(
+      ax,
+      label_space,
+      f"{name}\n"
+      + (
+        f"{video_correct[rows].mean():.0%} of frames in recognised videos"
+        if rows.any()
+        else "no videos"
+      ),
+    )
     ax.title.set_fontsize(9)
-    for correct, colour, label in ((False, WRONG_COLOUR, "misrecognised video"),
-                                   (True, CORRECT_COLOUR, "recognised video")):
+    for correct, colour, label in (
+      (False, WRONG_COLOUR, "misrecognised video"),
+      (True, CORRECT_COLOUR, "recognised video"),
+    ):
       sel = rows & (video_correct == correct)
-      ax.scatter(va[sel, 0], va[sel, 1], s=4, alpha=0.4, color=colour, label=label, zorder=2)
-  fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", fontsize=8, markerscale=3)
+      ax.scatter(
+        va[sel, 0],
+        va[sel, 1],
+        s=4,
+        alpha=0.4,
+        color=colour,
+        label=label,
+        zorder=2,
+      )
+  fig.legend(
+    *axes[0].get_legend_handles_labels(),
+    loc="upper right",
+    fontsize=8,
+    markerscale=3,
+  )
   fig.suptitle(title)
   return _save(fig, path)
 
 
-def trajectory(va: np.ndarray, nearest: np.ndarray, label_space: emotions.LabelSpace, title: str,
-               path, labelled: np.ndarray | None = None) -> pathlib.Path:
+def trajectory(
+  va: np.ndarray,
+  nearest: np.ndarray,
+  label_space: emotions.LabelSpace,
+  title: str,
+  path,
+  labelled: np.ndarray | None = None,
+) -> pathlib.Path:
   """Fig. 6: one video's frames in the valence-arousal plane, joined in time,
   coloured by nearest emotion (class indices into `label_space`), markers
   growing with the frame index."""
@@ -112,28 +197,57 @@ def trajectory(va: np.ndarray, nearest: np.ndarray, label_space: emotions.LabelS
   for index in np.unique(nearest):
     sel = nearest == index
     name = label_space.emotions[index]
-    ax.scatter(va[sel, 0], va[sel, 1], s=sizes[sel], color=colours[name], alpha=0.8, label=name,
-               zorder=3)
+    ax.scatter(
+      va[sel, 0],
+      va[sel, 1],
+      s=sizes[sel],
+      color=colours[name],
+      alpha=0.8,
+      label=name,
+      zorder=3,
+    )
   if labelled is not None and labelled.any():
     first = int(np.flatnonzero(labelled)[0])
-    ax.scatter(*va[first], s=120, facecolor="none", edgecolor="black", zorder=4,
-               label=f"first labelled frame ({first})")
-  ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7,
-            title="nearest emotion\n(size = frame index)", title_fontsize=7)
+    ax.scatter(
+      *va[first],
+      s=120,
+      facecolor="none",
+      edgecolor="black",
+      zorder=4,
+      label=f"first labelled frame ({first})",
+    )
+  ax.legend(
+    loc="upper left",
+    bbox_to_anchor=(1.02, 1),
+    fontsize=7,
+    title="nearest emotion\n(size = frame index)",
+    title_fontsize=7,
+  )
   return _save(fig, path)
 
 
-def emotion_trajectories(trajectories: dict[str, np.ndarray], label_space: emotions.LabelSpace,
-                         title: str, path) -> pathlib.Path:
+def emotion_trajectories(
+  trajectories: dict[str, np.ndarray],
+  label_space: emotions.LabelSpace,
+  title: str,
+  path,
+) -> pathlib.Path:
   """Fig. 7: every speaker's trajectory for one emotion on one plot."""
   fig, ax = plt.subplots(figsize=(7, 7))
   _va_axes(ax, label_space, title)
-  colours = plt.get_cmap("viridis")(np.linspace(0, 1, max(1, len(trajectories))))
+  colours = plt.get_cmap("viridis")(
+    np.linspace(0, 1, max(1, len(trajectories)))
+  )
   for colour, (speaker, va) in zip(colours, sorted(trajectories.items())):
     ax.plot(va[:, 0], va[:, 1], color=colour, lw=0.8, alpha=0.8, label=speaker)
     ax.scatter(*va[-1], color=colour, s=25, zorder=4)
-  ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=6,
-            title="speaker\n(dot = last frame)", title_fontsize=7)
+  ax.legend(
+    loc="upper left",
+    bbox_to_anchor=(1.02, 1),
+    fontsize=6,
+    title="speaker\n(dot = last frame)",
+    title_fontsize=7,
+  )
   return _save(fig, path)
 
 
@@ -141,16 +255,27 @@ def _buckets(values: np.ndarray, size: int):
   """(mean, min, max) of `values` (T, d) per `size` consecutive rows; NaN rows are
   ignored, and a bucket of NaN rows only is NaN."""
   padded = np.full((-(-len(values) // size) * size, values.shape[1]), np.nan)
-  padded[:len(values)] = values
+  padded[: len(values)] = values
   blocks = padded.reshape(-1, size, values.shape[1])
   count = np.sum(~np.isnan(blocks), axis=1)
-  mean = np.divide(np.nansum(blocks, axis=1), count, out=np.full(count.shape, np.nan),
-                   where=count > 0)
+  mean = np.divide(
+    np.nansum(blocks, axis=1),
+    count,
+    out=np.full(count.shape, np.nan),
+    where=count > 0,
+  )
   return mean, np.fmin.reduce(blocks, axis=1), np.fmax.reduce(blocks, axis=1)
 
 
-def timeline(va: np.ndarray, fps: float, segments, label_space: emotions.LabelSpace, title: str,
-             path, apex: tuple[float, float, float] | None = None) -> pathlib.Path:
+def timeline(
+  va: np.ndarray,
+  fps: float,
+  segments,
+  label_space: emotions.LabelSpace,
+  title: str,
+  path,
+  apex: tuple[float, float, float] | None = None,
+) -> pathlib.Path:
   """Valence and arousal against time, emotion segments as a coloured band above.
 
   `va` is (frames, 2), NaN where a frame has no face (the lines break there);
@@ -165,32 +290,74 @@ def timeline(va: np.ndarray, fps: float, segments, label_space: emotions.LabelSp
   size = -(-len(va) // TIMELINE_POINTS)
   mean, low, high = _buckets(va, size)
   t = (np.arange(len(mean)) * size + (size - 1) / 2) / fps / scale
-  fig, (band, ax) = plt.subplots(2, 1, sharex=True, figsize=(10, 4.5),
-                                 gridspec_kw={"height_ratios": (1, 8), "hspace": 0.05})
+  fig, (band, ax) = plt.subplots(
+    2,
+    1,
+    sharex=True,
+    figsize=(10, 4.5),
+    gridspec_kw={"height_ratios": (1, 8), "hspace": 0.05},
+  )
   by_emotion: dict[str, list] = {}
   for start, end, name in segments:
-    by_emotion.setdefault(name, []).append((start / scale, (end - start) / scale))
+    by_emotion.setdefault(name, []).append(
+      (start / scale, (end - start) / scale)
+    )
   colours = _emotion_colours(label_space)
   for name in (e for e in label_space.emotions if e in by_emotion):
     band.broken_barh(by_emotion[name], (0, 1), color=colours[name], label=name)
   band.set(yticks=[], ylim=(0, 1), title=title)
-  band.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title="segments",
-              title_fontsize=7)
+  band.legend(
+    loc="upper left",
+    bbox_to_anchor=(1.01, 1),
+    fontsize=7,
+    title="segments",
+    title_fontsize=7,
+  )
   ax.axhline(0, color="0.85", lw=0.8, zorder=0)
   # Black and dark grey: the band's emotion colours stay unambiguous.
   lines = (("valence", "black", "-"), ("arousal", "0.45", "--"))
   for column, (name, colour, style) in enumerate(lines):
-    ax.plot(t, mean[:, column], color=colour, ls=style, lw=0.9,
-            label=name if size == 1 else f"{name}, mean of {size} frames (shaded: min-max)")
+    ax.plot(
+      t,
+      mean[:, column],
+      color=colour,
+      ls=style,
+      lw=0.9,
+      label=name
+      if size == 1
+      else f"{name}, mean of {size} frames (shaded: min-max)",
+    )
     if size > 1:
-      ax.fill_between(t, low[:, column], high[:, column], color=colour, alpha=0.2, lw=0)
+      ax.fill_between(
+        t, low[:, column], high[:, column], color=colour, alpha=0.2, lw=0
+      )
   if apex is not None:
     time_s, *values = apex
-    ax.axvline(time_s / scale, color="black", ls="--", lw=0.8, label="apex (smoothed values)")
-    ax.scatter([time_s / scale] * 2, values, color=[c for _, c, _ in lines], marker="*", s=90,
-               edgecolor="black", lw=0.5, zorder=4)
-  limit = max(1.0, np.nanmax(np.abs(va)))  # Beyond [-1, 1] only if the outputs are.
-  ax.set(xlim=(0, duration / scale), ylim=(-limit, limit), xlabel=f"time ({unit})",
-         ylabel="valence, arousal")
+    ax.axvline(
+      time_s / scale,
+      color="black",
+      ls="--",
+      lw=0.8,
+      label="apex (smoothed values)",
+    )
+    ax.scatter(
+      [time_s / scale] * 2,
+      values,
+      color=[c for _, c, _ in lines],
+      marker="*",
+      s=90,
+      edgecolor="black",
+      lw=0.5,
+      zorder=4,
+    )
+  limit = max(
+    1.0, np.nanmax(np.abs(va))
+  )  # Beyond [-1, 1] only if the outputs are.
+  ax.set(
+    xlim=(0, duration / scale),
+    ylim=(-limit, limit),
+    xlabel=f"time ({unit})",
+    ylabel="valence, arousal",
+  )
   ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0), fontsize=7)
   return _save(fig, path)

@@ -40,8 +40,9 @@ class _Frame:
   box: np.ndarray | None = None  # Face box (x0, y0, x1, y1) in source pixels.
 
 
-def stream_frames(path, target_fps: float,
-                  stats: dict | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+def stream_frames(
+  path, target_fps: float, stats: dict | None = None
+) -> Iterator[tuple[int, float, np.ndarray]]:
   """(index, time in s, BGR frame) at `target_fps`, decoded one at a time.
 
   Other rates are resampled like `preprocessing.resample_indices`: target
@@ -55,7 +56,9 @@ def stream_frames(path, target_fps: float,
   try:
     resample = preprocessing.needs_resampling(source_fps, target_fps)
     if resample:
-      logging.info("%s: resampling from %.3f to %.3f fps", path, source_fps, target_fps)
+      logging.info(
+        "%s: resampling from %.3f to %.3f fps", path, source_fps, target_fps
+      )
     source_index, emitted = 0, 0
     while True:
       ok, frame = capture.read()
@@ -65,7 +68,9 @@ def stream_frames(path, target_fps: float,
         yield source_index, source_index / target_fps, frame
         emitted += 1
       # Emit this source frame for every target time it is nearest to.
-      while resample and round(emitted * source_fps / target_fps) == source_index:
+      while (
+        resample and round(emitted * source_fps / target_fps) == source_index
+      ):
         yield emitted, emitted / target_fps, frame
         emitted += 1
       source_index += 1
@@ -82,8 +87,13 @@ class Predictor:
   `predict_video` writes its outputs with `varec.video_report`.
   """
 
-  def __init__(self, model: inference.TrainedModel, batch_size: int = 128,
-               faces_cropped: bool | None = None, window_policy: str = "causal"):
+  def __init__(
+    self,
+    model: inference.TrainedModel,
+    batch_size: int = 128,
+    faces_cropped: bool | None = None,
+    window_policy: str = "causal",
+  ):
     """`faces_cropped`: the input frames are face crops; None = as the model's training data.
     `window_policy`: one of `inference.WINDOW_POLICIES`."""
     inference.check_policy(window_policy)
@@ -93,14 +103,21 @@ class Predictor:
     self.data = model.config.data
     # Every preprocessing setting is the checkpoint's: crops are cut as the dataset
     # builders stored the training data, then go through the same `model_input`.
-    self.preprocess = preprocessing.config_from_data(self.data, pad_short_clips=False)
+    self.preprocess = preprocessing.config_from_data(
+      self.data, pad_short_clips=False
+    )
     if faces_cropped is not None:
-      self.preprocess = dataclasses.replace(self.preprocess, faces_cropped=faces_cropped)
+      self.preprocess = dataclasses.replace(
+        self.preprocess, faces_cropped=faces_cropped
+      )
     self.engine = inference.Engine(model, batch_size)
     self.window_length = self.engine.window_length
     if not self.engine.uses_gru:
-      logging.warning("%s: %s", model.path,
-                      inference.output_description(model.meta, self.window_length))
+      logging.warning(
+        "%s: %s",
+        model.path,
+        inference.output_description(model.meta, self.window_length),
+      )
     self.label_space = model.label_space
     self.prototypes = model.label_space.prototype_array()
 
@@ -132,10 +149,14 @@ class Predictor:
     if pending:  # The last frame is always tried, as in training.
       yield from self._resolve(anchor, pending, stats)
 
-  def _resolve(self, anchor: _Frame | None, pending: list[_Frame], stats) -> Iterator[_Frame]:
+  def _resolve(
+    self, anchor: _Frame | None, pending: list[_Frame], stats
+  ) -> Iterator[_Frame]:
     """Detects on pending[-1] and gives the frames since `anchor` their boxes."""
     end = pending[-1]
-    boxes = preprocessing.detect_faces(end.gray, self.preprocess.detect_max_side)
+    boxes = preprocessing.detect_faces(
+      end.gray, self.preprocess.detect_max_side
+    )
     stats["detections"] += 1
     stats["multiple_faces"] += len(boxes) > 1
     end.box = boxes[0] if len(boxes) else None
@@ -146,22 +167,30 @@ class Predictor:
       yield frame
     yield end
 
-  def _predict(self, frames: Iterator[_Frame], stats) -> Iterator[tuple[_Frame, np.ndarray | None]]:
+  def _predict(
+    self, frames: Iterator[_Frame], stats
+  ) -> Iterator[tuple[_Frame, np.ndarray | None]]:
     """(frame, (valence, arousal) or None), in order, batch by batch."""
     stream = inference.Stream(self.engine, self.window_policy)
-    pending: collections.deque = collections.deque()  # Frames not yielded yet, in order.
+    pending: collections.deque = (
+      collections.deque()
+    )  # Frames not yielded yet, in order.
     outputs = {}
     batch: list[_Frame] = []
 
     def flush(end: bool):
       with_face = [f for f in batch if f.box is not None]
       if with_face:
-        crops = preprocessing.model_input(np.stack([self._crop(f, stats) for f in with_face])
-                                          [..., None], self.data)
+        crops = preprocessing.model_input(
+          np.stack([self._crop(f, stats) for f in with_face])[..., None],
+          self.data,
+        )
         outputs.update(zip(*stream.push(crops, [f.index for f in with_face])))
       for f in batch:
         f.gray = None  # Cropped: a tiled stretch waiting for its end holds only the rest.
-      if end or (batch and batch[-1].box is None):  # A frame without a face ends a stretch.
+      if end or (
+        batch and batch[-1].box is None
+      ):  # A frame without a face ends a stretch.
         outputs.update(zip(*stream.finish()))
       pending.extend(batch)
       batch.clear()
@@ -185,18 +214,24 @@ class Predictor:
 
   # -- Public API ------------------------------------------------------------------
 
-  def iter_frames(self, path, keep_bgr: bool = False, stats: dict | None = None):
+  def iter_frames(
+    self, path, keep_bgr: bool = False, stats: dict | None = None
+  ):
     """Yields (frame, (valence, arousal) or None) for every frame of a video file."""
     stats = stats if stats is not None else collections.Counter()
 
     def decoded():
       for index, time_s, bgr in stream_frames(path, self.preprocess.fps, stats):
-        gray = preprocessing.equalize_histogram(preprocessing.grayscale_mean_rgb(bgr))
+        gray = preprocessing.equalize_histogram(
+          preprocessing.grayscale_mean_rgb(bgr)
+        )
         yield _Frame(index, time_s, bgr if keep_bgr else None, gray)
 
     yield from self._predict(self._with_boxes(decoded(), stats), stats)
 
-  def predict_video(self, path, output=None, annotate: bool = False) -> pd.DataFrame:
+  def predict_video(
+    self, path, output=None, annotate: bool = False
+  ) -> pd.DataFrame:
     """Predicts every frame of `path`; with `output`, writes frames.csv, summary.json,
     trajectory.png, timeline.png (and annotated.mp4 if `annotate`) there
     (`video_report.write`, which also returns the summary).

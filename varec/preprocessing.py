@@ -47,31 +47,58 @@ class VideoError(Exception):
     self.reason = reason
 
 
-_DEFAULTS = base.get_data_config()  # The one set of defaults: configs/base.py's data fields.
+_DEFAULTS = (
+  base.get_data_config()
+)  # The one set of defaults: configs/base.py's data fields.
 
 
 @dataclasses.dataclass(frozen=True)
 class PreprocessConfig:
   """Parameters of §4.5; defaults are configs/base.py's (which says where they leave the paper)."""
+
   fps: float = _DEFAULTS.fps  # Target frame rate; other rates are resampled.
-  crop_size: int = _DEFAULTS.crop_size  # Side of the square face crop the builds store.
-  face_margin: float = _DEFAULTS.face_margin  # Added on each side of the face box, as a fraction.
-  detect_max_side: int = _DEFAULTS.detect_max_side  # Frames are downscaled to this for detection.
-  detect_every: int = _DEFAULTS.detect_every  # Detect on every k-th frame (and the last).
-  num_labelled_frames: int = _DEFAULTS.num_labelled_frames  # The last N frames carry the label.
+  crop_size: int = (
+    _DEFAULTS.crop_size
+  )  # Side of the square face crop the builds store.
+  face_margin: float = (
+    _DEFAULTS.face_margin
+  )  # Added on each side of the face box, as a fraction.
+  detect_max_side: int = (
+    _DEFAULTS.detect_max_side
+  )  # Frames are downscaled to this for detection.
+  detect_every: int = (
+    _DEFAULTS.detect_every
+  )  # Detect on every k-th frame (and the last).
+  num_labelled_frames: int = (
+    _DEFAULTS.num_labelled_frames
+  )  # The last N frames carry the label.
   window_length: int = _DEFAULTS.window_length  # Frames per RNN window.
-  window_stride: int = _DEFAULTS.window_length  # Step between window starts (non-overlapping).
-  faces_cropped: bool = _DEFAULTS.faces_cropped  # Frames are already face crops: no detection.
-  pad_short_clips: bool = False  # Pad clips shorter than a window by repeating their first frame.
+  window_stride: int = (
+    _DEFAULTS.window_length
+  )  # Step between window starts (non-overlapping).
+  faces_cropped: bool = (
+    _DEFAULTS.faces_cropped
+  )  # Frames are already face crops: no detection.
+  pad_short_clips: bool = (
+    False  # Pad clips shorter than a window by repeating their first frame.
+  )
   # Beyond the paper: crop along dlib's 5 landmarks, eyes level (`varec.face_alignment`).
   align_faces: bool = _DEFAULTS.align_faces
 
 
 # The data-config fields that set a `PreprocessConfig` (a checkpoint carries them all), each
 # an attribute of the same name.
-PREPROCESS_FIELDS = ("fps", "face_margin", "detect_max_side", "detect_every",
-                     "num_labelled_frames", "window_length", "faces_cropped", "align_faces",
-                     "crop_size")
+PREPROCESS_FIELDS = (
+  "fps",
+  "face_margin",
+  "detect_max_side",
+  "detect_every",
+  "num_labelled_frames",
+  "window_length",
+  "faces_cropped",
+  "align_faces",
+  "crop_size",
+)
 
 # Builds named the stored crop side `image_size` before it was called `crop_size`; the
 # builder-config names (a digest of these fields) and the preprocessing cache keep the old
@@ -79,7 +106,9 @@ PREPROCESS_FIELDS = ("fps", "face_margin", "detect_max_side", "detect_every",
 _BUILD_NAMES = {"crop_size": "image_size"}
 
 
-def config_from_data(data, pad_short_clips: bool | None = None) -> PreprocessConfig:
+def config_from_data(
+  data, pad_short_clips: bool | None = None
+) -> PreprocessConfig:
   """The `PreprocessConfig` of a complete data config (`config.data` of a run, or a
   checkpoint's after `config_schema.upgrade`).
 
@@ -88,8 +117,11 @@ def config_from_data(data, pad_short_clips: bool | None = None) -> PreprocessCon
   """
   if pad_short_clips is None:
     pad_short_clips = data.name == "video_folder"
-  return PreprocessConfig(window_stride=data.window_length, pad_short_clips=pad_short_clips,
-                          **{field: data[field] for field in PREPROCESS_FIELDS})
+  return PreprocessConfig(
+    window_stride=data.window_length,
+    pad_short_clips=pad_short_clips,
+    **{field: data[field] for field in PREPROCESS_FIELDS},
+  )
 
 
 def data_fields(config: PreprocessConfig) -> dict:
@@ -99,7 +131,9 @@ def data_fields(config: PreprocessConfig) -> dict:
 
 def build_fields(config: PreprocessConfig) -> dict:
   """The fields of `config` under the names builds hash (builder-config names, caches)."""
-  return {_BUILD_NAMES.get(k, k): v for k, v in dataclasses.asdict(config).items()}
+  return {
+    _BUILD_NAMES.get(k, k): v for k, v in dataclasses.asdict(config).items()
+  }
 
 
 def upgrade_recorded(recorded: dict) -> dict:
@@ -111,14 +145,19 @@ def upgrade_recorded(recorded: dict) -> dict:
 @dataclasses.dataclass
 class PreprocessedVideo:
   """One video after §4.5 steps 1-3 and 5."""
+
   frames: np.ndarray  # (T, S, S, 1) uint8 face crops.
   boxes: np.ndarray  # (T, 4) int32 face box (x0, y0, x1, y1) in source pixels.
-  detected: np.ndarray  # (T,) bool: the box comes from a detection on this frame.
+  detected: (
+    np.ndarray
+  )  # (T,) bool: the box comes from a detection on this frame.
   labelled: np.ndarray  # (T,) bool: the frame carries the emotion's label.
   source_fps: float
   num_detection_attempts: int
   num_failed_detections: int
-  num_padded_frames: int = 0  # Copies of the first frame put in front of a short clip.
+  num_padded_frames: int = (
+    0  # Copies of the first frame put in front of a short clip.
+  )
   # Pre-cropped frames in which no face was found for alignment, used as they are.
   num_alignment_fallbacks: int = 0
 
@@ -148,9 +187,13 @@ def open_video(path) -> tuple[cv2.VideoCapture, float]:
   fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else None
   if fps is None or not np.isfinite(fps) or fps <= 0:
     capture.release()
-    raise VideoError(path, "cannot be opened as a video (not a video, corrupt, truncated or "
-                     "unsupported codec)" if fps is None else
-                     f"the container reports no usable frame rate ({fps})")
+    raise VideoError(
+      path,
+      "cannot be opened as a video (not a video, corrupt, truncated or "
+      "unsupported codec)"
+      if fps is None
+      else f"the container reports no usable frame rate ({fps})",
+    )
   return capture, float(fps)
 
 
@@ -176,20 +219,31 @@ def read_video(path) -> tuple[np.ndarray, float]:
   if not frames:
     raise VideoError(path, "no frame could be decoded")
   if announced > 0 and len(frames) < announced * TRUNCATION_TOLERANCE:
-    raise VideoError(path, f"truncated or corrupt: decoded {len(frames)} of the {announced} "
-                     "frames its header announces")
+    raise VideoError(
+      path,
+      f"truncated or corrupt: decoded {len(frames)} of the {announced} "
+      "frames its header announces",
+    )
   if announced > 0 and len(frames) < announced:
-    logging.warning("%s: decoded %d of the %d frames its header announces; using those",
-                    path, len(frames), announced)
+    logging.warning(
+      "%s: decoded %d of the %d frames its header announces; using those",
+      path,
+      len(frames),
+      announced,
+    )
   return np.stack(frames), fps
 
 
-def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
+def resample_indices(
+  num_frames: int, source_fps: float, target_fps: float
+) -> np.ndarray:
   """Indices of the source frames nearest to a `target_fps` time grid."""
   duration = num_frames / source_fps
   num_target = max(1, int(round(duration * target_fps)))
   times = np.arange(num_target) / target_fps
-  return np.minimum(np.round(times * source_fps).astype(np.int64), num_frames - 1)
+  return np.minimum(
+    np.round(times * source_fps).astype(np.int64), num_frames - 1
+  )
 
 
 def needs_resampling(source_fps: float, target_fps: float) -> bool:
@@ -236,6 +290,7 @@ def _dlib_detector():
   # One detector per process/thread: dlib objects are not picklable.
   if not hasattr(_detector_local, "detector"):
     import dlib  # pylint: disable=g-import-not-at-top
+
     _detector_local.detector = dlib.get_frontal_face_detector()
   return _detector_local.detector
 
@@ -246,10 +301,19 @@ def detect_faces(gray: np.ndarray, max_side: int) -> np.ndarray:
   Returns (N, 4) float boxes (x0, y0, x1, y1) in `gray`'s pixels, largest first.
   """
   scale = min(1.0, max_side / max(gray.shape[:2]))
-  small = gray if scale == 1.0 else cv2.resize(
-      gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-  faces = sorted(_dlib_detector()(small, 0), key=lambda r: -r.width() * r.height())
-  boxes = np.array([[f.left(), f.top(), f.right(), f.bottom()] for f in faces], np.float64)
+  small = (
+    gray
+    if scale == 1.0
+    else cv2.resize(
+      gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+    )
+  )
+  faces = sorted(
+    _dlib_detector()(small, 0), key=lambda r: -r.width() * r.height()
+  )
+  boxes = np.array(
+    [[f.left(), f.top(), f.right(), f.bottom()] for f in faces], np.float64
+  )
   return boxes.reshape(-1, 4) / scale
 
 
@@ -262,7 +326,7 @@ def detect_largest_face(gray: np.ndarray, max_side: int) -> np.ndarray | None:
 def detection_schedule(num_frames: int, every: int) -> np.ndarray:
   """Frames on which detection runs: every `every`-th frame and the last one."""
   attempted = np.zeros(num_frames, bool)
-  attempted[::max(1, every)] = True
+  attempted[:: max(1, every)] = True
   attempted[-1] = True
   return attempted
 
@@ -290,7 +354,9 @@ def fill_missing_boxes(boxes: np.ndarray, attempted: np.ndarray) -> np.ndarray:
     filled[t] = boxes[found_idx[np.argmin(np.abs(found_idx - t))]]
   anchors = np.flatnonzero(attempted | found)
   frames = np.arange(len(boxes))
-  return np.stack([np.interp(frames, anchors, filled[anchors, k]) for k in range(4)], axis=1)
+  return np.stack(
+    [np.interp(frames, anchors, filled[anchors, k]) for k in range(4)], axis=1
+  )
 
 
 def square_box(box: np.ndarray, margin: float) -> np.ndarray:
@@ -340,12 +406,15 @@ def person_of(speaker: str) -> str:
 def labelled_mask(num_frames: int, num_labelled: int) -> np.ndarray:
   """(T,) bool: the last `num_labelled` frames (all frames if the video is shorter)."""
   mask = np.zeros(num_frames, bool)
-  mask[max(0, num_frames - num_labelled):] = True
+  mask[max(0, num_frames - num_labelled) :] = True
   return mask
 
 
-def frame_labels(emotion: str, num_frames: int,
-                 label_space: emotions.LabelSpace = emotions.TABLE2) -> np.ndarray:
+def frame_labels(
+  emotion: str,
+  num_frames: int,
+  label_space: emotions.LabelSpace = emotions.TABLE2,
+) -> np.ndarray:
   """(T, 2) float32: the emotion's prototype (valence, arousal) for every frame."""
   proto = label_space.prototype_array()[label_space.index(emotion)]
   return np.tile(proto, (num_frames, 1))
@@ -366,13 +435,20 @@ def window_starts(labelled: np.ndarray, length: int, stride: int) -> np.ndarray:
   first, last_start = idx[0], idx[-1] - length + 1
   starts = np.arange(last_start, first - 1, -stride)[::-1]
   # Only contiguous runs of labelled frames make a window.
-  return np.array([s for s in starts if labelled[s:s + length].all()], np.int64)
+  return np.array(
+    [s for s in starts if labelled[s : s + length].all()], np.int64
+  )
 
 
-def cut_windows(array: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+def cut_windows(
+  array: np.ndarray, starts: np.ndarray, length: int
+) -> np.ndarray:
   """Stacks array[s:s+length] for each start: (num_windows, length, ...)."""
-  return np.stack([array[s:s + length] for s in starts]) if len(starts) else (
-      np.zeros((0, length) + array.shape[1:], array.dtype))
+  return (
+    np.stack([array[s : s + length] for s in starts])
+    if len(starts)
+    else (np.zeros((0, length) + array.shape[1:], array.dtype))
+  )
 
 
 # -- Stored crops to model input -----------------------------------------------
@@ -383,7 +459,9 @@ def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
   if crops.shape[-2] == size:
     return crops
   flat = crops.reshape((-1,) + crops.shape[-3:-1])
-  out = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in flat])
+  out = np.stack(
+    [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in flat]
+  )
   return out.reshape(crops.shape[:-3] + (size, size, 1))
 
 
@@ -404,7 +482,11 @@ def model_input(crops: np.ndarray, data) -> np.ndarray:
 def pad_front(frames: np.ndarray, length: int) -> np.ndarray:
   """Repeats the first frame in front until there are `length` frames."""
   missing = max(0, length - len(frames))
-  return np.concatenate([np.repeat(frames[:1], missing, axis=0), frames]) if missing else frames
+  return (
+    np.concatenate([np.repeat(frames[:1], missing, axis=0), frames])
+    if missing
+    else frames
+  )
 
 
 def face_boxes(gray: np.ndarray, config: PreprocessConfig, name: str):
@@ -417,17 +499,27 @@ def face_boxes(gray: np.ndarray, config: PreprocessConfig, name: str):
       boxes[i] = box
   detected = ~np.isnan(boxes).any(axis=1)
   if not detected.any():
-    raise VideoError(name, f"no face found in any of {attempted.sum()} frames tried")
+    raise VideoError(
+      name, f"no face found in any of {attempted.sum()} frames tried"
+    )
   return fill_missing_boxes(boxes, attempted), detected, int(attempted.sum())
 
 
-def face_crop(gray: np.ndarray, box: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+def face_crop(
+  gray: np.ndarray, box: np.ndarray, config: PreprocessConfig
+) -> np.ndarray:
   """The (S, S) crop of the face in `box` of a full frame: aligned on its landmarks
   if `config.align_faces`, else the paper's square around the box with the margin."""
   if config.align_faces:
-    return face_alignment.align(gray, face_alignment.landmarks(gray, box), config.crop_size,
-                                config.face_margin)
-  return crop_and_resize(gray, square_box(box, config.face_margin), config.crop_size)
+    return face_alignment.align(
+      gray,
+      face_alignment.landmarks(gray, box),
+      config.crop_size,
+      config.face_margin,
+    )
+  return crop_and_resize(
+    gray, square_box(box, config.face_margin), config.crop_size
+  )
 
 
 def whole_frame_box(gray: np.ndarray) -> np.ndarray:
@@ -442,7 +534,9 @@ PRECROPPED_DETECT_SIDE = 200
 PRECROPPED_BORDER = 0.25
 
 
-def precropped_face(gray: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, bool]:
+def precropped_face(
+  gray: np.ndarray, config: PreprocessConfig
+) -> tuple[np.ndarray, bool]:
   """(S, S) crop of a frame that is already a face crop, and whether it was aligned.
 
   With `config.align_faces`, the face is detected in the upsampled crop and
@@ -451,18 +545,32 @@ def precropped_face(gray: np.ndarray, config: PreprocessConfig) -> tuple[np.ndar
   """
   if config.align_faces:
     scale = max(1.0, PRECROPPED_DETECT_SIDE / min(gray.shape))
-    big = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale,
-                                               interpolation=cv2.INTER_LINEAR)
+    big = (
+      gray
+      if scale == 1.0
+      else cv2.resize(
+        gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR
+      )
+    )
     border = round(PRECROPPED_BORDER * max(big.shape))
-    big = cv2.copyMakeBorder(big, border, border, border, border, cv2.BORDER_REPLICATE)
+    big = cv2.copyMakeBorder(
+      big, border, border, border, border, cv2.BORDER_REPLICATE
+    )
     boxes = detect_faces(big, config.detect_max_side)
     if len(boxes):
       return face_crop(big, boxes[0], config), True
-  return crop_and_resize(gray, square_box(whole_frame_box(gray), 0.0), config.crop_size), False
+  return crop_and_resize(
+    gray, square_box(whole_frame_box(gray), 0.0), config.crop_size
+  ), False
 
 
-def preprocess_frames(frames: np.ndarray, source_fps: float, config: PreprocessConfig,
-                      *, name: str = "video") -> PreprocessedVideo:
+def preprocess_frames(
+  frames: np.ndarray,
+  source_fps: float,
+  config: PreprocessConfig,
+  *,
+  name: str = "video",
+) -> PreprocessedVideo:
   """Steps 1-3 and 5 on decoded BGR (or RGB) frames (T, H, W, 3).
 
   A clip shorter than a window (a still, a few frames), with
@@ -471,11 +579,16 @@ def preprocess_frames(frames: np.ndarray, source_fps: float, config: PreprocessC
   short clip's unlabelled neutral start stay unlabelled.
   """
   if needs_resampling(source_fps, config.fps):
-    logging.info("%s: resampling from %.3f to %.3f fps", name, source_fps, config.fps)
+    logging.info(
+      "%s: resampling from %.3f to %.3f fps", name, source_fps, config.fps
+    )
     frames = frames[resample_indices(len(frames), source_fps, config.fps)]
   if len(frames) < config.window_length and not config.pad_short_clips:
-    raise VideoError(name, f"only {len(frames)} frames at {config.fps:g} fps, "
-                     f"shorter than one window of {config.window_length}")
+    raise VideoError(
+      name,
+      f"only {len(frames)} frames at {config.fps:g} fps, "
+      f"shorter than one window of {config.window_length}",
+    )
   gray = np.stack([equalize_histogram(grayscale_mean_rgb(f)) for f in frames])
   attempts = fallbacks = 0
   if config.faces_cropped:
@@ -483,32 +596,50 @@ def preprocess_frames(frames: np.ndarray, source_fps: float, config: PreprocessC
     crops = np.stack(crops)
     fallbacks = aligned.count(False) if config.align_faces else 0
     if fallbacks:
-      logging.info("%s: no face found to align in %d of %d pre-cropped frames; used as they are",
-                   name, fallbacks, len(gray))
-    boxes, detected = np.stack([whole_frame_box(g) for g in gray]), np.ones(len(gray), bool)
+      logging.info(
+        "%s: no face found to align in %d of %d pre-cropped frames; used as they are",
+        name,
+        fallbacks,
+        len(gray),
+      )
+    boxes, detected = (
+      np.stack([whole_frame_box(g) for g in gray]),
+      np.ones(len(gray), bool),
+    )
   else:
     boxes, detected, attempts = face_boxes(gray, config, name)
     crops = np.stack([face_crop(g, b, config) for g, b in zip(gray, boxes)])
   labelled = labelled_mask(len(crops), config.num_labelled_frames)
   num_padded = max(0, config.window_length - len(crops))
   if num_padded:
-    logging.info("%s: %d frames, padded with %d copies of the first", name, len(crops), num_padded)
-    crops, boxes, detected, labelled = (pad_front(a, config.window_length)
-                                        for a in (crops, boxes, detected, labelled))
+    logging.info(
+      "%s: %d frames, padded with %d copies of the first",
+      name,
+      len(crops),
+      num_padded,
+    )
+    crops, boxes, detected, labelled = (
+      pad_front(a, config.window_length)
+      for a in (crops, boxes, detected, labelled)
+    )
   return PreprocessedVideo(
-      frames=crops[..., None],
-      boxes=np.round(boxes).astype(np.int32),
-      detected=detected,
-      labelled=labelled,
-      source_fps=source_fps,
-      num_detection_attempts=attempts,
-      num_failed_detections=int(attempts - detected[num_padded:].sum()) if attempts else 0,
-      num_padded_frames=num_padded,
-      num_alignment_fallbacks=fallbacks,
+    frames=crops[..., None],
+    boxes=np.round(boxes).astype(np.int32),
+    detected=detected,
+    labelled=labelled,
+    source_fps=source_fps,
+    num_detection_attempts=attempts,
+    num_failed_detections=int(attempts - detected[num_padded:].sum())
+    if attempts
+    else 0,
+    num_padded_frames=num_padded,
+    num_alignment_fallbacks=fallbacks,
   )
 
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+IMAGE_EXTENSIONS = frozenset(
+  {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+)
 
 
 def read_frame_folder(path) -> np.ndarray:
@@ -519,18 +650,28 @@ def read_frame_folder(path) -> np.ndarray:
     VideoError: no image, an unreadable image, or images of different sizes.
   """
   path = pathlib.Path(path)
-  files = [path] if path.is_file() else sorted(
-      p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+  files = (
+    [path]
+    if path.is_file()
+    else sorted(
+      p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+  )
   if not files:
-    raise VideoError(path, f"folder holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    raise VideoError(
+      path, f"folder holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+    )
   frames = []
   for file in files:
     image = cv2.imread(str(file), cv2.IMREAD_COLOR)
     if image is None:
       raise VideoError(file, "cannot be read as an image")
     if frames and image.shape != frames[0].shape:
-      raise VideoError(file, f"size {image.shape[:2]} differs from the folder's first image "
-                       f"{frames[0].shape[:2]}")
+      raise VideoError(
+        file,
+        f"size {image.shape[:2]} differs from the folder's first image "
+        f"{frames[0].shape[:2]}",
+      )
     frames.append(image)
   return np.stack(frames)
 
@@ -540,6 +681,8 @@ def preprocess_video(path, config: PreprocessConfig) -> PreprocessedVideo:
   taken to be at `config.fps`, and runs `preprocess_frames`; raises VideoError."""
   path = pathlib.Path(path)
   if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
-    return preprocess_frames(read_frame_folder(path), config.fps, config, name=str(path))
+    return preprocess_frames(
+      read_frame_folder(path), config.fps, config, name=str(path)
+    )
   frames, fps = read_video(path)
   return preprocess_frames(frames, fps, config, name=str(path))

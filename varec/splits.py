@@ -18,18 +18,24 @@ from varec import preprocessing
 SPLIT_NAMES = ("train", "validation", "test")
 
 
-def split_sizes(num_groups: int, ratios: Sequence[float]) -> tuple[int, int, int]:
+def split_sizes(
+  num_groups: int, ratios: Sequence[float]
+) -> tuple[int, int, int]:
   """Group counts per split, proportional to `ratios`, each split non-empty when possible.
 
   The largest remainders get the leftover groups; 22 groups at 8:2:1 give
   (16, 4, 2) and 44 give (32, 8, 4).
   """
   if num_groups < len(SPLIT_NAMES):
-    raise ValueError(f"need at least {len(SPLIT_NAMES)} speakers to split, got {num_groups}")
+    raise ValueError(
+      f"need at least {len(SPLIT_NAMES)} speakers to split, got {num_groups}"
+    )
   ratios = np.asarray(ratios, np.float64)
   exact = num_groups * ratios / ratios.sum()
   sizes = np.floor(exact).astype(int)
-  for i in np.argsort(-(exact - sizes), kind="stable")[:num_groups - sizes.sum()]:
+  for i in np.argsort(-(exact - sizes), kind="stable")[
+    : num_groups - sizes.sum()
+  ]:
     sizes[i] += 1
   # Steal from the largest split so that no split is empty.
   for i in np.flatnonzero(sizes == 0):
@@ -38,8 +44,12 @@ def split_sizes(num_groups: int, ratios: Sequence[float]) -> tuple[int, int, int
   return tuple(int(s) for s in sizes)
 
 
-def split_speakers(speakers: Iterable[str], seed: int, ratios: Sequence[float] = (8, 2, 1),
-                   group_mirrors: bool = True) -> dict[str, tuple[str, ...]]:
+def split_speakers(
+  speakers: Iterable[str],
+  seed: int,
+  ratios: Sequence[float] = (8, 2, 1),
+  group_mirrors: bool = True,
+) -> dict[str, tuple[str, ...]]:
   """Assigns every speaker to train, validation or test, shuffled by `seed`.
 
   Args:
@@ -61,5 +71,7 @@ def split_speakers(speakers: Iterable[str], seed: int, ratios: Sequence[float] =
   for name, lo, hi in zip(SPLIT_NAMES, bounds[:-1], bounds[1:]):
     for g in order[lo:hi]:
       split_of_group[groups[g]] = name
-  return {name: tuple(s for s in speakers if split_of_group[key(s)] == name)
-          for name in SPLIT_NAMES}
+  return {
+    name: tuple(s for s in speakers if split_of_group[key(s)] == name)
+    for name in SPLIT_NAMES
+  }

@@ -31,22 +31,29 @@ STAGES = ("cnn", "rnn", "joint")
 
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.01}
 
+
 class TrainState(train_state.TrainState):
   """Params, optimiser state and BatchNorm statistics of the module being trained."""
+
   batch_stats: Any = None
   rng: jax.Array = None  # Dropout key; folded with the step for each batch.
-  loss_fn: Callable = struct.field(pytree_node=False, default=losses.ccc_loss)  # (pred, labels).
+  loss_fn: Callable = struct.field(
+    pytree_node=False, default=losses.ccc_loss
+  )  # (pred, labels).
 
 
 def frozen_labels(params: dict, cnn, path: tuple[str, ...]) -> dict:
-  """"frozen" for the parameters of `cnn`'s first `cnn.frozen_blocks` blocks, else "train".
+  """ "frozen" for the parameters of `cnn`'s first `cnn.frozen_blocks` blocks, else "train".
 
   `path` says where the CNN's parameters sit in `params` (() when `params` are its own).
   """
+
   def label(keys):
-    inside = keys[:len(path)] == path and len(keys) > len(path)
+    inside = keys[: len(path)] == path and len(keys) > len(path)
     block = models.block_index(cnn, keys[len(path)]) if inside else None
-    return "frozen" if block is not None and block < cnn.frozen_blocks else "train"
+    return (
+      "frozen" if block is not None and block < cnn.frozen_blocks else "train"
+    )
 
   flat = flax.traverse_util.flatten_dict(params)
   return flax.traverse_util.unflatten_dict({k: label(k) for k in flat})
@@ -58,6 +65,7 @@ def frozen_labels(params: dict, cnn, path: tuple[str, ...]) -> dict:
 @dataclasses.dataclass(frozen=True)
 class Stage:
   """What a stage trains: `forward(params, batch_stats, inputs, train, rng) -> (va, batch_stats)`."""
+
   name: str
   forward: Callable
   # Where the stage's params and batch stats sit inside the CNN+RNN variables.
@@ -65,11 +73,17 @@ class Stage:
   # Where the CNN's params sit inside the stage's own (None: the stage has no CNN).
   cnn_path: tuple[str, ...] | None = None
 
+
 def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
-  module, path, cnn_path = {"cnn": (model_lib.build_cnn(config), ("cnn",), ()),
-                            "rnn": (models.GRUStack(tuple(config.model.rnn_hidden_sizes)),
-                                    ("rnn",), None),
-                            "joint": (model_lib.build_model(config), (), ("cnn",))}[name]
+  module, path, cnn_path = {
+    "cnn": (model_lib.build_cnn(config), ("cnn",), ()),
+    "rnn": (
+      models.GRUStack(tuple(config.model.rnn_hidden_sizes)),
+      ("rnn",),
+      None,
+    ),
+    "joint": (model_lib.build_model(config), (), ("cnn",)),
+  }[name]
 
   def forward(params, batch_stats, inputs, train, rng):
     variables = {"params": params}
@@ -77,8 +91,13 @@ def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
     if batch_stats:
       variables["batch_stats"] = batch_stats
     if train and batch_stats:
-      out, updates = module.apply(variables, inputs, rngs={"dropout": rng},
-                                  mutable=["batch_stats"], **kwargs)
+      out, updates = module.apply(
+        variables,
+        inputs,
+        rngs={"dropout": rng},
+        mutable=["batch_stats"],
+        **kwargs,
+      )
       batch_stats = updates["batch_stats"]
     else:
       out = module.apply(variables, inputs, rngs={"dropout": rng}, **kwargs)
@@ -86,38 +105,61 @@ def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
 
   return Stage(name, forward, path, cnn_path)
 
-def with_frozen_blocks(tx, stage: Stage, config: ml_collections.ConfigDict, params: dict):
+
+def with_frozen_blocks(
+  tx, stage: Stage, config: ml_collections.ConfigDict, params: dict
+):
   """`tx` that leaves the first `config.model.frozen_blocks` CNN blocks unchanged."""
   cnn = model_lib.build_cnn(config)
   if stage.cnn_path is None or not cnn.frozen_blocks:
     return tx
-  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},
-                               frozen_labels(params, cnn, stage.cnn_path))
+  return optax.multi_transform(
+    {"train": tx, "frozen": optax.set_to_zero()},
+    frozen_labels(params, cnn, stage.cnn_path),
+  )
+
 
 def subtree(tree: dict, path: tuple[str, ...]):
   for key in path:
     tree = tree.get(key, {}) if tree else {}
   return tree
 
+
 def with_subtree(tree: dict, path: tuple[str, ...], value) -> dict:
   if not path:
     return value
   return {**tree, path[0]: with_subtree(tree.get(path[0], {}), path[1:], value)}
 
-def make_optimizer(config: ml_collections.ConfigDict, stage_config, steps: int,
-                   warmup_steps: int = 0):
+
+def make_optimizer(
+  config: ml_collections.ConfigDict,
+  stage_config,
+  steps: int,
+  warmup_steps: int = 0,
+):
   """Adam or SGD on the stage's learning-rate schedule, after a linear warmup from 0."""
   if config.optimizer not in DEFAULT_LEARNING_RATES:
     raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam or sgd")
   if config.lr_schedule not in ("constant", "cosine"):
-    raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; use constant or cosine")
+    raise ValueError(
+      f"unknown lr_schedule {config.lr_schedule!r}; use constant or cosine"
+    )
   lr = stage_config.learning_rate or DEFAULT_LEARNING_RATES[config.optimizer]
   warmup_steps = min(warmup_steps, steps)
   decay_steps = max(1, steps - warmup_steps)
-  after_warmup = (optax.constant_schedule(lr) if config.lr_schedule == "constant"
-                  else optax.cosine_decay_schedule(lr, decay_steps))
-  schedule = after_warmup if not warmup_steps else optax.join_schedules(
-      [optax.linear_schedule(0.0, lr, warmup_steps), after_warmup], [warmup_steps])
+  after_warmup = (
+    optax.constant_schedule(lr)
+    if config.lr_schedule == "constant"
+    else optax.cosine_decay_schedule(lr, decay_steps)
+  )
+  schedule = (
+    after_warmup
+    if not warmup_steps
+    else optax.join_schedules(
+      [optax.linear_schedule(0.0, lr, warmup_steps), after_warmup],
+      [warmup_steps],
+    )
+  )
   if config.optimizer == "adam":
     return optax.adam(schedule)
   decay = config.sgd_decay
@@ -125,7 +167,10 @@ def make_optimizer(config: ml_collections.ConfigDict, stage_config, steps: int,
   decayed = lambda step: schedule(step) / (1 + decay * step)
   return optax.sgd(decayed if decay else schedule, momentum=config.momentum)
 
-def make_loss(config: ml_collections.ConfigDict, prototypes: np.ndarray) -> Callable:
+
+def make_loss(
+  config: ml_collections.ConfigDict, prototypes: np.ndarray
+) -> Callable:
   """The training objective: eq. 9, plus `config.loss.prototype_weight` x the prototype
   cross-entropy when that weight is set (beyond the paper; 0 by default).
 
@@ -138,22 +183,38 @@ def make_loss(config: ml_collections.ConfigDict, prototypes: np.ndarray) -> Call
   temperature = config.loss.prototype_temperature
 
   def loss(pred, labels):
-    return losses.ccc_loss(pred, labels) + weight * losses.prototype_cross_entropy(
-        pred, labels, prototypes, temperature)
+    return losses.ccc_loss(
+      pred, labels
+    ) + weight * losses.prototype_cross_entropy(
+      pred, labels, prototypes, temperature
+    )
 
   return loss
 
-def create_train_state(stage: Stage, variables: dict, tx, rng,
-                       loss_fn: Callable = losses.ccc_loss) -> TrainState:
+
+def create_train_state(
+  stage: Stage, variables: dict, tx, rng, loss_fn: Callable = losses.ccc_loss
+) -> TrainState:
   return TrainState.create(
-      apply_fn=stage.forward, params=subtree(variables["params"], stage.path), tx=tx,
-      batch_stats=subtree(variables.get("batch_stats", {}), stage.path) or {}, rng=rng,
-      loss_fn=loss_fn)
+    apply_fn=stage.forward,
+    params=subtree(variables["params"], stage.path),
+    tx=tx,
+    batch_stats=subtree(variables.get("batch_stats", {}), stage.path) or {},
+    rng=rng,
+    loss_fn=loss_fn,
+  )
 
 
-def stage_state(name: str, config: ml_collections.ConfigDict, variables: dict, *,
-                num_steps: int, rng: jax.Array, warmup_steps: int = 0,
-                prototypes: np.ndarray | None = None) -> tuple[Stage, TrainState]:
+def stage_state(
+  name: str,
+  config: ml_collections.ConfigDict,
+  variables: dict,
+  *,
+  num_steps: int,
+  rng: jax.Array,
+  warmup_steps: int = 0,
+  prototypes: np.ndarray | None = None,
+) -> tuple[Stage, TrainState]:
   """The stage `name` and its train state at the start of training on `variables`.
 
   The optimizer runs its schedule over `num_steps` (after `warmup_steps`),
@@ -163,8 +224,12 @@ def stage_state(name: str, config: ml_collections.ConfigDict, variables: dict, *
   """
   stage = make_stage(name, config)
   tx = make_optimizer(config, config[name], num_steps, warmup_steps)
-  tx = with_frozen_blocks(tx, stage, config, subtree(variables["params"], stage.path))
-  loss_fn = losses.ccc_loss if prototypes is None else make_loss(config, prototypes)
+  tx = with_frozen_blocks(
+    tx, stage, config, subtree(variables["params"], stage.path)
+  )
+  loss_fn = (
+    losses.ccc_loss if prototypes is None else make_loss(config, prototypes)
+  )
   return stage, create_train_state(stage, variables, tx, rng, loss_fn)
 
 
@@ -176,20 +241,33 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
   rng = jax.random.fold_in(state.rng, state.step)
 
   def loss_fn(params):
-    pred, batch_stats = state.apply_fn(params, state.batch_stats, batch["inputs"], True, rng)
+    pred, batch_stats = state.apply_fn(
+      params, state.batch_stats, batch["inputs"], True, rng
+    )
     return state.loss_fn(pred, batch["labels"]), (pred, batch_stats)
 
-  (_, (pred, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (_, (pred, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    state.params
+  )
   state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
   return state, metrics.va_metrics(pred, batch["labels"])
 
+
 def eval_step(state: TrainState, inputs: jax.Array) -> jax.Array:
   """Predictions (valence, arousal) in inference mode."""
-  pred, _ = state.apply_fn(state.params, state.batch_stats, inputs, False, state.rng)
+  pred, _ = state.apply_fn(
+    state.params, state.batch_stats, inputs, False, state.rng
+  )
   return pred
 
+
 def _backend_compiler_options():
-  return {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else None
+  return (
+    {"xla_cpu_experimental_ynn_fusion_type": ""}
+    if jax.default_backend() == "cpu"
+    else None
+  )
+
 
 @functools.cache
 def jitted_train_step():
@@ -199,10 +277,15 @@ def jitted_train_step():
   gradients especially) run ~3x slower than XLA's own for this CNN: turned
   off for training (see benchmarks/results/training.md).
   """
-  return jax.jit(train_step, donate_argnums=0, compiler_options=_backend_compiler_options())
+  return jax.jit(
+    train_step, donate_argnums=0, compiler_options=_backend_compiler_options()
+  )
+
 
 @functools.cache
-def jitted_gather(mesh: jax.sharding.Mesh, augment: ml_collections.FrozenConfigDict | None):
+def jitted_gather(
+  mesh: jax.sharding.Mesh, augment: ml_collections.FrozenConfigDict | None
+):
   """`fn(inputs, labels, index, key) -> batch`: the batch `index` picks from the training
   set, compiled.
 
@@ -213,7 +296,9 @@ def jitted_gather(mesh: jax.sharding.Mesh, augment: ml_collections.FrozenConfigD
   call of its own, not part of the train step: inside it, XLA:CPU would fuse
   the augmentation into each of its consumers and compute it several times.
   """
-  batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  batch_sharding = jax.sharding.NamedSharding(
+    mesh, jax.sharding.PartitionSpec("data")
+  )
 
   def gather(inputs, labels, index, key):
     batch = {"inputs": inputs[index], "labels": labels[index]}
@@ -223,6 +308,7 @@ def jitted_gather(mesh: jax.sharding.Mesh, augment: ml_collections.FrozenConfigD
 
   return jax.jit(gather, out_shardings=batch_sharding)
 
+
 jitted_eval_step = jax.jit(eval_step)
 
 
@@ -231,15 +317,21 @@ jitted_eval_step = jax.jit(eval_step)
 
 def data_mesh(devices=None) -> jax.sharding.Mesh:
   """A 1-D mesh, axis "data", over every device of every process (or `devices`)."""
-  return jax.sharding.Mesh(np.asarray(devices if devices is not None else jax.devices()),
-                           ("data",))
+  return jax.sharding.Mesh(
+    np.asarray(devices if devices is not None else jax.devices()), ("data",)
+  )
+
 
 def replicate(tree, mesh: jax.sharding.Mesh):
   """`tree` (parameters, optimiser state, the training set) copied to every device of the mesh."""
-  return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  return jax.device_put(
+    tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  )
+
 
 def to_host(tree):
   """numpy copies of a (replicated) tree, also of arrays spread over several processes."""
+
   def get(x):
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
       return np.asarray(x.addressable_data(0))

@@ -19,19 +19,27 @@ import pandas as pd
 
 from varec import workdir as workdir_lib
 
-ROWS = (("macro_precision", "Average Macro-Precision"), ("macro_recall", "Average Macro-Recall"),
-        ("accuracy", "Average Accuracy"), ("pn_accuracy", "Average PN Accuracy"))
+ROWS = (
+  ("macro_precision", "Average Macro-Precision"),
+  ("macro_recall", "Average Macro-Recall"),
+  ("accuracy", "Average Accuracy"),
+  ("pn_accuracy", "Average PN Accuracy"),
+)
 COLUMNS = (("train+validation", "Training and Validation"), ("test", "Testing"))
 EVAL_SPLITS = tuple(split for split, _ in COLUMNS)
 
 
 def collect(workdir) -> list[dict]:
   """Per-run {split: metrics} from each run's eval/metrics.json."""
-  runs = [json.loads(run.eval_metrics.read_text())["splits"]
-          for run in workdir_lib.Workdir(workdir).evaluated_runs()]
+  runs = [
+    json.loads(run.eval_metrics.read_text())["splits"]
+    for run in workdir_lib.Workdir(workdir).evaluated_runs()
+  ]
   if not runs:
-    raise FileNotFoundError(f"no run_*/eval/metrics.json under {workdir}; train with "
-                            "`python train.py --config=... --config.num_runs=5 --workdir=...` first")
+    raise FileNotFoundError(
+      f"no run_*/eval/metrics.json under {workdir}; train with "
+      "`python train.py --config=... --config.num_runs=5 --workdir=...` first"
+    )
   return runs
 
 
@@ -43,9 +51,17 @@ def summarise(runs_by_model: dict[str, list[dict]]) -> pd.DataFrame:
       for metric, _ in ROWS:
         values = np.array([run[split][metric] for run in runs])
         q1, q3 = np.percentile(values, [25, 75])
-        rows.append({"model": model, "split": split, "metric": metric, "mean": values.mean(),
-                     "iqr": q3 - q1, "runs": len(values),
-                     "values": " ".join(f"{v:.4f}" for v in values)})
+        rows.append(
+          {
+            "model": model,
+            "split": split,
+            "metric": metric,
+            "mean": values.mean(),
+            "iqr": q3 - q1,
+            "runs": len(values),
+            "values": " ".join(f"{v:.4f}" for v in values),
+          }
+        )
   return pd.DataFrame(rows)
 
 
@@ -58,16 +74,25 @@ def to_markdown(table: pd.DataFrame) -> str:
     cells = [title]
     for model in models:
       for split, _ in COLUMNS:
-        row = table[(table.model == model) & (table.split == split) & (table.metric == metric)].iloc[0]
+        row = table[
+          (table.model == model)
+          & (table.split == split)
+          & (table.metric == metric)
+        ].iloc[0]
         cells.append(f"{row['mean']:.2f} ({row['iqr']:.2f})")
     lines.append("| " + " | ".join(cells) + " |")
   runs = sorted(set(table["runs"]))
-  lines += ["", f"Mean over {', '.join(map(str, runs))} runs (speakers reshuffled 8:2:1 each run); "
-            "interquartile range in brackets."]
+  lines += [
+    "",
+    f"Mean over {', '.join(map(str, runs))} runs (speakers reshuffled 8:2:1 each run); "
+    "interquartile range in brackets.",
+  ]
   return "\n".join(lines) + "\n"
 
 
-def write(runs_by_model: dict[str, list[dict]], output) -> tuple[pathlib.Path, pathlib.Path]:
+def write(
+  runs_by_model: dict[str, list[dict]], output
+) -> tuple[pathlib.Path, pathlib.Path]:
   output = pathlib.Path(output)
   output.mkdir(parents=True, exist_ok=True)
   table = summarise(runs_by_model)
@@ -76,13 +101,19 @@ def write(runs_by_model: dict[str, list[dict]], output) -> tuple[pathlib.Path, p
   return output / "table3.md", output / "table3.csv"
 
 
-_WORKDIRS = flags.DEFINE_list("workdirs", None, "Multi-run workdirs, one per model configuration.")
-_OUTPUT = flags.DEFINE_string("output", ".", "Folder for table3.md and table3.csv.")
+_WORKDIRS = flags.DEFINE_list(
+  "workdirs", None, "Multi-run workdirs, one per model configuration."
+)
+_OUTPUT = flags.DEFINE_string(
+  "output", ".", "Folder for table3.md and table3.csv."
+)
 
 
 def main(argv):
   del argv
-  md, _ = write({pathlib.Path(w).name: collect(w) for w in _WORKDIRS.value}, _OUTPUT.value)
+  md, _ = write(
+    {pathlib.Path(w).name: collect(w) for w in _WORKDIRS.value}, _OUTPUT.value
+  )
   print(md.read_text())
 
 

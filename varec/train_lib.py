@@ -47,35 +47,74 @@ def stage_data(name: str, config, variables: dict, windows: dict) -> dict:
   frames, labels = windows["frames"], windows["labels"]
   t = frames.shape[1]
   if name == "cnn":
-    return {"inputs": frames.reshape((-1,) + frames.shape[2:]), "labels": labels.reshape(-1, 2),
-            "video_id": np.repeat(windows["video_id"], t), "emotion": np.repeat(windows["emotion"], t)}
-  inputs = model_lib.extract_features(config, variables, frames) if name == "rnn" else frames
-  return {"inputs": inputs, "labels": labels, "video_id": windows["video_id"],
-          "emotion": windows["emotion"]}
+    return {
+      "inputs": frames.reshape((-1,) + frames.shape[2:]),
+      "labels": labels.reshape(-1, 2),
+      "video_id": np.repeat(windows["video_id"], t),
+      "emotion": np.repeat(windows["emotion"], t),
+    }
+  inputs = (
+    model_lib.extract_features(config, variables, frames)
+    if name == "rnn"
+    else frames
+  )
+  return {
+    "inputs": inputs,
+    "labels": labels,
+    "video_id": windows["video_id"],
+    "emotion": windows["emotion"],
+  }
 
 
-def evaluate(state: steps.TrainState, data: dict, batch_size: int,
-             prototypes: np.ndarray) -> dict[str, float]:
+def evaluate(
+  state: steps.TrainState, data: dict, batch_size: int, prototypes: np.ndarray
+) -> dict[str, float]:
   """Frame-level loss/CCC/RMSE and video-level accuracy (nearest of `prototypes`) on one split."""
   inputs = data["inputs"]
   # `batch_size` counts frames: a batch of windows of frames holds batch_size frames.
-  per_batch = max(1, batch_size // inputs.shape[1]) if inputs.ndim == 5 else batch_size
-  pred = model_lib.apply_in_batches(steps.jitted_eval_step, state, inputs, per_batch)
-  result = {k: float(v) for k, v in metrics.va_metrics(jnp.asarray(pred), jnp.asarray(data["labels"])).items()}
-  true, voted = metrics.video_decisions(pred, data["video_id"], data["emotion"], prototypes)
+  per_batch = (
+    max(1, batch_size // inputs.shape[1]) if inputs.ndim == 5 else batch_size
+  )
+  pred = model_lib.apply_in_batches(
+    steps.jitted_eval_step, state, inputs, per_batch
+  )
+  result = {
+    k: float(v)
+    for k, v in metrics.va_metrics(
+      jnp.asarray(pred), jnp.asarray(data["labels"])
+    ).items()
+  }
+  true, voted = metrics.video_decisions(
+    pred, data["video_id"], data["emotion"], prototypes
+  )
   result["video_accuracy"] = metrics.accuracy(true, voted)
   result["ccc"] = (result["ccc_valence"] + result["ccc_arousal"]) / 2
   return result
 
 
-def _meta(config, speakers, label_space: emotions.LabelSpace, stage: str, epoch: int, step: int,
-          done_stages) -> dict:
-  return {"stage": stage, "epoch": epoch, "step": step, "completed_stages": list(done_stages),
-          "config": json.loads(config.to_json()), "speakers": {k: list(v) for k, v in speakers.items()},
-          **label_space.to_meta()}
+def _meta(
+  config,
+  speakers,
+  label_space: emotions.LabelSpace,
+  stage: str,
+  epoch: int,
+  step: int,
+  done_stages,
+) -> dict:
+  return {
+    "stage": stage,
+    "epoch": epoch,
+    "step": step,
+    "completed_stages": list(done_stages),
+    "config": json.loads(config.to_json()),
+    "speakers": {k: list(v) for k, v in speakers.items()},
+    **label_space.to_meta(),
+  }
 
 
-def with_build_preprocessing(config: ml_collections.ConfigDict, builder) -> ml_collections.ConfigDict:
+def with_build_preprocessing(
+  config: ml_collections.ConfigDict, builder
+) -> ml_collections.ConfigDict:
   """`config` with the data fields of the preprocessing `builder`'s data went through.
 
   They are what the checkpoints carry to eval.py and predict.py, so they must
@@ -95,10 +134,13 @@ def with_build_preprocessing(config: ml_collections.ConfigDict, builder) -> ml_c
 @dataclasses.dataclass
 class _Progress:
   """Where a run stands: the step, the epoch its current stage resumes at, finished stages."""
+
   step: int = 0
   epoch: int = 0
   completed_stages: tuple[str, ...] = ()
-  resumed_stage: str | None = None  # The stage the latest checkpoint was saved in.
+  resumed_stage: str | None = (
+    None  # The stage the latest checkpoint was saved in.
+  )
 
 
 def _discard_run(workdir: workdir_lib.Workdir) -> None:
@@ -108,40 +150,60 @@ def _discard_run(workdir: workdir_lib.Workdir) -> None:
     shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
-def _check_resumable(meta: dict, config, speakers, label_space, workdir) -> None:
+def _check_resumable(
+  meta: dict, config, speakers, label_space, workdir
+) -> None:
   """Raises ValueError unless the run in `workdir` (its latest `meta`) is this config's."""
   differ = config_checks.config_differences(meta["config"], config)
   if differ:
     finished = set(config.stages) <= set(meta["completed_stages"])
     raise ValueError(
-        f"{workdir} holds {'a finished' if finished else 'an unfinished'} run of another "
-        "config (" + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in
-                               list(differ.items())[:8]) +
-        f"{', ...' if len(differ) > 8 else ''}): train into a new --workdir, or pass "
-        "--config.restart=True to discard that run and start over")
+      f"{workdir} holds {'a finished' if finished else 'an unfinished'} run of another "
+      "config ("
+      + ", ".join(
+        f"{k}: {a!r} there, {b!r} now" for k, (a, b) in list(differ.items())[:8]
+      )
+      + f"{', ...' if len(differ) > 8 else ''}): train into a new --workdir, or pass "
+      "--config.restart=True to discard that run and start over"
+    )
   if meta["speakers"] != {k: list(v) for k, v in speakers.items()}:
-    raise ValueError(f"{workdir} holds a run with another speaker split (another seed or "
-                     "dataset); use a new --workdir")
+    raise ValueError(
+      f"{workdir} holds a run with another speaker split (another seed or "
+      "dataset); use a new --workdir"
+    )
   if emotions.LabelSpace.from_meta(meta) != label_space:
-    raise ValueError(f"{workdir} holds a run with other emotions (another prototypes CSV); "
-                     "use a new --workdir")
-  before = preprocessing.config_from_data(config_schema.upgrade(meta["config"]).data)
+    raise ValueError(
+      f"{workdir} holds a run with other emotions (another prototypes CSV); "
+      "use a new --workdir"
+    )
+  before = preprocessing.config_from_data(
+    config_schema.upgrade(meta["config"]).data
+  )
   if before != preprocessing.config_from_data(config.data):
-    raise ValueError(f"{workdir} holds a run with other preprocessing ({before}); use a new "
-                     "--workdir")
+    raise ValueError(
+      f"{workdir} holds a run with other preprocessing ({before}); use a new "
+      "--workdir"
+    )
 
 
-def _init_or_resume(config, workdir, managers, variables, speakers, label_space):
+def _init_or_resume(
+  config, workdir, managers, variables, speakers, label_space
+):
   """(variables, progress): those of the latest checkpoint in `workdir`, else `variables`."""
   newest = checkpoints.restore_newest(managers[checkpoints.LATEST], variables)
   if newest is None:
     return variables, _Progress()
   meta = newest[1]
   _check_resumable(meta, config, speakers, label_space, workdir)
-  logging.info("Resuming from step %d (stage %s, epoch %d)", meta["step"], meta["stage"],
-               meta["epoch"])
-  return newest[2], _Progress(meta["step"], meta["epoch"], tuple(meta["completed_stages"]),
-                              meta["stage"])
+  logging.info(
+    "Resuming from step %d (stage %s, epoch %d)",
+    meta["step"],
+    meta["stage"],
+    meta["epoch"],
+  )
+  return newest[2], _Progress(
+    meta["step"], meta["epoch"], tuple(meta["completed_stages"]), meta["stage"]
+  )
 
 
 def _batch_size(name: str, stage_config, num_train: int, mesh) -> int:
@@ -149,38 +211,48 @@ def _batch_size(name: str, stage_config, num_train: int, mesh) -> int:
   batches per device."""
   if stage_config.batch_size % mesh.size:
     raise config_checks.ConfigError(
-        f"config: {name}.batch_size ({stage_config.batch_size}) must be a multiple of the "
-        f"{mesh.size} devices training shares each batch over")
+      f"config: {name}.batch_size ({stage_config.batch_size}) must be a multiple of the "
+      f"{mesh.size} devices training shares each batch over"
+    )
   batch_size = min(stage_config.batch_size, num_train - num_train % mesh.size)
   if batch_size < 1:
-    raise ValueError(f"the {name} stage has {num_train} training examples, fewer than the "
-                     f"{mesh.size} devices")
+    raise ValueError(
+      f"the {name} stage has {num_train} training examples, fewer than the "
+      f"{mesh.size} devices"
+    )
   return batch_size
 
 
-def _check_finite(name: str, batch_metrics: dict, step: int, epoch: int) -> None:
+def _check_finite(
+  name: str, batch_metrics: dict, step: int, epoch: int
+) -> None:
   """Raises FloatingPointError naming the first step of the epoch whose loss is not finite."""
   losses = batch_metrics["loss"]
   if np.isfinite(losses).all():
     return
   first = int(np.flatnonzero(~np.isfinite(losses))[0])
   raise FloatingPointError(
-      f"training diverged: the {name} stage's loss is {float(losses[first])} at step "
-      f"{step - len(losses) + first + 1} (epoch {epoch + 1}, batch {first + 1} of "
-      f"{len(losses)}); nothing of this epoch was saved, the latest checkpoint is the last "
-      f"finite one. Lower {name}.learning_rate, raise warmup_epochs, or check data.image_size "
-      "(the CNN needs room for its poolings)")
+    f"training diverged: the {name} stage's loss is {float(losses[first])} at step "
+    f"{step - len(losses) + first + 1} (epoch {epoch + 1}, batch {first + 1} of "
+    f"{len(losses)}); nothing of this epoch was saved, the latest checkpoint is the last "
+    f"finite one. Lower {name}.learning_rate, raise warmup_epochs, or check data.image_size "
+    "(the CNN needs room for its poolings)"
+  )
 
 
 def _run_epoch(state, gather, train_set, batches, keys, clock, progress):
   """One pass over `batches` (indices into the training set already on the devices)."""
   batch_metrics = []
   for i in range(len(keys)):
-    state, m = steps.jitted_train_step()(state, gather(*train_set, batches[i], keys[i]))
+    state, m = steps.jitted_train_step()(
+      state, gather(*train_set, batches[i], keys[i])
+    )
     clock.first_step(m)
     batch_metrics.append(m)
     progress.update()
-  batch_metrics = steps.to_host(jax.tree_util.tree_map(lambda *m: jnp.stack(m), *batch_metrics))
+  batch_metrics = steps.to_host(
+    jax.tree_util.tree_map(lambda *m: jnp.stack(m), *batch_metrics)
+  )
   return state, batch_metrics
 
 
@@ -189,77 +261,152 @@ def _with_stage_variables(variables: dict, stage: steps.Stage, state) -> dict:
   batch_stats = variables["batch_stats"]
   if state.batch_stats:
     batch_stats = steps.with_subtree(batch_stats, stage.path, state.batch_stats)
-  return steps.to_host({"params": steps.with_subtree(variables["params"], stage.path,
-                                                     state.params),
-                        "batch_stats": batch_stats})
+  return steps.to_host(
+    {
+      "params": steps.with_subtree(
+        variables["params"], stage.path, state.params
+      ),
+      "batch_stats": batch_stats,
+    }
+  )
 
 
-def _train_stage(stage_index: int, config, windows: dict, variables: dict, run: dict,
-                 progress: _Progress, logger: run_logs.MetricLogger) -> tuple[dict, dict]:
+def _train_stage(
+  stage_index: int,
+  config,
+  windows: dict,
+  variables: dict,
+  run: dict,
+  progress: _Progress,
+  logger: run_logs.MetricLogger,
+) -> tuple[dict, dict]:
   """Trains stage `config.stages[stage_index]` from `progress`; (variables, last validation)."""
   name = config.stages[stage_index]
   stage_config, mesh = config[name], run["mesh"]
   clock = run_logs.StageClock()
-  data = {split: stage_data(name, config, variables, windows[split]) for split in windows}
+  data = {
+    split: stage_data(name, config, variables, windows[split])
+    for split in windows
+  }
   num_train = len(data["train"]["inputs"])
   batch_size = _batch_size(name, stage_config, num_train, mesh)
   steps_per_epoch = num_train // batch_size
   stage, state = steps.stage_state(
-      name, config, variables, num_steps=steps_per_epoch * stage_config.num_epochs,
-      warmup_steps=round(steps_per_epoch * config.warmup_epochs),
-      rng=jax.random.fold_in(run["dropout_rng"], stage_index), prototypes=run["prototypes"])
+    name,
+    config,
+    variables,
+    num_steps=steps_per_epoch * stage_config.num_epochs,
+    warmup_steps=round(steps_per_epoch * config.warmup_epochs),
+    rng=jax.random.fold_in(run["dropout_rng"], stage_index),
+    prototypes=run["prototypes"],
+  )
   start_epoch = progress.epoch if progress.resumed_stage == name else 0
   if start_epoch > 0:
-    _, opt_state = checkpoints.restore(run["managers"][checkpoints.LATEST], progress.step,
-                                       variables, state.opt_state)
-    state = state.replace(opt_state=opt_state, step=start_epoch * steps_per_epoch)
+    _, opt_state = checkpoints.restore(
+      run["managers"][checkpoints.LATEST],
+      progress.step,
+      variables,
+      state.opt_state,
+    )
+    state = state.replace(
+      opt_state=opt_state, step=start_epoch * steps_per_epoch
+    )
   state = steps.replicate(state, mesh)
   clock.prepared(steps_per_epoch, batch_size)
-  bar = tqdm.tqdm(total=steps_per_epoch * stage_config.num_epochs,
-                  initial=start_epoch * steps_per_epoch, desc=f"stage {name}", unit="step",
-                  dynamic_ncols=True)
-  gather = steps.jitted_gather(mesh, ml_collections.FrozenConfigDict(config.augment) if (
-      config.augment.enabled and name != "rnn") else None)  # The rnn stage sees features.
+  bar = tqdm.tqdm(
+    total=steps_per_epoch * stage_config.num_epochs,
+    initial=start_epoch * steps_per_epoch,
+    desc=f"stage {name}",
+    unit="step",
+    dynamic_ncols=True,
+  )
+  gather = steps.jitted_gather(
+    mesh,
+    ml_collections.FrozenConfigDict(config.augment)
+    if (config.augment.enabled and name != "rnn")
+    else None,
+  )  # The rnn stage sees features.
   # The training set stays on the devices for the whole stage.
-  train_set = steps.replicate((data["train"]["inputs"], data["train"]["labels"]), mesh)
+  train_set = steps.replicate(
+    (data["train"]["inputs"], data["train"]["labels"]), mesh
+  )
   is_last = stage_index == len(config.stages) - 1
   val = {}
   for epoch in range(start_epoch, stage_config.num_epochs):
     clock.start_epoch()
-    order = np.random.default_rng([config.seed, stage_index, epoch]).permutation(num_train)
-    batches = steps.replicate(np.sort(order[:steps_per_epoch * batch_size].reshape(
-        steps_per_epoch, batch_size), axis=1), mesh)
-    keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(run["augment_rng"],
-                                                                  stage_index), epoch),
-                            steps_per_epoch)
-    state, batch_metrics = _run_epoch(state, gather, train_set, batches, keys, clock, bar)
+    order = np.random.default_rng(
+      [config.seed, stage_index, epoch]
+    ).permutation(num_train)
+    batches = steps.replicate(
+      np.sort(
+        order[: steps_per_epoch * batch_size].reshape(
+          steps_per_epoch, batch_size
+        ),
+        axis=1,
+      ),
+      mesh,
+    )
+    keys = jax.random.split(
+      jax.random.fold_in(
+        jax.random.fold_in(run["augment_rng"], stage_index), epoch
+      ),
+      steps_per_epoch,
+    )
+    state, batch_metrics = _run_epoch(
+      state, gather, train_set, batches, keys, clock, bar
+    )
     progress.step += steps_per_epoch
     train_metrics = {k: float(np.mean(v)) for k, v in batch_metrics.items()}
     clock.end_epoch()
     _check_finite(name, batch_metrics, progress.step, epoch)
     with clock.timed("validation_s"):
-      val = evaluate(state, data["validation"], config.eval_batch_size, run["prototypes"])
-    bar.set_postfix(loss=f"{train_metrics['loss']:.3f}", val_ccc=f"{val['ccc']:.3f}",
-                    val_acc=f"{val['video_accuracy']:.2f}")
+      val = evaluate(
+        state, data["validation"], config.eval_batch_size, run["prototypes"]
+      )
+    bar.set_postfix(
+      loss=f"{train_metrics['loss']:.3f}",
+      val_ccc=f"{val['ccc']:.3f}",
+      val_acc=f"{val['video_accuracy']:.2f}",
+    )
     logger.write(name, epoch + 1, progress.step, "train", train_metrics)
     logger.write(name, epoch + 1, progress.step, "validation", val)
     variables = _with_stage_variables(variables, stage, state)
     finished = epoch + 1 == stage_config.num_epochs
     done = progress.completed_stages + ((name,) if finished else ())
-    meta = _meta(config, run["speakers"], run["label_space"], name, 0 if finished else epoch + 1,
-                 progress.step, done)
+    meta = _meta(
+      config,
+      run["speakers"],
+      run["label_space"],
+      name,
+      0 if finished else epoch + 1,
+      progress.step,
+      done,
+    )
     with clock.timed("checkpoint_s"):
-      checkpoints.save(run["managers"][checkpoints.LATEST], progress.step, variables,
-                       state.opt_state, meta)
+      checkpoints.save(
+        run["managers"][checkpoints.LATEST],
+        progress.step,
+        variables,
+        state.opt_state,
+        meta,
+      )
       if is_last:
-        checkpoints.save(run["managers"][checkpoints.BEST], progress.step, variables,
-                         state.opt_state, meta, metrics={checkpoints.BEST_METRIC: val["ccc"]})
+        checkpoints.save(
+          run["managers"][checkpoints.BEST],
+          progress.step,
+          variables,
+          state.opt_state,
+          meta,
+          metrics={checkpoints.BEST_METRIC: val["ccc"]},
+        )
   bar.close()
   run_logs.write_timings(run["workdir"], name, clock.finish())
   return variables, val
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None) -> dict:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir, builder=None
+) -> dict:
   """Trains every stage of `config`, resuming from `workdir` if it holds a checkpoint.
 
   `builder` overrides the TFDS builder named by `config.data` (tests use tiny ones).
@@ -275,27 +422,43 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, builder=None)
   logging.info("Speakers: %s", {k: len(v) for k, v in speakers.items()})
   mesh = steps.data_mesh()
   if mesh.size > 1:
-    logging.info("Data parallel over %d devices (%d processes)", mesh.size, jax.process_count())
+    logging.info(
+      "Data parallel over %d devices (%d processes)",
+      mesh.size,
+      jax.process_count(),
+    )
 
   rng = jax.random.PRNGKey(config.seed)
   init_rng, dropout_rng = jax.random.split(rng)
-  variables = model_lib.init_variables(config, init_rng, windows["train"]["frames"].shape[1])
+  variables = model_lib.init_variables(
+    config, init_rng, windows["train"]["frames"].shape[1]
+  )
   if config.init_from:
     variables = model_lib.load_cnn(config.init_from, variables, config)
   if config.restart and workdir.checkpoints.exists():
     _discard_run(workdir)
   managers = checkpoints.managers(workdir)
-  variables, progress = _init_or_resume(config, workdir, managers, variables, speakers,
-                                        label_space)
-  run = {"workdir": workdir, "managers": managers, "mesh": mesh, "speakers": speakers,
-         "label_space": label_space, "prototypes": label_space.prototype_array(),
-         "dropout_rng": dropout_rng, "augment_rng": jax.random.fold_in(rng, 1)}
+  variables, progress = _init_or_resume(
+    config, workdir, managers, variables, speakers, label_space
+  )
+  run = {
+    "workdir": workdir,
+    "managers": managers,
+    "mesh": mesh,
+    "speakers": speakers,
+    "label_space": label_space,
+    "prototypes": label_space.prototype_array(),
+    "dropout_rng": dropout_rng,
+    "augment_rng": jax.random.fold_in(rng, 1),
+  }
   logger = run_logs.MetricLogger(workdir, progress.step)
   final = {}
   for stage_index, name in enumerate(config.stages):
     if name in progress.completed_stages:
       continue
-    variables, val = _train_stage(stage_index, config, windows, variables, run, progress, logger)
+    variables, val = _train_stage(
+      stage_index, config, windows, variables, run, progress, logger
+    )
     final = val or final
     progress.completed_stages += (name,)
     progress.epoch = 0

@@ -5,7 +5,6 @@
 See `MANUAL_DOWNLOAD_INSTRUCTIONS` for the layout.
 """
 
-
 from varec.data import builder
 from varec.data import discovery
 
@@ -43,5 +42,9 @@ class Builder(builder.VideoEmotionBuilder):
 
   def _video_records(self, dl_manager):
     config = self.builder_config
-    return discovery.find_videos(dl_manager.manual_dir, config.filename_pattern,
-                                 config.orientations, config.label_space)
+    return discovery.find_videos(
+      dl_manager.manual_dir,
+      config.filename_pattern,
+      config.orientations,
+      config.label_space,
+    )

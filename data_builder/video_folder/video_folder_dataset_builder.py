@@ -20,7 +20,9 @@ class Builder(builder.VideoEmotionBuilder):
   ACCEPTS_PROTOTYPES_CSV = True  # Your own emotions instead of Table 2's.
   # Build names follow num_labelled_frames, faces_cropped, the emotions and the folder.
   CONFIG_FROM_DATA = True
-  PAD_SHORT_CLIPS = True  # Stills and clips shorter than a window are common here.
+  PAD_SHORT_CLIPS = (
+    True  # Stills and clips shorter than a window are common here.
+  )
 
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
   Put your videos in a folder with a `{LABELS_CSV}` that has the columns
@@ -50,6 +52,8 @@ class Builder(builder.VideoEmotionBuilder):
   def _video_records(self, dl_manager):
     labels = pathlib.Path(dl_manager.manual_dir) / self.LABELS_CSV
     if not labels.is_file():
-      raise FileNotFoundError(f"{labels} not found; it lists path,speaker,emotion per video. "
-                              + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+      raise FileNotFoundError(
+        f"{labels} not found; it lists path,speaker,emotion per video. "
+        + self.MANUAL_DOWNLOAD_INSTRUCTIONS
+      )
     return discovery.read_index_csv(labels, self.builder_config.label_space)

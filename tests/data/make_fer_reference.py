@@ -75,10 +75,17 @@ def main(wheel: str) -> None:
       arrays[f"{key}/faces"] = np.asarray(faces, np.int32)
       arrays[f"{key}/boxes"] = np.asarray(boxes, np.int32)
       arrays[f"{key}/probabilities"] = np.asarray(probabilities, np.float32)
-      print(name, len(faces), "frames,", int((np.asarray(faces) > 0).sum()),
-            "with a face")
+      print(
+        name,
+        len(faces),
+        "frames,",
+        int((np.asarray(faces) > 0).sum()),
+        "with a face",
+      )
   out = pathlib.Path(__file__).with_name("fer_reference.npz")
-  np.savez_compressed(out, classes=np.asarray(list(FER._get_labels().values())), **arrays)  # pylint: disable=protected-access
+  np.savez_compressed(
+    out, classes=np.asarray(list(FER._get_labels().values())), **arrays
+  )  # pylint: disable=protected-access
   print("wrote", out)
 
 

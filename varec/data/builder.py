@@ -42,8 +42,10 @@ from varec.data import summary as summary_lib
 @dataclasses.dataclass(eq=False)
 class VideoBuilderConfig(tfds.core.BuilderConfig):
   """A builder config: preprocessing parameters, the file-name pattern, the emotions."""
+
   preprocess: preprocessing.PreprocessConfig = dataclasses.field(
-      default_factory=preprocessing.PreprocessConfig)
+    default_factory=preprocessing.PreprocessConfig
+  )
   filename_pattern: str = discovery.ADFES_FILENAME_PATTERN
   orientations: tuple[str, ...] = discovery.ORIENTATIONS
   label_space: emotions.LabelSpace = emotions.TABLE2
@@ -66,14 +68,23 @@ class PoolBuild:
   is written."""
 
   # pylint: disable=protected-access
-  def split_generators(self, builder: VideoEmotionBuilder, records, skipped, dl_manager):
+  def split_generators(
+    self, builder: VideoEmotionBuilder, records, skipped, dl_manager
+  ):
     config = builder.builder_config
     done, failed = pool.preprocess_all(
-        records, config.preprocess, pathlib.Path(dl_manager.download_dir) / "varec_preprocessed")
+      records,
+      config.preprocess,
+      pathlib.Path(dl_manager.download_dir) / "varec_preprocessed",
+    )
     builder._check_and_record(
-        summary_lib.build_summary(done, skipped + failed, config.preprocess), dl_manager)
-    return {split: builder._generate_examples(done, windows=split == "windows")
-            for split in ("windows", "videos")}
+      summary_lib.build_summary(done, skipped + failed, config.preprocess),
+      dl_manager,
+    )
+    return {
+      split: builder._generate_examples(done, windows=split == "windows")
+      for split in ("windows", "videos")
+    }
 
   def finish(self, builder: VideoEmotionBuilder, dl_manager):
     """Nothing left: the summary was checked in `split_generators`."""
@@ -91,35 +102,57 @@ class BeamBuild:
   def __init__(self):
     self.summary_file = None
 
-  def split_generators(self, builder: VideoEmotionBuilder, records, skipped, dl_manager):
+  def split_generators(
+    self, builder: VideoEmotionBuilder, records, skipped, dl_manager
+  ):
     beam = tfds.core.lazy_imports.apache_beam
     config = builder.builder_config
     self.summary_file = os.fspath(
-        epath.Path(dl_manager.download_dir) / f"varec_build_summary_{uuid.uuid4().hex}.json")
+      epath.Path(dl_manager.download_dir)
+      / f"varec_build_summary_{uuid.uuid4().hex}.json"
+    )
     order = {record.video_id: i for i, record in enumerate(records)}
-    summary_args = (self.summary_file, skipped, order, builder.name, config.preprocess)
+    summary_args = (
+      self.summary_file,
+      skipped,
+      order,
+      builder.name,
+      config.preprocess,
+    )
     shared = {}
 
     def preprocessed(root):
-      if "videos" not in shared:  # The first split's expansion creates it, the second reuses it.
-        results = (root | "ListVideos" >> beam.Create(records)
-                   | "Reshuffle" >> beam.Reshuffle()  # Spread the videos over the workers.
-                   | "Preprocess" >> beam.Map(_beam_preprocess, config.preprocess))
-        summary = (results
-                   | "VideoStats" >> beam.Map(_beam_stats, config.preprocess)
-                   | "CollectStats" >> beam.combiners.ToList()
-                   | "WriteSummary" >> beam.Map(_write_beam_summary, *summary_args))
+      if (
+        "videos" not in shared
+      ):  # The first split's expansion creates it, the second reuses it.
+        results = (
+          root
+          | "ListVideos" >> beam.Create(records)
+          | "Reshuffle"
+          >> beam.Reshuffle()  # Spread the videos over the workers.
+          | "Preprocess" >> beam.Map(_beam_preprocess, config.preprocess)
+        )
+        summary = (
+          results
+          | "VideoStats" >> beam.Map(_beam_stats, config.preprocess)
+          | "CollectStats" >> beam.combiners.ToList()
+          | "WriteSummary" >> beam.Map(_write_beam_summary, *summary_args)
+        )
         # The summary as a side input holds examples back until it is written and checked:
         # a build with nothing to train on fails with its reasons, not with an empty split.
-        shared["videos"] = (results | "Usable" >> beam.Filter(lambda r: r[1] is not None),
-                            beam.pvalue.AsSingleton(summary))
+        shared["videos"] = (
+          results | "Usable" >> beam.Filter(lambda r: r[1] is not None),
+          beam.pvalue.AsSingleton(summary),
+        )
       return shared["videos"]
 
     def split(windows: bool):
       def expand(root):
         videos, summary = preprocessed(root)
         return videos | "Examples" >> beam.FlatMap(
-            lambda r, _: video_examples(r[0], r[1], config, windows), summary)
+          lambda r, _: video_examples(r[0], r[1], config, windows), summary
+        )
+
       return beam.ptransform_fn(expand)()
 
     return {"windows": split(windows=True), "videos": split(windows=False)}
@@ -136,7 +169,9 @@ class BeamBuild:
 # -- The builder ----------------------------------------------------------------
 
 
-class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class VideoEmotionBuilder(
+  tfds.core.GeneratorBasedBuilder, skip_registration=True
+):
   """Shared TFDS builder: subclasses say where the video files are, and how their dataset
   differs from the others in the class attributes below.
 
@@ -148,9 +183,13 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
   """
 
   VERSION = tfds.core.Version("1.1.0")
-  RELEASE_NOTES = {"1.0.0": "First release.",
-                   "1.1.0": "Aligned face crops by default; the preprocessing is in the metadata."}
-  BUILDER_CONFIGS = [VideoBuilderConfig(name="default", description="Paper §4.5 settings.")]
+  RELEASE_NOTES = {
+    "1.0.0": "First release.",
+    "1.1.0": "Aligned face crops by default; the preprocessing is in the metadata.",
+  }
+  BUILDER_CONFIGS = [
+    VideoBuilderConfig(name="default", description="Paper §4.5 settings.")
+  ]
 
   # What differs between datasets (set in `data_builder/*/`, read by generic code):
   # the videos come from the manual dir, whose files' fingerprint goes into the metadata.
@@ -174,33 +213,38 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     # here makes `tfds build data_builder/<name>` write it with no --file_format flag.
     super().__init__(file_format=file_format or "array_record", **kwargs)
 
-  def _video_records(self, dl_manager
-                     ) -> tuple[list[discovery.VideoRecord], list[discovery.Skipped]]:
+  def _video_records(
+    self, dl_manager
+  ) -> tuple[list[discovery.VideoRecord], list[discovery.Skipped]]:
     raise NotImplementedError
 
   def _info(self) -> tfds.core.DatasetInfo:
     size = self.builder_config.preprocess.crop_size
     label_space = self.builder_config.label_space
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "video_id": tfds.features.Text(),
-            "speaker": tfds.features.Text(),
-            "emotion": tfds.features.ClassLabel(names=label_space.emotions),
-            "orientation": tfds.features.Text(),
-            "start_frame": np.int32,  # Index of the clip's first frame in its video.
-            "frames": tfds.features.Tensor(shape=(None, size, size, 1), dtype=np.uint8,
-                                           encoding="zlib"),
-            "labels": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),
-            "labelled": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
-            "boxes": tfds.features.Tensor(shape=(None, 4), dtype=np.int32),
-            "detected": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
-            "detection_rate": np.float32,
-            "source_fps": np.float32,
-        }),
-        # Saved with the build: training and evaluation read the emotions from here.
-        metadata=tfds.core.MetadataDict(
-            label_space=label_space.to_meta(),
-            preprocess=dataclasses.asdict(self.builder_config.preprocess)),
+      features=tfds.features.FeaturesDict(
+        {
+          "video_id": tfds.features.Text(),
+          "speaker": tfds.features.Text(),
+          "emotion": tfds.features.ClassLabel(names=label_space.emotions),
+          "orientation": tfds.features.Text(),
+          "start_frame": np.int32,  # Index of the clip's first frame in its video.
+          "frames": tfds.features.Tensor(
+            shape=(None, size, size, 1), dtype=np.uint8, encoding="zlib"
+          ),
+          "labels": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),
+          "labelled": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
+          "boxes": tfds.features.Tensor(shape=(None, 4), dtype=np.int32),
+          "detected": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
+          "detection_rate": np.float32,
+          "source_fps": np.float32,
+        }
+      ),
+      # Saved with the build: training and evaluation read the emotions from here.
+      metadata=tfds.core.MetadataDict(
+        label_space=label_space.to_meta(),
+        preprocess=dataclasses.asdict(self.builder_config.preprocess),
+      ),
     )
 
   def _download_and_prepare(self, dl_manager, download_config):
@@ -214,33 +258,53 @@ class VideoEmotionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     # Only builders that read a manual dir may ask for it (synthetic_adfes generates its own).
     if self.READS_MANUAL_DIR and pathlib.Path(dl_manager.manual_dir).is_dir():
       # Checked when the build is loaded: a build never stands for files changed since.
-      self.info.metadata["manual_dir_fingerprint"] = discovery.files_fingerprint(
-          dl_manager.manual_dir)
-    logging.info("Build summary for %s:\n%s", self.name, summary_lib.format_summary(summary))
-    summary_lib.check_summary(self.name, self.builder_config.preprocess, summary)
+      self.info.metadata["manual_dir_fingerprint"] = (
+        discovery.files_fingerprint(dl_manager.manual_dir)
+      )
+    logging.info(
+      "Build summary for %s:\n%s",
+      self.name,
+      summary_lib.format_summary(summary),
+    )
+    summary_lib.check_summary(
+      self.name, self.builder_config.preprocess, summary
+    )
 
   def _split_generators(self, dl_manager):
     records, skipped = self._video_records(dl_manager)
-    return self._build_strategy.split_generators(self, records, skipped, dl_manager)
+    return self._build_strategy.split_generators(
+      self, records, skipped, dl_manager
+    )
 
   def _generate_examples(self, done, windows: bool):
     for record, cache in done:
-      yield from video_examples(record, pool.load_preprocessed(cache), self.builder_config,
-                                windows)
+      yield from video_examples(
+        record, pool.load_preprocessed(cache), self.builder_config, windows
+      )
 
 
-def video_examples(record: discovery.VideoRecord, video: preprocessing.PreprocessedVideo,
-                   config: VideoBuilderConfig, windows: bool):
+def video_examples(
+  record: discovery.VideoRecord,
+  video: preprocessing.PreprocessedVideo,
+  config: VideoBuilderConfig,
+  windows: bool,
+):
   """(key, example) of one video: its windows, or the whole video as one example."""
   pre = config.preprocess
-  labels = preprocessing.frame_labels(record.emotion, len(video.frames), config.label_space)
+  labels = preprocessing.frame_labels(
+    record.emotion, len(video.frames), config.label_space
+  )
   if windows:
-    starts = preprocessing.window_starts(video.labelled, pre.window_length, pre.window_stride)
+    starts = preprocessing.window_starts(
+      video.labelled, pre.window_length, pre.window_stride
+    )
     spans = [(int(s), int(s) + pre.window_length) for s in starts]
   else:
     spans = [(0, len(video.frames))]
   for start, stop in spans:
-    yield f"{record.video_id}@{start}", {
+    yield (
+      f"{record.video_id}@{start}",
+      {
         "video_id": record.video_id,
         "speaker": record.speaker,
         "emotion": record.emotion,
@@ -253,10 +317,13 @@ def video_examples(record: discovery.VideoRecord, video: preprocessing.Preproces
         "detected": video.detected[start:stop],
         "detection_rate": np.float32(video.detection_rate),
         "source_fps": np.float32(video.source_fps),
-    }
+      },
+    )
 
 
-def _beam_preprocess(record: discovery.VideoRecord, config: preprocessing.PreprocessConfig):
+def _beam_preprocess(
+  record: discovery.VideoRecord, config: preprocessing.PreprocessConfig
+):
   """A Beam worker's step: (record, video or None, reason or None); never raises for a bad file."""
   video, reason = pool.try_preprocess(record, config)
   if video is None:
@@ -267,20 +334,30 @@ def _beam_preprocess(record: discovery.VideoRecord, config: preprocessing.Prepro
 def _beam_stats(result, config: preprocessing.PreprocessConfig):
   record, video, reason = result
   if video is None:
-    return {"video_id": record.video_id, "skipped": dataclasses.asdict(
-        discovery.Skipped(str(record.path), reason))}
+    return {
+      "video_id": record.video_id,
+      "skipped": dataclasses.asdict(
+        discovery.Skipped(str(record.path), reason)
+      ),
+    }
   return summary_lib.video_stats(record, video, config)
 
 
-def _write_beam_summary(stats: list[dict], path: str, listing_skipped: list[discovery.Skipped],
-                        order: dict[str, int], name: str,
-                        config: preprocessing.PreprocessConfig) -> dict:
+def _write_beam_summary(
+  stats: list[dict],
+  path: str,
+  listing_skipped: list[discovery.Skipped],
+  order: dict[str, int],
+  name: str,
+  config: preprocessing.PreprocessConfig,
+) -> dict:
   """Combines the per-video counts as `summary.build_summary` does (skipped files in listing
   order), writes them to `path`, and raises if no usable video or window is left."""
   stats = sorted(stats, key=lambda v: order[v["video_id"]])
   failed = [discovery.Skipped(**v["skipped"]) for v in stats if "skipped" in v]
-  summary = summary_lib.summarize([v for v in stats if "skipped" not in v],
-                                  list(listing_skipped) + failed)
+  summary = summary_lib.summarize(
+    [v for v in stats if "skipped" not in v], list(listing_skipped) + failed
+  )
   epath.Path(path).write_text(json.dumps(summary))
   summary_lib.check_summary(name, config, summary)
   return summary

@@ -22,20 +22,27 @@ from varec import emotions
 
 # ADFES file names look like "F01-Anger-Face Forward.mpeg"; the orientation part
 # may be missing when the videos are sorted into one folder per orientation.
-ADFES_FILENAME_PATTERN = (
-    r"^(?P<speaker>[FM]\d+)[-_ ]+(?P<emotion>[A-Za-z]+)(?:[-_ ]+(?P<orientation>.+))?$")
+ADFES_FILENAME_PATTERN = r"^(?P<speaker>[FM]\d+)[-_ ]+(?P<emotion>[A-Za-z]+)(?:[-_ ]+(?P<orientation>.+))?$"
 VIDEO_EXTENSIONS = frozenset(
-    {".mpeg", ".mpg", ".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".webm"})
-INDEX_CSV = "index.csv"  # Optional in an ADFES-style folder: overrides the file names.
-LABELS_CSV = "labels.csv"  # Required in a video_folder folder: lists every video.
+  {".mpeg", ".mpg", ".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".webm"}
+)
+INDEX_CSV = (
+  "index.csv"  # Optional in an ADFES-style folder: overrides the file names.
+)
+LABELS_CSV = (
+  "labels.csv"  # Required in a video_folder folder: lists every video.
+)
 ORIENTATIONS = ("forward", "toward", "away")
 
 
 @dataclasses.dataclass(frozen=True)
 class VideoRecord:
   """One labelled video file."""
+
   path: pathlib.Path
-  video_id: str  # Unique: the path relative to the data folder, without extension.
+  video_id: (
+    str  # Unique: the path relative to the data folder, without extension.
+  )
   speaker: str
   emotion: str  # A name of the build's label space.
   orientation: str  # forward | toward | away.
@@ -44,6 +51,7 @@ class VideoRecord:
 @dataclasses.dataclass(frozen=True)
 class Skipped:
   """A file left out of the build, and why."""
+
   file: str
   reason: str
 
@@ -51,15 +59,22 @@ class Skipped:
 def canonical_orientation(text: str) -> str | None:
   """forward / toward / away from ADFES wording ("Face Forward", "Turning Away"), else None."""
   text = text.lower()
-  for name, keywords in (("toward", ("toward",)), ("away", ("away",)),
-                         ("forward", ("forward", "front"))):
+  for name, keywords in (
+    ("toward", ("toward",)),
+    ("away", ("away",)),
+    ("forward", ("forward", "front")),
+  ):
     if any(k in text for k in keywords):
       return name
   return None
 
 
-def parse_file_name(path: pathlib.Path, root: pathlib.Path, pattern: str = ADFES_FILENAME_PATTERN,
-                    label_space: emotions.LabelSpace = emotions.TABLE2) -> VideoRecord:
+def parse_file_name(
+  path: pathlib.Path,
+  root: pathlib.Path,
+  pattern: str = ADFES_FILENAME_PATTERN,
+  label_space: emotions.LabelSpace = emotions.TABLE2,
+) -> VideoRecord:
   """Speaker, emotion and orientation from a file name matching `pattern`.
 
   `pattern` is a regular expression with the named groups `speaker` and
@@ -76,18 +91,28 @@ def parse_file_name(path: pathlib.Path, root: pathlib.Path, pattern: str = ADFES
   groups = match.groupdict()
   emotion = label_space.canonical(groups["emotion"])
   relative = path.relative_to(root)
-  orientation_text = groups.get("orientation") or " ".join(relative.parent.parts)
-  orientation = canonical_orientation(orientation_text) if orientation_text else None
+  orientation_text = groups.get("orientation") or " ".join(
+    relative.parent.parts
+  )
+  orientation = (
+    canonical_orientation(orientation_text) if orientation_text else None
+  )
   if orientation is None:
     if groups.get("orientation"):
       raise ValueError(f"unknown orientation {groups['orientation']!r}")
     orientation = "forward"
-  return VideoRecord(path=path, video_id=relative.with_suffix("").as_posix(),
-                     speaker=groups["speaker"], emotion=emotion, orientation=orientation)
+  return VideoRecord(
+    path=path,
+    video_id=relative.with_suffix("").as_posix(),
+    speaker=groups["speaker"],
+    emotion=emotion,
+    orientation=orientation,
+  )
 
 
-def read_index_csv(index_path: pathlib.Path, label_space: emotions.LabelSpace = emotions.TABLE2
-                   ) -> tuple[list[VideoRecord], list[Skipped]]:
+def read_index_csv(
+  index_path: pathlib.Path, label_space: emotions.LabelSpace = emotions.TABLE2
+) -> tuple[list[VideoRecord], list[Skipped]]:
   """Records from a CSV with columns path, speaker, emotion[, orientation].
 
   Paths are relative to the CSV's folder; orientation defaults to forward.
@@ -104,45 +129,63 @@ def read_index_csv(index_path: pathlib.Path, label_space: emotions.LabelSpace = 
     f.seek(0)
     try:
       dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-    except csv.Error:  # One column, or too little text to tell: the default comma.
+    except (
+      csv.Error
+    ):  # One column, or too little text to tell: the default comma.
       dialect = csv.excel
     reader = csv.DictReader(f, dialect=dialect)
-    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or ()]
+    reader.fieldnames = [
+      name.strip().lower() for name in reader.fieldnames or ()
+    ]
     missing = {"path", "speaker", "emotion"} - set(reader.fieldnames)
     if missing:
-      raise ValueError(f"{index_path}: missing column(s) {', '.join(sorted(missing))} (found "
-                       f"{', '.join(reader.fieldnames) or 'none'}); expected path, speaker, "
-                       "emotion[, orientation]")
+      raise ValueError(
+        f"{index_path}: missing column(s) {', '.join(sorted(missing))} (found "
+        f"{', '.join(reader.fieldnames) or 'none'}); expected path, speaker, "
+        "emotion[, orientation]"
+      )
     for line, row in enumerate(reader, start=2):
       relative = (row["path"] or "").strip()
       try:
         path = root / relative
         # Checked on the text, so that links the user put in the folder still count as inside.
-        if not relative or not pathlib.Path(os.path.normpath(path)).is_relative_to(
-            os.path.normpath(root)):
+        if not relative or not pathlib.Path(
+          os.path.normpath(path)
+        ).is_relative_to(os.path.normpath(root)):
           raise ValueError(f"path {relative!r} is not inside {root}")
         video_id = pathlib.Path(relative).with_suffix("").as_posix()
         if video_id in seen:
-          raise ValueError(f"the same video as line {seen[video_id]} (paths differing only in "
-                           "their extension name one video)")
+          raise ValueError(
+            f"the same video as line {seen[video_id]} (paths differing only in "
+            "their extension name one video)"
+          )
         speaker = (row["speaker"] or "").strip()
         if not speaker:
           raise ValueError("empty speaker")
         orientation = canonical_orientation(row.get("orientation") or "forward")
         if orientation is None:
           raise ValueError(f"unknown orientation {row['orientation']!r}")
-        records.append(VideoRecord(path=path, video_id=video_id, speaker=speaker,
-                                   emotion=label_space.canonical(row["emotion"] or ""),
-                                   orientation=orientation))
+        records.append(
+          VideoRecord(
+            path=path,
+            video_id=video_id,
+            speaker=speaker,
+            emotion=label_space.canonical(row["emotion"] or ""),
+            orientation=orientation,
+          )
+        )
         seen[video_id] = line
       except ValueError as e:
         skipped.append(Skipped(f"{index_path}:{line} ({relative})", str(e)))
   return records, skipped
 
 
-def find_videos(root, pattern: str = ADFES_FILENAME_PATTERN, orientations=ORIENTATIONS,
-                label_space: emotions.LabelSpace = emotions.TABLE2
-                ) -> tuple[list[VideoRecord], list[Skipped]]:
+def find_videos(
+  root,
+  pattern: str = ADFES_FILENAME_PATTERN,
+  orientations=ORIENTATIONS,
+  label_space: emotions.LabelSpace = emotions.TABLE2,
+) -> tuple[list[VideoRecord], list[Skipped]]:
   """Lists the labelled videos under `root`, from `index.csv` if present, else file names.
 
   Raises:
@@ -155,7 +198,9 @@ def find_videos(root, pattern: str = ADFES_FILENAME_PATTERN, orientations=ORIENT
     records, skipped = read_index_csv(root / INDEX_CSV, label_space)
   else:
     records, skipped = [], []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    for path in sorted(
+      p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+    ):
       if path.suffix.lower() not in VIDEO_EXTENSIONS:
         continue
       try:
@@ -164,12 +209,16 @@ def find_videos(root, pattern: str = ADFES_FILENAME_PATTERN, orientations=ORIENT
         skipped.append(Skipped(str(path), str(e)))
   if not records and not skipped:
     raise FileNotFoundError(
-        f"no video file in {root} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))} "
-        f"or an {INDEX_CSV})")
+      f"no video file in {root} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))} "
+      f"or an {INDEX_CSV})"
+    )
   kept = [r for r in records if r.orientation in orientations]
   if len(kept) < len(records):
-    logging.info("Leaving out %d videos whose orientation is not in %s",
-                 len(records) - len(kept), orientations)
+    logging.info(
+      "Leaving out %d videos whose orientation is not in %s",
+      len(records) - len(kept),
+      orientations,
+    )
   return sorted(kept, key=lambda r: r.video_id), skipped
 
 
@@ -180,7 +229,11 @@ def files_fingerprint(folder) -> str:
   files = []
   if folder.is_dir():
     for path in sorted(folder.rglob("*")):
-      if path.is_file() and not any(p.startswith(".") for p in path.relative_to(folder).parts):
+      if path.is_file() and not any(
+        p.startswith(".") for p in path.relative_to(folder).parts
+      ):
         stat = path.stat()
-        files.append([path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns])
+        files.append(
+          [path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns]
+        )
   return hashlib.sha1(json.dumps(files).encode()).hexdigest()[:16]

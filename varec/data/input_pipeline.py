@@ -31,17 +31,27 @@ from varec.data import discovery
 from varec.data import summary
 
 BUILDER_MODULES = {
-    "adfes": "data_builder.adfes.adfes_dataset_builder",
-    "synthetic_adfes": "data_builder.synthetic_adfes.synthetic_adfes_dataset_builder",
-    "video_folder": "data_builder.video_folder.video_folder_dataset_builder",
+  "adfes": "data_builder.adfes.adfes_dataset_builder",
+  "synthetic_adfes": "data_builder.synthetic_adfes.synthetic_adfes_dataset_builder",
+  "video_folder": "data_builder.video_folder.video_folder_dataset_builder",
 }
 
 # Per-example fields kept in memory, besides the frames.
-_FIELDS = ("video_id", "speaker", "emotion", "orientation", "start_frame", "labels", "labelled")
+_FIELDS = (
+  "video_id",
+  "speaker",
+  "emotion",
+  "orientation",
+  "start_frame",
+  "labels",
+  "labelled",
+)
 
 
 def _digest(value) -> str:
-  return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+  return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[
+    :8
+  ]
 
 
 def _source_digest(manual_dir, labels_csv: str | None) -> str:
@@ -50,14 +60,20 @@ def _source_digest(manual_dir, labels_csv: str | None) -> str:
   content) is never read as another's."""
   folder = pathlib.Path(manual_dir).resolve()
   labels = folder / labels_csv if labels_csv else None
-  content = hashlib.sha1(labels.read_bytes()).hexdigest() if labels and labels.is_file() else None
+  content = (
+    hashlib.sha1(labels.read_bytes()).hexdigest()
+    if labels and labels.is_file()
+    else None
+  )
   return _digest([str(folder), content, discovery.files_fingerprint(folder)])
 
 
 def builder_class(name: str) -> type[builder_lib.VideoEmotionBuilder]:
   """The TFDS builder class of the dataset `name`, imported on first use."""
   if name not in BUILDER_MODULES:
-    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(BUILDER_MODULES)}")
+    raise ValueError(
+      f"unknown dataset {name!r}; choose one of {', '.join(BUILDER_MODULES)}"
+    )
   return importlib.import_module(BUILDER_MODULES[name]).Builder
 
 
@@ -66,25 +82,36 @@ def accepts_prototypes_csv(name: str) -> bool:
   return name in BUILDER_MODULES and builder_class(name).ACCEPTS_PROTOTYPES_CSV
 
 
-def _config_from_data(data: ml_collections.ConfigDict, builder_cls,
-                      preprocess: preprocessing.PreprocessConfig,
-                      label_space: emotions.LabelSpace | None):
+def _config_from_data(
+  data: ml_collections.ConfigDict,
+  builder_cls,
+  preprocess: preprocessing.PreprocessConfig,
+  label_space: emotions.LabelSpace | None,
+):
   """(config, usual preprocessing) of a builder whose configs are named by the data options."""
   if label_space is None:
-    prototypes_csv = data.prototypes_csv if builder_cls.ACCEPTS_PROTOTYPES_CSV else None
-    label_space = (emotions.LabelSpace.from_csv(prototypes_csv) if prototypes_csv
-                   else emotions.TABLE2)
+    prototypes_csv = (
+      data.prototypes_csv if builder_cls.ACCEPTS_PROTOTYPES_CSV else None
+    )
+    label_space = (
+      emotions.LabelSpace.from_csv(prototypes_csv)
+      if prototypes_csv
+      else emotions.TABLE2
+    )
   name = f"labelled{data.num_labelled_frames}{'_cropped' if data.faces_cropped else ''}"
   if label_space != emotions.TABLE2:
     name += f"_emotions{label_space.digest()}"
   if data.manual_dir:
     name += f"_source{_source_digest(data.manual_dir, builder_cls.LABELS_CSV)}"
-  config = builder_lib.VideoBuilderConfig(name=name, label_space=label_space,
-                                          preprocess=preprocess)
-  usual = dataclasses.replace(preprocessing.PreprocessConfig(),
-                              pad_short_clips=builder_cls.PAD_SHORT_CLIPS,
-                              num_labelled_frames=preprocess.num_labelled_frames,
-                              faces_cropped=preprocess.faces_cropped)
+  config = builder_lib.VideoBuilderConfig(
+    name=name, label_space=label_space, preprocess=preprocess
+  )
+  usual = dataclasses.replace(
+    preprocessing.PreprocessConfig(),
+    pad_short_clips=builder_cls.PAD_SHORT_CLIPS,
+    num_labelled_frames=preprocess.num_labelled_frames,
+    faces_cropped=preprocess.faces_cropped,
+  )
   return config, usual
 
 
@@ -93,14 +120,18 @@ def _listed_config(data: ml_collections.ConfigDict, builder_cls):
   configs = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
   config = configs.get(data.builder_config or "default")
   if config is None:
-    raise ValueError(f"{data.name} has no builder config {data.builder_config!r}; choose one "
-                     f"of {', '.join(configs)}")
+    raise ValueError(
+      f"{data.name} has no builder config {data.builder_config!r}; choose one "
+      f"of {', '.join(configs)}"
+    )
   return config, config.preprocess
 
 
-def builder_config(data: ml_collections.ConfigDict, module,
-                   label_space: emotions.LabelSpace | None = None
-                   ) -> builder_lib.VideoBuilderConfig:
+def builder_config(
+  data: ml_collections.ConfigDict,
+  module,
+  label_space: emotions.LabelSpace | None = None,
+) -> builder_lib.VideoBuilderConfig:
   """The builder config of `data`: its preprocessing, emotions and (for a builder with
   `CONFIG_FROM_DATA`, such as video_folder) source.
 
@@ -108,21 +139,34 @@ def builder_config(data: ml_collections.ConfigDict, module,
   by side in one data dir and one is never read as another.
   """
   builder_cls = module.Builder
-  preprocess = preprocessing.config_from_data(data, pad_short_clips=builder_cls.PAD_SHORT_CLIPS)
+  preprocess = preprocessing.config_from_data(
+    data, pad_short_clips=builder_cls.PAD_SHORT_CLIPS
+  )
   if builder_cls.CONFIG_FROM_DATA:
     base, usual = _config_from_data(data, builder_cls, preprocess, label_space)
   else:
     base, usual = _listed_config(data, builder_cls)
   usual = preprocessing.build_fields(usual)
-  changed = {k: v for k, v in preprocessing.build_fields(preprocess).items() if v != usual[k]}
-  if not changed:  # TFDS takes a listed config only as the very object it lists.
+  changed = {
+    k: v
+    for k, v in preprocessing.build_fields(preprocess).items()
+    if v != usual[k]
+  }
+  if (
+    not changed
+  ):  # TFDS takes a listed config only as the very object it lists.
     return base
-  return dataclasses.replace(base, name=f"{base.name}_preprocess{_digest(changed)}",
-                             preprocess=preprocess)
+  return dataclasses.replace(
+    base,
+    name=f"{base.name}_preprocess{_digest(changed)}",
+    preprocess=preprocess,
+  )
 
 
-def get_builder(data: ml_collections.ConfigDict,
-                label_space: emotions.LabelSpace | None = None) -> tfds.core.DatasetBuilder:
+def get_builder(
+  data: ml_collections.ConfigDict,
+  label_space: emotions.LabelSpace | None = None,
+) -> tfds.core.DatasetBuilder:
   """The TFDS builder named by `data.name`, reading and writing array_record files.
 
   Its preprocessing follows `data` (`preprocessing.config_from_data`). A
@@ -132,43 +176,64 @@ def get_builder(data: ml_collections.ConfigDict,
   """
   builder_cls = builder_class(data.name)
   if data.prototypes_csv and not builder_cls.ACCEPTS_PROTOTYPES_CSV:
-    raise ValueError(f"data.prototypes_csv is for the video_folder dataset; {data.name} has "
-                     "Table 2's emotions")
+    raise ValueError(
+      f"data.prototypes_csv is for the video_folder dataset; {data.name} has "
+      "Table 2's emotions"
+    )
   module = importlib.import_module(BUILDER_MODULES[data.name])
   config = builder_config(data, module, label_space)
   try:
-    return module.Builder(config=config, data_dir=data.data_dir, file_format="array_record")
+    return module.Builder(
+      config=config, data_dir=data.data_dir, file_format="array_record"
+    )
   except ValueError as e:
     if "File format is already set" not in str(e):
       raise
     raise ValueError(
-        f"the {data.name}/{config.name} build in {data.data_dir or tfds.core.constants.DATA_DIR} "
-        "holds TFRecord files (written by an older `tfds build` or with --file_format=tfrecord), "
-        f"and varec reads ArrayRecord: delete that {data.name}/{config.name} folder and rebuild "
-        f"with `{build_command(data)}` or `tfds build` (ArrayRecord by default now)") from None
+      f"the {data.name}/{config.name} build in {data.data_dir or tfds.core.constants.DATA_DIR} "
+      "holds TFRecord files (written by an older `tfds build` or with --file_format=tfrecord), "
+      f"and varec reads ArrayRecord: delete that {data.name}/{config.name} folder and rebuild "
+      f"with `{build_command(data)}` or `tfds build` (ArrayRecord by default now)"
+    ) from None
 
 
 def build_command(data: ml_collections.ConfigDict) -> str:
   """The `varec.build_dataset` command line that builds the dataset of `data`."""
   keys = ["name", "manual_dir", "data_dir", "builder_config"]
-  if accepts_prototypes_csv(data.name):  # Only some builders (video_folder) take it.
+  if accepts_prototypes_csv(
+    data.name
+  ):  # Only some builders (video_folder) take it.
     keys += ["prototypes_csv"]
   defaults = base.get_data_config()
-  keys += [k for k in preprocessing.PREPROCESS_FIELDS
-           if data.get(k) is not None and data.get(k) != defaults.get(k)]
-  options = [f"--data.{key}={data.get(key)}" for key in keys if data.get(key) is not None]
+  keys += [
+    k
+    for k in preprocessing.PREPROCESS_FIELDS
+    if data.get(k) is not None and data.get(k) != defaults.get(k)
+  ]
+  options = [
+    f"--data.{key}={data.get(key)}" for key in keys if data.get(key) is not None
+  ]
   return " ".join(["python -m varec.build_dataset"] + options)
 
 
-def ensure_built(data: ml_collections.ConfigDict, label_space: emotions.LabelSpace | None = None
-                 ) -> tfds.core.DatasetBuilder:
+def ensure_built(
+  data: ml_collections.ConfigDict,
+  label_space: emotions.LabelSpace | None = None,
+) -> tfds.core.DatasetBuilder:
   """Returns the builder, building the dataset first if it is not there yet."""
   builder = get_builder(data, label_space)
   if not builder.is_prepared():
-    logging.info("Dataset %s (%s) is not built in %s; building it now.", data.name,
-                 builder.builder_config.name, builder.data_dir)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=data.manual_dir, try_download_gcs=False))
+    logging.info(
+      "Dataset %s (%s) is not built in %s; building it now.",
+      data.name,
+      builder.builder_config.name,
+      builder.data_dir,
+    )
+    builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+        manual_dir=data.manual_dir, try_download_gcs=False
+      )
+    )
   check_preprocessing(builder)
   check_source(builder, data.manual_dir)
   return builder
@@ -177,11 +242,14 @@ def ensure_built(data: ml_collections.ConfigDict, label_space: emotions.LabelSpa
 def check_source(builder: tfds.core.DatasetBuilder, manual_dir) -> None:
   """Raises ValueError if the files in `manual_dir` changed since the build read them."""
   stored = builder.info.metadata.get("manual_dir_fingerprint")
-  if manual_dir and stored and stored != discovery.files_fingerprint(manual_dir):
+  if (
+    manual_dir and stored and stored != discovery.files_fingerprint(manual_dir)
+  ):
     raise ValueError(
-        f"the {builder.name}/{builder.builder_config.name} build in {builder.data_dir} was made "
-        f"from other files than {manual_dir} holds now (added, removed or changed since): "
-        "delete that build folder to rebuild it, or use another data_dir")
+      f"the {builder.name}/{builder.builder_config.name} build in {builder.data_dir} was made "
+      f"from other files than {manual_dir} holds now (added, removed or changed since): "
+      "delete that build folder to rebuild it, or use another data_dir"
+    )
 
 
 def check_preprocessing(builder: tfds.core.DatasetBuilder) -> None:
@@ -191,17 +259,21 @@ def check_preprocessing(builder: tfds.core.DatasetBuilder) -> None:
   wanted = dataclasses.asdict(builder.builder_config.preprocess)
   if stored is not None and stored != wanted:
     differ = sorted(k for k in wanted if stored.get(k) != wanted[k])
-    raise ValueError(f"the build in {builder.data_dir} was preprocessed with other settings "
-                     f"({', '.join(f'{k}={stored.get(k)!r}' for k in differ)}; this run needs "
-                     f"{', '.join(f'{k}={wanted[k]!r}' for k in differ)}); delete it or use "
-                     "another data_dir")
+    raise ValueError(
+      f"the build in {builder.data_dir} was preprocessed with other settings "
+      f"({', '.join(f'{k}={stored.get(k)!r}' for k in differ)}; this run needs "
+      f"{', '.join(f'{k}={wanted[k]!r}' for k in differ)}); delete it or use "
+      "another data_dir"
+    )
 
 
 def label_space(builder: tfds.core.DatasetBuilder) -> emotions.LabelSpace:
   """The emotions of a build: class indices, prototypes and PN groups."""
   meta = builder.info.metadata.get("label_space")
   # Builds made before the metadata recorded emotions could only have Table 2's.
-  return emotions.TABLE2 if meta is None else emotions.LabelSpace.from_meta(meta)
+  return (
+    emotions.TABLE2 if meta is None else emotions.LabelSpace.from_meta(meta)
+  )
 
 
 def build_summary(builder: tfds.core.DatasetBuilder) -> str:
@@ -209,14 +281,20 @@ def build_summary(builder: tfds.core.DatasetBuilder) -> str:
   return summary.format_summary(builder.info.metadata["build_summary"])
 
 
-def read_split(builder: tfds.core.DatasetBuilder, split: str, orientations) -> list[dict]:
+def read_split(
+  builder: tfds.core.DatasetBuilder, split: str, orientations
+) -> list[dict]:
   """Every example of a TFDS split ("windows" or "videos") with an allowed orientation."""
   source = builder.as_data_source(split=split)
   examples = []
   for i in range(len(source)):
     example = source[i]
     for key in ("video_id", "speaker", "orientation"):
-      example[key] = example[key].decode() if isinstance(example[key], bytes) else example[key]
+      example[key] = (
+        example[key].decode()
+        if isinstance(example[key], bytes)
+        else example[key]
+      )
     if example["orientation"] in orientations:
       examples.append(example)
   return examples
@@ -227,16 +305,23 @@ def mirrored(example: dict) -> dict:
 
   Face boxes keep the original video's coordinates.
   """
-  return {**example,
-          "frames": preprocessing.flip_horizontal(example["frames"]),
-          "speaker": preprocessing.mirror_speaker(example["speaker"]),
-          "video_id": example["video_id"] + preprocessing.MIRROR_SUFFIX}
+  return {
+    **example,
+    "frames": preprocessing.flip_horizontal(example["frames"]),
+    "speaker": preprocessing.mirror_speaker(example["speaker"]),
+    "video_id": example["video_id"] + preprocessing.MIRROR_SUFFIX,
+  }
 
 
-def prepare_examples(examples: list[dict], data: ml_collections.ConfigDict) -> list[dict]:
+def prepare_examples(
+  examples: list[dict], data: ml_collections.ConfigDict
+) -> list[dict]:
   """Frames as model input (`preprocessing.model_input`), plus mirror images if
   `data.flip_augment`."""
-  out = [{**e, "frames": preprocessing.model_input(e["frames"], data)} for e in examples]
+  out = [
+    {**e, "frames": preprocessing.model_input(e["frames"], data)}
+    for e in examples
+  ]
   if data.flip_augment:
     out += [mirrored(e) for e in out]
   return out
@@ -246,7 +331,9 @@ def stack(examples: list[dict]) -> dict[str, np.ndarray]:
   """Equal-length clips (windows) as one dict of arrays with a leading example axis."""
   if not examples:
     raise ValueError("no examples to stack")
-  return {key: np.stack([e[key] for e in examples]) for key in ("frames",) + _FIELDS}
+  return {
+    key: np.stack([e[key] for e in examples]) for key in ("frames",) + _FIELDS
+  }
 
 
 def select_speakers(examples: list[dict], speakers) -> list[dict]:
@@ -254,10 +341,16 @@ def select_speakers(examples: list[dict], speakers) -> list[dict]:
   return [e for e in examples if e["speaker"] in speakers]
 
 
-def speaker_split(speakers, config: ml_collections.ConfigDict) -> dict[str, tuple[str, ...]]:
+def speaker_split(
+  speakers, config: ml_collections.ConfigDict
+) -> dict[str, tuple[str, ...]]:
   """The run's train/validation/test speakers, drawn from `config.seed`."""
-  return splits.split_speakers(speakers, seed=config.seed, ratios=config.data.split_ratios,
-                               group_mirrors=not config.data.split_mirror_separately)
+  return splits.split_speakers(
+    speakers,
+    seed=config.seed,
+    ratios=config.data.split_ratios,
+    group_mirrors=not config.data.split_mirror_separately,
+  )
 
 
 def load_windows(config: ml_collections.ConfigDict, builder=None):
@@ -269,22 +362,30 @@ def load_windows(config: ml_collections.ConfigDict, builder=None):
     `_FIELDS`.
   """
   builder = builder or ensure_built(config.data)
-  examples = prepare_examples(read_split(builder, "windows", config.data.orientations), config.data)
+  examples = prepare_examples(
+    read_split(builder, "windows", config.data.orientations), config.data
+  )
   speakers = speaker_split({e["speaker"] for e in examples}, config)
   windows = {}
   for name, members in speakers.items():
     # In frame order within each video (TFDS stores examples shuffled): the video vote's
     # tie-break during validation looks at which emotion came last.
-    selected = sorted(select_speakers(examples, members),
-                      key=lambda e: (e["video_id"], int(e["start_frame"])))
+    selected = sorted(
+      select_speakers(examples, members),
+      key=lambda e: (e["video_id"], int(e["start_frame"])),
+    )
     if not selected:
       raise ValueError(f"split {name!r} has no windows (speakers {members})")
     windows[name] = stack(selected)
   return windows, speakers
 
 
-def load_videos(config: ml_collections.ConfigDict, speakers, builder=None) -> list[dict]:
+def load_videos(
+  config: ml_collections.ConfigDict, speakers, builder=None
+) -> list[dict]:
   """Whole preprocessed videos of the given speakers (mirror images included if flipped)."""
   builder = builder or ensure_built(config.data)
-  examples = prepare_examples(read_split(builder, "videos", config.data.orientations), config.data)
+  examples = prepare_examples(
+    read_split(builder, "videos", config.data.orientations), config.data
+  )
   return select_speakers(examples, speakers)

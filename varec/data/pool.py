@@ -25,19 +25,33 @@ from varec import preprocessing
 from varec.data import discovery
 
 
-def _cache_path(record: discovery.VideoRecord, config: preprocessing.PreprocessConfig,
-                cache_dir: pathlib.Path) -> pathlib.Path:
+def _cache_path(
+  record: discovery.VideoRecord,
+  config: preprocessing.PreprocessConfig,
+  cache_dir: pathlib.Path,
+) -> pathlib.Path:
   """The cache file of `record` under `config`: its video id, and a digest of its resolved
   path, size, modification time and `config` (raises OSError if the file is missing)."""
   stat = record.path.stat()
-  key = json.dumps([str(record.path.resolve()), stat.st_size, stat.st_mtime_ns,
-                    preprocessing.build_fields(config)], sort_keys=True)
+  key = json.dumps(
+    [
+      str(record.path.resolve()),
+      stat.st_size,
+      stat.st_mtime_ns,
+      preprocessing.build_fields(config),
+    ],
+    sort_keys=True,
+  )
   digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-  return cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', record.video_id)}-{digest}.npz"
+  return (
+    cache_dir
+    / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', record.video_id)}-{digest}.npz"
+  )
 
 
-def try_preprocess(record: discovery.VideoRecord, config: preprocessing.PreprocessConfig
-                   ) -> tuple[preprocessing.PreprocessedVideo | None, str | None]:
+def try_preprocess(
+  record: discovery.VideoRecord, config: preprocessing.PreprocessConfig
+) -> tuple[preprocessing.PreprocessedVideo | None, str | None]:
   """(video, None) on success, (None, reason) when the file cannot be used."""
   try:
     if not record.path.exists():
@@ -50,8 +64,11 @@ def try_preprocess(record: discovery.VideoRecord, config: preprocessing.Preproce
     return None, f"{type(e).__name__}: {e}"
 
 
-def _preprocess_one(record: discovery.VideoRecord, config: preprocessing.PreprocessConfig,
-                    cache_dir: pathlib.Path) -> tuple[pathlib.Path | None, str | None]:
+def _preprocess_one(
+  record: discovery.VideoRecord,
+  config: preprocessing.PreprocessConfig,
+  cache_dir: pathlib.Path,
+) -> tuple[pathlib.Path | None, str | None]:
   """Runs in a worker process: (cache file, None) on success, (None, reason) on failure."""
   try:
     cache = _cache_path(record, config, cache_dir)
@@ -79,8 +96,12 @@ def _run_in_pool(records, config, cache_dir, workers: int) -> dict[int, tuple]:
   results = {}
   # Spawned, not forked: the parent may hold TensorFlow or JAX threads.
   with concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-    futures = {pool.submit(_preprocess_one, r, config, cache_dir): i for i, r in enumerate(records)}
+    workers, mp_context=multiprocessing.get_context("spawn")
+  ) as pool:
+    futures = {
+      pool.submit(_preprocess_one, r, config, cache_dir): i
+      for i, r in enumerate(records)
+    }
     for future in concurrent.futures.as_completed(futures):
       try:
         results[futures[future]] = future.result()
@@ -89,8 +110,12 @@ def _run_in_pool(records, config, cache_dir, workers: int) -> dict[int, tuple]:
   return results
 
 
-def preprocess_all(records, config: preprocessing.PreprocessConfig, cache_dir,
-                   workers: int | None = None):
+def preprocess_all(
+  records,
+  config: preprocessing.PreprocessConfig,
+  cache_dir,
+  workers: int | None = None,
+):
   """Preprocesses every record in parallel; returns ([(record, cache file)], [Skipped]).
 
   A worker process that dies (a decoder crash, out of memory) takes down only
@@ -103,14 +128,25 @@ def preprocess_all(records, config: preprocessing.PreprocessConfig, cache_dir,
     results = _run_in_pool(records, config, cache_dir, workers)
     lost = [i for i in range(len(records)) if i not in results]
     if lost:
-      logging.warning("A preprocessing worker died; retrying %d video(s) one at a time", len(lost))
+      logging.warning(
+        "A preprocessing worker died; retrying %d video(s) one at a time",
+        len(lost),
+      )
     for i in lost:
       retry = _run_in_pool([records[i]], config, cache_dir, 1)
-      results[i] = retry.get(0, (None, "the worker process crashed while preprocessing this "
-                                 "video (if every video fails like this, run from a script "
-                                 "guarded by `if __name__ == '__main__':` or set VAREC_WORKERS=1)"))
+      results[i] = retry.get(
+        0,
+        (
+          None,
+          "the worker process crashed while preprocessing this "
+          "video (if every video fails like this, run from a script "
+          "guarded by `if __name__ == '__main__':` or set VAREC_WORKERS=1)",
+        ),
+      )
   else:
-    results = {i: _preprocess_one(r, config, cache_dir) for i, r in enumerate(records)}
+    results = {
+      i: _preprocess_one(r, config, cache_dir) for i, r in enumerate(records)
+    }
   done, skipped = [], []
   for i, record in enumerate(records):
     cache, reason = results[i]

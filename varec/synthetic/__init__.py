@@ -36,10 +36,10 @@ from varec.synthetic.video import video_file_name
 from varec.synthetic.video import write_video
 
 __all__ = [
-    "Speaker",
-    "generate_dataset",
-    "make_speakers",
-    "render_video",
-    "video_file_name",
-    "write_video",
+  "Speaker",
+  "generate_dataset",
+  "make_speakers",
+  "render_video",
+  "video_file_name",
+  "write_video",
 ]

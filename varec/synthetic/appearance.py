@@ -15,19 +15,63 @@ import numpy as np
 from varec import emotions
 
 # Appearance palettes (BGR, 0-255).
-_SKIN_TONES = np.array([  # Fair to dark, sampled by a tone in [0, 1].
-    (196, 212, 242), (170, 195, 232), (142, 174, 216), (118, 154, 200), (96, 130, 178),
-    (72, 102, 148), (52, 74, 112)
-], np.float32)
-_HAIR_COLOURS = ((22, 22, 26), (28, 36, 52), (40, 58, 88), (32, 52, 110), (50, 80, 128),
-                 (78, 118, 160), (118, 166, 206), (146, 148, 152), (36, 62, 140))
-_IRIS_COLOURS = ((28, 48, 86), (22, 30, 48), (150, 118, 78), (88, 126, 90), (50, 96, 118),
-                 (132, 134, 126))
-_CLOTHING_COLOURS = ((40, 40, 40), (120, 60, 30), (200, 200, 200), (40, 90, 40), (60, 50, 140),
-                     (150, 120, 90), (90, 90, 110), (30, 30, 90), (170, 140, 60), (110, 150, 170))
-_BACKGROUND_COLOURS = ((200, 200, 200), (150, 150, 150), (90, 90, 90), (170, 130, 100),
-                       (120, 150, 120), (150, 180, 200), (210, 215, 220), (60, 60, 70),
-                       (130, 110, 90), (120, 130, 160), (90, 110, 100), (180, 170, 160))
+_SKIN_TONES = np.array(
+  [  # Fair to dark, sampled by a tone in [0, 1].
+    (196, 212, 242),
+    (170, 195, 232),
+    (142, 174, 216),
+    (118, 154, 200),
+    (96, 130, 178),
+    (72, 102, 148),
+    (52, 74, 112),
+  ],
+  np.float32,
+)
+_HAIR_COLOURS = (
+  (22, 22, 26),
+  (28, 36, 52),
+  (40, 58, 88),
+  (32, 52, 110),
+  (50, 80, 128),
+  (78, 118, 160),
+  (118, 166, 206),
+  (146, 148, 152),
+  (36, 62, 140),
+)
+_IRIS_COLOURS = (
+  (28, 48, 86),
+  (22, 30, 48),
+  (150, 118, 78),
+  (88, 126, 90),
+  (50, 96, 118),
+  (132, 134, 126),
+)
+_CLOTHING_COLOURS = (
+  (40, 40, 40),
+  (120, 60, 30),
+  (200, 200, 200),
+  (40, 90, 40),
+  (60, 50, 140),
+  (150, 120, 90),
+  (90, 90, 110),
+  (30, 30, 90),
+  (170, 140, 60),
+  (110, 150, 170),
+)
+_BACKGROUND_COLOURS = (
+  (200, 200, 200),
+  (150, 150, 150),
+  (90, 90, 90),
+  (170, 130, 100),
+  (120, 150, 120),
+  (150, 180, 200),
+  (210, 215, 220),
+  (60, 60, 70),
+  (130, 110, 90),
+  (120, 130, 160),
+  (90, 110, 100),
+  (180, 170, 160),
+)
 _FEMALE_HAIR_STYLES = ("long", "bob", "bun", "curly", "fringe", "medium")
 _MALE_HAIR_STYLES = ("short", "crop", "medium", "curly", "receding")
 _BACKGROUND_TEXTURES = ("plain", "mottled", "stripes", "tiles", "bokeh")
@@ -72,7 +116,9 @@ class Speaker:
   background: tuple[float, float, float]
   background2: tuple[float, float, float]
   background_texture: str  # One of _BACKGROUND_TEXTURES.
-  expressivity: tuple[float, ...]  # Apex intensity per emotion, emotions.EMOTIONS order.
+  expressivity: tuple[
+    float, ...
+  ]  # Apex intensity per emotion, emotions.EMOTIONS order.
   contempt_side: int  # +1 raises the image-right lip corner, -1 the left.
   texture_seed: int  # Hair strands and background texture.
 
@@ -92,8 +138,9 @@ def speaker_key(speaker_id: str) -> tuple[int, int]:
 def _speaker_ids(num_speakers: int) -> list[str]:
   # ADFES ratio (10 of 22 female), so 22 gives exactly F01..F10, M01..M12.
   num_female = (10 * num_speakers + 11) // 22
-  return ([f"F{i:02d}" for i in range(1, num_female + 1)] +
-          [f"M{i:02d}" for i in range(1, num_speakers - num_female + 1)])
+  return [f"F{i:02d}" for i in range(1, num_female + 1)] + [
+    f"M{i:02d}" for i in range(1, num_speakers - num_female + 1)
+  ]
 
 
 def _stratified(seed: int, attribute: int, sex: int, number: int) -> float:
@@ -139,56 +186,64 @@ def _make_speaker(speaker_id: str, seed: int) -> Speaker:
   def span(lo: float, hi: float) -> float:
     return lo + (hi - lo) * strat()
 
-  skin = np.clip(_lerp_palette(_SKIN_TONES, strat()) * rng.uniform(0.96, 1.04, 3), 30, 250)
-  hair = np.clip(np.array(pick(_HAIR_COLOURS), np.float32) * rng.uniform(0.9, 1.1), 10, 235)
+  skin = np.clip(
+    _lerp_palette(_SKIN_TONES, strat()) * rng.uniform(0.96, 1.04, 3), 30, 250
+  )
+  hair = np.clip(
+    np.array(pick(_HAIR_COLOURS), np.float32) * rng.uniform(0.9, 1.1), 10, 235
+  )
   style = pick(_FEMALE_HAIR_STYLES if female else _MALE_HAIR_STYLES)
   volume = span(0.04, 0.3)
   # Backgrounds keep some contrast with the skin, as in a studio recording.
   background = np.array(pick(_BACKGROUND_COLOURS), np.float32)
   if abs(_luma(background) - _luma(skin)) < 45:
-    background = np.clip(background + (70 if _luma(skin) < 128 else -70), 20, 235)
+    background = np.clip(
+      background + (70 if _luma(skin) < 128 else -70), 20, 235
+    )
   background2 = np.clip(background * rng.uniform(0.75, 1.2, 3), 10, 245)
   expressivity = span(0.9, 1.1)
   stubble = max(0.0, span(-0.6, 1.0))
   return Speaker(
-      speaker_id=speaker_id,
-      skin=tuple(float(c) for c in skin),
-      lips=tuple(float(c) for c in skin * (0.74, 0.66, 0.92 if female else 0.86)),
-      hair=tuple(float(c) for c in hair),
-      hair_style=style,
-      hair_volume=0.03 if style in ("crop", "receding") else volume,
-      iris=pick(_IRIS_COLOURS),
-      clothing=pick(_CLOTHING_COLOURS),
-      neckline=pick(("round", "v")),
-      face_width=span(0.93, 1.05) - (0.02 if female else 0.0),
-      jaw_width=span(0.72, 0.8) if female else span(0.8, 0.9),
-      chin_width=span(0.22, 0.32) if female else span(0.28, 0.4),
-      face_length=span(0.94, 1.07),
-      forehead=span(0.95, 1.2),
-      eye_size=span(0.9, 1.12) + (0.04 if female else 0.0),
-      eye_spacing=span(0.43, 0.48),
-      brow_height=span(-0.04, 0.04),
-      brow_thickness=span(0.7, 1.0) if female else span(0.95, 1.3),
-      brow_arch=span(0.0, 0.06) + (0.03 if female else 0.0),
-      nose_length=span(0.94, 1.06),
-      nose_width=span(0.88, 1.12),
-      mouth_width=span(0.9, 1.1),
-      lip_thickness=span(0.95, 1.3) if female else span(0.75, 1.05),
-      stubble=0.0 if female else stubble,
-      light_azimuth=span(-50.0, 50.0),
-      light_elevation=span(10.0, 45.0),
-      light_intensity=span(0.8, 1.15),
-      ambient=span(0.35, 0.55),
-      light_tint=span(-1.0, 1.0),
-      face_height=span(0.46, 0.57),
-      x_position=span(0.4, 0.6),
-      y_position=strat(),
-      background=tuple(float(c) for c in background),
-      background2=tuple(float(c) for c in background2),
-      background_texture=pick(_BACKGROUND_TEXTURES),
-      expressivity=tuple(float(expressivity * rng.uniform(0.9, 1.1)) for _ in emotions.EMOTIONS),
-      contempt_side=int(rng.choice((-1, 1))),
-      texture_seed=int(rng.integers(2**31)),
+    speaker_id=speaker_id,
+    skin=tuple(float(c) for c in skin),
+    lips=tuple(float(c) for c in skin * (0.74, 0.66, 0.92 if female else 0.86)),
+    hair=tuple(float(c) for c in hair),
+    hair_style=style,
+    hair_volume=0.03 if style in ("crop", "receding") else volume,
+    iris=pick(_IRIS_COLOURS),
+    clothing=pick(_CLOTHING_COLOURS),
+    neckline=pick(("round", "v")),
+    face_width=span(0.93, 1.05) - (0.02 if female else 0.0),
+    jaw_width=span(0.72, 0.8) if female else span(0.8, 0.9),
+    chin_width=span(0.22, 0.32) if female else span(0.28, 0.4),
+    face_length=span(0.94, 1.07),
+    forehead=span(0.95, 1.2),
+    eye_size=span(0.9, 1.12) + (0.04 if female else 0.0),
+    eye_spacing=span(0.43, 0.48),
+    brow_height=span(-0.04, 0.04),
+    brow_thickness=span(0.7, 1.0) if female else span(0.95, 1.3),
+    brow_arch=span(0.0, 0.06) + (0.03 if female else 0.0),
+    nose_length=span(0.94, 1.06),
+    nose_width=span(0.88, 1.12),
+    mouth_width=span(0.9, 1.1),
+    lip_thickness=span(0.95, 1.3) if female else span(0.75, 1.05),
+    stubble=0.0 if female else stubble,
+    light_azimuth=span(-50.0, 50.0),
+    light_elevation=span(10.0, 45.0),
+    light_intensity=span(0.8, 1.15),
+    ambient=span(0.35, 0.55),
+    light_tint=span(-1.0, 1.0),
+    face_height=span(0.46, 0.57),
+    x_position=span(0.4, 0.6),
+    y_position=strat(),
+    background=tuple(float(c) for c in background),
+    background2=tuple(float(c) for c in background2),
+    background_texture=pick(_BACKGROUND_TEXTURES),
+    expressivity=tuple(
+      float(expressivity * rng.uniform(0.9, 1.1)) for _ in emotions.EMOTIONS
+    ),
+    contempt_side=int(rng.choice((-1, 1))),
+    texture_seed=int(rng.integers(2**31)),
   )
 
 

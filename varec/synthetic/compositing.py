@@ -56,16 +56,22 @@ class Renderer:
     self.place = geometry.place(speaker, size)
     self.neck_w = 0.6 + 0.08 * (speaker.sex == "M")
     self.head = shapes.head_shapes(speaker)
-    self.background, self.shoulders_px = backdrop.render_backdrop(speaker, size, self.place)
+    self.background, self.shoulders_px = backdrop.render_backdrop(
+      speaker, size, self.place
+    )
     margin = 0.6 * self.place.a  # Room for head motion, pitch and the jaw drop.
     self.roi = _head_roi(self.head, self.place, size, margin)
     # Light map over the ROI plus a margin, sliced per frame to follow the head.
     self.light_margin = int(np.ceil(margin))
-    self.light = _light_map(speaker, self.place, self.roi, self.light_margin, self.neck_w)
+    self.light = _light_map(
+      speaker, self.place, self.roi, self.light_margin, self.neck_w
+    )
     t = speaker.light_tint
     self.tint = np.array([1 - 0.07 * t, 1.0, 1 + 0.07 * t], np.float32)
 
-  def draw(self, au: dict[str, float], pose: geometry.Pose, blink: float) -> np.ndarray:
+  def draw(
+    self, au: dict[str, float], pose: geometry.Pose, blink: float
+  ) -> np.ndarray:
     """One frame (H, W, 3) uint8 for action units `au`, head `pose` and eyelid closure."""
     x0, y0, x1, y1 = self.roi
     origin = np.array([x0, y0], np.float64)
@@ -75,27 +81,50 @@ class Renderer:
     shade = np.zeros((h, w), np.float32)
     self._draw_neck(albedo, mask, shade, pose, origin)
     c = Canvas()
-    face_parts.draw_face(c, self.spk, self.head, lambda k: au.get(k, 0.0), blink)
+    face_parts.draw_face(
+      c, self.spk, self.head, lambda k: au.get(k, 0.0), blink
+    )
     self._rasterise(c, pose, origin, albedo, mask, shade)
     # Clothes cover the neck: erase it from the head mask where the shirt is.
-    cv2.fillPoly(mask, [geometry.to_fixed(self.shoulders_px, origin)], 0, _AA, geometry.SHIFT)
+    cv2.fillPoly(
+      mask,
+      [geometry.to_fixed(self.shoulders_px, origin)],
+      0,
+      _AA,
+      geometry.SHIFT,
+    )
     return self._composite(albedo, mask, shade, pose)
 
-  def _draw_neck(self, albedo, mask, shade, pose: geometry.Pose, origin: np.ndarray) -> None:
+  def _draw_neck(
+    self, albedo, mask, shade, pose: geometry.Pose, origin: np.ndarray
+  ) -> None:
     # The neck follows the head's translation only partly and does not rotate.
     nw = self.neck_w
-    neck = np.array([(-nw, 0.8), (nw, 0.8), (nw * 1.08, 4.5), (-nw * 1.08, 4.5)])
+    neck = np.array(
+      [(-nw, 0.8), (nw, 0.8), (nw * 1.08, 4.5), (-nw * 1.08, 4.5)]
+    )
     body_pose = geometry.Pose(0.5 * pose.tx, 0.5 * pose.ty)
-    neck_px = geometry.to_fixed(self.place.project(neck, body_pose, -0.9), origin)
+    neck_px = geometry.to_fixed(
+      self.place.project(neck, body_pose, -0.9), origin
+    )
     cv2.fillPoly(albedo, [neck_px], self.spk.skin, _AA, geometry.SHIFT)
     cv2.fillPoly(mask, [neck_px], 255, _AA, geometry.SHIFT)
     cv2.fillPoly(shade, [neck_px], 0.2, cv2.LINE_8, geometry.SHIFT)
 
-  def _rasterise(self, c: Canvas, pose: geometry.Pose, origin: np.ndarray, albedo, mask,
-                 shade) -> None:
+  def _rasterise(
+    self,
+    c: Canvas,
+    pose: geometry.Pose,
+    origin: np.ndarray,
+    albedo,
+    mask,
+    shade,
+  ) -> None:
     """Projects all of the canvas's shapes at once and draws them in order."""
     lengths = [n for _, n, _ in c.ops]
-    px = self.place.project(np.concatenate(c.points), pose, np.concatenate(c.depths))
+    px = self.place.project(
+      np.concatenate(c.points), pose, np.concatenate(c.depths)
+    )
     px = geometry.to_fixed(px, origin)
     for (op, _, args), p in zip(c.ops, np.split(px, np.cumsum(lengths)[:-1])):
       if op == "fill":
@@ -103,8 +132,15 @@ class Renderer:
         if args[1]:
           cv2.fillPoly(mask, [p], 255, _AA, geometry.SHIFT)
       elif op == "line":
-        cv2.polylines(albedo, [p], False, args[0], max(1, round(args[1] * self.place.a)), _AA,
-                      geometry.SHIFT)
+        cv2.polylines(
+          albedo,
+          [p],
+          False,
+          args[0],
+          max(1, round(args[1] * self.place.a)),
+          _AA,
+          geometry.SHIFT,
+        )
       else:
         cv2.fillPoly(shade, [p], args[0], cv2.LINE_8, geometry.SHIFT)
 
@@ -116,7 +152,7 @@ class Renderer:
     m = self.light_margin
     centre = self.place.project(np.array([[0.0, 0.1]]), pose)[0]
     ox, oy = np.clip(np.round(centre - (cx, cy + 0.1 * a)), -m, m).astype(int)
-    light = self.light[m - oy:m - oy + h, m - ox:m - ox + w]
+    light = self.light[m - oy : m - oy + h, m - ox : m - ox + w]
     shade = cv2.GaussianBlur(shade, (0, 0), 0.07 * a)
     lit = (light * (1 - shade))[..., None] * self.tint
     alpha = mask.astype(np.float32)[..., None] * (1 / 255)
@@ -128,8 +164,12 @@ class Renderer:
     return frame
 
 
-def _head_roi(head: shapes.HeadShapes, place: geometry.Placement, size: tuple[int, int],
-              margin: float) -> tuple[int, int, int, int]:
+def _head_roi(
+  head: shapes.HeadShapes,
+  place: geometry.Placement,
+  size: tuple[int, int],
+  margin: float,
+) -> tuple[int, int, int, int]:
   """(x0, y0, x1, y1): the pixels the head at rest covers, plus `margin`, down to the bottom."""
   width, height = size
   rest = geometry.Pose()
@@ -145,15 +185,20 @@ def _head_roi(head: shapes.HeadShapes, place: geometry.Placement, size: tuple[in
   return x0, y0, x1, height
 
 
-def _light_map(s: appearance.Speaker, place: geometry.Placement, roi: tuple[int, int, int, int],
-               m: int, neck_w: float) -> np.ndarray:
+def _light_map(
+  s: appearance.Speaker,
+  place: geometry.Placement,
+  roi: tuple[int, int, int, int],
+  m: int,
+  neck_w: float,
+) -> np.ndarray:
   """Ambient plus diffuse key light on a head ellipsoid over a neck cylinder.
 
   Covers the ROI plus `m` pixels on every side, so that it can follow the head.
   """
   a, cx, cy = place.a, place.cx, place.cy
   x0, y0, x1, y1 = roi
-  yy, xx = np.mgrid[y0 - m:y1 + m, x0 - m:x1 + m].astype(np.float32)
+  yy, xx = np.mgrid[y0 - m : y1 + m, x0 - m : x1 + m].astype(np.float32)
   dx = (xx - cx) / a
   dy = (yy - cy) / a - 0.1
   X, Y = dx / 1.18, dy / 1.85
@@ -165,6 +210,10 @@ def _light_map(s: appearance.Speaker, place: geometry.Placement, roi: tuple[int,
   n = head_n * (1 - wneck) + neck_n * wneck
   n /= np.linalg.norm(n, axis=-1, keepdims=True)
   az, el = np.radians(s.light_azimuth), np.radians(s.light_elevation)
-  light = np.array([np.sin(az) * np.cos(el), -np.sin(el), np.cos(az) * np.cos(el)])
+  light = np.array(
+    [np.sin(az) * np.cos(el), -np.sin(el), np.cos(az) * np.cos(el)]
+  )
   diffuse = np.maximum(n @ light.astype(np.float32), 0)
-  return (s.ambient + 1.15 * s.light_intensity * (1 - s.ambient) * diffuse).astype(np.float32)
+  return (
+    s.ambient + 1.15 * s.light_intensity * (1 - s.ambient) * diffuse
+  ).astype(np.float32)

@@ -28,15 +28,19 @@ def catmull_rom_closed(points, samples: int) -> np.ndarray:
   p0, p1, p2, p3 = np.roll(p, 1, 0), p, np.roll(p, -1, 0), np.roll(p, -2, 0)
   t = np.linspace(0, 1, samples, endpoint=False)[None, :, None]
   p0, p1, p2, p3 = (q[:, None, :] for q in (p0, p1, p2, p3))
-  curve = 0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 +
-                 (3 * p1 - p0 - 3 * p2 + p3) * t**3)
+  curve = 0.5 * (
+    2 * p1
+    + (p2 - p0) * t
+    + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
+    + (3 * p1 - p0 - 3 * p2 + p3) * t**3
+  )
   return curve.reshape(-1, 2)
 
 
 @functools.cache
 def _bezier_basis(n: int) -> np.ndarray:
   t = np.linspace(0, 1, n)[:, None]
-  return np.concatenate([(1 - t)**2, 2 * t * (1 - t), t**2], 1)
+  return np.concatenate([(1 - t) ** 2, 2 * t * (1 - t), t**2], 1)
 
 
 def bezier(p0, p1, p2, n: int = 12) -> np.ndarray:
@@ -59,7 +63,7 @@ def ellipse(cu, cv, ru, rv, n: int = 16) -> np.ndarray:
 
 def surface_z(u: np.ndarray, v: np.ndarray) -> np.ndarray:
   """Depth of the head ellipsoid's front surface (0 at the face centre)."""
-  r2 = (u / 1.15)**2 + ((v - 0.1) / 2.0)**2
+  r2 = (u / 1.15) ** 2 + ((v - 0.1) / 2.0) ** 2
   return -1.0 + np.sqrt(np.maximum(0.04, 1.0 - r2))
 
 

@@ -17,13 +17,15 @@ from varec.synthetic import dynamics
 from varec.synthetic import geometry
 
 
-def render_video(speaker: appearance.Speaker,
-                 emotion: str,
-                 seed: int = 0,
-                 *,
-                 fps: float = 25.0,
-                 size: tuple[int, int] = (360, 288),
-                 num_frames: int | None = None) -> np.ndarray:
+def render_video(
+  speaker: appearance.Speaker,
+  emotion: str,
+  seed: int = 0,
+  *,
+  fps: float = 25.0,
+  size: tuple[int, int] = (360, 288),
+  num_frames: int | None = None,
+) -> np.ndarray:
   """Renders one posed-emotion video of `speaker`.
 
   Args:
@@ -61,9 +63,11 @@ def render_video(speaker: appearance.Speaker,
   for i in range(n):
     r = ramp[i]
     au = {k: v * r for k, v in apex.items() if k not in dynamics.POSE_KEYS}
-    pose = geometry.Pose(tx=jitter["tx"][i],
-                         ty=jitter["ty"][i],
-                         **{k: jitter[k][i] + apex.get(k, 0.0) * r for k in dynamics.POSE_KEYS})
+    pose = geometry.Pose(
+      tx=jitter["tx"][i],
+      ty=jitter["ty"][i],
+      **{k: jitter[k][i] + apex.get(k, 0.0) * r for k in dynamics.POSE_KEYS},
+    )
     frame = renderer.draw(au, pose, float(blink[i]))
     noise.add(frame, i)
     video[i] = frame
@@ -87,15 +91,26 @@ def write_video(path, frames: np.ndarray, fps: float = 25.0) -> None:
   """
   path = pathlib.Path(path)
   frames = np.asarray(frames)
-  if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
-    raise ValueError(f"frames must be non-empty (T, H, W, 3) uint8, got "
-                     f"{frames.shape} {frames.dtype}")
+  if (
+    frames.ndim != 4
+    or frames.shape[-1] != 3
+    or frames.dtype != np.uint8
+    or not len(frames)
+  ):
+    raise ValueError(
+      f"frames must be non-empty (T, H, W, 3) uint8, got "
+      f"{frames.shape} {frames.dtype}"
+    )
   fourcc = _FOURCC.get(path.suffix.lower())
   if fourcc is None:
-    raise ValueError(f"{path}: unsupported extension; use one of {', '.join(_FOURCC)}")
+    raise ValueError(
+      f"{path}: unsupported extension; use one of {', '.join(_FOURCC)}"
+    )
   path.parent.mkdir(parents=True, exist_ok=True)
   height, width = frames.shape[1:3]
-  writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+  writer = cv2.VideoWriter(
+    str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height)
+  )
   if not writer.isOpened():
     raise OSError(f"cannot open a {fourcc} video writer for {path}")
   try:
@@ -108,25 +123,34 @@ def write_video(path, frames: np.ndarray, fps: float = 25.0) -> None:
   count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if readable else 0
   cap.release()
   if count != len(frames):
-    raise OSError(f"{path} reads back with {count} frames, expected {len(frames)}")
+    raise OSError(
+      f"{path} reads back with {count} frames, expected {len(frames)}"
+    )
 
 
 def _render_and_write(job) -> pathlib.Path:
   speaker, emotion, path, seed, size, fps, num_frames = job
-  write_video(path, render_video(speaker, emotion, seed, fps=fps, size=size, num_frames=num_frames),
-              fps)
+  write_video(
+    path,
+    render_video(
+      speaker, emotion, seed, fps=fps, size=size, num_frames=num_frames
+    ),
+    fps,
+  )
   return path
 
 
-def generate_dataset(out_dir,
-                     *,
-                     num_speakers: int = 22,
-                     emotions: Iterable[str] = emotions_lib.EMOTIONS,
-                     seed: int = 0,
-                     size: tuple[int, int] = (360, 288),
-                     fps: float = 25.0,
-                     workers: int = 2,
-                     num_frames: int | None = None) -> list[pathlib.Path]:
+def generate_dataset(
+  out_dir,
+  *,
+  num_speakers: int = 22,
+  emotions: Iterable[str] = emotions_lib.EMOTIONS,
+  seed: int = 0,
+  size: tuple[int, int] = (360, 288),
+  fps: float = 25.0,
+  workers: int = 2,
+  num_frames: int | None = None,
+) -> list[pathlib.Path]:
   """Renders and writes every (speaker, emotion) video into `out_dir`.
 
   Uses `workers` spawned processes (1 = in this process), so a calling script
@@ -141,17 +165,29 @@ def generate_dataset(out_dir,
   names = [emotions_lib.TABLE2.canonical(e) for e in emotions]
   if len(set(names)) != len(names):
     raise ValueError(f"duplicate emotions in {names}")
-  jobs = [(spk, e, out / video_file_name(spk.speaker_id, e), seed, tuple(size), fps, num_frames)
-          for spk in appearance.make_speakers(num_speakers, seed)
-          for e in names]
+  jobs = [
+    (
+      spk,
+      e,
+      out / video_file_name(spk.speaker_id, e),
+      seed,
+      tuple(size),
+      fps,
+      num_frames,
+    )
+    for spk in appearance.make_speakers(num_speakers, seed)
+    for e in names
+  ]
   if workers <= 1:
     paths = [_render_and_write(job) for job in jobs]
   else:
     # Spawn, not fork: the parent may hold JAX/thread state that fork would copy.
     # One OpenCV thread per worker, as the workers already fill the cores.
-    with concurrent.futures.ProcessPoolExecutor(workers,
-                                                mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=cv2.setNumThreads,
-                                                initargs=(1,)) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+      workers,
+      mp_context=multiprocessing.get_context("spawn"),
+      initializer=cv2.setNumThreads,
+      initargs=(1,),
+    ) as pool:
       paths = list(pool.map(_render_and_write, jobs))
   return sorted(paths)
