@@ -47,9 +47,8 @@ from absl import app
 from absl import flags
 import jax
 
-sys.path.insert(
-  0, str(pathlib.Path(__file__).parent.parent)
-)  # Run from a checkout.
+# Run from a checkout.
+sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))
 import report  # benchmarks/report.py
 from configs import rnn10
 from varec import evaluation

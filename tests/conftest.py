@@ -66,25 +66,24 @@ def manual_dir(tmp_path_factory, speakers):
     speakers[3], "anger", seed=1, size=(240, 192), num_frames=30
   )
   bad = root / "bad"
-  write_video(
-    bad / "F09-Anger-Face Forward.mp4", good[:5]
-  )  # shorter than a window
+  # shorter than a window
+  write_video(bad / "F09-Anger-Face Forward.mp4", good[:5])
+  # no face
   write_video(
     bad / "F10-Fear-Face Forward.mp4", np.full((30, 192, 240, 3), 90, np.uint8)
-  )  # no face
+  )
   write_video(bad / "M11-Boredom-Face Forward.mp4", good)  # unknown emotion
   write_video(bad / "holiday.mp4", good)  # name that does not match the pattern
-  _truncate(
-    write_video(bad / "M12-Joy-Face Forward.mp4", good), 0.4
-  )  # truncated
+  # truncated
+  _truncate(write_video(bad / "M12-Joy-Face Forward.mp4", good), 0.4)
   (bad / "M10-Pride-Face Forward.mp4").write_bytes(b"")  # zero bytes
+  # garbage
   (bad / "M09-Disgust-Face Forward.avi").write_bytes(
     np.random.default_rng(0).bytes(5000)
-  )  # garbage
+  )
   truncated_avi = write_video(bad / "F08-Joy-Face Forward.avi", good)
-  _truncate(
-    truncated_avi, 0.4
-  )  # decodes, but to fewer frames than its header says
+  # decodes, but to fewer frames than its header says
+  _truncate(truncated_avi, 0.4)
   empty_avi = bad / "F07-Joy-Face Forward.avi"
   cv2.VideoWriter(
     str(empty_avi), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (240, 192)

@@ -52,9 +52,8 @@ def test_same_key_same_output_and_shape():
 
 
 def test_frames_of_a_window_move_together_and_examples_differ():
-  window = np.repeat(
-    _frames((2, 1, 24, 24, 1)), 5, axis=1
-  )  # Each window: one frame, 5 times.
+  # Each window: one frame, 5 times.
+  window = np.repeat(_frames((2, 1, 24, 24, 1)), 5, axis=1)
   out = _augment(
     window, 3, _config(max_shift=0.2, max_rotation=20, max_brightness=30)
   )
@@ -99,9 +98,8 @@ def test_affine_is_opencvs_rotation_about_the_centre_then_the_shift():
   for matrix, angle, scale in zip(matrices, angles, scales):
     expected = cv2.getRotationMatrix2D((23.5, 23.5), float(angle), float(scale))
     np.testing.assert_allclose(matrix[:, :2], expected[:, :2], atol=1e-5)
-    shift = (
-      matrix[:, 2] - expected[:, 2]
-    )  # What is left: the shift, at most 5% of the side.
+    # What is left: the shift, at most 5% of the side.
+    shift = matrix[:, 2] - expected[:, 2]
     assert np.all(np.abs(shift) <= 0.05 * 48 + 1e-4)
   assert max(np.abs(angles)) <= 15 and max(angles) > 10 and min(angles) < -10
   assert (
@@ -114,9 +112,10 @@ def test_affine_is_opencvs_rotation_about_the_centre_then_the_shift():
 @pytest.mark.parametrize("seed", range(3))
 def test_warp_matches_opencv_warp_affine(seed):
   images = _frames((4, 40, 40), seed)
+  # Faces are smooth.
   images = cv2.GaussianBlur(images.transpose(1, 2, 0), (5, 5), 2).transpose(
     2, 0, 1
-  )  # Faces are smooth.
+  )
   matrices = np.asarray(
     augmentation.random_affine(jax.random.PRNGKey(seed), 4, 40, 0.1, 0.1, 15)
   )
@@ -131,6 +130,5 @@ def test_warp_matches_opencv_warp_affine(seed):
       flags=cv2.INTER_LINEAR,
       borderMode=cv2.BORDER_REPLICATE,
     )
-    np.testing.assert_allclose(
-      warped, expected, atol=1e-2
-    )  # Float images: exact bilinear.
+    # Float images: exact bilinear.
+    np.testing.assert_allclose(warped, expected, atol=1e-2)

@@ -90,6 +90,5 @@ def test_beam_build_with_no_usable_video_is_refused(tmp_path):
         beam_options=PipelineOptions(["--runner=DirectRunner"]),
       )
     )
-  assert not list(
-    (tmp_path / "data" / "adfes").glob("*/1.1.0")
-  )  # Nothing published.
+  # Nothing published.
+  assert not list((tmp_path / "data" / "adfes").glob("*/1.1.0"))

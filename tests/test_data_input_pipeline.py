@@ -133,9 +133,8 @@ def test_video_folder_builds_are_named_by_their_emotions(tmp_path):
   changed = input_pipeline.get_builder(
     _config(prototypes_csv=str(csv), **data).data
   )
-  assert (
-    table2.builder_config.name == "labelled50"
-  )  # Builds made before CSVs existed still count.
+  # Builds made before CSVs existed still count.
+  assert table2.builder_config.name == "labelled50"
   assert len({b.builder_config.name for b in (table2, own, changed)}) == 3
   assert own.builder_config.label_space.emotions == ("calm", "tense")
   with pytest.raises(
@@ -148,9 +147,8 @@ def test_video_folder_builds_are_named_by_their_emotions(tmp_path):
 
 def test_label_space_of_a_build(tiny_builder, monkeypatch):
   assert tiny_builder.info.metadata["label_space"] == emotions.TABLE2.to_meta()
-  monkeypatch.delitem(
-    tiny_builder.info.metadata, "label_space"
-  )  # As in builds from before.
+  # As in builds from before.
+  monkeypatch.delitem(tiny_builder.info.metadata, "label_space")
   assert input_pipeline.label_space(tiny_builder) == emotions.TABLE2
 
 

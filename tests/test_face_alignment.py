@@ -72,9 +72,8 @@ def test_a_face_rotated_by_15_degrees_comes_out_with_level_eyes(apex_frame):
   assert abs(abs(before) - 15) < 3  # The landmarks see the roll...
   config = pp.PreprocessConfig(align_faces=True)
   aligned = pp.face_crop(gray, box, config)
-  assert (
-    abs(fa.eye_angle(_landmarks_of_crop(aligned))) < 2
-  )  # ... and alignment removes it.
+  # ... and alignment removes it.
+  assert abs(fa.eye_angle(_landmarks_of_crop(aligned))) < 2
   unaligned = pp.face_crop(gray, box, pp.PreprocessConfig(align_faces=False))
   assert aligned.shape == unaligned.shape == (96, 96)
 
@@ -142,8 +141,9 @@ def test_landmarks_from_the_face_surroundings_equal_dlibs_on_the_whole_frame(
 
   gray = _gray(apex_frame)
   box = pp.detect_largest_face(gray, 320)
+  # pylint: disable=protected-access
   shape = fa._shape_predictor()(
     gray, dlib.rectangle(*(int(round(v)) for v in box))
-  )  # pylint: disable=protected-access
+  )
   whole = [[shape.part(i).x, shape.part(i).y] for i in range(5)]
   np.testing.assert_array_equal(fa.landmarks(gray, box), whole)

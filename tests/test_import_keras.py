@@ -169,9 +169,8 @@ def conv(x, kernel, padding):
   if padding == "same":
     p = kernel.shape[0] // 2
     x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-  patches = sliding_window_view(
-    x, kernel.shape[:2], axis=(1, 2)
-  )  # (N, H, W, C, kh, kw)
+  # (N, H, W, C, kh, kw)
+  patches = sliding_window_view(x, kernel.shape[:2], axis=(1, 2))
   return np.maximum(
     np.einsum("nhwcij,ijco->nhwo", patches, kernel, optimize=True), 0
   )
@@ -194,6 +193,7 @@ def keras_forward(frames, w):
   x = np.maximum.reduce([x[:, i::2, j::2] for i in (0, 1) for j in (0, 1)])
   x = conv(x, w[5]["kernel"], "valid")
   assert x.shape[1:3] == (18, 18)
+  # AvgPool2D(9, strides=9).
   x = np.stack(
     [
       np.stack(
@@ -206,12 +206,11 @@ def keras_forward(frames, w):
       for i in (0, 1)
     ],
     1,
-  )  # AvgPool2D(9, strides=9).
+  )
   x = x.reshape(len(x), -1)  # Flatten, channels_last: (row, column, channel).
   features = x @ w[8]["kernel"] + w[8]["bias"]
-  return features, features @ w[10]["kernel"] + w[10][
-    "bias"
-  ]  # Dropout: identity.
+  # Dropout: identity.
+  return features, features @ w[10]["kernel"] + w[10]["bias"]
 
 
 @pytest.mark.parametrize(

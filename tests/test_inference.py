@@ -55,9 +55,8 @@ def test_predict_and_eval_paths_agree(model, synthetic_clip, tmp_path, policy):
   )
   streamed = np.stack([va for _, va in predictor.iter_frames(path)])
   np.testing.assert_array_equal(streamed, evaluated)
-  if (
-    policy == "tiled"
-  ):  # The training windows: the last one is any window's own output
+  # The training windows: the last one is any window's own output
+  if policy == "tiled":
     # (up to the GRU's last bits, which depend on how many windows share a batch).
     np.testing.assert_allclose(
       evaluated[-10:],

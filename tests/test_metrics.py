@@ -87,9 +87,8 @@ def test_pn_accuracy_uses_the_given_groups():
 
 def test_window_frames_are_odd_and_follow_the_frame_rate():
   assert metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, 25) == 5
-  assert (
-    metrics.window_frames(metrics.MIN_SEGMENT_S, 25) == 13
-  )  # 12.5 frames, rounded up to odd.
+  # 12.5 frames, rounded up to odd.
+  assert metrics.window_frames(metrics.MIN_SEGMENT_S, 25) == 13
   assert metrics.window_frames(0.2, 30) == 7
   assert metrics.window_frames(0.0, 25) == 1
 
@@ -99,12 +98,10 @@ def test_smooth_is_centred_and_stops_at_ends_and_gaps():
   np.testing.assert_allclose(metrics.smooth(va, 1), va, atol=1e-12)
   ramp = np.stack([np.arange(10.0), -np.arange(10.0)], axis=1)
   smoothed = metrics.smooth(ramp, 5)
-  np.testing.assert_allclose(
-    smoothed[2:-2], ramp[2:-2]
-  )  # Centred: no lag on a ramp.
-  np.testing.assert_allclose(
-    smoothed[:2, 0], [1.0, 1.5]
-  )  # Frames 0-2, then 0-3.
+  # Centred: no lag on a ramp.
+  np.testing.assert_allclose(smoothed[2:-2], ramp[2:-2])
+  # Frames 0-2, then 0-3.
+  np.testing.assert_allclose(smoothed[:2, 0], [1.0, 1.5])
   # Frames 0-4 and 10-14: no average mixes the two stretches.
   gapped = metrics.smooth(
     np.r_[np.zeros(5), np.ones(5)][:, None].repeat(2, 1),
@@ -120,9 +117,8 @@ def test_smooth_is_centred_and_stops_at_ends_and_gaps():
 def test_apex_ignores_a_single_outlier_frame():
   rng = np.random.default_rng(0)
   va = rng.normal(0, 0.03, (100, 2))
-  va[60:73] += (
-    PROTOS[E("joy")] * 0.7
-  )  # Joy held for 13 frames (0.52 s at 25 fps).
+  # Joy held for 13 frames (0.52 s at 25 fps).
+  va[60:73] += PROTOS[E("joy")] * 0.7
   va[20] = [-0.9, 0.9]  # One wild frame, further out than the joy.
   origin = PROTOS[E("neutral")]
   assert np.linalg.norm(va - origin, axis=1).argmax() == 20

@@ -65,9 +65,8 @@ def test_predict_video_writes_every_output(predictor, face_video, tmp_path):
       for s in summary["segments"]
     ]
   )
-  np.testing.assert_array_equal(
-    covered, faces.frame
-  )  # Each face frame once, no faceless one.
+  # Each face frame once, no faceless one.
+  np.testing.assert_array_equal(covered, faces.frame)
   for s in summary["segments"]:
     assert s["start_s"] == frames.time_s[s["start_frame"]]
     assert s["end_s"] == pytest.approx(frames.time_s[s["end_frame"]] + 1 / 25)

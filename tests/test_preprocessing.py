@@ -87,9 +87,8 @@ def test_model_input_resizes_and_equalises_as_configured():
   np.testing.assert_array_equal(
     out, pp.resize_crops(pp.equalize_faces(crops), 16)
   )
-  assert (
-    out.max() - out.min() > 200
-  )  # Spread over the range; the input spans 30 levels.
+  # Spread over the range; the input spans 30 levels.
+  assert out.max() - out.min() > 200
   data.equalize_faces = False
   np.testing.assert_array_equal(
     pp.model_input(crops, data), pp.resize_crops(crops, 16)

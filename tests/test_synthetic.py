@@ -301,9 +301,8 @@ def test_write_video_round_trip(speakers, tmp_path, ext):
   read, fps = preprocessing.read_video(path)
   assert len(read) == len(frames) and fps == pytest.approx(25.0)
   assert read[0].shape == frames[0].shape
-  assert (
-    np.abs(np.array(read, np.float32) - frames).mean() < 10
-  )  # Lossy codecs.
+  # Lossy codecs.
+  assert np.abs(np.array(read, np.float32) - frames).mean() < 10
 
 
 def test_write_video_errors(tmp_path):

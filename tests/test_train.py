@@ -122,9 +122,8 @@ def test_training_writes_metrics_and_checkpoints(trained):
   assert best_manager.directory.name == "best" and best_step in (step - 2, step)
   assert meta["config"]["model"]["filters"] == [4, 8, 8]
   assert set(meta["speakers"]) == {"train", "validation", "test"}
-  assert (
-    emotions.LabelSpace.from_meta(meta) == emotions.TABLE2
-  )  # The dataset's, groups included.
+  # The dataset's, groups included.
+  assert emotions.LabelSpace.from_meta(meta) == emotions.TABLE2
   timings = json.loads((workdir / "timings.json").read_text())
   assert set(timings) == {"cnn", "rnn"}
   for stage in timings.values():
@@ -334,9 +333,8 @@ def test_learning_rate_warms_up_then_follows_the_schedule(schedule):
   params = {"w": jnp.zeros(())}
   tx = steps.make_optimizer(config, config.cnn, steps=30, warmup_steps=10)
   state, lrs = tx.init(params), []
-  for _ in range(
-    30
-  ):  # With a constant gradient, each Adam step moves by the learning rate.
+  # With a constant gradient, each Adam step moves by the learning rate.
+  for _ in range(30):
     updates, state = tx.update({"w": jnp.ones(())}, state, params)
     lrs.append(-float(updates["w"]))
   np.testing.assert_allclose(
@@ -382,9 +380,8 @@ def test_train_step_minimises_the_states_loss():
       emotions.TABLE2.prototype_array()[:4, None], 10, axis=1
     ),
   }
-  flat = lambda pred, labels: (
-    0.0 * jnp.sum(pred)
-  )  # No gradient: the parameters must not move.
+  # No gradient: the parameters must not move.
+  flat = lambda pred, labels: 0.0 * jnp.sum(pred)
   state = new_state().replace(loss_fn=flat)
   after, _ = steps.jitted_train_step()(state, batch)
   jax.tree_util.tree_map(

@@ -103,9 +103,8 @@ def test_builds_videos_frame_folders_short_clips_and_aliases(
     emotions.TABLE2.index(e) for e in ("joy", "sadness", "surprise")
   )
   short = next(v for v in videos if v["video_id"] == "short")
-  assert (
-    len(short["frames"]) == 10
-  )  # 6 frames and 4 copies of the first in front.
+  # 6 frames and 4 copies of the first in front.
+  assert len(short["frames"]) == 10
   np.testing.assert_array_equal(short["frames"][0], short["frames"][4])
 
 

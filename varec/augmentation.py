@@ -51,17 +51,15 @@ def warp_affine(images: jax.Array, matrices: jax.Array) -> jax.Array:
   border replicated: OpenCV's `warpAffine(INTER_LINEAR, BORDER_REPLICATE)` in float."""
   n, h, w = images.shape
   linear, offset = matrices[:, :, :2], matrices[:, :, 2]
-  inverse = jnp.linalg.inv(
-    linear
-  )  # Each target pixel reads the source where it came from.
+  # Each target pixel reads the source where it came from.
+  inverse = jnp.linalg.inv(linear)
   ys, xs = jnp.meshgrid(
     jnp.arange(h, dtype=jnp.float32),
     jnp.arange(w, dtype=jnp.float32),
     indexing="ij",
   )
-  target = (
-    jnp.stack([xs, ys], -1)[None] - offset[:, None, None, :]
-  )  # (N, H, W, 2)
+  # (N, H, W, 2)
+  target = jnp.stack([xs, ys], -1)[None] - offset[:, None, None, :]
   source = jnp.einsum("nij,nhwj->nhwi", inverse, target)
   x0, y0 = jnp.floor(source[..., 0]), jnp.floor(source[..., 1])
   fx, fy = source[..., 0] - x0, source[..., 1] - y0
@@ -103,9 +101,8 @@ def augment(
       config.max_scale,
       config.max_rotation,
     )
-    per_frame = frames[0, ..., 0].size // (
-      size * size
-    )  # T for windows, 1 for frames.
+    # T for windows, 1 for frames.
+    per_frame = frames[0, ..., 0].size // (size * size)
     images = out.reshape(n * per_frame, size, size)
     out = warp_affine(images, jnp.repeat(matrices, per_frame, axis=0)).reshape(
       frames.shape

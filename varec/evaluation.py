@@ -317,20 +317,27 @@ def write_outputs(
   """Writes metrics.json, videos.csv, frames.csv and (optionally) the figures."""
   output = pathlib.Path(output)
   output.mkdir(parents=True, exist_ok=True)
-  written = {
-    "tables": [
-      output / workdir_lib.EVAL_METRICS,
-      output / "videos.csv",
-      output / "frames.csv",
-    ],
-    "figures": [],
-  }
+  tables = _write_tables(model, results, output)
+  if not figures:
+    return {"tables": tables, "figures": []}
+  fig_dir = output / "figures"
+  written = []
+  for r in results:
+    written += _split_figures(r, model.label_space, fig_dir)
+  return {"tables": tables, "figures": written}
+
+
+def _write_tables(
+  model: inference.TrainedModel, results: list[SplitResult], output
+) -> list[pathlib.Path]:
+  """metrics.json, videos.csv and frames.csv, keeping earlier runs' other splits."""
   metrics_file = {
     "checkpoint": str(model.path),
     "dataset": results[0]
     .metrics.get("dataset", {})
     .get("name", model.config.data.name),
-    "label_space": model.label_space.to_meta(),  # Row and column order of the confusion matrices.
+    # Row and column order of the confusion matrices.
+    "label_space": model.label_space.to_meta(),
     "splits": {r.split: r.metrics for r in results},
   }
   kept = _earlier_splits(output, metrics_file)
@@ -354,62 +361,68 @@ def write_outputs(
     output / workdir_lib.EVAL_METRICS,
     lambda path: path.write_text(json.dumps(metrics_file, indent=2) + "\n"),
   )
-  if not figures:
-    return written
-  fig_dir = output / "figures"
-  space = model.label_space
-  for r in results:
-    written["figures"].append(
-      plots.confusion_matrix(
-        np.asarray(r.metrics["confusion_matrix"]),
+  return [
+    output / workdir_lib.EVAL_METRICS,
+    output / "videos.csv",
+    output / "frames.csv",
+  ]
+
+
+def _split_figures(
+  r: SplitResult, space: emotions.LabelSpace, fig_dir: pathlib.Path
+) -> list[pathlib.Path]:
+  """Figs. 4 and 5 of one split, then Fig. 6 per video and Fig. 7 per emotion."""
+  split = file_name(r.split)
+  written = [
+    plots.confusion_matrix(
+      np.asarray(r.metrics["confusion_matrix"]),
+      space,
+      f"{r.split}: accuracy {r.metrics['accuracy']:.2f}, PN accuracy "
+      f"{r.metrics['pn_accuracy']:.2f}",
+      fig_dir / f"fig4_confusion_{split}.png",
+    )
+  ]
+  frames = r.frames[r.frames["labelled"]].merge(
+    r.videos[["video", "true_emotion", "correct"]], on="video"
+  )
+  written.append(
+    plots.output_distribution(
+      frames[["valence", "arousal"]].to_numpy(),
+      frames["true_emotion"].map(space.emotions.index).to_numpy(),
+      frames["correct"].to_numpy(),
+      space,
+      f"{r.split}: labelled frames' outputs by true emotion",
+      fig_dir / f"fig5_distribution_{split}.png",
+    )
+  )
+  by_emotion: dict[str, dict[str, np.ndarray]] = {}
+  for video in r.videos.itertuples():
+    f = r.frames[r.frames["video"] == video.video]
+    va = f[["valence", "arousal"]].to_numpy()
+    written.append(
+      plots.trajectory(
+        va,
+        f["nearest_emotion"].map(space.emotions.index).to_numpy(),
         space,
-        f"{r.split}: accuracy {r.metrics['accuracy']:.2f}, PN accuracy {r.metrics['pn_accuracy']:.2f}",
-        fig_dir / f"fig4_confusion_{file_name(r.split)}.png",
+        f"{video.video}\ntrue {video.true_emotion}, predicted "
+        f"{video.predicted_emotion}",
+        fig_dir / "fig6" / split / f"{file_name(video.video)}.png",
+        labelled=f["labelled"].to_numpy(),
       )
     )
-    frames = r.frames[r.frames["labelled"]].merge(
-      r.videos[["video", "true_emotion", "correct"]], on="video"
-    )
-    written["figures"].append(
-      plots.output_distribution(
-        frames[["valence", "arousal"]].to_numpy(),
-        frames["true_emotion"].map(space.emotions.index).to_numpy(),
-        frames["correct"].to_numpy(),
+    curves = by_emotion.setdefault(video.true_emotion, {})
+    # A speaker with several videos of one emotion (head orientations) gets
+    # one curve each.
+    curves[video.speaker if video.speaker not in curves else video.video] = va
+  for emotion, trajectories in by_emotion.items():
+    written.append(
+      plots.emotion_trajectories(
+        trajectories,
         space,
-        f"{r.split}: labelled frames' outputs by true emotion",
-        fig_dir / f"fig5_distribution_{file_name(r.split)}.png",
+        f"{r.split}: {emotion}, all speakers",
+        fig_dir / "fig7" / split / f"{file_name(emotion)}.png",
       )
     )
-    by_emotion: dict[str, dict[str, np.ndarray]] = {}
-    for video in r.videos.itertuples():
-      f = r.frames[r.frames["video"] == video.video]
-      va = f[["valence", "arousal"]].to_numpy()
-      nearest = f["nearest_emotion"].map(space.emotions.index).to_numpy()
-      written["figures"].append(
-        plots.trajectory(
-          va,
-          nearest,
-          space,
-          f"{video.video}\ntrue {video.true_emotion}, predicted {video.predicted_emotion}",
-          fig_dir
-          / "fig6"
-          / file_name(r.split)
-          / f"{file_name(video.video)}.png",
-          labelled=f["labelled"].to_numpy(),
-        )
-      )
-      curves = by_emotion.setdefault(video.true_emotion, {})
-      # A speaker with several videos of one emotion (head orientations) gets one curve each.
-      curves[video.speaker if video.speaker not in curves else video.video] = va
-    for emotion, trajectories in by_emotion.items():
-      written["figures"].append(
-        plots.emotion_trajectories(
-          trajectories,
-          space,
-          f"{r.split}: {emotion}, all speakers",
-          fig_dir / "fig7" / file_name(r.split) / f"{file_name(emotion)}.png",
-        )
-      )
   return written
 
 

@@ -171,9 +171,8 @@ def _check_config(path, model_config: dict) -> None:
   for (class_name, expected), (_, config) in zip(_KERAS_CNN, layers):
     for key, want in expected.items():
       got = config.get(key)
-      if (
-        key == "data_format" and got is None
-      ):  # None means Keras' default, channels_last.
+      # None means Keras' default, channels_last.
+      if key == "data_format" and got is None:
         got = "channels_last"
       if isinstance(got, (list, tuple)):
         got = list(got)

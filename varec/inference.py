@@ -48,9 +48,8 @@ class TrainedModel:
   variables: dict
   meta: dict
   path: pathlib.Path
-  label_space: (
-    emotions.LabelSpace
-  )  # The emotions of the dataset it was trained on.
+  # The emotions of the dataset it was trained on.
+  label_space: emotions.LabelSpace
 
   @classmethod
   def load(cls, path) -> "TrainedModel":
@@ -59,32 +58,7 @@ class TrainedModel:
     Raises:
       checkpoints.CheckpointError: `path` holds no complete varec checkpoint.
     """
-    manager, step = checkpoints.resolve(path)
-    step_dir = pathlib.Path(manager.directory) / str(step)
-    missing = [
-      item for item in ("variables", "meta") if not (step_dir / item).is_dir()
-    ]
-    if missing:
-      raise checkpoints.CheckpointError(
-        f"{step_dir} is not a varec checkpoint: it lacks the item(s) {', '.join(missing)} "
-        "that train.py writes"
-      )
-    # A damaged step falls back to the one before it (train.py keeps two latest ones),
-    # unless the step was named explicitly.
-    older = (
-      []
-      if pathlib.Path(path).name.isdigit()
-      else sorted((s for s in manager.all_steps() if s < step), reverse=True)
-    )
-    step, meta, variables = checkpoints.restore_newest(
-      manager, steps=[step] + older
-    )
-    step_dir = pathlib.Path(manager.directory) / str(step)
-    if not meta or "config" not in meta or "speakers" not in meta:
-      raise checkpoints.CheckpointError(
-        f"{step_dir} is not a trained varec checkpoint (its meta item lacks config and "
-        "speakers; a checkpoint from varec.import_keras only initialises training)"
-      )
+    manager, step_dir, meta, variables = _restore(path)
     try:
       label_space = emotions.LabelSpace.from_meta(meta)
     except ValueError as e:
@@ -92,47 +66,83 @@ class TrainedModel:
         f"{step_dir}: unusable emotions in its meta: {e}"
       ) from e
     config = config_schema.upgrade(meta["config"])
+    # A config edited by hand, or from a tool that did not check it.
     problems = config_checks.data_problems(config.data)
-    if (
-      problems
-    ):  # A config edited by hand, or from a tool that did not check it.
+    if problems:
       raise checkpoints.CheckpointError(
         f"{step_dir}: its config cannot be used: " + "; ".join(problems)
       )
-    # Where the run itself stands is in its latest checkpoint (a best one is saved mid-stage).
-    progress = meta
-    workdir = workdir_lib.Workdir.of_checkpoint(step_dir)
-    if (
-      workdir is not None
-      and pathlib.Path(manager.directory).name == checkpoints.BEST
-      and workdir.checkpoint_dir(checkpoints.LATEST).is_dir()
-    ):
-      progress = (
-        checkpoints.restore_meta(
-          checkpoints.managers(workdir)[checkpoints.LATEST]
-        )
-        or meta
-      )
-    unfinished = [
-      s for s in config.stages if s not in progress.get("completed_stages", [])
-    ]
-    if unfinished:
-      logging.warning(
-        "%s is a checkpoint of an unfinished run (the run is at stage %s, epoch %s, "
-        "step %s; not finished: %s); rerun train.py with the same --workdir to "
-        "finish it",
-        step_dir,
-        progress.get("stage"),
-        progress.get("epoch"),
-        progress.get("step"),
-        ", ".join(unfinished),
-      )
+    _warn_if_unfinished(manager, step_dir, meta, config)
     return cls(
       config=config,
       variables=variables,
       meta=meta,
       path=step_dir,
       label_space=label_space,
+    )
+
+
+def _restore(path):
+  """(manager, step folder, meta, variables) of the checkpoint `path` names.
+
+  A damaged step falls back to the one before it (train.py keeps two latest
+  ones), unless the step was named explicitly.
+  """
+  manager, step = checkpoints.resolve(path)
+  step_dir = pathlib.Path(manager.directory) / str(step)
+  missing = [
+    item for item in ("variables", "meta") if not (step_dir / item).is_dir()
+  ]
+  if missing:
+    raise checkpoints.CheckpointError(
+      f"{step_dir} is not a varec checkpoint: it lacks the item(s) "
+      f"{', '.join(missing)} that train.py writes"
+    )
+  older = (
+    []
+    if pathlib.Path(path).name.isdigit()
+    else sorted((s for s in manager.all_steps() if s < step), reverse=True)
+  )
+  step, meta, variables = checkpoints.restore_newest(
+    manager, steps=[step] + older
+  )
+  step_dir = pathlib.Path(manager.directory) / str(step)
+  if not meta or "config" not in meta or "speakers" not in meta:
+    raise checkpoints.CheckpointError(
+      f"{step_dir} is not a trained varec checkpoint (its meta item lacks "
+      "config and speakers; a checkpoint from varec.import_keras only "
+      "initialises training)"
+    )
+  return manager, step_dir, meta, variables
+
+
+def _warn_if_unfinished(manager, step_dir, meta: dict, config) -> None:
+  """Warns when the run the checkpoint comes from has stages left to train.
+
+  Where the run stands is in its latest checkpoint: a best one is saved
+  mid-stage.
+  """
+  progress = meta
+  workdir = workdir_lib.Workdir.of_checkpoint(step_dir)
+  if (
+    workdir is not None
+    and pathlib.Path(manager.directory).name == checkpoints.BEST
+    and workdir.checkpoint_dir(checkpoints.LATEST).is_dir()
+  ):
+    latest = checkpoints.managers(workdir)[checkpoints.LATEST]
+    progress = checkpoints.restore_meta(latest) or meta
+  done = progress.get("completed_stages", [])
+  unfinished = [s for s in config.stages if s not in done]
+  if unfinished:
+    logging.warning(
+      "%s is a checkpoint of an unfinished run (the run is at stage %s, "
+      "epoch %s, step %s; not finished: %s); rerun train.py with the same "
+      "--workdir to finish it",
+      step_dir,
+      progress.get("stage"),
+      progress.get("epoch"),
+      progress.get("step"),
+      ", ".join(unfinished),
     )
 
 

@@ -61,9 +61,8 @@ def read_layers(
 def layer_configs(node) -> list[tuple[str, dict]]:
   """(class name, config) of every layer in a Keras model config, depth first."""
   config = node["config"]
-  layers = (
-    config if isinstance(config, list) else config.get("layers")
-  )  # A list: Keras < 2.2.
+  # A list: Keras < 2.2.
+  layers = config if isinstance(config, list) else config.get("layers")
   if layers is not None:
     return [c for layer in layers for c in layer_configs(layer)]
   if "layer" in config:  # TimeDistributed and other wrappers.

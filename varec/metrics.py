@@ -69,9 +69,8 @@ def _stretches(length: int, frame_index) -> tuple[np.ndarray, np.ndarray]:
   """(starts, stops) of the stretches of consecutive frame numbers; one without `frame_index`."""
   if frame_index is None:
     return np.array([0]), np.array([length])
-  return _runs(
-    np.asarray(frame_index) - np.arange(length)
-  )  # Constant within a stretch.
+  # Constant within a stretch.
+  return _runs(np.asarray(frame_index) - np.arange(length))
 
 
 def smooth(va: np.ndarray, window: int, frame_index=None) -> np.ndarray:
@@ -156,9 +155,8 @@ def _without_flicker(labels: np.ndarray, min_length: int) -> np.ndarray:
   starts, stops = _runs(labels)
   stable = stops - starts >= min_length
   smoothed = labels.copy()
-  for first, end in zip(
-    *_runs(stable)
-  ):  # Runs of runs: stable ones, or stretches of short ones.
+  # Runs of runs: stable ones, or stretches of short ones.
+  for first, end in zip(*_runs(stable)):
     if stable[first]:
       continue
     start, stop = starts[first], stops[end - 1]

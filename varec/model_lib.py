@@ -27,15 +27,13 @@ from varec import models
 class CNNKind:
   """One kind of per-frame CNN (`config.model.cnn`): everything varec asks of it."""
 
-  build: Callable[
-    [ml_collections.ConfigDict], nn.Module
-  ]  # The CNN a config describes.
+  # The CNN a config describes.
+  build: Callable[[ml_collections.ConfigDict], nn.Module]
   # The smallest input side it can take (a feature map of at least one pixel).
   min_image_size: Callable[[ml_collections.ConfigDict], int]
   num_blocks: int  # Leading blocks `model.frozen_blocks` can keep as loaded.
-  compute_dtypes: tuple[
-    str, ...
-  ]  # What its convolutions and feature layer can compute in.
+  # What its convolutions and feature layer can compute in.
+  compute_dtypes: tuple[str, ...]
 
 
 def _fig3(config: ml_collections.ConfigDict) -> models.FrameCNN:
@@ -158,9 +156,8 @@ def apply_in_batches(
   for start in range(0, len(inputs), batch_size):
     chunk = inputs[start : start + batch_size]
     pad = batch_size - len(chunk)
-    if pad and (
-      fixed_shape or len(inputs) > batch_size
-    ):  # One shape for every call.
+    # One shape for every call.
+    if pad and (fixed_shape or len(inputs) > batch_size):
       chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
     outputs.append(np.asarray(step_fn(state, chunk))[: batch_size - pad])
   return np.concatenate(outputs)

@@ -106,15 +106,13 @@ class NormalizedConv(nn.Module):
 
   features: int
   kernel_size: tuple[int, int]
-  dtype: Any = (
-    jnp.float32
-  )  # Of the convolution; the normalisation stays float32.
+  # Of the convolution; the normalisation stays float32.
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, norm: nn.BatchNorm):
-    norm(
-      x
-    )  # Creates its parameters and, in training, updates its running statistics.
+    # Creates its parameters and, in training, updates its running statistics.
+    norm(x)
     channels = x.shape[-1]
     if norm.use_running_average:
       mean = norm.get_variable("batch_stats", "mean")
@@ -129,12 +127,13 @@ class NormalizedConv(nn.Module):
       "kernel", keras_init, self.kernel_size + (channels, self.features)
     )
     kh, kw = self.kernel_size
+    # SAME
     pads = (
       (0, 0),
       ((kh - 1) // 2, kh // 2),
       ((kw - 1) // 2, kw // 2),
       (0, 0),
-    )  # SAME
+    )
     frames = jnp.pad(x.reshape((-1,) + x.shape[-3:]), pads)
     ones = jnp.pad(jnp.ones((1,) + x.shape[-3:], x.dtype), pads)
     y = _conv(
@@ -206,9 +205,8 @@ class FrameCNN(nn.Module):
       x = nn.relu(x)
       if i == self.frozen_blocks - 1:  # No backward pass through frozen blocks.
         x = jax.lax.stop_gradient(x)
-    x = quadrant_pool(
-      x.astype(jnp.float32)
-    )  # Means of up to 2,500 values each.
+    # Means of up to 2,500 values each.
+    x = quadrant_pool(x.astype(jnp.float32))
     x = x.reshape(x.shape[:-3] + (-1,))
     features = nn.Dense(
       self.num_features,

@@ -189,9 +189,8 @@ def convert_mini_xception(h5_file) -> tuple[dict, dict, int]:
           module, {}
         )[leaf] = w[name]
     elif kind == "SeparableConv2D":
-      depthwise = w[
-        "depthwise_kernel"
-      ]  # (3, 3, C, 1) -> Flax's grouped (3, 3, 1, C).
+      # (3, 3, C, 1) -> Flax's grouped (3, 3, 1, C).
+      depthwise = w["depthwise_kernel"]
       params[module] = {
         "depthwise": {"kernel": depthwise.transpose(0, 1, 3, 2)},
         "pointwise": {"kernel": w["pointwise_kernel"]},

@@ -36,9 +36,8 @@ class MetricLogger:
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
 
     self.path = workdir.metrics
-    if (
-      self.path.exists()
-    ):  # Drop epochs logged after the checkpoint we resume from.
+    # Drop epochs logged after the checkpoint we resume from.
+    if self.path.exists():
       lines = [
         l
         for l in self.path.read_text().splitlines()

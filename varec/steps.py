@@ -37,9 +37,8 @@ class TrainState(train_state.TrainState):
 
   batch_stats: Any = None
   rng: jax.Array = None  # Dropout key; folded with the step for each batch.
-  loss_fn: Callable = struct.field(
-    pytree_node=False, default=losses.ccc_loss
-  )  # (pred, labels).
+  # (pred, labels).
+  loss_fn: Callable = struct.field(pytree_node=False, default=losses.ccc_loss)
 
 
 def frozen_labels(params: dict, cnn, path: tuple[str, ...]) -> dict:

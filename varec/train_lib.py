@@ -271,24 +271,21 @@ def _with_stage_variables(variables: dict, stage: steps.Stage, state) -> dict:
   )
 
 
-def _train_stage(
-  stage_index: int,
+def _stage_start(
+  name: str,
   config,
-  windows: dict,
   variables: dict,
+  num_train: int,
   run: dict,
   progress: _Progress,
-  logger: run_logs.MetricLogger,
-) -> tuple[dict, dict]:
-  """Trains stage `config.stages[stage_index]` from `progress`; (variables, last validation)."""
-  name = config.stages[stage_index]
+):
+  """(stage, replicated state, first epoch, batch size) of stage `name`.
+
+  The state resumes the optimiser of the latest checkpoint when the run
+  stopped inside this stage.
+  """
   stage_config, mesh = config[name], run["mesh"]
-  clock = run_logs.StageClock()
-  data = {
-    split: stage_data(name, config, variables, windows[split])
-    for split in windows
-  }
-  num_train = len(data["train"]["inputs"])
+  stage_index = list(config.stages).index(name)
   batch_size = _batch_size(name, stage_config, num_train, mesh)
   steps_per_epoch = num_train // batch_size
   stage, state = steps.stage_state(
@@ -311,46 +308,121 @@ def _train_stage(
     state = state.replace(
       opt_state=opt_state, step=start_epoch * steps_per_epoch
     )
-  state = steps.replicate(state, mesh)
+  return stage, steps.replicate(state, mesh), start_epoch, batch_size
+
+
+def _epoch_order(
+  config,
+  stage_index: int,
+  epoch: int,
+  num_train: int,
+  batch_size: int,
+  run: dict,
+):
+  """(batches of training-set indices on the devices, one augmentation key
+  per batch) of an epoch, from the seed: the same on every process."""
+  steps_per_epoch = num_train // batch_size
+  order = np.random.default_rng([config.seed, stage_index, epoch]).permutation(
+    num_train
+  )
+  batches = np.sort(
+    order[: steps_per_epoch * batch_size].reshape(steps_per_epoch, batch_size),
+    axis=1,
+  )
+  keys = jax.random.split(
+    jax.random.fold_in(
+      jax.random.fold_in(run["augment_rng"], stage_index), epoch
+    ),
+    steps_per_epoch,
+  )
+  return steps.replicate(batches, run["mesh"]), keys
+
+
+def _save(
+  config,
+  run: dict,
+  name: str,
+  epoch: int,
+  progress: _Progress,
+  variables: dict,
+  state,
+  val: dict,
+) -> None:
+  """Checkpoints after an epoch: the latest, and the best (by validation CCC)
+  in the last stage."""
+  finished = epoch + 1 == config[name].num_epochs
+  done = progress.completed_stages + ((name,) if finished else ())
+  meta = _meta(
+    config,
+    run["speakers"],
+    run["label_space"],
+    name,
+    0 if finished else epoch + 1,
+    progress.step,
+    done,
+  )
+  managers = run["managers"]
+  checkpoints.save(
+    managers[checkpoints.LATEST],
+    progress.step,
+    variables,
+    state.opt_state,
+    meta,
+  )
+  if name == config.stages[-1]:
+    checkpoints.save(
+      managers[checkpoints.BEST],
+      progress.step,
+      variables,
+      state.opt_state,
+      meta,
+      metrics={checkpoints.BEST_METRIC: val["ccc"]},
+    )
+
+
+def _train_stage(
+  stage_index: int,
+  config,
+  windows: dict,
+  variables: dict,
+  run: dict,
+  progress: _Progress,
+  logger: run_logs.MetricLogger,
+) -> tuple[dict, dict]:
+  """Trains stage `config.stages[stage_index]` from `progress`; (variables, last validation)."""
+  name = config.stages[stage_index]
+  clock = run_logs.StageClock()
+  data = {
+    split: stage_data(name, config, variables, windows[split])
+    for split in windows
+  }
+  num_train = len(data["train"]["inputs"])
+  stage, state, start_epoch, batch_size = _stage_start(
+    name, config, variables, num_train, run, progress
+  )
+  steps_per_epoch = num_train // batch_size
   clock.prepared(steps_per_epoch, batch_size)
   bar = tqdm.tqdm(
-    total=steps_per_epoch * stage_config.num_epochs,
+    total=steps_per_epoch * config[name].num_epochs,
     initial=start_epoch * steps_per_epoch,
     desc=f"stage {name}",
     unit="step",
     dynamic_ncols=True,
   )
+  augment = config.augment.enabled and name != "rnn"  # rnn sees features.
   gather = steps.jitted_gather(
-    mesh,
-    ml_collections.FrozenConfigDict(config.augment)
-    if (config.augment.enabled and name != "rnn")
-    else None,
-  )  # The rnn stage sees features.
+    run["mesh"],
+    ml_collections.FrozenConfigDict(config.augment) if augment else None,
+  )
   # The training set stays on the devices for the whole stage.
   train_set = steps.replicate(
-    (data["train"]["inputs"], data["train"]["labels"]), mesh
+    (data["train"]["inputs"], data["train"]["labels"]), run["mesh"]
   )
-  is_last = stage_index == len(config.stages) - 1
   val = {}
-  for epoch in range(start_epoch, stage_config.num_epochs):
+  for epoch in range(start_epoch, config[name].num_epochs):
     clock.start_epoch()
-    order = np.random.default_rng(
-      [config.seed, stage_index, epoch]
-    ).permutation(num_train)
-    batches = steps.replicate(
-      np.sort(
-        order[: steps_per_epoch * batch_size].reshape(
-          steps_per_epoch, batch_size
-        ),
-        axis=1,
-      ),
-      mesh,
-    )
-    keys = jax.random.split(
-      jax.random.fold_in(
-        jax.random.fold_in(run["augment_rng"], stage_index), epoch
-      ),
-      steps_per_epoch,
+    batches, keys = _epoch_order(
+      config, stage_index, epoch, num_train, batch_size, run
     )
     state, batch_metrics = _run_epoch(
       state, gather, train_set, batches, keys, clock, bar
@@ -371,34 +443,8 @@ def _train_stage(
     logger.write(name, epoch + 1, progress.step, "train", train_metrics)
     logger.write(name, epoch + 1, progress.step, "validation", val)
     variables = _with_stage_variables(variables, stage, state)
-    finished = epoch + 1 == stage_config.num_epochs
-    done = progress.completed_stages + ((name,) if finished else ())
-    meta = _meta(
-      config,
-      run["speakers"],
-      run["label_space"],
-      name,
-      0 if finished else epoch + 1,
-      progress.step,
-      done,
-    )
     with clock.timed("checkpoint_s"):
-      checkpoints.save(
-        run["managers"][checkpoints.LATEST],
-        progress.step,
-        variables,
-        state.opt_state,
-        meta,
-      )
-      if is_last:
-        checkpoints.save(
-          run["managers"][checkpoints.BEST],
-          progress.step,
-          variables,
-          state.opt_state,
-          meta,
-          metrics={checkpoints.BEST_METRIC: val["ccc"]},
-        )
+      _save(config, run, name, epoch, progress, variables, state, val)
   bar.close()
   run_logs.write_timings(run["workdir"], name, clock.finish())
   return variables, val

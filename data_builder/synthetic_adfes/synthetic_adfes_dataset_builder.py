@@ -23,10 +23,11 @@ class SyntheticConfig(builder.VideoBuilderConfig):
 
   num_speakers: int = 22
   seed: int = 0
+  # (width, height), half of ADFES's 720x576.
   frame_size: tuple[int, int] = (
     360,
     288,
-  )  # (width, height), half of ADFES's 720x576.
+  )
 
 
 class Builder(builder.VideoEmotionBuilder):

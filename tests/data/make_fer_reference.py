@@ -83,9 +83,10 @@ def main(wheel: str) -> None:
         "with a face",
       )
   out = pathlib.Path(__file__).with_name("fer_reference.npz")
+  # pylint: disable=protected-access
   np.savez_compressed(
     out, classes=np.asarray(list(FER._get_labels().values())), **arrays
-  )  # pylint: disable=protected-access
+  )
   print("wrote", out)
 
 

@@ -30,9 +30,8 @@ def reference_inputs() -> np.ndarray:
   images = []
   for i in range(NUM_IMAGES):
     x = rng.uniform(0, 255, (SIZE, SIZE))
-    for _ in range(
-      i % 4 * 3
-    ):  # 0, 3, 6, 9 box blurs: from noise to smooth blobs.
+    # 0, 3, 6, 9 box blurs: from noise to smooth blobs.
+    for _ in range(i % 4 * 3):
       x = (
         sum(
           np.roll(np.roll(x, dy, 0), dx, 1)

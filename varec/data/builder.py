@@ -122,9 +122,8 @@ class BeamBuild:
     shared = {}
 
     def preprocessed(root):
-      if (
-        "videos" not in shared
-      ):  # The first split's expansion creates it, the second reuses it.
+      # The first split's expansion creates it, the second reuses it.
+      if "videos" not in shared:
         results = (
           root
           | "ListVideos" >> beam.Create(records)

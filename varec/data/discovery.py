@@ -129,9 +129,8 @@ def read_index_csv(
     f.seek(0)
     try:
       dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-    except (
-      csv.Error
-    ):  # One column, or too little text to tell: the default comma.
+    # One column, or too little text to tell: the default comma.
+    except csv.Error:
       dialect = csv.excel
     reader = csv.DictReader(f, dialect=dialect)
     reader.fieldnames = [

@@ -152,9 +152,8 @@ def builder_config(
     for k, v in preprocessing.build_fields(preprocess).items()
     if v != usual[k]
   }
-  if (
-    not changed
-  ):  # TFDS takes a listed config only as the very object it lists.
+  # TFDS takes a listed config only as the very object it lists.
+  if not changed:
     return base
   return dataclasses.replace(
     base,
@@ -200,9 +199,8 @@ def get_builder(
 def build_command(data: ml_collections.ConfigDict) -> str:
   """The `varec.build_dataset` command line that builds the dataset of `data`."""
   keys = ["name", "manual_dir", "data_dir", "builder_config"]
-  if accepts_prototypes_csv(
-    data.name
-  ):  # Only some builders (video_folder) take it.
+  # Only some builders (video_folder) take it.
+  if accepts_prototypes_csv(data.name):
     keys += ["prototypes_csv"]
   defaults = base.get_data_config()
   keys += [

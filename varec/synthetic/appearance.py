@@ -116,9 +116,8 @@ class Speaker:
   background: tuple[float, float, float]
   background2: tuple[float, float, float]
   background_texture: str  # One of _BACKGROUND_TEXTURES.
-  expressivity: tuple[
-    float, ...
-  ]  # Apex intensity per emotion, emotions.EMOTIONS order.
+  # Apex intensity per emotion, emotions.EMOTIONS order.
+  expressivity: tuple[float, ...]
   contempt_side: int  # +1 raises the image-right lip corner, -1 the left.
   texture_seed: int  # Hair strands and background texture.
 

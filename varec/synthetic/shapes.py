@@ -35,15 +35,13 @@ class HeadShapes:
 
   outline: np.ndarray  # Face skin, closed.
   beard: np.ndarray  # Stubble area: the jaw closed above the upper lip.
-  hair_cap: (
-    np.ndarray
-  )  # Front hair: the silhouette over the skull down to the hairline.
+  # Front hair: the silhouette over the skull down to the hairline.
+  hair_cap: np.ndarray
   hair_back: np.ndarray | None  # Long styles: the hair behind the face.
   bun: np.ndarray | None
   show_ears: bool
-  strands: list[
-    tuple[np.ndarray, float]
-  ]  # Polylines inside the cap, brightness factors.
+  # Polylines inside the cap, brightness factors.
+  strands: list[tuple[np.ndarray, float]]
 
 
 def head_shapes(speaker: appearance.Speaker) -> HeadShapes:
