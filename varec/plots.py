@@ -297,6 +297,28 @@ def timeline(
     figsize=(10, 4.5),
     gridspec_kw={"height_ratios": (1, 8), "hspace": 0.05},
   )
+  _segment_band(band, segments, scale, label_space, title)
+  ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+  colours = _va_lines(ax, t, mean, low, high, size)
+  if apex is not None:
+    _apex_marker(ax, apex, scale, colours)
+  limit = max(
+    1.0, np.nanmax(np.abs(va))
+  )  # Beyond [-1, 1] only if the outputs are.
+  ax.set(
+    xlim=(0, duration / scale),
+    ylim=(-limit, limit),
+    xlabel=f"time ({unit})",
+    ylabel="valence, arousal",
+  )
+  ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0), fontsize=7)
+  return _save(fig, path)
+
+
+def _segment_band(
+  band, segments, scale: float, label_space: emotions.LabelSpace, title: str
+) -> None:
+  """The timeline's band: one colour per emotion, in the vocabulary's order."""
   by_emotion: dict[str, list] = {}
   for start, end, name in segments:
     by_emotion.setdefault(name, []).append(
@@ -313,7 +335,11 @@ def timeline(
     title="segments",
     title_fontsize=7,
   )
-  ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+
+
+def _va_lines(ax, t, mean, low, high, size: int) -> list[str]:
+  """Valence and arousal, bucket means with their min-max range when `size` > 1;
+  returns the colours of the two lines."""
   # Black and dark grey: the band's emotion colours stay unambiguous.
   lines = (("valence", "black", "-"), ("arousal", "0.45", "--"))
   for column, (name, colour, style) in enumerate(lines):
@@ -331,33 +357,26 @@ def timeline(
       ax.fill_between(
         t, low[:, column], high[:, column], color=colour, alpha=0.2, lw=0
       )
-  if apex is not None:
-    time_s, *values = apex
-    ax.axvline(
-      time_s / scale,
-      color="black",
-      ls="--",
-      lw=0.8,
-      label="apex (smoothed values)",
-    )
-    ax.scatter(
-      [time_s / scale] * 2,
-      values,
-      color=[c for _, c, _ in lines],
-      marker="*",
-      s=90,
-      edgecolor="black",
-      lw=0.5,
-      zorder=4,
-    )
-  limit = max(
-    1.0, np.nanmax(np.abs(va))
-  )  # Beyond [-1, 1] only if the outputs are.
-  ax.set(
-    xlim=(0, duration / scale),
-    ylim=(-limit, limit),
-    xlabel=f"time ({unit})",
-    ylabel="valence, arousal",
+  return [c for _, c, _ in lines]
+
+
+def _apex_marker(ax, apex, scale: float, colours) -> None:
+  """A dashed line at the apex and stars at its valence and arousal."""
+  time_s, *values = apex
+  ax.axvline(
+    time_s / scale,
+    color="black",
+    ls="--",
+    lw=0.8,
+    label="apex (smoothed values)",
   )
-  ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0), fontsize=7)
-  return _save(fig, path)
+  ax.scatter(
+    [time_s / scale] * 2,
+    values,
+    color=colours,
+    marker="*",
+    s=90,
+    edgecolor="black",
+    lw=0.5,
+    zorder=4,
+  )

@@ -236,18 +236,6 @@ def _summary(
   dominant, share = metrics.dominant_emotion(nearest, neutral)
   smoothing = metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, fps)
   min_segment = metrics.window_frames(metrics.MIN_SEGMENT_S, fps)
-  origin = np.zeros(2) if neutral is None else predictor.prototypes[neutral]
-  centre = (
-    "the origin" if neutral is None else f"the {names[neutral]} prototype"
-  )
-  dominant_rule = (
-    "the majority emotion, as the vocabulary has no neutral one"
-    if neutral is None
-    else f"most frequent nearest-prototype emotion other than {names[neutral]}, "
-    f"the majority when every frame is {names[neutral]}"
-  )
-  apex = metrics.apex_frame(va, origin, smoothing, frame_index)
-  apex_va = metrics.smooth(va, smoothing, frame_index)[apex]
   summary = {
     "video": str(path),
     "frames": stats["frames"],
@@ -259,27 +247,8 @@ def _summary(
     "dominant_emotion": names[dominant],
     "dominant_share": share,
     "dominant_pn_group": groups[dominant],
-    "apex": {
-      "frame": int(frame_index[apex]),
-      "time_s": round(float(time_s[apex]), 4),
-      "emotion": names[
-        int(metrics.nearest_emotion(apex_va, predictor.prototypes))
-      ],
-      "valence": float(apex_va[0]),
-      "arousal": float(apex_va[1]),
-    },
-    "decisions": {
-      "dominant_emotion": f"{dominant_rule}; dominant_share is its share of all frames "
-      "with a face",
-      "apex": f"frame furthest from {centre} on the valence-arousal trajectory smoothed by "
-      f"a centred {smoothing}-frame ({metrics.TRAJECTORY_SMOOTHING_S} s) moving "
-      "average; its emotion, valence and arousal are the smoothed ones",
-      "segments": "nearest-prototype emotion runs, flicker removed: runs shorter than "
-      f"{min_segment} frames ({metrics.MIN_SEGMENT_S} s) form one segment of "
-      "their most frequent emotion where together at least that long, else "
-      "join the runs beside them; segments cover the frames with a face, a "
-      "frame without one ends a segment, and end_s is when its last frame ends",
-    },
+    "apex": _apex(predictor, va, smoothing, frame_index, time_s),
+    "decisions": _decisions(predictor, smoothing, min_segment),
     "model_output": inference.output_description(
       predictor.model.meta, predictor.window_length, predictor.window_policy
     ),
@@ -291,40 +260,111 @@ def _summary(
     "preprocessing": dataclasses.asdict(predictor.preprocess),
     "checkpoint": str(predictor.model.path),
   }
+  summary.update(_notes(path, stats))
+  # Last: one entry per segment, thousands in a long video.
+  summary["segments"] = _segments(
+    names, fps, nearest, min_segment, frame_index, time_s
+  )
+  return summary
+
+
+def _origin(predictor) -> np.ndarray:
+  """The centre the apex is furthest from: the neutral prototype, else (0, 0)."""
+  neutral = predictor.label_space.neutral_index
+  return np.zeros(2) if neutral is None else predictor.prototypes[neutral]
+
+
+def _apex(predictor, va, smoothing: int, frame_index, time_s) -> dict:
+  """summary.json's apex: the smoothed frame furthest from `_origin`."""
+  apex = metrics.apex_frame(va, _origin(predictor), smoothing, frame_index)
+  apex_va = metrics.smooth(va, smoothing, frame_index)[apex]
+  return {
+    "frame": int(frame_index[apex]),
+    "time_s": round(float(time_s[apex]), 4),
+    "emotion": predictor.label_space.emotions[
+      int(metrics.nearest_emotion(apex_va, predictor.prototypes))
+    ],
+    "valence": float(apex_va[0]),
+    "arousal": float(apex_va[1]),
+  }
+
+
+def _decisions(predictor, smoothing: int, min_segment: int) -> dict:
+  """summary.json's decisions: how dominant_emotion, apex and segments are made."""
+  names = predictor.label_space.emotions
+  neutral = predictor.label_space.neutral_index
+  centre = (
+    "the origin" if neutral is None else f"the {names[neutral]} prototype"
+  )
+  dominant_rule = (
+    "the majority emotion, as the vocabulary has no neutral one"
+    if neutral is None
+    else f"most frequent nearest-prototype emotion other than {names[neutral]}, "
+    f"the majority when every frame is {names[neutral]}"
+  )
+  return {
+    "dominant_emotion": f"{dominant_rule}; dominant_share is its share of all frames "
+    "with a face",
+    "apex": f"frame furthest from {centre} on the valence-arousal trajectory smoothed by "
+    f"a centred {smoothing}-frame ({metrics.TRAJECTORY_SMOOTHING_S} s) moving "
+    "average; its emotion, valence and arousal are the smoothed ones",
+    "segments": "nearest-prototype emotion runs, flicker removed: runs shorter than "
+    f"{min_segment} frames ({metrics.MIN_SEGMENT_S} s) form one segment of "
+    "their most frequent emotion where together at least that long, else "
+    "join the runs beside them; segments cover the frames with a face, a "
+    "frame without one ends a segment, and end_s is when its last frame ends",
+  }
+
+
+def _notes(path, stats) -> dict:
+  """summary.json's entries on what went wrong, in order: several faces,
+  non-finite outputs, a truncated file, pre-cropped frames not aligned."""
+  notes = {}
   if stats["multiple_faces"]:
-    summary["note"] = (
+    notes["note"] = (
       "several faces were detected in some frames; the largest face was "
       "followed"
     )
   if stats["non_finite_outputs"]:
-    summary["frames_with_non_finite_output"] = int(stats["non_finite_outputs"])
-    summary["note_non_finite"] = (
+    notes["frames_with_non_finite_output"] = int(stats["non_finite_outputs"])
+    notes["note_non_finite"] = (
       "the model gave a non-finite output for some frames with a "
       "face; they have no valence, arousal or emotion"
     )
+  notes.update(_truncation_note(path, stats))
+  if stats["alignment_fallbacks"]:
+    notes["frames_used_unaligned"] = int(stats["alignment_fallbacks"])
+    notes["note_alignment"] = (
+      "no face was found to align in some pre-cropped frames; they "
+      "were used whole"
+    )
+  return notes
+
+
+def _truncation_note(path, stats) -> dict:
+  """The frames announced and decoded, when the file decoded to fewer (logged)."""
   announced, decoded = (
     stats["source_frames_announced"],
     stats["source_frames_decoded"],
   )
-  if announced > 0 and decoded < announced:
-    summary["source_frames_announced"], summary["source_frames_decoded"] = (
-      announced,
-      decoded,
-    )
-    summary["note_truncated"] = (
-      f"the file decoded to {decoded} of the {announced} frames its "
-      "header announces (truncated or corrupt?); the results cover "
-      "the decoded frames"
-    )
-    logging.warning("%s: %s", path, summary["note_truncated"])
-  if stats["alignment_fallbacks"]:
-    summary["frames_used_unaligned"] = int(stats["alignment_fallbacks"])
-    summary["note_alignment"] = (
-      "no face was found to align in some pre-cropped frames; they "
-      "were used whole"
-    )
-  # Last: one entry per segment, thousands in a long video.
-  summary["segments"] = [
+  if not (announced > 0 and decoded < announced):
+    return {}
+  note = (
+    f"the file decoded to {decoded} of the {announced} frames its "
+    "header announces (truncated or corrupt?); the results cover "
+    "the decoded frames"
+  )
+  logging.warning("%s: %s", path, note)
+  return {
+    "source_frames_announced": announced,
+    "source_frames_decoded": decoded,
+    "note_truncated": note,
+  }
+
+
+def _segments(names, fps, nearest, min_segment, frame_index, time_s) -> list:
+  """summary.json's segments: nearest-emotion runs without flicker."""
+  return [
     {
       "start_frame": int(frame_index[first]),
       "end_frame": int(frame_index[last]),
@@ -336,7 +376,6 @@ def _summary(
       nearest, min_segment, frame_index
     )
   ]
-  return summary
 
 
 class _Annotator:
