@@ -957,6 +957,31 @@ def is_frame_folder(path) -> bool:
   return path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def stream_video(
+  path,
+  target_fps: float,
+  *,
+  on_truncation: str = "reject",
+  stats: dict | None = None,
+  keep_bgr: bool = False,
+) -> Iterator[Frame]:
+  """Steps 1 and 2 for a video file, one frame at a time: decoded, resampled
+  to `target_fps`, gray and equalised.
+
+  `stats` gets `source_fps` once the file is open, then the frames its header
+  announces and those decoded (`decoded_frames`, which applies
+  `on_truncation`).
+
+  Raises:
+    VideoError: see `open_video` and `decoded_frames`.
+  """
+  stats = stats if stats is not None else {}
+  capture, stats["source_fps"] = open_video(path)
+  source = decoded_frames(capture, path, on_truncation, stats)
+  indexed = resampled(source, stats["source_fps"], target_fps, path)
+  yield from equalized_frames(indexed, target_fps, keep_bgr)
+
+
 def stream_frames(
   path,
   target_fps: float,
@@ -965,23 +990,20 @@ def stream_frames(
   stats: dict | None = None,
   keep_bgr: bool = False,
 ) -> Iterator[Frame]:
-  """Steps 1 and 2, one frame at a time: a video file decoded and resampled to
-  `target_fps`, or an image or folder of frame images taken to be at it.
-
-  `stats` gets `source_fps` once the file is open, and for a video the
-  frames its header announces and those decoded (`decoded_frames`, which
-  applies `on_truncation`).
-
-  Raises:
-    VideoError: see `open_video`, `decoded_frames` and `image_frames`.
-  """
+  """`stream_video`, or for an image or a folder of frame images (`image_frames`)
+  its frames taken to be at `target_fps` (`stats["source_fps"]`)."""
   stats = stats if stats is not None else {}
-  if is_frame_folder(path):
-    stats["source_fps"], source = target_fps, image_frames(path)
-  else:
-    capture, stats["source_fps"] = open_video(path)
-    source = decoded_frames(capture, path, on_truncation, stats)
-  indexed = resampled(source, stats["source_fps"], target_fps, path)
+  if not is_frame_folder(path):
+    yield from stream_video(
+      path,
+      target_fps,
+      on_truncation=on_truncation,
+      stats=stats,
+      keep_bgr=keep_bgr,
+    )
+    return
+  stats["source_fps"] = target_fps
+  indexed = enumerate(image_frames(path))
   yield from equalized_frames(indexed, target_fps, keep_bgr)
 
 
