@@ -14,9 +14,16 @@ run's (or a checkpoint's, upgraded by `varec.config_schema`) `config.data` into
 the `PreprocessConfig` here, so training data, evaluation and prediction are
 cut alike.
 
-The speaker split (step 5 of §4.5) lives in `varec.splits`. `preprocess_video`
-chains steps 1-3 and 5 for one file; everything else here is a pure function
-on numpy arrays.
+Steps 1-3 are one streaming path, frame by frame in constant memory, shared
+by the dataset builders (`preprocess_video`, which then cuts and labels the
+clip) and predict.py (`varec.predictor`): `stream_frames` / `stream_video`
+(decode, resample, gray and equalise) then `face_boxes` (detection on a
+schedule, boxes in between). What happens on a failed detection (`fill` or
+`skip`) and on a truncated file (`reject` or `accept`) is a `DecodePolicy`:
+`BUILD_POLICY` for the builders, `PREDICT_POLICY` for predict.py.
+
+The speaker split (step 5 of §4.5) lives in `varec.splits`. Everything else
+here is a pure function on numpy arrays.
 """
 
 from __future__ import annotations
