@@ -129,9 +129,9 @@ def test_frames_reach_the_model_as_in_training(
 def test_stream_resamples_50_to_25_fps(tmp_path, synthetic_clip):
   path = tmp_path / "fast.mp4"
   synthetic.write_video(path, synthetic_clip, fps=50.0)
-  frames = list(predictor_lib.stream_frames(path, 25.0))
+  frames = list(preprocessing.stream_video(path, 25.0))
   assert len(frames) == 12
-  assert [t for _, t, _ in frames][:3] == [0.0, 0.04, 0.08]
+  assert [f.time_s for f in frames][:3] == [0.0, 0.04, 0.08]
 
 
 def test_bad_inputs(predictor, tmp_path):

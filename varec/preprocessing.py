@@ -14,17 +14,28 @@ run's (or a checkpoint's, upgraded by `varec.config_schema`) `config.data` into
 the `PreprocessConfig` here, so training data, evaluation and prediction are
 cut alike.
 
-The speaker split (step 5 of §4.5) lives in `varec.splits`. `preprocess_video`
-chains steps 1-3 and 5 for one file; everything else here is a pure function
-on numpy arrays.
+Steps 1-3 are one streaming path, frame by frame in constant memory, shared
+by the dataset builders (`preprocess_video`, which then cuts and labels the
+clip) and predict.py (`varec.predictor`): `stream_frames` / `stream_video`
+(decode, resample, gray and equalise) then `face_boxes` (detection on a
+schedule, boxes in between). What happens on a failed detection (`fill` or
+`skip`) and on a truncated file (`reject` or `accept`) is a `DecodePolicy`:
+`BUILD_POLICY` for the builders, `PREDICT_POLICY` for predict.py.
+
+The speaker split (step 5 of §4.5) lives in `varec.splits`. Everything else
+here is a pure function on numpy arrays.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import pathlib
+import itertools
 import threading
+from collections.abc import Iterable
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -170,6 +181,68 @@ class PreprocessedVideo:
 
 
 # -- 1. Decoding and frame rate -------------------------------------------------
+#
+# One streaming path from a file to face boxes, for the dataset builders
+# (`preprocess_video`) and predict.py (`varec.predictor`) alike: `stream_frames`
+# (decode, resample, gray and equalise, one frame at a time) then `face_boxes`
+# (detect on a schedule, boxes in between). Where a file or a detection falls
+# short is a `DecodePolicy`'s choice, each entry point keeping its own default.
+
+FAILED_DETECTION_RULES = ("fill", "skip")
+TRUNCATION_RULES = ("reject", "accept")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodePolicy:
+  """What the decode path does where a detection or a file falls short.
+
+  Not part of `PreprocessConfig`, whose fields name builds and caches.
+
+  on_failed_detection: `fill` gives a frame whose detection failed the
+    nearest successful detection in time (ties go to the earlier frame), so
+    every frame has a face once one is found anywhere; `skip` leaves it without
+    a face, and a frame between two detections has one only if both found it.
+  on_truncation: `reject` refuses a file that decodes to fewer than
+    `TRUNCATION_TOLERANCE` of the frames its header announces (and warns
+    above that); `accept` uses whatever decodes, for the caller to report.
+  """
+
+  on_failed_detection: str = "fill"
+  on_truncation: str = "reject"
+
+  def __post_init__(self):
+    if self.on_failed_detection not in FAILED_DETECTION_RULES:
+      raise ValueError(
+        f"on_failed_detection={self.on_failed_detection!r}, not one of "
+        f"{FAILED_DETECTION_RULES}"
+      )
+    if self.on_truncation not in TRUNCATION_RULES:
+      raise ValueError(
+        f"on_truncation={self.on_truncation!r}, not one of {TRUNCATION_RULES}"
+      )
+
+
+# The dataset builders': every frame of a kept clip has a face, and a file
+# missing a quarter of its frames is not training data.
+BUILD_POLICY = DecodePolicy(on_failed_detection="fill", on_truncation="reject")
+# predict.py's: no invented faces, and a truncated file is predicted (and its
+# summary.json says so).
+PREDICT_POLICY = DecodePolicy(
+  on_failed_detection="skip", on_truncation="accept"
+)
+
+
+@dataclasses.dataclass(eq=False)
+class Frame:
+  """One frame on its way through the streaming path, at the target rate."""
+
+  index: int  # Position at the target rate.
+  time_s: float
+  bgr: np.ndarray | None  # The decoded frame, where the caller keeps it.
+  gray: np.ndarray | None  # Grayscale, equalised; dropped once cropped.
+  box: np.ndarray | None = None  # Face box (x0, y0, x1, y1) in source pixels.
+  attempted: bool = False  # Face detection ran on this frame.
+  detected: bool = False  # ... and found `box` (the largest face).
 
 
 def open_video(path) -> tuple[cv2.VideoCapture, float]:
@@ -197,52 +270,116 @@ def open_video(path) -> tuple[cv2.VideoCapture, float]:
   return capture, float(fps)
 
 
-def read_video(path) -> tuple[np.ndarray, float]:
-  """Decodes every frame of a video file: ((T, H, W, 3) uint8 BGR, fps).
+def decoded_frames(
+  capture: cv2.VideoCapture, path, on_truncation: str, stats: dict
+) -> Iterator[np.ndarray]:
+  """The BGR frames of an open video, one at a time; releases `capture`.
+
+  `stats` gets the source frames the header announces and those decoded.
 
   Raises:
-    VideoError: see `open_video`; also a file that decodes to no frame or to
-      far fewer frames than its header announces.
+    VideoError: no frame decodes; with `on_truncation="reject"`, far fewer
+      frames decode than the header announces (only once decoding ends).
   """
-  capture, fps = open_video(path)
+  # Some containers only estimate this from the duration (0 or negative: unknown).
+  announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+  stats["source_frames_announced"] = announced
+  decoded = 0
   try:
-    # Some containers (MPEG program streams) only estimate this from the duration.
-    announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    frames = []
     while True:
       ok, frame = capture.read()
       if not ok:
         break
-      frames.append(frame)
+      decoded += 1
+      yield frame
   finally:
     capture.release()
-  if not frames:
+    stats["source_frames_decoded"] = decoded
+  if not decoded:
     raise VideoError(path, "no frame could be decoded")
-  if announced > 0 and len(frames) < announced * TRUNCATION_TOLERANCE:
-    raise VideoError(
-      path,
-      f"truncated or corrupt: decoded {len(frames)} of the {announced} "
-      "frames its header announces",
-    )
-  if announced > 0 and len(frames) < announced:
+  if on_truncation == "reject" and 0 < decoded < announced:
+    if decoded < announced * TRUNCATION_TOLERANCE:
+      raise VideoError(
+        path,
+        f"truncated or corrupt: decoded {decoded} of the {announced} "
+        "frames its header announces",
+      )
     logging.warning(
       "%s: decoded %d of the %d frames its header announces; using those",
       path,
-      len(frames),
+      decoded,
       announced,
     )
-  return np.stack(frames), fps
+
+
+def read_video(path) -> tuple[np.ndarray, float]:
+  """Decodes every frame of a video file: ((T, H, W, 3) uint8 BGR, fps).
+
+  Raises:
+    VideoError: see `open_video` and `decoded_frames` (truncation rejected).
+  """
+  capture, fps = open_video(path)
+  return np.stack(list(decoded_frames(capture, path, "reject", {}))), fps
+
+
+def _resample(
+  frames: Iterable, source_fps: float, target_fps: float
+) -> Iterator[tuple[int, object]]:
+  """(target index k, source frame) for the frames nearest to a `target_fps` grid.
+
+  Target k takes source frame round(k / target_fps * source_fps); there are
+  round(duration * target_fps) targets (at least one), those past the last
+  frame taking the last. The count needs the number of source frames, so a
+  target is held back until enough frames have come to know it is in range
+  (a few frames at most, when downsampling).
+  """
+
+  def source_of(k: int) -> int:
+    return round(k / target_fps * source_fps)
+
+  def count(num_frames: int) -> int:
+    return max(1, int(round(num_frames / source_fps * target_fps)))
+
+  held: collections.deque = collections.deque()
+  k = num_source = 0
+  frame = None
+  for frame in frames:
+    num_source += 1
+    while source_of(k) < num_source:
+      held.append((k, frame))
+      k += 1
+    while held and held[0][0] < count(num_source):
+      yield held.popleft()
+  if not num_source:
+    return
+  total = count(num_source)
+  while held and held[0][0] < total:
+    yield held.popleft()
+  for past in range(k, total):  # Past the last frame.
+    yield past, frame
+
+
+def resampled(
+  frames: Iterable, source_fps: float, target_fps: float, name="video"
+) -> Iterator[tuple[int, object]]:
+  """(target index, frame) at `target_fps`: `frames` as they are where the rates
+  match (`needs_resampling`), else resampled as `resample_indices` says."""
+  if not needs_resampling(source_fps, target_fps):
+    yield from enumerate(frames)
+    return
+  logging.info(
+    "%s: resampling from %.3f to %.3f fps", name, source_fps, target_fps
+  )
+  yield from _resample(frames, source_fps, target_fps)
 
 
 def resample_indices(
   num_frames: int, source_fps: float, target_fps: float
 ) -> np.ndarray:
   """Indices of the source frames nearest to a `target_fps` time grid."""
-  duration = num_frames / source_fps
-  num_target = max(1, int(round(duration * target_fps)))
-  times = np.arange(num_target) / target_fps
-  return np.minimum(
-    np.round(times * source_fps).astype(np.int64), num_frames - 1
+  return np.array(
+    [i for _, i in _resample(range(num_frames), source_fps, target_fps)],
+    np.int64,
   )
 
 
@@ -279,6 +416,17 @@ def equalize_faces(crops: np.ndarray) -> np.ndarray:
   """
   flat = crops.reshape((-1,) + crops.shape[-3:-1])
   return np.stack([equalize_histogram(c) for c in flat]).reshape(crops.shape)
+
+
+def equalized_frames(
+  indexed: Iterable[tuple[int, np.ndarray]],
+  target_fps: float,
+  keep_bgr: bool = False,
+) -> Iterator[Frame]:
+  """`Frame`s of (target index, BGR frame) pairs, gray and equalised (step 2)."""
+  for index, bgr in indexed:
+    gray = equalize_histogram(grayscale_mean_rgb(bgr))
+    yield Frame(index, index / target_fps, bgr if keep_bgr else None, gray)
 
 
 # -- 3. Face detection and crop -------------------------------------------------
@@ -331,16 +479,104 @@ def detection_schedule(num_frames: int, every: int) -> np.ndarray:
   return attempted
 
 
-def fill_missing_boxes(boxes: np.ndarray, attempted: np.ndarray) -> np.ndarray:
-  """Gives every frame a box from the frames where detection succeeded.
+def detections(
+  frames: Iterable[Frame], config: PreprocessConfig, stats: dict
+) -> Iterator[Frame]:
+  """Runs face detection on `detection_schedule`'s frames (one frame of lookahead
+  finds the last), setting `attempted`, `detected` and the largest face's `box`.
 
-  Attempted frames whose detection failed reuse the nearest successful box in
-  time (ties go to the earlier frame); frames not attempted are interpolated
-  linearly between the attempted frames around them.
+  `stats` counts the detections and those that found several faces.
+  """
+  every = max(1, config.detect_every)
+
+  def detect(frame: Frame, position: int, last: bool) -> Frame:
+    if position % every == 0 or last:
+      boxes = detect_faces(frame.gray, config.detect_max_side)
+      stats["detections"] += 1
+      stats["multiple_faces"] += len(boxes) > 1
+      frame.attempted, frame.detected = True, bool(len(boxes))
+      frame.box = boxes[0] if len(boxes) else None
+    return frame
+
+  previous = None
+  for position, frame in enumerate(frames):
+    if previous is not None:
+      yield detect(previous, position - 1, last=False)
+    previous = frame
+  if previous is not None:
+    yield detect(previous, position, last=True)
+
+
+def _interpolated(start: Frame, end: Frame, frames: list[Frame]) -> None:
+  """Boxes of the frames between two attempted ones, linear in time; none where
+  either end has none."""
+  if start.box is None or end.box is None:
+    return
+  xp = [start.index, end.index]
+  at = [f.index for f in frames]
+  boxes = np.stack(
+    [np.interp(at, xp, [start.box[k], end.box[k]]) for k in range(4)], axis=1
+  )
+  for frame, box in zip(frames, boxes):
+    frame.box = box
+
+
+def resolved_boxes(frames: Iterable[Frame], fill: bool) -> Iterator[Frame]:
+  """Gives the frames of `detections` their boxes, in order.
+
+  A failed detection keeps no box, or with `fill` takes the nearest successful
+  one in time (ties go to the earlier frame); frames not attempted are
+  interpolated between the attempted frames around them. A frame is held
+  until its box is known: with `fill`, until the nearest success is, which
+  needs as many frames ahead as the gap behind (or, before the first face,
+  until one is found). Failed frames still waiting at the end (no face in the
+  whole video, with `fill`) keep no box.
+  """
+  held: collections.deque = collections.deque()
+  waiting: list[Frame] = []  # Failed detections awaiting their nearest face.
+  found = start = None  # The last success; the last attempted frame yielded.
+  for frame in itertools.chain(frames, [None]):
+    if frame is not None:
+      held.append(frame)
+      if frame.detected:
+        for w in waiting:
+          nearest = found is not None and w.index - found.index <= (
+            frame.index - w.index
+          )
+          w.box = found.box if nearest else frame.box
+        waiting, found = [], frame
+      elif frame.attempted and fill:
+        waiting.append(frame)
+    # Any later success lies at least as far away as the one before.
+    while (
+      waiting
+      and found is not None
+      and (
+        frame is None or frame.index + 1 >= 2 * waiting[0].index - found.index
+      )
+    ):
+      waiting.pop(0).box = found.box
+    if frame is None:
+      waiting = []  # No face anywhere: they keep none.
+    while held:
+      at = next((i for i, f in enumerate(held) if f.attempted), None)
+      if at is None or (waiting and held[at] is waiting[0]):
+        break
+      between = list(itertools.islice(held, at))
+      if between:
+        _interpolated(start, held[at], between)
+      start = held[at]
+      for _ in range(at + 1):
+        yield held.popleft()
+
+
+def fill_missing_boxes(boxes: np.ndarray, attempted: np.ndarray) -> np.ndarray:
+  """`resolved_boxes` with `fill` on whole arrays: every frame gets a box.
 
   Args:
     boxes: (T, 4) float, NaN rows where there is no detection.
-    attempted: (T,) bool, frames on which detection ran.
+    attempted: (T,) bool, frames on which detection ran (the first and last
+      among them).
 
   Returns:
     (T, 4) float boxes; raises ValueError if no frame has a detection.
@@ -348,15 +584,40 @@ def fill_missing_boxes(boxes: np.ndarray, attempted: np.ndarray) -> np.ndarray:
   found = ~np.isnan(boxes).any(axis=1)
   if not found.any():
     raise ValueError("no face detected in any frame")
-  found_idx = np.flatnonzero(found)
-  filled = boxes.copy()
-  for t in np.flatnonzero(attempted & ~found):
-    filled[t] = boxes[found_idx[np.argmin(np.abs(found_idx - t))]]
-  anchors = np.flatnonzero(attempted | found)
-  frames = np.arange(len(boxes))
-  return np.stack(
-    [np.interp(frames, anchors, filled[anchors, k]) for k in range(4)], axis=1
-  )
+  frames = [
+    Frame(i, 0.0, None, None, box if ok else None, bool(tried or ok), bool(ok))
+    for i, (box, tried, ok) in enumerate(zip(boxes, attempted, found))
+  ]
+  return np.stack([f.box for f in resolved_boxes(frames, fill=True)])
+
+
+def face_boxes(
+  frames: Iterable[Frame],
+  config: PreprocessConfig,
+  on_failed_detection: str,
+  stats: dict,
+  name="video",
+) -> Iterator[Frame]:
+  """Step 3's boxes for equalised full frames: `detections`, then
+  `resolved_boxes` under `on_failed_detection` (see `DecodePolicy`).
+
+  Pre-cropped frames (`config.faces_cropped`) are their face's box whole.
+
+  Raises:
+    VideoError: with `fill`, no face in any frame tried (once all have come).
+  """
+  if config.faces_cropped:
+    for frame in frames:
+      frame.box, frame.detected = whole_frame_box(frame.gray), True
+      yield frame
+    return
+  fill = on_failed_detection == "fill"
+  for frame in resolved_boxes(detections(frames, config, stats), fill):
+    if fill and frame.box is None:
+      raise VideoError(
+        name, f"no face found in any of {stats['detections']} frames tried"
+      )
+    yield frame
 
 
 def square_box(box: np.ndarray, margin: float) -> np.ndarray:
@@ -489,22 +750,6 @@ def pad_front(frames: np.ndarray, length: int) -> np.ndarray:
   )
 
 
-def face_boxes(gray: np.ndarray, config: PreprocessConfig, name: str):
-  """(boxes (T, 4), detected (T,), attempts) for equalised full frames, per §4.5 step 3."""
-  attempted = detection_schedule(len(gray), config.detect_every)
-  boxes = np.full((len(gray), 4), np.nan)
-  for i in np.flatnonzero(attempted):
-    box = detect_largest_face(gray[i], config.detect_max_side)
-    if box is not None:
-      boxes[i] = box
-  detected = ~np.isnan(boxes).any(axis=1)
-  if not detected.any():
-    raise VideoError(
-      name, f"no face found in any of {attempted.sum()} frames tried"
-    )
-  return fill_missing_boxes(boxes, attempted), detected, int(attempted.sum())
-
-
 def face_crop(
   gray: np.ndarray, box: np.ndarray, config: PreprocessConfig
 ) -> np.ndarray:
@@ -564,50 +809,61 @@ def precropped_face(
   ), False
 
 
-def preprocess_frames(
-  frames: np.ndarray,
-  source_fps: float,
-  config: PreprocessConfig,
-  *,
-  name: str = "video",
-) -> PreprocessedVideo:
-  """Steps 1-3 and 5 on decoded BGR (or RGB) frames (T, H, W, 3).
-
-  A clip shorter than a window (a still, a few frames), with
-  `config.pad_short_clips`, is padded in front with copies of its first frame,
-  each labelled like that frame: a still is all apex, while the copies of a
-  short clip's unlabelled neutral start stay unlabelled.
-  """
-  if needs_resampling(source_fps, config.fps):
+def _precropped_faces(gray: list, config: PreprocessConfig, name: str):
+  """(crops, alignment fallbacks) of frames that are already face crops."""
+  crops, aligned = zip(*(precropped_face(g, config) for g in gray))
+  fallbacks = aligned.count(False) if config.align_faces else 0
+  if fallbacks:
     logging.info(
-      "%s: resampling from %.3f to %.3f fps", name, source_fps, config.fps
+      "%s: no face found to align in %d of %d pre-cropped frames; used as they are",
+      name,
+      fallbacks,
+      len(gray),
     )
-    frames = frames[resample_indices(len(frames), source_fps, config.fps)]
+  return np.stack(crops), fallbacks
+
+
+def _clip(
+  frames: Iterable[Frame],
+  config: PreprocessConfig,
+  policy: DecodePolicy,
+  name: str,
+  source_fps,
+) -> PreprocessedVideo:
+  """Steps 3 and 5 on a whole clip of the streaming path's frames.
+
+  `source_fps` is read once the frames are all in (a stream's is known then).
+  With `skip`, frames left without a face are left out of the clip.
+  """
+  frames = list(frames)
   if len(frames) < config.window_length and not config.pad_short_clips:
     raise VideoError(
       name,
       f"only {len(frames)} frames at {config.fps:g} fps, "
       f"shorter than one window of {config.window_length}",
     )
-  gray = np.stack([equalize_histogram(grayscale_mean_rgb(f)) for f in frames])
-  attempts = fallbacks = 0
-  if config.faces_cropped:
-    crops, aligned = zip(*(precropped_face(g, config) for g in gray))
-    crops = np.stack(crops)
-    fallbacks = aligned.count(False) if config.align_faces else 0
-    if fallbacks:
-      logging.info(
-        "%s: no face found to align in %d of %d pre-cropped frames; used as they are",
-        name,
-        fallbacks,
-        len(gray),
-      )
-    boxes, detected = (
-      np.stack([whole_frame_box(g) for g in gray]),
-      np.ones(len(gray), bool),
+  stats = collections.Counter()
+  frames = list(
+    face_boxes(frames, config, policy.on_failed_detection, stats, name)
+  )
+  attempts = stats["detections"]
+  kept = [f for f in frames if f.box is not None]
+  if len(kept) < len(frames):
+    logging.info(
+      "%s: %d of %d frames without a face left out",
+      name,
+      len(frames) - len(kept),
+      len(frames),
     )
+  if not kept:
+    raise VideoError(name, f"no face found in any of {attempts} frames tried")
+  gray = [f.gray for f in kept]
+  boxes = np.stack([f.box for f in kept])
+  detected = np.array([f.detected for f in kept])
+  fallbacks = 0
+  if config.faces_cropped:
+    crops, fallbacks = _precropped_faces(gray, config, name)
   else:
-    boxes, detected, attempts = face_boxes(gray, config, name)
     crops = np.stack([face_crop(g, b, config) for g, b in zip(gray, boxes)])
   labelled = labelled_mask(len(crops), config.num_labelled_frames)
   num_padded = max(0, config.window_length - len(crops))
@@ -627,9 +883,9 @@ def preprocess_frames(
     boxes=np.round(boxes).astype(np.int32),
     detected=detected,
     labelled=labelled,
-    source_fps=source_fps,
+    source_fps=source_fps(),
     num_detection_attempts=attempts,
-    num_failed_detections=int(attempts - detected[num_padded:].sum())
+    num_failed_detections=int(attempts - sum(f.detected for f in frames))
     if attempts
     else 0,
     num_padded_frames=num_padded,
@@ -637,14 +893,35 @@ def preprocess_frames(
   )
 
 
+def preprocess_frames(
+  frames: np.ndarray,
+  source_fps: float,
+  config: PreprocessConfig,
+  *,
+  name: str = "video",
+  policy: DecodePolicy = BUILD_POLICY,
+) -> PreprocessedVideo:
+  """Steps 1-3 and 5 on decoded BGR (or RGB) frames (T, H, W, 3).
+
+  A clip shorter than a window (a still, a few frames), with
+  `config.pad_short_clips`, is padded in front with copies of its first frame,
+  each labelled like that frame: a still is all apex, while the copies of a
+  short clip's unlabelled neutral start stay unlabelled.
+  """
+  stream = equalized_frames(
+    resampled(frames, source_fps, config.fps, name), config.fps
+  )
+  return _clip(stream, config, policy, name, lambda: source_fps)
+
+
 IMAGE_EXTENSIONS = frozenset(
   {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 )
 
 
-def read_frame_folder(path) -> np.ndarray:
-  """Images of a folder, in file-name order, or one image file, as (T, H, W, 3) uint8
-  BGR frames.
+def image_frames(path) -> Iterator[np.ndarray]:
+  """Images of a folder, in file-name order, or one image file, as (H, W, 3)
+  uint8 BGR frames, one at a time.
 
   Raises:
     VideoError: no image, an unreadable image, or images of different sizes.
@@ -661,28 +938,90 @@ def read_frame_folder(path) -> np.ndarray:
     raise VideoError(
       path, f"folder holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))})"
     )
-  frames = []
+  first = None
   for file in files:
     image = cv2.imread(str(file), cv2.IMREAD_COLOR)
     if image is None:
       raise VideoError(file, "cannot be read as an image")
-    if frames and image.shape != frames[0].shape:
+    if first is not None and image.shape != first:
       raise VideoError(
         file,
         f"size {image.shape[:2]} differs from the folder's first image "
-        f"{frames[0].shape[:2]}",
+        f"{first[:2]}",
       )
-    frames.append(image)
-  return np.stack(frames)
+    first = image.shape
+    yield image
 
 
-def preprocess_video(path, config: PreprocessConfig) -> PreprocessedVideo:
-  """Reads a video file, an image (a still: one frame) or a folder of frame images
-  taken to be at `config.fps`, and runs `preprocess_frames`; raises VideoError."""
+def read_frame_folder(path) -> np.ndarray:
+  """`image_frames` stacked: (T, H, W, 3) uint8 BGR; raises VideoError."""
+  return np.stack(list(image_frames(path)))
+
+
+def is_frame_folder(path) -> bool:
+  """A folder of frame images or one image (a still), not a video file."""
   path = pathlib.Path(path)
-  if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
-    return preprocess_frames(
-      read_frame_folder(path), config.fps, config, name=str(path)
+  return path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def stream_video(
+  path,
+  target_fps: float,
+  *,
+  on_truncation: str = "reject",
+  stats: dict | None = None,
+  keep_bgr: bool = False,
+) -> Iterator[Frame]:
+  """Steps 1 and 2 for a video file, one frame at a time: decoded, resampled
+  to `target_fps`, gray and equalised.
+
+  `stats` gets `source_fps` once the file is open, then the frames its header
+  announces and those decoded (`decoded_frames`, which applies
+  `on_truncation`).
+
+  Raises:
+    VideoError: see `open_video` and `decoded_frames`.
+  """
+  stats = stats if stats is not None else {}
+  capture, stats["source_fps"] = open_video(path)
+  source = decoded_frames(capture, path, on_truncation, stats)
+  indexed = resampled(source, stats["source_fps"], target_fps, path)
+  yield from equalized_frames(indexed, target_fps, keep_bgr)
+
+
+def stream_frames(
+  path,
+  target_fps: float,
+  *,
+  on_truncation: str = "reject",
+  stats: dict | None = None,
+  keep_bgr: bool = False,
+) -> Iterator[Frame]:
+  """`stream_video`, or for an image or a folder of frame images (`image_frames`)
+  its frames taken to be at `target_fps` (`stats["source_fps"]`)."""
+  stats = stats if stats is not None else {}
+  if not is_frame_folder(path):
+    yield from stream_video(
+      path,
+      target_fps,
+      on_truncation=on_truncation,
+      stats=stats,
+      keep_bgr=keep_bgr,
     )
-  frames, fps = read_video(path)
-  return preprocess_frames(frames, fps, config, name=str(path))
+    return
+  stats["source_fps"] = target_fps
+  indexed = enumerate(image_frames(path))
+  yield from equalized_frames(indexed, target_fps, keep_bgr)
+
+
+def preprocess_video(
+  path, config: PreprocessConfig, policy: DecodePolicy = BUILD_POLICY
+) -> PreprocessedVideo:
+  """Reads a video file, an image (a still: one frame) or a folder of frame images
+  taken to be at `config.fps` through `stream_frames`, then steps 3 and 5;
+  raises VideoError."""
+  stats = {}
+  stream = stream_frames(
+    path, config.fps, on_truncation=policy.on_truncation, stats=stats
+  )
+  return _clip(stream, config, policy, str(path), lambda: stats["source_fps"])
