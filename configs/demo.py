@@ -20,16 +20,13 @@ def get_config():
   config.data.image_size = 48
   config.model.filters = (32, 64, 128)
   config.model.rnn_hidden_sizes = (10,)
-  config.loss.prototype_weight = (
-    1.0  # Else new faces drift into neighbouring cells.
-  )
+  # Else new faces drift into neighbouring cells.
+  config.loss.prototype_weight = 1.0
   config.lr_schedule = "cosine"
-  config.warmup_epochs = (
-    1.0  # Adam at full rate from step 0 sometimes blows the outputs up.
-  )
+  # Adam at full rate from step 0 sometimes blows the outputs up.
+  config.warmup_epochs = 1.0
   config.cnn.num_epochs = 10
   config.rnn.num_epochs = 20
-  config.rnn.learning_rate = (
-    3e-3  # The GRU has few parameters and only ~12 steps per epoch.
-  )
+  # The GRU has few parameters and only ~12 steps per epoch.
+  config.rnn.learning_rate = 3e-3
   return config

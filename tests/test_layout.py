@@ -8,9 +8,8 @@ TRAINER = "varec.train_lib"  # The module that defines train_and_evaluate.
 # Only these may import the trainer: the training entry point, benchmarks, tests.
 TRAINER_USERS = ("train.py", "benchmarks/", "tests/")
 MAX_FUNCTION_LINES = 80
-RENDERER = (
-  "varec/synthetic/"  # Drawing code, exempt from the function length rule.
-)
+# Drawing code, exempt from the function length rule.
+RENDERER = "varec/synthetic/"
 
 
 def _sources(*folders: str):

@@ -234,9 +234,8 @@ def test_init_from_fine_tunes_the_cnn_except_frozen_blocks(
   workdir, _ = trained
   config = tiny_config()
   config.init_from = str(workdir)
-  config.model.frozen_blocks = (
-    2  # Fig. 3: input BatchNorm + first conv, second conv.
-  )
+  # Fig. 3: input BatchNorm + first conv, second conv.
+  config.model.frozen_blocks = 2
   config.cnn.learning_rate = 1e-4
   train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
   source, _ = checkpoints.restore(*checkpoints.resolve(workdir))

@@ -15,9 +15,9 @@ from ml_collections import config_flags
 
 from configs import base
 
-USAGE_ERROR = (
-  2  # The exit status of a bad command line, as argparse and absl use.
-)
+# The exit status of a bad command line, as argparse and absl use.
+
+USAGE_ERROR = 2
 
 
 def fail(program: str, message: str):

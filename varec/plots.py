@@ -16,13 +16,10 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 from varec import emotions  # pylint: disable=g-import-not-at-top
 
-CORRECT_COLOUR, WRONG_COLOUR = (
-  "tab:orange",
-  "tab:blue",
-)  # As in the paper's Fig. 5.
-TIMELINE_POINTS = (
-  1000  # Most time steps `timeline` draws: about one per pixel column.
-)
+# As in the paper's Fig. 5.
+CORRECT_COLOUR, WRONG_COLOUR = "tab:orange", "tab:blue"
+# Most time steps `timeline` draws: about one per pixel column.
+TIMELINE_POINTS = 1000
 
 
 def _emotion_colours(label_space: emotions.LabelSpace) -> dict[str, tuple]:
@@ -302,9 +299,8 @@ def timeline(
   colours = _va_lines(ax, t, mean, low, high, size)
   if apex is not None:
     _apex_marker(ax, apex, scale, colours)
-  limit = max(
-    1.0, np.nanmax(np.abs(va))
-  )  # Beyond [-1, 1] only if the outputs are.
+  # Beyond [-1, 1] only if the outputs are.
+  limit = max(1.0, np.nanmax(np.abs(va)))
   ax.set(
     xlim=(0, duration / scale),
     ylim=(-limit, limit),

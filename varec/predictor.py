@@ -98,9 +98,8 @@ class Predictor:
   ) -> Iterator[tuple[preprocessing.Frame, np.ndarray | None]]:
     """(frame, (valence, arousal) or None), in order, batch by batch."""
     stream = inference.Stream(self.engine, self.window_policy)
-    pending: collections.deque = (
-      collections.deque()
-    )  # Frames not yielded yet, in order.
+    # Frames not yielded yet, in order.
+    pending: collections.deque = collections.deque()
     outputs = {}
     batch: list[preprocessing.Frame] = []
 
@@ -114,9 +113,8 @@ class Predictor:
         outputs.update(zip(*stream.push(crops, [f.index for f in with_face])))
       for f in batch:
         f.gray = None  # Cropped: a tiled stretch waiting for its end holds only the rest.
-      if end or (
-        batch and batch[-1].box is None
-      ):  # A frame without a face ends a stretch.
+      # A frame without a face ends a stretch.
+      if end or (batch and batch[-1].box is None):
         outputs.update(zip(*stream.finish()))
       pending.extend(batch)
       batch.clear()

@@ -58,9 +58,8 @@ class VideoError(Exception):
     self.reason = reason
 
 
-_DEFAULTS = (
-  base.get_data_config()
-)  # The one set of defaults: configs/base.py's data fields.
+# The one set of defaults: configs/base.py's data fields.
+_DEFAULTS = base.get_data_config()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,31 +67,23 @@ class PreprocessConfig:
   """Parameters of §4.5; defaults are configs/base.py's (which says where they leave the paper)."""
 
   fps: float = _DEFAULTS.fps  # Target frame rate; other rates are resampled.
-  crop_size: int = (
-    _DEFAULTS.crop_size
-  )  # Side of the square face crop the builds store.
-  face_margin: float = (
-    _DEFAULTS.face_margin
-  )  # Added on each side of the face box, as a fraction.
-  detect_max_side: int = (
-    _DEFAULTS.detect_max_side
-  )  # Frames are downscaled to this for detection.
-  detect_every: int = (
-    _DEFAULTS.detect_every
-  )  # Detect on every k-th frame (and the last).
-  num_labelled_frames: int = (
-    _DEFAULTS.num_labelled_frames
-  )  # The last N frames carry the label.
+  # Side of the square face crop the builds store.
+  crop_size: int = _DEFAULTS.crop_size
+  # Added on each side of the face box, as a fraction.
+  face_margin: float = _DEFAULTS.face_margin
+  # Frames are downscaled to this for detection.
+  detect_max_side: int = _DEFAULTS.detect_max_side
+  # Detect on every k-th frame (and the last).
+  detect_every: int = _DEFAULTS.detect_every
+  # The last N frames carry the label.
+  num_labelled_frames: int = _DEFAULTS.num_labelled_frames
   window_length: int = _DEFAULTS.window_length  # Frames per RNN window.
-  window_stride: int = (
-    _DEFAULTS.window_length
-  )  # Step between window starts (non-overlapping).
-  faces_cropped: bool = (
-    _DEFAULTS.faces_cropped
-  )  # Frames are already face crops: no detection.
-  pad_short_clips: bool = (
-    False  # Pad clips shorter than a window by repeating their first frame.
-  )
+  # Step between window starts (non-overlapping).
+  window_stride: int = _DEFAULTS.window_length
+  # Frames are already face crops: no detection.
+  faces_cropped: bool = _DEFAULTS.faces_cropped
+  # Pad clips shorter than a window by repeating their first frame.
+  pad_short_clips: bool = False
   # Beyond the paper: crop along dlib's 5 landmarks, eyes level (`varec.face_alignment`).
   align_faces: bool = _DEFAULTS.align_faces
 
@@ -159,16 +150,14 @@ class PreprocessedVideo:
 
   frames: np.ndarray  # (T, S, S, 1) uint8 face crops.
   boxes: np.ndarray  # (T, 4) int32 face box (x0, y0, x1, y1) in source pixels.
-  detected: (
-    np.ndarray
-  )  # (T,) bool: the box comes from a detection on this frame.
+  # (T,) bool: the box comes from a detection on this frame.
+  detected: np.ndarray
   labelled: np.ndarray  # (T,) bool: the frame carries the emotion's label.
   source_fps: float
   num_detection_attempts: int
   num_failed_detections: int
-  num_padded_frames: int = (
-    0  # Copies of the first frame put in front of a short clip.
-  )
+  # Copies of the first frame put in front of a short clip.
+  num_padded_frames: int = 0
   # Pre-cropped frames in which no face was found for alignment, used as they are.
   num_alignment_fallbacks: int = 0
 

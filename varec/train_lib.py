@@ -138,9 +138,8 @@ class _Progress:
   step: int = 0
   epoch: int = 0
   completed_stages: tuple[str, ...] = ()
-  resumed_stage: str | None = (
-    None  # The stage the latest checkpoint was saved in.
-  )
+  # The stage the latest checkpoint was saved in.
+  resumed_stage: str | None = None
 
 
 def _discard_run(workdir: workdir_lib.Workdir) -> None:

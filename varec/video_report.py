@@ -145,9 +145,8 @@ def _frame_rows(
       path, keep_bgr=annotate, stats=stats
     ):
       if va is not None and not np.isfinite(va).all():
-        stats["non_finite_outputs"] += (
-          1  # No emotion from a NaN: the frame gets none.
-        )
+        # No emotion from a NaN: the frame gets none.
+        stats["non_finite_outputs"] += 1
         va = None
       nearest = (
         None

@@ -20,9 +20,8 @@ class Builder(builder.VideoEmotionBuilder):
   ACCEPTS_PROTOTYPES_CSV = True  # Your own emotions instead of Table 2's.
   # Build names follow num_labelled_frames, faces_cropped, the emotions and the folder.
   CONFIG_FROM_DATA = True
-  PAD_SHORT_CLIPS = (
-    True  # Stills and clips shorter than a window are common here.
-  )
+  # Stills and clips shorter than a window are common here.
+  PAD_SHORT_CLIPS = True
 
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
   Put your videos in a folder with a `{LABELS_CSV}` that has the columns

@@ -26,12 +26,10 @@ ADFES_FILENAME_PATTERN = r"^(?P<speaker>[FM]\d+)[-_ ]+(?P<emotion>[A-Za-z]+)(?:[
 VIDEO_EXTENSIONS = frozenset(
   {".mpeg", ".mpg", ".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".webm"}
 )
-INDEX_CSV = (
-  "index.csv"  # Optional in an ADFES-style folder: overrides the file names.
-)
-LABELS_CSV = (
-  "labels.csv"  # Required in a video_folder folder: lists every video.
-)
+# Optional in an ADFES-style folder: overrides the file names.
+INDEX_CSV = "index.csv"
+# Required in a video_folder folder: lists every video.
+LABELS_CSV = "labels.csv"
 ORIENTATIONS = ("forward", "toward", "away")
 
 
