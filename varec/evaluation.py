@@ -70,7 +70,7 @@ def decide(pred: np.ndarray, labelled: np.ndarray, prototypes: np.ndarray):
 
   The video votes over its labelled frames (the last 50), as in training.
   """
-  nearest = metrics.nearest_emotion(pred, prototypes)
+  nearest = metrics.frame_emotions(pred, prototypes)
   voters = nearest[labelled] if labelled.any() else nearest
   return (
     nearest,
@@ -153,7 +153,7 @@ def evaluate_videos(
       )
     )
   labelled = np.concatenate([v["labelled"] for v in videos])
-  frame_pred = np.concatenate(preds)[labelled]
+  frame_pred = np.concatenate(preds)[labelled][:, :2]
   frame_labels = np.concatenate([v["labels"] for v in videos])[labelled]
   return SplitResult(
     split,

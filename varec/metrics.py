@@ -24,6 +24,27 @@ TRAJECTORY_SMOOTHING_S = 0.2
 MIN_SEGMENT_S = 0.5
 
 
+def frame_emotions(outputs: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
+  """Each frame's emotion from a model's outputs (..., 2[+C]).
+
+  A zero-shot classifier's outputs carry its class probabilities after
+  (valence, arousal): its own class (the argmax) decides, as in the source
+  package, not the prototype nearest to their probability-weighted mean.
+  Otherwise the nearest prototype (§3.2).
+  """
+  outputs = np.asarray(outputs)
+  if outputs.shape[-1] > 2:
+    return outputs[..., 2:].argmax(axis=-1)
+  return nearest_emotion(outputs, prototypes)
+
+
+def frame_emotion_rule(classifier: bool) -> str:
+  """How `frame_emotions` decides, for the outputs' readers."""
+  if classifier:
+    return "the zero-shot classifier's own class (its most probable)"
+  return "the prototype nearest to the frame's (valence, arousal)"
+
+
 def nearest_emotion(va: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
   """Index of the prototype nearest (Euclidean) to each (valence, arousal).
 

@@ -140,8 +140,21 @@ def feature_fn(cnn: models.FrameCNN):
 
 @functools.cache
 def frame_va_fn(cnn: models.FrameCNN):
-  """`fn(cnn_variables, frames) -> valence-arousal` of the CNN's own head, in inference mode."""
-  return jax.jit(lambda variables, x: cnn.apply(variables, x, train=False)[1])
+  """`fn(cnn_variables, frames) -> (..., 2[+C])`: the CNN's own head in
+  inference mode, its (valence, arousal) followed, for a zero-shot classifier
+  (`class_prototypes`), by its C class probabilities, which decide each
+  frame's emotion (`metrics.frame_emotions`)."""
+
+  def fn(variables, x):
+    if not getattr(cnn, "class_prototypes", ()):
+      return cnn.apply(variables, x, train=False)[1]
+    (_, va), state = cnn.apply(
+      variables, x, train=False, mutable=["intermediates"]
+    )
+    logits = state["intermediates"]["emotion_logits"][0]
+    return jnp.concatenate([va, jax.nn.softmax(logits)], axis=-1)
+
+  return jax.jit(fn)
 
 
 def apply_in_batches(

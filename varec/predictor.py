@@ -76,6 +76,10 @@ class Predictor:
       )
     self.label_space = model.label_space
     self.prototypes = model.label_space.prototype_array()
+    # A zero-shot classifier decides each frame by its own class.
+    self.classifier = not self.engine.uses_gru and bool(
+      model.config.model.class_prototypes
+    )
 
   @classmethod
   def from_checkpoint(cls, path, **kwargs) -> "Predictor":
@@ -149,6 +153,7 @@ class Predictor:
       on_truncation=self.decode_policy.on_truncation,
       stats=stats,
       keep_bgr=keep_bgr,
+      equalize=self.preprocess.equalize_frames,
     )
     yield from self._predict(self._with_boxes(frames, stats), stats)
 

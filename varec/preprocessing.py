@@ -86,6 +86,8 @@ class PreprocessConfig:
   pad_short_clips: bool = False
   # Beyond the paper: crop along dlib's 5 landmarks, eyes level (`varec.face_alignment`).
   align_faces: bool = _DEFAULTS.align_faces
+  # Step 2: equalise whole frames (the paper); off for networks never shown it.
+  equalize_frames: bool = _DEFAULTS.equalize_frames
 
 
 # The data-config fields that set a `PreprocessConfig` (a checkpoint carries them all), each
@@ -100,12 +102,16 @@ PREPROCESS_FIELDS = (
   "faces_cropped",
   "align_faces",
   "crop_size",
+  "equalize_frames",
 )
 
 # Builds named the stored crop side `image_size` before it was called `crop_size`; the
 # builder-config names (a digest of these fields) and the preprocessing cache keep the old
 # name, so that builds and caches made before are still found.
 _BUILD_NAMES = {"crop_size": "image_size"}
+# Fields added after the first builds, with the value builds had before: hashed
+# only when they leave it, so that those builds and caches are still found.
+_ADDED_BUILD_FIELDS = {"equalize_frames": True}
 
 
 def config_from_data(
@@ -134,14 +140,19 @@ def data_fields(config: PreprocessConfig) -> dict:
 def build_fields(config: PreprocessConfig) -> dict:
   """The fields of `config` under the names builds hash (builder-config names, caches)."""
   return {
-    _BUILD_NAMES.get(k, k): v for k, v in dataclasses.asdict(config).items()
+    _BUILD_NAMES.get(k, k): v
+    for k, v in dataclasses.asdict(config).items()
+    if k not in _ADDED_BUILD_FIELDS or v != _ADDED_BUILD_FIELDS[k]
   }
 
 
 def upgrade_recorded(recorded: dict) -> dict:
   """A build's recorded preprocessing (`info.metadata["preprocess"]`) under today's names."""
   today = {old: new for new, old in _BUILD_NAMES.items()}
-  return {today.get(k, k): v for k, v in recorded.items()}
+  return {
+    **_ADDED_BUILD_FIELDS,
+    **{today.get(k, k): v for k, v in recorded.items()},
+  }
 
 
 @dataclasses.dataclass
@@ -411,10 +422,14 @@ def equalized_frames(
   indexed: Iterable[tuple[int, np.ndarray]],
   target_fps: float,
   keep_bgr: bool = False,
+  equalize: bool = True,
 ) -> Iterator[Frame]:
-  """`Frame`s of (target index, BGR frame) pairs, gray and equalised (step 2)."""
+  """`Frame`s of (target index, BGR frame) pairs, gray and (if `equalize`)
+  equalised (step 2)."""
   for index, bgr in indexed:
-    gray = equalize_histogram(grayscale_mean_rgb(bgr))
+    gray = grayscale_mean_rgb(bgr)
+    if equalize:
+      gray = equalize_histogram(gray)
     yield Frame(index, index / target_fps, bgr if keep_bgr else None, gray)
 
 
@@ -898,7 +913,9 @@ def preprocess_frames(
   short clip's unlabelled neutral start stay unlabelled.
   """
   stream = equalized_frames(
-    resampled(frames, source_fps, config.fps, name), config.fps
+    resampled(frames, source_fps, config.fps, name),
+    config.fps,
+    equalize=config.equalize_frames,
   )
   return _clip(stream, config, policy, name, lambda: source_fps)
 
@@ -960,9 +977,10 @@ def stream_video(
   on_truncation: str = "reject",
   stats: dict | None = None,
   keep_bgr: bool = False,
+  equalize: bool = True,
 ) -> Iterator[Frame]:
   """Steps 1 and 2 for a video file, one frame at a time: decoded, resampled
-  to `target_fps`, gray and equalised.
+  to `target_fps`, gray and (if `equalize`) equalised.
 
   `stats` gets `source_fps` once the file is open, then the frames its header
   announces and those decoded (`decoded_frames`, which applies
@@ -975,7 +993,7 @@ def stream_video(
   capture, stats["source_fps"] = open_video(path)
   source = decoded_frames(capture, path, on_truncation, stats)
   indexed = resampled(source, stats["source_fps"], target_fps, path)
-  yield from equalized_frames(indexed, target_fps, keep_bgr)
+  yield from equalized_frames(indexed, target_fps, keep_bgr, equalize)
 
 
 def stream_frames(
@@ -985,6 +1003,7 @@ def stream_frames(
   on_truncation: str = "reject",
   stats: dict | None = None,
   keep_bgr: bool = False,
+  equalize: bool = True,
 ) -> Iterator[Frame]:
   """`stream_video`, or for an image or a folder of frame images (`image_frames`)
   its frames taken to be at `target_fps` (`stats["source_fps"]`)."""
@@ -996,11 +1015,12 @@ def stream_frames(
       on_truncation=on_truncation,
       stats=stats,
       keep_bgr=keep_bgr,
+      equalize=equalize,
     )
     return
   stats["source_fps"] = target_fps
   indexed = enumerate(image_frames(path))
-  yield from equalized_frames(indexed, target_fps, keep_bgr)
+  yield from equalized_frames(indexed, target_fps, keep_bgr, equalize)
 
 
 def preprocess_video(
@@ -1011,6 +1031,10 @@ def preprocess_video(
   raises VideoError."""
   stats = {}
   stream = stream_frames(
-    path, config.fps, on_truncation=policy.on_truncation, stats=stats
+    path,
+    config.fps,
+    on_truncation=policy.on_truncation,
+    stats=stats,
+    equalize=config.equalize_frames,
   )
   return _clip(stream, config, policy, str(path), lambda: stats["source_fps"])

@@ -151,8 +151,9 @@ def _frame_rows(
       nearest = (
         None
         if va is None
-        else int(metrics.nearest_emotion(va, predictor.prototypes))
+        else int(metrics.frame_emotions(va, predictor.prototypes))
       )
+      va = None if va is None else va[:2]
       box = (
         [None] * 4 if frame.box is None else [int(round(v)) for v in frame.box]
       )
@@ -241,7 +242,8 @@ def _summary(
     "fps": fps,
     "emotion": names[vote],
     "pn_group": groups[vote],
-    "decision": "most frequent nearest-prototype emotion over all frames with a face",
+    "decision": "most frequent per-frame emotion (decisions.frame_emotion) over "
+    "all frames with a face",
     "votes": {e: int(c) for e, c in zip(names, counts) if c},
     "dominant_emotion": names[dominant],
     "dominant_share": share,
@@ -298,16 +300,17 @@ def _decisions(predictor, smoothing: int, min_segment: int) -> dict:
   dominant_rule = (
     "the majority emotion, as the vocabulary has no neutral one"
     if neutral is None
-    else f"most frequent nearest-prototype emotion other than {names[neutral]}, "
+    else f"most frequent per-frame emotion other than {names[neutral]}, "
     f"the majority when every frame is {names[neutral]}"
   )
   return {
+    "frame_emotion": metrics.frame_emotion_rule(predictor.classifier),
     "dominant_emotion": f"{dominant_rule}; dominant_share is its share of all frames "
     "with a face",
     "apex": f"frame furthest from {centre} on the valence-arousal trajectory smoothed by "
     f"a centred {smoothing}-frame ({metrics.TRAJECTORY_SMOOTHING_S} s) moving "
     "average; its emotion, valence and arousal are the smoothed ones",
-    "segments": "nearest-prototype emotion runs, flicker removed: runs shorter than "
+    "segments": "per-frame emotion runs, flicker removed: runs shorter than "
     f"{min_segment} frames ({metrics.MIN_SEGMENT_S} s) form one segment of "
     "their most frequent emotion where together at least that long, else "
     "join the runs beside them; segments cover the frames with a face, a "
