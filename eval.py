@@ -27,6 +27,7 @@ from varec import checkpoints
 from varec import cli
 from varec import evaluation
 from varec import inference
+from varec import metrics
 from varec import run_logs
 from varec import workdir as workdir_lib
 
@@ -52,6 +53,14 @@ _WINDOW_POLICY = flags.DEFINE_enum(
   inference.WINDOW_POLICIES,
   "tiled: windows tiled back from the end of each video, as in training (the paper's); "
   "causal: each frame's output from the GRU window ending at it, as predict.py's default.",
+)
+_DECISION = flags.DEFINE_enum(
+  "decision",
+  "vote",
+  metrics.DECISIONS,
+  "How a video's labelled frames decide its emotion. vote: the paper's majority of "
+  "per-frame emotions; intensity: each frame weighted by its distance from neutral, for "
+  "clips with a neutral onset (see README, Real faces).",
 )
 _DATA = cli.define_config_dict(
   "data",
@@ -86,7 +95,7 @@ def main(argv):
           "another dataset (--data.*) is evaluated as one split, all; drop --split"
         )
       model, results = evaluation.evaluate_cross_dataset(
-        _CHECKPOINT.value, overrides, _WINDOW_POLICY.value
+        _CHECKPOINT.value, overrides, _WINDOW_POLICY.value, _DECISION.value
       )
       dataset = next(
         (
@@ -101,6 +110,7 @@ def main(argv):
         _CHECKPOINT.value,
         _SPLIT.value or ["validation", "test"],
         window_policy=_WINDOW_POLICY.value,
+        decision=_DECISION.value,
       )
   except (checkpoints.CheckpointError, evaluation.EvaluationError) as e:
     sys.exit(f"eval.py: {e}")

@@ -128,9 +128,10 @@ def main(argv):
       print(f"SKIPPED {e}", file=sys.stderr)
       continue
     print(
-      f"{path}: {summary['dominant_emotion']} ({summary['dominant_pn_group']}; "
-      f"{summary['dominant_share']:.0%} of face frames, apex at "
-      f"{summary['apex']['time_s']:.1f} s), majority {summary['emotion']}, mean valence "
+      f"{path}: {summary['expression']} ({summary['expression_pn_group']}; apex at "
+      f"{summary['apex']['time_s']:.1f} s), most frequent {summary['dominant_emotion']} "
+      f"({summary['dominant_share']:.0%} of face frames), majority {summary['emotion']}, "
+      "mean valence "
       f"{summary['mean_valence']:+.2f}, arousal {summary['mean_arousal']:+.2f}, face in "
       f"{summary['face_share']:.0%} of {summary['frames']} frames -> {out}"
     )

@@ -35,7 +35,7 @@ def test_decide_votes_over_labelled_frames_only():
   )
   labelled = np.zeros(50, bool)
   labelled[-20:] = True
-  nearest, vote, counts = evaluation.decide(pred, labelled, protos)
+  nearest, vote, counts = evaluation.decide(pred, labelled, emotions.TABLE2)
   assert vote == E("joy") and counts[E("joy")] == 20 and counts.sum() == 20
   assert (nearest[:30] == E("neutral")).all()
 

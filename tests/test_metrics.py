@@ -196,3 +196,48 @@ def test_segments_cover_every_frame_once_and_last_min_length(seed):
   for first, last, _ in result:
     assert stretch_of[first] == stretch_of[last]
     assert last - first + 1 >= min(13, stretch_length[first])
+
+
+def test_intensity_vote_is_not_outvoted_by_a_long_neutral_onset():
+  """3 s of a neutral face, 1 s of joy, 1 s neutral again (25 fps), from a model
+  trained without a neutral class (six emotions): each near-neutral frame
+  still goes to some emotion, mostly sadness here, but weakly."""
+  names = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
+  space = emotions.LabelSpace(
+    names,
+    tuple(emotions.PROTOTYPES[e] for e in names),
+    tuple(emotions.GROUPS[e] for e in names),
+  )
+  prototypes = space.prototype_array()
+  rng = np.random.default_rng(0)
+  sadness, joy = (
+    prototypes[space.index("sadness")],
+    prototypes[space.index("joy")],
+  )
+  calm = 0.25 * sadness + rng.normal(0, 0.04, (100, 2))  # Onset and offset.
+  smile = joy + rng.normal(0, 0.05, (25, 2))
+  va = np.concatenate([calm[:75], smile, calm[75:]])
+  frame_emotions = metrics.nearest_emotion(va, prototypes)
+  assert space.emotions[metrics.video_vote(frame_emotions)] != "joy"
+  assert (
+    space.emotions[metrics.dominant_emotion(frame_emotions, None)[0]] != "joy"
+  )
+  winner, share = metrics.intensity_vote(frame_emotions, va, np.zeros(2), None)
+  assert space.emotions[winner] == "joy"
+  assert share > 0.9
+
+
+def test_intensity_vote_leaves_neutral_out_unless_it_is_all():
+  prototypes = emotions.TABLE2.prototype_array()
+  neutral, joy = emotions.TABLE2.neutral_index, emotions.TABLE2.index("joy")
+  # A weak smile at its peak: near-neutral frames still within half of it.
+  va = np.array([[0.2, 0.0], [0.25, 0.0], [0.3, 0.05]])
+  frames = np.array([neutral, neutral, joy])
+  winner, share = metrics.intensity_vote(
+    frames, va, prototypes[neutral], neutral
+  )
+  assert winner == joy and share == pytest.approx(1.0)
+  winner, share = metrics.intensity_vote(
+    frames[:2], va[:2], prototypes[neutral], neutral
+  )
+  assert winner == neutral and share == pytest.approx(1.0)

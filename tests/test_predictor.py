@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from varec import inference
+from varec import metrics
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import synthetic
@@ -82,7 +83,24 @@ def test_predict_video_writes_every_output(predictor, face_video, tmp_path):
     frames.face_found[apex["frame"]]
     and apex["time_s"] == frames.time_s[apex["frame"]]
   )
-  assert set(summary["decisions"]) == {"dominant_emotion", "apex", "segments"}
+  assert set(summary["decisions"]) == {
+    "frame_emotion",
+    "expression",
+    "dominant_emotion",
+    "apex",
+    "segments",
+  }
+  # The headline: intensity-weighted, recomputed from frames.csv.
+  face_va = faces[["valence", "arousal"]].to_numpy()
+  neutral = space.neutral_index
+  expected, share = metrics.intensity_vote(
+    faces.nearest_emotion.map(space.emotions.index).to_numpy(),
+    metrics.smooth(face_va, 5, faces.frame.to_numpy()),
+    predictor.prototypes[neutral],
+    neutral,
+  )
+  assert summary["expression"] == space.emotions[expected]
+  assert summary["expression_intensity_share"] == pytest.approx(share, abs=1e-4)
   capture = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
   assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 32
   capture.release()

@@ -65,18 +65,33 @@ class SplitResult:
   frames: pd.DataFrame  # One row per frame.
 
 
-def decide(pred: np.ndarray, labelled: np.ndarray, prototypes: np.ndarray):
-  """(per-frame nearest emotion, video emotion, vote counts) of one video.
+def decide(
+  pred: np.ndarray,
+  labelled: np.ndarray,
+  label_space: emotions.LabelSpace,
+  decision: str = "vote",
+):
+  """(per-frame emotion, video emotion, vote counts) of one video.
 
-  The video votes over its labelled frames (the last 50), as in training.
+  The video decides over its labelled frames (the last 50), as in training:
+  by the paper's majority vote, or by `metrics.intensity_vote` (`decision`,
+  one of `metrics.DECISIONS`).
   """
+  prototypes = label_space.prototype_array()
   nearest = metrics.frame_emotions(pred, prototypes)
-  voters = nearest[labelled] if labelled.any() else nearest
-  return (
-    nearest,
-    metrics.video_vote(voters),
-    np.bincount(voters, minlength=len(prototypes)),
-  )
+  voting = labelled if labelled.any() else np.ones(len(nearest), bool)
+  voters = nearest[voting]
+  if decision == "intensity":
+    neutral = label_space.neutral_index
+    origin = np.zeros(2) if neutral is None else prototypes[neutral]
+    vote, _ = metrics.intensity_vote(voters, pred[voting], origin, neutral)
+  elif decision == "vote":
+    vote = metrics.video_vote(voters)
+  else:
+    raise ValueError(
+      f"decision must be one of {', '.join(metrics.DECISIONS)}, got {decision!r}"
+    )
+  return nearest, vote, np.bincount(voters, minlength=len(prototypes))
 
 
 def split_metrics(
@@ -117,15 +132,17 @@ def evaluate_videos(
   predictor: inference.VideoPredictor,
   videos: list[dict],
   split: str,
+  decision: str = "vote",
 ) -> SplitResult:
   """Decisions, metrics and tables of `videos` (emotions as class indices of the model's);
   the callers make sure there is at least one."""
   preds = predictor.predict_videos([v["frames"] for v in videos])
   names = model.label_space.emotions
-  prototypes = model.label_space.prototype_array()
   video_rows, frame_rows, true, voted = [], [], [], []
   for video, pred in zip(videos, preds):
-    nearest, vote, counts = decide(pred, video["labelled"], prototypes)
+    nearest, vote, counts = decide(
+      pred, video["labelled"], model.label_space, decision
+    )
     true.append(int(video["emotion"]))
     voted.append(vote)
     video_rows.append(
@@ -157,13 +174,16 @@ def evaluate_videos(
   frame_labels = np.concatenate([v["labels"] for v in videos])[labelled]
   return SplitResult(
     split,
-    split_metrics(
-      np.array(true),
-      np.array(voted),
-      frame_pred,
-      frame_labels,
-      model.label_space,
-    ),
+    {
+      "decision": decision,
+      **split_metrics(
+        np.array(true),
+        np.array(voted),
+        frame_pred,
+        frame_labels,
+        model.label_space,
+      ),
+    },
     pd.DataFrame(video_rows),
     pd.concat(frame_rows, ignore_index=True),
   )
@@ -174,6 +194,7 @@ def evaluate_split(
   predictor: inference.VideoPredictor,
   builder,
   split: str,
+  decision: str = "vote",
 ) -> SplitResult:
   speakers = split_speakers(model.meta, split)
   videos = input_pipeline.load_videos(model.config, speakers, builder)
@@ -181,7 +202,7 @@ def evaluate_split(
     raise EvaluationError(
       f"split {split!r} has no videos (speakers: {', '.join(speakers) or 'none'})"
     )
-  return evaluate_videos(model, predictor, videos, split)
+  return evaluate_videos(model, predictor, videos, split, decision)
 
 
 def evaluate(
@@ -189,9 +210,10 @@ def evaluate(
   splits=("validation", "test"),
   builder=None,
   window_policy: str = "tiled",
+  decision: str = "vote",
 ) -> tuple[inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on the given splits of its own run, with the given window policy
-  (`inference.WINDOW_POLICIES`)."""
+  (`inference.WINDOW_POLICIES`) and video decision (`metrics.DECISIONS`)."""
   model = inference.TrainedModel.load(checkpoint)
   if not any(model.meta["speakers"].values()):
     raise EvaluationError(
@@ -216,7 +238,9 @@ def evaluate(
       "trained on"
     )
   predictor = inference.VideoPredictor(model, window_policy)
-  return model, [evaluate_split(model, predictor, builder, s) for s in splits]
+  return model, [
+    evaluate_split(model, predictor, builder, s, decision) for s in splits
+  ]
 
 
 def cross_dataset_config(model: inference.TrainedModel, overrides: dict):
@@ -267,7 +291,10 @@ def relabel(
 
 
 def evaluate_cross_dataset(
-  checkpoint, overrides: dict, window_policy: str = "tiled"
+  checkpoint,
+  overrides: dict,
+  window_policy: str = "tiled",
+  decision: str = "vote",
 ) -> tuple[inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on every video of another dataset, as the one split `all`.
 
@@ -296,7 +323,11 @@ def evaluate_cross_dataset(
       f"checkpoint's ({', '.join(model.label_space.emotions)}); left out: {left_out}"
     )
   result = evaluate_videos(
-    model, inference.VideoPredictor(model, window_policy), videos, "all"
+    model,
+    inference.VideoPredictor(model, window_policy),
+    videos,
+    "all",
+    decision,
   )
   result.metrics["left_out"] = left_out
   result.metrics["dataset"] = {k: config.data[k] for k in DATASET_FIELDS}

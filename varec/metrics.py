@@ -127,6 +127,46 @@ def apex_frame(va: np.ndarray, origin, window: int, frame_index=None) -> int:
   return int(np.argmax(distances))
 
 
+# How a video's frames decide its emotion: `video_vote` (the paper's majority) or
+# `intensity_vote` (the vote of the apex phase, weighted by distance from neutral).
+DECISIONS = ("vote", "intensity")
+
+
+def intensity_vote(
+  frame_emotions: np.ndarray, va: np.ndarray, origin, exclude: int | None
+) -> tuple[int, float]:
+  """(emotion, its share of the votes): the vote of the clip's apex phase.
+
+  A frame's intensity is the distance of its (valence, arousal) from `origin`
+  (the neutral prototype, or (0, 0) for a vocabulary without one). The frames
+  at half the clip's peak intensity or more (the full width at half maximum of
+  the expression) vote for their emotions, each with its intensity; `exclude`
+  (neutral) is left out unless no other emotion has a voter. Ties as in
+  `video_vote` (the lower index).
+
+  For clips that start neutral and rise to an expression (posed datasets such
+  as ADFES and CK+, and most real recordings): a neutral onset or offset, far
+  below the peak, has no vote however long it lasts, also where a model never
+  shown a neutral face calls it some emotion. A clip without an expression
+  has a low peak, and its frames near it decide.
+  """
+  emotions = np.asarray(frame_emotions)
+  intensity = np.linalg.norm(
+    np.asarray(va, np.float64)[..., :2] - np.asarray(origin), axis=-1
+  )
+  voters = intensity >= 0.5 * intensity.max()
+  if exclude is not None and (emotions[voters] != exclude).any():
+    voters &= emotions != exclude
+  totals = np.bincount(
+    emotions[voters],
+    weights=intensity[voters],
+    minlength=int(emotions.max()) + 1,
+  )
+  winner = int(np.argmax(totals))
+  total = totals.sum()
+  return winner, float(totals[winner] / total) if total > 0 else 1.0
+
+
 def dominant_emotion(
   frame_emotions: np.ndarray, exclude: int | None
 ) -> tuple[int, float]:

@@ -236,10 +236,19 @@ def _summary(
   dominant, share = metrics.dominant_emotion(nearest, neutral)
   smoothing = metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, fps)
   min_segment = metrics.window_frames(metrics.MIN_SEGMENT_S, fps)
+  expression, intensity_share = metrics.intensity_vote(
+    nearest,
+    metrics.smooth(va, smoothing, frame_index),
+    _origin(predictor),
+    neutral,
+  )
   summary = {
     "video": str(path),
     "frames": stats["frames"],
     "fps": fps,
+    "expression": names[expression],
+    "expression_pn_group": groups[expression],
+    "expression_intensity_share": intensity_share,
     "emotion": names[vote],
     "pn_group": groups[vote],
     "decision": "most frequent per-frame emotion (decisions.frame_emotion) over "
@@ -305,6 +314,12 @@ def _decisions(predictor, smoothing: int, min_segment: int) -> dict:
   )
   return {
     "frame_emotion": metrics.frame_emotion_rule(predictor.classifier),
+    "expression": "the headline: the vote of the apex phase. A frame's intensity is the "
+    f"distance of its smoothed (valence, arousal) from {centre}; the frames at half the "
+    "clip's peak intensity or more vote for their emotions, each with its intensity, "
+    f"{names[neutral] if neutral is not None else 'no emotion'} left out unless it is all "
+    "there is; expression_intensity_share is the winner's share of the vote. A neutral "
+    "onset or offset has no vote however long it lasts",
     "dominant_emotion": f"{dominant_rule}; dominant_share is its share of all frames "
     "with a face",
     "apex": f"frame furthest from {centre} on the valence-arousal trajectory smoothed by "
