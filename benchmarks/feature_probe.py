@@ -25,7 +25,6 @@ from sklearn.preprocessing import StandardScaler
 from varec import inference
 from varec.data import input_pipeline
 from varec import metrics
-from varec import model_lib
 
 import report  # benchmarks/report.py
 
@@ -43,9 +42,7 @@ def main(argv):
   splits = {}
   for split, data in windows.items():
     t = data["frames"].shape[1]
-    features = model_lib.extract_features(
-      model.config, model.variables, data["frames"]
-    )
+    features = predictor.engine.window_features(data["frames"])
     splits[split] = {
       "features": features.reshape(-1, features.shape[-1]),
       "labels": data["labels"].reshape(-1, 2),

@@ -3,11 +3,11 @@
     python benchmarks/training_benchmark.py [--configs=demo,rnn10,rnn10_10_5 --steps=20]
 
 Runs what train.py runs (`steps.stage_state`, `jitted_train_step()`,
-`extract_features`) at each
+`Engine.window_features`) at each
 stage's batch size from the config, compiled first, then timed:
 
 - cnn: train frames/s (128 frames a step);
-- extract: `extract_features` (inference) frames/s, its compile excluded;
+- extract: `Engine.window_features` (inference) frames/s, its compile excluded;
 - rnn: train windows/s (128 windows of 10 feature vectors);
 - joint: CNN+GRU train windows/s (16 windows of 10 frames).
 
@@ -32,6 +32,7 @@ import numpy as np
 
 import compile_clock  # Beside this script.
 
+from varec import inference
 from varec import model_lib
 from varec import models
 from varec import preprocessing
@@ -132,7 +133,7 @@ def _time_training(
 
 
 def _time_extraction(config, variables: dict, num_windows: int) -> dict:
-  """`extract_features` on random windows; the first call's compilation is timed apart."""
+  """`Engine.window_features` on random windows; the first call's compilation is timed apart."""
   s = config.data.image_size
   windows = np.random.default_rng(0).integers(
     0, 256, (num_windows, WINDOW, s, s, 1), np.uint8
@@ -141,7 +142,9 @@ def _time_extraction(config, variables: dict, num_windows: int) -> dict:
   for _ in range(EXTRACT_CALLS):
     start = time.perf_counter()
     with compile_clock.CompileClock() as clock:
-      model_lib.extract_features(config, variables, windows)
+      inference.Engine(config, variables, uses_gru=False).window_features(
+        windows
+      )
     calls.append(time.perf_counter() - start)
     compile_s.append(clock.seconds)
   num_frames = num_windows * WINDOW
@@ -359,7 +362,7 @@ def _markdown_notes(results: dict) -> list[str]:
     "kernels, the gradients above all, are slower than XLA's own, so "
     "`steps.jitted_train_step` compiles the train step with "
     '`xla_cpu_experimental_ynn_fusion_type=""` on CPU (YNNPACK off). Inference '
-    "(`extract_features`, evaluation) keeps it.",
+    "(`Engine.window_features`, evaluation) keeps it.",
     "- Fig. 3's input BatchNorm is folded into the first convolution "
     "(`models.NormalizedConv`): the same values, and no gradient of that convolution with "
     "respect to the CNN's input, which XLA:CPU computes slowly for a one-channel input "
@@ -367,7 +370,7 @@ def _markdown_notes(results: dict) -> list[str]:
     "- The gradient of `nn.max_pool` is XLA's select-and-scatter, slow on CPU; "
     "`models.max_pool` computes the same pooling and gradient as a reshape and max with a "
     "custom JVP.",
-    "- `extract_features` compiles once per architecture (the compile column, first call "
+    "- `Engine.window_features` compiles once per architecture (the compile column, first call "
     "only); frames/s leave that out. It runs in chunks of up to "
     "`eval_batch_size` frames; at 96x96 it is timed on one short chunk.",
     "- Configs with the same CNN (`= config` in the stage column) share the timing of its "

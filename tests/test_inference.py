@@ -93,7 +93,7 @@ def test_stream_answers_each_stretch_on_its_own(
     path, preprocessing.config_from_data(model.config.data)
   )
   frames = preprocessing.model_input(stored.frames, model.config.data)
-  engine = inference.Engine(model, batch_size=8)
+  engine = inference.Engine.from_model(model, batch_size=8)
   # Frames 0-14, a gap, then 17-23: the second stretch is shorter than one window.
   kept = np.r_[0:15, 17 : len(frames)]
   for policy in inference.WINDOW_POLICIES:

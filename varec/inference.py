@@ -36,7 +36,6 @@ from varec import config_schema
 from varec import emotions
 from varec import model_lib
 from varec import models
-from varec import preprocessing
 from varec import workdir as workdir_lib
 
 
@@ -200,25 +199,37 @@ def gru_fn(hidden_sizes: tuple[int, ...]):
 class Engine:
   """Per-frame (valence, arousal) of preprocessed frames; see the module docstring.
 
+  Built from a config and CNN+RNN variables: a checkpoint's (`from_model`),
+  or those of a run in training, whose validation goes through it too
+  (`uses_gru`: whether outputs come from the GRU or the CNN's own head).
   `batch_size` is the frames per CNN call (default the config's
   eval_batch_size); the GRU takes batch_size // window_length windows a call,
   the shapes evaluation always used.
   """
 
-  def __init__(self, model: TrainedModel, batch_size: int | None = None):
-    config = model.config
-    self.model = model
-    self.window_length = preprocessing.config_from_data(
-      config.data
-    ).window_length
+  def __init__(
+    self,
+    config: ml_collections.ConfigDict,
+    variables: dict,
+    uses_gru: bool,
+    batch_size: int | None = None,
+  ):
+    self.window_length = config.data.window_length
     self.batch_size = batch_size or config.eval_batch_size
-    self.uses_gru = trained_gru(model.meta)
+    self.uses_gru = uses_gru
     cnn = model_lib.build_cnn(config)
-    self._cnn_variables = model_lib.cnn_variables(model.variables)
+    self._cnn_variables = model_lib.cnn_variables(variables)
     self._features = model_lib.feature_fn(cnn)
     self._frame_va = model_lib.frame_va_fn(cnn)
-    self._rnn_variables = {"params": model.variables["params"]["rnn"]}
+    self._rnn_variables = {"params": variables["params"]["rnn"]}
     self._gru = gru_fn(tuple(config.model.rnn_hidden_sizes))
+
+  @classmethod
+  def from_model(cls, model: TrainedModel, batch_size: int | None = None):
+    """The engine of a checkpoint."""
+    return cls(
+      model.config, model.variables, trained_gru(model.meta), batch_size
+    )
 
   def features(
     self, frames: np.ndarray, fixed_shape: bool = False
@@ -227,6 +238,11 @@ class Engine:
     return model_lib.apply_in_batches(
       self._features, self._cnn_variables, frames, self.batch_size, fixed_shape
     )
+
+  def window_features(self, windows: np.ndarray) -> np.ndarray:
+    """(N, T, S, S, 1) windows of frames -> (N, T, F) CNN features."""
+    flat = windows.reshape((-1,) + windows.shape[2:])
+    return self.features(flat).reshape(windows.shape[:2] + (-1,))
 
   def frame_outputs(
     self, frames: np.ndarray, fixed_shape: bool = False
@@ -410,7 +426,7 @@ class VideoPredictor:
   def __init__(self, model: TrainedModel, policy: str = "tiled"):
     check_policy(policy)
     self.model, self.policy = model, policy
-    self.engine = Engine(model)
+    self.engine = Engine.from_model(model)
     self.window_length = self.engine.window_length
     self.uses_gru = self.engine.uses_gru
 

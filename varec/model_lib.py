@@ -176,17 +176,6 @@ def apply_in_batches(
   return np.concatenate(outputs)
 
 
-def extract_features(config, variables: dict, frames: np.ndarray) -> np.ndarray:
-  """300-d CNN features of windows (N, T, S, S, 1) -> (N, T, F), in inference mode."""
-  fn = feature_fn(build_cnn(config))
-  cnn_vars = cnn_variables(variables)
-  n, t = frames.shape[:2]
-  flat = frames.reshape((n * t,) + frames.shape[2:])
-  # Chunks of eval_batch_size frames: memory bounded by the model, not the dataset.
-  features = apply_in_batches(fn, cnn_vars, flat, config.eval_batch_size)
-  return features.reshape(n, t, -1)
-
-
 def load_cnn(path, variables: dict, config: ml_collections.ConfigDict) -> dict:
   """`variables` with the CNN's params and BatchNorm statistics from checkpoint `path`.
 

@@ -66,7 +66,7 @@ class Predictor:
       self.preprocess = dataclasses.replace(
         self.preprocess, faces_cropped=faces_cropped
       )
-    self.engine = inference.Engine(model, batch_size)
+    self.engine = inference.Engine.from_model(model, batch_size)
     self.window_length = self.engine.window_length
     if not self.engine.uses_gru:
       logging.warning(

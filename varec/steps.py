@@ -2,9 +2,10 @@
 
 A stage (`cnn`, `rnn`, `joint`) is the module it trains as one forward
 function; `stage_state` builds its train state (optimizer, frozen blocks,
-loss); `train_step` and `eval_step` are pure and jit-compiled; batches are
-gathered and augmented on the devices (`jitted_gather`); `data_mesh`,
-`replicate` and `to_host` spread a step over every device.
+loss); `train_step` is pure and jit-compiled; batches are gathered and
+augmented on the devices (`jitted_gather`); `data_mesh`, `replicate` and
+`to_host` spread a step over every device. Evaluation, during training as
+after it, runs through the one inference engine (`varec.inference.Engine`).
 """
 
 from __future__ import annotations
@@ -252,14 +253,6 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
   return state, metrics.va_metrics(pred, batch["labels"])
 
 
-def eval_step(state: TrainState, inputs: jax.Array) -> jax.Array:
-  """Predictions (valence, arousal) in inference mode."""
-  pred, _ = state.apply_fn(
-    state.params, state.batch_stats, inputs, False, state.rng
-  )
-  return pred
-
-
 def _backend_compiler_options():
   return (
     {"xla_cpu_experimental_ynn_fusion_type": ""}
@@ -306,9 +299,6 @@ def jitted_gather(
     return batch
 
   return jax.jit(gather, out_shardings=batch_sharding)
-
-
-jitted_eval_step = jax.jit(eval_step)
 
 
 # -- Data parallelism --------------------------------------------------------------

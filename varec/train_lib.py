@@ -30,6 +30,7 @@ from varec import checkpoints
 from varec import config_checks
 from varec import config_schema
 from varec import emotions
+from varec import inference
 from varec.data import input_pipeline
 from varec import metrics
 from varec import model_lib
@@ -54,7 +55,7 @@ def stage_data(name: str, config, variables: dict, windows: dict) -> dict:
       "emotion": np.repeat(windows["emotion"], t),
     }
   inputs = (
-    model_lib.extract_features(config, variables, frames)
+    inference.Engine(config, variables, uses_gru=False).window_features(frames)
     if name == "rnn"
     else frames
   )
@@ -67,17 +68,20 @@ def stage_data(name: str, config, variables: dict, windows: dict) -> dict:
 
 
 def evaluate(
-  state: steps.TrainState, data: dict, batch_size: int, prototypes: np.ndarray
+  name: str, config, variables: dict, data: dict, prototypes: np.ndarray
 ) -> dict[str, float]:
-  """Frame-level loss/CCC/RMSE and video-level accuracy (nearest of `prototypes`) on one split."""
+  """Frame-level loss/CCC/RMSE and video-level accuracy (nearest of `prototypes`)
+  on one split of stage `name`'s data, through the inference engine that
+  eval.py and predict.py use: the CNN's head on frames (cnn), the GRU on
+  feature windows (rnn), or both on windows of frames (joint)."""
+  engine = inference.Engine(config, variables, uses_gru=name != "cnn")
   inputs = data["inputs"]
-  # `batch_size` counts frames: a batch of windows of frames holds batch_size frames.
-  per_batch = (
-    max(1, batch_size // inputs.shape[1]) if inputs.ndim == 5 else batch_size
-  )
-  pred = model_lib.apply_in_batches(
-    steps.jitted_eval_step, state, inputs, per_batch
-  )
+  if name == "cnn":
+    pred = engine.frame_outputs(inputs)
+  elif name == "rnn":
+    pred = engine.window_outputs(inputs)
+  else:
+    pred = engine.predict_windows(inputs)
   result = {
     k: float(v)
     for k, v in metrics.va_metrics(
@@ -430,9 +434,10 @@ def _train_stage(
     train_metrics = {k: float(np.mean(v)) for k, v in batch_metrics.items()}
     clock.end_epoch()
     _check_finite(name, batch_metrics, progress.step, epoch)
+    variables = _with_stage_variables(variables, stage, state)
     with clock.timed("validation_s"):
       val = evaluate(
-        state, data["validation"], config.eval_batch_size, run["prototypes"]
+        name, config, variables, data["validation"], run["prototypes"]
       )
     bar.set_postfix(
       loss=f"{train_metrics['loss']:.3f}",
@@ -441,7 +446,6 @@ def _train_stage(
     )
     logger.write(name, epoch + 1, progress.step, "train", train_metrics)
     logger.write(name, epoch + 1, progress.step, "validation", val)
-    variables = _with_stage_variables(variables, stage, state)
     with clock.timed("checkpoint_s"):
       _save(config, run, name, epoch, progress, variables, state, val)
   bar.close()
