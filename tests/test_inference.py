@@ -4,6 +4,7 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -137,3 +138,36 @@ def test_prediction_imports_no_dataset_code(module):
     "data_builder",
   ):
     assert name not in loaded
+
+
+def test_outputs_stay_on_the_paper_plane(model, synthetic_clip, tmp_path):
+  """A head scaled up 50-fold overshoots [-1, 1]; the engine clips valence
+  and arousal there, and leaves outputs inside the plane as they are."""
+  path = write_video(tmp_path / "clip.mp4", synthetic_clip)
+  stored = preprocessing.preprocess_video(
+    path, preprocessing.config_from_data(model.config.data)
+  )
+  frames = preprocessing.model_input(stored.frames, model.config.data)
+  engine = inference.Engine.from_model(model)
+  inside = engine.predict_videos([frames])[0]
+  params = model.variables["params"]
+  loud = {
+    **model.variables,
+    "params": {
+      **params,
+      "rnn": jax.tree_util.tree_map(lambda w: 50 * w, params["rnn"]),
+      "cnn": {
+        **params["cnn"],
+        "va": jax.tree_util.tree_map(lambda w: 50 * w, params["cnn"]["va"]),
+      },
+    },
+  }
+  louder = inference.Engine(model.config, loud, engine.uses_gru)
+  out = louder.predict_videos([frames])[0]
+  assert np.abs(out).max() == 1.0
+  # Already inside: unchanged.
+  np.testing.assert_array_equal(inside, inference.bounded(inside))
+  raw = np.array([[1.5, -0.2], [np.nan, 3.0], [-2.0, 0.5]])
+  np.testing.assert_array_equal(
+    inference.bounded(raw), [[1.0, -0.2], [np.nan, 1.0], [-1.0, 0.5]]
+  )

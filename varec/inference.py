@@ -189,6 +189,17 @@ def covering_window_starts(num_frames: int, length: int) -> np.ndarray:
 WINDOW_POLICIES = ("tiled", "causal")
 
 
+def bounded(outputs: np.ndarray) -> np.ndarray:
+  """`outputs` with valence and arousal clipped to [-1, 1], the plane of the
+  paper's prototypes (Table 2), which the CCC-trained head (a linear layer)
+  may overshoot: a broad smile gave valence +1.5. Clipping leaves every output
+  inside the plane as it is, so old checkpoints keep their numbers there, and
+  a NaN stays NaN (reported, never given an emotion)."""
+  outputs = np.array(outputs)
+  outputs[..., :2] = np.clip(outputs[..., :2], -1.0, 1.0)
+  return outputs
+
+
 @functools.cache
 def gru_fn(hidden_sizes: tuple[int, ...]):
   """`fn(rnn_variables, feature_windows) -> (N, T, 2)`, every step, compiled once per size."""
@@ -247,9 +258,17 @@ class Engine:
   def frame_outputs(
     self, frames: np.ndarray, fixed_shape: bool = False
   ) -> np.ndarray:
-    """(T, S, S, 1) frames -> (T, 2) from the CNN's own head, frame by frame."""
-    return model_lib.apply_in_batches(
-      self._frame_va, self._cnn_variables, frames, self.batch_size, fixed_shape
+    """(T, S, S, 1) frames -> (T, 2[+C]) from the CNN's own head, frame by
+    frame (a zero-shot classifier's class probabilities after its valence and
+    arousal)."""
+    return bounded(
+      model_lib.apply_in_batches(
+        self._frame_va,
+        self._cnn_variables,
+        frames,
+        self.batch_size,
+        fixed_shape,
+      )
     )
 
   def window_outputs(
@@ -257,8 +276,10 @@ class Engine:
   ) -> np.ndarray:
     """(N, T, F) windows of features -> (N, T, 2), every step of the GRU."""
     per_call = max(1, self.batch_size // windows.shape[1])
-    return model_lib.apply_in_batches(
-      self._gru, self._rnn_variables, windows, per_call, fixed_shape
+    return bounded(
+      model_lib.apply_in_batches(
+        self._gru, self._rnn_variables, windows, per_call, fixed_shape
+      )
     )
 
   def predict_windows(self, windows: np.ndarray) -> np.ndarray:
