@@ -55,9 +55,25 @@ def data_problems(data: ml_collections.ConfigDict) -> list[str]:
   return problems
 
 
+# Why pre-cropped faces need their crops equalised when frames are.
+CONTEXT_EQUALISATION = (
+  "data.equalize_frames equalises a pre-cropped face as the face alone but a "
+  "face in a video frame with its background, so the same face reaches the "
+  "model in two contrasts; with faces_cropped set data.equalize_faces=True "
+  "(which evens that out) or data.equalize_frames=False"
+)
+
+
+def context_dependent(data: ml_collections.ConfigDict) -> bool:
+  """Whether pre-cropped faces would be equalised unlike faces cut from frames."""
+  return data.faces_cropped and data.equalize_frames and not data.equalize_faces
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the field of a config that cannot train a sensible model."""
   problems = []
+  if context_dependent(config.data):
+    problems.append(CONTEXT_EQUALISATION)
   stages = list(config.stages)
   if (
     not stages

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from varec import config_checks
 from varec import inference
 from varec import preprocessing
 from varec import video_report
@@ -66,6 +67,10 @@ class Predictor:
       self.preprocess = dataclasses.replace(
         self.preprocess, faces_cropped=faces_cropped
       )
+    this_input = self.data.copy_and_resolve_references()
+    this_input.faces_cropped = self.preprocess.faces_cropped
+    if config_checks.context_dependent(this_input):
+      logging.warning("%s: %s", model.path, config_checks.CONTEXT_EQUALISATION)
     self.engine = inference.Engine.from_model(model, batch_size)
     self.window_length = self.engine.window_length
     if not self.engine.uses_gru:
