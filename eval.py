@@ -62,6 +62,11 @@ _DECISION = flags.DEFINE_enum(
   "per-frame emotions; intensity: each frame weighted by its distance from neutral, for "
   "clips with a neutral onset (see README, Real faces).",
 )
+_FLIP_AVERAGE = flags.DEFINE_bool(
+  "flip_average",
+  False,
+  "Average each frame's CNN output with its mirror image's (test-time augmentation).",
+)
 _DATA = cli.define_config_dict(
   "data",
   base.get_data_config(),
@@ -95,7 +100,11 @@ def main(argv):
           "another dataset (--data.*) is evaluated as one split, all; drop --split"
         )
       model, results = evaluation.evaluate_cross_dataset(
-        _CHECKPOINT.value, overrides, _WINDOW_POLICY.value, _DECISION.value
+        _CHECKPOINT.value,
+        overrides,
+        _WINDOW_POLICY.value,
+        _DECISION.value,
+        _FLIP_AVERAGE.value,
       )
       dataset = next(
         (
@@ -111,6 +120,7 @@ def main(argv):
         _SPLIT.value or ["validation", "test"],
         window_policy=_WINDOW_POLICY.value,
         decision=_DECISION.value,
+        flip_average=_FLIP_AVERAGE.value,
       )
   except (checkpoints.CheckpointError, evaluation.EvaluationError) as e:
     sys.exit(f"eval.py: {e}")

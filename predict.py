@@ -60,6 +60,12 @@ _WINDOW_POLICY = flags.DEFINE_enum(
   "tiled: eval.py's windows, tiled back from the end of each stretch of frames with a face.",
 )
 
+_FLIP_AVERAGE = flags.DEFINE_bool(
+  "flip_average",
+  False,
+  "Average each frame's CNN output with its mirror image's (test-time augmentation).",
+)
+
 
 def video_files(path: pathlib.Path) -> list[pathlib.Path]:
   if path.is_dir():
@@ -87,6 +93,7 @@ def main(argv):
       _CHECKPOINT.value,
       faces_cropped=_FACES_CROPPED.value,
       window_policy=_WINDOW_POLICY.value,
+      flip_average=_FLIP_AVERAGE.value,
     )
   except checkpoints.CheckpointError as e:
     sys.exit(f"predict.py: {e}")

@@ -171,3 +171,28 @@ def test_outputs_stay_on_the_paper_plane(model, synthetic_clip, tmp_path):
   np.testing.assert_array_equal(
     inference.bounded(raw), [[1.0, -0.2], [np.nan, 1.0], [-1.0, 0.5]]
   )
+
+
+def test_flip_average_is_the_mean_of_a_frame_and_its_mirror_image(
+  model, synthetic_clip, tmp_path
+):
+  path = write_video(tmp_path / "clip.mp4", synthetic_clip)
+  stored = preprocessing.preprocess_video(
+    path, preprocessing.config_from_data(model.config.data)
+  )
+  frames = preprocessing.model_input(stored.frames, model.config.data)
+  plain = inference.Engine.from_model(model)
+  averaged = inference.Engine.from_model(model, flip_average=True)
+  mirrored = frames[..., ::-1, :]
+  np.testing.assert_allclose(
+    averaged.features(frames),
+    (plain.features(frames) + plain.features(mirrored)) / 2,
+    atol=1e-6,
+  )
+  # A mirrored video's averaged outputs are the video's: the test-time
+  # augmentation is symmetric.
+  np.testing.assert_allclose(
+    averaged.predict_videos([frames])[0],
+    averaged.predict_videos([mirrored])[0],
+    atol=1e-5,
+  )

@@ -211,9 +211,11 @@ def evaluate(
   builder=None,
   window_policy: str = "tiled",
   decision: str = "vote",
+  flip_average: bool = False,
 ) -> tuple[inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on the given splits of its own run, with the given window policy
-  (`inference.WINDOW_POLICIES`) and video decision (`metrics.DECISIONS`)."""
+  (`inference.WINDOW_POLICIES`), video decision (`metrics.DECISIONS`) and
+  mirror-image averaging (`inference.Engine`)."""
   model = inference.TrainedModel.load(checkpoint)
   if not any(model.meta["speakers"].values()):
     raise EvaluationError(
@@ -237,7 +239,7 @@ def evaluate(
       f"the checkpoint {', '.join(model.label_space.emotions)}: evaluate on the dataset it was "
       "trained on"
     )
-  predictor = inference.VideoPredictor(model, window_policy)
+  predictor = inference.VideoPredictor(model, window_policy, flip_average)
   return model, [
     evaluate_split(model, predictor, builder, s, decision) for s in splits
   ]
@@ -295,6 +297,7 @@ def evaluate_cross_dataset(
   overrides: dict,
   window_policy: str = "tiled",
   decision: str = "vote",
+  flip_average: bool = False,
 ) -> tuple[inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on every video of another dataset, as the one split `all`.
 
@@ -324,7 +327,7 @@ def evaluate_cross_dataset(
     )
   result = evaluate_videos(
     model,
-    inference.VideoPredictor(model, window_policy),
+    inference.VideoPredictor(model, window_policy, flip_average),
     videos,
     "all",
     decision,

@@ -224,8 +224,12 @@ class Engine:
     variables: dict,
     uses_gru: bool,
     batch_size: int | None = None,
+    flip_average: bool = False,
   ):
     self.window_length = config.data.window_length
+    # Test-time augmentation: each frame's CNN output averaged with its mirror
+    # image's (faces are near-symmetric; the paper's training adds mirrors).
+    self.flip_average = flip_average
     self.batch_size = batch_size or config.eval_batch_size
     self.uses_gru = uses_gru
     cnn = model_lib.build_cnn(config)
@@ -236,19 +240,43 @@ class Engine:
     self._gru = gru_fn(tuple(config.model.rnn_hidden_sizes))
 
   @classmethod
-  def from_model(cls, model: TrainedModel, batch_size: int | None = None):
+  def from_model(
+    cls,
+    model: TrainedModel,
+    batch_size: int | None = None,
+    flip_average: bool = False,
+  ):
     """The engine of a checkpoint."""
     return cls(
-      model.config, model.variables, trained_gru(model.meta), batch_size
+      model.config,
+      model.variables,
+      trained_gru(model.meta),
+      batch_size,
+      flip_average,
     )
+
+  def _cnn(self, fn, frames: np.ndarray, fixed_shape: bool) -> np.ndarray:
+    """`fn` of the CNN over `frames` in batches (with `flip_average`, the mean of
+    the frames' and their mirror images')."""
+    out = model_lib.apply_in_batches(
+      fn, self._cnn_variables, frames, self.batch_size, fixed_shape
+    )
+    if not self.flip_average:
+      return out
+    mirrored = model_lib.apply_in_batches(
+      fn,
+      self._cnn_variables,
+      frames[..., ::-1, :],
+      self.batch_size,
+      fixed_shape,
+    )
+    return (out + mirrored) / 2
 
   def features(
     self, frames: np.ndarray, fixed_shape: bool = False
   ) -> np.ndarray:
     """(T, S, S, 1) frames -> (T, F) CNN features."""
-    return model_lib.apply_in_batches(
-      self._features, self._cnn_variables, frames, self.batch_size, fixed_shape
-    )
+    return self._cnn(self._features, frames, fixed_shape)
 
   def window_features(self, windows: np.ndarray) -> np.ndarray:
     """(N, T, S, S, 1) windows of frames -> (N, T, F) CNN features."""
@@ -261,15 +289,7 @@ class Engine:
     """(T, S, S, 1) frames -> (T, 2[+C]) from the CNN's own head, frame by
     frame (a zero-shot classifier's class probabilities after its valence and
     arousal)."""
-    return bounded(
-      model_lib.apply_in_batches(
-        self._frame_va,
-        self._cnn_variables,
-        frames,
-        self.batch_size,
-        fixed_shape,
-      )
-    )
+    return bounded(self._cnn(self._frame_va, frames, fixed_shape))
 
   def window_outputs(
     self, windows: np.ndarray, fixed_shape: bool = False
@@ -444,10 +464,12 @@ def _joined(
 class VideoPredictor:
   """(valence, arousal) for every frame of preprocessed videos (evaluation's engine user)."""
 
-  def __init__(self, model: TrainedModel, policy: str = "tiled"):
+  def __init__(
+    self, model: TrainedModel, policy: str = "tiled", flip_average: bool = False
+  ):
     check_policy(policy)
     self.model, self.policy = model, policy
-    self.engine = Engine.from_model(model)
+    self.engine = Engine.from_model(model, flip_average=flip_average)
     self.window_length = self.engine.window_length
     self.uses_gru = self.engine.uses_gru
 

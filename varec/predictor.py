@@ -47,11 +47,13 @@ class Predictor:
     faces_cropped: bool | None = None,
     window_policy: str = "causal",
     decode_policy: preprocessing.DecodePolicy = preprocessing.PREDICT_POLICY,
+    flip_average: bool = False,
   ):
     """`faces_cropped`: the input frames are face crops; None = as the model's training data.
     `window_policy`: one of `inference.WINDOW_POLICIES`.
     `decode_policy`: failed detections and truncated files; by default no face
-    is invented and a truncated file is predicted (summary.json says so)."""
+    is invented and a truncated file is predicted (summary.json says so).
+    `flip_average`: each frame's CNN output averaged with its mirror image's."""
     inference.check_policy(window_policy)
     self.model = model
     self.decode_policy = decode_policy
@@ -71,7 +73,7 @@ class Predictor:
     this_input.faces_cropped = self.preprocess.faces_cropped
     if config_checks.context_dependent(this_input):
       logging.warning("%s: %s", model.path, config_checks.CONTEXT_EQUALISATION)
-    self.engine = inference.Engine.from_model(model, batch_size)
+    self.engine = inference.Engine.from_model(model, batch_size, flip_average)
     self.window_length = self.engine.window_length
     if not self.engine.uses_gru:
       logging.warning(
