@@ -132,10 +132,13 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Transfer learning (§4.5): CNN on frames, then the GRU on frozen CNN features,
   # then optionally both end to end.
-  config.stages = ("cnn", "rnn")  # Any of cnn, rnn, joint, in this order.
+  # Any of probe, cnn, rnn, joint, in this order; probe (beyond the paper) first trains
+  # only the head on a pretrained CNN's frozen features (init_from), then cnn fine-tunes.
+  config.stages = ("cnn", "rnn")
   # Checkpoint (workdir or varec.pretrained/import_keras folder) whose CNN starts training;
   # the cnn stage then fine-tunes it (paper §4.5). stages=("rnn",) keeps it as loaded.
   config.init_from = ml_collections.config_dict.placeholder(str)
+  config.probe = get_stage_config(num_epochs=10, batch_size=128)
   config.cnn = get_stage_config(num_epochs=100, batch_size=128)
   config.rnn = get_stage_config(num_epochs=100, batch_size=128)
   config.joint = get_stage_config(num_epochs=10, batch_size=16)

@@ -36,6 +36,12 @@ def get_config():
   # The stem and first residual block (edges, textures) stay as pretrained: fewer weights
   # to fit on few faces, and no drift of the features every later block builds on.
   config.model.frozen_blocks = 2
+  # LP-FT (Kumar et al., 2022): the fresh feature layer and head first learn on the frozen
+  # pretrained features (probe), so that fine-tuning (cnn) starts from a fitted head
+  # instead of distorting the pretrained features to fit a random one.
+  config.stages = ("probe", "cnn", "rnn")
+  config.probe.num_epochs = 10
+  config.probe.batch_size = 64
   config.cnn.num_epochs = 20
   config.cnn.batch_size = 64
   # Fine-tuning: 10x below Adam's default, the rate the FER2013 model was trained at.

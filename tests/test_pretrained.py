@@ -66,10 +66,14 @@ def test_zero_shot_checkpoint_outputs_the_weighted_prototypes(
   video_predictor = inference.VideoPredictor(model)
   assert not video_predictor.uses_gru
   windows = reference["inputs"].reshape(2, 4, 64, 64, 1)
-  va = video_predictor.predict_windows(windows).reshape(-1, 2)
+  outputs = video_predictor.predict_windows(windows).reshape(8, -1)
   # Joy's prototype is (0.95, 0.12), sadness's (-0.50, -0.86), ...
   expected = reference["probabilities"] @ model.label_space.prototype_array()
-  np.testing.assert_allclose(va, expected, atol=1e-4)
+  np.testing.assert_allclose(outputs[:, :2], expected, atol=1e-4)
+  # Then the classifier's own probabilities, which decide each frame.
+  np.testing.assert_allclose(
+    outputs[:, 2:], reference["probabilities"], atol=1e-5
+  )
 
 
 def test_a_wrong_wheel_is_refused(tmp_path):

@@ -12,6 +12,7 @@ from varec import config_checks
 from varec import emotions
 from varec import losses as losses_lib
 from varec import model_lib
+from varec import models
 from varec import steps
 from varec import train_lib
 
@@ -470,3 +471,40 @@ def test_a_diverging_run_stops_instead_of_saving_nan(tiny_builder, tmp_path):
   with pytest.raises(FloatingPointError, match="training diverged"):
     train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
   assert not list((tmp_path / "checkpoints" / "best").glob("[0-9]*"))
+
+
+def test_the_probe_stage_trains_only_the_head():
+  """LP-FT's linear probe: every CNN block as it was, the feature layer and
+  head trained."""
+  config = tiny_config()
+  config.probe.learning_rate = 3e-3
+  variables = model_lib.init_variables(config, jax.random.PRNGKey(0), 2)
+  _, state = steps.stage_state(
+    "probe", config, variables, num_steps=10, rng=jax.random.PRNGKey(1)
+  )
+  rng = np.random.default_rng(0)
+  batch = {
+    "inputs": rng.integers(0, 256, (8, 32, 32, 1), np.uint8),
+    "labels": rng.uniform(-1, 1, (8, 2)).astype(np.float32),
+  }
+  before = state.params
+  for _ in range(3):
+    state, _ = steps.jitted_train_step()(state, batch)
+  cnn = model_lib.build_cnn(config)
+  for name, value in before.items():
+    moved = any(
+      not np.array_equal(a, b)
+      for a, b in zip(
+        jax.tree_util.tree_leaves(value),
+        jax.tree_util.tree_leaves(state.params[name]),
+      )
+    )
+    in_block = models.block_index(cnn, name) is not None
+    assert moved != in_block, name
+
+
+def test_the_probe_stage_needs_a_pretrained_cnn():
+  config = tiny_config()
+  config.stages = ("probe", "cnn", "rnn")
+  with pytest.raises(config_checks.ConfigError, match="probe stage"):
+    config_checks.check_config(config)

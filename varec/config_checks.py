@@ -114,7 +114,16 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       f"eval_batch_size must be at least 1, got {config.eval_batch_size}"
     )
   problems += cnn_problems(config)
-  if config.model.class_prototypes and set(config.stages) & {"cnn", "joint"}:
+  if "probe" in config.stages and not config.init_from:
+    problems.append(
+      "the probe stage trains the head on a pretrained CNN's features: set "
+      "init_from, or drop probe from stages"
+    )
+  if config.model.class_prototypes and set(config.stages) & {
+    "probe",
+    "cnn",
+    "joint",
+  }:
     problems.append(
       "model.class_prototypes makes the CNN a zero-shot classifier, which is not "
       "trained: set model.class_prototypes=() to fine-tune"

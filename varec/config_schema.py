@@ -34,6 +34,10 @@ OLD_MEANINGS = {
   "data.equalize_faces": False,  # Whole frames equalised only (base: each crop too).
   "data.equalize_frames": True,  # §4.5's whole-frame equalisation, always.
   "model.cnn": "fig3",
+  # No probe stage before it existed; its settings are base's, unused.
+  "probe.num_epochs": 10,
+  "probe.batch_size": 128,
+  "probe.learning_rate": None,
   "model.frozen_blocks": 0,
   "model.class_prototypes": [],
   "augment.enabled": False,  # Trained without augmentation (base: with).

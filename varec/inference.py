@@ -306,7 +306,7 @@ class Engine:
     """(N, T, S, S, 1) frames -> (N, T, 2), each window on its own."""
     flat = windows.reshape((-1,) + windows.shape[2:])
     if not self.uses_gru:
-      return self.frame_outputs(flat).reshape(windows.shape[:2] + (2,))
+      return self.frame_outputs(flat).reshape(windows.shape[:2] + (-1,))
     return self.window_outputs(
       self.features(flat).reshape(windows.shape[:2] + (-1,))
     )

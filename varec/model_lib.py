@@ -103,10 +103,14 @@ def build_model(config: ml_collections.ConfigDict) -> models.CNNRNN:
 
 
 def build_cnn(
-  config: ml_collections.ConfigDict,
+  config: ml_collections.ConfigDict, frozen: str = "config"
 ) -> models.FrameCNN | models.MiniXception:
-  """The CNN of the CNN+RNN on its own, for single frames."""
-  return cnn_kind(config).build(config)
+  """The CNN of the CNN+RNN on its own, for single frames; `frozen="all"`:
+  every block kept as it is (a linear probe of its features)."""
+  cnn = cnn_kind(config).build(config)
+  if frozen == "all":
+    return cnn.clone(frozen_blocks=cnn_kind(config).num_blocks)
+  return cnn
 
 
 def min_image_size(config: ml_collections.ConfigDict) -> int:

@@ -28,7 +28,12 @@ from varec import metrics
 from varec import model_lib
 from varec import models
 
-STAGES = ("cnn", "rnn", "joint")
+STAGES = ("probe", "cnn", "rnn", "joint")
+# Stages that train the CNN on single frames through its own head: `probe`
+# with every block frozen (a linear probe of a pretrained CNN's features, then
+# fine-tuned by `cnn`: LP-FT, Kumar et al., 2022), `cnn` with
+# `model.frozen_blocks` frozen.
+FRAME_STAGES = ("probe", "cnn")
 
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.01}
 
@@ -72,10 +77,13 @@ class Stage:
   path: tuple[str, ...]
   # Where the CNN's params sit inside the stage's own (None: the stage has no CNN).
   cnn_path: tuple[str, ...] | None = None
+  # The CNN the stage trains, whose frozen blocks it leaves as they are.
+  cnn: Any = None
 
 
 def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
   module, path, cnn_path = {
+    "probe": (model_lib.build_cnn(config, frozen="all"), ("cnn",), ()),
     "cnn": (model_lib.build_cnn(config), ("cnn",), ()),
     "rnn": (
       models.GRUStack(tuple(config.model.rnn_hidden_sizes)),
@@ -101,16 +109,19 @@ def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
       batch_stats = updates["batch_stats"]
     else:
       out = module.apply(variables, inputs, rngs={"dropout": rng}, **kwargs)
-    return (out[1] if name == "cnn" else out), batch_stats
+    return (out[1] if name in FRAME_STAGES else out), batch_stats
 
-  return Stage(name, forward, path, cnn_path)
+  cnn = (
+    module if name in FRAME_STAGES else module.cnn if name == "joint" else None
+  )
+  return Stage(name, forward, path, cnn_path, cnn)
 
 
 def with_frozen_blocks(
   tx, stage: Stage, config: ml_collections.ConfigDict, params: dict
 ):
-  """`tx` that leaves the first `config.model.frozen_blocks` CNN blocks unchanged."""
-  cnn = model_lib.build_cnn(config)
+  """`tx` that leaves the frozen blocks of the stage's CNN unchanged."""
+  cnn = stage.cnn
   if stage.cnn_path is None or not cnn.frozen_blocks:
     return tx
   return optax.multi_transform(

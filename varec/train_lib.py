@@ -47,7 +47,7 @@ def stage_data(name: str, config, variables: dict, windows: dict) -> dict:
   """
   frames, labels = windows["frames"], windows["labels"]
   t = frames.shape[1]
-  if name == "cnn":
+  if name in steps.FRAME_STAGES:
     return {
       "inputs": frames.reshape((-1,) + frames.shape[2:]),
       "labels": labels.reshape(-1, 2),
@@ -74,9 +74,10 @@ def evaluate(
   on one split of stage `name`'s data, through the inference engine that
   eval.py and predict.py use: the CNN's head on frames (cnn), the GRU on
   feature windows (rnn), or both on windows of frames (joint)."""
-  engine = inference.Engine(config, variables, uses_gru=name != "cnn")
+  frames = name in steps.FRAME_STAGES
+  engine = inference.Engine(config, variables, uses_gru=not frames)
   inputs = data["inputs"]
-  if name == "cnn":
+  if frames:
     pred = engine.frame_outputs(inputs)
   elif name == "rnn":
     pred = engine.window_outputs(inputs)
