@@ -8,6 +8,7 @@ import pytest
 from varec import config_schema
 from varec import emotions
 from varec import preprocessing as pp
+from varec.data import input_pipeline
 
 
 def test_resample_indices_halves_50fps_and_keeps_25fps():
@@ -267,9 +268,12 @@ def test_config_from_data_follows_every_field_and_old_checkpoints():
     {"data": {"name": "adfes", "image_size": 48}}
   ).data
   assert pp.config_from_data(old) == pp.PreprocessConfig(align_faces=False)
-  assert pp.config_from_data(
+  # Whether short clips are padded is the dataset builder's, not the name's.
+  assert not pp.config_from_data(
     config_schema.upgrade({"data": {"name": "video_folder"}}).data
   ).pad_short_clips
+  assert input_pipeline.builder_class("video_folder").PAD_SHORT_CLIPS
+  assert not input_pipeline.builder_class("adfes").PAD_SHORT_CLIPS
 
 
 def _still(size=64):

@@ -114,17 +114,14 @@ _BUILD_NAMES = {"crop_size": "image_size"}
 _ADDED_BUILD_FIELDS = {"equalize_frames": True}
 
 
-def config_from_data(
-  data, pad_short_clips: bool | None = None
-) -> PreprocessConfig:
+def config_from_data(data, pad_short_clips: bool = False) -> PreprocessConfig:
   """The `PreprocessConfig` of a complete data config (`config.data` of a run, or a
   checkpoint's after `config_schema.upgrade`).
 
-  Short clips are padded for `video_folder` data, whose clips and stills may be
-  shorter than a window; the paper's datasets reject them.
+  `pad_short_clips` is the dataset's (its builder's `PAD_SHORT_CLIPS`: a
+  `video_folder`'s clips and stills may be shorter than a window, the paper's
+  datasets reject them).
   """
-  if pad_short_clips is None:
-    pad_short_clips = data.name == "video_folder"
   return PreprocessConfig(
     window_stride=data.window_length,
     pad_short_clips=pad_short_clips,
