@@ -200,7 +200,7 @@ def _plots(
     va[::step],
     nearest[::step],
     predictor.label_space,
-    f"{path.name}: {summary['emotion']} ({summary['pn_group']})",
+    f"{path.name}: {summary['expression']} ({summary['expression_pn_group']})",
     output / "trajectory.png",
   )
   every_frame = np.full((num_frames, 2), np.nan)
@@ -211,8 +211,9 @@ def _plots(
     predictor.preprocess.fps,
     [(s["start_s"], s["end_s"], s["emotion"]) for s in summary["segments"]],
     predictor.label_space,
-    f"{path.name}: {summary['dominant_emotion']} ({summary['dominant_share']:.0%} "
-    f"of face frames), majority {summary['emotion']}",
+    f"{path.name}: {summary['expression']}; most frequent "
+    f"{summary['dominant_emotion']} ({summary['dominant_share']:.0%} of face "
+    f"frames), majority {summary['emotion']}",
     output / "timeline.png",
     apex=(apex["time_s"], apex["valence"], apex["arousal"]),
   )
