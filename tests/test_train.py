@@ -84,7 +84,7 @@ def test_optimizer_settings():
   config.stages = ("rnn", "cnn")
   with pytest.raises(
     config_checks.ConfigError,
-    match="stages must be one or more of cnn, rnn, "
+    match="stages must be one or more of probe, cnn, rnn, "
     r"joint, each once, in this order; got \('rnn'",
   ):
     config_checks.check_config(config)
