@@ -14,8 +14,13 @@ training. Which windows is the window policy (`WINDOW_POLICIES`):
   repeating the stretch's first frame. Nothing waits for the stretch to end.
 
 A checkpoint without a trained GRU (`trained_gru`) gives each frame its CNN's
-own head instead, whatever the policy. `Stream` feeds the engine batch by
-batch (predict.py); `VideoPredictor` feeds it whole videos (evaluation).
+own head instead, whatever the policy; a zero-shot classifier's head adds its
+class probabilities after valence and arousal, which decide each frame
+(`metrics.frame_emotions`). Valence and arousal are clipped to the paper's
+plane, [-1, 1] (`bounded`); `flip_average` averages each frame's CNN output
+with its mirror image's. `Stream` feeds the engine batch by batch
+(predict.py); `VideoPredictor` feeds it whole videos (evaluation); training
+validates through it too (`varec.train_lib`).
 """
 
 from __future__ import annotations

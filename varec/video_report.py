@@ -1,7 +1,8 @@
 """predict.py's outputs for one video, from `Predictor.iter_frames`'s per-frame stream.
 
-frames.csv (one row per frame), summary.json (the paper's majority vote and
-the decisions fit for real clips: dominant emotion, apex, segments),
+frames.csv (one row per frame), summary.json (the headline `expression`, the
+apex phase's vote; the paper's majority vote; and the other decisions fit for
+real clips: dominant emotion, apex, segments),
 trajectory.png, timeline.png and, on request, annotated.mp4 (`_Annotator`).
 The folder is written beside its target and moved into place whole.
 Nothing here runs the model.
