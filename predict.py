@@ -87,6 +87,11 @@ def output_name(path: pathlib.Path, source: pathlib.Path) -> pathlib.Path:
 
 def main(argv):
   del argv
+  if "://" in _VIDEO.value:
+    sys.exit(
+      f"predict.py: --video={_VIDEO.value} is a URL; predict.py reads video files "
+      "and folders on this machine: download the video first"
+    )
   run_logs.quiet_library_logs()
   try:
     predictor = predictor_lib.Predictor.from_checkpoint(

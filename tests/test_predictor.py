@@ -269,3 +269,24 @@ def test_non_finite_outputs_give_no_emotion(
   ):
     broken.predict_video(face_video, tmp_path / "out")
   assert not (tmp_path / "out").exists()
+
+
+def test_a_url_is_refused_in_one_line(trained_workdir):
+  result = subprocess.run(
+    [
+      sys.executable,
+      "predict.py",
+      f"--checkpoint={trained_workdir[0]}",
+      "--video=https://example.invalid/face.mp4",
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+    "predict.py: --video=https://example.invalid/face.mp4 is a URL; "
+    "predict.py reads video files and folders on this machine: download the "
+    "video first"
+  ]

@@ -512,3 +512,17 @@ def _trained_epochs(workdir) -> list[str]:
     for record in map(json.loads, lines)
     if record["split"] == "train"
   ]
+
+
+@pytest.mark.parametrize(
+  "field, value, message",
+  [
+    ("num_runs", 0, "num_runs must be at least 1"),
+    ("seed", -1, "seed must be 0"),
+  ],
+)
+def test_run_count_and_seed_are_checked(field, value, message):
+  config = tiny_config()
+  config[field] = value
+  with pytest.raises(config_checks.ConfigError, match=message):
+    config_checks.check_config(config)

@@ -72,6 +72,13 @@ def context_dependent(data: ml_collections.ConfigDict) -> bool:
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the field of a config that cannot train a sensible model."""
   problems = []
+  if config.num_runs < 1:
+    problems.append(f"num_runs must be at least 1, got {config.num_runs}")
+  if config.seed < 0:
+    problems.append(
+      f"seed must be 0 or more (it draws the speaker split, initialisation, "
+      f"shuffling and dropout), got {config.seed}"
+    )
   if context_dependent(config.data):
     problems.append(CONTEXT_EQUALISATION)
   stages = list(config.stages)
