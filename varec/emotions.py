@@ -237,6 +237,12 @@ class LabelSpace:
     """(num emotions, 2) float32 (valence, arousal), rows in class-index order."""
     return np.asarray(self.prototypes, dtype=np.float32)
 
+  def neutral_point(self) -> np.ndarray:
+    """Where an expression's intensity is measured from: the neutral
+    prototype, or (0, 0) for a vocabulary without one."""
+    neutral = self.neutral_index
+    return np.zeros(2) if neutral is None else self.prototype_array()[neutral]
+
 
 TABLE2 = LabelSpace(
   EMOTIONS, tuple(PROTOTYPES.values()), tuple(GROUPS[e] for e in EMOTIONS)

@@ -82,9 +82,12 @@ def decide(
   voting = labelled if labelled.any() else np.ones(len(nearest), bool)
   voters = nearest[voting]
   if decision == "intensity":
-    neutral = label_space.neutral_index
-    origin = np.zeros(2) if neutral is None else prototypes[neutral]
-    vote, _ = metrics.intensity_vote(voters, pred[voting], origin, neutral)
+    vote, _ = metrics.intensity_vote(
+      voters,
+      pred[voting],
+      label_space.neutral_point(),
+      label_space.neutral_index,
+    )
   elif decision == "vote":
     vote = metrics.video_vote(voters)
   else:

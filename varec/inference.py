@@ -312,9 +312,7 @@ class Engine:
     flat = windows.reshape((-1,) + windows.shape[2:])
     if not self.uses_gru:
       return self.frame_outputs(flat).reshape(windows.shape[:2] + (-1,))
-    return self.window_outputs(
-      self.features(flat).reshape(windows.shape[:2] + (-1,))
-    )
+    return self.window_outputs(self.window_features(windows))
 
   def tiled(self, stretches: list[np.ndarray]) -> list[np.ndarray]:
     """(T_i, F) features of each stretch -> (T_i, 2), all windows batched together.

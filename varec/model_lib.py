@@ -103,12 +103,12 @@ def build_model(config: ml_collections.ConfigDict) -> models.CNNRNN:
 
 
 def build_cnn(
-  config: ml_collections.ConfigDict, frozen: str = "config"
+  config: ml_collections.ConfigDict, all_frozen: bool = False
 ) -> models.FrameCNN | models.MiniXception:
-  """The CNN of the CNN+RNN on its own, for single frames; `frozen="all"`:
+  """The CNN of the CNN+RNN on its own, for single frames; `all_frozen`:
   every block kept as it is (a linear probe of its features)."""
   cnn = cnn_kind(config).build(config)
-  if frozen == "all":
+  if all_frozen:
     return cnn.clone(frozen_blocks=cnn_kind(config).num_blocks)
   return cnn
 

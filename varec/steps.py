@@ -83,7 +83,7 @@ class Stage:
 
 def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
   module, path, cnn_path = {
-    "probe": (model_lib.build_cnn(config, frozen="all"), ("cnn",), ()),
+    "probe": (model_lib.build_cnn(config, all_frozen=True), ("cnn",), ()),
     "cnn": (model_lib.build_cnn(config), ("cnn",), ()),
     "rnn": (
       models.GRUStack(tuple(config.model.rnn_hidden_sizes)),

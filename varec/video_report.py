@@ -241,7 +241,7 @@ def _summary(
   expression, intensity_share = metrics.intensity_vote(
     nearest,
     metrics.smooth(va, smoothing, frame_index),
-    _origin(predictor),
+    predictor.label_space.neutral_point(),
     neutral,
   )
   summary = {
@@ -280,15 +280,11 @@ def _summary(
   return summary
 
 
-def _origin(predictor) -> np.ndarray:
-  """The centre the apex is furthest from: the neutral prototype, else (0, 0)."""
-  neutral = predictor.label_space.neutral_index
-  return np.zeros(2) if neutral is None else predictor.prototypes[neutral]
-
-
 def _apex(predictor, va, smoothing: int, frame_index, time_s) -> dict:
-  """summary.json's apex: the smoothed frame furthest from `_origin`."""
-  apex = metrics.apex_frame(va, _origin(predictor), smoothing, frame_index)
+  """summary.json's apex: the smoothed frame furthest from neutral."""
+  apex = metrics.apex_frame(
+    va, predictor.label_space.neutral_point(), smoothing, frame_index
+  )
   apex_va = metrics.smooth(va, smoothing, frame_index)[apex]
   return {
     "frame": int(frame_index[apex]),
