@@ -197,7 +197,7 @@ WINDOW_POLICIES = ("tiled", "causal")
 def bounded(outputs: np.ndarray) -> np.ndarray:
   """`outputs` with valence and arousal clipped to [-1, 1], the plane of the
   paper's prototypes (Table 2), which the CCC-trained head (a linear layer)
-  may overshoot: a broad smile gave valence +1.5. Clipping leaves every output
+  may overshoot (a real smile reached valence +1.5). Clipping leaves every output
   inside the plane as it is, so old checkpoints keep their numbers there, and
   a NaN stays NaN (reported, never given an emotion)."""
   outputs = np.array(outputs)
