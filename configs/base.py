@@ -20,6 +20,9 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.faces_cropped = False
   # video_folder: the last N frames carry the label (paper: 50).
   data.num_labelled_frames = 50
+  # Beyond the paper, for clips that start neutral (ADFES, CK+): their first N frames
+  # also train, labelled neutral; 0 = off. At least data.window_length; not for stills.
+  data.neutral_onset_frames = 0
   # video_folder: your own emotions, a CSV of emotion,valence,arousal,group; None = Table 2.
   data.prototypes_csv = ml_collections.config_dict.placeholder(str)
   # ADFES head orientations used: forward, toward, away.
@@ -109,6 +112,11 @@ def get_loss_config() -> ml_collections.ConfigDict:
   # Weight of the prototype cross-entropy; 0 = paper (eq. 9 only).
   loss.prototype_weight = 0.0
   loss.prototype_temperature = 0.02  # Squared VA distance per unit of logit.
+  # Learning without forgetting (Li & Hoiem, 2016) in the probe and cnn stages: weight
+  # of the KL from the init_from CNN's own class outputs (neutral included) on the
+  # training frames; 0 = off. Needs a CNN with a classifier (mini_xception).
+  loss.distill_weight = 0.0
+  loss.distill_temperature = 2.0  # Softens both distributions (Li & Hoiem: 2).
   return loss
 
 

@@ -235,3 +235,40 @@ def test_the_data_layer_does_not_import_the_builders():
     check=True,
   )
   assert result.stdout.strip() == "[]"
+
+
+def test_neutral_onsets_join_the_training_windows_only(tiny_builder):
+  plain, _ = input_pipeline.load_windows(_config(), builder=tiny_builder)
+  windows, speakers = input_pipeline.load_windows(
+    _config(neutral_onset_frames=10), builder=tiny_builder
+  )
+  for name in ("validation", "test"):
+    np.testing.assert_array_equal(
+      windows[name]["frames"], plain[name]["frames"]
+    )
+  train = windows["train"]
+  neutral = emotions.TABLE2.neutral_point()
+  onset = np.all(train["labels"] == neutral, axis=(1, 2))
+  onset &= train["emotion"] != emotions.TABLE2.index("neutral")
+  # One window (frames 0-9) per clip that is not neutral: the tiny clips are
+  # longer than their 20 labelled frames and the 10 of the onset.
+  videos = input_pipeline.load_videos(
+    _config(), speakers["train"], tiny_builder
+  )
+  expressive = [
+    v for v in videos if v["emotion"] != emotions.TABLE2.index("neutral")
+  ]
+  assert all(len(v["labelled"]) >= 30 for v in expressive)
+  assert onset.sum() == len(expressive)
+  assert set(train["start_frame"][onset]) == {0}
+  first = {v["video_id"]: v["frames"][:10] for v in expressive}
+  for frames, video_id in zip(train["frames"][onset], train["video_id"][onset]):
+    np.testing.assert_array_equal(frames, first[video_id])
+  assert len(train["frames"]) == len(plain["train"]["frames"]) + onset.sum()
+
+
+def test_a_neutral_onset_no_clip_has_is_refused(tiny_builder):
+  with pytest.raises(ValueError, match="no training clip has 1000 frames"):
+    input_pipeline.load_windows(
+      _config(neutral_onset_frames=1000), builder=tiny_builder
+    )

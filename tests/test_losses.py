@@ -173,3 +173,18 @@ def test_prototype_cross_entropy_pulls_an_output_into_its_prototype_cell():
   assert float(
     losses.prototype_cross_entropy(midway, target, PROTOTYPES, 0.02)
   ) == pytest.approx(np.log(2), rel=1e-3)
+
+
+def test_distillation_loss_is_the_tempered_kl_from_the_teacher():
+  rng = np.random.default_rng(0)
+  teacher = rng.normal(size=(6, 7)).astype(np.float32)
+  student = rng.normal(size=(6, 7)).astype(np.float32)
+  assert float(
+    losses.distillation_loss(teacher, teacher, 2.0)
+  ) == pytest.approx(0.0, abs=1e-6)
+  p = np.exp(teacher / 2) / np.exp(teacher / 2).sum(-1, keepdims=True)
+  q = np.exp(student / 2) / np.exp(student / 2).sum(-1, keepdims=True)
+  expected = np.mean(np.sum(p * np.log(p / q), -1))
+  np.testing.assert_allclose(
+    losses.distillation_loss(student, teacher, 2.0), expected, rtol=1e-5
+  )

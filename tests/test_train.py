@@ -438,6 +438,17 @@ def test_train_step_minimises_the_states_loss():
       "float16",
       "compute_dtype must be one of float32, bfloat16",
     ),
+    (
+      "loss.distill_weight",
+      1.0,
+      "distill_weight keeps what a pretrained classifier knows: set init_from",
+    ),
+    ("loss.distill_weight", -1.0, "distill_weight must be >= 0"),
+    (
+      "data.neutral_onset_frames",
+      5,
+      "neutral_onset_frames must be 0 or at least data.window_length",
+    ),
   ],
 )
 def test_configs_that_cannot_train_stop_before_anything_runs(
@@ -526,3 +537,78 @@ def test_run_count_and_seed_are_checked(field, value, message):
   config[field] = value
   with pytest.raises(config_checks.ConfigError, match=message):
     config_checks.check_config(config)
+
+
+def test_distillation_refuses_a_stage_it_does_not_act_in():
+  config = tiny_config()
+  config.model.cnn, config.init_from = "mini_xception", "pretrained"
+  config.loss.distill_weight = 1.0
+  config.stages = ("cnn", "rnn", "joint")
+  with pytest.raises(config_checks.ConfigError, match="drop joint"):
+    config_checks.check_config(config)
+
+
+def _settled_batch_stats(config, variables: dict, frames) -> dict:
+  """`variables` whose CNN BatchNorm averages are those of `frames`, as a
+  pretrained network's are of its data (Keras momentum 0.99: 400 passes)."""
+  cnn = model_lib.build_cnn(config)
+  settle = jax.jit(
+    lambda v, x: cnn.apply(
+      v,
+      x,
+      train=True,
+      mutable=["batch_stats"],
+      rngs={"dropout": jax.random.PRNGKey(0)},
+    )[1]
+  )
+  cnn_variables = model_lib.cnn_variables(variables)
+  for _ in range(400):
+    cnn_variables = {**cnn_variables, **settle(cnn_variables, frames)}
+  batch_stats = jax.tree_util.tree_map(np.asarray, cnn_variables["batch_stats"])
+  return {
+    "params": variables["params"],
+    "batch_stats": {**variables["batch_stats"], "cnn": batch_stats},
+  }
+
+
+def test_learning_without_forgetting_keeps_the_classifiers_outputs():
+  """Fine-tuned on valence-arousal alone, a pretrained classifier's outputs
+  drift; with loss.distill_weight they stay near those recorded before."""
+  config = tiny_config()
+  config.model.cnn = "mini_xception"
+  config.cnn.learning_rate = 3e-3
+  rng = np.random.default_rng(0)
+  windows = {
+    "frames": rng.integers(0, 256, (8, 4, 32, 32, 1), np.uint8),
+    "labels": rng.uniform(-1, 1, (8, 4, 2)).astype(np.float32),
+    "video_id": np.arange(8),
+    "emotion": np.zeros(8, np.int64),
+  }
+  variables = _settled_batch_stats(
+    config,
+    model_lib.init_variables(config, jax.random.PRNGKey(0), 4),
+    windows["frames"].reshape(32, 32, 32, 1),
+  )
+  teacher = model_lib.cnn_variables(variables)
+  logits_fn = model_lib.class_logits_fn(model_lib.build_cnn(config))
+  drift = {}
+  for weight in (0.0, 1.0):
+    config.loss.distill_weight = weight
+    data = train_lib.stage_data("cnn", config, variables, windows, teacher)
+    assert data["labels"].shape == (32, 9 if weight else 2)
+    _, state = steps.stage_state(
+      "cnn", config, variables, num_steps=60, rng=jax.random.PRNGKey(1)
+    )
+    batch = {"inputs": data["inputs"], "labels": data["labels"]}
+    for _ in range(60):
+      state, batch_metrics = steps.jitted_train_step()(state, batch)
+    assert float(batch_metrics["loss"]) < 0.5  # Valence-arousal was learnt.
+    tuned = {"params": state.params, "batch_stats": state.batch_stats}
+    drift[weight] = float(
+      losses_lib.distillation_loss(
+        logits_fn(tuned, data["inputs"]),
+        logits_fn(teacher, data["inputs"]),
+        config.loss.distill_temperature,
+      )
+    )
+  assert drift[1.0] < 0.5 * drift[0.0], drift

@@ -41,6 +41,13 @@ def data_problems(data: ml_collections.ConfigDict) -> list[str]:
       f"data.image_size ({data.image_size}) cannot exceed data.crop_size "
       f"({data.crop_size}), the side of the stored crops"
     )
+  onset = data.neutral_onset_frames
+  if onset and (onset < data.window_length or data.faces_cropped):
+    problems.append(
+      f"data.neutral_onset_frames must be 0 or at least data.window_length "
+      f"({data.window_length}), for clips that start neutral, not pre-cropped "
+      f"stills (data.faces_cropped), got {onset}"
+    )
   if not data.fps > 0:
     problems.append(f"data.fps must be positive, got {data.fps}")
   if data.face_margin < 0:
@@ -67,6 +74,41 @@ CONTEXT_EQUALISATION = (
 def context_dependent(data: ml_collections.ConfigDict) -> bool:
   """Whether pre-cropped faces would be equalised unlike faces cut from frames."""
   return data.faces_cropped and data.equalize_frames and not data.equalize_faces
+
+
+def distillation_problems(config: ml_collections.ConfigDict) -> list[str]:
+  """Learning without forgetting (`loss.distill_weight`) needs a pretrained
+  classifier to keep and a frame stage to keep it in."""
+  loss = config.loss
+  if not loss.distill_weight:
+    return []
+  if loss.distill_weight < 0 or not loss.distill_temperature > 0:
+    return [
+      "loss.distill_weight must be >= 0 and loss.distill_temperature > 0, got "
+      f"{loss.distill_weight} and {loss.distill_temperature}"
+    ]
+  problems = []
+  if (
+    not config.init_from
+    or not model_lib.CNNS.get(
+      config.model.cnn, model_lib.CNNS["fig3"]
+    ).has_classifier
+  ):
+    problems.append(
+      "loss.distill_weight keeps what a pretrained classifier knows: set "
+      "init_from to one (python -m varec.pretrained fer) and model.cnn to its "
+      f"CNN ({', '.join(k for k, v in model_lib.CNNS.items() if v.has_classifier)})"
+    )
+  if not set(config.stages) & set(steps.FRAME_STAGES):
+    problems.append(
+      "loss.distill_weight acts in the probe and cnn stages: add cnn to stages"
+    )
+  if "joint" in config.stages:
+    problems.append(
+      "loss.distill_weight does not act in the joint stage, whose CNN would "
+      "forget unchecked: drop joint from stages or set loss.distill_weight=0"
+    )
+  return problems
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -126,6 +168,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       "the probe stage trains the head on a pretrained CNN's features: set "
       "init_from, or drop probe from stages"
     )
+  problems += distillation_problems(config)
   if config.model.class_prototypes and set(config.stages) & {
     "probe",
     "cnn",

@@ -23,6 +23,7 @@ OLD_MEANINGS = {
   "data.builder_config": None,
   "data.faces_cropped": False,
   "data.num_labelled_frames": 50,
+  "data.neutral_onset_frames": 0,
   "data.prototypes_csv": None,  # Table 2's emotions.
   "data.fps": 25.0,
   "data.detect_max_side": 320,
@@ -48,6 +49,8 @@ OLD_MEANINGS = {
   "augment.max_brightness": 20.0,
   "loss.prototype_weight": 0.0,
   "loss.prototype_temperature": 0.02,
+  "loss.distill_weight": 0.0,
+  "loss.distill_temperature": 2.0,
   "warmup_epochs": 0.0,
   "sgd_decay": 0.0,  # SGD without Keras' decay (base: 1e-5).
   "restart": False,

@@ -102,6 +102,29 @@ def prototype_cross_entropy(pred, target, prototypes, temperature: float):
   return -jnp.mean(jnp.take_along_axis(log_p, classes[..., None], -1))
 
 
+def distillation_loss(logits, teacher_logits, temperature: float):
+  """Learning without forgetting (Li & Hoiem, 2016, eq. 2; beyond the paper).
+
+  The KL divergence from the pretrained classifier's recorded class
+  distribution to the fine-tuned one's, both softened by `temperature`
+  (Li & Hoiem: 2), per frame: the cross-entropy of their eq. 2 less the
+  teacher's own entropy, which has the same gradient and is 0 when nothing
+  was forgotten.
+
+  Args:
+    logits: (..., C) the network's class logits now.
+    teacher_logits: (..., C) its logits before fine-tuning, on the same frames.
+    temperature: divides both before the softmax.
+
+  Returns:
+    Scalar mean over frames.
+  """
+  log_teacher = jax.nn.log_softmax(teacher_logits / temperature)
+  log_student = jax.nn.log_softmax(logits / temperature)
+  kl = jnp.sum(jnp.exp(log_teacher) * (log_teacher - log_student), -1)
+  return jnp.mean(kl)
+
+
 def rmse(pred, target, mask=None):
   """Root mean squared error per dimension: (..., D) -> (D,).
 

@@ -34,6 +34,8 @@ class CNNKind:
   num_blocks: int  # Leading blocks `model.frozen_blocks` can keep as loaded.
   # What its convolutions and feature layer can compute in.
   compute_dtypes: tuple[str, ...]
+  # Keeps a pretrained classifier whose logits it sows as 'emotion_logits'.
+  has_classifier: bool = False
 
 
 def _fig3(config: ml_collections.ConfigDict) -> models.FrameCNN:
@@ -77,6 +79,7 @@ CNNS = {
     min_image_size=lambda config: 5,
     num_blocks=len(models.MiniXception().BLOCKS),
     compute_dtypes=("float32",),
+    has_classifier=True,
   ),
 }
 
@@ -142,6 +145,22 @@ def feature_fn(cnn: models.FrameCNN):
   return jax.jit(lambda variables, x: cnn.apply(variables, x, train=False)[0])
 
 
+def _va_and_class_logits(cnn, variables, x):
+  (_, va), state = cnn.apply(
+    variables, x, train=False, mutable=["intermediates"]
+  )
+  return va, state["intermediates"]["emotion_logits"][0]
+
+
+@functools.cache
+def class_logits_fn(cnn: models.MiniXception):
+  """`fn(cnn_variables, frames) -> (..., C)`: the logits of a CNN's own
+  classifier (`CNNKind.has_classifier`) in inference mode."""
+  return jax.jit(
+    lambda variables, x: _va_and_class_logits(cnn, variables, x)[1]
+  )
+
+
 @functools.cache
 def frame_va_fn(cnn: models.FrameCNN):
   """`fn(cnn_variables, frames) -> (..., 2[+C])`: the CNN's own head in
@@ -152,10 +171,7 @@ def frame_va_fn(cnn: models.FrameCNN):
   def fn(variables, x):
     if not getattr(cnn, "class_prototypes", ()):
       return cnn.apply(variables, x, train=False)[1]
-    (_, va), state = cnn.apply(
-      variables, x, train=False, mutable=["intermediates"]
-    )
-    logits = state["intermediates"]["emotion_logits"][0]
+    va, logits = _va_and_class_logits(cnn, variables, x)
     return jnp.concatenate([va, jax.nn.softmax(logits)], axis=-1)
 
   return jax.jit(fn)

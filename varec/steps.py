@@ -18,6 +18,7 @@ from flax import struct
 from flax.training import train_state
 import flax
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -81,6 +82,14 @@ class Stage:
   cnn: Any = None
 
 
+def distils(name: str, config: ml_collections.ConfigDict) -> bool:
+  """Whether stage `name` adds learning without forgetting's term (a frame
+  stage, `config.loss.distill_weight` set): its outputs are then (valence,
+  arousal) followed by the CNN's class logits, its labels the same with the
+  pretrained CNN's recorded logits."""
+  return name in FRAME_STAGES and config.loss.distill_weight > 0
+
+
 def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
   module, path, cnn_path = {
     "probe": (model_lib.build_cnn(config, all_frozen=True), ("cnn",), ()),
@@ -92,24 +101,24 @@ def make_stage(name: str, config: ml_collections.ConfigDict) -> Stage:
     ),
     "joint": (model_lib.build_model(config), (), ("cnn",)),
   }[name]
+  distil = distils(name, config)
 
   def forward(params, batch_stats, inputs, train, rng):
     variables = {"params": params}
     kwargs = {} if name == "rnn" else {"train": train}
     if batch_stats:
       variables["batch_stats"] = batch_stats
-    if train and batch_stats:
-      out, updates = module.apply(
-        variables,
-        inputs,
-        rngs={"dropout": rng},
-        mutable=["batch_stats"],
-        **kwargs,
-      )
-      batch_stats = updates["batch_stats"]
-    else:
-      out = module.apply(variables, inputs, rngs={"dropout": rng}, **kwargs)
-    return (out[1] if name in FRAME_STAGES else out), batch_stats
+    mutable = ["batch_stats"] if train and batch_stats else []
+    mutable += ["intermediates"] if distil else []
+    out, updates = module.apply(
+      variables, inputs, rngs={"dropout": rng}, mutable=mutable, **kwargs
+    )
+    batch_stats = updates.get("batch_stats", batch_stats)
+    out = out[1] if name in FRAME_STAGES else out
+    if distil:
+      logits = updates["intermediates"]["emotion_logits"][0]
+      out = jnp.concatenate([out, logits], axis=-1)
+    return out, batch_stats
 
   cnn = (
     module if name in FRAME_STAGES else module.cnn if name == "joint" else None
@@ -180,25 +189,38 @@ def make_optimizer(
 
 
 def make_loss(
-  config: ml_collections.ConfigDict, prototypes: np.ndarray
+  config: ml_collections.ConfigDict, prototypes: np.ndarray | None
 ) -> Callable:
   """The training objective: eq. 9, plus `config.loss.prototype_weight` x the prototype
-  cross-entropy when that weight is set (beyond the paper; 0 by default).
+  cross-entropy when that weight is set (beyond the paper; 0 by default), plus,
+  where outputs and labels carry class logits (`distils`),
+  `config.loss.distill_weight` x learning without forgetting's term.
 
-  The logged "loss" stays eq. 9, comparable across runs with and without the term.
+  Without `prototypes` there is no prototype term; with neither term, eq. 9
+  itself. The logged "loss" stays eq. 9, comparable across runs with and
+  without the terms.
   """
-  weight = config.loss.prototype_weight
-  if not weight:
+  weights = config.loss
+  prototype_weight = 0.0 if prototypes is None else weights.prototype_weight
+  distill_weight = weights.distill_weight
+  prototype_temperature = weights.prototype_temperature
+  distill_temperature = weights.distill_temperature
+  if not prototype_weight and not distill_weight:
     return losses.ccc_loss
   prototypes = np.asarray(prototypes, np.float32)
-  temperature = config.loss.prototype_temperature
 
   def loss(pred, labels):
-    return losses.ccc_loss(
-      pred, labels
-    ) + weight * losses.prototype_cross_entropy(
-      pred, labels, prototypes, temperature
-    )
+    va, va_labels = pred[..., :2], labels[..., :2]
+    value = losses.ccc_loss(va, va_labels)
+    if prototype_weight:
+      value += prototype_weight * losses.prototype_cross_entropy(
+        va, va_labels, prototypes, prototype_temperature
+      )
+    if pred.shape[-1] > 2:
+      value += distill_weight * losses.distillation_loss(
+        pred[..., 2:], labels[..., 2:], distill_temperature
+      )
+    return value
 
   return loss
 
@@ -230,7 +252,7 @@ def stage_state(
 
   The optimizer runs its schedule over `num_steps` (after `warmup_steps`),
   leaves `config.model.frozen_blocks` CNN blocks as they are, and minimises
-  `make_loss` with `prototypes` (eq. 9 alone when None). What the trainer,
+  `make_loss` with `prototypes` (no prototype term when None). What the trainer,
   the benchmarks and the tests all call.
   """
   stage = make_stage(name, config)
@@ -238,9 +260,7 @@ def stage_state(
   tx = with_frozen_blocks(
     tx, stage, config, subtree(variables["params"], stage.path)
   )
-  loss_fn = (
-    losses.ccc_loss if prototypes is None else make_loss(config, prototypes)
-  )
+  loss_fn = make_loss(config, prototypes)
   return stage, create_train_state(stage, variables, tx, rng, loss_fn)
 
 
@@ -261,7 +281,8 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
     state.params
   )
   state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-  return state, metrics.va_metrics(pred, batch["labels"])
+  # (valence, arousal): the class logits of a distilling stage follow them.
+  return state, metrics.va_metrics(pred[..., :2], batch["labels"][..., :2])
 
 
 def _backend_compiler_options():

@@ -40,17 +40,30 @@ from varec import steps
 from varec import workdir as workdir_lib
 
 
-def stage_data(name: str, config, variables: dict, windows: dict) -> dict:
+def stage_data(
+  name: str, config, variables: dict, windows: dict, teacher=None
+) -> dict:
   """{"inputs", "labels", "video_id", "emotion"} for one split, shaped for the stage.
 
-  cnn: single frames; rnn: cached CNN features per window; joint: windows.
+  probe, cnn: single frames; rnn: cached CNN features per window; joint:
+  windows. With `teacher` (the pretrained CNN's variables) a distilling frame
+  stage's labels carry, after (valence, arousal), the teacher's class logits
+  on each frame, recorded once before fine-tuning as in Li & Hoiem (2016).
   """
   frames, labels = windows["frames"], windows["labels"]
   t = frames.shape[1]
   if name in steps.FRAME_STAGES:
+    inputs = frames.reshape((-1,) + frames.shape[2:])
+    labels = labels.reshape(-1, 2)
+    if teacher is not None and steps.distils(name, config):
+      logits_fn = model_lib.class_logits_fn(model_lib.build_cnn(config))
+      logits = model_lib.apply_in_batches(
+        logits_fn, teacher, inputs, config.eval_batch_size
+      )
+      labels = np.concatenate([labels, logits.astype(np.float32)], axis=-1)
     return {
-      "inputs": frames.reshape((-1,) + frames.shape[2:]),
-      "labels": labels.reshape(-1, 2),
+      "inputs": inputs,
+      "labels": labels,
       "video_id": np.repeat(windows["video_id"], t),
       "emotion": np.repeat(windows["emotion"], t),
     }
@@ -396,8 +409,16 @@ def _train_stage(
   """Trains stage `config.stages[stage_index]` from `progress`; (variables, last validation)."""
   name = config.stages[stage_index]
   clock = run_logs.StageClock()
+  # Only the training frames carry the teacher's outputs: validation scores
+  # valence and arousal alone.
   data = {
-    split: stage_data(name, config, variables, windows[split])
+    split: stage_data(
+      name,
+      config,
+      variables,
+      windows[split],
+      run["teacher"] if split == "train" else None,
+    )
     for split in windows
   }
   num_train = len(data["train"]["inputs"])
@@ -485,6 +506,11 @@ def train_and_evaluate(
   )
   if config.init_from:
     variables = model_lib.load_cnn(config.init_from, variables, config)
+  # Learning without forgetting's teacher: the CNN as loaded, before any
+  # stage (or a resumed run) changes it.
+  teacher = (
+    model_lib.cnn_variables(variables) if config.loss.distill_weight else None
+  )
   if config.restart and workdir.checkpoints.exists():
     _discard_run(workdir)
   managers = checkpoints.managers(workdir)
@@ -499,6 +525,7 @@ def train_and_evaluate(
     "label_space": label_space,
     "prototypes": label_space.prototype_array(),
     "dropout_rng": dropout_rng,
+    "teacher": teacher,
     "augment_rng": jax.random.fold_in(rng, 1),
   }
   logger = run_logs.MetricLogger(workdir, progress.step)

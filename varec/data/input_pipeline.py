@@ -351,13 +351,51 @@ def speaker_split(
   )
 
 
+def neutral_onset_windows(
+  videos: list[dict], data: ml_collections.ConfigDict, neutral_point
+) -> list[dict]:
+  """Windows cut from the first `data.neutral_onset_frames` frames of each
+  clip, every frame labelled `neutral_point` (beyond the paper).
+
+  Posed clips (ADFES, CK+) start from a neutral face: their onset shows the
+  model the neutral that labels without a neutral class never do. A clip
+  whose first frames are already labelled (shorter than the onset and its
+  labelled frames together) gives none.
+  """
+  n, length = data.neutral_onset_frames, data.window_length
+  labels = np.tile(np.asarray(neutral_point, np.float32), (length, 1))
+  windows = []
+  for video in videos:
+    if len(video["labelled"]) < n or video["labelled"][:n].any():
+      continue
+    for start in range(0, n - length + 1, length):
+      windows.append(
+        {
+          **video,
+          "frames": video["frames"][start : start + length],
+          "labels": labels,
+          "labelled": np.ones(length, bool),
+          "start_frame": np.int64(start),
+        }
+      )
+  return windows
+
+
 def load_windows(config: ml_collections.ConfigDict, builder=None):
   """Windows of every split for one run (`builder` defaults to `ensure_built`).
+
+  With `data.neutral_onset_frames`, the training split also holds the
+  windows of its clips' neutral onsets (`neutral_onset_windows`); validation
+  and test keep the paper's labelled frames only.
 
   Returns:
     ({split name: stacked windows}, {split name: speaker ids}). Windows hold
     frames (N, T, S, S, 1) uint8, labels (N, T, 2) float32 and the fields in
     `_FIELDS`.
+
+  Raises:
+    ValueError: a split without windows, or no training clip with a neutral
+      onset of the length asked for.
   """
   builder = builder or ensure_built(config.data)
   examples = prepare_examples(
@@ -366,16 +404,37 @@ def load_windows(config: ml_collections.ConfigDict, builder=None):
   speakers = speaker_split({e["speaker"] for e in examples}, config)
   windows = {}
   for name, members in speakers.items():
+    selected = select_speakers(examples, members)
+    if name == "train" and config.data.neutral_onset_frames:
+      selected += _training_onsets(config, speakers["train"], builder)
     # In frame order within each video (TFDS stores examples shuffled): the video vote's
     # tie-break during validation looks at which emotion came last.
-    selected = sorted(
-      select_speakers(examples, members),
-      key=lambda e: (e["video_id"], int(e["start_frame"])),
-    )
+    selected.sort(key=lambda e: (e["video_id"], int(e["start_frame"])))
     if not selected:
       raise ValueError(f"split {name!r} has no windows (speakers {members})")
     windows[name] = stack(selected)
   return windows, speakers
+
+
+def _training_onsets(config, speakers, builder) -> list[dict]:
+  onsets = neutral_onset_windows(
+    load_videos(config, speakers, builder),
+    config.data,
+    label_space(builder).neutral_point(),
+  )
+  n = config.data.neutral_onset_frames
+  if not onsets:
+    raise ValueError(
+      f"data.neutral_onset_frames={n}: no training clip has {n} frames before "
+      f"its labelled ones (the last data.num_labelled_frames="
+      f"{config.data.num_labelled_frames}); lower either, or set it to 0"
+    )
+  logging.info(
+    "%d neutral onset windows (the first %d frames of each clip) join training",
+    len(onsets),
+    n,
+  )
+  return onsets
 
 
 def load_videos(
