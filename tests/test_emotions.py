@@ -217,3 +217,16 @@ def test_neutral_index_by_name_then_by_group(tmp_path):
   assert (
     emotions.LabelSpace.from_csv(_csv(tmp_path, OWN_CSV)).neutral_index is None
   )
+
+
+def test_decision_prototypes_keep_the_trained_emotions_and_neutral():
+  space = emotions.TABLE2
+  np.testing.assert_array_equal(
+    space.decision_prototypes(None), space.prototype_array()
+  )
+  kept = space.decision_prototypes(["joy", "Sad"])
+  finite = {space.emotions[i] for i in np.flatnonzero(np.isfinite(kept[:, 0]))}
+  assert finite == {"joy", "sadness", "neutral"}
+  np.testing.assert_array_equal(
+    kept[space.index("joy")], space.prototype_array()[space.index("joy")]
+  )

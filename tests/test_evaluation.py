@@ -40,6 +40,25 @@ def test_decide_votes_over_labelled_frames_only():
   assert (nearest[:30] == E("neutral")).all()
 
 
+def test_a_model_decides_only_among_its_trained_emotions_and_neutral():
+  """An output between joy and surprise, nearest pride's prototype, goes to
+  the nearer trained emotion when pride was never taught; neutral stays."""
+  protos = emotions.TABLE2.prototype_array()
+  pred = np.stack([protos[E("pride")] + 0.02] * 6 + [[0.01, -0.02]] * 4)
+  labelled = np.ones(10, bool)
+  _, vote, _ = evaluation.decide(pred, labelled, emotions.TABLE2)
+  assert vote == E("pride")
+  decision_protos = emotions.TABLE2.decision_prototypes(
+    ["anger", "joy", "sadness", "surprise"]
+  )
+  nearest, vote, counts = evaluation.decide(
+    pred, labelled, emotions.TABLE2, prototypes=decision_protos
+  )
+  assert set(nearest[:6]) == {E("surprise")}  # 0.36 from pride, joy 0.77.
+  assert set(nearest[6:]) == {E("neutral")}
+  assert vote == E("surprise") and counts[E("pride")] == 0
+
+
 def test_split_speakers_joins_and_rejects():
   meta = {"speakers": {"train": ["a"], "validation": ["b"], "test": ["c"]}}
   assert evaluation.split_speakers(meta, "train+validation") == ["a", "b"]

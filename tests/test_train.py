@@ -125,6 +125,10 @@ def test_training_writes_metrics_and_checkpoints(trained):
   assert set(meta["speakers"]) == {"train", "validation", "test"}
   # The dataset's, groups included.
   assert emotions.LabelSpace.from_meta(meta) == emotions.TABLE2
+  # What the tiny build's training speakers show (no neutral clip among them).
+  assert meta["trained_emotions"] and set(meta["trained_emotions"]) <= set(
+    emotions.EMOTIONS
+  )
   timings = json.loads((workdir / "timings.json").read_text())
   assert set(timings) == {"cnn", "rnn"}
   for stage in timings.values():

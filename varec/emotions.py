@@ -237,6 +237,26 @@ class LabelSpace:
     """(num emotions, 2) float32 (valence, arousal), rows in class-index order."""
     return np.asarray(self.prototypes, dtype=np.float32)
 
+  def decision_prototypes(self, trained=None) -> np.ndarray:
+    """`prototype_array` for nearest-prototype decisions: only the emotions in
+    `trained` (names; None = all) and neutral can be decided, the others'
+    rows are at infinity.
+
+    A model decides among the classes it was taught, as a classifier's output
+    layer covers its training classes: one trained on six emotions never
+    saw contempt or pride, and a regression output pulled towards the middle
+    of the plane must not land in their cells. Neutral stays, taught or not:
+    it is the plane's origin, no expression, where real video mostly sits.
+    """
+    prototypes = self.prototype_array()
+    if trained is None:
+      return prototypes
+    keep = {self.index(name) for name in trained} | {self.neutral_index}
+    for i in range(len(prototypes)):
+      if i not in keep:
+        prototypes[i] = np.inf
+    return prototypes
+
   def neutral_point(self) -> np.ndarray:
     """Where an expression's intensity is measured from: the neutral
     prototype, or (0, 0) for a vocabulary without one."""

@@ -70,14 +70,18 @@ def decide(
   labelled: np.ndarray,
   label_space: emotions.LabelSpace,
   decision: str = "vote",
+  prototypes: np.ndarray | None = None,
 ):
   """(per-frame emotion, video emotion, vote counts) of one video.
 
-  The video decides over its labelled frames (the last 50), as in training:
-  by the paper's majority vote, or by `metrics.intensity_vote` (`decision`,
-  one of `metrics.DECISIONS`).
+  Each frame takes the nearest of `prototypes` (default: every emotion's;
+  a model's own are `TrainedModel.decision_prototypes`). The video decides
+  over its labelled frames (the last 50), as in training: by the paper's
+  majority vote, or by `metrics.intensity_vote` (`decision`, one of
+  `metrics.DECISIONS`).
   """
-  prototypes = label_space.prototype_array()
+  if prototypes is None:
+    prototypes = label_space.prototype_array()
   nearest = metrics.frame_emotions(pred, prototypes)
   voting = labelled if labelled.any() else np.ones(len(nearest), bool)
   voters = nearest[voting]
@@ -144,7 +148,11 @@ def evaluate_videos(
   video_rows, frame_rows, true, voted = [], [], [], []
   for video, pred in zip(videos, preds):
     nearest, vote, counts = decide(
-      pred, video["labelled"], model.label_space, decision
+      pred,
+      video["labelled"],
+      model.label_space,
+      decision,
+      model.decision_prototypes,
     )
     true.append(int(video["emotion"]))
     voted.append(vote)

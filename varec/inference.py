@@ -55,6 +55,14 @@ class TrainedModel:
   # The emotions of the dataset it was trained on.
   label_space: emotions.LabelSpace
 
+  @property
+  def decision_prototypes(self) -> np.ndarray:
+    """The prototypes its frames are decided by: the emotions it was trained
+    on, and neutral (all of them for checkpoints that do not record them)."""
+    return self.label_space.decision_prototypes(
+      self.meta.get("trained_emotions")
+    )
+
   @classmethod
   def load(cls, path) -> "TrainedModel":
     """Loads a workdir's best checkpoint, or the checkpoint `path` names.

@@ -49,7 +49,8 @@ def nearest_emotion(va: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
   """Index of the prototype nearest (Euclidean) to each (valence, arousal).
 
   `va` is (..., 2), `prototypes` (num_classes, 2); exact ties go to the lower
-  index.
+  index, and a prototype at infinity is never chosen
+  (`LabelSpace.decision_prototypes`).
   """
   distances = np.linalg.norm(
     np.asarray(va)[..., None, :] - np.asarray(prototypes), axis=-1

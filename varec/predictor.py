@@ -82,7 +82,7 @@ class Predictor:
         inference.output_description(model.meta, self.window_length),
       )
     self.label_space = model.label_space
-    self.prototypes = model.label_space.prototype_array()
+    self.prototypes = model.decision_prototypes
     # A zero-shot classifier decides each frame by its own class.
     self.classifier = not self.engine.uses_gru and bool(
       model.config.model.class_prototypes

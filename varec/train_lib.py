@@ -112,8 +112,7 @@ def evaluate(
 
 def _meta(
   config,
-  speakers,
-  label_space: emotions.LabelSpace,
+  run: dict,
   stage: str,
   epoch: int,
   step: int,
@@ -125,8 +124,10 @@ def _meta(
     "step": step,
     "completed_stages": list(done_stages),
     "config": json.loads(config.to_json()),
-    "speakers": {k: list(v) for k, v in speakers.items()},
-    **label_space.to_meta(),
+    "speakers": {k: list(v) for k, v in run["speakers"].items()},
+    # The emotions it can decide (`LabelSpace.decision_prototypes`).
+    "trained_emotions": list(run["trained_emotions"]),
+    **run["label_space"].to_meta(),
   }
 
 
@@ -371,8 +372,7 @@ def _save(
   done = progress.completed_stages + ((name,) if finished else ())
   meta = _meta(
     config,
-    run["speakers"],
-    run["label_space"],
+    run,
     name,
     0 if finished else epoch + 1,
     progress.step,
@@ -459,7 +459,7 @@ def _train_stage(
     variables = _with_stage_variables(variables, stage, state)
     with clock.timed("validation_s"):
       val = evaluate(
-        name, config, variables, data["validation"], run["prototypes"]
+        name, config, variables, data["validation"], run["decision_prototypes"]
       )
     bar.set_postfix(
       loss=f"{train_metrics['loss']:.3f}",
@@ -491,6 +491,9 @@ def train_and_evaluate(
   windows, speakers = input_pipeline.load_windows(config, builder)
   label_space = input_pipeline.label_space(builder)
   logging.info("Speakers: %s", {k: len(v) for k, v in speakers.items()})
+  trained = tuple(
+    label_space.emotions[i] for i in np.unique(windows["train"]["emotion"])
+  )
   mesh = steps.data_mesh()
   if mesh.size > 1:
     logging.info(
@@ -524,6 +527,8 @@ def train_and_evaluate(
     "speakers": speakers,
     "label_space": label_space,
     "prototypes": label_space.prototype_array(),
+    "trained_emotions": trained,
+    "decision_prototypes": label_space.decision_prototypes(trained),
     "dropout_rng": dropout_rng,
     "teacher": teacher,
     "augment_rng": jax.random.fold_in(rng, 1),
