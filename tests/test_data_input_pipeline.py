@@ -152,6 +152,19 @@ def test_label_space_of_a_build(tiny_builder, monkeypatch):
   assert input_pipeline.label_space(tiny_builder) == emotions.TABLE2
 
 
+@pytest.mark.parametrize("name", ["synthetic_adfes", "video_folder"])
+def test_unequalised_frames_name_a_build_of_their_own(name, tmp_path):
+  """configs/real_faces.py on any dataset: a field added after the first
+  builds, away from its old default, names the build."""
+  data = dict(name=name, data_dir=str(tmp_path))
+  usual = input_pipeline.get_builder(_config(**data).data).builder_config
+  raw = input_pipeline.get_builder(
+    _config(equalize_frames=False, **data).data
+  ).builder_config
+  assert raw.name != usual.name and "_preprocess" in raw.name
+  assert raw.preprocess.equalize_frames is False
+
+
 def test_build_command_names_the_options_that_select_the_build():
   data = base.get_data_config()
   data.name, data.data_dir = "synthetic_adfes", "/data"

@@ -147,10 +147,12 @@ def builder_config(
   else:
     base, usual = _listed_config(data, builder_cls)
   usual = preprocessing.build_fields(usual)
+  # A field build_fields leaves out of `usual` holds its old default there,
+  # which `preprocess` (that has it) leaves.
   changed = {
     k: v
     for k, v in preprocessing.build_fields(preprocess).items()
-    if v != usual[k]
+    if k not in usual or v != usual[k]
   }
   # TFDS takes a listed config only as the very object it lists.
   if not changed:
