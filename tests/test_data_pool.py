@@ -1,6 +1,10 @@
 """Preprocessing many videos in parallel: bad files skipped with their reasons, the cache reused."""
 
 import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -37,3 +41,85 @@ def test_preprocess_all_skips_bad_files_and_keeps_going(manual_dir, tmp_path):
     p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()
   }
   assert not list((tmp_path / "cache").glob("*.tmp*"))
+
+
+def _record(path, video_id):
+  return discovery.VideoRecord(
+    path=path,
+    video_id=video_id,
+    speaker="F01",
+    emotion="joy",
+    orientation="forward",
+  )
+
+
+def test_a_long_file_name_gets_a_cache_name_every_file_system_takes(
+  tmp_path, synthetic_clip
+):
+  path = _write(tmp_path / "ok.mp4", synthetic_clip)
+  long_id = "F01-Joy-" + "very long legal name " * 11  # 239 characters.
+  (tmp_path / "cache").mkdir()
+  cache, reason = pool._preprocess_one(
+    _record(path, long_id), TINY, tmp_path / "cache"
+  )
+  assert reason is None and len(cache.name.encode()) < 120
+  # Another file whose id is cut to the same prefix: the digest keeps them apart.
+  other = _write(tmp_path / "other.mp4", synthetic_clip)
+  assert pool._cache_path(
+    _record(other, long_id + "x"), TINY, tmp_path
+  ).name != (cache.name)
+
+
+def test_a_cache_it_cannot_write_skips_that_file_only(
+  tmp_path, synthetic_clip, monkeypatch
+):
+  path = _write(tmp_path / "ok.mp4", synthetic_clip)
+
+  def full_disk(file, **arrays):
+    pathlib.Path(file).write_bytes(b"half")
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(pool.np, "savez_compressed", full_disk)
+  (tmp_path / "cache").mkdir()
+  cache, reason = pool._preprocess_one(
+    _record(path, "F01-Joy"), TINY, tmp_path / "cache"
+  )
+  assert cache is None and "No space left on device" in reason
+  assert "cannot write its preprocessed cache" in reason
+  assert not list((tmp_path / "cache").iterdir())  # No half-written file.
+
+
+def test_workers_exit_when_their_build_is_killed(tmp_path):
+  """kill -9 of a build must not leave its workers running."""
+  script = tmp_path / "build.py"
+  script.write_text(
+    "import os, time\n"
+    "from varec.data import pool\n"
+    "if __name__ == '__main__':\n"
+    "  with pool.executor(1) as workers:\n"
+    "    print(workers.submit(os.getpid).result(), flush=True)\n"
+    "    time.sleep(600)\n"
+  )
+  build = subprocess.Popen(
+    [sys.executable, str(script)],
+    stdout=subprocess.PIPE,
+    text=True,
+    cwd=pathlib.Path(__file__).parents[1],
+  )
+  worker = int(build.stdout.readline())
+  assert _alive(worker)
+  build.send_signal(signal.SIGKILL)
+  build.wait()
+  deadline = time.monotonic() + 20
+  while _alive(worker) and time.monotonic() < deadline:
+    time.sleep(0.2)
+  assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+  """Running (a zombie, exited but not yet reaped, counts as gone)."""
+  try:
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+  except FileNotFoundError:
+    return False
+  return "\nState:\tZ" not in status

@@ -18,6 +18,8 @@ import multiprocessing
 import os
 import pathlib
 import re
+import threading
+import time
 
 import numpy as np
 
@@ -43,10 +45,13 @@ def _cache_path(
     sort_keys=True,
   )
   digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-  return (
-    cache_dir
-    / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', record.video_id)}-{digest}.npz"
-  )
+  # The digest keeps names apart; the id, cut short, keeps them readable and
+  # within every file system's 255 bytes, whatever the video's own name.
+  readable = re.sub(r"[^A-Za-z0-9_.-]", "_", record.video_id)[:_ID_CHARS]
+  return cache_dir / f"{readable}-{digest}.npz"
+
+
+_ID_CHARS = 80
 
 
 def try_preprocess(
@@ -81,8 +86,14 @@ def _preprocess_one(
     if video is None:
       return None, reason
     tmp = cache.with_name(cache.name + f".tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, **dataclasses.asdict(video))
-    os.replace(tmp, cache)  # Atomic: a killed build never leaves half a file.
+    try:
+      np.savez_compressed(tmp, **dataclasses.asdict(video))
+      os.replace(tmp, cache)  # Atomic: a killed build never leaves half a file.
+    except (
+      OSError
+    ) as e:  # A full disk or a folder it may not write: this file only.
+      tmp.unlink(missing_ok=True)
+      return None, f"cannot write its preprocessed cache {cache}: {e}"
   return cache, None
 
 
@@ -91,13 +102,42 @@ def default_workers() -> int:
   return int(os.environ.get("VAREC_WORKERS", os.cpu_count() or 1))
 
 
+def _exit_with(parent: int) -> None:
+  """In a worker: exit as soon as the process that started it is gone (a
+  killed build must not leave its workers decoding, ~340 MB each, forever)."""
+
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(1.0)
+    os._exit(1)
+
+  threading.Thread(target=watch, daemon=True).start()
+
+
+def _start_worker(parent: int, initializer, initargs) -> None:
+  _exit_with(parent)
+  if initializer is not None:
+    initializer(*initargs)
+
+
+def executor(
+  workers: int, initializer=None, initargs=()
+) -> concurrent.futures.ProcessPoolExecutor:
+  """A pool of spawned workers, not forked (the parent may hold TensorFlow or
+  JAX threads), that exit with their parent; `initializer(*initargs)` runs
+  in each as it starts."""
+  return concurrent.futures.ProcessPoolExecutor(
+    workers,
+    mp_context=multiprocessing.get_context("spawn"),
+    initializer=_start_worker,
+    initargs=(os.getpid(), initializer, initargs),
+  )
+
+
 def _run_in_pool(records, config, cache_dir, workers: int) -> dict[int, tuple]:
   """Results by record index; records whose worker process died are left out."""
   results = {}
-  # Spawned, not forked: the parent may hold TensorFlow or JAX threads.
-  with concurrent.futures.ProcessPoolExecutor(
-    workers, mp_context=multiprocessing.get_context("spawn")
-  ) as pool:
+  with executor(workers) as pool:
     futures = {
       pool.submit(_preprocess_one, r, config, cache_dir): i
       for i, r in enumerate(records)

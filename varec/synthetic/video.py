@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import pathlib
 from collections.abc import Iterable
 
@@ -11,6 +9,7 @@ import cv2
 import numpy as np
 
 from varec import emotions as emotions_lib  # `emotions` is an argument below.
+from varec.data import pool as pool_lib
 from varec.synthetic import appearance
 from varec.synthetic import compositing
 from varec.synthetic import dynamics
@@ -181,13 +180,7 @@ def generate_dataset(
   if workers <= 1:
     paths = [_render_and_write(job) for job in jobs]
   else:
-    # Spawn, not fork: the parent may hold JAX/thread state that fork would copy.
     # One OpenCV thread per worker, as the workers already fill the cores.
-    with concurrent.futures.ProcessPoolExecutor(
-      workers,
-      mp_context=multiprocessing.get_context("spawn"),
-      initializer=cv2.setNumThreads,
-      initargs=(1,),
-    ) as pool:
+    with pool_lib.executor(workers, cv2.setNumThreads, (1,)) as pool:
       paths = list(pool.map(_render_and_write, jobs))
   return sorted(paths)
