@@ -16,6 +16,8 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.data_dir = ml_collections.config_dict.placeholder(str)
   # Raw videos (adfes, video_folder).
   data.manual_dir = ml_collections.config_dict.placeholder(str)
+  # Read files that links in manual_dir point to outside it (off: such links are skipped).
+  data.follow_symlinks = False
   # video_folder: frames are already face crops (no detection).
   data.faces_cropped = False
   # video_folder: the last N frames carry the label (paper: 50).

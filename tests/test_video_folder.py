@@ -2,6 +2,8 @@
 
 import json
 import math
+import pathlib
+import shutil
 
 import cv2
 import numpy as np
@@ -394,3 +396,51 @@ def test_a_run_is_not_resumed_with_other_preprocessing(
     r"data\.face_margin: 0\.3 there, 0\.2 now",
   ):
     train_lib.train_and_evaluate(config, wide_margin_run)
+
+
+def test_links_out_of_the_folder_are_not_read_unless_asked(
+  folders, tmp_path, monkeypatch
+):
+  """A labels.csv row naming a link inside the folder that points outside it
+  (another folder's video, /etc/passwd) is skipped with its reason, and the
+  file it points to is never opened; data.follow_symlinks reads it."""
+  root = tmp_path / "mine"
+  shutil.copytree(folders[0], root)
+  outside = tmp_path / "elsewhere" / "joy.mp4"
+  outside.parent.mkdir()
+  shutil.move(root / "short.mp4", outside)
+  (root / "short.mp4").symlink_to(outside)
+  (root / "passwd.mp4").symlink_to("/etc/passwd")
+  with open(root / "labels.csv", "a") as f:
+    f.write("passwd.mp4,M99,joy\n")
+  opened = []
+  preprocess_video = preprocessing.preprocess_video
+  monkeypatch.setattr(
+    preprocessing,
+    "preprocess_video",
+    lambda path, *a, **k: (
+      opened.append(path) or preprocess_video(path, *a, **k)
+    ),
+  )
+  monkeypatch.setenv("VAREC_WORKERS", "1")  # The monkeypatch reaches the build.
+  builder = input_pipeline.ensure_built(_config(tmp_path / "d1", root).data)
+  summary = builder.info.metadata["build_summary"]
+  reasons = {
+    pathlib.Path(s["file"]).name: s["reason"] for s in summary["skipped"]
+  }
+  assert set(reasons) == {"short.mp4", "passwd.mp4"}
+  assert (
+    "outside" in reasons["short.mp4"]
+    and "follow_symlinks" in reasons["passwd.mp4"]
+  )
+  assert opened and not any(
+    "short" in str(p) or "passwd" in str(p) for p in opened
+  )
+  followed = input_pipeline.ensure_built(
+    _config(tmp_path / "d2", root, follow_symlinks=True).data
+  )
+  reasons = {
+    pathlib.Path(s["file"]).name: s["reason"]
+    for s in followed.info.metadata["build_summary"]["skipped"]
+  }
+  assert "short.mp4" not in reasons and "passwd.mp4" in reasons  # Not a video.

@@ -22,6 +22,7 @@ from configs import base
 OLD_MEANINGS = {
   "data.builder_config": None,
   "data.faces_cropped": False,
+  "data.follow_symlinks": False,
   "data.num_labelled_frames": 50,
   "data.neutral_onset_frames": 0,
   "data.prototypes_csv": None,  # Table 2's emotions.

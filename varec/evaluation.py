@@ -33,6 +33,7 @@ DATASET_FIELDS = (
   "builder_config",
   "data_dir",
   "manual_dir",
+  "follow_symlinks",
   "prototypes_csv",
   "orientations",
   "faces_cropped",

@@ -49,6 +49,8 @@ class VideoBuilderConfig(tfds.core.BuilderConfig):
   filename_pattern: str = discovery.ADFES_FILENAME_PATTERN
   orientations: tuple[str, ...] = discovery.ORIENTATIONS
   label_space: emotions.LabelSpace = emotions.TABLE2
+  # Read files that links in the manual folder point to outside it.
+  follow_symlinks: bool = False
 
 
 # -- How the videos are preprocessed: one strategy per build ---------------------
@@ -271,6 +273,11 @@ class VideoEmotionBuilder(
 
   def _split_generators(self, dl_manager):
     records, skipped = self._video_records(dl_manager)
+    if self.READS_MANUAL_DIR:
+      records, outside = discovery.inside_folder(
+        records, dl_manager.manual_dir, self.builder_config.follow_symlinks
+      )
+      skipped = skipped + outside
     return self._build_strategy.split_generators(
       self, records, skipped, dl_manager
     )

@@ -219,6 +219,35 @@ def find_videos(
   return sorted(kept, key=lambda r: r.video_id), skipped
 
 
+def inside_folder(
+  records: list[VideoRecord], root, follow_symlinks: bool = False
+) -> tuple[list[VideoRecord], list[Skipped]]:
+  """(records whose file lies inside `root` once every link is resolved, the
+  others skipped with the reason).
+
+  A link inside the folder may point anywhere (another user's videos, a
+  device, /etc/passwd): unless `follow_symlinks` (the user's explicit
+  `data.follow_symlinks`), only what is really inside the folder is read.
+  """
+  if follow_symlinks:
+    return records, []
+  root = pathlib.Path(root).resolve()
+  kept, skipped = [], []
+  for record in records:
+    target = record.path.resolve()
+    if target.is_relative_to(root):
+      kept.append(record)
+    else:
+      skipped.append(
+        Skipped(
+          str(record.path),
+          f"a link to {target}, outside {root}: not read (set "
+          "data.follow_symlinks=True to read what links point to)",
+        )
+      )
+  return kept, skipped
+
+
 def files_fingerprint(folder) -> str:
   """A digest of the name, size and modification time of every file under `folder`
   (hidden ones aside): it changes when a file is added, removed, replaced or edited."""

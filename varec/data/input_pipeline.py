@@ -154,14 +154,19 @@ def builder_config(
     for k, v in preprocessing.build_fields(preprocess).items()
     if k not in usual or v != usual[k]
   }
-  # TFDS takes a listed config only as the very object it lists.
-  if not changed:
-    return base
-  return dataclasses.replace(
-    base,
-    name=f"{base.name}_preprocess{_digest(changed)}",
-    preprocess=preprocess,
-  )
+  config = base
+  if changed:
+    config = dataclasses.replace(
+      config,
+      name=f"{config.name}_preprocess{_digest(changed)}",
+      preprocess=preprocess,
+    )
+  if data.follow_symlinks:
+    config = dataclasses.replace(
+      config, name=f"{config.name}_links", follow_symlinks=True
+    )
+  # TFDS takes a listed config only as the very object it lists (`base`).
+  return config
 
 
 def get_builder(
@@ -207,7 +212,7 @@ def build_command(data: ml_collections.ConfigDict) -> str:
   defaults = base.get_data_config()
   keys += [
     k
-    for k in preprocessing.PREPROCESS_FIELDS
+    for k in ("follow_symlinks",) + preprocessing.PREPROCESS_FIELDS
     if data.get(k) is not None and data.get(k) != defaults.get(k)
   ]
   options = [
