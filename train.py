@@ -21,6 +21,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from varec import checkpoints
 from varec import cli
 from varec import config_checks
 from varec import evaluation
@@ -93,6 +94,8 @@ def main(argv):
     final = train_lib.train_and_evaluate(config, workdir)
   except config_checks.ConfigError as e:
     cli.fail("train.py", str(e))
+  except checkpoints.CheckpointError as e:
+    sys.exit(f"train.py: {e}")
   except (
     ValueError,
     FloatingPointError,

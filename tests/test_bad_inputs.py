@@ -144,3 +144,49 @@ def test_a_checkpoint_with_an_unusable_config_is_refused(workdir_copy):
     "its config cannot be used: data.image_size must be at least 1, got 0"
     in result.stderr
   )
+
+
+def _flip_bytes(step_dir: pathlib.Path) -> None:
+  """Changes bytes in the middle of the largest array file of a step."""
+  largest = max(
+    (p for p in (step_dir / "variables").rglob("*") if p.is_file()),
+    key=lambda p: p.stat().st_size,
+  )
+  data = bytearray(largest.read_bytes())
+  middle = len(data) // 2
+  data[middle : middle + 64] = bytes(
+    b ^ 0x5A for b in data[middle : middle + 64]
+  )
+  largest.write_bytes(bytes(data))
+
+
+def test_a_checkpoint_changed_after_saving_is_refused_not_evaluated(
+  workdir_copy,
+):
+  manager, step = checkpoints.resolve(workdir_copy)
+  _flip_bytes(pathlib.Path(manager.directory) / str(step))
+  result = _run("eval.py", f"--checkpoint={workdir_copy}")
+  assert result.returncode != 0
+  line = result.stderr.strip().splitlines()[-1]
+  assert line.startswith("eval.py: ") and f"best/{step}" in line
+  assert "do not match the checksum written when it was saved" in line
+
+
+def test_a_changed_latest_checkpoint_falls_back_and_a_lone_one_says_the_way_out(
+  workdir_copy, tiny_builder, caplog
+):
+  latest = workdir_copy / "checkpoints" / "latest"
+  newest, older = sorted(
+    checkpoints.managers(workdir_copy)[checkpoints.LATEST].all_steps(),
+    reverse=True,
+  )[:2]
+  _flip_bytes(latest / str(newest))
+  with caplog.at_level(logging.WARNING):
+    model = inference.TrainedModel.load(latest)
+  assert model.path.name == str(older) and "checksum" in caplog.text
+  shutil.rmtree(latest / str(older))
+  with pytest.raises(
+    checkpoints.CheckpointError,
+    match=r"cannot resume: .*checksum.*--config\.restart=True",
+  ):
+    train_lib.train_and_evaluate(tiny_config(), workdir_copy, tiny_builder)

@@ -4,16 +4,22 @@ A checkpoint holds three items:
 - `variables`: the CNN+RNN's params and BatchNorm statistics;
 - `opt_state`: the optimiser state of the stage being trained;
 - `meta` (JSON): stage, epoch, global step, the full config, the speaker
-  split and the Table 2 prototypes, so that `eval.py` needs nothing else.
+  split and the Table 2 prototypes, so that `eval.py` needs nothing else, and
+  `variables_sha256`, a checksum of every array of `variables`.
 Orbax writes into a temporary folder and renames it when complete, so a
-killed run never leaves half a checkpoint behind.
+killed run never leaves half a checkpoint behind; the checksum, verified at
+every restore, catches files changed or damaged afterwards (Orbax reads
+flipped bytes inside its data files as other numbers without a word).
 """
 
 from __future__ import annotations
 
+import hashlib
 import pathlib
 
 from absl import logging
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from varec import workdir as workdir_lib
@@ -47,6 +53,22 @@ def managers(workdir) -> dict[str, ocp.CheckpointManager]:
   }
 
 
+CHECKSUM = "variables_sha256"
+
+
+def checksum(variables) -> str:
+  """SHA-256 of every array of `variables`: its path, dtype, shape and bytes."""
+  digest = hashlib.sha256()
+  leaves = jax.tree_util.tree_flatten_with_path(variables)[0]
+  for path, leaf in sorted(leaves, key=lambda kv: jax.tree_util.keystr(kv[0])):
+    array = np.ascontiguousarray(np.asarray(leaf))
+    digest.update(
+      f"{jax.tree_util.keystr(path)}:{array.dtype.str}:{array.shape}".encode()
+    )
+    digest.update(array.tobytes())
+  return digest.hexdigest()
+
+
 def save(
   manager: ocp.CheckpointManager,
   step: int,
@@ -55,15 +77,27 @@ def save(
   meta: dict,
   metrics: dict | None = None,
 ) -> None:
+  """Saves a step, its meta with the checksum of `variables`."""
   manager.save(
     step,
     args=ocp.args.Composite(
       variables=ocp.args.StandardSave(variables),
       opt_state=ocp.args.StandardSave(opt_state),
-      meta=ocp.args.JsonSave(meta),
+      meta=ocp.args.JsonSave({**meta, CHECKSUM: checksum(variables)}),
     ),
     metrics=metrics,
   )
+
+
+def verify(meta: dict, variables, step_dir) -> None:
+  """Raises CheckpointError when `variables` are not what step `step_dir`
+  saved (checkpoints from before checksums pass unchecked)."""
+  expected = (meta or {}).get(CHECKSUM)
+  if expected and checksum(variables) != expected:
+    raise CheckpointError(
+      f"{step_dir}: its arrays do not match the checksum written when it was "
+      "saved (its files were changed or damaged since)"
+    )
 
 
 def restore_meta(
@@ -112,6 +146,7 @@ def restore_newest(
     try:
       meta = restore_meta(manager, step)
       variables, _ = restore(manager, step, variables_template)
+      verify(meta, variables, pathlib.Path(manager.directory) / str(step))
     except Exception as e:  # pylint: disable=broad-except; Orbax raises many kinds for a damaged step.
       errors.append(
         f"{pathlib.Path(manager.directory) / str(step)}: {type(e).__name__}: {e}"

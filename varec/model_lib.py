@@ -204,9 +204,11 @@ def load_cnn(path, variables: dict, config: ml_collections.ConfigDict) -> dict:
   """
   manager, step = checkpoints.resolve(path)
   source, _ = checkpoints.restore(manager, step)
-  source_config = config_schema.upgrade(
-    checkpoints.restore_meta(manager, step)["config"]
+  source_meta = checkpoints.restore_meta(manager, step)
+  checkpoints.verify(
+    source_meta, source, f"init_from: {manager.directory}/{step}"
   )
+  source_config = config_schema.upgrade(source_meta["config"])
   source_model = source_config.model.to_dict()
   source_kind, kind = source_model["cnn"], config.model.cnn
   shape = lambda tree: jax.tree_util.tree_map(np.shape, tree)

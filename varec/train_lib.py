@@ -208,7 +208,13 @@ def _init_or_resume(
   config, workdir, managers, variables, speakers, label_space
 ):
   """(variables, progress): those of the latest checkpoint in `workdir`, else `variables`."""
-  newest = checkpoints.restore_newest(managers[checkpoints.LATEST], variables)
+  try:
+    newest = checkpoints.restore_newest(managers[checkpoints.LATEST], variables)
+  except checkpoints.CheckpointError as e:
+    raise checkpoints.CheckpointError(
+      f"cannot resume: {e}; to discard {workdir.checkpoints} and train from "
+      "the start: --config.restart=True"
+    ) from e
   if newest is None:
     return variables, _Progress()
   meta = newest[1]
