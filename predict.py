@@ -30,6 +30,7 @@ from absl import flags
 from varec import checkpoints
 from varec import cli
 from varec import inference
+from varec import locks
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import run_logs
@@ -67,14 +68,32 @@ _FLIP_AVERAGE = flags.DEFINE_bool(
 )
 
 
-def video_files(path: pathlib.Path) -> list[pathlib.Path]:
-  if path.is_dir():
-    return sorted(
-      p
-      for p in path.rglob("*")
-      if p.is_file() and p.suffix.lower() in discovery.VIDEO_EXTENSIONS
-    )
-  return [path]
+def video_files(
+  path: pathlib.Path, output: pathlib.Path
+) -> tuple[list[pathlib.Path], list[str]]:
+  """(the videos of `path`, a file or a folder; what was left out of the
+  folder, and why).
+
+  varec's own outputs are never read back as input: the output folder when
+  it lies inside the input folder, the folders of an earlier run (they hold
+  a summary.json) and hidden ones (a run's staging folders).
+  """
+  if not path.is_dir():
+    return [path], []
+  output = output.resolve()
+  files, left_out = [], []
+  for p in sorted(path.rglob("*")):
+    if not p.is_file() or p.suffix.lower() not in discovery.VIDEO_EXTENSIONS:
+      continue
+    if p.resolve().is_relative_to(output):
+      left_out.append(f"{p} (inside --output={output})")
+    elif any(part.startswith(".") for part in p.relative_to(path).parts):
+      left_out.append(f"{p} (hidden)")
+    elif (p.parent / video_report.SUMMARY).is_file():
+      left_out.append(f"{p} (an earlier run's output)")
+    else:
+      files.append(p)
+  return files, left_out
 
 
 def output_name(path: pathlib.Path, source: pathlib.Path) -> pathlib.Path:
@@ -83,6 +102,30 @@ def output_name(path: pathlib.Path, source: pathlib.Path) -> pathlib.Path:
   return (
     path.relative_to(source) if source.is_dir() else pathlib.Path(path.name)
   )
+
+
+def _predict_all(predictor, files, source, output) -> list[str]:
+  """Writes each video's outputs; the reasons of those that failed."""
+  failed = []
+  for path in files:
+    out = output / output_name(path, source)
+    try:
+      _, summary = video_report.write(
+        predictor, path, out, annotate=_ANNOTATE.value
+      )
+    except (preprocessing.VideoError, OSError) as e:
+      failed.append(str(e))
+      print(f"SKIPPED {e}", file=sys.stderr)
+      continue
+    print(
+      f"{path}: {summary['expression']} ({summary['expression_pn_group']}; apex at "
+      f"{summary['apex']['time_s']:.1f} s), most frequent {summary['dominant_emotion']} "
+      f"({summary['dominant_share']:.0%} of face frames), majority {summary['emotion']}, "
+      "mean valence "
+      f"{summary['mean_valence']:+.2f}, arousal {summary['mean_arousal']:+.2f}, face in "
+      f"{summary['face_share']:.0%} of {summary['frames']} frames -> {out}"
+    )
+  return failed
 
 
 def main(argv):
@@ -111,13 +154,20 @@ def main(argv):
   source = pathlib.Path(_VIDEO.value)
   if not source.exists():
     sys.exit(f"predict.py: {source} does not exist")
-  files = video_files(source)
+  output = pathlib.Path(_OUTPUT.value)
+  files, left_out = video_files(source, output)
+  if left_out:
+    print(
+      f"predict.py: not reading {len(left_out)} video(s) varec wrote: "
+      + "; ".join(left_out[:3])
+      + ("; ..." if len(left_out) > 3 else ""),
+      file=sys.stderr,
+    )
   if not files:
     sys.exit(
       f"predict.py: no video file ({', '.join(sorted(discovery.VIDEO_EXTENSIONS))}) "
       f"in {source}"
     )
-  output = pathlib.Path(_OUTPUT.value)
   try:
     output.mkdir(parents=True, exist_ok=True)
   except OSError as e:
@@ -128,25 +178,11 @@ def main(argv):
     sys.exit(
       f"predict.py: cannot write into the output folder --output={output}"
     )
-  failed = []
-  for path in files:
-    out = output / output_name(path, source)
-    try:
-      _, summary = video_report.write(
-        predictor, path, out, annotate=_ANNOTATE.value
-      )
-    except (preprocessing.VideoError, OSError) as e:
-      failed.append(str(e))
-      print(f"SKIPPED {e}", file=sys.stderr)
-      continue
-    print(
-      f"{path}: {summary['expression']} ({summary['expression_pn_group']}; apex at "
-      f"{summary['apex']['time_s']:.1f} s), most frequent {summary['dominant_emotion']} "
-      f"({summary['dominant_share']:.0%} of face frames), majority {summary['emotion']}, "
-      "mean valence "
-      f"{summary['mean_valence']:+.2f}, arousal {summary['mean_arousal']:+.2f}, face in "
-      f"{summary['face_share']:.0%} of {summary['frames']} frames -> {out}"
-    )
+  try:
+    with locks.exclusive(output, "predict.py"):
+      failed = _predict_all(predictor, files, source, output)
+  except locks.Busy as e:
+    sys.exit(f"predict.py: {e}")
   if failed:
     print(
       f"{len(failed)} of {len(files)} video(s) failed:",

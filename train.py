@@ -11,6 +11,7 @@ trains in <workdir>/run_i, is evaluated on training+validation and test
 written to <workdir>/table3.md and table3.csv.
 """
 
+import contextlib
 import os
 import pathlib
 import sys
@@ -25,6 +26,7 @@ from varec import checkpoints
 from varec import cli
 from varec import config_checks
 from varec import evaluation
+from varec import locks
 from varec import run_logs
 from varec import table3
 from varec import train_lib
@@ -87,11 +89,19 @@ def main(argv):
   logging.info("JAX devices: %s", jax.devices())
   try:
     config_checks.check_config(config)
-    if config.num_runs > 1:
-      md = run_table3(config, workdir)
-      print(f"Table 3 ({md}):\n{md.read_text()}")
-      return
-    final = train_lib.train_and_evaluate(config, workdir)
+    # Process 0 speaks for a multi-host run, whose processes share the workdir.
+    with (
+      locks.exclusive(workdir, "train.py")
+      if jax.process_index() == 0
+      else contextlib.nullcontext()
+    ):
+      if config.num_runs > 1:
+        md = run_table3(config, workdir)
+        print(f"Table 3 ({md}):\n{md.read_text()}")
+        return
+      final = train_lib.train_and_evaluate(config, workdir)
+  except locks.Busy as e:
+    sys.exit(f"train.py: {e}")
   except config_checks.ConfigError as e:
     cli.fail("train.py", str(e))
   except checkpoints.CheckpointError as e:

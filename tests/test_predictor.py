@@ -290,3 +290,30 @@ def test_a_url_is_refused_in_one_line(trained_workdir):
     "predict.py reads video files and folders on this machine: download the "
     "video first"
   ]
+
+
+def test_a_folder_is_read_without_what_varec_wrote_into_it(tmp_path):
+  """predict.py --video=D --output=D/out, run twice, must not predict its own
+  annotated videos: the output folder, earlier runs' folders and staging
+  folders are left out, and said so."""
+  import predict  # pylint: disable=g-import-not-at-top
+
+  source = tmp_path / "clips"
+  for name in (
+    "a.mp4",
+    "sub/b.avi",
+    "out/a.mp4/annotated.mp4",
+    "old_run/a.mp4/annotated.mp4",
+    ".a.mp4.partial123/annotated.mp4",
+  ):
+    (source / name).parent.mkdir(parents=True, exist_ok=True)
+    (source / name).write_bytes(b"video")
+  (source / "old_run/a.mp4" / video_report.SUMMARY).write_text("{}")
+  files, left_out = predict.video_files(source, source / "out")
+  assert files == [source / "a.mp4", source / "sub/b.avi"]
+  assert len(left_out) == 3
+  assert any("inside --output" in r for r in left_out)
+  assert any("an earlier run's output" in r for r in left_out)
+  # The output folder elsewhere, given as a relative path, changes nothing else.
+  files, left_out = predict.video_files(source, pathlib.Path("elsewhere"))
+  assert len(files) == 3 and len(left_out) == 2

@@ -15,6 +15,7 @@ import csv
 import dataclasses
 import json
 import logging
+import os
 import pathlib
 import shutil
 
@@ -42,6 +43,9 @@ FRAME_COLUMNS = (
 )
 
 
+SUMMARY = "summary.json"
+
+
 def write(
   predictor, path, output=None, annotate: bool = False
 ) -> tuple[pd.DataFrame, dict]:
@@ -65,14 +69,15 @@ def write(
     )
   # Written beside the target and moved into place whole, so a failure (or a kill)
   # never leaves a mix of new and old outputs.
-  staging = output.with_name(f".{output.name}.partial")
+  # Named by the process, so that two runs into one folder never share it.
+  staging = output.with_name(f".{output.name}.partial{os.getpid()}")
   if staging.exists():
     shutil.rmtree(staging)
   staging.mkdir(parents=True)
   try:
     result = _report(predictor, path, staging, annotate)
     if output.exists():
-      old = output.with_name(f".{output.name}.old")
+      old = output.with_name(f".{output.name}.old{os.getpid()}")
       if old.exists():
         shutil.rmtree(old)
       output.rename(old)
@@ -116,7 +121,7 @@ def _report(
   frame_index, time_s = np.asarray(points.frame), np.asarray(points.time_s)
   summary = _summary(predictor, path, stats, va, nearest, frame_index, time_s)
   if output is not None:
-    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (output / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     _plots(
       predictor,
       path,

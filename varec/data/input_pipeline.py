@@ -24,6 +24,7 @@ import tensorflow_datasets as tfds
 
 from configs import base
 from varec import emotions
+from varec import locks
 from varec import preprocessing
 from varec import splits
 from varec.data import builder as builder_lib
@@ -228,17 +229,31 @@ def ensure_built(
   """Returns the builder, building the dataset first if it is not there yet."""
   builder = get_builder(data, label_space)
   if not builder.is_prepared():
-    logging.info(
-      "Dataset %s (%s) is not built in %s; building it now.",
-      data.name,
-      builder.builder_config.name,
-      builder.data_dir,
-    )
-    builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(
-        manual_dir=data.manual_dir, try_download_gcs=False
-      )
-    )
+    # One build of a dataset at a time; a second waits and reads the first's.
+    with locks.exclusive(
+      pathlib.Path(builder.data_dir).parent,
+      "a dataset build",
+      wait_s=float("inf"),
+      on_wait=lambda holder: logging.info(
+        "Waiting for %s, which is building %s in %s",
+        holder,
+        data.name,
+        builder.data_dir,
+      ),
+    ):
+      builder = get_builder(data, label_space)
+      if not builder.is_prepared():
+        logging.info(
+          "Dataset %s (%s) is not built in %s; building it now.",
+          data.name,
+          builder.builder_config.name,
+          builder.data_dir,
+        )
+        builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(
+            manual_dir=data.manual_dir, try_download_gcs=False
+          )
+        )
   check_preprocessing(builder)
   check_source(builder, data.manual_dir)
   return builder
