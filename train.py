@@ -14,7 +14,9 @@ written to <workdir>/table3.md and table3.csv.
 import contextlib
 import os
 import pathlib
+import socket
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -34,6 +36,12 @@ from varec import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Training configuration file.", lock_config=True
+)
+_COORDINATOR_TIMEOUT = flags.DEFINE_integer(
+  "coordinator_timeout_s",
+  300,
+  "Multi-host runs: seconds to wait for process 0 to be reachable and for "
+  "every process to join.",
 )
 _WORKDIR = flags.DEFINE_string(
   "workdir",
@@ -64,22 +72,73 @@ def run_table3(config, workdir: pathlib.Path) -> pathlib.Path:
   return md
 
 
-def init_distributed() -> None:
+def init_distributed(timeout_s: int) -> None:
   """Joins a multi-host run when JAX_COORDINATOR_ADDRESS (host:port of process 0) is set,
-  with JAX_NUM_PROCESSES and JAX_PROCESS_ID (or a cluster JAX detects, e.g. SLURM)."""
-  if not os.environ.get("JAX_COORDINATOR_ADDRESS"):
+  with JAX_NUM_PROCESSES and JAX_PROCESS_ID, waiting at most `timeout_s` for
+  the others.
+
+  Raises:
+    ValueError: a malformed setting, or no coordinator within `timeout_s`.
+  """
+  address = os.environ.get("JAX_COORDINATOR_ADDRESS")
+  if not address:
     return
-  number = lambda name: int(os.environ[name]) if os.environ.get(name) else None
-  jax.distributed.initialize(
-    num_processes=number("JAX_NUM_PROCESSES"),
-    process_id=number("JAX_PROCESS_ID"),
-  )
+  host, _, port = address.rpartition(":")
+  if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    raise ValueError(
+      f"JAX_COORDINATOR_ADDRESS={address!r} is not host:port (e.g. 10.0.0.1:1234)"
+    )
+  numbers = {}
+  for name in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+    value = os.environ.get(name, "")
+    if not value.isdigit():
+      raise ValueError(
+        f"JAX_COORDINATOR_ADDRESS is set, so {name} must be a whole number "
+        f"(got {value!r}): set JAX_NUM_PROCESSES to the number of processes "
+        "and JAX_PROCESS_ID to this one's, from 0"
+      )
+    numbers[name] = int(value)
+  count, index = numbers["JAX_NUM_PROCESSES"], numbers["JAX_PROCESS_ID"]
+  if not index < count:
+    raise ValueError(
+      f"JAX_PROCESS_ID={index} must be below JAX_NUM_PROCESSES={count}"
+    )
+  # XLA's client aborts the whole process, in many lines, when it cannot
+  # register: the other processes first reach process 0's port themselves.
+  deadline = time.monotonic() + timeout_s
+  while index > 0:
+    try:
+      socket.create_connection((host, int(port)), timeout=1.0).close()
+      break
+    except OSError as e:
+      if time.monotonic() >= deadline:
+        raise ValueError(
+          f"process {index} of {count} could not reach process 0 at {address} "
+          f"within --coordinator_timeout_s={timeout_s} s ({e}): start process "
+          "0 first, and check that its host and port are reachable from here"
+        ) from None
+      time.sleep(1.0)
+  try:
+    jax.distributed.initialize(
+      coordinator_address=address,
+      num_processes=count,
+      process_id=index,
+      initialization_timeout=timeout_s,
+    )
+  except Exception as e:  # pylint: disable=broad-except; XLA raises its own kinds.
+    raise ValueError(
+      f"process {index} of {count} could not join the run at {address}: "
+      f"{type(e).__name__}: {e}"
+    ) from None
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  init_distributed()
+  try:
+    init_distributed(_COORDINATOR_TIMEOUT.value)
+  except ValueError as e:
+    sys.exit(f"train.py: {e}")
   config = _CONFIG.value
   run_logs.quiet_library_logs()
   config_name = pathlib.Path(

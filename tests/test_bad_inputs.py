@@ -5,6 +5,7 @@ test_emotions.py.)"""
 
 import json
 import logging
+import os
 import pathlib
 import shutil
 import subprocess
@@ -190,3 +191,47 @@ def test_a_changed_latest_checkpoint_falls_back_and_a_lone_one_says_the_way_out(
     match=r"cannot resume: .*checksum.*--config\.restart=True",
   ):
     train_lib.train_and_evaluate(tiny_config(), workdir_copy, tiny_builder)
+
+
+@pytest.mark.parametrize(
+  "env,message",
+  [
+    (
+      {"JAX_COORDINATOR_ADDRESS": "nohost"},
+      "JAX_COORDINATOR_ADDRESS='nohost' is not host:port",
+    ),
+    (
+      {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1"},
+      "JAX_NUM_PROCESSES must be a whole number (got '')",
+    ),
+    (
+      {
+        "JAX_COORDINATOR_ADDRESS": "127.0.0.1:1",
+        "JAX_NUM_PROCESSES": "2",
+        "JAX_PROCESS_ID": "1",
+      },
+      "process 1 of 2 could not reach process 0 at 127.0.0.1:1 within "
+      "--coordinator_timeout_s=2 s",
+    ),
+  ],
+)
+def test_a_multi_host_setting_that_cannot_work_is_one_line(env, message):
+  result = subprocess.run(
+    [
+      sys.executable,
+      "train.py",
+      "--config=configs/demo.py",
+      "--coordinator_timeout_s=2",
+      "--workdir=/nonexistent/never_created",
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+    env={**os.environ, **env},
+  )
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert lines[-1].startswith("train.py: ") and message in lines[-1]
+  assert "Traceback" not in result.stderr
