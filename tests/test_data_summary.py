@@ -17,3 +17,20 @@ def test_build_summary_lists_skipped_files(tiny_builder):
   )
   text = summary_lib.format_summary(summary)
   assert "9 file(s) skipped" in text and "holiday.mp4" in text
+
+
+def test_ten_thousand_skipped_files_are_summarised_not_listed():
+  skipped = [
+    {"file": f"v{i}.mp4", "reason": "file not found"} for i in range(9_990)
+  ] + [
+    {"file": f"w{i}.mp4", "reason": "empty file (0 bytes)"} for i in range(10)
+  ]
+  lines = summary_lib.skipped_lines(skipped)
+  assert len(lines) < 25
+  assert "    9990 x file not found" in lines
+  assert "    10 x empty file (0 bytes)" in lines
+  assert lines[0] == "  skipped v0.mp4: file not found"
+  few = skipped[:3]
+  assert summary_lib.skipped_lines(few) == [
+    f"  skipped v{i}.mp4: file not found" for i in range(3)
+  ]

@@ -616,3 +616,17 @@ def test_learning_without_forgetting_keeps_the_classifiers_outputs():
       )
     )
   assert drift[1.0] < 0.5 * drift[0.0], drift
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_init_from_that_is_no_checkpoint_names_how_to_make_one(kind, tmp_path):
+  config = tiny_config()
+  config.init_from = str(tmp_path / "fer")
+  if kind == "file":
+    (tmp_path / "fer").write_text("weights")
+  with pytest.raises(
+    ValueError,
+    match=r"init_from: .*fer (does not exist|is a file); .*varec\.pretrained fer",
+  ):
+    # Refused before the data: this builder is never touched.
+    train_lib.train_and_evaluate(config, tmp_path / "run", builder=object())

@@ -444,3 +444,15 @@ def test_links_out_of_the_folder_are_not_read_unless_asked(
     for s in followed.info.metadata["build_summary"]["skipped"]
   }
   assert "short.mp4" not in reasons and "passwd.mp4" in reasons  # Not a video.
+
+
+def test_labels_of_a_single_emotion_are_refused(folders, tmp_path):
+  root = tmp_path / "one_emotion"
+  shutil.copytree(folders[0], root)
+  labels = pd.read_csv(root / "labels.csv")
+  labels["emotion"] = "joy"
+  labels.to_csv(root / "labels.csv", index=False)
+  with pytest.raises(ValueError, match="every training video shows joy"):
+    train_lib.train_and_evaluate(
+      _config(tmp_path / "data", root), tmp_path / "run"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import pathlib
 from typing import Callable
 
 from absl import logging
@@ -194,6 +195,28 @@ def apply_in_batches(
       chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
     outputs.append(np.asarray(step_fn(state, chunk))[: batch_size - pad])
   return np.concatenate(outputs)
+
+
+INIT_FROM_HINT = (
+  "init_from takes a checkpoint folder: a pretrained CNN (python -m "
+  "varec.pretrained fer --out=FOLDER, or python -m varec.import_keras "
+  "--h5=WEIGHTS.h5 --out=FOLDER) or a train.py workdir"
+)
+
+
+def check_init_from(path) -> None:
+  """Raises ValueError, with what to give instead, unless `path` holds a checkpoint."""
+  try:
+    checkpoints.resolve(path)
+  except checkpoints.CheckpointError:
+    what = (
+      "does not exist"
+      if not pathlib.Path(path).exists()
+      else "is a file"
+      if pathlib.Path(path).is_file()
+      else "holds no varec checkpoint"
+    )
+    raise ValueError(f"init_from: {path} {what}; {INIT_FROM_HINT}") from None
 
 
 def load_cnn(path, variables: dict, config: ml_collections.ConfigDict) -> dict:

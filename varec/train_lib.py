@@ -490,6 +490,8 @@ def train_and_evaluate(
   Returns the final validation metrics.
   """
   config_checks.check_config(config)
+  if config.init_from:  # Before the data, which may take minutes to build.
+    model_lib.check_init_from(config.init_from)
   workdir = workdir_lib.Workdir(workdir)
   workdir.root.mkdir(parents=True, exist_ok=True)
   builder = builder or input_pipeline.ensure_built(config.data)
@@ -500,6 +502,12 @@ def train_and_evaluate(
   trained = tuple(
     label_space.emotions[i] for i in np.unique(windows["train"]["emotion"])
   )
+  if len(trained) < 2:
+    # CCC (eq. 9) has no variance to match, and no decision anything to tell apart.
+    raise ValueError(
+      f"every training video shows {', '.join(trained)}: valence-arousal "
+      "training needs at least two emotions (check the labels, e.g. labels.csv)"
+    )
   mesh = steps.data_mesh()
   if mesh.size > 1:
     logging.info(

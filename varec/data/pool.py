@@ -191,11 +191,21 @@ def preprocess_all(
   for i, record in enumerate(records):
     cache, reason = results[i]
     if cache is None:
-      logging.warning("Skipping %s: %s", record.path, reason)
+      # The first few one by one; the build summary counts them all.
+      if len(skipped) < _SKIPS_LOGGED:
+        logging.warning("Skipping %s: %s", record.path, reason)
       skipped.append(discovery.Skipped(str(record.path), reason))
     else:
       done.append((record, cache))
+  if len(skipped) > _SKIPS_LOGGED:
+    logging.warning(
+      "... and %d more skipped (the build summary counts them per reason)",
+      len(skipped) - _SKIPS_LOGGED,
+    )
   return done, skipped
+
+
+_SKIPS_LOGGED = 10
 
 
 def load_preprocessed(cache: pathlib.Path) -> preprocessing.PreprocessedVideo:

@@ -9,6 +9,7 @@ usable video or no window to train on.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -110,8 +111,33 @@ def format_summary(summary: dict) -> str:
       f"  {len(without)} video(s) have fewer labelled frames in a row than one "
       "window and give no training window (see num_labelled_frames)"
     )
-  lines += [f"  skipped {s['file']}: {s['reason']}" for s in summary["skipped"]]
+  lines += skipped_lines(summary["skipped"])
   return "\n".join(lines)
+
+
+SKIPS_LISTED = 20
+
+
+def skipped_lines(skipped: list[dict]) -> list[str]:
+  """Every skipped file and its reason, or, past `SKIPS_LISTED`, the first
+  ones and a count per reason (all of them stay in the build's metadata)."""
+  lines = [f"  skipped {s['file']}: {s['reason']}" for s in skipped]
+  if len(lines) <= SKIPS_LISTED:
+    return lines
+  reasons = collections.Counter(s["reason"] for s in skipped)
+  common = reasons.most_common(10)
+  return (
+    lines[: SKIPS_LISTED // 2]
+    + [
+      f"  ... {len(lines) - SKIPS_LISTED // 2} more; skipped files per reason:"
+    ]
+    + [f"    {count} x {reason}" for reason, count in common]
+    + (
+      [f"    {len(reasons) - len(common)} other reasons"]
+      if len(reasons) > len(common)
+      else []
+    )
+  )
 
 
 def no_window_error(
