@@ -128,23 +128,42 @@ def test_a_cnn_only_run_predicts_through_its_own_head(tiny_builder, tmp_path):
   assert "per-frame head" in inference.output_description(model.meta, 10)
 
 
-def test_a_checkpoint_with_an_unusable_config_is_refused(workdir_copy):
-  manager = checkpoints.managers(workdir_copy)[checkpoints.BEST]
+def _edit_meta(workdir, edit) -> None:
+  manager = checkpoints.managers(workdir)[checkpoints.BEST]
   step = manager.best_step()
   meta = checkpoints.restore_meta(manager, step)
-  meta["config"]["data"]["image_size"] = 0
-  meta_file = (
-    workdir_copy / "checkpoints" / "best" / str(step) / "meta" / "metadata"
-  )
+  edit(meta)
+  meta_file = workdir / "checkpoints" / "best" / str(step) / "meta" / "metadata"
   meta_file.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+  "edit,message",
+  [
+    (
+      lambda meta: meta["config"]["data"].update(image_size=0),
+      "its config cannot be used: data.image_size must be at least 1, got 0",
+    ),
+    (
+      lambda meta: meta["config"]["data"].update(image_size="48"),
+      "its meta's config cannot be used: data.image_size is '48', not a number",
+    ),
+    (
+      lambda meta: meta.update(emotions=5),
+      "unusable emotions in its meta: TypeError",
+    ),
+  ],
+)
+def test_a_checkpoint_with_an_unusable_meta_is_one_line(
+  workdir_copy, edit, message
+):
+  _edit_meta(workdir_copy, edit)
   result = _run(
     "predict.py", f"--checkpoint={workdir_copy}", "--video=nothing.mp4"
   )
   assert result.returncode == 1
-  assert (
-    "its config cannot be used: data.image_size must be at least 1, got 0"
-    in result.stderr
-  )
+  line = result.stderr.strip().splitlines()[-1]
+  assert line.startswith("predict.py: ") and message in line
 
 
 def _flip_bytes(step_dir: pathlib.Path) -> None:

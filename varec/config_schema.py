@@ -75,6 +75,53 @@ def _set(tree: dict, dotted: str, value) -> None:
   tree[leaf] = value
 
 
+def _kind(value):
+  """The JSON kind a field's value must have; None where any goes (placeholders)."""
+  if value is None:
+    return None
+  if isinstance(value, bool):
+    return bool
+  if isinstance(value, (int, float)):
+    return (int, float)
+  if isinstance(value, (list, tuple)):
+    return (list, tuple)
+  if isinstance(value, dict):
+    return dict
+  return type(value)
+
+
+def type_problems(
+  stored: dict, reference: dict | None = None, prefix=""
+) -> list[str]:
+  """Fields of a stored config whose values are not of the kind today's
+  config holds there (e.g. image_size "48"), by dotted name."""
+  if reference is None:
+    reference = json.loads(base.get_config().to_json())
+  problems = []
+  for key, value in stored.items():
+    if key not in reference:
+      continue
+    kind, name = _kind(reference[key]), f"{prefix}{key}"
+    if kind is dict and isinstance(value, dict):
+      problems += type_problems(value, reference[key], f"{name}.")
+    elif (
+      kind is not None
+      and value is not None
+      and (
+        not isinstance(value, kind)
+        or (kind != bool and isinstance(value, bool))
+      )
+    ):
+      problems.append(f"{name} is {value!r}, not a {_kind_name(kind)}")
+  return problems
+
+
+def _kind_name(kind) -> str:
+  return {bool: "boolean", dict: "group of fields", str: "string"}.get(
+    kind, "number" if kind == (int, float) else "list"
+  )
+
+
 def upgrade(stored: dict) -> ml_collections.ConfigDict:
   """A checkpoint's stored config (JSON dict) as a complete config of today's schema.
 

@@ -73,10 +73,19 @@ class TrainedModel:
     manager, step_dir, meta, variables = _restore(path)
     try:
       label_space = emotions.LabelSpace.from_meta(meta)
-    except ValueError as e:
+    except (ValueError, TypeError, KeyError) as e:
       raise checkpoints.CheckpointError(
-        f"{step_dir}: unusable emotions in its meta: {e}"
-      ) from e
+        f"{step_dir}: unusable emotions in its meta: {type(e).__name__}: {e}"
+      ) from None
+    wrong = (
+      config_schema.type_problems(meta["config"])
+      if isinstance(meta["config"], dict)
+      else ["config is not a group of fields"]
+    )
+    if wrong:
+      raise checkpoints.CheckpointError(
+        f"{step_dir}: its meta's config cannot be used: " + "; ".join(wrong)
+      )
     config = config_schema.upgrade(meta["config"])
     # A config edited by hand, or from a tool that did not check it.
     problems = config_checks.data_problems(config.data)
