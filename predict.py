@@ -72,7 +72,7 @@ def video_files(
   path: pathlib.Path, output: pathlib.Path
 ) -> tuple[list[pathlib.Path], list[str]]:
   """(the videos of `path`, a file or a folder; what was left out of the
-  folder, and why).
+  folder, and why). A folder of frame images without videos is one clip.
 
   varec's own outputs are never read back as input: the output folder when
   it lies inside the input folder, the folders of an earlier run (they hold
@@ -80,6 +80,15 @@ def video_files(
   """
   if not path.is_dir():
     return [path], []
+  has_videos = any(
+    p.suffix.lower() in discovery.VIDEO_EXTENSIONS for p in path.rglob("*")
+  )
+  if not has_videos and any(
+    p.suffix.lower() in preprocessing.IMAGE_EXTENSIONS for p in path.iterdir()
+  ):
+    return [
+      path
+    ], []  # A folder of frame images: one clip, as training reads it.
   output = output.resolve()
   files, left_out = [], []
   for p in sorted(path.rglob("*")):
@@ -99,9 +108,8 @@ def video_files(
 def output_name(path: pathlib.Path, source: pathlib.Path) -> pathlib.Path:
   """A video's output folder under --output: its path inside the input folder, or its
   file name; as unique as the paths themselves (clip.mp4 and clip.mov differ)."""
-  return (
-    path.relative_to(source) if source.is_dir() else pathlib.Path(path.name)
-  )
+  inside = source.is_dir() and path != source  # Not a folder of frames itself.
+  return path.relative_to(source) if inside else pathlib.Path(path.name)
 
 
 def _predict_all(predictor, files, source, output) -> list[str]:

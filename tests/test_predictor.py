@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from varec import inference
+from varec import locks
 from varec import metrics
 from varec import predictor as predictor_lib
 from varec import preprocessing
@@ -209,7 +210,8 @@ def test_folder_run_keeps_outputs_apart_and_skips_only_bad_videos(
   assert (
     out / "blocked.mp4"
   ).read_text() == "a file where an output folder goes"
-  assert not list(out.rglob(".*"))
+  # Nothing hidden but the lock file (which the system unlocks when its holder exits).
+  assert [p.name for p in out.rglob(".*")] == [locks.LOCK_FILE]
   assert "good.mp4" in result.stdout and "apex at" in result.stdout
 
 
@@ -317,3 +319,30 @@ def test_a_folder_is_read_without_what_varec_wrote_into_it(tmp_path):
   # The output folder elsewhere, given as a relative path, changes nothing else.
   files, left_out = predict.video_files(source, pathlib.Path("elsewhere"))
   assert len(files) == 3 and len(left_out) == 2
+
+
+def test_a_folder_of_frames_is_predicted_as_one_clip(
+  trained_workdir, face_video, tmp_path
+):
+  """As training reads it (at the checkpoint's frame rate)."""
+  import predict  # pylint: disable=g-import-not-at-top
+
+  frames_dir = tmp_path / "clip_frames"
+  frames_dir.mkdir()
+  frames, _ = preprocessing.read_video(face_video)
+  for i, frame in enumerate(frames):
+    cv2.imwrite(str(frames_dir / f"{i:04d}.png"), frame)
+  files, _ = predict.video_files(frames_dir, tmp_path / "out")
+  assert files == [frames_dir]
+  assert predict.output_name(frames_dir, frames_dir) == pathlib.Path(
+    "clip_frames"
+  )
+  predictor = predictor_lib.Predictor.from_checkpoint(trained_workdir[0])
+  table = predictor.predict_video(frames_dir)
+  # The same frames as the video's (PNG is lossless; both at 25 fps).
+  video = predictor.predict_video(face_video)
+  assert len(table) == len(video) == len(frames)
+  np.testing.assert_array_equal(table["face_found"], video["face_found"])
+  np.testing.assert_allclose(
+    table[["valence", "arousal"]], video[["valence", "arousal"]], atol=1e-5
+  )

@@ -152,9 +152,11 @@ class Predictor:
   def iter_frames(
     self, path, keep_bgr: bool = False, stats: dict | None = None
   ):
-    """Yields (frame, (valence, arousal) or None) for every frame of a video file."""
+    """Yields (frame, (valence, arousal) or None) for every frame of a video
+    file, an image or a folder of frame images (at the checkpoint's frame
+    rate), as training reads them."""
     stats = stats if stats is not None else collections.Counter()
-    frames = preprocessing.stream_video(
+    frames = preprocessing.stream_frames(
       path,
       self.preprocess.fps,
       on_truncation=self.decode_policy.on_truncation,
