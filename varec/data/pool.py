@@ -61,6 +61,10 @@ def try_preprocess(
   try:
     if not record.path.exists():
       raise preprocessing.VideoError(record.path, "file not found")
+    if not os.access(record.path, os.R_OK):
+      raise preprocessing.VideoError(
+        record.path, "permission denied: this user cannot read it"
+      )
     return preprocessing.preprocess_video(record.path, config), None
   except preprocessing.VideoError as e:
     return None, e.reason
