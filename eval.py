@@ -124,6 +124,8 @@ def main(argv):
       )
   except (checkpoints.CheckpointError, evaluation.EvaluationError) as e:
     sys.exit(f"eval.py: {e}")
+  except OSError as e:  # A full disk, a folder it may not write.
+    sys.exit(f"eval.py: {cli.os_error(e)}")
   output = (
     pathlib.Path(_OUTPUT.value)
     if _OUTPUT.value

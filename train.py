@@ -165,6 +165,8 @@ def main(argv):
     cli.fail("train.py", str(e))
   except checkpoints.CheckpointError as e:
     sys.exit(f"train.py: {e}")
+  except OSError as e:  # A full disk, a folder it may not write.
+    sys.exit(f"train.py: {cli.os_error(e)}")
   except (
     ValueError,
     FloatingPointError,

@@ -254,3 +254,18 @@ def test_a_multi_host_setting_that_cannot_work_is_one_line(env, message):
   lines = result.stderr.strip().splitlines()
   assert lines[-1].startswith("train.py: ") and message in lines[-1]
   assert "Traceback" not in result.stderr
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(tmp_path):
+  """A full disk or a denied folder ends the same way (an OSError): one line
+  naming the path. Root ignores permissions, so the folder's parent is a file."""
+  blocker = tmp_path / "a_file"
+  blocker.write_text("x")
+  result = _run(
+    "train.py", "--config=configs/demo.py", f"--workdir={blocker / 'run'}"
+  )
+  assert result.returncode == 1, result.stderr
+  assert result.stderr.strip().splitlines()[-1] == (
+    f"train.py: Not a directory ({blocker / 'run'}): free some space, or "
+    "choose a folder this user can write"
+  )

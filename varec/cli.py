@@ -99,3 +99,12 @@ def parse_flags(argv: list[str]) -> list[str]:
   ) as e:  # From ml_collections overrides.
     fail(program, unknown_field(argv) or f"bad config override: {e}")
   return []  # Not reached.
+
+
+def os_error(e: OSError) -> str:
+  """An OSError as one line: what failed, on which path, and what to do."""
+  where = f" ({e.filename})" if e.filename else ""
+  return (
+    f"{e.strerror or e}{where}: free some space, or choose a folder this "
+    "user can write"
+  )
