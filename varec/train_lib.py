@@ -481,6 +481,18 @@ def _train_stage(
   return variables, val
 
 
+def _trained_emotions(train: dict, label_space: emotions.LabelSpace) -> tuple:
+  """The emotions the training windows show; at least two."""
+  trained = tuple(label_space.emotions[i] for i in np.unique(train["emotion"]))
+  if len(trained) < 2:
+    # CCC (eq. 9) has no variance to match, and no decision anything to tell apart.
+    raise ValueError(
+      f"every training video shows {', '.join(trained)}: valence-arousal "
+      "training needs at least two emotions (check the labels, e.g. labels.csv)"
+    )
+  return trained
+
+
 def train_and_evaluate(
   config: ml_collections.ConfigDict, workdir, builder=None
 ) -> dict:
@@ -499,15 +511,7 @@ def train_and_evaluate(
   windows, speakers = input_pipeline.load_windows(config, builder)
   label_space = input_pipeline.label_space(builder)
   logging.info("Speakers: %s", {k: len(v) for k, v in speakers.items()})
-  trained = tuple(
-    label_space.emotions[i] for i in np.unique(windows["train"]["emotion"])
-  )
-  if len(trained) < 2:
-    # CCC (eq. 9) has no variance to match, and no decision anything to tell apart.
-    raise ValueError(
-      f"every training video shows {', '.join(trained)}: valence-arousal "
-      "training needs at least two emotions (check the labels, e.g. labels.csv)"
-    )
+  trained = _trained_emotions(windows["train"], label_space)
   mesh = steps.data_mesh()
   if mesh.size > 1:
     logging.info(
