@@ -346,3 +346,22 @@ def test_a_folder_of_frames_is_predicted_as_one_clip(
   np.testing.assert_allclose(
     table[["valence", "arousal"]], video[["valence", "arousal"]], atol=1e-5
   )
+
+
+def test_frames_are_decided_among_the_trained_emotions_and_neutral(
+  trained_workdir, face_video
+):
+  """A checkpoint that saw two emotions decides each frame among those two
+  and neutral, with the same valence-arousal."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+
+  model = inference.TrainedModel.load(trained_workdir[0])
+  every = predictor_lib.Predictor(model).predict_video(face_video)
+  taught = dataclasses.replace(
+    model, meta={**model.meta, "trained_emotions": ["joy", "anger"]}
+  )
+  frames = predictor_lib.Predictor(taught).predict_video(face_video)
+  decided = set(frames.nearest_emotion.dropna())
+  assert decided and decided <= {"joy", "anger", "neutral"}
+  np.testing.assert_array_equal(frames.valence, every.valence)
+  assert set(every.nearest_emotion.dropna()) - {"joy", "anger", "neutral"}
