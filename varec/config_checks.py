@@ -6,11 +6,13 @@ Every problem is reported at once, naming the field (`ConfigError`).
 from __future__ import annotations
 
 import json
+import pathlib
 
 import flax
 import ml_collections
 
 from varec import model_lib
+from varec import preprocessing
 from varec import steps
 
 
@@ -53,6 +55,26 @@ def data_problems(data: ml_collections.ConfigDict) -> list[str]:
   if data.face_margin < 0:
     problems.append(
       f"data.face_margin must be 0 or more, got {data.face_margin}"
+    )
+  for field, values in (
+    ("crop_interpolation", preprocessing.INTERPOLATIONS),
+    ("grayscale", preprocessing.GRAYSCALES),
+  ):
+    if data[field] not in values:
+      problems.append(
+        f"data.{field} must be one of {', '.join(values)}, got {data[field]}"
+      )
+  if data.face_margin_px < 0:
+    problems.append(
+      f"data.face_margin_px must be 0 or more, got {data.face_margin_px}"
+    )
+  if data.align_faces and (
+    data.face_detector != preprocessing.DLIB_HOG or data.face_margin_px
+  ):
+    problems.append(
+      "data.align_faces frames faces by dlib's landmarks in dlib's face box: "
+      "with an OpenCV cascade as data.face_detector or data.face_margin_px, "
+      "set data.align_faces=False"
     )
   if data.detect_max_side < 80:
     problems.append(
@@ -107,6 +129,24 @@ def distillation_problems(config: ml_collections.ConfigDict) -> list[str]:
   return problems
 
 
+def face_detector_problems(detector: str, folder=None) -> list[str]:
+  """What keeps `data.face_detector` from detecting: an OpenCV cascade must be a
+  readable file, its path absolute, or relative to `folder` (a checkpoint's)."""
+  if detector == preprocessing.DLIB_HOG:
+    return []
+  path = pathlib.Path(detector)
+  if not path.is_absolute() and folder is None:
+    return [
+      f"data.face_detector must be {preprocessing.DLIB_HOG} or the absolute "
+      f"path of an OpenCV cascade file, got {detector}"
+    ]
+  try:
+    preprocessing.haar_cascade(str(pathlib.Path(folder or "/") / path))
+  except ValueError as e:
+    return [f"data.face_detector: {e}"]
+  return []
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the field of a config that cannot train a sensible model."""
   problems = []
@@ -119,6 +159,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     )
   if context_dependent(config.data):
     problems.append(CONTEXT_EQUALISATION)
+  problems += face_detector_problems(config.data.face_detector)
   stages = list(config.stages)
   if (
     not stages

@@ -28,9 +28,13 @@ OLD_MEANINGS = {
   "data.prototypes_csv": None,  # Table 2's emotions.
   "data.fps": 25.0,
   "data.detect_max_side": 320,
+  "data.face_detector": "dlib_hog",
   "data.detect_every": 5,
   "data.face_margin": 0.1,
+  "data.face_margin_px": 0,
+  "data.grayscale": "mean_rgb",
   "data.align_faces": False,  # Square crops of the detected box (base: aligned).
+  "data.crop_interpolation": "area",
   "data.crop_size": 96,  # Crops were stored at 96, whatever the model's input side.
   "data.window_length": 10,
   "data.equalize_faces": False,  # Whole frames equalised only (base: each crop too).

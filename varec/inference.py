@@ -41,6 +41,7 @@ from varec import config_schema
 from varec import emotions
 from varec import model_lib
 from varec import models
+from varec import preprocessing
 from varec import workdir as workdir_lib
 
 
@@ -87,12 +88,19 @@ class TrainedModel:
         f"{step_dir}: its meta's config cannot be used: " + "; ".join(wrong)
       )
     config = config_schema.upgrade(meta["config"])
+    workdir = workdir_lib.Workdir.of_checkpoint(step_dir)
     # A config edited by hand, or from a tool that did not check it.
     problems = config_checks.data_problems(config.data)
+    problems += config_checks.face_detector_problems(
+      config.data.face_detector, workdir and workdir.root
+    )
     if problems:
       raise checkpoints.CheckpointError(
         f"{step_dir}: its config cannot be used: " + "; ".join(problems)
       )
+    if workdir and config.data.face_detector != preprocessing.DLIB_HOG:
+      # A checkpoint carries its cascade file; relative names are inside its folder.
+      config.data.face_detector = str(workdir.root / config.data.face_detector)
     _warn_if_unfinished(manager, step_dir, meta, config)
     return cls(
       config=config,

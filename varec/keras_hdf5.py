@@ -113,8 +113,11 @@ def write_checkpoint(
   cnn_batch_stats: dict,
   label_space: emotions.LabelSpace,
   source: dict,
+  files: dict[str, bytes] | None = None,
 ) -> pathlib.Path:
-  """A checkpoint folder `out` with `config`'s CNN+RNN, its CNN replaced by the given one.
+  """A checkpoint folder `out` with `config`'s CNN+RNN, its CNN replaced by the given one,
+  and `files` (name: contents) its config names beside it (written first, so that
+  no checkpoint exists without them).
 
   It serves as `init_from`, and loads like a trained run in `eval.py` and
   `predict.py`, which then use the CNN's own per-frame output (no GRU was
@@ -152,6 +155,9 @@ def write_checkpoint(
     "source": source,
     **label_space.to_meta(),
   }
+  out.mkdir(parents=True, exist_ok=True)
+  for name, contents in (files or {}).items():
+    (out / name).write_bytes(contents)
   manager = checkpoints.managers(out)[checkpoints.LATEST]
   # Orbax refuses an empty item, and no optimiser has run yet.
   checkpoints.save(

@@ -162,7 +162,7 @@ class Predictor:
       on_truncation=self.decode_policy.on_truncation,
       stats=stats,
       keep_bgr=keep_bgr,
-      equalize=self.preprocess.equalize_frames,
+      gray=self.preprocess.gray,
     )
     yield from self._predict(self._with_boxes(frames, stats), stats)
 

