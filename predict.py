@@ -5,14 +5,16 @@
 
 Writes, per video, into <output>/<video file name>/ (for a folder: <output>/<the
 video's path inside the folder>/, e.g. predictions/a/clip.mp4/, so that no two
-videos share a folder): frames.csv (frame, time, face
-found, face box, valence, arousal, nearest emotion); summary.json (the paper's
-majority emotion and PN group, the dominant emotion other than neutral and its
-share of the frames with a face, the apex of the smoothed trajectory, emotion
-segments, mean valence/arousal, share of frames with a face, and how each
-decision is made); trajectory.png (valence-arousal plane); timeline.png
-(valence and arousal over time under the segments); and with --annotate
-annotated.mp4. --window_policy=causal (default: the GRU window ending at each
+videos share a folder): frames.csv (frame, time, person, face found, face box,
+valence, arousal, nearest emotion: one row per frame and person); summary.json
+(the paper's majority emotion and PN group, the dominant emotion other than
+neutral and its share of the frames with a face, the apex of the smoothed
+trajectory, emotion segments, mean valence/arousal, share of frames with a
+face, and how each decision is made: for the main person, then for each
+person in `people`); trajectory.png (valence-arousal plane) and timeline.png
+(valence and arousal over time under the segments), a panel per person; and
+with --annotate annotated.mp4. Every face is followed as a person of its own
+(`varec.tracking`; --max_people=1: the largest face only). --window_policy=causal (default: the GRU window ending at each
 frame, streaming) or tiled (eval.py's windows). Real clips are mostly neutral,
 so the console line names the dominant emotion first, then the majority. A bad file is reported and skipped;
 the other files of a folder still finish, and the exit status is 1. Each
@@ -34,6 +36,7 @@ from varec import locks
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import run_logs
+from varec import tracking
 from varec import video_report
 from varec.data import discovery
 
@@ -65,6 +68,23 @@ _FLIP_AVERAGE = flags.DEFINE_bool(
   "flip_average",
   False,
   "Average each frame's CNN output with its mirror image's (test-time augmentation).",
+)
+_MAX_PEOPLE = flags.DEFINE_integer(
+  "max_people",
+  tracking.ALL_PEOPLE.max_people,
+  "Faces followed per frame, the largest, each person tracked with their own "
+  "windows; 0 = all; 1 = the largest face only, as evaluation does.",
+)
+_MIN_TRACK_S = flags.DEFINE_float(
+  "min_track_s",
+  tracking.ALL_PEOPLE.min_track_s,
+  "People seen for less time than this are left out (false detections, passers-by).",
+)
+_SAME_PERSON_DISTANCE = flags.DEFINE_float(
+  "same_person_distance",
+  tracking.ALL_PEOPLE.same_person_distance,
+  "Largest dlib face-descriptor distance at which a face is taken for a known "
+  "person (dlib's threshold: 0.6).",
 )
 
 
@@ -128,9 +148,21 @@ def _predict_all(predictor, files, source, output) -> list[str]:
       f"({summary['dominant_share']:.0%} of face frames), majority {summary['emotion']}, "
       "mean valence "
       f"{summary['mean_valence']:+.2f}, arousal {summary['mean_arousal']:+.2f}, face in "
-      f"{summary['face_share']:.0%} of {summary['frames']} frames -> {out}"
+      f"{summary['face_share']:.0%} of {summary['frames']} frames"
+      + _people(summary)
+      + f" -> {out}"
     )
   return failed
+
+
+def _people(summary: dict) -> str:
+  """The console line's people, when there are several: each one's dominant emotion."""
+  if len(summary["people"]) < 2:
+    return ""
+  return "; people: " + ", ".join(
+    f"#{p['person']} {p['dominant_emotion']} ({p['face_share']:.0%} of frames)"
+    for p in summary["people"]
+  )
 
 
 def main(argv):
@@ -147,8 +179,11 @@ def main(argv):
       faces_cropped=_FACES_CROPPED.value,
       window_policy=_WINDOW_POLICY.value,
       flip_average=_FLIP_AVERAGE.value,
+      tracking=tracking.TrackingConfig(
+        _MAX_PEOPLE.value, _MIN_TRACK_S.value, _SAME_PERSON_DISTANCE.value
+      ),
     )
-  except checkpoints.CheckpointError as e:
+  except (checkpoints.CheckpointError, ValueError) as e:
     sys.exit(f"predict.py: {e}")
   if _FACES_CROPPED.value is None and predictor.preprocess.faces_cropped:
     print(

@@ -39,12 +39,12 @@ class _StoredFrames(predictor_lib.Predictor):
     super().__init__(model, **kwargs)
     self.stored = stored
 
-  def _with_boxes(self, frames, stats):
+  def _with_faces(self, frames, stats, keep_bgr):
     for frame in frames:
-      frame.box = preprocessing.whole_frame_box(frame.gray)
+      frame.faces = {0: preprocessing.whole_frame_box(frame.gray)}
       yield frame
 
-  def _crop(self, frame, stats):
+  def _crop(self, frame, box, stats):
     return self.stored[frame.index, ..., 0]
 
 
@@ -64,7 +64,7 @@ def test_predict_and_eval_paths_agree(model, synthetic_clip, tmp_path, policy):
     window_policy=policy,
     batch_size=model.config.eval_batch_size,
   )
-  streamed = np.stack([va for _, va in predictor.iter_frames(path)])
+  streamed = np.stack([va[0] for _, va in predictor.iter_frames(path)])
   np.testing.assert_array_equal(streamed, evaluated)
   # The training windows: the last one is any window's own output
   if policy == "tiled":

@@ -15,13 +15,10 @@ def test_timeline_draws_an_hour_of_frames(tmp_path):
     (start, start + 2.0, emotions.EMOTIONS[k % 10])
     for k, start in enumerate(np.arange(0, 3600, 2.0))
   ]
-  path = plots.timeline(
-    va,
-    25.0,
-    segments,
-    emotions.TABLE2,
-    "one hour",
-    tmp_path / "t.png",
-    apex=(1200.0, 0.5, -0.2),
-  )
+  one = plots.Timeline(va, segments, "one hour", apex=(1200.0, 0.5, -0.2))
+  path = plots.timeline([one], 25.0, emotions.TABLE2, tmp_path / "t.png")
   assert path.stat().st_size > 10_000
+  # Two people: twice the rows, on one time axis (the second leaves early).
+  other = plots.Timeline(va[:45_000], segments[:900], "person 1")
+  two = plots.timeline([one, other], 25.0, emotions.TABLE2, tmp_path / "2.png")
+  assert two.stat().st_size > path.stat().st_size

@@ -447,13 +447,17 @@ def _split_figures(
     va = f[["valence", "arousal"]].to_numpy()
     written.append(
       plots.trajectory(
-        va,
-        f["nearest_emotion"].map(space.emotions.index).to_numpy(),
+        [
+          plots.Trajectory(
+            va,
+            f["nearest_emotion"].map(space.emotions.index).to_numpy(),
+            f"{video.video}\ntrue {video.true_emotion}, predicted "
+            f"{video.predicted_emotion}",
+            labelled=f["labelled"].to_numpy(),
+          )
+        ],
         space,
-        f"{video.video}\ntrue {video.true_emotion}, predicted "
-        f"{video.predicted_emotion}",
         fig_dir / "fig6" / split / f"{file_name(video.video)}.png",
-        labelled=f["labelled"].to_numpy(),
       )
     )
     curves = by_emotion.setdefault(video.true_emotion, {})

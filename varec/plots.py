@@ -1,12 +1,15 @@
 """The paper's figures: confusion matrices (Fig. 4), output distribution per
 emotion (Fig. 5), one video's trajectory (Fig. 6), all speakers' trajectories
 per emotion (Fig. 7); and for predict.py, one video's valence and arousal over
-time. Each function writes one PNG and returns its path.
+time, one row or panel per person. Each function writes one PNG and returns
+its path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -175,19 +178,35 @@ def output_distribution(
   return _save(fig, path)
 
 
+@dataclasses.dataclass
+class Trajectory:
+  """One panel of `trajectory`: a video's (or one person's) frames."""
+
+  va: np.ndarray  # (frames, 2).
+  nearest: np.ndarray  # (frames,) class indices into the label space.
+  title: str
+  labelled: np.ndarray | None = (
+    None  # (frames,) bool: mark the first labelled frame.
+  )
+
+
 def trajectory(
-  va: np.ndarray,
-  nearest: np.ndarray,
-  label_space: emotions.LabelSpace,
-  title: str,
-  path,
-  labelled: np.ndarray | None = None,
+  panels: Sequence[Trajectory], label_space: emotions.LabelSpace, path
 ) -> pathlib.Path:
-  """Fig. 6: one video's frames in the valence-arousal plane, joined in time,
-  coloured by nearest emotion (class indices into `label_space`), markers
-  growing with the frame index."""
-  fig, ax = plt.subplots(figsize=(6.5, 6.5))
-  _va_axes(ax, label_space, title)
+  """Fig. 6: frames in the valence-arousal plane, joined in time, coloured by
+  nearest emotion, markers growing with the frame index; one panel each (a
+  video, or each person in one)."""
+  fig, axes = plt.subplots(
+    1, len(panels), figsize=(6.5 * len(panels), 6.5), squeeze=False
+  )
+  for ax, panel in zip(axes[0], panels):
+    _trajectory_panel(ax, panel, label_space)
+  return _save(fig, path)
+
+
+def _trajectory_panel(ax, panel: Trajectory, label_space) -> None:
+  va, nearest, labelled = panel.va, panel.nearest, panel.labelled
+  _va_axes(ax, label_space, panel.title)
   colours = _emotion_colours(label_space)
   ax.plot(va[:, 0], va[:, 1], color="0.6", lw=0.7, zorder=1)
   sizes = 6 + 60 * np.arange(len(va)) / max(1, len(va) - 1)
@@ -220,7 +239,6 @@ def trajectory(
     title="nearest emotion\n(size = frame index)",
     title_fontsize=7,
   )
-  return _save(fig, path)
 
 
 def emotion_trajectories(
@@ -264,50 +282,57 @@ def _buckets(values: np.ndarray, size: int):
   return mean, np.fmin.reduce(blocks, axis=1), np.fmax.reduce(blocks, axis=1)
 
 
-def timeline(
-  va: np.ndarray,
-  fps: float,
-  segments,
-  label_space: emotions.LabelSpace,
-  title: str,
-  path,
-  apex: tuple[float, float, float] | None = None,
-) -> pathlib.Path:
-  """Valence and arousal against time, emotion segments as a coloured band above.
+@dataclasses.dataclass
+class Timeline:
+  """One row of `timeline`: a video's (or one person's) valence and arousal."""
 
-  `va` is (frames, 2), NaN where a frame has no face (the lines break there);
-  `segments` are (start_s, end_s, emotion name); `apex` is (time_s, valence,
-  arousal). Past `TIMELINE_POINTS` frames, each drawn step is the mean of
-  consecutive frames with their min-max range shaded, so an hour of video
-  draws as fast as a minute; the data are not changed. Time is in minutes
-  past 10 minutes.
+  va: np.ndarray  # (frames, 2), NaN where there is no face (the lines break).
+  segments: list  # (start_s, end_s, emotion name).
+  title: str
+  apex: tuple[float, float, float] | None = None  # (time_s, valence, arousal).
+
+
+def timeline(
+  rows: Sequence[Timeline],
+  fps: float,
+  label_space: emotions.LabelSpace,
+  path,
+) -> pathlib.Path:
+  """Valence and arousal against time, emotion segments as a coloured band
+  above; one row each (a video, or each person in one), on one time axis.
+
+  Past `TIMELINE_POINTS` frames, each drawn step is the mean of consecutive
+  frames with their min-max range shaded, so an hour of video draws as fast
+  as a minute; the data are not changed. Time is in minutes past 10 minutes.
   """
-  duration = len(va) / fps
+  duration = max(len(row.va) for row in rows) / fps
   scale, unit = (60, "min") if duration > 600 else (1, "s")
-  size = -(-len(va) // TIMELINE_POINTS)
-  mean, low, high = _buckets(va, size)
-  t = (np.arange(len(mean)) * size + (size - 1) / 2) / fps / scale
-  fig, (band, ax) = plt.subplots(
-    2,
+  fig, axes = plt.subplots(
+    2 * len(rows),
     1,
     sharex=True,
-    figsize=(10, 4.5),
-    gridspec_kw={"height_ratios": (1, 8), "hspace": 0.05},
+    figsize=(10, 1.0 + 3.5 * len(rows)),
+    gridspec_kw={"height_ratios": (1, 8) * len(rows), "hspace": 0.3},
   )
-  _segment_band(band, segments, scale, label_space, title)
-  ax.axhline(0, color="0.85", lw=0.8, zorder=0)
-  colours = _va_lines(ax, t, mean, low, high, size)
-  if apex is not None:
-    _apex_marker(ax, apex, scale, colours)
-  # Beyond [-1, 1] only if the outputs are.
-  limit = max(1.0, np.nanmax(np.abs(va)))
-  ax.set(
-    xlim=(0, duration / scale),
-    ylim=(-limit, limit),
-    xlabel=f"time ({unit})",
-    ylabel="valence, arousal",
-  )
-  ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0), fontsize=7)
+  for k, row in enumerate(rows):
+    band, ax = axes[2 * k], axes[2 * k + 1]
+    size = -(-len(row.va) // TIMELINE_POINTS)
+    mean, low, high = _buckets(row.va, size)
+    t = (np.arange(len(mean)) * size + (size - 1) / 2) / fps / scale
+    _segment_band(band, row.segments, scale, label_space, row.title)
+    ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+    colours = _va_lines(ax, t, mean, low, high, size)
+    if row.apex is not None:
+      _apex_marker(ax, row.apex, scale, colours)
+    # Beyond [-1, 1] only if the outputs are.
+    limit = max(1.0, np.nanmax(np.abs(row.va)))
+    ax.set(
+      xlim=(0, duration / scale),
+      ylim=(-limit, limit),
+      ylabel="valence, arousal",
+    )
+    ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0), fontsize=7)
+  axes[-1].set(xlabel=f"time ({unit})")
   return _save(fig, path)
 
 

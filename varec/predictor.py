@@ -31,6 +31,7 @@ import pandas as pd
 from varec import config_checks
 from varec import inference
 from varec import preprocessing
+from varec import tracking as tracking_lib
 from varec import video_report
 
 
@@ -48,13 +49,29 @@ class Predictor:
     window_policy: str = "causal",
     decode_policy: preprocessing.DecodePolicy = preprocessing.PREDICT_POLICY,
     flip_average: bool = False,
+    tracking: tracking_lib.TrackingConfig = tracking_lib.ALL_PEOPLE,
   ):
     """`faces_cropped`: the input frames are face crops; None = as the model's training data.
     `window_policy`: one of `inference.WINDOW_POLICIES`.
     `decode_policy`: failed detections and truncated files; by default no face
     is invented and a truncated file is predicted (summary.json says so).
-    `flip_average`: each frame's CNN output averaged with its mirror image's."""
+    `flip_average`: each frame's CNN output averaged with its mirror image's.
+    `tracking`: which faces are followed, as which person (`varec.tracking`);
+    `max_people=1` follows the largest face of each frame, as the paper's
+    videos (one actor) and evaluation do.
+
+    Raises:
+      ValueError: a window policy or tracking setting that cannot be used.
+    """
     inference.check_policy(window_policy)
+    problems = tracking.problems()
+    if tracking.max_people != 1 and decode_policy.on_failed_detection == "fill":
+      problems.append(
+        "filling failed detections follows one face: use max_people=1"
+      )
+    if problems:
+      raise ValueError("; ".join(problems))
+    self.tracking = tracking
     self.model = model
     self.decode_policy = decode_policy
     self.batch_size = batch_size
@@ -94,44 +111,77 @@ class Predictor:
 
   # -- Streaming stages ------------------------------------------------------------
 
-  def _with_boxes(self, frames, stats) -> Iterator[preprocessing.Frame]:
-    """Adds face boxes (`preprocessing.face_boxes`): detection every k-th frame
-    and the last, boxes interpolated in between, under the decode policy."""
-    return preprocessing.face_boxes(
-      frames,
-      self.preprocess,
-      self.decode_policy.on_failed_detection,
-      stats,
-    )
+  @property
+  def follows_people(self) -> bool:
+    """Whether faces are tracked as people (`varec.tracking`) rather than the
+    largest one followed."""
+    return self.tracking.max_people != 1 and not self.preprocess.faces_cropped
+
+  def _with_faces(
+    self, frames, stats, keep_bgr: bool
+  ) -> Iterator[preprocessing.Frame]:
+    """Sets each frame's `faces` ({person: box}): detection every k-th frame and
+    the last, boxes interpolated in between; the largest face as person 0
+    under the decode policy (`preprocessing.face_boxes`), or every face
+    tracked (`tracking.tracked_frames`)."""
+    if self.follows_people:
+      tracker = tracking_lib.Tracker(self.tracking, self.preprocess.fps)
+      yield from tracking_lib.tracked_frames(
+        preprocessing.detections(frames, self.preprocess, stats),
+        tracker,
+        keep_bgr,
+      )
+      stats["descriptors"] += tracker.descriptors_computed
+      return
+    for frame in preprocessing.face_boxes(
+      frames, self.preprocess, self.decode_policy.on_failed_detection, stats
+    ):
+      frame.faces = {} if frame.box is None else {0: frame.box}
+      yield frame
 
   def _predict(
     self, frames: Iterator[preprocessing.Frame], stats
-  ) -> Iterator[tuple[preprocessing.Frame, np.ndarray | None]]:
-    """(frame, (valence, arousal) or None), in order, batch by batch."""
-    stream = inference.Stream(self.engine, self.window_policy)
+  ) -> Iterator[tuple[preprocessing.Frame, dict[int, np.ndarray]]]:
+    """(frame, {person: (valence, arousal, ...)}), in order, batch by batch;
+    each person has their own stream of windows, so no window mixes people."""
+    streams: dict[int, inference.Stream] = {}
     # Frames not yielded yet, in order.
     pending: collections.deque = collections.deque()
-    outputs = {}
+    outputs = {}  # (frame index, person) -> output.
     batch: list[preprocessing.Frame] = []
 
     def flush(end: bool):
-      with_face = [f for f in batch if f.box is not None]
-      if with_face:
+      faces = [(f, p, box) for f in batch for p, box in f.faces.items()]
+      if faces:
         crops = preprocessing.model_input(
-          np.stack([self._crop(f, stats) for f in with_face])[..., None],
+          np.stack([self._crop(f, box, stats) for f, _, box in faces])[
+            ..., None
+          ],
           self.data,
         )
-        outputs.update(zip(*stream.push(crops, [f.index for f in with_face])))
+        for person in dict.fromkeys(p for _, p, _ in faces):
+          mine = [k for k, (_, p, _) in enumerate(faces) if p == person]
+          stream = streams.setdefault(
+            person, inference.Stream(self.engine, self.window_policy)
+          )
+          indices, answered = stream.push(
+            crops[mine], [faces[k][0].index for k in mine]
+          )
+          outputs.update(((i, person), v) for i, v in zip(indices, answered))
       for f in batch:
         f.gray = None  # Cropped: a tiled stretch waiting for its end holds only the rest.
-      # A frame without a face ends a stretch.
-      if end or (batch and batch[-1].box is None):
-        outputs.update(zip(*stream.finish()))
+      # A frame without a person ends their stretch.
+      for person, stream in streams.items():
+        if end or (batch and person not in batch[-1].faces):
+          indices, answered = stream.finish()
+          outputs.update(((i, person), v) for i, v in zip(indices, answered))
       pending.extend(batch)
       batch.clear()
-      while pending and (pending[0].box is None or pending[0].index in outputs):
+      while pending and all(
+        (pending[0].index, p) in outputs for p in pending[0].faces
+      ):
         frame = pending.popleft()
-        yield frame, outputs.pop(frame.index, None)
+        yield frame, {p: outputs.pop((frame.index, p)) for p in frame.faces}
 
     for frame in frames:
       batch.append(frame)
@@ -139,10 +189,12 @@ class Predictor:
         yield from flush(end=False)
     yield from flush(end=True)
 
-  def _crop(self, frame: preprocessing.Frame, stats) -> np.ndarray:
-    """The face crop of a frame, cut as the training data's were."""
+  def _crop(
+    self, frame: preprocessing.Frame, box: np.ndarray, stats
+  ) -> np.ndarray:
+    """The crop of the face in `box` of a frame, cut as the training data's were."""
     if not self.preprocess.faces_cropped:
-      return preprocessing.face_crop(frame.gray, frame.box, self.preprocess)
+      return preprocessing.face_crop(frame.gray, box, self.preprocess)
     crop, aligned = preprocessing.precropped_face(frame.gray, self.preprocess)
     stats["alignment_fallbacks"] += self.preprocess.align_faces and not aligned
     return crop
@@ -152,19 +204,20 @@ class Predictor:
   def iter_frames(
     self, path, keep_bgr: bool = False, stats: dict | None = None
   ):
-    """Yields (frame, (valence, arousal) or None) for every frame of a video
-    file, an image or a folder of frame images (at the checkpoint's frame
-    rate), as training reads them."""
+    """Yields (frame, {person: (valence, arousal, ...)}) for every frame of a
+    video file, an image or a folder of frame images (at the checkpoint's frame
+    rate), as training reads them; a frame without a face has no person."""
     stats = stats if stats is not None else collections.Counter()
     frames = preprocessing.stream_frames(
       path,
       self.preprocess.fps,
       on_truncation=self.decode_policy.on_truncation,
       stats=stats,
-      keep_bgr=keep_bgr,
+      # Face descriptors are computed on colour frames.
+      keep_bgr=keep_bgr or self.follows_people,
       gray=self.preprocess.gray,
     )
-    yield from self._predict(self._with_boxes(frames, stats), stats)
+    yield from self._predict(self._with_faces(frames, stats, keep_bgr), stats)
 
   def predict_video(
     self, path, output=None, annotate: bool = False

@@ -262,6 +262,10 @@ class Frame:
   box: np.ndarray | None = None  # Face box (x0, y0, x1, y1) in source pixels.
   attempted: bool = False  # Face detection ran on this frame.
   detected: bool = False  # ... and found `box` (the largest face).
+  # Every face detection found here, largest first (`boxes[0]` is `box`).
+  boxes: np.ndarray | None = None
+  # Person id: box of each face followed (`varec.tracking`; one face: {0: box}).
+  faces: dict = dataclasses.field(default_factory=dict)
 
 
 def open_video(path) -> tuple[cv2.VideoCapture, float]:
@@ -590,6 +594,7 @@ def detections(
       stats["multiple_faces"] += len(boxes) > 1
       frame.attempted, frame.detected = True, bool(len(boxes))
       frame.box = boxes[0] if len(boxes) else None
+      frame.boxes = boxes
     return frame
 
   previous = None

@@ -1,9 +1,11 @@
 """predict.py's outputs for one video, from `Predictor.iter_frames`'s per-frame stream.
 
-frames.csv (one row per frame), summary.json (the headline `expression`, the
-apex phase's vote; the paper's majority vote; and the other decisions fit for
-real clips: dominant emotion, apex, segments),
-trajectory.png, timeline.png and, on request, annotated.mp4 (`_Annotator`).
+frames.csv (one row per frame and person, one for a frame without a face),
+summary.json (the headline `expression`, the apex phase's vote; the paper's
+majority vote; and the other decisions fit for real clips: dominant emotion,
+apex, segments; the whole video's for its main person, then `people`, each
+person's), trajectory.png and timeline.png (a panel, a row, per person) and,
+on request, annotated.mp4 (`_Annotator`).
 The folder is written beside its target and moved into place whole.
 Nothing here runs the model.
 """
@@ -13,8 +15,10 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import itertools
 import json
 import logging
+import math
 import os
 import pathlib
 import shutil
@@ -32,6 +36,7 @@ from varec import preprocessing
 FRAME_COLUMNS = (
   "frame",
   "time_s",
+  "person",
   "face_found",
   "box_x0",
   "box_y0",
@@ -41,6 +46,7 @@ FRAME_COLUMNS = (
   "arousal",
   "nearest_emotion",
 )
+_PERSON = FRAME_COLUMNS.index("person")
 
 
 SUMMARY = "summary.json"
@@ -93,94 +99,103 @@ def write(
 
 @dataclasses.dataclass
 class _Trajectory:
-  """The frames with a face that have an output."""
+  """One person's frames that have an output."""
 
   va: list = dataclasses.field(default_factory=list)
   nearest: list = dataclasses.field(default_factory=list)
   frame: list = dataclasses.field(default_factory=list)
   time_s: list = dataclasses.field(default_factory=list)
 
+  def add(self, frame, va, nearest) -> None:
+    self.va.append(va)
+    self.nearest.append(nearest)
+    self.frame.append(frame.index)
+    self.time_s.append(frame.time_s)
+
+  def arrays(self) -> tuple[np.ndarray, ...]:
+    """(va, nearest, frame index, time_s) as arrays."""
+    return (
+      np.asarray(self.va),
+      np.asarray(self.nearest),
+      np.asarray(self.frame),
+      np.asarray(self.time_s),
+    )
+
 
 def _report(
   predictor, path: pathlib.Path, output: pathlib.Path | None, annotate: bool
 ) -> tuple[pd.DataFrame, dict]:
   stats = collections.Counter()
-  rows, points = _frame_rows(predictor, path, output, annotate, stats)
-  if not points.va and stats["non_finite_outputs"]:
+  rows, people = _frame_rows(predictor, path, output, annotate, stats)
+  rows, people, dropped = _without_short_tracks(predictor, rows, people)
+  if not people and stats["non_finite_outputs"]:
     raise preprocessing.VideoError(
       path,
       f"the model's output is not finite (NaN or inf) for all "
       f"{stats['non_finite_outputs']} frames with a face: the checkpoint is broken (a run "
       "that diverged?)",
     )
-  if not points.va:
+  if not people:
     raise preprocessing.VideoError(
       path, f"no face found in any of {stats['frames']} frames"
     )
-  va, nearest = np.asarray(points.va), np.asarray(points.nearest)
-  frame_index, time_s = np.asarray(points.frame), np.asarray(points.time_s)
-  summary = _summary(predictor, path, stats, va, nearest, frame_index, time_s)
+  summary = _summary(predictor, path, stats, people, dropped)
   if output is not None:
+    with open(output / "frames.csv", "w", newline="") as csv_file:
+      writer = csv.writer(csv_file)
+      writer.writerow(FRAME_COLUMNS)
+      writer.writerows(rows)
     (output / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
-    _plots(
-      predictor,
-      path,
-      output,
-      summary,
-      stats["frames"],
-      va,
-      nearest,
-      frame_index,
-    )
+    _plots(predictor, path, output, summary, stats["frames"], people)
   return pd.DataFrame(rows, columns=FRAME_COLUMNS), summary
+
+
+def _row(frame, person, box, va, nearest, label_space) -> tuple:
+  """One row of frames.csv: a person's face on a frame, or a frame without one."""
+  box = [None] * 4 if box is None else [int(round(v)) for v in box]
+  return (
+    frame.index,
+    round(frame.time_s, 4),
+    person,
+    person is not None,
+    *box,
+    None if va is None else round(float(va[0]), 5),
+    None if va is None else round(float(va[1]), 5),
+    None if nearest is None else label_space.emotions[nearest],
+  )
 
 
 def _frame_rows(
   predictor, path, output, annotate, stats
-) -> tuple[list, _Trajectory]:
-  """The rows of frames.csv, written as they come, and the trajectory."""
-  rows, points, annotator = [], _Trajectory(), None
-  csv_file = (
-    open(output / "frames.csv", "w", newline="") if output is not None else None
-  )
+) -> tuple[list, dict[int, _Trajectory]]:
+  """The rows of frames.csv (one per frame and person) and each person's trajectory."""
+  rows, people, annotator = [], {}, None
   try:
-    writer = csv.writer(csv_file) if csv_file is not None else None
-    if writer is not None:
-      writer.writerow(FRAME_COLUMNS)
-    for frame, va in predictor.iter_frames(
+    for frame, outputs in predictor.iter_frames(
       path, keep_bgr=annotate, stats=stats
     ):
-      if va is not None and not np.isfinite(va).all():
-        # No emotion from a NaN: the frame gets none.
-        stats["non_finite_outputs"] += 1
-        va = None
-      nearest = (
-        None
-        if va is None
-        else int(metrics.frame_emotions(va, predictor.prototypes))
-      )
-      va = None if va is None else va[:2]
-      box = (
-        [None] * 4 if frame.box is None else [int(round(v)) for v in frame.box]
-      )
-      row = (
-        frame.index,
-        round(frame.time_s, 4),
-        frame.box is not None,
-        *box,
-        None if va is None else round(float(va[0]), 5),
-        None if va is None else round(float(va[1]), 5),
-        None if nearest is None else predictor.label_space.emotions[nearest],
-      )
-      if writer is not None:
-        writer.writerow(row)
-      rows.append(row)
-      if va is not None:
-        points.va.append(va)
-        points.nearest.append(nearest)
-        points.frame.append(frame.index)
-        points.time_s.append(frame.time_s)
       stats["frames"] += 1
+      faces = {}
+      for person, box in frame.faces.items():
+        va = outputs[person]
+        if not np.isfinite(va).all():
+          # No emotion from a NaN: the face gets none.
+          stats["non_finite_outputs"] += 1
+          va = None
+        nearest = (
+          None
+          if va is None
+          else int(metrics.frame_emotions(va, predictor.prototypes))
+        )
+        va = None if va is None else va[:2]
+        rows.append(
+          _row(frame, person, box, va, nearest, predictor.label_space)
+        )
+        if va is not None:
+          people.setdefault(person, _Trajectory()).add(frame, va, nearest)
+        faces[person] = (box, va, nearest)
+      if not frame.faces:
+        rows.append(_row(frame, None, None, None, None, predictor.label_space))
       if annotate:
         annotator = annotator or _Annotator(
           output / "annotated.mp4",
@@ -188,53 +203,124 @@ def _frame_rows(
           predictor.preprocess.fps,
           predictor.label_space,
         )
-        annotator.write(frame, va, nearest)
+        annotator.write(frame, faces)
   finally:
-    if csv_file is not None:
-      csv_file.close()
     if annotator is not None:
       annotator.close()
-  return rows, points
+  return rows, people
 
 
-def _plots(
-  predictor, path, output, summary, num_frames, va, nearest, frame_index
-) -> None:
-  """trajectory.png and timeline.png."""
-  step = max(1, len(va) // 2000)  # A readable plot of a long video.
-  plots.trajectory(
-    va[::step],
-    nearest[::step],
-    predictor.label_space,
-    f"{path.name}: {summary['expression']} ({summary['expression_pn_group']})",
-    output / "trajectory.png",
+def _without_short_tracks(predictor, rows, people):
+  """(rows, people, dropped ids) without the tracks shorter than
+  `tracking.min_track_s` (false detections, passers-by); a frame left without
+  a face keeps a row saying so."""
+  if not predictor.follows_people:
+    return rows, people, []
+  # A clip shorter than that (a still) keeps every face.
+  shortest = min(
+    math.ceil(predictor.tracking.min_track_s * predictor.preprocess.fps),
+    len({r[0] for r in rows}),
   )
-  every_frame = np.full((num_frames, 2), np.nan)
-  every_frame[frame_index] = va
-  apex = summary["apex"]
+  lengths = collections.Counter(
+    r[_PERSON] for r in rows if r[_PERSON] is not None
+  )
+  dropped = sorted(p for p, n in lengths.items() if n < shortest)
+  if not dropped:
+    return rows, people, []
+  kept = []
+  for _, group in itertools.groupby(rows, key=lambda r: r[0]):
+    group = list(group)
+    mine = [r for r in group if r[_PERSON] not in dropped]
+    no_face = (*group[0][:2], None, False, *[None] * (len(FRAME_COLUMNS) - 4))
+    kept.extend(mine or [no_face])
+  return kept, {p: t for p, t in people.items() if p not in dropped}, dropped
+
+
+def _plots(predictor, path, output, summary, num_frames, people) -> None:
+  """trajectory.png and timeline.png: one panel, or row, per person."""
+  panels, rows = [], []
+  for entry in summary["people"]:
+    va, nearest, frame_index, _ = people[entry["person"]].arrays()
+    name = (
+      f"{path.name}: "
+      if len(people) == 1
+      else f"{path.name}, person {entry['person']}: "
+    )
+    step = max(1, len(va) // 2000)  # A readable plot of a long video.
+    panels.append(
+      plots.Trajectory(
+        va[::step],
+        nearest[::step],
+        f"{name}{entry['expression']} ({entry['expression_pn_group']})",
+      )
+    )
+    every_frame = np.full((num_frames, 2), np.nan)
+    every_frame[frame_index] = va
+    apex = entry["apex"]
+    rows.append(
+      plots.Timeline(
+        every_frame,
+        [(s["start_s"], s["end_s"], s["emotion"]) for s in entry["segments"]],
+        f"{name}{entry['expression']}; most frequent "
+        f"{entry['dominant_emotion']} ({entry['dominant_share']:.0%} of face "
+        f"frames), majority {entry['emotion']}",
+        apex=(apex["time_s"], apex["valence"], apex["arousal"]),
+      )
+    )
+  plots.trajectory(panels, predictor.label_space, output / "trajectory.png")
   plots.timeline(
-    every_frame,
+    rows,
     predictor.preprocess.fps,
-    [(s["start_s"], s["end_s"], s["emotion"]) for s in summary["segments"]],
     predictor.label_space,
-    f"{path.name}: {summary['expression']}; most frequent "
-    f"{summary['dominant_emotion']} ({summary['dominant_share']:.0%} of face "
-    f"frames), majority {summary['emotion']}",
     output / "timeline.png",
-    apex=(apex["time_s"], apex["valence"], apex["arousal"]),
   )
 
 
-def _summary(
-  predictor,
-  path,
-  stats,
-  va: np.ndarray,
-  nearest: np.ndarray,
-  frame_index: np.ndarray,
-  time_s: np.ndarray,
+def _summary(predictor, path, stats, people, dropped) -> dict:
+  """summary.json: the whole video's fields are its main person's (the one
+  with the most frames), then every person's."""
+  by_person = {
+    p: _person_summary(predictor, people[p], stats["frames"])
+    for p in sorted(people)
+  }
+  main = max(by_person, key=lambda p: (by_person[p]["face_frames"], -p))
+  headline = {k: v for k, v in by_person[main].items() if k != "segments"}
+  summary = {
+    "video": str(path),
+    "frames": stats["frames"],
+    "fps": predictor.preprocess.fps,
+    "person": main,
+    **headline,
+    "decision": "most frequent per-frame emotion (decisions.frame_emotion) over "
+    "all frames with a face",
+    "decisions": _decisions(predictor),
+    "model_output": inference.output_description(
+      predictor.model.meta, predictor.window_length, predictor.window_policy
+    ),
+    "frames_with_several_faces_detected": int(stats["multiple_faces"]),
+    # The checkpoint's, but for faces_cropped, which describes this input.
+    "preprocessing": dataclasses.asdict(predictor.preprocess),
+    "checkpoint": str(predictor.model.path),
+  }
+  if predictor.follows_people:
+    summary["tracking"] = {
+      **dataclasses.asdict(predictor.tracking),
+      "people_found": len(people) + len(dropped),
+      "short_tracks_dropped": dropped,
+      "descriptors_computed": int(stats["descriptors"]),
+    }
+  summary.update(_notes(path, stats, predictor.follows_people))
+  # Last: one entry per segment, thousands in a long video.
+  summary["people"] = [{"person": p, **by_person[p]} for p in by_person]
+  summary["segments"] = by_person[main]["segments"]
+  return summary
+
+
+def _person_summary(
+  predictor, trajectory: _Trajectory, num_frames: int
 ) -> dict:
-  """summary.json; `va`, `nearest`, `frame_index` and `time_s` hold the frames with a face."""
+  """One person's decisions and means; `num_frames` is the video's length."""
+  va, nearest, frame_index, time_s = trajectory.arrays()
   names, groups = predictor.label_space.emotions, predictor.label_space.groups
   fps = predictor.preprocess.fps
   vote = metrics.video_vote(nearest)
@@ -249,40 +335,27 @@ def _summary(
     predictor.label_space.neutral_point(),
     neutral,
   )
-  summary = {
-    "video": str(path),
-    "frames": stats["frames"],
-    "fps": fps,
+  return {
     "expression": names[expression],
     "expression_pn_group": groups[expression],
     "expression_intensity_share": intensity_share,
     "emotion": names[vote],
     "pn_group": groups[vote],
-    "decision": "most frequent per-frame emotion (decisions.frame_emotion) over "
-    "all frames with a face",
     "votes": {e: int(c) for e, c in zip(names, counts) if c},
     "dominant_emotion": names[dominant],
     "dominant_share": share,
     "dominant_pn_group": groups[dominant],
     "apex": _apex(predictor, va, smoothing, frame_index, time_s),
-    "decisions": _decisions(predictor, smoothing, min_segment),
-    "model_output": inference.output_description(
-      predictor.model.meta, predictor.window_length, predictor.window_policy
-    ),
     "mean_valence": float(va[:, 0].mean()),
     "mean_arousal": float(va[:, 1].mean()),
-    "face_share": len(va) / stats["frames"],
-    "frames_with_several_faces_detected": int(stats["multiple_faces"]),
-    # The checkpoint's, but for faces_cropped, which describes this input.
-    "preprocessing": dataclasses.asdict(predictor.preprocess),
-    "checkpoint": str(predictor.model.path),
+    "face_frames": len(va),
+    "face_share": len(va) / num_frames,
+    "first_s": round(float(time_s[0]), 4),
+    "last_s": round(float(time_s[-1]) + 1 / fps, 4),
+    "segments": _segments(
+      names, fps, nearest, min_segment, frame_index, time_s
+    ),
   }
-  summary.update(_notes(path, stats))
-  # Last: one entry per segment, thousands in a long video.
-  summary["segments"] = _segments(
-    names, fps, nearest, min_segment, frame_index, time_s
-  )
-  return summary
 
 
 def _apex(predictor, va, smoothing: int, frame_index, time_s) -> dict:
@@ -302,8 +375,11 @@ def _apex(predictor, va, smoothing: int, frame_index, time_s) -> dict:
   }
 
 
-def _decisions(predictor, smoothing: int, min_segment: int) -> dict:
+def _decisions(predictor) -> dict:
   """summary.json's decisions: how dominant_emotion, apex and segments are made."""
+  fps = predictor.preprocess.fps
+  smoothing = metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, fps)
+  min_segment = metrics.window_frames(metrics.MIN_SEGMENT_S, fps)
   names = predictor.label_space.emotions
   neutral = predictor.label_space.neutral_index
   centre = (
@@ -336,11 +412,12 @@ def _decisions(predictor, smoothing: int, min_segment: int) -> dict:
   }
 
 
-def _notes(path, stats) -> dict:
-  """summary.json's entries on what went wrong, in order: several faces,
-  non-finite outputs, a truncated file, pre-cropped frames not aligned."""
+def _notes(path, stats, follows_people: bool) -> dict:
+  """summary.json's entries on what went wrong, in order: several faces (when
+  only the largest is followed), non-finite outputs, a truncated file,
+  pre-cropped frames not aligned."""
   notes = {}
-  if stats["multiple_faces"]:
+  if stats["multiple_faces"] and not follows_people:
     notes["note"] = (
       "several faces were detected in some frames; the largest face was "
       "followed"
@@ -398,8 +475,19 @@ def _segments(names, fps, nearest, min_segment, frame_index, time_s) -> list:
   ]
 
 
+# BGR colours of people 0, 1, ... in annotated.mp4 (then repeating).
+PERSON_COLOURS = (
+  (0, 200, 0),
+  (255, 128, 0),
+  (0, 128, 255),
+  (200, 0, 200),
+  (0, 200, 200),
+)
+
+
 class _Annotator:
-  """Writes frames with the face box, the current emotion and a valence-arousal inset."""
+  """Writes frames with each face's box, person and current emotion, and a
+  valence-arousal inset with each person's recent trail."""
 
   def __init__(self, path, shape, fps: float, label_space: emotions.LabelSpace):
     self.height, self.width = shape[:2]
@@ -409,27 +497,19 @@ class _Annotator:
     )
     if not self.writer.isOpened():
       raise OSError(f"cannot open a video writer for {path}")
-    self.trail: collections.deque = collections.deque(maxlen=50)
+    self.trails: dict[int, collections.deque] = {}
 
-  def write(self, frame, va, nearest) -> None:
+  def write(self, frame, faces: dict) -> None:
+    """`faces`: {person: (box, (valence, arousal) or None, emotion index or None)}."""
     image = frame.bgr.copy()
     side = max(60, min(self.height, self.width) // 4)
     x0, y0 = self.width - side - 8, 8
     cv2.rectangle(image, (x0, y0), (x0 + side, y0 + side), (255, 255, 255), -1)
-    cv2.line(
-      image,
-      (x0 + side // 2, y0),
-      (x0 + side // 2, y0 + side),
-      (200, 200, 200),
-      1,
-    )
-    cv2.line(
-      image,
-      (x0, y0 + side // 2),
-      (x0 + side, y0 + side // 2),
-      (200, 200, 200),
-      1,
-    )
+    for start, end in (
+      ((x0 + side // 2, y0), (x0 + side // 2, y0 + side)),
+      ((x0, y0 + side // 2), (x0 + side, y0 + side // 2)),
+    ):
+      cv2.line(image, start, end, (200, 200, 200), 1)
     to_px = lambda v, a: (
       int(x0 + (v + 1) / 2 * side),
       int(y0 + (1 - a) / 2 * side),
@@ -438,34 +518,36 @@ class _Annotator:
       cv2.drawMarker(
         image, to_px(v, a), (120, 120, 120), cv2.MARKER_TILTED_CROSS, 6, 1
       )
-    if va is None:
-      self.trail.clear()
-      cv2.putText(
-        image,
-        "no face",
-        (10, 28),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.8,
-        (0, 0, 255),
-        2,
-      )
-    else:
-      self.trail.append(to_px(*va))
-      for p, q in zip(list(self.trail)[:-1], list(self.trail)[1:]):
-        cv2.line(image, p, q, (255, 128, 0), 1)
-      cv2.circle(image, self.trail[-1], 4, (0, 0, 255), -1)
-      box = [int(round(v)) for v in frame.box]
-      cv2.rectangle(image, tuple(box[:2]), tuple(box[2:]), (0, 255, 0), 2)
-      cv2.putText(
-        image,
-        f"{self.label_space.emotions[nearest]}  v={va[0]:+.2f} a={va[1]:+.2f}",
-        (10, 28),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.7,
-        (0, 255, 0),
-        2,
-      )
+    for person in list(self.trails):
+      if person not in faces or faces[person][1] is None:
+        del self.trails[person]  # A trail breaks where its face is lost.
+    if not faces:
+      _text(image, "no face", (10, 28), (0, 0, 255))
+    for line, (person, (box, va, nearest)) in enumerate(sorted(faces.items())):
+      colour = PERSON_COLOURS[person % len(PERSON_COLOURS)]
+      box = [int(round(v)) for v in box]
+      cv2.rectangle(image, tuple(box[:2]), tuple(box[2:]), colour, 2)
+      label = f"#{person}" if len(faces) > 1 or person else ""
+      if va is None:
+        text = f"{label} no output".strip()
+      else:
+        trail = self.trails.setdefault(person, collections.deque(maxlen=50))
+        trail.append(to_px(*va))
+        for p, q in zip(list(trail)[:-1], list(trail)[1:]):
+          cv2.line(image, p, q, colour, 1)
+        cv2.circle(image, trail[-1], 4, colour, -1)
+        text = (
+          f"{label} {self.label_space.emotions[nearest]}  "
+          f"v={va[0]:+.2f} a={va[1]:+.2f}"
+        ).strip()
+      _text(image, text, (10, 28 + 26 * line), colour)
+      if label:
+        _text(image, label, (box[0], max(16, box[1] - 6)), colour)
     self.writer.write(image)
 
   def close(self):
     self.writer.release()
+
+
+def _text(image, text: str, origin, colour) -> None:
+  cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2)
