@@ -156,11 +156,13 @@ def _predict_all(predictor, files, source, output) -> list[str]:
 
 
 def _people(summary: dict) -> str:
-  """The console line's people, when there are several: each one's dominant emotion."""
+  """The console line's people, when there are several: each one's headline
+  and dominant emotions."""
   if len(summary["people"]) < 2:
     return ""
-  return "; people: " + ", ".join(
-    f"#{p['person']} {p['dominant_emotion']} ({p['face_share']:.0%} of frames)"
+  return "; people: " + "; ".join(
+    f"#{p['person']} {p['expression']}, most frequent {p['dominant_emotion']} "
+    f"({p['dominant_share']:.0%}), face in {p['face_share']:.0%}"
     for p in summary["people"]
   )
 
