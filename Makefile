@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo lint test benchmarks
+.PHONY: install demo lint browser test benchmarks
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,15 @@ lint: install
 	@$(BIN)/ruff format --check . || { echo "formatting differs: run $(BIN)/ruff format ."; exit 1; }
 	$(BIN)/ruff check .
 
-test: install lint
+# The HTML report's browser test drives Debian's Chromium: installed once (as root, or
+# with sudo) where it is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+
+test: install lint browser
 	$(BIN)/python -m pytest -n 2 tests
 
 benchmarks: install

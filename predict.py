@@ -31,6 +31,7 @@ from absl import flags
 
 from varec import checkpoints
 from varec import cli
+from varec import html_report
 from varec import inference
 from varec import locks
 from varec import predictor as predictor_lib
@@ -68,6 +69,12 @@ _FLIP_AVERAGE = flags.DEFINE_bool(
   "flip_average",
   False,
   "Average each frame's CNN output with its mirror image's (test-time augmentation).",
+)
+_REPORT = flags.DEFINE_bool(
+  "report",
+  True,
+  "Write report.html in --output (and each video's page.html, player.webm and apex "
+  "thumbnails): the run to browse offline. --noreport: none.",
 )
 _MAX_PEOPLE = flags.DEFINE_integer(
   "max_people",
@@ -136,7 +143,7 @@ def _predict_all(predictor, files, source, output) -> list[str]:
     out = output / output_name(path, source)
     try:
       _, summary = video_report.write(
-        predictor, path, out, annotate=_ANNOTATE.value
+        predictor, path, out, annotate=_ANNOTATE.value, report=_REPORT.value
       )
     except (preprocessing.VideoError, OSError) as e:
       failed.append(str(e))
@@ -223,6 +230,8 @@ def main(argv):
   try:
     with locks.exclusive(output, "predict.py"):
       failed = _predict_all(predictor, files, source, output)
+      if _REPORT.value:
+        print(f"Report: {html_report.write_index(output)}")
   except locks.Busy as e:
     sys.exit(f"predict.py: {e}")
   if failed:

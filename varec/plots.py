@@ -25,7 +25,7 @@ CORRECT_COLOUR, WRONG_COLOUR = "tab:orange", "tab:blue"
 TIMELINE_POINTS = 1000
 
 
-def _emotion_colours(label_space: emotions.LabelSpace) -> dict[str, tuple]:
+def emotion_colours(label_space: emotions.LabelSpace) -> dict[str, tuple]:
   """One colour per emotion: tab10's in class order up to 10 emotions, else spread over turbo."""
   n = len(label_space.emotions)
   colours = (
@@ -40,7 +40,7 @@ def _va_axes(ax, label_space: emotions.LabelSpace, title: str) -> None:
   """Valence on x, arousal on y, in [-1.1, 1.1] (wider for prototypes beyond), prototypes named."""
   ax.axhline(0, color="0.85", lw=0.8, zorder=0)
   ax.axvline(0, color="0.85", lw=0.8, zorder=0)
-  colours = _emotion_colours(label_space)
+  colours = emotion_colours(label_space)
   for name, (v, a) in zip(label_space.emotions, label_space.prototypes):
     ax.scatter(
       v,
@@ -207,7 +207,7 @@ def trajectory(
 def _trajectory_panel(ax, panel: Trajectory, label_space) -> None:
   va, nearest, labelled = panel.va, panel.nearest, panel.labelled
   _va_axes(ax, label_space, panel.title)
-  colours = _emotion_colours(label_space)
+  colours = emotion_colours(label_space)
   ax.plot(va[:, 0], va[:, 1], color="0.6", lw=0.7, zorder=1)
   sizes = 6 + 60 * np.arange(len(va)) / max(1, len(va) - 1)
   for index in np.unique(nearest):
@@ -345,7 +345,7 @@ def _segment_band(
     by_emotion.setdefault(name, []).append(
       (start / scale, (end - start) / scale)
     )
-  colours = _emotion_colours(label_space)
+  colours = emotion_colours(label_space)
   for name in (e for e in label_space.emotions if e in by_emotion):
     band.broken_barh(by_emotion[name], (0, 1), color=colours[name], label=name)
   band.set(yticks=[], ylim=(0, 1), title=title)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from varec import emotions
+from varec import html_report
 from varec import inference
 from varec import metrics
 from varec import plots
@@ -53,11 +54,12 @@ SUMMARY = "summary.json"
 
 
 def write(
-  predictor, path, output=None, annotate: bool = False
+  predictor, path, output=None, annotate: bool = False, report: bool = False
 ) -> tuple[pd.DataFrame, dict]:
   """Predicts every frame of `path` with a `varec.predictor.Predictor`; with `output`,
   writes frames.csv, summary.json, trajectory.png, timeline.png (and annotated.mp4
-  if `annotate`) there.
+  if `annotate`; the video's page of the HTML report, `varec.html_report`, if
+  `report`) there.
 
   Returns the per-frame table (the columns of frames.csv) and the summary.
 
@@ -67,7 +69,7 @@ def write(
   """
   path = pathlib.Path(path)
   if output is None:
-    return _report(predictor, path, None, annotate)
+    return _report(predictor, path, None, annotate, False)
   output = pathlib.Path(output)
   if output.exists() and not output.is_dir():
     raise OSError(
@@ -81,7 +83,7 @@ def write(
     shutil.rmtree(staging)
   staging.mkdir(parents=True)
   try:
-    result = _report(predictor, path, staging, annotate)
+    result = _report(predictor, path, staging, annotate, report)
     if output.exists():
       old = output.with_name(f".{output.name}.old{os.getpid()}")
       if old.exists():
@@ -123,10 +125,14 @@ class _Trajectory:
 
 
 def _report(
-  predictor, path: pathlib.Path, output: pathlib.Path | None, annotate: bool
+  predictor,
+  path: pathlib.Path,
+  output: pathlib.Path | None,
+  annotate: bool,
+  report: bool,
 ) -> tuple[pd.DataFrame, dict]:
   stats = collections.Counter()
-  rows, people = _frame_rows(predictor, path, output, annotate, stats)
+  rows, people = _frame_rows(predictor, path, output, annotate, report, stats)
   rows, people, dropped = _without_short_tracks(predictor, rows, people)
   if not people and stats["non_finite_outputs"]:
     raise preprocessing.VideoError(
@@ -147,7 +153,23 @@ def _report(
       writer.writerows(rows)
     (output / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     _plots(predictor, path, output, summary, stats["frames"], people)
+    if report:
+      _page(predictor, path, output, summary, rows, people)
   return pd.DataFrame(rows, columns=FRAME_COLUMNS), summary
+
+
+def _page(predictor, path, output, summary, rows, people) -> None:
+  """The video's page of the HTML report and its apex thumbnails."""
+  apex_boxes = {}
+  for person in summary["people"]:
+    at = (person["apex"]["frame"], person["person"])
+    row = next(r for r in rows if (r[0], r[_PERSON]) == at)
+    apex_boxes[person["person"]] = row[_PERSON + 2 : _PERSON + 6]
+  html_report.write_thumbnails(output, path, summary, apex_boxes)
+  trajectories = {
+    p: (np.asarray(t.time_s), np.asarray(t.va)) for p, t in people.items()
+  }
+  html_report.write_page(output, summary, trajectories, predictor.label_space)
 
 
 def _row(frame, person, box, va, nearest, label_space) -> tuple:
@@ -166,13 +188,14 @@ def _row(frame, person, box, va, nearest, label_space) -> tuple:
 
 
 def _frame_rows(
-  predictor, path, output, annotate, stats
+  predictor, path, output, annotate, report, stats
 ) -> tuple[list, dict[int, _Trajectory]]:
-  """The rows of frames.csv (one per frame and person) and each person's trajectory."""
-  rows, people, annotator = [], {}, None
+  """The rows of frames.csv (one per frame and person) and each person's
+  trajectory; the annotated video and the report's player as they come."""
+  rows, people, annotator, player = [], {}, None, None
   try:
     for frame, outputs in predictor.iter_frames(
-      path, keep_bgr=annotate, stats=stats
+      path, keep_bgr=annotate or report, stats=stats
     ):
       stats["frames"] += 1
       faces = {}
@@ -196,6 +219,7 @@ def _frame_rows(
         faces[person] = (box, va, nearest)
       if not frame.faces:
         rows.append(_row(frame, None, None, None, None, predictor.label_space))
+      image = frame.bgr
       if annotate:
         annotator = annotator or _Annotator(
           output / "annotated.mp4",
@@ -203,10 +227,16 @@ def _frame_rows(
           predictor.preprocess.fps,
           predictor.label_space,
         )
-        annotator.write(frame, faces)
+        image = annotator.write(frame, faces)
+      if report:
+        player = player or html_report.PlayerWriter(
+          output / html_report.PLAYER, image.shape, predictor.preprocess.fps
+        )
+        player.write(image)
   finally:
-    if annotator is not None:
-      annotator.close()
+    for writer in (annotator, player):
+      if writer is not None:
+        writer.close()
   return rows, people
 
 
@@ -499,8 +529,9 @@ class _Annotator:
       raise OSError(f"cannot open a video writer for {path}")
     self.trails: dict[int, collections.deque] = {}
 
-  def write(self, frame, faces: dict) -> None:
-    """`faces`: {person: (box, (valence, arousal) or None, emotion index or None)}."""
+  def write(self, frame, faces: dict) -> np.ndarray:
+    """Writes and returns the annotated frame; `faces`: {person: (box,
+    (valence, arousal) or None, emotion index or None)}."""
     image = frame.bgr.copy()
     side = max(60, min(self.height, self.width) // 4)
     x0, y0 = self.width - side - 8, 8
@@ -544,6 +575,7 @@ class _Annotator:
       if label:
         _text(image, label, (box[0], max(16, box[1] - 6)), colour)
     self.writer.write(image)
+    return image
 
   def close(self):
     self.writer.release()

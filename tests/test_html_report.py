@@ -1,0 +1,192 @@
+"""varec.html_report: predict.py's report.html, opened in a real browser.
+
+The browser test drives Debian's Chromium (`chromium`, `chromium-driver`:
+`make test` installs them) with Selenium; the screenshots it takes are kept
+in pytest's cache folder (.pytest_cache/d/report_screenshots/) for a human to
+look at, never committed.
+"""
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import av
+import numpy as np
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
+
+from varec import html_report
+from varec import synthetic
+
+from tests.conftest import write_video
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run(trained_workdir, speakers, tmp_path_factory):
+  """predict.py (its command line) on a folder of two clips: one actor
+  turning joyful (4 s), two actors side by side (3 s)."""
+  folder = tmp_path_factory.mktemp("videos")
+  one = synthetic.render_video(
+    speakers[0], "joy", seed=3, size=(320, 240), num_frames=100
+  )
+  write_video(folder / "one.mp4", one)
+  left, right = (
+    synthetic.render_video(s, e, seed=4, size=(320, 288), num_frames=75)
+    for s, e in ((speakers[1], "anger"), (speakers[2], "surprise"))
+  )
+  write_video(
+    folder / "sub" / "two people.mp4", np.concatenate([left, right], 2)
+  )
+  output = tmp_path_factory.mktemp("predictions")
+  done = subprocess.run(
+    [
+      sys.executable,
+      str(REPO / "predict.py"),
+      f"--checkpoint={trained_workdir[0]}",
+      f"--video={folder}",
+      f"--output={output}",
+    ],
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  assert done.returncode == 0, done.stderr[-2000:]
+  return output
+
+
+def test_every_video_has_a_page_a_player_and_thumbnails(run):
+  index = (run / html_report.INDEX).read_text()
+  rows = json.loads(
+    index.split('type="application/json">')[1].split("</script>")[0]
+  )
+  assert sorted(r["video"] for r in rows) == ["one.mp4", "sub/two people.mp4"]
+  two = next(r for r in rows if r["video"].startswith("sub"))
+  assert two["page"] == "sub/two%20people.mp4/page.html"
+  assert len(two["people"]) == 2
+  for r in rows:
+    folder = run / r["video"]
+    assert (folder / html_report.PAGE).is_file()
+    with av.open(str(folder / html_report.PLAYER)) as player:
+      stream = player.streams.video[0]
+      assert stream.codec_context.name == "vp9"
+      frames = sum(1 for _ in player.decode(stream))
+    assert frames == round(r["duration"] * 25)
+    for p in r["people"]:
+      assert (folder / html_report.thumbnail(p["person"])).stat().st_size > 500
+
+
+def test_a_page_script_cannot_be_ended_by_its_data(tmp_path):
+  text = html_report._json_for_script({"video": "</script><b>x"})
+  assert "</script>" not in text and json.loads(text)["video"] == (
+    "</script><b>x"
+  )
+
+
+def _browser(tmp_path):
+  chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+  if not chromium or not driver:
+    pytest.fail(
+      "the browser test needs Debian's chromium and chromium-driver "
+      "(make test installs them: apt-get install chromium chromium-driver)"
+    )
+  options = webdriver.ChromeOptions()
+  options.binary_location = chromium
+  for flag in (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--autoplay-policy=no-user-gesture-required",
+    "--window-size=1280,1000",
+    f"--user-data-dir={tmp_path / 'profile'}",
+  ):
+    options.add_argument(flag)
+  options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+  return webdriver.Chrome(
+    options=options, service=webdriver.ChromeService(executable_path=driver)
+  )
+
+
+def _wait(browser, script, timeout=20.0):
+  end = time.monotonic() + timeout
+  while time.monotonic() < end:
+    value = browser.execute_script(script)
+    if value:
+      return value
+    time.sleep(0.1)
+  raise AssertionError(f"timed out waiting for: {script}")
+
+
+def test_the_report_plays_in_chromium_and_its_cursor_follows(
+  run, tmp_path, request
+):
+  screenshots = request.config.cache.mkdir("report_screenshots")
+  browser = _browser(tmp_path)
+  try:
+    browser.get((run / html_report.INDEX).as_uri())
+    assert len(browser.find_elements("css selector", "#rows tr")) == 2
+    _wait(
+      browser,
+      "return [...document.images].length > 0 && [...document.images].every("
+      "(i) => i.complete && i.naturalWidth > 0)",
+    )
+    # Filter, then sort, in the page.
+    browser.execute_script(
+      "const f = document.getElementById('filter');"
+      "f.value = [...f.options].find((o) => o.value).value;"
+      "f.dispatchEvent(new Event('change'));"
+    )
+    assert 1 <= len(browser.find_elements("css selector", "#rows tr")) <= 2
+    browser.save_screenshot(str(screenshots / "index.png"))
+    browser.find_element("link text", "sub/two people.mp4").click()
+    _wait(browser, "return document.getElementById('video').readyState >= 2")
+    assert len(browser.find_elements("css selector", "svg.timeline")) == 2
+    # Playing: time advances and the cursors follow.
+    browser.execute_script("document.getElementById('video').play()")
+    _wait(browser, "return document.getElementById('video').currentTime > 0.4")
+    browser.execute_script("document.getElementById('video').pause()")
+    playing = browser.execute_script(
+      "return document.getElementById('video').currentTime"
+    )
+    cursor = float(
+      browser.find_element("css selector", ".cursor").get_attribute("data-time")
+    )
+    assert abs(cursor - playing) < 0.3
+    # Clicking a timeline at 3/4 of the plot seeks there, and the cursor moves.
+    svg = browser.find_element("css selector", "svg.timeline")
+    left, width, duration = (
+      float(svg.get_attribute(f"data-{k}"))
+      for k in ("left", "width", "duration")
+    )
+    box = browser.execute_script(
+      "return arguments[0].getBoundingClientRect().width", svg
+    )
+    unit = box / 1000  # The timeline's viewBox is 1000 wide.
+    target = 0.75 * duration
+    x_offset = (left + target / duration * width) * unit - box / 2
+    ActionChains(browser).move_to_element_with_offset(
+      svg, int(x_offset), 0
+    ).click().perform()
+    seeked = _wait(
+      browser,
+      "const v = document.getElementById('video');"
+      f"return !v.seeking && Math.abs(v.currentTime - {target}) < 0.15 && "
+      "v.currentTime",
+    )
+    cursor = browser.find_element("css selector", ".cursor")
+    assert abs(float(cursor.get_attribute("data-time")) - seeked) < 0.05
+    expected_x = left + seeked / duration * width
+    assert abs(float(cursor.get_attribute("x1")) - expected_x) < 1.0
+    browser.save_screenshot(str(screenshots / "page.png"))
+    errors = [
+      e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")
+    ]
+    assert not errors, errors
+  finally:
+    browser.quit()
+  print(f"screenshots: {screenshots}")
