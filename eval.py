@@ -47,6 +47,12 @@ _OUTPUT = flags.DEFINE_string(
   "output", None, "Output folder (default: beside the checkpoint)."
 )
 _FIGURES = flags.DEFINE_bool("figures", True, "Draw Figs. 4-7.")
+_REPORT = flags.DEFINE_bool(
+  "report",
+  True,
+  "Write report.html in --output: the scores, the figures and a page per evaluated "
+  "video (its input frames as a player beside its trajectory). --noreport: none.",
+)
 _WINDOW_POLICY = flags.DEFINE_enum(
   "window_policy",
   "tiled",
@@ -131,9 +137,17 @@ def main(argv):
     if _OUTPUT.value
     else default_output(model.path, dataset)
   )
-  written = evaluation.write_outputs(
-    model, results, output, figures=_FIGURES.value
-  )
+  try:
+    written = evaluation.write_outputs(
+      model, results, output, figures=_FIGURES.value
+    )
+    report = (
+      evaluation.write_report(model, results, output, written["figures"])
+      if _REPORT.value
+      else None
+    )
+  except OSError as e:
+    sys.exit(f"eval.py: {cli.os_error(e)}")
   print(f"Checkpoint {model.path}")
   for r in results:
     if r.metrics.get("left_out"):
@@ -146,6 +160,8 @@ def main(argv):
     print(f"Figures ({len(written['figures'])}) in {output / 'figures'}, e.g.:")
     for path in written["figures"][:3]:
       print(f"  {path}")
+  if report is not None:
+    print(f"Report: {report}")
 
 
 if __name__ == "__main__":

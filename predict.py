@@ -143,7 +143,11 @@ def _predict_all(predictor, files, source, output) -> list[str]:
     out = output / output_name(path, source)
     try:
       _, summary = video_report.write(
-        predictor, path, out, annotate=_ANNOTATE.value, report=_REPORT.value
+        predictor,
+        path,
+        out,
+        annotate=_ANNOTATE.value,
+        report=output / html_report.INDEX if _REPORT.value else None,
       )
     except (preprocessing.VideoError, OSError) as e:
       failed.append(str(e))

@@ -19,6 +19,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 
+from varec import evaluation
 from varec import html_report
 from varec import synthetic
 
@@ -79,6 +80,33 @@ def test_every_video_has_a_page_a_player_and_thumbnails(run):
     assert frames == round(r["duration"] * 25)
     for p in r["people"]:
       assert (folder / html_report.thumbnail(p["person"])).stat().st_size > 500
+
+
+def test_eval_report_has_scores_figures_and_a_page_per_video(
+  trained_workdir, tiny_builder, tmp_path
+):
+  model, results = evaluation.evaluate(
+    trained_workdir[0], ("validation", "test"), builder=tiny_builder
+  )
+  written = evaluation.write_outputs(model, results, tmp_path)
+  index = evaluation.write_report(model, results, tmp_path, written["figures"])
+  text = index.read_text()
+  assert text.count("<tr><td>validation</td>") == 1  # The scores.
+  assert "fig4_confusion_test.png" in text and "/fig7/" in text
+  pages = sorted(tmp_path.glob("videos/*/*/" + html_report.PAGE))
+  assert len(pages) == sum(len(r.videos) for r in results) == 8
+  for r in results:
+    for video, inputs in zip(r.videos.itertuples(), r.inputs):
+      folder = tmp_path / "videos" / r.split / evaluation.file_name(video.video)
+      assert (
+        f"true {video.true_emotion}" in (folder / html_report.PAGE).read_text()
+      )
+      with av.open(str(folder / html_report.PLAYER)) as player:
+        assert sum(1 for _ in player.decode(video=0)) == len(inputs)
+      assert (
+        f'href="{html_report._href(folder / html_report.PAGE, tmp_path)}"'
+        in text
+      )
 
 
 def test_a_page_script_cannot_be_ended_by_its_data(tmp_path):

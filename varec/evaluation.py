@@ -15,13 +15,16 @@ import pathlib
 import re
 import shutil
 
+import cv2
 import numpy as np
 import pandas as pd
 
 from varec import emotions
+from varec import html_report
 from varec import inference
 from varec import metrics
 from varec import plots
+from varec import video_report
 from varec import workdir as workdir_lib
 from varec.data import input_pipeline
 
@@ -64,6 +67,8 @@ class SplitResult:
   metrics: dict
   videos: pd.DataFrame  # One row per video.
   frames: pd.DataFrame  # One row per frame.
+  # Each video's model input frames (T, S, S, 1), in the order of `videos`.
+  inputs: list = dataclasses.field(default_factory=list, repr=False)
 
 
 def decide(
@@ -198,6 +203,7 @@ def evaluate_videos(
     },
     pd.DataFrame(video_rows),
     pd.concat(frame_rows, ignore_index=True),
+    [v["frames"] for v in videos],
   )
 
 
@@ -474,6 +480,79 @@ def _split_figures(
       )
     )
   return written
+
+
+def write_report(
+  model: inference.TrainedModel,
+  results: list[SplitResult],
+  output,
+  figures: list[pathlib.Path],
+) -> pathlib.Path:
+  """report.html in `output` (`varec.html_report`): the scores, the figures,
+  and a page per evaluated video under videos/<split>/<video>/, its player
+  the model's input frames."""
+  output = pathlib.Path(output)
+  index = output / html_report.INDEX
+  videos = []
+  for r in results:
+    for video, inputs in zip(r.videos.itertuples(), r.inputs):
+      folder = output / "videos" / file_name(r.split) / file_name(video.video)
+      _video_page(folder, model, r, video, inputs, index)
+      videos.append(
+        {
+          "split": r.split,
+          "video": video.video,
+          "speaker": video.speaker,
+          "true": video.true_emotion,
+          "predicted": video.predicted_emotion,
+          "correct": video.correct,
+          "folder": folder,
+        }
+      )
+  return html_report.write_eval_index(output, model, results, figures, videos)
+
+
+def _video_page(folder, model, r: SplitResult, video, inputs, index) -> None:
+  """One evaluated video's page, player and apex thumbnail."""
+  space, fps = model.label_space, model.config.data.fps
+  folder.mkdir(parents=True, exist_ok=True)
+  frames = r.frames[r.frames["video"] == video.video]
+  va = frames[["valence", "arousal"]].to_numpy()
+  frame_index = frames["frame"].to_numpy()
+  arrays = (
+    va,
+    frames["nearest_emotion"].map(space.emotions.index).to_numpy(),
+    frame_index,
+    frame_index / fps,
+  )
+  person = video_report.person_summary(
+    space, model.decision_prototypes, fps, arrays, len(frames)
+  )
+  gray = np.asarray(inputs)[..., 0]
+  if gray.dtype != np.uint8:  # Frames in [0, 1].
+    gray = np.clip(np.round(gray * 255), 0, 255).astype(np.uint8)
+  html_report.write_gray_player(folder / html_report.PLAYER, gray, fps)
+  side = html_report.THUMBNAIL_SIDE
+  cv2.imwrite(
+    str(folder / html_report.thumbnail(0)),
+    cv2.resize(gray[person["apex"]["frame"]], (side, side)),
+  )
+  html_report.write_page(
+    folder,
+    {
+      "video": video.video,
+      "fps": fps,
+      "frames": len(frames),
+      "people": [{"person": 0, **person}],
+    },
+    {0: (arrays[3], va)},
+    space,
+    index,
+    caption=f"{r.split}, speaker {video.speaker}: true {video.true_emotion}, "
+    f"predicted {video.predicted_emotion} "
+    f"({'correct' if video.correct else 'wrong'}); the player shows the "
+    "model's input frames",
+  )
 
 
 def _replace(path: pathlib.Path, write) -> None:

@@ -129,12 +129,20 @@ def _colours(label_space: emotions.LabelSpace) -> dict[str, str]:
 
 
 def write_page(
-  folder, summary: dict, people: dict, label_space
+  folder,
+  summary: dict,
+  people: dict,
+  label_space,
+  index: pathlib.Path,
+  caption: str = "",
 ) -> pathlib.Path:
-  """`page.html` of one video; `people` maps each person to (time_s, va) arrays."""
+  """`page.html` of one video; `people` maps each person to (time_s, va)
+  arrays; `index` is the report that lists it (linked back)."""
   colours = _colours(label_space)
   data = {
     "video": pathlib.Path(summary["video"]).name,
+    "caption": caption,
+    "index": pathlib.Path(os.path.relpath(index, folder)).as_posix(),
     "fps": summary["fps"],
     "duration": summary["frames"] / summary["fps"],
     "player": PLAYER,
@@ -180,7 +188,7 @@ def write_index(output) -> pathlib.Path:
       summary = json.loads((folder / "summary.json").read_text())
     except (OSError, ValueError):
       continue
-    here = urllib.parse.quote(folder.relative_to(output).as_posix())
+    here = _href(folder, output)
     rows.append(
       {
         "video": folder.relative_to(output).as_posix(),
@@ -205,6 +213,80 @@ def write_index(output) -> pathlib.Path:
     "__DATA__", _json_for_script(rows)
   )
   return _write_text(output / INDEX, page)
+
+
+def write_eval_index(output, model, results, figures, videos) -> pathlib.Path:
+  """`report.html` in eval.py's `output`: each split's scores, Figs. 4, 5 and
+  7 (`figures`), and a row per evaluated video (`videos`: split, video,
+  speaker, true and predicted emotion, correct, and the folder of its page)."""
+  output = pathlib.Path(output)
+  rows = "".join(
+    "<tr>"
+    f'<td><img class="thumb" loading="lazy" alt="" '
+    f'src="{_href(v["folder"] / thumbnail(0), output)}"></td>'
+    f"<td>{html.escape(v['split'])}</td>"
+    f'<td><a href="{_href(v["folder"] / PAGE, output)}">'
+    f"{html.escape(v['video'])}</a></td>"
+    f"<td>{html.escape(str(v['speaker']))}</td>"
+    f"<td>{v['true']}</td><td>{v['predicted']}</td>"
+    f"<td>{'yes' if v['correct'] else '<b>no</b>'}</td></tr>"
+    for v in videos
+  )
+  scores = "".join(
+    f"<tr><td>{html.escape(r.split)}</td><td>{r.metrics['videos']}</td>"
+    + "".join(f"<td>{r.metrics[k]:.3f}</td>" for k in _SCORES)
+    + "</tr>"
+    for r in results
+  )
+
+  def images(chosen):
+    return "".join(
+      f'<figure><img src="{_href(f, output)}" alt="" loading="lazy" '
+      f'style="max-width:560px"><figcaption>'
+      f"{html.escape(f.relative_to(output).as_posix())}</figcaption></figure>"
+      for f in figures
+      if chosen(f)
+    )
+
+  page = (
+    _EVAL.replace("__TITLE__", html.escape(str(model.path)))
+    .replace("__SCORES__", scores)
+    .replace(
+      "__FIGURES__", images(lambda f: f.name.startswith(("fig4", "fig5")))
+    )
+    .replace("__FIG7__", images(lambda f: f.parent.parent.name == "fig7"))
+    .replace("__ROWS__", rows)
+    .replace("__FPS__", f"{model.config.data.fps:g}")
+    .replace("__SPACE__", html.escape(", ".join(model.label_space.emotions)))
+  )
+  return _write_text(output / INDEX, page)
+
+
+_SCORES = (
+  "accuracy",
+  "macro_precision",
+  "macro_recall",
+  "pn_accuracy",
+  "frame_ccc_valence",
+  "frame_ccc_arousal",
+)
+
+
+def write_gray_player(path, frames: np.ndarray, fps: float) -> None:
+  """`frames` (T, S, S) uint8 gray face crops as a player, twice their size."""
+  side = 2 * frames.shape[-1]
+  player = PlayerWriter(path, (side, side), fps)
+  try:
+    for crop in frames:
+      player.write(
+        cv2.cvtColor(cv2.resize(crop, (side, side)), cv2.COLOR_GRAY2BGR)
+      )
+  finally:
+    player.close()
+
+
+def _href(path: pathlib.Path, root: pathlib.Path) -> str:
+  return urllib.parse.quote(path.relative_to(root).as_posix())
 
 
 def _json_for_script(data) -> str:
@@ -243,8 +325,9 @@ _PAGE = (
   + _STYLE
   + """</style></head>
 <body>
-<p><a href="../report.html">all videos</a></p>
+<p><a id="index">all videos</a></p>
 <h1 id="title"></h1>
+<p id="caption"></p>
 <div id="people"></div>
 <div class="row">
   <video id="video" controls muted preload="auto"></video>
@@ -262,6 +345,8 @@ const PLOT = W - LEFT - RIGHT;
 const video = document.getElementById("video");
 video.src = data.player;
 document.getElementById("title").textContent = data.video;
+document.getElementById("caption").textContent = data.caption;
+document.getElementById("index").href = data.index;
 function el(name, attrs, parent) {
   const e = document.createElementNS(NS, name);
   for (const k in attrs) e.setAttribute(k, attrs[k]);
@@ -415,6 +500,31 @@ document.querySelectorAll("th").forEach((th) => th.addEventListener("click", () 
 filter.addEventListener("change", render);
 render();
 </script>
+</body></html>
+"""
+)
+
+_EVAL = (
+  """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>__TITLE__ - varec evaluation</title>
+<style>"""
+  + _STYLE
+  + """ figure { display: inline-block; margin: 8px; } </style></head>
+<body>
+<h1>varec evaluation: __TITLE__</h1>
+<p>Video decisions over each video's labelled frames; frame scores against Table 2's
+prototypes. Emotions: __SPACE__; __FPS__ frames/s.</p>
+<table><thead><tr><th>split</th><th>videos</th><th>accuracy</th><th>macro precision</th>
+<th>macro recall</th><th>PN accuracy</th><th>CCC valence</th><th>CCC arousal</th></tr></thead>
+<tbody>__SCORES__</tbody></table>
+<h2>Fig. 4 (confusion matrices) and Fig. 5 (output distributions)</h2>
+__FIGURES__
+<h2>Videos (each with its player and trajectory)</h2>
+<table><thead><tr><th>apex face</th><th>split</th><th>video</th><th>speaker</th>
+<th>true</th><th>predicted</th><th>correct</th></tr></thead><tbody>__ROWS__</tbody></table>
+<h2>Fig. 7 (all speakers' trajectories per emotion)</h2>
+__FIG7__
 </body></html>
 """
 )

@@ -54,12 +54,16 @@ SUMMARY = "summary.json"
 
 
 def write(
-  predictor, path, output=None, annotate: bool = False, report: bool = False
+  predictor,
+  path,
+  output=None,
+  annotate: bool = False,
+  report: pathlib.Path | None = None,
 ) -> tuple[pd.DataFrame, dict]:
   """Predicts every frame of `path` with a `varec.predictor.Predictor`; with `output`,
   writes frames.csv, summary.json, trajectory.png, timeline.png (and annotated.mp4
-  if `annotate`; the video's page of the HTML report, `varec.html_report`, if
-  `report`) there.
+  if `annotate`; with `report`, the path of the run's report.html, the video's
+  page of it, `varec.html_report`) there.
 
   Returns the per-frame table (the columns of frames.csv) and the summary.
 
@@ -69,7 +73,7 @@ def write(
   """
   path = pathlib.Path(path)
   if output is None:
-    return _report(predictor, path, None, annotate, False)
+    return _report(predictor, path, None, annotate, None)
   output = pathlib.Path(output)
   if output.exists() and not output.is_dir():
     raise OSError(
@@ -129,10 +133,12 @@ def _report(
   path: pathlib.Path,
   output: pathlib.Path | None,
   annotate: bool,
-  report: bool,
+  report: pathlib.Path | None,
 ) -> tuple[pd.DataFrame, dict]:
   stats = collections.Counter()
-  rows, people = _frame_rows(predictor, path, output, annotate, report, stats)
+  rows, people = _frame_rows(
+    predictor, path, output, annotate, report is not None, stats
+  )
   rows, people, dropped = _without_short_tracks(predictor, rows, people)
   if not people and stats["non_finite_outputs"]:
     raise preprocessing.VideoError(
@@ -153,13 +159,13 @@ def _report(
       writer.writerows(rows)
     (output / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     _plots(predictor, path, output, summary, stats["frames"], people)
-    if report:
-      _page(predictor, path, output, summary, rows, people)
+    if report is not None:
+      _page(predictor, path, output, summary, rows, people, report)
   return pd.DataFrame(rows, columns=FRAME_COLUMNS), summary
 
 
-def _page(predictor, path, output, summary, rows, people) -> None:
-  """The video's page of the HTML report and its apex thumbnails."""
+def _page(predictor, path, output, summary, rows, people, report) -> None:
+  """The video's page of the HTML report `report` and its apex thumbnails."""
   apex_boxes = {}
   for person in summary["people"]:
     at = (person["apex"]["frame"], person["person"])
@@ -169,7 +175,9 @@ def _page(predictor, path, output, summary, rows, people) -> None:
   trajectories = {
     p: (np.asarray(t.time_s), np.asarray(t.va)) for p, t in people.items()
   }
-  html_report.write_page(output, summary, trajectories, predictor.label_space)
+  html_report.write_page(
+    output, summary, trajectories, predictor.label_space, report
+  )
 
 
 def _row(frame, person, box, va, nearest, label_space) -> tuple:
@@ -310,7 +318,13 @@ def _summary(predictor, path, stats, people, dropped) -> dict:
   """summary.json: the whole video's fields are its main person's (the one
   with the most frames), then every person's."""
   by_person = {
-    p: _person_summary(predictor, people[p], stats["frames"])
+    p: person_summary(
+      predictor.label_space,
+      predictor.prototypes,
+      predictor.preprocess.fps,
+      people[p].arrays(),
+      stats["frames"],
+    )
     for p in sorted(people)
   }
   main = max(by_person, key=lambda p: (by_person[p]["face_frames"], -p))
@@ -346,24 +360,30 @@ def _summary(predictor, path, stats, people, dropped) -> dict:
   return summary
 
 
-def _person_summary(
-  predictor, trajectory: _Trajectory, num_frames: int
+def person_summary(
+  label_space: emotions.LabelSpace,
+  prototypes: np.ndarray,
+  fps: float,
+  arrays: tuple[np.ndarray, ...],
+  num_frames: int,
 ) -> dict:
-  """One person's decisions and means; `num_frames` is the video's length."""
-  va, nearest, frame_index, time_s = trajectory.arrays()
-  names, groups = predictor.label_space.emotions, predictor.label_space.groups
-  fps = predictor.preprocess.fps
+  """One person's (or one evaluated video's) decisions and means: `arrays` are
+  (va, frame emotions, frame index, time_s) of the frames with an output,
+  `prototypes` the model's decision prototypes, `num_frames` the video's length."""
+  va, nearest, frame_index, time_s = arrays
+  names, groups = label_space.emotions, label_space.groups
   vote = metrics.video_vote(nearest)
   counts = np.bincount(nearest, minlength=len(names))
-  neutral = predictor.label_space.neutral_index
+  neutral = label_space.neutral_index
   dominant, share = metrics.dominant_emotion(nearest, neutral)
   smoothing = metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, fps)
   min_segment = metrics.window_frames(metrics.MIN_SEGMENT_S, fps)
+  smoothed = metrics.smooth(va, smoothing, frame_index)
   expression, intensity_share = metrics.intensity_vote(
-    nearest,
-    metrics.smooth(va, smoothing, frame_index),
-    predictor.label_space.neutral_point(),
-    neutral,
+    nearest, smoothed, label_space.neutral_point(), neutral
+  )
+  apex = metrics.apex_frame(
+    va, label_space.neutral_point(), smoothing, frame_index
   )
   return {
     "expression": names[expression],
@@ -375,7 +395,16 @@ def _person_summary(
     "dominant_emotion": names[dominant],
     "dominant_share": share,
     "dominant_pn_group": groups[dominant],
-    "apex": _apex(predictor, va, smoothing, frame_index, time_s),
+    # The smoothed frame furthest from neutral, with its smoothed values.
+    "apex": {
+      "frame": int(frame_index[apex]),
+      "time_s": round(float(time_s[apex]), 4),
+      "emotion": names[
+        int(metrics.nearest_emotion(smoothed[apex], prototypes))
+      ],
+      "valence": float(smoothed[apex][0]),
+      "arousal": float(smoothed[apex][1]),
+    },
     "mean_valence": float(va[:, 0].mean()),
     "mean_arousal": float(va[:, 1].mean()),
     "face_frames": len(va),
@@ -385,23 +414,6 @@ def _person_summary(
     "segments": _segments(
       names, fps, nearest, min_segment, frame_index, time_s
     ),
-  }
-
-
-def _apex(predictor, va, smoothing: int, frame_index, time_s) -> dict:
-  """summary.json's apex: the smoothed frame furthest from neutral."""
-  apex = metrics.apex_frame(
-    va, predictor.label_space.neutral_point(), smoothing, frame_index
-  )
-  apex_va = metrics.smooth(va, smoothing, frame_index)[apex]
-  return {
-    "frame": int(frame_index[apex]),
-    "time_s": round(float(time_s[apex]), 4),
-    "emotion": predictor.label_space.emotions[
-      int(metrics.nearest_emotion(apex_va, predictor.prototypes))
-    ],
-    "valence": float(apex_va[0]),
-    "arousal": float(apex_va[1]),
   }
 
 
