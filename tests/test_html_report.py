@@ -1,28 +1,26 @@
 """varec.html_report: predict.py's report.html, opened in a real browser.
 
-The browser test drives Debian's Chromium (`chromium`, `chromium-driver`:
-`make test` installs them) with Selenium; the screenshots it takes are kept
+The browser test drives Debian's Chromium (`tests/browser.py`; `make test`
+installs it) with Selenium; the screenshots it takes are kept
 in pytest's cache folder (.pytest_cache/d/report_screenshots/) for a human to
 look at, never committed.
 """
 
 import json
 import pathlib
-import shutil
 import subprocess
 import sys
-import time
 
 import av
 import numpy as np
 import pytest
-from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 
 from varec import evaluation
 from varec import html_report
 from varec import synthetic
 
+from tests import browser as browser_lib
 from tests.conftest import write_video
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -116,49 +114,15 @@ def test_a_page_script_cannot_be_ended_by_its_data(tmp_path):
   )
 
 
-def _browser(tmp_path):
-  chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-  if not chromium or not driver:
-    pytest.fail(
-      "the browser test needs Debian's chromium and chromium-driver "
-      "(make test installs them: apt-get install chromium chromium-driver)"
-    )
-  options = webdriver.ChromeOptions()
-  options.binary_location = chromium
-  for flag in (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--autoplay-policy=no-user-gesture-required",
-    "--window-size=1280,1000",
-    f"--user-data-dir={tmp_path / 'profile'}",
-  ):
-    options.add_argument(flag)
-  options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-  return webdriver.Chrome(
-    options=options, service=webdriver.ChromeService(executable_path=driver)
-  )
-
-
-def _wait(browser, script, timeout=20.0):
-  end = time.monotonic() + timeout
-  while time.monotonic() < end:
-    value = browser.execute_script(script)
-    if value:
-      return value
-    time.sleep(0.1)
-  raise AssertionError(f"timed out waiting for: {script}")
-
-
 def test_the_report_plays_in_chromium_and_its_cursor_follows(
   run, tmp_path, request
 ):
   screenshots = request.config.cache.mkdir("report_screenshots")
-  browser = _browser(tmp_path)
+  browser = browser_lib.chromium(tmp_path)
   try:
     browser.get((run / html_report.INDEX).as_uri())
     assert len(browser.find_elements("css selector", "#rows tr")) == 2
-    _wait(
+    browser_lib.wait(
       browser,
       "return [...document.images].length > 0 && [...document.images].every("
       "(i) => i.complete && i.naturalWidth > 0)",
@@ -172,11 +136,15 @@ def test_the_report_plays_in_chromium_and_its_cursor_follows(
     assert 1 <= len(browser.find_elements("css selector", "#rows tr")) <= 2
     browser.save_screenshot(str(screenshots / "index.png"))
     browser.find_element("link text", "sub/two people.mp4").click()
-    _wait(browser, "return document.getElementById('video').readyState >= 2")
+    browser_lib.wait(
+      browser, "return document.getElementById('video').readyState >= 2"
+    )
     assert len(browser.find_elements("css selector", "svg.timeline")) == 2
     # Playing: time advances and the cursors follow.
     browser.execute_script("document.getElementById('video').play()")
-    _wait(browser, "return document.getElementById('video').currentTime > 0.4")
+    browser_lib.wait(
+      browser, "return document.getElementById('video').currentTime > 0.4"
+    )
     browser.execute_script("document.getElementById('video').pause()")
     playing = browser.execute_script(
       "return document.getElementById('video').currentTime"
@@ -200,7 +168,7 @@ def test_the_report_plays_in_chromium_and_its_cursor_follows(
     ActionChains(browser).move_to_element_with_offset(
       svg, int(x_offset), 0
     ).click().perform()
-    seeked = _wait(
+    seeked = browser_lib.wait(
       browser,
       "const v = document.getElementById('video');"
       f"return !v.seeking && Math.abs(v.currentTime - {target}) < 0.15 && "
