@@ -10,7 +10,7 @@ every face tracked as a person (`--max_people=0`, predict.py's default: face
 descriptors included) or the largest followed (1), with and without face
 alignment (`--align`; the same model either way, so only the speed is
 compared), and records video frames/s and the process's peak resident
-memory. Writes benchmarks/results/prediction.{json,md}.
+memory. Writes benchmarks/results/<--name, default prediction>.{json,md}.
 """
 
 import dataclasses
@@ -45,13 +45,14 @@ _MINUTES = flags.DEFINE_list(
 )
 _ALIGN = flags.DEFINE_list(
   "align",
-  ["true", "false"],
-  "Face alignment on / off (overriding the checkpoint's setting).",
+  ["checkpoint"],
+  "Face alignment: checkpoint (its own setting), or true / false overriding it.",
 )
 _PEOPLE = flags.DEFINE_list("people", ["1"], "Actors side by side: 1 or 2.")
 _MAX_PEOPLE = flags.DEFINE_list(
   "max_people", ["0"], "predict.py's --max_people (0 = every face tracked)."
 )
+_NAME = flags.DEFINE_string("name", "prediction", "Results file name.")
 _SINGLE = flags.DEFINE_string(
   "single", None, "Internal: predict this one video and print JSON."
 )
@@ -90,7 +91,7 @@ def write_long_video(path: pathlib.Path, minutes: float, people: int) -> int:
 
 
 def predict_once(
-  video: str, checkpoint: str, align: bool, max_people: int
+  video: str, checkpoint: str, align: str, max_people: int
 ) -> dict:
   """Runs in its own process, so that its peak memory is its own."""
   from varec import inference  # pylint: disable=g-import-not-at-top
@@ -100,7 +101,10 @@ def predict_once(
   p = predictor.Predictor.from_checkpoint(
     checkpoint, tracking=tracking.TrackingConfig(max_people=max_people)
   )
-  p.preprocess = dataclasses.replace(p.preprocess, align_faces=align)
+  if align != "checkpoint":
+    p.preprocess = dataclasses.replace(
+      p.preprocess, align_faces=align == "true"
+    )
   with tempfile.TemporaryDirectory() as out:
     start = time.perf_counter()
     frames = p.predict_video(video, out)
@@ -129,7 +133,7 @@ def main(argv):
         predict_once(
           _SINGLE.value,
           _CHECKPOINTS.value[0],
-          _ALIGN.value == ["true"],
+          _ALIGN.value[0],
           int(_MAX_PEOPLE.value[0]),
         )
       )
@@ -174,7 +178,7 @@ def main(argv):
           "people": people,
           "max_people": int(max_people),
           "checkpoint": checkpoint,
-          "align_faces": align == "true",
+          "align_faces": align,
           **json.loads(out.stdout.strip().splitlines()[-1]),
         }
         results["runs"].append(run)
@@ -202,12 +206,12 @@ def main(argv):
     lines.append(
       f"| {run['minutes']:g} min | {run['people']} | {run['max_people']} | "
       f"`{run['checkpoint']}` | {model} | "
-      f"{'on' if run['align_faces'] else 'off'} | {run['frames']} | "
+      f"{run['align_faces']} | {run['frames']} | "
       f"{run['people_found']} | {run['descriptors']} | "
       f"{run['frames_per_second']:.0f} | {run['frames_per_second'] / 25:.1f} | "
       f"{run['peak_rss_mb']:.0f} |"
     )
-  report.write("prediction", results, "\n".join(lines))
+  report.write(_NAME.value, results, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -317,15 +317,19 @@ svg text { font: 11px system-ui, sans-serif; }
 .timeline { width: 100%; max-width: 1100px; display: block; cursor: crosshair; }
 """
 
-_PAGE = (
-  """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>__TITLE__ - varec</title>
-<style>"""
-  + _STYLE
-  + """</style></head>
-<body>
-<p><a id="index">all videos</a></p>
+
+def _html(title: str, body: str, style: str = "") -> str:
+  """A whole page: `body` after a head with the title and the shared style."""
+  return (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+    f"<title>{title}</title>\n<style>{_STYLE}{style}</style></head>\n<body>\n"
+    f"{body}</body></html>\n"
+  )
+
+
+_PAGE = _html(
+  "__TITLE__ - varec",
+  """<p><a id="index">all videos</a></p>
 <h1 id="title"></h1>
 <p id="caption"></p>
 <div id="people"></div>
@@ -446,19 +450,12 @@ video.addEventListener("seeked", update);
 video.addEventListener("timeupdate", update);
 update();
 </script>
-</body></html>
-"""
+""",
 )
 
-_INDEX = (
-  """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>__TITLE__ - varec report</title>
-<style>"""
-  + _STYLE
-  + """</style></head>
-<body>
-<h1>varec: <span id="count"></span> video(s)</h1>
+_INDEX = _html(
+  "__TITLE__ - varec report",
+  """<h1>varec: <span id="count"></span> video(s)</h1>
 <p><label>emotion <select id="filter"><option value="">all</option></select></label></p>
 <table><thead><tr>
 <th data-key="thumbnail">apex face</th><th data-key="video">video</th>
@@ -500,19 +497,12 @@ document.querySelectorAll("th").forEach((th) => th.addEventListener("click", () 
 filter.addEventListener("change", render);
 render();
 </script>
-</body></html>
-"""
+""",
 )
 
-_EVAL = (
-  """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>__TITLE__ - varec evaluation</title>
-<style>"""
-  + _STYLE
-  + """ figure { display: inline-block; margin: 8px; } </style></head>
-<body>
-<h1>varec evaluation: __TITLE__</h1>
+_EVAL = _html(
+  "__TITLE__ - varec evaluation",
+  """<h1>varec evaluation: __TITLE__</h1>
 <p>Video decisions over each video's labelled frames; frame scores against Table 2's
 prototypes. Emotions: __SPACE__; __FPS__ frames/s.</p>
 <table><thead><tr><th>split</th><th>videos</th><th>accuracy</th><th>macro precision</th>
@@ -525,6 +515,6 @@ __FIGURES__
 <th>true</th><th>predicted</th><th>correct</th></tr></thead><tbody>__ROWS__</tbody></table>
 <h2>Fig. 7 (all speakers' trajectories per emotion)</h2>
 __FIG7__
-</body></html>
-"""
+""",
+  style=" figure { display: inline-block; margin: 8px; }",
 )
