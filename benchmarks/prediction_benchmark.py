@@ -184,6 +184,11 @@ def main(argv):
         results["runs"].append(run)
         print(json.dumps(run))
       video.unlink()
+  report.write(_NAME.value, results, _markdown(results))
+
+
+def _markdown(results: dict) -> str:
+  """The results file's table."""
   lines = [
     "# Prediction benchmark",
     "",
@@ -211,7 +216,7 @@ def main(argv):
       f"{run['frames_per_second']:.0f} | {run['frames_per_second'] / 25:.1f} | "
       f"{run['peak_rss_mb']:.0f} |"
     )
-  report.write(_NAME.value, results, "\n".join(lines))
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":
