@@ -127,13 +127,29 @@ def test_the_report_plays_in_chromium_and_its_cursor_follows(
       "return [...document.images].length > 0 && [...document.images].every("
       "(i) => i.complete && i.naturalWidth > 0)",
     )
-    # Filter, then sort, in the page.
-    browser.execute_script(
+    shown = lambda: [
+      a.text for a in browser.find_elements("css selector", "#rows tr a")
+    ]
+    # Sorted by video name, then by duration (the two-person clip is shorter).
+    assert shown() == ["one.mp4", "sub/two people.mp4"]
+    browser.find_element("css selector", "th[data-key=duration]").click()
+    assert shown() == ["sub/two people.mp4", "one.mp4"]
+    # Filtered by an emotion: the videos where anyone shows it, no other.
+    rows = browser.execute_script(
+      "return JSON.parse(document.getElementById('data').textContent)"
+    )
+    emotion = browser.execute_script(
       "const f = document.getElementById('filter');"
       "f.value = [...f.options].find((o) => o.value).value;"
-      "f.dispatchEvent(new Event('change'));"
+      "f.dispatchEvent(new Event('change')); return f.value;"
     )
-    assert 1 <= len(browser.find_elements("css selector", "#rows tr")) <= 2
+    wanted = {
+      r["video"]
+      for r in rows
+      if emotion == r["expression"]
+      or any(p["dominant"] == emotion for p in r["people"])
+    }
+    assert wanted and set(shown()) == wanted
     browser.save_screenshot(str(screenshots / "index.png"))
     browser.find_element("link text", "sub/two people.mp4").click()
     browser_lib.wait(

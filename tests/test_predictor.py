@@ -1,5 +1,6 @@
 """predict.py and varec.predictor: outputs, faceless frames, resampling, bad input."""
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -353,8 +354,6 @@ def test_frames_are_decided_among_the_trained_emotions_and_neutral(
 ):
   """A checkpoint that saw two emotions decides each frame among those two
   and neutral, with the same valence-arousal."""
-  import dataclasses  # pylint: disable=g-import-not-at-top
-
   model = inference.TrainedModel.load(trained_workdir[0])
   every = predictor_lib.Predictor(model).predict_video(face_video)
   taught = dataclasses.replace(

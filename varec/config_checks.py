@@ -129,19 +129,19 @@ def distillation_problems(config: ml_collections.ConfigDict) -> list[str]:
   return problems
 
 
-def face_detector_problems(detector: str, folder=None) -> list[str]:
+def face_detector_problems(detector: str) -> list[str]:
   """What keeps `data.face_detector` from detecting: an OpenCV cascade must be a
-  readable file, its path absolute, or relative to `folder` (a checkpoint's)."""
+  readable file at an absolute path (a checkpoint's relative one is resolved
+  against its folder first: `inference.TrainedModel.load`)."""
   if detector == preprocessing.DLIB_HOG:
     return []
-  path = pathlib.Path(detector)
-  if not path.is_absolute() and folder is None:
+  if not pathlib.Path(detector).is_absolute():
     return [
       f"data.face_detector must be {preprocessing.DLIB_HOG} or the absolute "
       f"path of an OpenCV cascade file, got {detector}"
     ]
   try:
-    preprocessing.haar_cascade(str(pathlib.Path(folder or "/") / path))
+    preprocessing.haar_cascade(detector)
   except ValueError as e:
     return [f"data.face_detector: {e}"]
   return []

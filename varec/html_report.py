@@ -169,6 +169,7 @@ def write_page(
       for p in summary["people"]
     ],
     "colours": colours,
+    "person_colours": plots.PERSON_COLOURS,
   }
   page = _PAGE.replace("__TITLE__", html.escape(data["video"])).replace(
     "__DATA__", _json_for_script(data)
@@ -359,7 +360,7 @@ function el(name, attrs, parent) {
 }
 const x = (t) => LEFT + (t / data.duration) * PLOT;
 const y = (value) => BAND + 8 + (1 - value) / 2 * (H - BAND - 24);
-const personColours = ["#2e7d32", "#1565c0", "#ef6c00", "#8e24aa", "#00838f"];
+const personColours = data.person_colours;
 const people = document.getElementById("people");
 const cursors = [], dots = [];
 data.people.forEach((p, k) => {

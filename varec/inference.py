@@ -89,18 +89,16 @@ class TrainedModel:
       )
     config = config_schema.upgrade(meta["config"])
     workdir = workdir_lib.Workdir.of_checkpoint(step_dir)
+    if workdir and config.data.face_detector != preprocessing.DLIB_HOG:
+      # A checkpoint carries its cascade file; relative names are inside its folder.
+      config.data.face_detector = str(workdir.root / config.data.face_detector)
     # A config edited by hand, or from a tool that did not check it.
     problems = config_checks.data_problems(config.data)
-    problems += config_checks.face_detector_problems(
-      config.data.face_detector, workdir and workdir.root
-    )
+    problems += config_checks.face_detector_problems(config.data.face_detector)
     if problems:
       raise checkpoints.CheckpointError(
         f"{step_dir}: its config cannot be used: " + "; ".join(problems)
       )
-    if workdir and config.data.face_detector != preprocessing.DLIB_HOG:
-      # A checkpoint carries its cascade file; relative names are inside its folder.
-      config.data.face_detector = str(workdir.root / config.data.face_detector)
     _warn_if_unfinished(manager, step_dir, meta, config)
     return cls(
       config=config,

@@ -21,6 +21,8 @@ from varec import emotions  # pylint: disable=g-import-not-at-top
 
 # As in the paper's Fig. 5.
 CORRECT_COLOUR, WRONG_COLOUR = "tab:orange", "tab:blue"
+# People 0, 1, ... in predict.py's annotated video and report pages (then repeating).
+PERSON_COLOURS = ("#2e7d32", "#1565c0", "#ef6c00", "#8e24aa", "#00838f")
 # Most time steps `timeline` draws: about one per pixel column.
 TIMELINE_POINTS = 1000
 
@@ -185,9 +187,8 @@ class Trajectory:
   va: np.ndarray  # (frames, 2).
   nearest: np.ndarray  # (frames,) class indices into the label space.
   title: str
-  labelled: np.ndarray | None = (
-    None  # (frames,) bool: mark the first labelled frame.
-  )
+  # (frames,) bool: mark the first labelled frame.
+  labelled: np.ndarray | None = None
 
 
 def trajectory(

@@ -150,6 +150,9 @@ class Predictor:
     outputs = {}  # (frame index, person) -> output.
     batch: list[preprocessing.Frame] = []
 
+    def keep(person: int, answered: tuple[np.ndarray, np.ndarray]) -> None:
+      outputs.update(((i, person), v) for i, v in zip(*answered))
+
     def flush(end: bool):
       faces = [(f, p, box) for f in batch for p, box in f.faces.items()]
       if faces:
@@ -164,17 +167,15 @@ class Predictor:
           stream = streams.setdefault(
             person, inference.Stream(self.engine, self.window_policy)
           )
-          indices, answered = stream.push(
-            crops[mine], [faces[k][0].index for k in mine]
+          keep(
+            person, stream.push(crops[mine], [faces[k][0].index for k in mine])
           )
-          outputs.update(((i, person), v) for i, v in zip(indices, answered))
       for f in batch:
         f.gray = None  # Cropped: a tiled stretch waiting for its end holds only the rest.
       # A frame without a person ends their stretch.
       for person, stream in streams.items():
         if end or (batch and person not in batch[-1].faces):
-          indices, answered = stream.finish()
-          outputs.update(((i, person), v) for i, v in zip(indices, answered))
+          keep(person, stream.finish())
       pending.extend(batch)
       batch.clear()
       while pending and all(

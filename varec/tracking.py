@@ -168,6 +168,12 @@ class Tracker:
     )
     moving = iou >= MIN_OVERLAP
     described = {}
+
+    def describe(j: int) -> None:
+      if j not in described:
+        described[j] = descriptor(bgr, gray, boxes[j])
+        self.descriptors_computed += 1
+
     for j in range(len(boxes)):
       rows = np.flatnonzero(moving[:, j])
       ambiguous = len(rows) != 1 or moving[rows[0]].sum() > 1
@@ -175,9 +181,8 @@ class Tracker:
         index - expected[r].described_at >= self.refresh for r in rows
       )
       if ambiguous or stale:
-        described[j] = descriptor(bgr, gray, boxes[j])
-        self.descriptors_computed += 1
-    cost = self._costs(index, expected, iou, boxes, described)
+        describe(j)
+    cost = self._costs(expected, iou, boxes, described)
     rows, cols = optimize.linear_sum_assignment(cost)
     matched = {
       j: self.tracks[i] for i, j in zip(rows, cols) if cost[i, j] < _FORBIDDEN
@@ -186,9 +191,7 @@ class Tracker:
     for j, box in enumerate(boxes):
       track = matched.get(j)
       if track is None:
-        if j not in described:  # A new face: described before it is known.
-          described[j] = descriptor(bgr, gray, box)
-          self.descriptors_computed += 1
+        describe(j)  # A new face: described before it is known.
         track = Track(len(self.tracks), box, index)
         self.tracks.append(track)
       else:
@@ -205,7 +208,7 @@ class Tracker:
       faces[track.person] = box
     return faces
 
-  def _costs(self, index, expected, iou, boxes, described) -> np.ndarray:
+  def _costs(self, expected, iou, boxes, described) -> np.ndarray:
     """(tracks, faces) costs: lost overlap for faces where a track is expected,
     1 + descriptor distance otherwise, forbidden beyond the distance threshold."""
     cost = np.full((len(self.tracks), len(boxes)), _FORBIDDEN)

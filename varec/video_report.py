@@ -139,7 +139,9 @@ def _report(
   rows, people = _frame_rows(
     predictor, path, output, annotate, report is not None, stats
   )
-  rows, people, dropped = _without_short_tracks(predictor, rows, people)
+  rows, people, dropped = _without_short_tracks(
+    predictor, rows, people, stats["frames"]
+  )
   if not people and stats["non_finite_outputs"]:
     raise preprocessing.VideoError(
       path,
@@ -172,9 +174,10 @@ def _page(predictor, path, output, summary, rows, people, report) -> None:
     row = next(r for r in rows if (r[0], r[_PERSON]) == at)
     apex_boxes[person["person"]] = row[_PERSON + 2 : _PERSON + 6]
   html_report.write_thumbnails(output, path, summary, apex_boxes)
-  trajectories = {
-    p: (np.asarray(t.time_s), np.asarray(t.va)) for p, t in people.items()
-  }
+  trajectories = {}
+  for p, t in people.items():
+    va, _, _, time_s = t.arrays()
+    trajectories[p] = (time_s, va)
   html_report.write_page(
     output, summary, trajectories, predictor.label_space, report
   )
@@ -248,7 +251,7 @@ def _frame_rows(
   return rows, people
 
 
-def _without_short_tracks(predictor, rows, people):
+def _without_short_tracks(predictor, rows, people, num_frames: int):
   """(rows, people, dropped ids) without the tracks shorter than
   `tracking.min_track_s` (false detections, passers-by); a frame left without
   a face keeps a row saying so."""
@@ -257,7 +260,7 @@ def _without_short_tracks(predictor, rows, people):
   # A clip shorter than that (a still) keeps every face.
   shortest = min(
     math.ceil(predictor.tracking.min_track_s * predictor.preprocess.fps),
-    len({r[0] for r in rows}),
+    num_frames,
   )
   lengths = collections.Counter(
     r[_PERSON] for r in rows if r[_PERSON] is not None
@@ -376,8 +379,7 @@ def person_summary(
   counts = np.bincount(nearest, minlength=len(names))
   neutral = label_space.neutral_index
   dominant, share = metrics.dominant_emotion(nearest, neutral)
-  smoothing = metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, fps)
-  min_segment = metrics.window_frames(metrics.MIN_SEGMENT_S, fps)
+  smoothing, min_segment = _decision_frames(fps)
   smoothed = metrics.smooth(va, smoothing, frame_index)
   expression, intensity_share = metrics.intensity_vote(
     nearest, smoothed, label_space.neutral_point(), neutral
@@ -417,11 +419,17 @@ def person_summary(
   }
 
 
+def _decision_frames(fps: float) -> tuple[int, int]:
+  """(trajectory smoothing, shortest segment) in frames at `fps`."""
+  return (
+    metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, fps),
+    metrics.window_frames(metrics.MIN_SEGMENT_S, fps),
+  )
+
+
 def _decisions(predictor) -> dict:
   """summary.json's decisions: how dominant_emotion, apex and segments are made."""
-  fps = predictor.preprocess.fps
-  smoothing = metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, fps)
-  min_segment = metrics.window_frames(metrics.MIN_SEGMENT_S, fps)
+  smoothing, min_segment = _decision_frames(predictor.preprocess.fps)
   names = predictor.label_space.emotions
   neutral = predictor.label_space.neutral_index
   centre = (
@@ -517,13 +525,9 @@ def _segments(names, fps, nearest, min_segment, frame_index, time_s) -> list:
   ]
 
 
-# BGR colours of people 0, 1, ... in annotated.mp4 (then repeating).
-PERSON_COLOURS = (
-  (0, 200, 0),
-  (255, 128, 0),
-  (0, 128, 255),
-  (200, 0, 200),
-  (0, 200, 200),
+# plots.PERSON_COLOURS as OpenCV's BGR.
+_PERSON_BGR = tuple(
+  tuple(int(c[k : k + 2], 16) for k in (5, 3, 1)) for c in plots.PERSON_COLOURS
 )
 
 
@@ -567,7 +571,7 @@ class _Annotator:
     if not faces:
       _text(image, "no face", (10, 28), (0, 0, 255))
     for line, (person, (box, va, nearest)) in enumerate(sorted(faces.items())):
-      colour = PERSON_COLOURS[person % len(PERSON_COLOURS)]
+      colour = _PERSON_BGR[person % len(_PERSON_BGR)]
       box = [int(round(v)) for v in box]
       cv2.rectangle(image, tuple(box[:2]), tuple(box[2:]), colour, 2)
       label = f"#{person}" if len(faces) > 1 or person else ""
