@@ -5,23 +5,32 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install demo lint browser test benchmarks
+.PHONY: install install-test demo lint browser test benchmarks
 
+# The demo needs only what train.py, eval.py and predict.py import; TensorFlow and Beam
+# (the `tfds build` command line, 1.5 GB installed) come with the tests.
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -r requirements.txt -e .
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP) requirements-tfds-cli.txt requirements-test.txt
+	$(BIN)/pip install -r requirements-test.txt
+	touch $(TEST_STAMP)
+
 install: $(STAMP)
+
+install-test: $(TEST_STAMP)
 
 demo: install
 	$(BIN)/python train.py --config=configs/demo.py --workdir=workdir/demo
 	$(BIN)/python eval.py --checkpoint=workdir/demo
 
 # One formatting dialect and a small lint rule set (pyproject.toml's [tool.ruff]).
-lint: install
+lint: install-test
 	@$(BIN)/ruff format --check . || { echo "formatting differs: run $(BIN)/ruff format ."; exit 1; }
 	$(BIN)/ruff check .
 
@@ -33,7 +42,7 @@ browser:
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 
-test: install lint browser
+test: install-test lint browser
 	$(BIN)/python -m pytest -n 2 tests
 
 benchmarks: install

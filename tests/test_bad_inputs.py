@@ -3,6 +3,7 @@ and nothing earlier lost. (Bad video files, labels.csv and prototype CSVs are co
 beside their modules: test_data_discovery.py, test_data_pool.py, test_video_folder.py,
 test_emotions.py.)"""
 
+import errno
 import json
 import logging
 import os
@@ -14,7 +15,9 @@ import sys
 import pytest
 
 from varec import checkpoints
+from varec import cli
 from varec import inference
+from varec import run_logs
 from varec import train_lib
 
 from tests.conftest import tiny_config
@@ -269,3 +272,79 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path):
     f"train.py: Not a directory ({blocker / 'run'}): free some space, or "
     "choose a folder this user can write"
   )
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 4 MB tmpfs: a disk that really fills up (where this user may mount one)."""
+  disk = tmp_path / "disk"
+  disk.mkdir()
+  mounted = subprocess.run(
+    ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  if mounted.returncode:
+    pytest.skip(
+      f"cannot mount a tmpfs here ({mounted.stderr.strip()}); "
+      "test_orbax_storage_errors_are_os_errors covers the mapping"
+    )
+  yield disk
+  subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_full_disk_while_checkpointing_is_an_os_error_and_nothing_half_written_stays(
+  tiny_builder, small_disk
+):
+  """Orbax's RESOURCE_EXHAUSTED on a full disk is the OSError train.py reports in one
+  line; once there is space, the next run starts clean, with no temporary folder left."""
+  filler = small_disk / "filler"
+  # The logs fit in what is left; a checkpoint (a dozen files) does not.
+  filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 24 * 1024))
+  workdir = small_disk / "run"
+  with pytest.raises(OSError) as raised:
+    train_lib.train_and_evaluate(tiny_config(), workdir, builder=tiny_builder)
+  assert raised.value.errno == errno.ENOSPC
+  assert raised.value.filename.startswith(str(workdir / "checkpoints"))
+  assert cli.os_error(raised.value).startswith(
+    f"No space left on device ({workdir / 'checkpoints'}"
+  )
+  assert list(workdir.rglob("*.orbax-checkpoint-tmp"))  # What Orbax left.
+  filler.unlink()
+  final = train_lib.train_and_evaluate(
+    tiny_config(), workdir, builder=tiny_builder
+  )
+  assert final and not list(workdir.rglob("*.orbax-checkpoint-tmp"))
+  latest = checkpoints.managers(workdir)[checkpoints.LATEST]
+  assert checkpoints.restore_meta(latest)["completed_stages"] == ["cnn", "rnn"]
+
+
+def test_orbax_storage_errors_are_os_errors(tmp_path):
+  """The mapping, by injection, and the console filter that keeps Orbax's writer
+  threads from repeating the error the save raises once."""
+  manager = checkpoints.managers(tmp_path)[checkpoints.LATEST]
+  for status, code in checkpoints.STORAGE_STATUS.items():
+    with pytest.raises(OSError) as raised:
+      with checkpoints.storage_errors(manager):
+        raise ValueError(f'{status}: Error writing local file "x": Failed')
+    assert (raised.value.errno, raised.value.filename) == (
+      code,
+      str(manager.directory),
+    )
+  with pytest.raises(ValueError, match="something else"):
+    with checkpoints.storage_errors(manager):
+      raise ValueError("something else")
+  record = logging.LogRecord(
+    "absl",
+    logging.ERROR,
+    "/x/orbax/checkpoint/future.py",
+    1,
+    "thread raised: RESOURCE_EXHAUSTED: Failed writing",
+    None,
+    None,
+  )
+  library_filter = run_logs._LibraryInfoFilter()  # pylint: disable=protected-access
+  assert not library_filter.filter(record)
+  record.msg = "thread raised: INTERNAL: something else"
+  assert library_filter.filter(record)

@@ -9,12 +9,17 @@ A checkpoint holds three items:
 Orbax writes into a temporary folder and renames it when complete, so a
 killed run never leaves half a checkpoint behind; the checksum, verified at
 every restore, catches files changed or damaged afterwards (Orbax reads
-flipped bytes inside its data files as other numbers without a word).
+flipped bytes inside its data files as other numbers without a word). A full
+disk or a denied folder while saving is the OSError it is (`storage_errors`),
+and the temporary folders it left are removed when the workdir is next opened.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import os
 import pathlib
 
 from absl import logging
@@ -38,7 +43,12 @@ def managers(workdir) -> dict[str, ocp.CheckpointManager]:
     LATEST: ocp.CheckpointManager(
       workdir.checkpoint_dir(LATEST),
       item_names=items,
-      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=2,
+        create=True,
+        cleanup_tmp_directories=True,
+        enable_async_checkpointing=False,
+      ),
     ),
     BEST: ocp.CheckpointManager(
       workdir.checkpoint_dir(BEST),
@@ -46,6 +56,8 @@ def managers(workdir) -> dict[str, ocp.CheckpointManager]:
       options=ocp.CheckpointManagerOptions(
         max_to_keep=1,
         create=True,
+        cleanup_tmp_directories=True,
+        enable_async_checkpointing=False,
         best_fn=lambda m: m[BEST_METRIC],
         best_mode="max",
       ),
@@ -69,6 +81,27 @@ def checksum(variables) -> str:
   return digest.hexdigest()
 
 
+# The status codes tensorstore gives Orbax for a full disk and a denied folder.
+STORAGE_STATUS = {
+  "RESOURCE_EXHAUSTED": errno.ENOSPC,
+  "PERMISSION_DENIED": errno.EACCES,
+}
+
+
+@contextlib.contextmanager
+def storage_errors(manager: ocp.CheckpointManager):
+  """Turns Orbax's full-disk and permission errors (tensorstore's status, in a
+  ValueError of many lines) into the OSError they are, naming the manager's folder."""
+  try:
+    yield
+  except (ValueError, RuntimeError) as e:
+    text = str(e)
+    code = next((c for s, c in STORAGE_STATUS.items() if s in text), None)
+    if code is None:
+      raise
+    raise OSError(code, os.strerror(code), str(manager.directory)) from None
+
+
 def save(
   manager: ocp.CheckpointManager,
   step: int,
@@ -78,15 +111,22 @@ def save(
   metrics: dict | None = None,
 ) -> None:
   """Saves a step, its meta with the checksum of `variables`."""
-  manager.save(
-    step,
-    args=ocp.args.Composite(
-      variables=ocp.args.StandardSave(variables),
-      opt_state=ocp.args.StandardSave(opt_state),
-      meta=ocp.args.JsonSave({**meta, CHECKSUM: checksum(variables)}),
-    ),
-    metrics=metrics,
-  )
+  with storage_errors(manager):
+    manager.save(
+      step,
+      args=ocp.args.Composite(
+        variables=ocp.args.StandardSave(variables),
+        opt_state=ocp.args.StandardSave(opt_state),
+        meta=ocp.args.JsonSave({**meta, CHECKSUM: checksum(variables)}),
+      ),
+      metrics=metrics,
+    )
+
+
+def wait(manager: ocp.CheckpointManager) -> None:
+  """Waits for the manager's saves to be written (see `storage_errors`)."""
+  with storage_errors(manager):
+    manager.wait_until_finished()
 
 
 def verify(meta: dict, variables, step_dir) -> None:

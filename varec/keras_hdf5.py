@@ -163,5 +163,5 @@ def write_checkpoint(
   checkpoints.save(
     manager, 0, variables, {"count": np.zeros((), np.int32)}, meta
   )
-  manager.wait_until_finished()
+  checkpoints.wait(manager)
   return out

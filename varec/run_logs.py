@@ -12,13 +12,19 @@ from absl import logging
 import jax
 import numpy as np
 
+from varec import checkpoints
 from varec import workdir as workdir_lib
 
 
 class _LibraryInfoFilter(pylogging.Filter):
-  """Drops INFO lines of Orbax and TFDS (thousands per run); their warnings stay."""
+  """Drops INFO lines of Orbax and TFDS (thousands per run), and Orbax's reports of a
+  full disk or denied folder from each of its writer threads, which the save raises
+  once (`checkpoints.storage_errors`); their other warnings and errors stay."""
 
   def filter(self, record):
+    if "/orbax/" in record.pathname and record.levelno >= pylogging.ERROR:
+      text = f"{record.getMessage()} {record.exc_info and record.exc_info[1]}"
+      return not any(s in text for s in checkpoints.STORAGE_STATUS)
     return record.levelno >= pylogging.WARNING or not any(
       f"/{lib}/" in record.pathname for lib in ("orbax", "tensorflow_datasets")
     )
@@ -27,6 +33,9 @@ class _LibraryInfoFilter(pylogging.Filter):
 def quiet_library_logs() -> None:
   """Keeps the console readable: varec's own INFO lines, libraries' warnings only."""
   logging.get_absl_handler().addFilter(_LibraryInfoFilter())
+  # Each of Orbax's background writes of a failed save (a full disk) reports the
+  # same error as "Task exception was never retrieved"; the save raises it once.
+  pylogging.getLogger("asyncio").setLevel(pylogging.CRITICAL)
 
 
 class MetricLogger:

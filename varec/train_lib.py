@@ -450,33 +450,39 @@ def _train_stage(
     (data["train"]["inputs"], data["train"]["labels"]), run["mesh"]
   )
   val = {}
-  for epoch in range(start_epoch, config[name].num_epochs):
-    clock.start_epoch()
-    batches, keys = _epoch_order(
-      config, stage_index, epoch, num_train, batch_size, run
-    )
-    state, batch_metrics = _run_epoch(
-      state, gather, train_set, batches, keys, clock, bar
-    )
-    progress.step += steps_per_epoch
-    train_metrics = {k: float(np.mean(v)) for k, v in batch_metrics.items()}
-    clock.end_epoch()
-    _check_finite(name, batch_metrics, progress.step, epoch)
-    variables = _with_stage_variables(variables, stage, state)
-    with clock.timed("validation_s"):
-      val = evaluate(
-        name, config, variables, data["validation"], run["decision_prototypes"]
+  try:  # A full disk or a diverging run closes the bar before its one line.
+    for epoch in range(start_epoch, config[name].num_epochs):
+      clock.start_epoch()
+      batches, keys = _epoch_order(
+        config, stage_index, epoch, num_train, batch_size, run
       )
-    bar.set_postfix(
-      loss=f"{train_metrics['loss']:.3f}",
-      val_ccc=f"{val['ccc']:.3f}",
-      val_acc=f"{val['video_accuracy']:.2f}",
-    )
-    logger.write(name, epoch + 1, progress.step, "train", train_metrics)
-    logger.write(name, epoch + 1, progress.step, "validation", val)
-    with clock.timed("checkpoint_s"):
-      _save(config, run, name, epoch, progress, variables, state, val)
-  bar.close()
+      state, batch_metrics = _run_epoch(
+        state, gather, train_set, batches, keys, clock, bar
+      )
+      progress.step += steps_per_epoch
+      train_metrics = {k: float(np.mean(v)) for k, v in batch_metrics.items()}
+      clock.end_epoch()
+      _check_finite(name, batch_metrics, progress.step, epoch)
+      variables = _with_stage_variables(variables, stage, state)
+      with clock.timed("validation_s"):
+        val = evaluate(
+          name,
+          config,
+          variables,
+          data["validation"],
+          run["decision_prototypes"],
+        )
+      bar.set_postfix(
+        loss=f"{train_metrics['loss']:.3f}",
+        val_ccc=f"{val['ccc']:.3f}",
+        val_acc=f"{val['video_accuracy']:.2f}",
+      )
+      logger.write(name, epoch + 1, progress.step, "train", train_metrics)
+      logger.write(name, epoch + 1, progress.step, "validation", val)
+      with clock.timed("checkpoint_s"):
+        _save(config, run, name, epoch, progress, variables, state, val)
+  finally:
+    bar.close()
   run_logs.write_timings(run["workdir"], name, clock.finish())
   return variables, val
 
@@ -563,7 +569,7 @@ def train_and_evaluate(
     progress.completed_stages += (name,)
     progress.epoch = 0
   for manager in managers.values():
-    manager.wait_until_finished()
+    checkpoints.wait(manager)
   logger.close()
   if final:
     logging.info("Final validation: %s", final)
