@@ -45,7 +45,7 @@ def test_beam_build_matches_the_process_pool_build(manual_dir, tmp_path):
   )
   assert result.returncode == 0, result.stderr[-3000:]
   beam = tfds.builder_from_directory(
-    str(tmp_path / "beam" / "adfes" / "default" / "1.1.0")
+    str(tmp_path / "beam" / "adfes" / "default" / "1.2.0")
   )
 
   summary = beam.info.metadata["build_summary"]
@@ -91,4 +91,4 @@ def test_beam_build_with_no_usable_video_is_refused(tmp_path):
       )
     )
   # Nothing published.
-  assert not list((tmp_path / "data" / "adfes").glob("*/1.1.0"))
+  assert not list((tmp_path / "data" / "adfes").glob("*/1.2.0"))

@@ -73,7 +73,7 @@ def test_tfds_command_line_builds_adfes(tmp_path, synthetic_clip):
   )
   assert result.returncode == 0, result.stderr[-3000:]
   built = tfds.builder_from_directory(
-    str(tmp_path / "data" / "adfes" / "default" / "1.1.0")
+    str(tmp_path / "data" / "adfes" / "default" / "1.2.0")
   )
   assert built.info.splits["videos"].num_examples == 3
   source = built.as_data_source(split="windows")

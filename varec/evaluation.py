@@ -27,6 +27,7 @@ from varec import plots
 from varec import video_report
 from varec import workdir as workdir_lib
 from varec.data import input_pipeline
+from varec.data import pool
 
 SPLITS = ("train", "validation", "test", "train+validation", "all")
 # Data fields that say which videos to read and how they are labelled; every other
@@ -373,10 +374,11 @@ def write_outputs(
   if not figures:
     return {"tables": tables, "figures": []}
   fig_dir = output / "figures"
-  written = []
-  for r in results:
-    written += _split_figures(r, model.label_space, fig_dir)
-  return {"tables": tables, "figures": written}
+  calls = [
+    c for r in results for c in _split_figures(r, model.label_space, fig_dir)
+  ]
+  # Matplotlib draws on one core; the figures are independent.
+  return {"tables": tables, "figures": pool.run_calls(calls)}
 
 
 def _write_tables(
@@ -422,48 +424,58 @@ def _write_tables(
 
 def _split_figures(
   r: SplitResult, space: emotions.LabelSpace, fig_dir: pathlib.Path
-) -> list[pathlib.Path]:
-  """Figs. 4 and 5 of one split, then Fig. 6 per video and Fig. 7 per emotion."""
+) -> list[tuple]:
+  """The (plot function, arguments) that draw Figs. 4 and 5 of one split, then
+  Fig. 6 per video and Fig. 7 per emotion (`pool.run_calls`)."""
   split = file_name(r.split)
-  written = [
-    plots.confusion_matrix(
-      np.asarray(r.metrics["confusion_matrix"]),
-      space,
-      f"{r.split}: accuracy {r.metrics['accuracy']:.2f}, PN accuracy "
-      f"{r.metrics['pn_accuracy']:.2f}",
-      fig_dir / f"fig4_confusion_{split}.png",
+  calls = [
+    (
+      plots.confusion_matrix,
+      (
+        np.asarray(r.metrics["confusion_matrix"]),
+        space,
+        f"{r.split}: accuracy {r.metrics['accuracy']:.2f}, PN accuracy "
+        f"{r.metrics['pn_accuracy']:.2f}",
+        fig_dir / f"fig4_confusion_{split}.png",
+      ),
     )
   ]
   frames = r.frames[r.frames["labelled"]].merge(
     r.videos[["video", "true_emotion", "correct"]], on="video"
   )
-  written.append(
-    plots.output_distribution(
-      frames[["valence", "arousal"]].to_numpy(),
-      frames["true_emotion"].map(space.emotions.index).to_numpy(),
-      frames["correct"].to_numpy(),
-      space,
-      f"{r.split}: labelled frames' outputs by true emotion",
-      fig_dir / f"fig5_distribution_{split}.png",
+  calls.append(
+    (
+      plots.output_distribution,
+      (
+        frames[["valence", "arousal"]].to_numpy(),
+        frames["true_emotion"].map(space.emotions.index).to_numpy(),
+        frames["correct"].to_numpy(),
+        space,
+        f"{r.split}: labelled frames' outputs by true emotion",
+        fig_dir / f"fig5_distribution_{split}.png",
+      ),
     )
   )
   by_emotion: dict[str, dict[str, np.ndarray]] = {}
   for video in r.videos.itertuples():
     f = r.frames[r.frames["video"] == video.video]
     va = f[["valence", "arousal"]].to_numpy()
-    written.append(
-      plots.trajectory(
-        [
-          plots.Trajectory(
-            va,
-            f["nearest_emotion"].map(space.emotions.index).to_numpy(),
-            f"{video.video}\ntrue {video.true_emotion}, predicted "
-            f"{video.predicted_emotion}",
-            labelled=f["labelled"].to_numpy(),
-          )
-        ],
-        space,
-        fig_dir / "fig6" / split / f"{file_name(video.video)}.png",
+    calls.append(
+      (
+        plots.trajectory,
+        (
+          [
+            plots.Trajectory(
+              va,
+              f["nearest_emotion"].map(space.emotions.index).to_numpy(),
+              f"{video.video}\ntrue {video.true_emotion}, predicted "
+              f"{video.predicted_emotion}",
+              labelled=f["labelled"].to_numpy(),
+            )
+          ],
+          space,
+          fig_dir / "fig6" / split / f"{file_name(video.video)}.png",
+        ),
       )
     )
     curves = by_emotion.setdefault(video.true_emotion, {})
@@ -471,15 +483,18 @@ def _split_figures(
     # one curve each.
     curves[video.speaker if video.speaker not in curves else video.video] = va
   for emotion, trajectories in by_emotion.items():
-    written.append(
-      plots.emotion_trajectories(
-        trajectories,
-        space,
-        f"{r.split}: {emotion}, all speakers",
-        fig_dir / "fig7" / split / f"{file_name(emotion)}.png",
+    calls.append(
+      (
+        plots.emotion_trajectories,
+        (
+          trajectories,
+          space,
+          f"{r.split}: {emotion}, all speakers",
+          fig_dir / "fig7" / split / f"{file_name(emotion)}.png",
+        ),
       )
     )
-  return written
+  return calls
 
 
 def write_report(
@@ -493,11 +508,34 @@ def write_report(
   the model's input frames."""
   output = pathlib.Path(output)
   index = output / html_report.INDEX
-  videos = []
+  space, fps = model.label_space, model.config.data.fps
+  videos, calls = [], []
   for r in results:
     for video, inputs in zip(r.videos.itertuples(), r.inputs):
       folder = output / "videos" / file_name(r.split) / file_name(video.video)
-      _video_page(folder, model, r, video, inputs, index)
+      frames = r.frames[r.frames["video"] == video.video]
+      caption = (
+        f"{r.split}, speaker {video.speaker}: true {video.true_emotion}, "
+        f"predicted {video.predicted_emotion} "
+        f"({'correct' if video.correct else 'wrong'}); the player shows the "
+        "model's input frames"
+      )
+      calls.append(
+        (
+          _video_page,
+          (
+            folder,
+            space,
+            model.decision_prototypes,
+            fps,
+            video.video,
+            frames[["valence", "arousal", "nearest_emotion", "frame"]],
+            np.asarray(inputs),
+            caption,
+            index,
+          ),
+        )
+      )
       videos.append(
         {
           "split": r.split,
@@ -509,14 +547,24 @@ def write_report(
           "folder": folder,
         }
       )
+  # Each page encodes its video player (VP9): one per core.
+  pool.run_calls(calls)
   return html_report.write_eval_index(output, model, results, figures, videos)
 
 
-def _video_page(folder, model, r: SplitResult, video, inputs, index) -> None:
-  """One evaluated video's page, player and apex thumbnail."""
-  space, fps = model.label_space, model.config.data.fps
+def _video_page(
+  folder: pathlib.Path,
+  space: emotions.LabelSpace,
+  decision_prototypes,
+  fps: float,
+  video: str,
+  frames: pd.DataFrame,
+  inputs: np.ndarray,
+  caption: str,
+  index: pathlib.Path,
+) -> None:
+  """One evaluated video's page, player (`inputs`, the model's frames) and apex thumbnail."""
   folder.mkdir(parents=True, exist_ok=True)
-  frames = r.frames[r.frames["video"] == video.video]
   va = frames[["valence", "arousal"]].to_numpy()
   frame_index = frames["frame"].to_numpy()
   arrays = (
@@ -526,9 +574,9 @@ def _video_page(folder, model, r: SplitResult, video, inputs, index) -> None:
     frame_index / fps,
   )
   person = video_report.person_summary(
-    space, model.decision_prototypes, fps, arrays, len(frames)
+    space, decision_prototypes, fps, arrays, len(frames)
   )
-  gray = np.asarray(inputs)[..., 0]
+  gray = inputs[..., 0]
   if gray.dtype != np.uint8:  # Frames in [0, 1].
     gray = np.clip(np.round(gray * 255), 0, 255).astype(np.uint8)
   html_report.write_gray_player(folder / html_report.PLAYER, gray, fps)
@@ -540,7 +588,7 @@ def _video_page(folder, model, r: SplitResult, video, inputs, index) -> None:
   html_report.write_page(
     folder,
     {
-      "video": video.video,
+      "video": video,
       "fps": fps,
       "frames": len(frames),
       "people": [{"person": 0, **person}],
@@ -548,10 +596,7 @@ def _video_page(folder, model, r: SplitResult, video, inputs, index) -> None:
     {0: (arrays[3], va)},
     space,
     index,
-    caption=f"{r.split}, speaker {video.speaker}: true {video.true_emotion}, "
-    f"predicted {video.predicted_emotion} "
-    f"({'correct' if video.correct else 'wrong'}); the player shows the "
-    "model's input frames",
+    caption=caption,
   )
 
 

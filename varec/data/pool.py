@@ -137,6 +137,22 @@ def executor(
   )
 
 
+def _call(call):
+  function, args = call
+  return function(*args)
+
+
+def run_calls(calls, workers: int | None = None) -> list:
+  """[function(*args) for function, args in calls], in order, over `workers` processes
+  (default `default_workers()`; one, or a single call, runs here). Functions and
+  arguments must pickle: module-level functions and plain data."""
+  workers = default_workers() if workers is None else workers
+  if workers <= 1 or len(calls) <= 1:
+    return [_call(c) for c in calls]
+  with executor(min(workers, len(calls))) as pool:
+    return list(pool.map(_call, calls, chunksize=4))
+
+
 def _run_in_pool(records, config, cache_dir, workers: int) -> dict[int, tuple]:
   """Results by record index; records whose worker process died are left out."""
   results = {}
