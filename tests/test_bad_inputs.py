@@ -16,6 +16,7 @@ import pytest
 
 from varec import checkpoints
 from varec import cli
+from varec import evaluation
 from varec import inference
 from varec import run_logs
 from varec import train_lib
@@ -348,3 +349,26 @@ def test_orbax_storage_errors_are_os_errors(tmp_path):
   assert not library_filter.filter(record)
   record.msg = "thread raised: INTERNAL: something else"
   assert library_filter.filter(record)
+
+
+def test_a_full_disk_while_evaluating_is_an_os_error_naming_the_file(
+  trained_workdir, tiny_builder, small_disk
+):
+  """Tables, figures (drawn in worker processes) and the report on a disk that fills
+  up: an OSError naming the file, which eval.py prints as one line, and no half file."""
+  workdir, _ = trained_workdir
+  model, results = evaluation.evaluate(
+    workdir, ("validation", "test"), builder=tiny_builder
+  )
+  filler = small_disk / "filler"
+  # The tables fit; the figures do not.
+  filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 64 * 1024))
+  output = small_disk / "eval"
+  with pytest.raises(OSError) as raised:
+    evaluation.write_outputs(model, results, output)
+  assert raised.value.errno == errno.ENOSPC
+  assert raised.value.filename.startswith(str(output / "figures"))
+  assert (output / "metrics.json").exists()
+  assert not list(output.rglob("*.partial"))
+  written = [p for p in output.rglob("*.png") if p.stat().st_size]
+  assert all(p.read_bytes()[-8:-4] == b"IEND" for p in written)

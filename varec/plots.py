@@ -8,6 +8,7 @@ its path.
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 from collections.abc import Sequence
 
@@ -74,10 +75,18 @@ def _va_axes(ax, label_space: emotions.LabelSpace, title: str) -> None:
 
 
 def _save(fig, path) -> pathlib.Path:
+  """Writes the figure whole or not at all; a full disk is an OSError naming `path`."""
   path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=110, bbox_inches="tight")
-  plt.close(fig)
+  partial = path.with_name(f".{path.name}.partial")
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(partial, dpi=110, bbox_inches="tight", format=path.suffix[1:])
+    os.replace(partial, path)
+  except OSError as e:
+    partial.unlink(missing_ok=True)
+    raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+  finally:
+    plt.close(fig)
   return path
 
 
