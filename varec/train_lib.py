@@ -403,6 +403,18 @@ def _save(
     )
 
 
+def _progress_bar(
+  name: str, steps_per_epoch: int, epochs: int, start_epoch: int
+):
+  return tqdm.tqdm(
+    total=steps_per_epoch * epochs,
+    initial=start_epoch * steps_per_epoch,
+    desc=f"stage {name}",
+    unit="step",
+    dynamic_ncols=True,
+  )
+
+
 def _train_stage(
   stage_index: int,
   config,
@@ -433,12 +445,8 @@ def _train_stage(
   )
   steps_per_epoch = num_train // batch_size
   clock.prepared(steps_per_epoch, batch_size)
-  bar = tqdm.tqdm(
-    total=steps_per_epoch * config[name].num_epochs,
-    initial=start_epoch * steps_per_epoch,
-    desc=f"stage {name}",
-    unit="step",
-    dynamic_ncols=True,
+  bar = _progress_bar(
+    name, steps_per_epoch, config[name].num_epochs, start_epoch
   )
   augment = config.augment.enabled and name != "rnn"  # rnn sees features.
   gather = steps.jitted_gather(
