@@ -292,7 +292,8 @@ def small_disk(tmp_path):
       "test_orbax_storage_errors_are_os_errors covers the mapping"
     )
   yield disk
-  subprocess.run(["umount", str(disk)], check=False)
+  # Lazily: a file a failed write left open (TensorBoard's) frees it at exit.
+  subprocess.run(["umount", "--lazy", str(disk)], check=False)
 
 
 def test_a_full_disk_while_checkpointing_is_an_os_error_and_nothing_half_written_stays(

@@ -15,6 +15,7 @@ benchmarks and tests import this module.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -507,6 +508,23 @@ def _trained_emotions(train: dict, label_space: emotions.LabelSpace) -> tuple:
   return trained
 
 
+def _train_stages(config, windows, variables, run, progress, logger) -> dict:
+  """Trains the stages `progress` has not finished; the last validation metrics."""
+  final = {}
+  for stage_index, name in enumerate(config.stages):
+    if name in progress.completed_stages:
+      continue
+    variables, val = _train_stage(
+      stage_index, config, windows, variables, run, progress, logger
+    )
+    final = val or final
+    progress.completed_stages += (name,)
+    progress.epoch = 0
+  for manager in run["managers"].values():
+    checkpoints.wait(manager)
+  return final
+
+
 def train_and_evaluate(
   config: ml_collections.ConfigDict, workdir, builder=None
 ) -> dict:
@@ -566,18 +584,13 @@ def train_and_evaluate(
     "augment_rng": jax.random.fold_in(rng, 1),
   }
   logger = run_logs.MetricLogger(workdir, progress.step)
-  final = {}
-  for stage_index, name in enumerate(config.stages):
-    if name in progress.completed_stages:
-      continue
-    variables, val = _train_stage(
-      stage_index, config, windows, variables, run, progress, logger
-    )
-    final = val or final
-    progress.completed_stages += (name,)
-    progress.epoch = 0
-  for manager in managers.values():
-    checkpoints.wait(manager)
+  try:
+    final = _train_stages(config, windows, variables, run, progress, logger)
+  except BaseException:
+    # Closing fails too on a full disk; the error that stopped the run is the one to report.
+    with contextlib.suppress(OSError):
+      logger.close()
+    raise
   logger.close()
   if final:
     logging.info("Final validation: %s", final)
