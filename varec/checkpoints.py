@@ -110,7 +110,8 @@ def save(
   meta: dict,
   metrics: dict | None = None,
 ) -> None:
-  """Saves a step, its meta with the checksum of `variables`."""
+  """Saves a step, its meta with the checksum of `variables`; returns when it is
+  written (saves are synchronous, so a full disk is raised here)."""
   with storage_errors(manager):
     manager.save(
       step,
@@ -121,12 +122,6 @@ def save(
       ),
       metrics=metrics,
     )
-
-
-def wait(manager: ocp.CheckpointManager) -> None:
-  """Waits for the manager's saves to be written (see `storage_errors`)."""
-  with storage_errors(manager):
-    manager.wait_until_finished()
 
 
 def verify(meta: dict, variables, step_dir) -> None:

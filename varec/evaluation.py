@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import pathlib
 import re
 import shutil
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from varec import emotions
+from varec import files
 from varec import html_report
 from varec import inference
 from varec import metrics
@@ -404,14 +404,14 @@ def _write_tables(
     if kept and (output / name).exists():
       earlier = pd.read_csv(output / name)
       frames = [earlier[earlier["split"].isin(kept)]] + frames
-    _replace(
+    files.write_whole(
       output / name,
       lambda path, f=frames: pd.concat(f).to_csv(
         path, index=False, float_format="%.5f"
       ),
     )
   # Last: metrics.json names the splits the other files hold.
-  _replace(
+  files.write_whole(
     output / workdir_lib.EVAL_METRICS,
     lambda path: path.write_text(json.dumps(metrics_file, indent=2) + "\n"),
   )
@@ -598,13 +598,6 @@ def _video_page(
     index,
     caption=caption,
   )
-
-
-def _replace(path: pathlib.Path, write) -> None:
-  """Calls `write(temporary path)`, then moves the file onto `path` in one step."""
-  partial = path.with_name(f".{path.name}.partial")
-  write(partial)
-  os.replace(partial, path)
 
 
 def _earlier_splits(output: pathlib.Path, metrics_file: dict) -> dict:

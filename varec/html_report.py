@@ -30,6 +30,7 @@ import matplotlib.colors
 import numpy as np
 
 from varec import emotions
+from varec import files
 from varec import plots
 from varec import preprocessing
 
@@ -296,11 +297,10 @@ def _json_for_script(data) -> str:
 
 
 def _write_text(path: pathlib.Path, text: str) -> pathlib.Path:
-  """Writes beside and renames, so a reader never sees half a page."""
-  partial = path.with_name(f".{path.name}.partial{os.getpid()}")
-  partial.write_text(text, encoding="utf-8")
-  os.replace(partial, path)
-  return path
+  """Writes a page whole, so a reader never sees half of it."""
+  return files.write_whole(
+    path, lambda partial: partial.write_text(text, encoding="utf-8")
+  )
 
 
 _STYLE = """

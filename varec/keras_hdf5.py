@@ -163,5 +163,4 @@ def write_checkpoint(
   checkpoints.save(
     manager, 0, variables, {"count": np.zeros((), np.int32)}, meta
   )
-  checkpoints.wait(manager)
   return out

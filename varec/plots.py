@@ -8,7 +8,6 @@ its path.
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 from collections.abc import Sequence
 
@@ -19,6 +18,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from varec import emotions  # pylint: disable=g-import-not-at-top
+from varec import files  # pylint: disable=g-import-not-at-top
 
 # As in the paper's Fig. 5.
 CORRECT_COLOUR, WRONG_COLOUR = "tab:orange", "tab:blue"
@@ -75,19 +75,18 @@ def _va_axes(ax, label_space: emotions.LabelSpace, title: str) -> None:
 
 
 def _save(fig, path) -> pathlib.Path:
-  """Writes the figure whole or not at all; a full disk is an OSError naming `path`."""
+  """Writes the figure whole or not at all (`files.write_whole`)."""
   path = pathlib.Path(path)
-  partial = path.with_name(f".{path.name}.partial")
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(partial, dpi=110, bbox_inches="tight", format=path.suffix[1:])
-    os.replace(partial, path)
-  except OSError as e:
-    partial.unlink(missing_ok=True)
-    raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+    return files.write_whole(
+      path,
+      lambda partial: fig.savefig(
+        partial, dpi=110, bbox_inches="tight", format=path.suffix[1:]
+      ),
+    )
   finally:
     plt.close(fig)
-  return path
 
 
 def confusion_matrix(

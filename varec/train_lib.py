@@ -520,8 +520,6 @@ def _train_stages(config, windows, variables, run, progress, logger) -> dict:
     final = val or final
     progress.completed_stages += (name,)
     progress.epoch = 0
-  for manager in run["managers"].values():
-    checkpoints.wait(manager)
   return final
 
 
