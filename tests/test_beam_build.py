@@ -92,3 +92,24 @@ def test_beam_build_with_no_usable_video_is_refused(tmp_path):
     )
   # Nothing published.
   assert not list((tmp_path / "data" / "adfes").glob("*/1.2.0"))
+
+
+def test_unknown_beam_runner_is_one_line(manual_dir, tmp_path):
+  result = subprocess.run(
+    [
+      str(pathlib.Path(sys.executable).parent / "tfds"),
+      "build",
+      str(pathlib.Path(adfes_dataset_builder.__file__).parent),
+      f"--manual_dir={manual_dir}",
+      f"--data_dir={tmp_path}",
+      "--beam_pipeline_options=runner=Nope",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
+  assert result.returncode != 0
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("Beam runner 'Nope': ") and "DirectRunner" in last

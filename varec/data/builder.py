@@ -28,6 +28,7 @@ import os
 import pathlib
 import uuid
 
+from absl import app
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
@@ -60,8 +61,31 @@ def build_strategy(download_config) -> PoolBuild | BeamBuild:
   """`BeamBuild` when `download_config` has Beam options (`tfds build
   --beam_pipeline_options=...`, or a DownloadConfig with them), else `PoolBuild`."""
   if download_config.beam_runner or download_config.beam_options:
+    check_beam_runner(download_config)
     return BeamBuild()
   return PoolBuild()
+
+
+def check_beam_runner(download_config) -> None:
+  """Refuses a Beam runner that Beam does not know, before any video is read.
+
+  Beam says so only when TFDS makes the pipeline, after the videos were listed
+  (and the synthetic ones rendered). Raised as absl's UsageError, which
+  `tfds build` (an absl program) prints as its usage line and this message,
+  not a traceback.
+  """
+  beam = tfds.core.lazy_imports.apache_beam
+  runner = download_config.beam_runner
+  if runner is None:
+    runner = download_config.beam_options.view_as(
+      beam.options.pipeline_options.StandardOptions
+    ).runner
+  if not isinstance(runner, str):
+    return
+  try:
+    beam.runners.runner.create_runner(runner)
+  except ValueError as e:
+    raise app.UsageError(f"Beam runner {runner!r}: {e}") from None
 
 
 class PoolBuild:
