@@ -51,7 +51,7 @@ def _run(*args):
     ),
     (
       ("train.py", "--config=configs/demo.py", "--config.cnn.batch_size=0"),
-      "train.py: config: cnn.num_epochs and cnn.batch_size must be at least 1, got 10 and 0",
+      "train.py: config: cnn.num_epochs and cnn.batch_size must be at least 1, got 5 and 0",
     ),
     (
       ("train.py", "--config=configs/demo.py", "--config.model.cnn=resnet"),
