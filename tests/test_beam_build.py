@@ -22,6 +22,24 @@ def _examples(builder, split):
   }
 
 
+def _tfds_build(manual_dir, data_dir, beam_options: str):
+  """`tfds build` of the adfes builder, as a user runs it."""
+  return subprocess.run(
+    [
+      str(pathlib.Path(sys.executable).parent / "tfds"),
+      "build",
+      str(pathlib.Path(adfes_dataset_builder.__file__).parent),
+      f"--manual_dir={manual_dir}",
+      f"--data_dir={data_dir}",
+      f"--beam_pipeline_options={beam_options}",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
+
+
 def test_beam_build_matches_the_process_pool_build(manual_dir, tmp_path):
   pool = adfes_dataset_builder.Builder(data_dir=tmp_path / "pool")
   pool.download_and_prepare(
@@ -29,20 +47,7 @@ def test_beam_build_matches_the_process_pool_build(manual_dir, tmp_path):
       manual_dir=manual_dir, try_download_gcs=False
     )
   )
-  result = subprocess.run(
-    [
-      str(pathlib.Path(sys.executable).parent / "tfds"),
-      "build",
-      str(pathlib.Path(adfes_dataset_builder.__file__).parent),
-      f"--manual_dir={manual_dir}",
-      f"--data_dir={tmp_path / 'beam'}",
-      f"--beam_pipeline_options={BEAM_OPTIONS}",
-    ],
-    capture_output=True,
-    text=True,
-    timeout=600,
-    check=False,
-  )
+  result = _tfds_build(manual_dir, tmp_path / "beam", BEAM_OPTIONS)
   assert result.returncode == 0, result.stderr[-3000:]
   beam = tfds.builder_from_directory(
     str(tmp_path / "beam" / "adfes" / "default" / "1.2.0")
@@ -95,20 +100,7 @@ def test_beam_build_with_no_usable_video_is_refused(tmp_path):
 
 
 def test_unknown_beam_runner_is_one_line(manual_dir, tmp_path):
-  result = subprocess.run(
-    [
-      str(pathlib.Path(sys.executable).parent / "tfds"),
-      "build",
-      str(pathlib.Path(adfes_dataset_builder.__file__).parent),
-      f"--manual_dir={manual_dir}",
-      f"--data_dir={tmp_path}",
-      "--beam_pipeline_options=runner=Nope",
-    ],
-    capture_output=True,
-    text=True,
-    timeout=300,
-    check=False,
-  )
+  result = _tfds_build(manual_dir, tmp_path, "runner=Nope")
   assert result.returncode != 0
   assert "Traceback" not in result.stderr, result.stderr[-3000:]
   last = result.stderr.strip().splitlines()[-1]
