@@ -3,7 +3,9 @@ and nothing earlier lost. (Bad video files, labels.csv and prototype CSVs are co
 beside their modules: test_data_discovery.py, test_data_pool.py, test_video_folder.py,
 test_emotions.py.)"""
 
+import asyncio
 import errno
+import gc
 import json
 import logging
 import os
@@ -301,6 +303,7 @@ def test_a_full_disk_while_checkpointing_is_an_os_error_and_nothing_half_written
 ):
   """Orbax's RESOURCE_EXHAUSTED on a full disk is the OSError train.py reports in one
   line; once there is space, the next run starts clean, with no temporary folder left."""
+  run_logs.quiet_library_logs()  # As train.py does.
   filler = small_disk / "filler"
   # The logs fit in what is left; a checkpoint (a dozen files) does not.
   filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 24 * 1024))
@@ -350,6 +353,40 @@ def test_orbax_storage_errors_are_os_errors(tmp_path):
   assert not library_filter.filter(record)
   record.msg = "thread raised: INTERNAL: something else"
   assert library_filter.filter(record)
+
+
+class _CallsIntoAClosedLoop:
+  """Does on deletion what each write of a failed Orbax save does once the save's
+  event loop has closed."""
+
+  def __init__(self):
+    self.loop = asyncio.new_event_loop()
+    self.loop.close()
+
+  def __del__(self):
+    self.loop.call_soon_threadsafe(print)
+
+
+class _FailsOnDeletion:
+  def __del__(self):
+    raise ValueError("a real problem")
+
+
+def test_the_closed_loop_reports_of_a_failed_save_stay_off_the_console(
+  monkeypatch,
+):
+  """train.py on a full disk printed 40 unraisable 'Event loop is closed' tracebacks
+  before its one line; the console drops those, and nothing else."""
+  reported = []
+  monkeypatch.setattr(sys, "unraisablehook", reported.append)
+  run_logs.quiet_library_logs()
+  run_logs.quiet_library_logs()  # Wraps the hook once.
+  _CallsIntoAClosedLoop()
+  gc.collect()
+  assert not reported
+  _FailsOnDeletion()
+  gc.collect()
+  assert [str(r.exc_value) for r in reported] == ["a real problem"]
 
 
 def test_a_full_disk_while_evaluating_is_an_os_error_naming_the_file(

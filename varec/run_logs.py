@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import logging as pylogging
 import contextlib
+import os
+import sys
 import time
+import traceback
 
 from absl import logging
 import jax
@@ -30,12 +33,41 @@ class _LibraryInfoFilter(pylogging.Filter):
     )
 
 
+def _is_closed_loop_report(unraisable) -> bool:
+  """A write of a failed Orbax save that ended after the save's event loop closed.
+
+  The save raised the error already (`checkpoints.storage_errors`); each
+  tensorstore write still in flight then reports, from its own thread, that it
+  cannot call back into the closed loop (40 tracebacks on a full disk).
+  """
+  frames = traceback.extract_tb(unraisable.exc_traceback)
+  return (
+    isinstance(unraisable.exc_value, RuntimeError)
+    and str(unraisable.exc_value) == "Event loop is closed"
+    and bool(frames)
+    and frames[-1].filename.endswith(os.path.join("asyncio", "base_events.py"))
+  )
+
+
+class _QuietUnraisableHook:
+  """`sys.unraisablehook` without the reports of `_is_closed_loop_report`."""
+
+  def __init__(self, hook):
+    self.hook = hook
+
+  def __call__(self, unraisable):
+    if not _is_closed_loop_report(unraisable):
+      self.hook(unraisable)
+
+
 def quiet_library_logs() -> None:
   """Keeps the console readable: varec's own INFO lines, libraries' warnings only."""
   logging.get_absl_handler().addFilter(_LibraryInfoFilter())
   # Each of Orbax's background writes of a failed save (a full disk) reports the
   # same error as "Task exception was never retrieved"; the save raises it once.
   pylogging.getLogger("asyncio").setLevel(pylogging.CRITICAL)
+  if not isinstance(sys.unraisablehook, _QuietUnraisableHook):
+    sys.unraisablehook = _QuietUnraisableHook(sys.unraisablehook)
 
 
 class MetricLogger:
