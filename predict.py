@@ -149,9 +149,15 @@ def _predict_all(predictor, files, source, output) -> list[str]:
         annotate=_ANNOTATE.value,
         report=output / html_report.INDEX if _REPORT.value else None,
       )
-    except (preprocessing.VideoError, OSError) as e:
+    except preprocessing.VideoError as e:
       failed.append(str(e))
       print(f"SKIPPED {e}", file=sys.stderr)
+      continue
+    except (
+      OSError
+    ) as e:  # Writing its outputs; without errno, varec's own refusal.
+      failed.append(f"{path}: {cli.os_error(e)}" if e.errno else str(e))
+      print(f"SKIPPED {failed[-1]}", file=sys.stderr)
       continue
     print(
       f"{path}: {summary['expression']} ({summary['expression_pn_group']}; apex at "

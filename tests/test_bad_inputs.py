@@ -24,6 +24,7 @@ from varec import run_logs
 from varec import train_lib
 
 from tests.conftest import tiny_config
+from tests.conftest import write_video
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -353,6 +354,38 @@ def test_orbax_storage_errors_are_os_errors(tmp_path):
   assert not library_filter.filter(record)
   record.msg = "thread raised: INTERNAL: something else"
   assert library_filter.filter(record)
+
+
+def test_a_full_disk_while_predicting_names_the_video_and_its_output_folder(
+  trained_workdir, synthetic_clip, small_disk
+):
+  """predict.py skips the video with one line naming it and where its outputs were to
+  go (not the hidden staging folder), and leaves nothing half-written."""
+  video = write_video(small_disk.parent / "clip.mp4", synthetic_clip)
+  filler = small_disk / "filler"
+  filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 64 * 1024))
+  output = small_disk / "out"
+  result = subprocess.run(
+    [
+      sys.executable,
+      "predict.py",
+      f"--checkpoint={trained_workdir[0]}",
+      f"--video={video}",
+      f"--output={output}",
+    ],
+    cwd=pathlib.Path(__file__).parent.parent,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  assert result.returncode == 1
+  assert (
+    f"SKIPPED {video}: No space left on device ({output / 'clip.mp4'}/"
+    in result.stderr
+  ), result.stderr[-2000:]
+  assert ".partial" not in result.stderr and "Traceback" not in result.stderr
+  assert not (output / "clip.mp4").exists()
+  assert not list(output.glob(".clip.mp4.*"))
 
 
 class _CallsIntoAClosedLoop:

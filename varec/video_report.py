@@ -87,7 +87,10 @@ def write(
     shutil.rmtree(staging)
   staging.mkdir(parents=True)
   try:
-    result = _report(predictor, path, staging, annotate, report)
+    try:
+      result = _report(predictor, path, staging, annotate, report)
+    except OSError as e:
+      raise _in_output(e, staging, output) from None
     if output.exists():
       old = output.with_name(f".{output.name}.old{os.getpid()}")
       if old.exists():
@@ -101,6 +104,18 @@ def write(
     if staging.exists():
       shutil.rmtree(staging)
   return result
+
+
+def _in_output(error: OSError, staging: pathlib.Path, output: pathlib.Path):
+  """`error` naming the file where it was to end up in `output`, not in the
+  hidden staging folder the user never sees."""
+  if not error.filename:
+    return error
+  try:
+    inside = pathlib.Path(error.filename).relative_to(staging)
+  except ValueError:
+    return error
+  return OSError(error.errno, error.strerror, str(output / inside))
 
 
 @dataclasses.dataclass
