@@ -149,14 +149,8 @@ def _predict_all(predictor, files, source, output) -> list[str]:
         annotate=_ANNOTATE.value,
         report=output / html_report.INDEX if _REPORT.value else None,
       )
-    except preprocessing.VideoError as e:
-      failed.append(str(e))
-      print(f"SKIPPED {e}", file=sys.stderr)
-      continue
-    except (
-      OSError
-    ) as e:  # Writing its outputs; without errno, varec's own refusal.
-      failed.append(f"{path}: {cli.os_error(e)}" if e.errno else str(e))
+    except (preprocessing.VideoError, OSError) as e:
+      failed.append(_skip_reason(path, e))
       print(f"SKIPPED {failed[-1]}", file=sys.stderr)
       continue
     print(
@@ -170,6 +164,15 @@ def _predict_all(predictor, files, source, output) -> list[str]:
       + f" -> {out}"
     )
   return failed
+
+
+def _skip_reason(path, error: Exception) -> str:
+  """Why a video was skipped: its VideoError (which names it), or an OSError writing
+  its outputs as one line naming it; one without errno is varec's own refusal (a
+  file in the way), which names it already."""
+  if isinstance(error, OSError) and error.errno:
+    return f"{path}: {cli.os_error(error)}"
+  return str(error)
 
 
 def _people(summary: dict) -> str:

@@ -365,18 +365,11 @@ def test_a_full_disk_while_predicting_names_the_video_and_its_output_folder(
   filler = small_disk / "filler"
   filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 64 * 1024))
   output = small_disk / "out"
-  result = subprocess.run(
-    [
-      sys.executable,
-      "predict.py",
-      f"--checkpoint={trained_workdir[0]}",
-      f"--video={video}",
-      f"--output={output}",
-    ],
-    cwd=pathlib.Path(__file__).parent.parent,
-    capture_output=True,
-    text=True,
-    check=False,
+  result = _run(
+    "predict.py",
+    f"--checkpoint={trained_workdir[0]}",
+    f"--video={video}",
+    f"--output={output}",
   )
   assert result.returncode == 1
   assert (
