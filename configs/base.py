@@ -113,6 +113,10 @@ def get_augment_config() -> ml_collections.ConfigDict:
   augment.max_shift = 0.08  # Largest translation, as a share of the crop side.
   augment.max_scale = 0.0  # Zoom by a factor in 1 +- this.
   augment.max_rotation = 0.0  # Largest in-plane rotation, degrees.
+  # Light from one side: a gain ramp 1 +- up to this across the face, random direction.
+  augment.max_shading = 0.0
+  # Random erasing (Zhong et al., 2020): a noise rectangle, 2-40% of the crop, this often.
+  augment.erase_probability = 0.0
   augment.max_contrast = 0.25  # Contrast scaled by a factor in 1 +- this.
   augment.max_brightness = 20.0  # Gray levels added, up to +- this.
   return augment

@@ -14,6 +14,8 @@ def _config(**values):
     max_shift=0.0,
     max_scale=0.0,
     max_rotation=0.0,
+    max_shading=0.0,
+    erase_probability=0.0,
     max_contrast=0.0,
     max_brightness=0.0,
   )
@@ -132,3 +134,40 @@ def test_warp_matches_opencv_warp_affine(seed):
     )
     # Float images: exact bilinear.
     np.testing.assert_allclose(warped, expected, atol=1e-2)
+
+
+def test_shading_is_a_ramp_across_the_face_one_per_example():
+  # Windows of 3 identical gray frames: the gain map shows as it is.
+  frames = np.full((40, 3, 33, 33, 1), 100, np.uint8)
+  out = _augment(frames, 0, _config(max_shading=0.5)).astype(float)[..., 0]
+  for example in out:
+    assert all(np.array_equal(frame, example[0]) for frame in example)
+    image = example[0]
+    # Linear through the centre: opposite pixels average to the untouched level.
+    np.testing.assert_allclose((image + image[::-1, ::-1]) / 2, 100, atol=1)
+    assert image[16, 16] == 100
+    # Edges' midpoints lie at most 50% off, corners sqrt(2) times that.
+    assert np.abs(image[[0, 16, 16, 32], [16, 0, 32, 16]] - 100).max() <= 51
+    assert np.abs(image - 100).max() <= 100 * 0.5 * np.sqrt(2) + 1
+  strengths = np.abs(out[:, 0] - 100).max(axis=(1, 2))
+  directions = {np.unravel_index(e.argmax(), e.shape) for e in out[:, 0]}
+  assert strengths.max() > 40 and strengths.min() < 20 and len(directions) > 3
+
+
+def test_erasing_fills_one_rectangle_per_example_with_noise():
+  frames = np.full((200, 2, 32, 32, 1), 100, np.uint8)
+  out = _augment(frames, 0, _config(erase_probability=0.5))[..., 0]
+  erased = 0
+  for example in out:
+    assert np.array_equal(example[0], example[1])
+    changed = np.argwhere(example[0] != 100)
+    if not len(changed):
+      continue
+    erased += 1
+    (top, left), (bottom, right) = changed.min(0), changed.max(0) + 1
+    box = example[0][top:bottom, left:right]
+    # A rectangle of noise (a noise pixel may hit 100 by chance) of 2-40% of the crop.
+    assert (box != 100).mean() > 0.95
+    assert 0.4 * 32**2 + 2 * 32 >= box.size >= 0.02 * 32**2 - 2 * 32
+    assert box.std() > 50
+  assert 60 < erased < 140

@@ -2,8 +2,9 @@
 
 A CNN trained on a few dozen speakers memorises their faces; small changes in
 where the face detector puts the box (shift, scale, in-plane head roll) and
-in lighting (contrast, brightness) are what a new speaker's crops differ by
-first, so training frames are jittered along exactly those axes.
+in lighting (contrast, brightness, light from one side) are what a new
+speaker's crops differ by first, so training frames are jittered along
+exactly those axes.
 
 Pure JAX, so that it runs inside the compiled training epoch on the device
 that trains (no per-step trip through the host): on 2 CPU cores it is also
@@ -77,20 +78,82 @@ def warp_affine(images: jax.Array, matrices: jax.Array) -> jax.Array:
   return (1 - fy) * top + fy * bottom
 
 
+def random_shading(
+  key: jax.Array, num: int, size: int, max_shading: float
+) -> jax.Array:
+  """`num` (size, size) gain maps 1 + s * d of light from one side: d runs linearly
+  from -1 to 1 across the image along a random direction (the corners reach
+  +-sqrt(2)), s is uniform in [0, max_shading].
+
+  A directional light shades a face by a low-order smooth function of the surface
+  normal (Basri & Jacobs, 2003), whose first-order part is this ramp; it is the
+  lighting change that equalising a whole crop leaves in place.
+  """
+  k_angle, k_strength = jax.random.split(key)
+  angle = jax.random.uniform(k_angle, (num, 1, 1), maxval=2 * jnp.pi)
+  strength = jax.random.uniform(k_strength, (num, 1, 1), maxval=max_shading)
+  centre = (size - 1) / 2
+  ys, xs = jnp.meshgrid(
+    (jnp.arange(size) - centre) / centre,
+    (jnp.arange(size) - centre) / centre,
+    indexing="ij",
+  )
+  return 1 + strength * (xs * jnp.cos(angle) + ys * jnp.sin(angle))
+
+
+def random_erasing(
+  key: jax.Array, num: int, size: int, probability: float
+) -> tuple[jax.Array, jax.Array]:
+  """Random erasing (Zhong et al., 2020), their settings: with `probability`, a
+  rectangle of 2-40% of the (size, size) image, aspect ratio 0.3-3.3 (log-uniform),
+  anywhere inside it. Returns (num, size, size) masks (True: erased) and the
+  uniform 0-255 noise that fills them.
+  """
+  k_apply, k_area, k_aspect, k_place, k_noise = jax.random.split(key, 5)
+  area = jax.random.uniform(k_area, (num,), minval=0.02, maxval=0.4) * size**2
+  aspect = jnp.exp(
+    jax.random.uniform(
+      k_aspect, (num,), minval=jnp.log(0.3), maxval=jnp.log(1 / 0.3)
+    )
+  )
+  height = jnp.clip(jnp.round(jnp.sqrt(area * aspect)), 1, size)
+  width = jnp.clip(jnp.round(jnp.sqrt(area / aspect)), 1, size)
+  top, left = (
+    jax.random.uniform(k_place, (2, num))
+    * (size - jnp.stack([height, width]) + 1)
+  ).astype(jnp.int32)
+  rows = jnp.arange(size)[None, :, None]
+  cols = jnp.arange(size)[None, None, :]
+  inside = (
+    (rows >= top[:, None, None])
+    & (rows < (top + height)[:, None, None])
+    & (cols >= left[:, None, None])
+    & (cols < (left + width)[:, None, None])
+  )
+  applied = jax.random.uniform(k_apply, (num, 1, 1)) < probability
+  noise = jax.random.uniform(k_noise, (num, size, size), maxval=256.0)
+  return inside & applied, noise
+
+
 def augment(
   frames: jax.Array, key: jax.Array, config: ml_collections.ConfigDict
 ) -> jax.Array:
-  """Randomly moves, scales, rotates and relights uint8 frames (N, [T,] S, S, 1).
+  """Randomly moves, scales, rotates, shades and relights uint8 frames (N, [T,] S, S, 1).
 
   One draw per example, so a window's frames move together. Geometry follows
   `config.max_shift` (share of the side), `config.max_scale` (zoom 1 +- this)
   and `config.max_rotation` (degrees), filling uncovered pixels by replicating
-  the edge like the face crop does; contrast scales around the example's mean
-  by 1 +- `config.max_contrast`; brightness shifts by up to
-  +-`config.max_brightness` gray levels.
+  the edge like the face crop does; light from one side multiplies the frame
+  by a ramp of up to 1 +- `config.max_shading` (`random_shading`); contrast
+  scales around the example's mean by 1 +- `config.max_contrast`; brightness
+  shifts by up to +-`config.max_brightness` gray levels; last, with
+  `config.erase_probability`, a random rectangle is filled with noise
+  (`random_erasing`), so that no single part of the face decides alone.
   """
   n, size = frames.shape[0], frames.shape[-2]
   k_geometry, k_contrast, k_brightness = jax.random.split(key, 3)
+  # Folded in, so the other draws stay those of configs without these two.
+  k_shading, k_erasing = jax.random.fold_in(key, 3), jax.random.fold_in(key, 4)
   out = frames.astype(jnp.float32)
   if config.max_shift or config.max_scale or config.max_rotation:
     matrices = random_affine(
@@ -108,6 +171,11 @@ def augment(
       frames.shape
     )
   shape = (n,) + (1,) * (frames.ndim - 1)
+  # Maps of (N, S, S) broadcast over a window's T frames: one per example.
+  per_example = (n,) + (1,) * (frames.ndim - 4) + (size, size, 1)
+  if config.max_shading:
+    gain = random_shading(k_shading, n, size, config.max_shading)
+    out = out * gain.reshape(per_example)
   mean = out.mean(axis=tuple(range(1, frames.ndim)), keepdims=True)
   contrast = jax.random.uniform(
     k_contrast,
@@ -121,6 +189,11 @@ def augment(
     minval=-config.max_brightness,
     maxval=config.max_brightness,
   )
-  return jnp.clip(
-    jnp.round((out - mean) * contrast + mean + brightness), 0, 255
-  ).astype(jnp.uint8)
+  out = (out - mean) * contrast + mean + brightness
+  if config.erase_probability:
+    erased, noise = random_erasing(k_erasing, n, size, config.erase_probability)
+    # The same rectangle in every frame of a window, as an occluder stays.
+    out = jnp.where(
+      erased.reshape(per_example), noise.reshape(per_example), out
+    )
+  return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8)

@@ -50,6 +50,8 @@ OLD_MEANINGS = {
   "augment.max_shift": 0.08,
   "augment.max_scale": 0.0,
   "augment.max_rotation": 0.0,
+  "augment.max_shading": 0.0,
+  "augment.erase_probability": 0.0,
   "augment.max_contrast": 0.25,
   "augment.max_brightness": 20.0,
   "loss.prototype_weight": 0.0,

@@ -1,0 +1,69 @@
+"""Validation and test video accuracy of every run of Table 3 workdirs, side by side.
+
+    python train.py --config=configs/demo.py --config.num_runs=5 --workdir=workdir/demo_runs
+    python train.py --config=configs/demo.py --config.num_runs=5 \
+        --config.augment.max_shading=0 --workdir=workdir/demo_runs_no_shading
+    python benchmarks/runs_accuracy.py --name=augmentation \
+        --workdirs=workdir/demo_runs_no_shading,workdir/demo_runs
+
+Table 3 pools training and validation speakers, as the paper does; this
+scores each run's best checkpoint on its validation and its test speakers
+separately, as `eval.py` does, and writes the per-run accuracies with their
+mean and interquartile range to benchmarks/results/<name>.{json,md}. Workdirs
+trained with the same seeds share their speaker splits, so rows compare
+configs on the same people.
+"""
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from varec import evaluation
+from varec import workdir as workdir_lib
+
+import report  # benchmarks/report.py
+
+_WORKDIRS = flags.DEFINE_list(
+  "workdirs", ["workdir/demo_runs"], "Table 3 workdirs (run_0, run_1, ...)."
+)
+_NAME = flags.DEFINE_string("name", "runs_accuracy", "Results file name.")
+
+SPLITS = ("validation", "test")
+
+
+def _summary(values: list[float]) -> dict:
+  q1, q3 = np.percentile(values, [25, 75])
+  return {"mean": float(np.mean(values)), "iqr": float(q3 - q1), "runs": values}
+
+
+def main(argv):
+  del argv
+  results = {}
+  for workdir in _WORKDIRS.value:
+    runs = workdir_lib.Workdir(workdir).evaluated_runs()
+    if not runs:
+      raise app.UsageError(f"{workdir} holds no evaluated run_* folders")
+    per_split = {split: [] for split in SPLITS}
+    for run in runs:
+      _, scored = evaluation.evaluate(run.root, SPLITS)
+      for split, result in zip(SPLITS, scored):
+        per_split[split].append(float(result.metrics["accuracy"]))
+    results[workdir] = {s: _summary(v) for s, v in per_split.items()}
+  lines = [
+    "# Video accuracy per run: validation and test speakers apart",
+    "",
+    "| workdir | validation, mean (IQR) | per run | test, mean (IQR) | per run |",
+    "|---|---|---|---|---|",
+  ]
+  for workdir, row in results.items():
+    cells = [
+      f"{row[s]['mean']:.3f} ({row[s]['iqr']:.3f}) | "
+      + ", ".join(f"{v:.3f}" for v in row[s]["runs"])
+      for s in SPLITS
+    ]
+    lines.append(f"| {workdir} | {' | '.join(cells)} |")
+  report.write(_NAME.value, results, "\n".join(lines))
+
+
+if __name__ == "__main__":
+  app.run(main)
