@@ -24,7 +24,7 @@ def get_config():
   # Else new faces drift into neighbouring cells.
   config.loss.prototype_weight = 1.0
   # The actors are lit from different sides, and equalising a crop leaves that shading.
-  # Held-out accuracy over 5 seeds: 0.945 -> 0.958 (benchmarks/results/augmentation.md).
+  # Validation / test accuracy over seeds 0-9: 0.943 / 0.938 -> 0.949 / 0.953 (README).
   config.augment.max_shading = 0.5
   config.lr_schedule = "cosine"
   # Adam at full rate from step 0 sometimes blows the outputs up.
