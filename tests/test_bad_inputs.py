@@ -174,9 +174,17 @@ def test_a_checkpoint_with_an_unusable_meta_is_one_line(
 
 
 def _flip_bytes(step_dir: pathlib.Path) -> None:
-  """Changes bytes in the middle of the largest array file of a step."""
+  """Changes bytes in the middle of the largest array file of a step.
+
+  Orbax's OCDBT format keeps the arrays in files under `d/` folders; the
+  JSON metadata beside them can be larger than a tiny model's arrays.
+  """
   largest = max(
-    (p for p in (step_dir / "variables").rglob("*") if p.is_file()),
+    (
+      p
+      for p in (step_dir / "variables").rglob("*")
+      if p.is_file() and p.parent.name == "d"
+    ),
     key=lambda p: p.stat().st_size,
   )
   data = bytearray(largest.read_bytes())
