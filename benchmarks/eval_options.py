@@ -20,11 +20,9 @@ import contextlib
 
 from absl import app
 from absl import flags
-import numpy as np
 
 from varec import evaluation
 from varec import inference
-from varec import workdir as workdir_lib
 
 import report  # benchmarks/report.py
 
@@ -56,18 +54,11 @@ OPTIONS = {
 }
 
 
-def _summary(values: list[float]) -> dict:
-  q1, q3 = np.percentile(values, [25, 75])
-  return {"mean": float(np.mean(values)), "iqr": float(q3 - q1), "runs": values}
-
-
 def main(argv):
   del argv
   results = {}
   for workdir in _WORKDIRS.value:
-    runs = workdir_lib.Workdir(workdir).evaluated_runs()
-    if not runs:
-      raise app.UsageError(f"{workdir} holds no evaluated run_* folders")
+    runs = report.evaluated_runs(workdir)
     rows = {}
     for option, (kwargs, context) in OPTIONS.items():
       per_run = {m: [] for m in METRICS}
@@ -76,7 +67,7 @@ def main(argv):
           _, (split,) = evaluation.evaluate(run.root, [_SPLIT.value], **kwargs)
           for m in METRICS:
             per_run[m].append(float(split.metrics[m]))
-      rows[option] = {m: _summary(v) for m, v in per_run.items()}
+      rows[option] = {m: report.summary(v) for m, v in per_run.items()}
     results[workdir] = rows
   lines = [
     f"# Evaluation options, {_SPLIT.value} speakers of each run "

@@ -25,7 +25,6 @@ import numpy as np
 from varec import inference
 from varec import metrics
 from varec import preprocessing
-from varec import workdir as workdir_lib
 
 import report  # benchmarks/report.py
 
@@ -63,9 +62,7 @@ def _changes(model, engine, frames: np.ndarray, strength: float) -> dict:
 
 def _workdir_changes(workdir: str, videos: list[str], strength: float) -> dict:
   """Each video's changes by every run of `workdir`: per-run values and means."""
-  runs = workdir_lib.Workdir(workdir).evaluated_runs()
-  if not runs:
-    raise app.UsageError(f"{workdir} holds no evaluated run_* folders")
+  runs = report.evaluated_runs(workdir)
   per_video = {video: [] for video in videos}
   for run in runs:
     model = inference.TrainedModel.load(run.root)

@@ -3,6 +3,11 @@
 import json
 import pathlib
 
+from absl import app
+import numpy as np
+
+from varec import workdir as workdir_lib
+
 RESULTS = pathlib.Path(__file__).parent / "results"
 
 
@@ -14,3 +19,17 @@ def write(
   (folder / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
   (folder / f"{name}.md").write_text(markdown.rstrip("\n") + "\n")
   print(markdown)
+
+
+def summary(values: list[float]) -> dict:
+  """Mean, interquartile range and the values themselves, over runs."""
+  q1, q3 = np.percentile(values, [25, 75])
+  return {"mean": float(np.mean(values)), "iqr": float(q3 - q1), "runs": values}
+
+
+def evaluated_runs(workdir: str) -> list:
+  """The evaluated runs of a Table 3 workdir (`workdir.Workdir`s); a usage error if none."""
+  runs = workdir_lib.Workdir(workdir).evaluated_runs()
+  if not runs:
+    raise app.UsageError(f"{workdir} holds no evaluated run_* folders")
+  return runs

@@ -16,10 +16,8 @@ configs on the same people.
 
 from absl import app
 from absl import flags
-import numpy as np
 
 from varec import evaluation
-from varec import workdir as workdir_lib
 
 import report  # benchmarks/report.py
 
@@ -31,24 +29,17 @@ _NAME = flags.DEFINE_string("name", "runs_accuracy", "Results file name.")
 SPLITS = ("validation", "test")
 
 
-def _summary(values: list[float]) -> dict:
-  q1, q3 = np.percentile(values, [25, 75])
-  return {"mean": float(np.mean(values)), "iqr": float(q3 - q1), "runs": values}
-
-
 def main(argv):
   del argv
   results = {}
   for workdir in _WORKDIRS.value:
-    runs = workdir_lib.Workdir(workdir).evaluated_runs()
-    if not runs:
-      raise app.UsageError(f"{workdir} holds no evaluated run_* folders")
+    runs = report.evaluated_runs(workdir)
     per_split = {split: [] for split in SPLITS}
     for run in runs:
       _, scored = evaluation.evaluate(run.root, SPLITS)
       for split, result in zip(SPLITS, scored):
         per_split[split].append(float(result.metrics["accuracy"]))
-    results[workdir] = {s: _summary(v) for s, v in per_split.items()}
+    results[workdir] = {s: report.summary(v) for s, v in per_split.items()}
   lines = [
     "# Video accuracy per run: validation and test speakers apart",
     "",
