@@ -70,8 +70,9 @@ _DECISION = flags.DEFINE_enum(
 )
 _FLIP_AVERAGE = flags.DEFINE_bool(
   "flip_average",
-  False,
-  "Average each frame's CNN output with its mirror image's (test-time augmentation).",
+  None,
+  "Average each frame's CNN output with its mirror image's (test-time augmentation); "
+  "--noflip_average: don't. Default: as the checkpoint's config.flip_average.",
 )
 _DATA = cli.define_config_dict(
   "data",

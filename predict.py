@@ -67,8 +67,9 @@ _WINDOW_POLICY = flags.DEFINE_enum(
 
 _FLIP_AVERAGE = flags.DEFINE_bool(
   "flip_average",
-  False,
-  "Average each frame's CNN output with its mirror image's (test-time augmentation).",
+  None,
+  "Average each frame's CNN output with its mirror image's (test-time augmentation); "
+  "--noflip_average: don't. Default: as the checkpoint's config.flip_average.",
 )
 _REPORT = flags.DEFINE_bool(
   "report",

@@ -8,7 +8,8 @@ option of eval.py (the same trained models, so differences are the option's
 alone) and writes the mean and interquartile range over runs of video
 accuracy, PN accuracy and frame CCC to benchmarks/results/eval_options.{json,md}:
 
-- `bounded`: the default, valence-arousal clipped to [-1, 1], the paper's vote;
+- `bounded`: valence-arousal clipped to [-1, 1], the paper's vote, each frame as
+  it is (the options below differ from it in one respect each);
 - `unbounded`: the outputs as the network gives them (before bounding existed);
 - `flip_average`: each frame's CNN output averaged with its mirror image's;
 - `intensity`: `--decision=intensity`, the apex phase's vote.
@@ -47,10 +48,13 @@ def _unbounded():
 
 
 OPTIONS = {
-  "bounded": ({}, contextlib.nullcontext),
-  "unbounded": ({}, _unbounded),
+  "bounded": ({"flip_average": False}, contextlib.nullcontext),
+  "unbounded": ({"flip_average": False}, _unbounded),
   "flip_average": ({"flip_average": True}, contextlib.nullcontext),
-  "intensity": ({"decision": "intensity"}, contextlib.nullcontext),
+  "intensity": (
+    {"decision": "intensity", "flip_average": False},
+    contextlib.nullcontext,
+  ),
 }
 
 

@@ -19,8 +19,6 @@ frequent) changes under either light, to
 benchmarks/results/<name>.{json,md}.
 """
 
-import functools
-
 from absl import app
 from absl import flags
 import numpy as np
@@ -45,14 +43,6 @@ def side_light(frames: np.ndarray, strength: float) -> np.ndarray:
   -1 (left) to 1 (right)."""
   gain = np.asarray(augmentation.shading_gain(frames.shape[-2], 0.0, strength))
   return np.clip(np.round(frames * gain[..., None]), 0, 255).astype(np.uint8)
-
-
-@functools.cache
-def _face_crops(
-  video: str, config: preprocessing.PreprocessConfig
-) -> np.ndarray:
-  """A video's face crops, read once for all runs preprocessing it alike."""
-  return preprocessing.preprocess_video(video, config).frames
 
 
 def _changes(model, engine, frames: np.ndarray, strength: float) -> dict:
@@ -81,7 +71,7 @@ def _workdir_changes(workdir: str, videos: list[str], strength: float) -> dict:
     engine = inference.Engine.from_model(model)
     config = preprocessing.config_from_data(model.config.data)
     for video in videos:
-      crops = _face_crops(video, config)
+      crops = report.face_crops(video, config)
       frames = preprocessing.model_input(crops, model.config.data)
       per_video[video].append(_changes(model, engine, frames, strength))
   return {

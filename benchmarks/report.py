@@ -1,11 +1,13 @@
 """Writes a benchmark's results as <name>.json and <name>.md, in benchmarks/results/ by default."""
 
+import functools
 import json
 import pathlib
 
 from absl import app
 import numpy as np
 
+from varec import preprocessing
 from varec import workdir as workdir_lib
 
 RESULTS = pathlib.Path(__file__).parent / "results"
@@ -33,3 +35,11 @@ def evaluated_runs(workdir: str) -> list:
   if not runs:
     raise app.UsageError(f"{workdir} holds no evaluated run_* folders")
   return runs
+
+
+@functools.cache
+def face_crops(
+  video: str, config: preprocessing.PreprocessConfig
+) -> np.ndarray:
+  """A video's face crops, read once for all runs that preprocess it alike."""
+  return preprocessing.preprocess_video(video, config).frames

@@ -8,7 +8,8 @@
 
 Table 3 pools training and validation speakers, as the paper does; this
 scores each run's best checkpoint on its validation and its test speakers
-separately, as `eval.py` does, and writes the per-run accuracies with their
+separately, as `eval.py` does (`--[no]flip_average` as eval.py's: the same
+models read the other way), and writes the per-run accuracies with their
 mean and interquartile range to benchmarks/results/<name>.{json,md}. Workdirs
 trained with the same seeds share their speaker splits, so rows compare
 configs on the same people.
@@ -25,6 +26,12 @@ _WORKDIRS = flags.DEFINE_list(
   "workdirs", ["workdir/demo_runs"], "Table 3 workdirs (run_0, run_1, ...)."
 )
 _NAME = flags.DEFINE_string("name", "runs_accuracy", "Results file name.")
+_FLIP_AVERAGE = flags.DEFINE_bool(
+  "flip_average",
+  None,
+  "Each frame's CNN output averaged with its mirror image's, or not (--noflip_average); "
+  "default: as each checkpoint's config.",
+)
 
 SPLITS = ("validation", "test")
 
@@ -36,12 +43,17 @@ def main(argv):
     runs = report.evaluated_runs(workdir)
     per_split = {split: [] for split in SPLITS}
     for run in runs:
-      _, scored = evaluation.evaluate(run.root, SPLITS)
+      _, scored = evaluation.evaluate(
+        run.root, SPLITS, flip_average=_FLIP_AVERAGE.value
+      )
       for split, result in zip(SPLITS, scored):
         per_split[split].append(float(result.metrics["accuracy"]))
     results[workdir] = {s: report.summary(v) for s, v in per_split.items()}
+  reading = {None: "as each checkpoint's config says", True: "mirror-averaged"}
   lines = [
     "# Video accuracy per run: validation and test speakers apart",
+    "",
+    f"Frames read {reading.get(_FLIP_AVERAGE.value, 'as they are')}.",
     "",
     "| workdir | validation, mean (IQR) | per run | test, mean (IQR) | per run |",
     "|---|---|---|---|---|",

@@ -174,6 +174,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Frames per forward pass when predicting, extracting features or evaluating: bounds memory
   # (the paper's CNN at 96x96: 0.32 GiB of XLA temporaries for 512 frames).
   config.eval_batch_size = 512
+  # Test-time augmentation wherever the trained CNN runs (features for the GRU, validation,
+  # eval.py, predict.py): each frame's output averaged with its mirror image's. Doubles the
+  # CNN's cost per frame. False = paper.
+  config.flip_average = False
   # What the CNN's convolutions and feature layer compute in: float32 (the paper's numbers) or
   # bfloat16 (a GPU's tensor cores; parameters, BatchNorm, loss and GRU stay float32; fig3 only).
   config.compute_dtype = "float32"

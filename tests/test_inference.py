@@ -175,7 +175,7 @@ def test_flip_average_is_the_mean_of_a_frame_and_its_mirror_image(
   model, synthetic_clip, tmp_path
 ):
   frames = _model_frames(model, synthetic_clip, tmp_path)
-  plain = inference.Engine.from_model(model)
+  plain = inference.Engine.from_model(model, flip_average=False)
   averaged = inference.Engine.from_model(model, flip_average=True)
   mirrored = frames[..., ::-1, :]
   np.testing.assert_allclose(
@@ -189,4 +189,25 @@ def test_flip_average_is_the_mean_of_a_frame_and_its_mirror_image(
     averaged.predict_videos([frames])[0],
     averaged.predict_videos([mirrored])[0],
     atol=1e-5,
+  )
+
+
+@pytest.mark.parametrize("setting", [False, True])
+def test_flip_average_follows_the_config_unless_the_caller_says(
+  model, synthetic_clip, tmp_path, setting
+):
+  frames = _model_frames(model, synthetic_clip, tmp_path)
+  config = model.config.copy_and_resolve_references()
+  config.flip_average = setting
+  default = inference.Engine(config, model.variables, uses_gru=True)
+  assert default.flip_average is setting
+  np.testing.assert_array_equal(
+    default.features(frames),
+    inference.Engine.from_model(model, flip_average=setting).features(frames),
+  )
+  overridden = inference.Engine(
+    config, model.variables, uses_gru=True, flip_average=not setting
+  )
+  assert not np.allclose(
+    overridden.features(frames), default.features(frames), atol=1e-6
   )

@@ -46,6 +46,7 @@ OLD_MEANINGS = {
   "probe.learning_rate": None,
   "model.frozen_blocks": 0,
   "model.class_prototypes": [],
+  "flip_average": False,
   "augment.enabled": False,  # Trained without augmentation (base: with).
   "augment.max_shift": 0.08,
   "augment.max_scale": 0.0,

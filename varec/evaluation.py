@@ -230,11 +230,11 @@ def evaluate(
   builder=None,
   window_policy: str = "tiled",
   decision: str = "vote",
-  flip_average: bool = False,
+  flip_average: bool | None = None,
 ) -> tuple[inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on the given splits of its own run, with the given window policy
   (`inference.WINDOW_POLICIES`), video decision (`metrics.DECISIONS`) and
-  mirror-image averaging (`inference.Engine`)."""
+  mirror-image averaging (`inference.Engine`; None = the checkpoint's)."""
   model = inference.TrainedModel.load(checkpoint)
   if not any(model.meta["speakers"].values()):
     raise EvaluationError(
@@ -316,7 +316,7 @@ def evaluate_cross_dataset(
   overrides: dict,
   window_policy: str = "tiled",
   decision: str = "vote",
-  flip_average: bool = False,
+  flip_average: bool | None = None,
 ) -> tuple[inference.TrainedModel, list[SplitResult]]:
   """Evaluates a checkpoint on every video of another dataset, as the one split `all`.
 

@@ -17,8 +17,8 @@ A checkpoint without a trained GRU (`trained_gru`) gives each frame its CNN's
 own head instead, whatever the policy; a zero-shot classifier's head adds its
 class probabilities after valence and arousal, which decide each frame
 (`metrics.frame_emotions`). Valence and arousal are clipped to the paper's
-plane, [-1, 1] (`bounded`); `flip_average` averages each frame's CNN output
-with its mirror image's. `Stream` feeds the engine batch by batch
+plane, [-1, 1] (`bounded`); `flip_average` (the config's unless the caller
+says) averages each frame's CNN output with its mirror image's. `Stream` feeds the engine batch by batch
 (predict.py); `VideoPredictor` feeds it whole videos (evaluation); training
 validates through it too (`varec.train_lib`).
 """
@@ -252,12 +252,14 @@ class Engine:
     variables: dict,
     uses_gru: bool,
     batch_size: int | None = None,
-    flip_average: bool = False,
+    flip_average: bool | None = None,
   ):
     self.window_length = config.data.window_length
     # Test-time augmentation: each frame's CNN output averaged with its mirror
     # image's (faces are near-symmetric; the paper's training adds mirrors).
-    self.flip_average = flip_average
+    self.flip_average = (
+      config.flip_average if flip_average is None else flip_average
+    )
     self.batch_size = batch_size or config.eval_batch_size
     self.uses_gru = uses_gru
     cnn = model_lib.build_cnn(config)
@@ -272,7 +274,7 @@ class Engine:
     cls,
     model: TrainedModel,
     batch_size: int | None = None,
-    flip_average: bool = False,
+    flip_average: bool | None = None,
   ):
     """The engine of a checkpoint."""
     return cls(
@@ -491,7 +493,10 @@ class VideoPredictor:
   """(valence, arousal) for every frame of preprocessed videos (evaluation's engine user)."""
 
   def __init__(
-    self, model: TrainedModel, policy: str = "tiled", flip_average: bool = False
+    self,
+    model: TrainedModel,
+    policy: str = "tiled",
+    flip_average: bool | None = None,
   ):
     check_policy(policy)
     self.model, self.policy = model, policy

@@ -48,14 +48,15 @@ class Predictor:
     faces_cropped: bool | None = None,
     window_policy: str = "causal",
     decode_policy: preprocessing.DecodePolicy = preprocessing.PREDICT_POLICY,
-    flip_average: bool = False,
+    flip_average: bool | None = None,
     tracking: tracking_lib.TrackingConfig = tracking_lib.ALL_PEOPLE,
   ):
     """`faces_cropped`: the input frames are face crops; None = as the model's training data.
     `window_policy`: one of `inference.WINDOW_POLICIES`.
     `decode_policy`: failed detections and truncated files; by default no face
     is invented and a truncated file is predicted (summary.json says so).
-    `flip_average`: each frame's CNN output averaged with its mirror image's.
+    `flip_average`: each frame's CNN output averaged with its mirror image's;
+    None = the checkpoint's `config.flip_average`.
     `tracking`: which faces are followed, as which person (`varec.tracking`);
     `max_people=1` follows the largest face of each frame, as the paper's
     videos (one actor) and evaluation do.
