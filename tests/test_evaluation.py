@@ -74,6 +74,9 @@ def test_evaluate_and_write_every_file(trained_workdir, tiny_builder, tmp_path):
   written = evaluation.write_outputs(model, results, tmp_path)
   metrics = json.loads((tmp_path / "metrics.json").read_text())
   assert set(metrics["splits"]) == {"validation", "test"}
+  # The demo's reading (mirror averaging, the checkpoint's config), recorded.
+  assert model.config.flip_average
+  assert all(s["flip_average"] is True for s in metrics["splits"].values())
   videos = pd.read_csv(tmp_path / "videos.csv")
   # 1 actor and its mirror image per split, 2 emotions each.
   assert (videos.groupby("split").size() == 4).all()

@@ -50,6 +50,9 @@ def test_predict_video_writes_every_output(predictor, face_video, tmp_path):
   assert not frames.face_found[:8].any() and frames.valence[:8].isna().all()
   assert frames.face_found[12:].all() and frames.valence[12:].notna().all()
   summary = json.loads((tmp_path / "summary.json").read_text())
+  # The demo's checkpoints average each frame with its mirror image, and say so.
+  assert predictor.engine.flip_average
+  assert "mirror image" in summary["model_output"]
   counts = frames.nearest_emotion.value_counts()
   assert summary["votes"] == counts.to_dict()
   assert counts[summary["emotion"]] == counts.max()

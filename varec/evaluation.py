@@ -194,6 +194,7 @@ def evaluate_videos(
     split,
     {
       "decision": decision,
+      "flip_average": predictor.engine.flip_average,
       **split_metrics(
         np.array(true),
         np.array(voted),

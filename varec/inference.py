@@ -183,17 +183,28 @@ def trained_gru(meta: dict) -> bool:
 
 
 def output_description(
-  meta: dict, window_length: int, policy: str = "tiled"
+  meta: dict,
+  window_length: int,
+  policy: str = "tiled",
+  flip_average: bool = False,
 ) -> str:
+  reading = (
+    ", each frame's CNN output averaged with its mirror image's"
+    if flip_average
+    else ""
+  )
   if trained_gru(meta):
     windows = {
       "tiled": "tiled back from the end of each stretch of frames with a face",
       "causal": "each ending at its frame",
     }[policy]
-    return f"GRU over {window_length}-frame windows of CNN features ({policy}: {windows})"
+    return (
+      f"GRU over {window_length}-frame windows of CNN features ({policy}: "
+      f"{windows}){reading}"
+    )
   return (
     f"the CNN's own per-frame head: no GRU was trained (checkpoint stage "
-    f"{meta.get('stage')!r})"
+    f"{meta.get('stage')!r}){reading}"
   )
 
 

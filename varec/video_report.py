@@ -357,7 +357,10 @@ def _summary(predictor, path, stats, people, dropped) -> dict:
     "all frames with a face",
     "decisions": _decisions(predictor),
     "model_output": inference.output_description(
-      predictor.model.meta, predictor.window_length, predictor.window_policy
+      predictor.model.meta,
+      predictor.window_length,
+      predictor.window_policy,
+      predictor.engine.flip_average,
     ),
     "frames_with_several_faces_detected": int(stats["multiple_faces"]),
     # The checkpoint's, but for faces_cropped, which describes this input.
