@@ -18,9 +18,10 @@ own head instead, whatever the policy; a zero-shot classifier's head adds its
 class probabilities after valence and arousal, which decide each frame
 (`metrics.frame_emotions`). Valence and arousal are clipped to the paper's
 plane, [-1, 1] (`bounded`); `flip_average` (the config's unless the caller
-says) averages each frame's CNN output with its mirror image's. `Stream` feeds the engine batch by batch
-(predict.py); `VideoPredictor` feeds it whole videos (evaluation); training
-validates through it too (`varec.train_lib`).
+says) averages each frame's CNN output with its mirror image's. `Stream`
+feeds the engine batch by batch (predict.py); `VideoPredictor` feeds it whole
+videos (evaluation); training validates through it, and extracts the GRU's
+training features with it (`varec.train_lib`).
 """
 
 from __future__ import annotations
