@@ -26,7 +26,6 @@ import numpy as np
 from varec import augmentation
 from varec import inference
 from varec import metrics
-from varec import preprocessing
 
 import report  # benchmarks/report.py
 
@@ -69,10 +68,8 @@ def _workdir_changes(workdir: str, videos: list[str], strength: float) -> dict:
   for run in runs:
     model = inference.TrainedModel.load(run.root)
     engine = inference.Engine.from_model(model)
-    config = preprocessing.config_from_data(model.config.data)
     for video in videos:
-      crops = report.face_crops(video, config)
-      frames = preprocessing.model_input(crops, model.config.data)
+      frames = report.model_frames(model, video)
       per_video[video].append(_changes(model, engine, frames, strength))
   return {
     video: {

@@ -31,7 +31,6 @@ import numpy as np
 
 from varec import inference
 from varec import metrics
-from varec import preprocessing
 
 import report  # benchmarks/report.py
 
@@ -47,15 +46,15 @@ SETTINGS = {"as it is": False, "mirror-averaged": True}
 def _run_outputs(run, videos: list[str]) -> dict:
   """{(video, setting): ((T, 2) outputs, (T,) nearest emotion names)} of one run."""
   model = inference.TrainedModel.load(run.root)
-  config = preprocessing.config_from_data(model.config.data)
   names = np.asarray(model.label_space.emotions)
+  engines = {
+    setting: inference.Engine.from_model(model, flip_average=flip)
+    for setting, flip in SETTINGS.items()
+  }
   outputs = {}
-  for setting, flip in SETTINGS.items():
-    engine = inference.Engine.from_model(model, flip_average=flip)
-    for video in videos:
-      frames = preprocessing.model_input(
-        report.face_crops(video, config), model.config.data
-      )
+  for video in videos:
+    frames = report.model_frames(model, video)
+    for setting, engine in engines.items():
       (va,) = engine.predict_videos([frames], "tiled")
       nearest = metrics.nearest_emotion(va, model.decision_prototypes)
       outputs[video, setting] = (va, names[nearest])

@@ -38,8 +38,16 @@ def evaluated_runs(workdir: str) -> list:
 
 
 @functools.cache
-def face_crops(
+def _face_crops(
   video: str, config: preprocessing.PreprocessConfig
 ) -> np.ndarray:
   """A video's face crops, read once for all runs that preprocess it alike."""
   return preprocessing.preprocess_video(video, config).frames
+
+
+def model_frames(model, video: str) -> np.ndarray:
+  """(T, S, S, 1) inputs of a checkpoint (`inference.TrainedModel`) for a video,
+  preprocessed as its training data was."""
+  data = model.config.data
+  crops = _face_crops(video, preprocessing.config_from_data(data))
+  return preprocessing.model_input(crops, data)

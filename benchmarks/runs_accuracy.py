@@ -49,11 +49,15 @@ def main(argv):
       for split, result in zip(SPLITS, scored):
         per_split[split].append(float(result.metrics["accuracy"]))
     results[workdir] = {s: report.summary(v) for s, v in per_split.items()}
-  reading = {None: "as each checkpoint's config says", True: "mirror-averaged"}
+  reading = {
+    None: "as each checkpoint's config says",
+    True: "mirror-averaged",
+    False: "as they are",
+  }[_FLIP_AVERAGE.value]
   lines = [
     "# Video accuracy per run: validation and test speakers apart",
     "",
-    f"Frames read {reading.get(_FLIP_AVERAGE.value, 'as they are')}.",
+    f"Frames read {reading}.",
     "",
     "| workdir | validation, mean (IQR) | per run | test, mean (IQR) | per run |",
     "|---|---|---|---|---|",
