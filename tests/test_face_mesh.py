@@ -1,0 +1,164 @@
+"""varec.face_mesh: MediaPipe's Face Landmarker in JAX, against MediaPipe's own
+runtime on real faces (tests/data/face_mesh_reference.npz, written by
+tests/data/make_face_mesh_reference.py), and its geometry on its own."""
+
+import math
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+
+from varec import face_mesh
+
+REFERENCE = pathlib.Path(__file__).parent / "data" / "face_mesh_reference.npz"
+# Kept frames of each medium, as the reference was written.
+MEDIA = {
+  "single_face.mp4": 2,
+  "WolfgangLanger_Pexels.mp4": 4,
+  "multi_face.jpg": 1,
+  "single_face.jpg": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def landmarker(face_landmarker_task):
+  return face_mesh.FaceLandmarker.from_file(face_landmarker_task)
+
+
+def _images(path: pathlib.Path, stride: int):
+  if path.suffix == ".jpg":
+    yield cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    return
+  capture = cv2.VideoCapture(str(path))
+  index = 0
+  while True:
+    ok, frame = capture.read()
+    if not ok:
+      return
+    if index % stride == 0:
+      yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    index += 1
+
+
+def test_mediapipe_is_reproduced_on_real_faces(landmarker, real_faces):
+  reference = np.load(REFERENCE)
+  landmark_errors, blendshape_errors = [], []
+  for name, stride in MEDIA.items():
+    points = iter(reference[f"{name}/landmarks"])
+    scores = iter(reference[f"{name}/blendshapes"])
+    counts = reference[f"{name}/faces"]
+    images = list(_images(real_faces / name, stride))
+    assert len(images) == len(counts), name
+    for image, count in zip(images, counts):
+      faces = landmarker(image)
+      # The same faces found in every image, in the same order.
+      assert len(faces) == count, name
+      for face in faces:
+        expected, expected_scores = next(points), next(scores)
+        # At the scale of the 256-pixel crop the network reads.
+        scale = face_mesh.LANDMARKS_SIDE / max(face.roi.size)
+        gap = np.linalg.norm(face.landmarks[:, :2] - expected[:, :2], axis=-1)
+        landmark_errors.append(gap.max() * scale)
+        blendshape_errors.append(np.abs(face.blendshapes - expected_scores))
+  landmark_errors = np.asarray(landmark_errors)
+  blendshape_errors = np.asarray(blendshape_errors)
+  assert len(landmark_errors) == 157
+  # Every landmark of a face within 0.5 crop pixels, on >= 99% of faces.
+  assert np.mean(landmark_errors <= 0.5) >= 0.99
+  assert np.median(landmark_errors) < 0.1
+  # Blendshapes: each score within 0.01 on >= 99.5% of (face, score) pairs;
+  # all 52 of a face within 0.01 on >= 98% of faces (the rest: sub-pixel
+  # landmark differences that the blendshape network amplifies, never 0.05).
+  assert np.mean(blendshape_errors <= 0.01) >= 0.995
+  assert np.mean(blendshape_errors.max(-1) <= 0.01) >= 0.98
+  assert blendshape_errors.max() < 0.05
+
+
+def test_the_blendshape_network_alone_matches_mediapipe(landmarker):
+  reference = np.load(REFERENCE)
+  for name in MEDIA:
+    points = reference[f"{name}/landmarks"]
+    scores = landmarker.blendshapes(points)
+    np.testing.assert_allclose(
+      scores, reference[f"{name}/blendshapes"], atol=1e-4
+    )
+
+
+def test_a_batch_of_images_is_detected_as_each_alone(landmarker, real_faces):
+  images = np.stack(list(_images(real_faces / "single_face.mp4", 24)))
+  together = landmarker.detect_batch(images)
+  for image, found in zip(images, together):
+    alone = landmarker.detect(image)
+    assert len(alone) == len(found) == 1
+    np.testing.assert_allclose(alone[0].box, found[0].box, atol=1e-3)
+
+
+def test_a_task_file_with_other_bytes_is_refused(
+  face_landmarker_task, tmp_path
+):
+  changed = bytearray(pathlib.Path(face_landmarker_task).read_bytes())
+  changed[len(changed) // 2] ^= 1
+  path = tmp_path / "face_landmarker.task"
+  path.write_bytes(changed)
+  with pytest.raises(face_mesh.FaceMeshError, match=str(path)):
+    face_mesh.FaceLandmarker.from_file(path)
+  with pytest.raises(face_mesh.FaceMeshError, match="cannot be read"):
+    face_mesh.FaceLandmarker.from_file(tmp_path / "missing.task")
+
+
+def test_the_roi_levels_the_eyes_and_frames_the_box():
+  # Eyes 40 px apart, the observer's right one 10 px lower: a clockwise tilt.
+  detection = face_mesh.Detection(
+    box=np.array([100.0, 50.0, 200.0, 170.0]),
+    keypoints=np.array(
+      [[130, 90], [170, 100], [150, 120], [150, 140], [0, 0], [0, 0]]
+    ),
+    score=0.9,
+  )
+  roi = face_mesh.Roi.of_detection(detection)
+  assert roi.center == (150.0, 110.0)
+  assert roi.size == pytest.approx((150.0, 180.0))
+  assert roi.rotation == pytest.approx(math.atan2(10, 40))
+  side = face_mesh.LANDMARKS_SIDE
+  matrix = roi.matrix(side)
+  to_crop = cv2.invertAffineTransform(matrix)
+  eyes = detection.keypoints[:2] @ to_crop[:, :2].T + to_crop[:, 2]
+  assert eyes[0, 1] == pytest.approx(eyes[1, 1])  # Level in the crop.
+  # Crop pixel 0 lies on the ROI's edge, pixel `side` on the opposite one.
+  corners = np.array([[0, 0], [side, side]]) @ matrix[:, :2].T + matrix[:, 2]
+  middle = corners.mean(0)
+  assert middle == pytest.approx(roi.center)
+  assert np.linalg.norm(corners[1] - corners[0]) == pytest.approx(
+    math.hypot(*roi.size)
+  )
+
+
+def test_overlapping_detections_merge_by_score_and_apart_ones_stay():
+  boxes = np.zeros((len(face_mesh.ANCHORS), 16), np.float32)
+  logits = np.full(len(face_mesh.ANCHORS), -10.0, np.float32)
+  # Two anchors of one cell (same centre): one face found twice, 4 px apart;
+  # a third anchor far away: another face.
+  boxes[[0, 1, 500], 2:4] = 20.0
+  boxes[1, 0] = 4.0
+  logits[[0, 1, 500]] = [2.0, 0.0, 1.0]
+  identity = np.array([[1.0, 0, 0], [0, 1.0, 0]]) / face_mesh.DETECTOR_SIDE
+  found = face_mesh._decode(boxes, logits, 0.5, identity)  # pylint: disable=protected-access
+  assert len(found) == 2
+  first, second = found
+  weights = 1 / (1 + np.exp(-np.array([2.0, 0.0])))
+  shift = 4.0 * weights[1] / weights.sum() / face_mesh.DETECTOR_SIDE
+  anchor = face_mesh.ANCHORS[0]
+  half = 10.0 / face_mesh.DETECTOR_SIDE
+  np.testing.assert_allclose(
+    first.box,
+    [
+      anchor[0] - half + shift,
+      anchor[1] - half,
+      anchor[0] + half + shift,
+      anchor[1] + half,
+    ],
+    atol=1e-6,
+  )
+  assert first.score == pytest.approx(weights[0])  # The leader's own score.
+  assert second.score == pytest.approx(1 / (1 + math.exp(-1.0)))

