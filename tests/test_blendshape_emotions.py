@@ -1,0 +1,333 @@
+"""Zero-shot emotion and valence-arousal from MediaPipe blendshapes."""
+
+import numpy as np
+import pytest
+import scipy.optimize
+
+from varec import blendshape_emotions as be
+from varec import emotions
+
+# Each EMFACS prototype at full strength, written out as the blendshapes to set
+# to 1 (independently of the module's tables, so that a slip in them shows).
+FACES = {
+  "anger": (  # 4+5+7+23/24, with 24 (lips pressed).
+    "browDownLeft",
+    "browDownRight",
+    "eyeWideLeft",
+    "eyeWideRight",
+    "eyeSquintLeft",
+    "eyeSquintRight",
+    "mouthPressLeft",
+    "mouthPressRight",
+  ),
+  "contempt": ("mouthSmileLeft", "mouthDimpleLeft"),  # U12+U14.
+  "disgust": (  # 9/10+15+16, with 9 (nose wrinkled).
+    "noseSneerLeft",
+    "noseSneerRight",
+    "mouthFrownLeft",
+    "mouthFrownRight",
+    "mouthLowerDownLeft",
+    "mouthLowerDownRight",
+  ),
+  "fear": (  # 1+2+4+5+20+26.
+    "browInnerUp",
+    "browOuterUpLeft",
+    "browOuterUpRight",
+    "browDownLeft",
+    "browDownRight",
+    "eyeWideLeft",
+    "eyeWideRight",
+    "mouthStretchLeft",
+    "mouthStretchRight",
+    "jawOpen",
+  ),
+  "joy": (  # 6+12.
+    "cheekSquintLeft",
+    "cheekSquintRight",
+    "mouthSmileLeft",
+    "mouthSmileRight",
+  ),
+  "sadness": (  # 1+4+15.
+    "browInnerUp",
+    "browDownLeft",
+    "browDownRight",
+    "mouthFrownLeft",
+    "mouthFrownRight",
+  ),
+  "surprise": (  # 1+2+5+26.
+    "browInnerUp",
+    "browOuterUpLeft",
+    "browOuterUpRight",
+    "eyeWideLeft",
+    "eyeWideRight",
+    "jawOpen",
+  ),
+}
+# The other action of the EMFACS variants: anger with 23, disgust with 10.
+VARIANTS = {
+  "anger": {
+    "mouthPressLeft": "mouthRollLower",
+    "mouthPressRight": "mouthRollUpper",
+  },
+  "disgust": {
+    "noseSneerLeft": "mouthUpperUpLeft",
+    "noseSneerRight": "mouthUpperUpRight",
+  },
+}
+EXPRESSED = sorted(FACES)
+
+
+def _face(names, strength=1.0):
+  scores = np.zeros(len(be.BLENDSHAPES))
+  for name in names:
+    scores[be.BLENDSHAPES.index(name)] = strength
+  return scores
+
+
+def _mirrored(scores):
+  """The same face with the subject's left and right swapped."""
+  swapped = []
+  for name in be.BLENDSHAPES:
+    if name.endswith("Left"):
+      name = name[: -len("Left")] + "Right"
+    elif name.endswith("Right"):
+      name = name[: -len("Right")] + "Left"
+    swapped.append(be.BLENDSHAPES.index(name))
+  return np.asarray(scores)[..., swapped]
+
+
+def _index(name):
+  return be.EMOTIONS.index(name)
+
+
+def test_the_tables_agree():
+  assert len(be.BLENDSHAPES) == len(set(be.BLENDSHAPES)) == 52
+  assert set(be.AU_NAMES) == set(be.AU_BLENDSHAPES)
+  used = {b for shapes in be.AU_BLENDSHAPES.values() for b in shapes}
+  assert used <= set(be.BLENDSHAPES)
+  assert set(be.UNITS) == {u for r in be.EMFACS.values() for u in r}
+  assert be.EMOTIONS == (
+    "anger",
+    "contempt",
+    "disgust",
+    "fear",
+    "joy",
+    "neutral",
+    "sadness",
+    "surprise",
+  )
+  assert not {"embarrassment", "pride"} & set(be.EMOTIONS)
+
+
+def test_no_expression_is_neutral_at_the_origin():
+  reading = be.read_blendshapes(np.zeros(52))
+  np.testing.assert_array_equal(reading.valence_arousal, [0, 0])
+  np.testing.assert_array_equal(
+    reading.probabilities, np.eye(len(be.EMOTIONS))[_index("neutral")]
+  )
+  assert reading.labels == "neutral"
+
+
+@pytest.mark.parametrize("emotion", EXPRESSED)
+def test_a_full_prototype_reads_its_table2_point(emotion):
+  reading = be.read_blendshapes(_face(FACES[emotion]))
+  assert reading.labels == emotion
+  assert reading.probabilities[_index(emotion)] == pytest.approx(1, abs=1e-9)
+  assert reading.intensities[_index(emotion)] == pytest.approx(1, abs=1e-9)
+  np.testing.assert_allclose(
+    reading.valence_arousal, emotions.PROTOTYPES[emotion], atol=1e-6
+  )
+
+
+@pytest.mark.parametrize("emotion", sorted(VARIANTS))
+def test_either_action_of_a_variant_counts(emotion):
+  names = [VARIANTS[emotion].get(n, n) for n in FACES[emotion]]
+  reading = be.read_blendshapes(_face(names))
+  assert reading.labels == emotion
+  np.testing.assert_allclose(
+    reading.valence_arousal, emotions.PROTOTYPES[emotion], atol=1e-6
+  )
+
+
+def test_shared_units_are_not_counted_twice():
+  # Surprise's units all lie inside fear's: the fear face is no surprise.
+  fear = be.read_blendshapes(_face(FACES["fear"]))
+  assert fear.intensities[_index("surprise")] == pytest.approx(0, abs=1e-9)
+  surprise = be.read_blendshapes(_face(FACES["surprise"]))
+  assert surprise.intensities[_index("fear")] == pytest.approx(0, abs=1e-9)
+
+
+@pytest.mark.parametrize("emotion", EXPRESSED)
+def test_valence_arousal_moves_along_the_way_with_strength(emotion):
+  prototype = np.asarray(emotions.PROTOTYPES[emotion])
+  strengths = np.linspace(0, 1, 9)
+  faces = np.stack([_face(FACES[emotion], s) for s in strengths])
+  reading = be.read_blendshapes(faces)
+  np.testing.assert_allclose(
+    reading.valence_arousal, strengths[:, None] * prototype, atol=1e-9
+  )
+  distances = np.linalg.norm(reading.valence_arousal - prototype, axis=-1)
+  assert np.all(np.diff(distances) < 0)
+  half = reading.valence_arousal[4]
+  assert np.all(np.abs(half) < np.abs(prototype))
+  assert np.all(np.sign(half) == np.sign(prototype))
+  # Neutral wins until the emotion is more probable than it (past half way).
+  assert list(reading.labels) == ["neutral"] * 5 + [emotion] * 4
+
+
+def test_one_unit_alone_gives_a_partial_score():
+  # 6 of joy's 6+12: half joy, not yet more probable than neutral.
+  cheeks = be.read_blendshapes(_face(["cheekSquintLeft", "cheekSquintRight"]))
+  assert cheeks.intensities[_index("joy")] == pytest.approx(0.5)
+  assert cheeks.labels == "neutral"
+  # 1 of 4 surprise units.
+  jaw = be.read_blendshapes(_face(["jawOpen"]))
+  assert jaw.intensities[_index("surprise")] == pytest.approx(0.25)
+
+
+def test_contempt_is_one_sided_and_either_side():
+  symmetric = be.read_blendshapes(
+    _face(FACES["joy"] + ("mouthDimpleLeft", "mouthDimpleRight"))
+  )
+  assert symmetric.intensities[_index("contempt")] == 0
+  left = be.read_blendshapes(_face(["mouthSmileLeft", "mouthDimpleLeft"]))
+  right = be.read_blendshapes(_face(["mouthSmileRight", "mouthDimpleRight"]))
+  for reading in (left, right):
+    assert reading.labels == "contempt"
+    np.testing.assert_allclose(
+      reading.valence_arousal, emotions.PROTOTYPES["contempt"], atol=1e-6
+    )
+
+
+def test_mirrored_faces_read_the_same():
+  rng = np.random.default_rng(0)
+  faces = rng.uniform(0, 1, (200, 52)) ** 3
+  faces[:50] = rng.uniform(0, 1, (50, 52)) < 0.2  # Some all-or-nothing faces.
+  reading = be.read_blendshapes(faces)
+  mirrored = be.read_blendshapes(_mirrored(faces))
+  for field in ("probabilities", "intensities", "valence_arousal", "units"):
+    np.testing.assert_allclose(
+      getattr(mirrored, field), getattr(reading, field), atol=1e-12
+    )
+
+
+def test_outputs_stay_in_range_and_keep_the_batch_shape():
+  rng = np.random.default_rng(1)
+  faces = np.concatenate(
+    [
+      rng.uniform(0, 1, (500, 52)),
+      rng.uniform(0, 1, (500, 52)) ** 4,
+      (rng.uniform(0, 1, (500, 52)) < 0.3).astype(float),
+      np.ones((1, 52)),
+    ]
+  )
+  reading = be.read_blendshapes(faces)
+  assert np.all(np.abs(reading.valence_arousal) <= 1)
+  assert np.all((reading.probabilities >= 0) & (reading.probabilities <= 1))
+  np.testing.assert_allclose(reading.probabilities.sum(-1), 1, atol=1e-12)
+  assert np.all((reading.intensities >= 0) & (reading.intensities <= 1))
+  batched = be.read_blendshapes(faces[:24].reshape(2, 3, 4, 52))
+  assert batched.probabilities.shape == (2, 3, 4, len(be.EMOTIONS))
+  assert batched.valence_arousal.shape == (2, 3, 4, 2)
+  assert batched.labels.shape == (2, 3, 4)
+  np.testing.assert_allclose(
+    batched.valence_arousal.reshape(-1, 2), reading.valence_arousal[:24]
+  )
+
+
+def test_intensities_are_the_nonnegative_least_squares_blend():
+  templates = np.array(
+    [[u in be.EMFACS[e] for u in be.UNITS] for e in sorted(be.EMFACS)], float
+  )
+  rng = np.random.default_rng(2)
+  faces = rng.uniform(0, 1, (100, 52)) ** 2
+  reading = be.read_blendshapes(faces)
+  expressed = [_index(e) for e in sorted(be.EMFACS)]
+  for units, intensities in zip(reading.units, reading.intensities):
+    weights, _ = scipy.optimize.nnls(templates.T, units)
+    np.testing.assert_allclose(
+      intensities[expressed], np.clip(weights, 0, 1), atol=1e-7
+    )
+
+
+def test_action_units_are_the_means_of_their_blendshapes():
+  scores = np.zeros(52)
+  scores[be.BLENDSHAPES.index("mouthSmileLeft")] = 0.8
+  scores[be.BLENDSHAPES.index("mouthSmileRight")] = 0.4
+  scores[be.BLENDSHAPES.index("jawOpen")] = 0.3
+  units = dict(zip(be.ACTION_UNITS, be.action_units(scores)))
+  assert units[12] == pytest.approx(0.6)
+  assert units[26] == pytest.approx(0.3)
+  assert units[4] == 0
+
+
+def test_a_resting_face_is_subtracted():
+  rng = np.random.default_rng(3)
+  rest = rng.uniform(0, 0.3, 52)
+  assert be.read_blendshapes(rest, neutral=rest).labels == "neutral"
+  # The full prototype from this resting face: every unit at its maximum.
+  fear = np.where(_face(FACES["fear"]) > 0, 1.0, rest)
+  reading = be.read_blendshapes(fear, neutral=rest)
+  assert reading.labels == "fear"
+  np.testing.assert_allclose(
+    reading.valence_arousal, emotions.PROTOTYPES["fear"], atol=1e-6
+  )
+  # Half the way from rest is half the expression.
+  half = rest + 0.5 * (fear - rest)
+  np.testing.assert_allclose(
+    be.read_blendshapes(half, neutral=rest).valence_arousal,
+    0.5 * np.asarray(emotions.PROTOTYPES["fear"]),
+    atol=1e-9,
+  )
+
+
+def test_scores_by_name():
+  named = dict(zip(be.BLENDSHAPES, np.linspace(0, 1, 52)))
+  np.testing.assert_array_equal(
+    be.blendshape_scores(named), np.linspace(0, 1, 52)
+  )
+  del named["jawOpen"]
+  named["tongueOut"] = 0.0
+  with pytest.raises(ValueError, match="missing: jawOpen; unknown: tongueOut"):
+    be.blendshape_scores(named)
+
+
+def test_jax_arrays_are_accepted():
+  import jax.numpy as jnp
+
+  face = _face(FACES["joy"], 0.7)
+  np.testing.assert_allclose(
+    be.read_blendshapes(jnp.asarray(face)).valence_arousal,
+    be.read_blendshapes(face).valence_arousal,
+    atol=1e-6,
+  )
+
+
+@pytest.mark.parametrize(
+  "scores, problem",
+  [
+    (np.zeros(51), r"expected shape \(\.\.\., 52\).*got shape \(51,\)"),
+    (np.zeros((3, 52, 1)), r"got shape \(3, 52, 1\)"),
+    (0.5, r"got shape \(\)"),
+    ("happy", "expected numbers"),
+    (
+      np.where(np.arange(52) == 25, 1.5, 0.0),
+      r"must lie in \[0, 1\]; 1 do not, the first jawOpen = 1\.5",
+    ),
+    (
+      np.full((2, 52), -0.1),
+      r"104 do not, the first _neutral = -0\.1 at frame \(0,\)",
+    ),
+    (np.full(52, np.nan), "must lie in"),
+  ],
+)
+def test_bad_scores_raise(scores, problem):
+  with pytest.raises(ValueError, match=f"^scores: .*{problem}"):
+    be.read_blendshapes(scores)
+
+
+def test_bad_neutral_raises():
+  with pytest.raises(ValueError, match=r"neutral: shape \(2, 52\) does not"):
+    be.read_blendshapes(np.zeros((3, 52)), neutral=np.zeros((2, 52)))
+  with pytest.raises(ValueError, match=r"neutral: expected shape"):
+    be.read_blendshapes(np.zeros(52), neutral=np.zeros(10))
