@@ -21,9 +21,9 @@ FACES = {
     "mouthPressRight",
   ),
   "contempt": ("mouthSmileLeft", "mouthDimpleLeft"),  # U12+U14.
-  "disgust": (  # 9/10+15+16, with 9 (nose wrinkled).
-    "noseSneerLeft",
-    "noseSneerRight",
+  "disgust": (  # 9/10+15+16, with 10 (upper lip raised).
+    "mouthUpperUpLeft",
+    "mouthUpperUpRight",
     "mouthFrownLeft",
     "mouthFrownRight",
     "mouthLowerDownLeft",
@@ -63,15 +63,12 @@ FACES = {
     "jawOpen",
   ),
 }
-# The other action of the EMFACS variants: anger with 23, disgust with 10.
+# The other action of the EMFACS variants: anger with 23 (disgust's 9, the
+# nose wrinkler, shows only in blendshapes MediaPipe does not produce).
 VARIANTS = {
   "anger": {
     "mouthPressLeft": "mouthRollLower",
     "mouthPressRight": "mouthRollUpper",
-  },
-  "disgust": {
-    "noseSneerLeft": "mouthUpperUpLeft",
-    "noseSneerRight": "mouthUpperUpRight",
   },
 }
 EXPRESSED = sorted(FACES)
@@ -105,7 +102,16 @@ def test_the_tables_agree():
   assert set(be.AU_NAMES) == set(be.AU_BLENDSHAPES)
   used = {b for shapes in be.AU_BLENDSHAPES.values() for b in shapes}
   assert used <= set(be.BLENDSHAPES)
-  assert set(be.UNITS) == {u for r in be.EMFACS.values() for u in r}
+  assert set(be.UNITS) == {u for r in be.READ.values() for u in r}
+  # Every unit read is seen through some blendshape MediaPipe produces.
+  for unit in be.UNITS:
+    for action in unit.lstrip("U").split("/"):
+      assert set(be.AU_BLENDSHAPES[int(action)]) - be.UNMEASURED
+  # Only the unmeasured actions (5, 6, 9) are left out of EMFACS' prototypes.
+  left_out = {
+    a for e in be.EMFACS for u in be.EMFACS[e] for a in u.lstrip("U").split("/")
+  } - {a for u in be.UNITS for a in u.lstrip("U").split("/")}
+  assert left_out == {"5", "6", "9"}
   assert be.EMOTIONS == (
     "anger",
     "contempt",
@@ -176,13 +182,30 @@ def test_valence_arousal_moves_along_the_way_with_strength(emotion):
 
 
 def test_one_unit_alone_gives_a_partial_score():
-  # 6 of joy's 6+12: half joy, not yet more probable than neutral.
-  cheeks = be.read_blendshapes(_face(["cheekSquintLeft", "cheekSquintRight"]))
-  assert cheeks.intensities[_index("joy")] == pytest.approx(0.5)
-  assert cheeks.labels == "neutral"
-  # 1 of 4 surprise units.
+  # 16, one of disgust's 10+15+16 as read, and in no other prototype.
+  lip = be.read_blendshapes(
+    _face(["mouthLowerDownLeft", "mouthLowerDownRight"])
+  )
+  assert lip.intensities[_index("disgust")] == pytest.approx(1 / 3)
+  assert lip.labels == "neutral"
+  # 1 of surprise's 1+2+26 as read.
   jaw = be.read_blendshapes(_face(["jawOpen"]))
-  assert jaw.intensities[_index("surprise")] == pytest.approx(0.25)
+  assert jaw.intensities[_index("surprise")] == pytest.approx(1 / 3)
+
+
+def test_blendshapes_mediapipe_does_not_produce_change_nothing():
+  unmeasured = _face(sorted(be.UNMEASURED))
+  assert be.read_blendshapes(unmeasured).labels == "neutral"
+  rng = np.random.default_rng(7)
+  faces = rng.uniform(0, 1, (50, 52)) ** 2
+  with_them = np.maximum(faces, unmeasured)
+  np.testing.assert_array_equal(
+    be.read_blendshapes(faces).probabilities,
+    be.read_blendshapes(with_them).probabilities,
+  )
+  # A smile alone is joy: MediaPipe never shows the cheek raiser (6).
+  smile = be.read_blendshapes(_face(["mouthSmileLeft", "mouthSmileRight"]))
+  assert smile.labels == "joy"
 
 
 def test_contempt_is_one_sided_and_either_side():
@@ -237,7 +260,7 @@ def test_outputs_stay_in_range_and_keep_the_batch_shape():
 
 def test_intensities_are_the_nonnegative_least_squares_blend():
   templates = np.array(
-    [[u in be.EMFACS[e] for u in be.UNITS] for e in sorted(be.EMFACS)], float
+    [[u in be.READ[e] for u in be.UNITS] for e in sorted(be.READ)], float
   )
   rng = np.random.default_rng(2)
   faces = rng.uniform(0, 1, (100, 52)) ** 2
@@ -331,3 +354,14 @@ def test_bad_neutral_raises():
     be.read_blendshapes(np.zeros((3, 52)), neutral=np.zeros((2, 52)))
   with pytest.raises(ValueError, match=r"neutral: expected shape"):
     be.read_blendshapes(np.zeros(52), neutral=np.zeros(10))
+
+
+def test_the_compiled_reading_is_the_numpy_reading():
+  import jax  # pylint: disable=g-import-not-at-top
+
+  faces = np.random.default_rng(5).uniform(0, 1, (64, 52)) ** 3
+  reading = be.read_blendshapes(faces)
+  va, probabilities = jax.jit(be.zero_shot)(jax.numpy.asarray(faces, "float32"))
+  # float32 solves: a few 1e-5 from the float64 ones.
+  np.testing.assert_allclose(va, reading.valence_arousal, atol=2e-4)
+  np.testing.assert_allclose(probabilities, reading.probabilities, atol=2e-4)

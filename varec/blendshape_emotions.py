@@ -9,16 +9,19 @@ neutral origin (no expression) to the emotion's prototype (its full-strength
 expression). docs/blendshape_emotions.md has the tables, the rules and their
 sources.
 
-Pure numpy; anything `np.asarray` takes (jax arrays included) is accepted.
+`read_blendshapes` checks its input and computes in NumPy (float64);
+`zero_shot` is the same arithmetic on JAX arrays, for the jit-compiled model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping
 
+import jax
+import jax.numpy as jnp
 import numpy as np
-from scipy import optimize
 
 from varec import emotions
 from varec.face_mesh import BLENDSHAPES  # The networks' output order.
@@ -85,23 +88,48 @@ EMFACS: dict[str, tuple[str, ...]] = {
   "sadness": ("1", "4", "15"),
   "surprise": ("1", "2", "5", "26"),
 }
-# The units the prototypes read, each once, by action unit number.
-UNITS: tuple[str, ...] = (
-  "1",
-  "2",
-  "4",
-  "5",
-  "6",
-  "7",
-  "9/10",
-  "12",
-  "U12",
-  "U14",
-  "15",
-  "16",
-  "20",
-  "23/24",
-  "26",
+# Blendshapes that MediaPipe's Blendshape V2 network does not produce: they
+# stay at zero (eyeWide: within 0.07) on real faces whatever the face does
+# (MediaPipe issues #4436 and #4450; at most 0.000, and 0.072 for eyeWide, over
+# the 157 real faces of tests/data/face_mesh_reference.npz). An action unit
+# read only through them (6 cheek raiser, 9 nose wrinkler, 5 upper lid
+# raiser) is not measured, so the prototypes are read without it: absent
+# evidence is not evidence of absence, and counting it as 0 would cap every
+# emotion that has it (joy at half strength).
+UNMEASURED = frozenset(
+  {
+    "cheekSquintLeft",
+    "cheekSquintRight",
+    "noseSneerLeft",
+    "noseSneerRight",
+    "eyeWideLeft",
+    "eyeWideRight",
+    "cheekPuff",
+  }
+)
+
+
+def _measured(unit: str) -> str | None:
+  """`unit` without its actions that only unmeasured blendshapes show (None if
+  nothing is left)."""
+  actions = [
+    a
+    for a in unit.lstrip("U").split("/")
+    if not set(AU_BLENDSHAPES[int(a)]) <= UNMEASURED
+  ]
+  if not actions:
+    return None
+  return ("U" if unit.startswith("U") else "") + "/".join(actions)
+
+
+# The prototypes as read from MediaPipe's blendshapes: EMFACS' measured units.
+READ: dict[str, tuple[str, ...]] = {
+  emotion: tuple(m for m in map(_measured, units) if m)
+  for emotion, units in EMFACS.items()
+}
+# The units the prototypes read, each once.
+UNITS: tuple[str, ...] = tuple(
+  dict.fromkeys(u for us in READ.values() for u in us)
 )
 # The classes of a reading: Table 2's emotions that EMFACS defines, and neutral,
 # in Table 2's order. Embarrassment and pride have no EMFACS prototype.
@@ -109,10 +137,12 @@ EMOTIONS: tuple[str, ...] = tuple(
   e for e in emotions.EMOTIONS if e in EMFACS or e == "neutral"
 )
 NEUTRAL: int = EMOTIONS.index("neutral")
+# Table 2's (valence, arousal) of each of `EMOTIONS`.
+PROTOTYPES = np.array([emotions.PROTOTYPES[e] for e in EMOTIONS])
 _EXPRESSED = tuple(e for e in EMOTIONS if e != "neutral")
 # Row e marks the units of emotion e's prototype: its full-strength expression.
 _TEMPLATES = np.array(
-  [[float(u in EMFACS[e]) for u in UNITS] for e in _EXPRESSED]
+  [[float(u in READ[e]) for u in UNITS] for e in _EXPRESSED]
 )
 # Actions that some prototype reads one-sided: the others read their
 # two-sided part, so that no movement counts for both.
@@ -234,8 +264,14 @@ def action_units(scores) -> np.ndarray:
   return _action_units(scores)
 
 
-def _action_units(scores: np.ndarray) -> np.ndarray:
-  return np.stack(
+def _xp(array):
+  """The array module of `array`: jax.numpy for JAX arrays (and tracers
+  inside jit), NumPy otherwise, so one implementation serves both."""
+  return jnp if isinstance(array, jax.Array) else np
+
+
+def _action_units(scores):
+  return _xp(scores).stack(
     [
       scores[..., [_INDEX[b] for b in AU_BLENDSHAPES[au]]].mean(axis=-1)
       for au in ACTION_UNITS
@@ -244,41 +280,103 @@ def _action_units(scores: np.ndarray) -> np.ndarray:
   )
 
 
-def _sides(scores: np.ndarray, au: int) -> tuple[np.ndarray, np.ndarray]:
+def _sides(scores, au: int):
   left, right = AU_BLENDSHAPES[au]
   return scores[..., _INDEX[left]], scores[..., _INDEX[right]]
 
 
-def _units(scores: np.ndarray) -> np.ndarray:
+def _units(scores):
   """(..., len(UNITS)) activations of the units the prototypes read."""
-  au = dict(zip(ACTION_UNITS, np.moveaxis(_action_units(scores), -1, 0)))
+  xp = _xp(scores)
+  action = _action_units(scores)
+  au = {unit: action[..., i] for i, unit in enumerate(ACTION_UNITS)}
   columns = []
   for unit in UNITS:
     if unit.startswith("U"):
       # The side doesn't matter: either corner's excess over the other.
       left, right = _sides(scores, int(unit[1:]))
-      columns.append(np.abs(left - right))
+      columns.append(xp.abs(left - right))
     elif "/" in unit:
       # Either action is the emotion's variant: the stronger one counts.
-      columns.append(np.maximum.reduce([au[int(a)] for a in unit.split("/")]))
+      first, second = (au[int(a)] for a in unit.split("/"))
+      columns.append(xp.maximum(first, second))
     elif int(unit) in _ONE_SIDED:
       # The part both sides share; min + |left - right| is the stronger side.
-      columns.append(np.minimum(*_sides(scores, int(unit))))
+      columns.append(xp.minimum(*_sides(scores, int(unit))))
     else:
       columns.append(au[int(unit)])
-  return np.stack(columns, axis=-1)
+  return xp.stack(columns, axis=-1)
 
 
-def _intensities(units: np.ndarray) -> np.ndarray:
+def _support_solvers() -> np.ndarray:
+  """(2**E, E, U): for each subset S of the emotions, the matrix that gives
+  the least-squares weights of S's templates (zero rows outside S)."""
+  solvers = []
+  for chosen in itertools.product((False, True), repeat=len(_TEMPLATES)):
+    solver = np.zeros_like(_TEMPLATES)
+    rows = np.flatnonzero(chosen)
+    if rows.size:
+      solver[rows] = np.linalg.pinv(_TEMPLATES[rows].T)
+    solvers.append(solver)
+  return np.stack(solvers)
+
+
+_SOLVERS = _support_solvers()
+
+
+def _intensities(units):
   """(..., E) emotion intensities in [0, 1] of (..., U) unit activations: the
-  non-negative least-squares weights of the prototypes' templates (Lawson &
-  Hanson's method, SciPy's `nnls`), one solution per frame since the
-  templates are independent."""
-  flat = units.reshape(-1, units.shape[-1])
-  weights = np.array([optimize.nnls(_TEMPLATES.T, u)[0] for u in flat]).reshape(
-    *units.shape[:-1], len(_TEMPLATES)
+  non-negative least-squares weights of the prototypes' templates.
+
+  The problem (Lawson & Hanson, 1974) has one solution, the templates being
+  independent, and it is the least-squares fit on its own support; so among
+  the fits on each of the 2**7 supports, it is the one with no negative
+  weight and the least residual. Trying them all solves every frame at once,
+  with array operations that also compile inside the model (`varec.models`).
+  """
+  xp = _xp(units)
+  weights = xp.einsum("seu,...u->...se", _SOLVERS, units)
+  # A least-squares fit on its support leaves |a|^2 - w.(T a) (normal
+  # equations), so no fitted face needs forming.
+  residual = xp.sum(units**2, axis=-1)[..., None] - xp.einsum(
+    "...se,...e->...s", weights, units @ _TEMPLATES.T
   )
-  return np.clip(weights, 0, 1)
+  # Round-off of the solves, not a threshold on faces (float32 in JAX).
+  tolerance = _ROUND_OFF if units.dtype == np.float64 else 1e-5
+  feasible = xp.all(weights >= -tolerance, axis=-1)
+  best = xp.argmin(xp.where(feasible, residual, xp.inf), axis=-1)
+  chosen = xp.take_along_axis(weights, best[..., None, None], axis=-2)
+  return xp.clip(chosen[..., 0, :], 0, 1)
+
+
+def _reading(scores):
+  """(probabilities, intensities, valence-arousal, units) of checked scores."""
+  xp = _xp(scores)
+  units = _units(scores)
+  expressed = _intensities(units)
+  strongest = expressed.max(axis=-1, keepdims=True)
+  total = expressed.sum(axis=-1, keepdims=True)
+  share = expressed / xp.where(total > 0, total, 1)
+  neutral = 1 - strongest
+  probabilities = xp.concatenate(
+    [
+      strongest * share[..., :NEUTRAL],
+      neutral,
+      strongest * share[..., NEUTRAL:],
+    ],
+    axis=-1,
+  )
+  intensities = xp.concatenate(
+    [expressed[..., :NEUTRAL], neutral, expressed[..., NEUTRAL:]], axis=-1
+  )
+  return probabilities, intensities, probabilities @ PROTOTYPES, units
+
+
+def zero_shot(scores) -> tuple:
+  """`read_blendshapes`' (valence-arousal (..., 2), probabilities (..., K)) as
+  array operations, for use inside jit (unchecked: scores in [0, 1])."""
+  probabilities, _, valence_arousal, _ = _reading(scores)
+  return valence_arousal, probabilities
 
 
 def read_blendshapes(scores, neutral=None) -> ZeroShotReading:
@@ -312,22 +410,11 @@ def read_blendshapes(scores, neutral=None) -> ZeroShotReading:
   scores = _checked("scores", scores)
   if neutral is not None:
     scores = _from_rest(scores, _checked("neutral", neutral))
-  units = _units(scores)
-  expressed = _intensities(units)
-  strongest = expressed.max(axis=-1, keepdims=True)
-  total = expressed.sum(axis=-1, keepdims=True)
-  share = np.divide(
-    expressed, total, out=np.zeros_like(expressed), where=total > 0
-  )
-  probabilities = np.insert(
-    strongest * share, NEUTRAL, 1 - strongest[..., 0], -1
-  )
-  intensities = np.insert(expressed, NEUTRAL, 1 - strongest[..., 0], -1)
-  prototypes = np.array([emotions.PROTOTYPES[e] for e in EMOTIONS])
+  probabilities, intensities, valence_arousal, units = _reading(scores)
   return ZeroShotReading(
     emotions=EMOTIONS,
     probabilities=probabilities,
     intensities=intensities,
-    valence_arousal=probabilities @ prototypes,
+    valence_arousal=valence_arousal,
     units=units,
   )
