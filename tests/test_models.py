@@ -1,11 +1,15 @@
 """Tests for varec.models: shapes, pooling semantics, scan vs unrolled GRU."""
 
+import pathlib
+
 from flax import linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from varec import blendshape_emotions
+from varec import face_mesh
 from varec import models
 
 DEMO = dict(filters=(16, 32, 64))  # 48x48 demo configuration.
@@ -269,3 +273,33 @@ def test_normalized_conv_is_batch_norm_then_conv(train, shape):
     np.testing.assert_allclose(
       have, want, rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max())
     )
+
+
+def test_the_face_mesh_model_reads_mediapipes_blendshapes(face_landmarker_task):
+  """The model's features of a face's normalised landmarks are MediaPipe's
+  own blendshape scores (tests/data/face_mesh_reference.npz)."""
+  reference = np.load(
+    pathlib.Path(__file__).parent / "data" / "face_mesh_reference.npz"
+  )
+  points = reference["WolfgangLanger_Pexels.mp4/landmarks"][:24]
+  expected = reference["WolfgangLanger_Pexels.mp4/blendshapes"][:24]
+  inputs = np.stack([face_mesh.model_input(p) for p in points])
+  zero_shot = models.FaceMesh(
+    task=str(face_landmarker_task),
+    class_prototypes=tuple(map(tuple, blendshape_emotions.PROTOTYPES)),
+  )
+  variables = zero_shot.init(jax.random.PRNGKey(0), inputs[:1], train=False)
+  (features, va), state = zero_shot.apply(
+    variables, inputs, train=False, mutable=["intermediates"]
+  )
+  np.testing.assert_allclose(features, expected, atol=1e-4)
+  reading = blendshape_emotions.read_blendshapes(expected)
+  np.testing.assert_allclose(va, reading.valence_arousal, atol=1e-3)
+  probabilities = jax.nn.softmax(
+    state["intermediates"]["emotion_logits"][0], axis=-1
+  )
+  np.testing.assert_allclose(probabilities, reading.probabilities, atol=1e-3)
+  # The same face elsewhere and larger: the same reading.
+  moved = np.stack([face_mesh.model_input(p * 2.5 + 40) for p in points])
+  again, _ = zero_shot.apply(variables, moved, train=False)
+  np.testing.assert_allclose(again, features, atol=1e-5)

