@@ -12,6 +12,7 @@ from configs import demo
 from configs import real_faces as configs_real_faces
 from varec import config_checks
 from varec import face_alignment
+from varec import inference
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import pretrained
@@ -223,3 +224,19 @@ def test_the_face_mesh_checkpoint_finds_every_face_of_a_group_photo(
   predictor = predictor_lib.Predictor.from_checkpoint(face_mesh_checkpoint)
   frames = predictor.predict_video(real_faces / "multi_face.jpg")
   assert frames["person"].nunique() == 5
+
+
+def test_a_face_mesh_model_is_not_trained_on_face_crops_yet(
+  face_mesh_checkpoint,
+):
+  config = pretrained.face_mesh_config()
+  config.stages = ("rnn",)
+  with pytest.raises(config_checks.ConfigError, match="reads face landmarks"):
+    config_checks.check_config(config)
+  # Nor given face crops where it is loaded: eval.py on a dataset build.
+  model = inference.TrainedModel.load(face_mesh_checkpoint)
+  engine = inference.Engine.from_model(model)
+  with pytest.raises(ValueError, match="reads face landmarks"):
+    engine.frame_outputs(np.zeros((2, 64, 64, 1), np.uint8))
+  with pytest.raises(ValueError, match="pre-cropped"):
+    predictor_lib.Predictor(model, faces_cropped=True)

@@ -155,6 +155,25 @@ def face_detector_problems(detector: str) -> list[str]:
   return []
 
 
+def face_mesh_problems(config: ml_collections.ConfigDict) -> list[str]:
+  """What keeps a face-mesh model (`model.cnn = face_mesh`) from training:
+  it reads face landmarks, which dataset builds do not store yet, and its
+  networks come from MediaPipe's face_landmarker.task."""
+  if config.model.cnn != "face_mesh":
+    return []
+  problems = [
+    "model.cnn=face_mesh reads face landmarks, which dataset builds do not "
+    "store yet: use it zero-shot (python -m varec.pretrained face_mesh, then "
+    "predict.py), or train configs/real_faces.py"
+  ]
+  if not config.data.face_detector.endswith(".task"):
+    problems.append(
+      "model.cnn=face_mesh needs data.face_detector to be MediaPipe's "
+      f"face_landmarker.task, got {config.data.face_detector}"
+    )
+  return problems
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the field of a config that cannot train a sensible model."""
   problems = []
@@ -168,6 +187,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if context_dependent(config.data):
     problems.append(CONTEXT_EQUALISATION)
   problems += face_detector_problems(config.data.face_detector)
+  problems += face_mesh_problems(config)
   stages = list(config.stages)
   if (
     not stages

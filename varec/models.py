@@ -458,6 +458,12 @@ class FaceMesh(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool):
+    if x.shape[-2:] != (face_mesh.NUM_LANDMARKS, 3):
+      raise ValueError(
+        f"a face_mesh model reads face landmarks (..., {face_mesh.NUM_LANDMARKS}"
+        f", 3), got inputs of shape {x.shape}: face crops of a dataset build, "
+        "which only predict.py's face-mesh reading replaces so far"
+      )
     graph, constants = face_mesh.blendshape_network(self.task)
     weights, fixed = tflite_graph.split(graph, constants)
     weights = self.param(
