@@ -226,17 +226,16 @@ def test_the_face_mesh_checkpoint_finds_every_face_of_a_group_photo(
   assert frames["person"].nunique() == 5
 
 
-def test_a_face_mesh_model_is_not_trained_on_face_crops_yet(
-  face_mesh_checkpoint,
-):
+def test_a_face_mesh_model_reads_no_face_crops(face_mesh_checkpoint):
   config = pretrained.face_mesh_config()
-  config.stages = ("rnn",)
-  with pytest.raises(config_checks.ConfigError, match="reads face landmarks"):
+  config.stages = ("cnn", "rnn")
+  with pytest.raises(config_checks.ConfigError, match="augment.enabled"):
     config_checks.check_config(config)
-  # Nor given face crops where it is loaded: eval.py on a dataset build.
+  config.data.face_detector = "dlib_hog"
+  with pytest.raises(config_checks.ConfigError, match="face_landmarker.task"):
+    config_checks.check_config(config)
+  # Nor face crops where it is loaded: a dataset built without the .task.
   model = inference.TrainedModel.load(face_mesh_checkpoint)
   engine = inference.Engine.from_model(model)
   with pytest.raises(ValueError, match="reads face landmarks"):
     engine.frame_outputs(np.zeros((2, 64, 64, 1), np.uint8))
-  with pytest.raises(ValueError, match="pre-cropped"):
-    predictor_lib.Predictor(model, faces_cropped=True)

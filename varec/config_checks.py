@@ -157,20 +157,26 @@ def face_detector_problems(detector: str) -> list[str]:
 
 def face_mesh_problems(config: ml_collections.ConfigDict) -> list[str]:
   """What keeps a face-mesh model (`model.cnn = face_mesh`) from training:
-  it reads face landmarks, which dataset builds do not store yet, and its
-  networks come from MediaPipe's face_landmarker.task."""
+  its networks come from MediaPipe's face_landmarker.task, and it reads
+  landmarks, which image augmentation and mirror images do not apply to yet."""
   if config.model.cnn != "face_mesh":
     return []
-  problems = [
-    "model.cnn=face_mesh reads face landmarks, which dataset builds do not "
-    "store yet: use it zero-shot (python -m varec.pretrained face_mesh, then "
-    "predict.py), or train configs/real_faces.py"
-  ]
-  if not config.data.face_detector.endswith(".task"):
+  problems = []
+  if not face_mesh.reads_mesh(config.data.face_detector):
     problems.append(
       "model.cnn=face_mesh needs data.face_detector to be MediaPipe's "
       f"face_landmarker.task, got {config.data.face_detector}"
     )
+  for field, value in (
+    ("augment.enabled", config.augment.enabled),
+    ("data.flip_augment", config.data.flip_augment),
+    ("flip_average", config.flip_average),
+  ):
+    if value:
+      problems.append(
+        f"model.cnn=face_mesh reads face landmarks, which {field} (made for "
+        f"face crops) does not transform yet: set {field}=False"
+      )
   return problems
 
 

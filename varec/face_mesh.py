@@ -688,16 +688,18 @@ class MeshReader:
       if score > MIN_PRESENCE:
         track.roi = Roi.of_landmarks(p)
         kept.append(track)
-        faces[track.person] = (_landmark_box(p), p)
+        faces[track.person] = (landmark_box(p), p)
     self._tracks = kept
     return faces
 
   def _detect(self, rgb: np.ndarray) -> None:
     self.detections += 1
-    found = self.landmarker.detect(rgb, self.min_face)[: self.max_faces]
-    rois = [Roi.of_detection(d) for d in found]
-    # Largest first, so that numbers go to faces in order of size.
-    rois.sort(key=lambda r: -max(r.size))
+    found = self.landmarker.detect(rgb, self.min_face)
+    # The largest faces, largest first, so that numbers go by size.
+    rois = sorted(
+      (Roi.of_detection(d) for d in found), key=lambda r: -max(r.size)
+    )
+    rois = rois[: self.max_faces]
     tracks = []
     for roi in rois:
       overlaps = [_iou(roi.box, t.roi.box[None])[0] for t in self._tracks]
@@ -710,8 +712,36 @@ class MeshReader:
     self._tracks = tracks
 
 
-def _landmark_box(points: np.ndarray) -> np.ndarray:
-  """(x0, y0, x1, y1): the box of a face's landmarks."""
+def reads_mesh(face_detector: str) -> bool:
+  """Whether `data.face_detector` names MediaPipe's face_landmarker.task: the
+  faces are then read as landmarks (face-mesh models), not cut as crops."""
+  return str(face_detector).endswith(".task")
+
+
+def still_landmarks(
+  landmarker: FaceLandmarker, rgb: np.ndarray
+) -> np.ndarray | None:
+  """The (478, 3) landmarks of a pre-cropped face (an image that is the face's
+  box, as small as 48x48), or None where the network finds no face.
+
+  Framed as a face in a video is: the image taken as the detector's box
+  (`Roi.of_detection`'s scale, level, edges replicated), then, from those
+  landmarks, the ROI the next video frame would get (`Roi.of_landmarks`),
+  and the landmarks read again there.
+  """
+  height, width = rgb.shape[:2]
+  roi = Roi(
+    ((width - 1) / 2, (height - 1) / 2),
+    (width * ROI_SCALE, height * ROI_SCALE),
+    0.0,
+  )
+  points, _ = landmarker.landmarks(rgb, [roi])
+  points, presence = landmarker.landmarks(rgb, [Roi.of_landmarks(points[0])])
+  return points[0] if presence[0] > MIN_PRESENCE else None
+
+
+def landmark_box(points: np.ndarray) -> np.ndarray:
+  """(x0, y0, x1, y1): the box of a face's landmarks (source pixels)."""
   return np.concatenate([points[:, :2].min(0), points[:, :2].max(0)]).astype(
     np.float64
   )

@@ -461,8 +461,8 @@ class FaceMesh(nn.Module):
     if x.shape[-2:] != (face_mesh.NUM_LANDMARKS, 3):
       raise ValueError(
         f"a face_mesh model reads face landmarks (..., {face_mesh.NUM_LANDMARKS}"
-        f", 3), got inputs of shape {x.shape}: face crops of a dataset build, "
-        "which only predict.py's face-mesh reading replaces so far"
+        f", 3), got inputs of shape {x.shape}: face crops, from a dataset "
+        "built without MediaPipe's face_landmarker.task as data.face_detector"
       )
     graph, constants = face_mesh.blendshape_network(self.task)
     weights, fixed = tflite_graph.split(graph, constants)

@@ -108,10 +108,6 @@ class Predictor:
     # A face-mesh model reads each face's landmarks, found and followed by
     # MediaPipe's networks (`face_mesh.MeshReader`), not a gray crop.
     self.reads_mesh = model.config.model.cnn == "face_mesh"
-    if self.reads_mesh and self.preprocess.faces_cropped:
-      raise ValueError(
-        f"{model.path}: face-mesh checkpoints do not take pre-cropped faces yet"
-      )
     self.min_face = min_face
     self.label_space = model.label_space
     self.prototypes = model.decision_prototypes
@@ -162,14 +158,24 @@ class Predictor:
     """Sets each frame's `faces` and `meshes` (landmarks) as MediaPipe's
     VIDEO mode follows faces: detection every k-th frame (the checkpoint's
     `detect_every`), each face's ROI from its landmarks in between."""
+    landmarker = face_mesh.cached(self.data.face_detector)
     reader = face_mesh.MeshReader(
-      face_mesh.cached(self.data.face_detector),
+      landmarker,
       self.data.detect_every,
       self.min_face,
       self.tracking.max_people or face_mesh.MAX_FACES,
     )
     for frame in frames:
-      found = reader.read(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB))
+      rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
+      if self.preprocess.faces_cropped:  # Each frame is one face, framed alike.
+        points = face_mesh.still_landmarks(landmarker, rgb)
+        found = (
+          {}
+          if points is None
+          else {0: (face_mesh.landmark_box(points), points)}
+        )
+      else:
+        found = reader.read(rgb)
       frame.faces = {p: box for p, (box, _) in found.items()}
       frame.meshes = {p: points for p, (_, points) in found.items()}
       largest = max(frame.faces.values(), key=_area, default=None)

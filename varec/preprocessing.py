@@ -43,6 +43,7 @@ import numpy as np
 from configs import base
 from varec import emotions
 from varec import face_alignment
+from varec import face_mesh
 
 MIRROR_SUFFIX = "_mirror"
 # A video decoding to fewer than this share of the frames its header announces is rejected.
@@ -846,7 +847,10 @@ def model_input(crops: np.ndarray, data) -> np.ndarray:
 
   Each crop is equalised on its own if `data.equalize_faces`, then resized to
   `data.image_size`. Training, evaluation and prediction all go through here.
+  A face-mesh build's landmarks (`face_mesh.model_input`) are read as stored.
   """
+  if face_mesh.reads_mesh(data.face_detector):
+    return crops
   if data.equalize_faces:
     crops = equalize_faces(crops)
   return resize_crops(crops, data.image_size)
@@ -963,6 +967,8 @@ def _clip(
       f"only {len(frames)} frames at {config.fps:g} fps, "
       f"shorter than one window of {config.window_length}",
     )
+  if face_mesh.reads_mesh(config.face_detector):
+    return _mesh_clip(frames, config, policy, name, source_fps)
   stats = collections.Counter()
   frames = list(
     face_boxes(frames, config, policy.on_failed_detection, stats, name)
@@ -1014,6 +1020,72 @@ def _clip(
   )
 
 
+def _mesh_landmarks(frames: list[Frame], config: PreprocessConfig):
+  """(T, 478, 3) landmarks (NaN where none) and whether each frame has them,
+  for the largest face of each frame (`face_mesh.MeshReader`; each
+  pre-cropped face on its own: `face_mesh.still_landmarks`)."""
+  landmarker = face_mesh.cached(config.face_detector)
+  found = np.full((len(frames), face_mesh.NUM_LANDMARKS, 3), np.nan, np.float32)
+  if config.faces_cropped:
+    for i, frame in enumerate(frames):
+      rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
+      points = face_mesh.still_landmarks(landmarker, rgb)
+      if points is not None:
+        found[i] = points
+    return found, ~np.isnan(found[:, 0, 0])
+  reader = face_mesh.MeshReader(
+    landmarker, config.detect_every, face_mesh.MIN_FACE_PX, max_faces=1
+  )
+  for i, frame in enumerate(frames):
+    faces = reader.read(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB))
+    if faces:
+      found[i] = next(iter(faces.values()))[1]
+  return found, ~np.isnan(found[:, 0, 0])
+
+
+def _mesh_clip(
+  frames: list[Frame],
+  config: PreprocessConfig,
+  policy: DecodePolicy,
+  name: str,
+  source_fps,
+) -> PreprocessedVideo:
+  """`_clip` for face-mesh builds: each frame's face as its landmarks
+  (`face_mesh.model_input`), not a crop. A frame without a face takes, with
+  `fill`, the landmarks of the nearest frame with one (before it on a tie);
+  with `skip`, it is left out."""
+  points, found = _mesh_landmarks(frames, config)
+  if not found.any():
+    raise VideoError(name, f"no face found in any of {len(frames)} frames")
+  with_face = np.flatnonzero(found)
+  if policy.on_failed_detection == "skip":
+    keep, detected = with_face, np.ones(len(with_face), bool)
+  else:
+    # The nearest frame with a face, for every frame.
+    gaps = np.abs(np.arange(len(frames))[:, None] - with_face[None])
+    keep, detected = with_face[gaps.argmin(axis=1)], found
+  points = points[keep]
+  inputs = np.stack([face_mesh.model_input(p) for p in points])
+  boxes = np.stack([face_mesh.landmark_box(p) for p in points])
+  labelled = labelled_mask(len(inputs), config.num_labelled_frames)
+  num_padded = max(0, config.window_length - len(inputs))
+  inputs, boxes, detected, labelled = (
+    pad_front(a, config.window_length)
+    for a in (inputs, boxes, detected, labelled)
+  )
+  return PreprocessedVideo(
+    frames=inputs,
+    boxes=np.round(boxes).astype(np.int32),
+    detected=detected,
+    labelled=labelled,
+    source_fps=source_fps(),
+    # Every frame is read for its face, by detection or by following it.
+    num_detection_attempts=len(frames),
+    num_failed_detections=int(len(frames) - found.sum()),
+    num_padded_frames=num_padded,
+  )
+
+
 def preprocess_frames(
   frames: np.ndarray,
   source_fps: float,
@@ -1032,6 +1104,7 @@ def preprocess_frames(
   stream = gray_frames(
     resampled(frames, source_fps, config.fps, name),
     config.fps,
+    keep_bgr=face_mesh.reads_mesh(config.face_detector),
     gray=config.gray,
   )
   return _clip(stream, config, policy, name, lambda: source_fps)
@@ -1152,6 +1225,7 @@ def preprocess_video(
     config.fps,
     on_truncation=policy.on_truncation,
     stats=stats,
+    keep_bgr=face_mesh.reads_mesh(config.face_detector),
     gray=config.gray,
   )
   return _clip(stream, config, policy, str(path), lambda: stats["source_fps"])

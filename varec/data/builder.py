@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from varec import emotions
+from varec import face_mesh
 from varec import preprocessing
 from varec.data import discovery
 from varec.data import pool
@@ -245,7 +246,22 @@ class VideoEmotionBuilder(
     raise NotImplementedError
 
   def _info(self) -> tfds.core.DatasetInfo:
-    size = self.builder_config.preprocess.crop_size
+    preprocess = self.builder_config.preprocess
+    size = preprocess.crop_size
+    # Raw bytes: zlib shrank equalised face crops by only ~4% but took most
+    # of a build's writing time and of every read's decoding. A face-mesh
+    # build stores each face's landmarks instead of a crop.
+    frames = (
+      tfds.features.Tensor(
+        shape=(None, face_mesh.NUM_LANDMARKS, 3),
+        dtype=np.float32,
+        encoding="bytes",
+      )
+      if face_mesh.reads_mesh(preprocess.face_detector)
+      else tfds.features.Tensor(
+        shape=(None, size, size, 1), dtype=np.uint8, encoding="bytes"
+      )
+    )
     label_space = self.builder_config.label_space
     return self.dataset_info_from_configs(
       features=tfds.features.FeaturesDict(
@@ -255,11 +271,7 @@ class VideoEmotionBuilder(
           "emotion": tfds.features.ClassLabel(names=label_space.emotions),
           "orientation": tfds.features.Text(),
           "start_frame": np.int32,  # Index of the clip's first frame in its video.
-          # Raw bytes: zlib shrank equalised face crops by only ~4% but took most
-          # of a build's writing time and of every read's decoding.
-          "frames": tfds.features.Tensor(
-            shape=(None, size, size, 1), dtype=np.uint8, encoding="bytes"
-          ),
+          "frames": frames,
           "labels": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),
           "labelled": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
           "boxes": tfds.features.Tensor(shape=(None, 4), dtype=np.int32),
