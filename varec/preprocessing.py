@@ -99,7 +99,10 @@ class PreprocessConfig:
   face_margin_px: int = _DEFAULTS.face_margin_px
 
   @property
-  def gray(self) -> "GrayConversion":
+  def gray(self) -> "GrayConversion | None":
+    """Step 2, or None for a face-mesh build, which reads colour frames."""
+    if face_mesh.reads_mesh(self.face_detector):
+      return None
     return GrayConversion(self.grayscale, self.equalize_frames)
 
 
@@ -470,11 +473,13 @@ def gray_frames(
   indexed: Iterable[tuple[int, np.ndarray]],
   target_fps: float,
   keep_bgr: bool = False,
-  gray: GrayConversion = GrayConversion(),
+  gray: GrayConversion | None = GrayConversion(),
 ) -> Iterator[Frame]:
-  """`Frame`s of (target index, BGR frame) pairs, converted by `gray` (step 2)."""
+  """`Frame`s of (target index, BGR frame) pairs, converted by `gray` (step 2;
+  None: no gray frame, for readers of colour frames)."""
   for index, bgr in indexed:
-    yield Frame(index, index / target_fps, bgr if keep_bgr else None, gray(bgr))
+    converted = None if gray is None else gray(bgr)
+    yield Frame(index, index / target_fps, bgr if keep_bgr else None, converted)
 
 
 # -- 3. Face detection and crop -------------------------------------------------
@@ -1167,7 +1172,7 @@ def stream_video(
   on_truncation: str = "reject",
   stats: dict | None = None,
   keep_bgr: bool = False,
-  gray: GrayConversion = GrayConversion(),
+  gray: GrayConversion | None = GrayConversion(),
 ) -> Iterator[Frame]:
   """Steps 1 and 2 for a video file, one frame at a time: decoded, resampled
   to `target_fps`, converted by `gray`.
@@ -1193,7 +1198,7 @@ def stream_frames(
   on_truncation: str = "reject",
   stats: dict | None = None,
   keep_bgr: bool = False,
-  gray: GrayConversion = GrayConversion(),
+  gray: GrayConversion | None = GrayConversion(),
 ) -> Iterator[Frame]:
   """`stream_video`, or for an image or a folder of frame images (`image_frames`)
   its frames taken to be at `target_fps` (`stats["source_fps"]`)."""

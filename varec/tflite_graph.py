@@ -247,9 +247,9 @@ def _same_padding(x, window: tuple[int, int], strides: tuple[int, int]):
 def _depthwise(x, kernel, strides: tuple[int, int], padding: str):
   """DEPTHWISE_CONV_2D (multiplier 1) as a sum of shifted, weighted copies.
 
-  XLA:CPU's grouped convolution runs these networks ~6x slower than this
-  sum of kernel-size multiply-adds, which it fuses into one loop; a GPU
-  fuses it as well (benchmarks/results/face_mesh.md).
+  XLA:CPU's grouped convolution runs MediaPipe's landmark network 7-14x
+  slower than this sum of kernel-size multiply-adds, which it fuses into one
+  loop (benchmarks/results/face_mesh.md); a GPU fuses it as well.
   """
   kh, kw, _ = kernel.shape
   if padding == "SAME":
@@ -439,8 +439,10 @@ def batched(graph: Graph, constants: dict):
 
 
 def _compiler_options():
-  """XLA:CPU hands convolutions to YNNPACK by default, which runs these
-  networks about 1.7x slower than XLA's own kernels (face_mesh_speed.md)."""
+  """XLA:CPU hands convolutions to YNNPACK by default, which ran the landmark
+  network 0.9-2.3x the time of XLA's own kernels over several runs on a
+  shared 2-core machine (benchmarks/results/face_mesh.md): never clearly
+  faster, so off."""
   if jax.default_backend() == "cpu":
     return {"xla_cpu_experimental_ynn_fusion_type": ""}
   return None
