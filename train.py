@@ -9,6 +9,13 @@ With --config.num_runs=N > 1, run i reshuffles the speakers with seed + i,
 trains in <workdir>/run_i, is evaluated on training+validation and test
 (<workdir>/run_i/eval), and the paper's Table 3 (mean and IQR over runs) is
 written to <workdir>/table3.md and table3.csv.
+
+Exit status: 0 when training finished and its validation shows the model
+learnt something; 3 (`learning_check.LEARNT_NOTHING_STATUS`) when it finished
+but the validation of the model it trained (of any run) shows that it learnt
+nothing: CCC near 0 and video accuracy not above chance. The checkpoints stay,
+and a message names the numbers and what to change (also in the workdir's
+training_summary.json). 1: an error; 2: a bad command line.
 """
 
 import contextlib
@@ -28,6 +35,7 @@ from varec import checkpoints
 from varec import cli
 from varec import config_checks
 from varec import evaluation
+from varec import learning_check
 from varec import locks
 from varec import run_logs
 from varec import table3
@@ -132,6 +140,28 @@ def init_distributed(timeout_s: int) -> None:
     ) from None
 
 
+def report_learning(workdirs) -> int:
+  """Prints the loud message of each run in `workdirs` that learnt nothing (its
+  training summary's verdict); the exit status: 0, or LEARNT_NOTHING_STATUS."""
+  failed, lines = [], []
+  for run_dir in workdirs:
+    verdict = run_logs.read_summary(run_dir).get("verdict", {})
+    if verdict.get("learnt_nothing"):
+      failed.append(run_dir)
+      lines.append(verdict["message"])
+    elif verdict.get("message"):  # No validation logged: it cannot tell.
+      lines.append(f"train.py: {verdict['message']}")
+  if failed and len(workdirs) > 1:
+    lines.append(
+      f"train.py: {len(failed)} of {len(workdirs)} runs learnt nothing "
+      f"({', '.join(str(w) for w in failed)}); Table 3 averages them in."
+    )
+  # Process 0 speaks for a multi-host run; every process exits alike.
+  if lines and jax.process_index() == 0:
+    print("\n".join(lines), file=sys.stderr)
+  return learning_check.LEARNT_NOTHING_STATUS if failed else 0
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -157,7 +187,10 @@ def main(argv):
       if config.num_runs > 1:
         md = run_table3(config, workdir)
         print(f"Table 3 ({md}):\n{md.read_text()}")
-        return
+        runs = [
+          workdir_lib.Workdir(workdir).run(i) for i in range(config.num_runs)
+        ]
+        sys.exit(report_learning(runs))
       final = train_lib.train_and_evaluate(config, workdir)
   except config_checks.ConfigError as e:
     cli.fail("train.py", str(e))
@@ -181,6 +214,7 @@ def main(argv):
       f"{workdir} already holds a finished run of this config: nothing left to train."
     )
   print(f"Evaluate: python eval.py --checkpoint={workdir}")
+  sys.exit(report_learning([workdir]))
 
 
 if __name__ == "__main__":

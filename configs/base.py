@@ -73,9 +73,13 @@ def get_data_config() -> ml_collections.ConfigDict:
 def get_stage_config(
   num_epochs: int, batch_size: int
 ) -> ml_collections.ConfigDict:
-  """One training stage: epochs, batch size, learning rate."""
+  """One training stage: epochs, batch size, learning rate, fewest steps."""
   stage = ml_collections.ConfigDict()
   stage.num_epochs = num_epochs  # Paper: up to 100 for the CNN and for the RNN.
+  # Fewest optimisation steps (beyond the paper): a training set too small for num_epochs
+  # to give them trains ceil(min_steps / steps per epoch) epochs instead, the learning-rate
+  # schedule spread over them. 0 = num_epochs as given (paper; see configs/demo.py).
+  stage.min_steps = 0
   # Frames (cnn stage) or windows (rnn, joint); paper: 128.
   stage.batch_size = batch_size
   # None = optimizer default.
@@ -144,7 +148,8 @@ def set_optimizer_fields(config: ml_collections.ConfigDict) -> None:
   config.sgd_decay = 1e-5  # SGD: Keras' decay, the rate divided by 1 + decay x step (as the original).
   # constant | cosine (decays to 0 over each stage).
   config.lr_schedule = "constant"
-  # Linear warmup from 0 at the start of each stage (paper: none).
+  # Linear warmup from 0 at the start of each stage (paper: none); in a stage lengthened
+  # by its min_steps, the same share of it (warmup_epochs out of num_epochs).
   config.warmup_epochs = 0.0
 
 

@@ -130,6 +130,9 @@ def tiny_config():
   config.cnn.num_epochs, config.cnn.batch_size = 2, 32
   config.rnn.num_epochs, config.rnn.batch_size = 2, 4
   config.joint.num_epochs, config.joint.batch_size = 1, 4
+  # The epochs given, however few steps they take (the demo's floors are the full set's).
+  for stage in ("probe", "cnn", "rnn", "joint"):
+    config[stage].min_steps = 0
   config.stages = ("cnn", "rnn")
   return config
 

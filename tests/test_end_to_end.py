@@ -12,6 +12,11 @@ import pytest
 ROOT = pathlib.Path(__file__).parent.parent
 
 
+# train.py's status when training finished but learnt nothing, as these runs of a few
+# dozen steps may (the checkpoints stay, and eval.py reads them as any).
+LEARNT_NOTHING = 3
+
+
 def _run(*args, timeout=900):
   result = subprocess.run(
     [sys.executable, *args],
@@ -21,7 +26,10 @@ def _run(*args, timeout=900):
     timeout=timeout,
     check=False,
   )
-  assert result.returncode == 0, result.stderr[-4000:]
+  ok = (0, LEARNT_NOTHING) if args[0] == "train.py" else (0,)
+  assert result.returncode in ok, result.stderr[-4000:]
+  if result.returncode == LEARNT_NOTHING:
+    assert "TRAINING LEARNT NOTHING" in result.stderr, result.stderr[-4000:]
   return result.stdout
 
 
@@ -31,6 +39,9 @@ def _demo_flags(data_dir, **overrides):
     "data.data_dir": str(data_dir),
     "cnn.num_epochs": 1,
     "rnn.num_epochs": 3,
+    # The epochs given (the demo's step floors are the full set's).
+    "cnn.min_steps": 0,
+    "rnn.min_steps": 0,
     **overrides,
   }
   return ["--config=configs/demo.py"] + [

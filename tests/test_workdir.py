@@ -33,6 +33,7 @@ def test_a_workdir_names_every_file_of_a_run(tmp_path):
     tmp_path / "tensorboard",
     tmp_path / "metrics.jsonl",
     tmp_path / "timings.json",
+    tmp_path / "training_summary.json",
   }
 
 

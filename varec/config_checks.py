@@ -213,6 +213,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
           f"{name}.num_epochs and {name}.batch_size must be at least 1, got "
           f"{stage.num_epochs} and {stage.batch_size}"
         )
+      if not isinstance(stage.min_steps, int) or stage.min_steps < 0:
+        problems.append(
+          f"{name}.min_steps must be a whole number, 0 or more (0: num_epochs as "
+          f"given), got {stage.min_steps}"
+        )
       if stage.learning_rate is not None and not stage.learning_rate > 0:
         problems.append(
           f"{name}.learning_rate must be positive (or None for the optimiser's "

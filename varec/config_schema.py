@@ -44,6 +44,11 @@ OLD_MEANINGS = {
   "probe.num_epochs": 10,
   "probe.batch_size": 128,
   "probe.learning_rate": None,
+  # Each stage trained num_epochs, however few steps they gave.
+  "probe.min_steps": 0,
+  "cnn.min_steps": 0,
+  "rnn.min_steps": 0,
+  "joint.min_steps": 0,
   "model.frozen_blocks": 0,
   "model.class_prototypes": [],
   "flip_average": False,

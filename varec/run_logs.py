@@ -1,5 +1,6 @@
 """A run's records: per-epoch metrics (TensorBoard, metrics.jsonl), stage wall
-times (timings.json) and a readable console."""
+times (timings.json), the training summary (training_summary.json: each stage's
+schedule and whether it learnt anything) and a readable console."""
 
 from __future__ import annotations
 
@@ -180,3 +181,27 @@ def write_timings(
   }
   if jax.process_index() == 0:
     path.write_text(json.dumps(timings, indent=1))
+
+
+def read_metrics(workdir: workdir_lib.Workdir) -> list[dict]:
+  """The per-epoch records of metrics.jsonl (`MetricLogger`), in order; [] without one."""
+  path = workdir_lib.Workdir(workdir).metrics
+  if not path.exists():
+    return []
+  return [json.loads(l) for l in path.read_text().splitlines() if l]
+
+
+def read_summary(workdir) -> dict:
+  """The run's training summary (`write_summary`); {} where there is none (a run
+  from before it existed, or one that has not finished a stage)."""
+  path = workdir_lib.Workdir(workdir).training_summary
+  return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_summary(workdir: workdir_lib.Workdir, summary: dict) -> None:
+  """Writes the training summary: {"stages": {stage: {"schedule", "learning"}},
+  "data": sizes, "verdict": the last stage's learning check and its message}."""
+  if jax.process_index() == 0:
+    workdir_lib.Workdir(workdir).training_summary.write_text(
+      json.dumps(summary, indent=1)
+    )

@@ -33,6 +33,7 @@ from varec import config_schema
 from varec import emotions
 from varec import inference
 from varec.data import input_pipeline
+from varec import learning_check
 from varec import metrics
 from varec import model_lib
 from varec import preprocessing
@@ -296,29 +297,101 @@ def _with_stage_variables(variables: dict, stage: steps.Stage, state) -> dict:
   )
 
 
+@dataclasses.dataclass(frozen=True)
+class StageSchedule:
+  """How long a stage trains: `epochs` of `steps_per_epoch` batches of `batch_size`."""
+
+  batch_size: int
+  steps_per_epoch: int
+  num_epochs: int  # The config's.
+  min_steps: int  # The config's.
+  # What it trains: num_epochs, or more where they give fewer than min_steps steps.
+  epochs: int
+  warmup_steps: int
+
+  @property
+  def steps(self) -> int:
+    return self.epochs * self.steps_per_epoch
+
+  @property
+  def lengthened(self) -> bool:
+    return self.epochs > self.num_epochs
+
+  def record(self) -> dict:
+    """The training summary's record of it."""
+    return {
+      **dataclasses.asdict(self),
+      "steps": self.steps,
+      "lengthened": self.lengthened,
+    }
+
+
+def stage_schedule(name: str, config, num_train: int, mesh) -> StageSchedule:
+  """Stage `name`'s schedule on `num_train` training examples.
+
+  `min_steps` sets a floor: where `num_epochs` epochs give fewer steps (a
+  small set), the stage trains ceil(min_steps / steps per epoch) epochs, and
+  the warmup keeps its share of the stage (`warmup_epochs` of `num_epochs`),
+  so that the stage runs the schedule it has on a set large enough.
+  """
+  stage_config = config[name]
+  batch_size = _batch_size(name, stage_config, num_train, mesh)
+  steps_per_epoch = num_train // batch_size
+  num_epochs, min_steps = stage_config.num_epochs, stage_config.min_steps
+  epochs = max(num_epochs, -(-min_steps // steps_per_epoch))
+  warmup_steps = round(
+    steps_per_epoch * config.warmup_epochs
+    if epochs == num_epochs
+    else epochs * steps_per_epoch * config.warmup_epochs / num_epochs
+  )
+  schedule = StageSchedule(
+    batch_size, steps_per_epoch, num_epochs, min_steps, epochs, warmup_steps
+  )
+  if schedule.lengthened:
+    logging.warning(
+      "Stage %s: %d training examples make %d steps an epoch (batch %d), so "
+      "%s.num_epochs=%d would take %d steps, fewer than %s.min_steps=%d: "
+      "training %d epochs (%d steps) instead, the learning rate's schedule "
+      "(%s, %d warmup steps) spread over them. %s.min_steps=0 trains "
+      "num_epochs as given.",
+      name,
+      num_train,
+      steps_per_epoch,
+      batch_size,
+      name,
+      num_epochs,
+      num_epochs * steps_per_epoch,
+      name,
+      min_steps,
+      epochs,
+      schedule.steps,
+      config.lr_schedule,
+      warmup_steps,
+      name,
+    )
+  return schedule
+
+
 def _stage_start(
   name: str,
   config,
   variables: dict,
-  num_train: int,
+  schedule: StageSchedule,
   run: dict,
   progress: _Progress,
 ):
-  """(stage, replicated state, first epoch, batch size) of stage `name`.
+  """(stage, replicated state, first epoch) of stage `name`.
 
   The state resumes the optimiser of the latest checkpoint when the run
   stopped inside this stage.
   """
-  stage_config, mesh = config[name], run["mesh"]
   stage_index = list(config.stages).index(name)
-  batch_size = _batch_size(name, stage_config, num_train, mesh)
-  steps_per_epoch = num_train // batch_size
   stage, state = steps.stage_state(
     name,
     config,
     variables,
-    num_steps=steps_per_epoch * stage_config.num_epochs,
-    warmup_steps=round(steps_per_epoch * config.warmup_epochs),
+    num_steps=schedule.steps,
+    warmup_steps=schedule.warmup_steps,
     rng=jax.random.fold_in(run["dropout_rng"], stage_index),
     prototypes=run["prototypes"],
   )
@@ -331,9 +404,9 @@ def _stage_start(
       state.opt_state,
     )
     state = state.replace(
-      opt_state=opt_state, step=start_epoch * steps_per_epoch
+      opt_state=opt_state, step=start_epoch * schedule.steps_per_epoch
     )
-  return stage, steps.replicate(state, mesh), start_epoch, batch_size
+  return stage, steps.replicate(state, run["mesh"]), start_epoch
 
 
 def _epoch_order(
@@ -372,10 +445,11 @@ def _save(
   variables: dict,
   state,
   val: dict,
+  epochs: int,
 ) -> None:
-  """Checkpoints after an epoch: the latest, and the best (by validation CCC)
-  in the last stage."""
-  finished = epoch + 1 == config[name].num_epochs
+  """Checkpoints after epoch `epoch` of `epochs`: the latest, and the best (by
+  validation CCC) in the last stage."""
+  finished = epoch + 1 == epochs
   done = progress.completed_stages + ((name,) if finished else ())
   meta = _meta(
     config,
@@ -416,6 +490,21 @@ def _progress_bar(
   )
 
 
+def _stage_splits(name: str, config, variables: dict, windows: dict, run):
+  """Every split's `stage_data` for stage `name`; only the training frames carry the
+  teacher's outputs: validation scores valence and arousal alone."""
+  return {
+    split: stage_data(
+      name,
+      config,
+      variables,
+      windows[split],
+      run["teacher"] if split == "train" else None,
+    )
+    for split in windows
+  }
+
+
 def _train_stage(
   stage_index: int,
   config,
@@ -428,27 +517,16 @@ def _train_stage(
   """Trains stage `config.stages[stage_index]` from `progress`; (variables, last validation)."""
   name = config.stages[stage_index]
   clock = run_logs.StageClock()
-  # Only the training frames carry the teacher's outputs: validation scores
-  # valence and arousal alone.
-  data = {
-    split: stage_data(
-      name,
-      config,
-      variables,
-      windows[split],
-      run["teacher"] if split == "train" else None,
-    )
-    for split in windows
-  }
+  data = _stage_splits(name, config, variables, windows, run)
   num_train = len(data["train"]["inputs"])
-  stage, state, start_epoch, batch_size = _stage_start(
-    name, config, variables, num_train, run, progress
+  schedule = stage_schedule(name, config, num_train, run["mesh"])
+  run["summary"]["stages"][name] = {"schedule": schedule.record()}
+  stage, state, start_epoch = _stage_start(
+    name, config, variables, schedule, run, progress
   )
-  steps_per_epoch = num_train // batch_size
-  clock.prepared(steps_per_epoch, batch_size)
-  bar = _progress_bar(
-    name, steps_per_epoch, config[name].num_epochs, start_epoch
-  )
+  steps_per_epoch = schedule.steps_per_epoch
+  clock.prepared(steps_per_epoch, schedule.batch_size)
+  bar = _progress_bar(name, steps_per_epoch, schedule.epochs, start_epoch)
   augment = config.augment.enabled and name != "rnn"  # rnn sees features.
   gather = steps.jitted_gather(
     run["mesh"],
@@ -460,10 +538,10 @@ def _train_stage(
   )
   val = {}
   try:  # A full disk or a diverging run closes the bar before its one line.
-    for epoch in range(start_epoch, config[name].num_epochs):
+    for epoch in range(start_epoch, schedule.epochs):
       clock.start_epoch()
       batches, keys = _epoch_order(
-        config, stage_index, epoch, num_train, batch_size, run
+        config, stage_index, epoch, num_train, schedule.batch_size, run
       )
       state, batch_metrics = _run_epoch(
         state, gather, train_set, batches, keys, clock, bar
@@ -489,7 +567,17 @@ def _train_stage(
       logger.write(name, epoch + 1, progress.step, "train", train_metrics)
       logger.write(name, epoch + 1, progress.step, "validation", val)
       with clock.timed("checkpoint_s"):
-        _save(config, run, name, epoch, progress, variables, state, val)
+        _save(
+          config,
+          run,
+          name,
+          epoch,
+          progress,
+          variables,
+          state,
+          val,
+          schedule.epochs,
+        )
   finally:
     bar.close()
   run_logs.write_timings(run["workdir"], name, clock.finish())
@@ -509,7 +597,11 @@ def _trained_emotions(train: dict, label_space: emotions.LabelSpace) -> tuple:
 
 
 def _train_stages(config, windows, variables, run, progress, logger) -> dict:
-  """Trains the stages `progress` has not finished; the last validation metrics."""
+  """Trains the stages `progress` has not finished; the last validation metrics.
+
+  After each stage its validation is checked into the run's summary
+  (`learning_check.record_stage`).
+  """
   final = {}
   for stage_index, name in enumerate(config.stages):
     if name in progress.completed_stages:
@@ -520,6 +612,10 @@ def _train_stages(config, windows, variables, run, progress, logger) -> dict:
     final = val or final
     progress.completed_stages += (name,)
     progress.epoch = 0
+    records = run_logs.read_metrics(run["workdir"])
+    last = name == config.stages[-1]
+    learning_check.record_stage(run["summary"], name, records, last)
+    run_logs.write_summary(run["workdir"], run["summary"])
   return final
 
 
@@ -529,7 +625,9 @@ def train_and_evaluate(
   """Trains every stage of `config`, resuming from `workdir` if it holds a checkpoint.
 
   `builder` overrides the TFDS builder named by `config.data` (tests use tiny ones).
-  Returns the final validation metrics.
+  Returns the final validation metrics. Whether the model learnt anything
+  (`learning_check`) is in the workdir's training summary
+  (`run_logs.read_summary`), which train.py reads.
   """
   config_checks.check_config(config)
   if config.init_from:  # Before the data, which may take minutes to build.
@@ -581,6 +679,23 @@ def train_and_evaluate(
     "teacher": teacher,
     "augment_rng": jax.random.fold_in(rng, 1),
   }
+  return _train_and_check(config, windows, variables, run, progress)
+
+
+def _train_and_check(config, windows, variables, run, progress) -> dict:
+  """Trains the stages left, logging them, then writes the training summary
+  with the verdict on the last stage (`learning_check.record_verdict`); the
+  final validation."""
+  workdir = run["workdir"]
+  # The stages' schedules and checks so far (a resumed run's earlier ones included).
+  run["summary"] = {
+    "stages": run_logs.read_summary(workdir).get("stages", {})
+    if progress.step
+    else {},
+    "data": learning_check.data_record(
+      windows, run["speakers"], run["label_space"], run["trained_emotions"]
+    ),
+  }
   logger = run_logs.MetricLogger(workdir, progress.step)
   try:
     final = _train_stages(config, windows, variables, run, progress, logger)
@@ -592,4 +707,7 @@ def train_and_evaluate(
   logger.close()
   if final:
     logging.info("Final validation: %s", final)
+  records = run_logs.read_metrics(workdir)
+  learning_check.record_verdict(run["summary"], config, workdir, records)
+  run_logs.write_summary(workdir, run["summary"])
   return final

@@ -5,6 +5,7 @@
     <workdir>/metrics.jsonl               per-epoch metrics
     <workdir>/tensorboard/                the same, for TensorBoard
     <workdir>/timings.json                wall times per stage
+    <workdir>/training_summary.json       stage schedules; whether the run learnt anything
     <workdir>/eval/                       eval.py's output (eval_<dataset>/ for another dataset)
     <workdir>/run_<i>/                    run i of a multi-run workdir (num_runs > 1), a workdir
 
@@ -18,7 +19,8 @@ import pathlib
 
 LATEST = "latest"
 BEST = "best"
-EVAL_METRICS = "metrics.json"  # The metrics file of an evaluation's output folder.
+# The metrics file of an evaluation's output folder.
+EVAL_METRICS = "metrics.json"
 _CHECKPOINTS = "checkpoints"
 _RUN_PREFIX = "run_"
 
@@ -72,9 +74,19 @@ class Workdir(os.PathLike):
   def timings(self) -> pathlib.Path:
     return self.root / "timings.json"
 
+  @property
+  def training_summary(self) -> pathlib.Path:
+    return self.root / "training_summary.json"
+
   def run_records(self) -> tuple[pathlib.Path, ...]:
     """Everything training writes: what `config.restart` discards."""
-    return self.checkpoints, self.tensorboard, self.metrics, self.timings
+    return (
+      self.checkpoints,
+      self.tensorboard,
+      self.metrics,
+      self.timings,
+      self.training_summary,
+    )
 
   def eval_dir(self, dataset: str | None = None) -> pathlib.Path:
     """eval.py's default output: eval/, or eval_<dataset>/ (a file-name-safe name) for another
@@ -91,6 +103,10 @@ class Workdir(os.PathLike):
 
   def evaluated_runs(self) -> list[Workdir]:
     """The runs of a multi-run workdir that have been evaluated, in run order."""
-    runs = [Workdir(p.parent.parent) for p in
-            self.root.glob(f"{_RUN_PREFIX}*/{self.eval_metrics.relative_to(self.root)}")]
-    return sorted(runs, key=lambda run: int(run.root.name[len(_RUN_PREFIX):]))
+    runs = [
+      Workdir(p.parent.parent)
+      for p in self.root.glob(
+        f"{_RUN_PREFIX}*/{self.eval_metrics.relative_to(self.root)}"
+      )
+    ]
+    return sorted(runs, key=lambda run: int(run.root.name[len(_RUN_PREFIX) :]))
