@@ -900,7 +900,7 @@ def _chain_summary(results: dict) -> str:
     f"{2 * results['passes']} passes of the video. Depthwise convolutions "
     f"as XLA grouped convolutions make the landmark network {grouped:.1f}x "
     f"the time of the shifted sums, and turning YNNPACK fusions on {ynn:.2f}x "
-    "(tflite_graph's docstrings say ~6x and ~1.7x)."
+    "(tflite_graph's docstrings give the range over runs: 7-14x, 0.9-2.3x)."
   )
 
 
