@@ -754,7 +754,7 @@ def _predict_section(predict: dict) -> list[str]:
     f"resampling to the checkpoint's {predict['fps']:g} fps, detection on "
     f"every {predict['detect_every']}th frame (faces >= "
     f"{predict['min_face']:g} px, in squares), landmarks following the "
-    "faces in between (`face_mesh.MeshReader`), blendshapes and the "
+    "faces in between (`mesh_reader.MeshReader`), blendshapes and the "
     f"zero-shot head in batches of {predict['batch_size']} frames. "
     f"{SPEED_VIDEO} re-encoded at 640x480 (each frame resized as above, "
     "mp4v, the source's frame rate) and the original file (H.264). The "

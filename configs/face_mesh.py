@@ -30,7 +30,7 @@ def get_config():
   # MediaPipe's face_landmarker.task (python -m varec.pretrained face_mesh writes it
   # into its checkpoint folder); an absolute path.
   config.data.face_detector = "face_landmarker.task"
-  # Faces followed by their landmarks between detections (face_mesh.MeshReader).
+  # Faces followed by their landmarks between detections (mesh_reader.MeshReader).
   config.data.detect_every = 5
   config.data.align_faces = False
   # Image augmentation and mirror images are made for face crops, not landmarks.

@@ -12,6 +12,7 @@ from tests.conftest import write_video
 from varec import config_checks
 from varec import face_mesh
 from varec import inference
+from varec import mesh_reader
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import synthetic
@@ -69,13 +70,13 @@ def test_a_still_is_read_as_its_face_in_a_video_frame(
   still = image[y0:y1, x0:x1]
   for side in (48, 96):
     small = cv2.resize(still, (side, side), interpolation=cv2.INTER_AREA)
-    points = face_mesh.still_landmarks(landmarker, small)
+    points = mesh_reader.still_landmarks(landmarker, small)
     assert points is not None, side
     scores = landmarker.blendshapes(points[None])[0]
     assert np.abs(scores - face.blendshapes).mean() < 0.05, side
   # A still without a face gives none.
   blank = np.full((48, 48, 3), 128, np.uint8)
-  assert face_mesh.still_landmarks(landmarker, blank) is None
+  assert mesh_reader.still_landmarks(landmarker, blank) is None
 
 
 def test_configs_face_mesh_trains_evaluates_and_predicts(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from varec import blendshape_emotions
-from varec import face_mesh
+from varec import mesh_reader
 from varec import models
 
 DEMO = dict(filters=(16, 32, 64))  # 48x48 demo configuration.
@@ -283,7 +283,7 @@ def test_the_face_mesh_model_reads_mediapipes_blendshapes(face_landmarker_task):
   )
   points = reference["WolfgangLanger_Pexels.mp4/landmarks"][:24]
   expected = reference["WolfgangLanger_Pexels.mp4/blendshapes"][:24]
-  inputs = np.stack([face_mesh.model_input(p) for p in points])
+  inputs = np.stack([mesh_reader.model_input(p) for p in points])
   zero_shot = models.FaceMesh(
     task=str(face_landmarker_task),
     class_prototypes=tuple(map(tuple, blendshape_emotions.PROTOTYPES)),
@@ -300,6 +300,6 @@ def test_the_face_mesh_model_reads_mediapipes_blendshapes(face_landmarker_task):
   )
   np.testing.assert_allclose(probabilities, reading.probabilities, atol=1e-3)
   # The same face elsewhere and larger: the same reading.
-  moved = np.stack([face_mesh.model_input(p * 2.5 + 40) for p in points])
+  moved = np.stack([mesh_reader.model_input(p * 2.5 + 40) for p in points])
   again, _ = zero_shot.apply(variables, moved, train=False)
   np.testing.assert_allclose(again, features, atol=1e-5)

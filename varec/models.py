@@ -429,8 +429,8 @@ class MiniXception(nn.Module):
 class FaceMesh(nn.Module):
   """MediaPipe's blendshape network on a face's landmarks, then a head.
 
-  (..., 478, 3) landmarks (`face_mesh.model_input`: the Face Mesh V2
-  network's, read from the frame by `face_mesh.MeshReader`) -> (features,
+  (..., 478, 3) landmarks (`mesh_reader.model_input`: the Face Mesh V2
+  network's, read from the frame by `mesh_reader.MeshReader`) -> (features,
   valence-arousal). The features are the 52 blendshape scores in [0, 1] that
   Google's network (its weights under 'blendshapes', never trained here)
   computes from 146 of the landmarks: action-unit-like measurements of brows,

@@ -32,6 +32,7 @@ import pandas as pd
 from varec import config_checks
 from varec import face_mesh
 from varec import inference
+from varec import mesh_reader
 from varec import preprocessing
 from varec import tracking as tracking_lib
 from varec import video_report
@@ -52,7 +53,7 @@ class Predictor:
     decode_policy: preprocessing.DecodePolicy = preprocessing.PREDICT_POLICY,
     flip_average: bool | None = None,
     tracking: tracking_lib.TrackingConfig = tracking_lib.ALL_PEOPLE,
-    min_face: float | None = face_mesh.MIN_FACE_PX,
+    min_face: float | None = mesh_reader.MIN_FACE_PX,
   ):
     """`faces_cropped`: the input frames are face crops; None = as the model's training data.
     `window_policy`: one of `inference.WINDOW_POLICIES`.
@@ -106,7 +107,7 @@ class Predictor:
         inference.output_description(model.meta, self.window_length),
       )
     # A face-mesh model reads each face's landmarks, found and followed by
-    # MediaPipe's networks (`face_mesh.MeshReader`), not a gray crop.
+    # MediaPipe's networks (`mesh_reader.MeshReader`), not a gray crop.
     self.reads_mesh = model.config.model.cnn == "face_mesh"
     self.min_face = min_face
     self.label_space = model.label_space
@@ -159,20 +160,20 @@ class Predictor:
     VIDEO mode follows faces: detection every k-th frame (the checkpoint's
     `detect_every`), each face's ROI from its landmarks in between."""
     landmarker = face_mesh.cached(self.data.face_detector)
-    reader = face_mesh.MeshReader(
+    reader = mesh_reader.MeshReader(
       landmarker,
       self.data.detect_every,
       self.min_face,
-      self.tracking.max_people or face_mesh.MAX_FACES,
+      self.tracking.max_people or mesh_reader.MAX_FACES,
     )
     for frame in frames:
       rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
       if self.preprocess.faces_cropped:  # Each frame is one face, framed alike.
-        points = face_mesh.still_landmarks(landmarker, rgb)
+        points = mesh_reader.still_landmarks(landmarker, rgb)
         found = (
           {}
           if points is None
-          else {0: (face_mesh.landmark_box(points), points)}
+          else {0: (mesh_reader.landmark_box(points), points)}
         )
       else:
         found = reader.read(rgb)
@@ -234,7 +235,9 @@ class Predictor:
     """What the model reads of each (frame, person, box): the landmarks of a
     face-mesh model, else the face crop cut and prepared as in training."""
     if self.reads_mesh:
-      return np.stack([face_mesh.model_input(f.meshes[p]) for f, p, _ in faces])
+      return np.stack(
+        [mesh_reader.model_input(f.meshes[p]) for f, p, _ in faces]
+      )
     crops = np.stack([self._crop(f, box, stats) for f, _, box in faces])
     return preprocessing.model_input(crops[..., None], self.data)
 

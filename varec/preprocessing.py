@@ -44,6 +44,7 @@ from configs import base
 from varec import emotions
 from varec import face_alignment
 from varec import face_mesh
+from varec import mesh_reader
 
 MIRROR_SUFFIX = "_mirror"
 # A video decoding to fewer than this share of the frames its header announces is rejected.
@@ -852,7 +853,7 @@ def model_input(crops: np.ndarray, data) -> np.ndarray:
 
   Each crop is equalised on its own if `data.equalize_faces`, then resized to
   `data.image_size`. Training, evaluation and prediction all go through here.
-  A face-mesh build's landmarks (`face_mesh.model_input`) are read as stored.
+  A face-mesh build's landmarks (`mesh_reader.model_input`) are read as stored.
   """
   if face_mesh.reads_mesh(getattr(data, "face_detector", DLIB_HOG)):
     return crops
@@ -1027,19 +1028,19 @@ def _clip(
 
 def _mesh_landmarks(frames: list[Frame], config: PreprocessConfig):
   """(T, 478, 3) landmarks (NaN where none) and whether each frame has them,
-  for the largest face of each frame (`face_mesh.MeshReader`; each
-  pre-cropped face on its own: `face_mesh.still_landmarks`)."""
+  for the largest face of each frame (`mesh_reader.MeshReader`; each
+  pre-cropped face on its own: `mesh_reader.still_landmarks`)."""
   landmarker = face_mesh.cached(config.face_detector)
   found = np.full((len(frames), face_mesh.NUM_LANDMARKS, 3), np.nan, np.float32)
   if config.faces_cropped:
     for i, frame in enumerate(frames):
       rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
-      points = face_mesh.still_landmarks(landmarker, rgb)
+      points = mesh_reader.still_landmarks(landmarker, rgb)
       if points is not None:
         found[i] = points
     return found, ~np.isnan(found[:, 0, 0])
-  reader = face_mesh.MeshReader(
-    landmarker, config.detect_every, face_mesh.MIN_FACE_PX, max_faces=1
+  reader = mesh_reader.MeshReader(
+    landmarker, config.detect_every, mesh_reader.MIN_FACE_PX, max_faces=1
   )
   for i, frame in enumerate(frames):
     faces = reader.read(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB))
@@ -1056,7 +1057,7 @@ def _mesh_clip(
   source_fps,
 ) -> PreprocessedVideo:
   """`_clip` for face-mesh builds: each frame's face as its landmarks
-  (`face_mesh.model_input`), not a crop. A frame without a face takes, with
+  (`mesh_reader.model_input`), not a crop. A frame without a face takes, with
   `fill`, the landmarks of the nearest frame with one (before it on a tie);
   with `skip`, it is left out."""
   points, found = _mesh_landmarks(frames, config)
@@ -1070,8 +1071,8 @@ def _mesh_clip(
     gaps = np.abs(np.arange(len(frames))[:, None] - with_face[None])
     keep, detected = with_face[gaps.argmin(axis=1)], found
   points = points[keep]
-  inputs = np.stack([face_mesh.model_input(p) for p in points])
-  boxes = np.stack([face_mesh.landmark_box(p) for p in points])
+  inputs = np.stack([mesh_reader.model_input(p) for p in points])
+  boxes = np.stack([mesh_reader.landmark_box(p) for p in points])
   labelled = labelled_mask(len(inputs), config.num_labelled_frames)
   num_padded = max(0, config.window_length - len(inputs))
   inputs, boxes, detected, labelled = (

@@ -299,7 +299,7 @@ def face_mesh_config() -> ml_collections.ConfigDict:
     tuple(float(v) for v in p) for p in blendshape_emotions.PROTOTYPES
   )
   # MediaPipe's detector and its ROI rules find and frame the faces; the
-  # landmarks follow each face between detections (face_mesh.MeshReader).
+  # landmarks follow each face between detections (mesh_reader.MeshReader).
   config.data.face_detector = FACE_MESH_TASK_FILE
   config.data.detect_every = 5
   # Gray crops are not what this model reads: no dlib alignment.
