@@ -34,6 +34,7 @@ from varec import cli
 from varec import html_report
 from varec import inference
 from varec import locks
+from varec import mesh_reader
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import run_logs
@@ -93,6 +94,14 @@ _SAME_PERSON_DISTANCE = flags.DEFINE_float(
   tracking.ALL_PEOPLE.same_person_distance,
   "Largest dlib face-descriptor distance at which a face is taken for a known "
   "person (dlib's threshold: 0.6).",
+)
+_MIN_FACE = flags.DEFINE_float(
+  "min_face",
+  mesh_reader.MIN_FACE_PX,
+  "Face-mesh checkpoints (python -m varec.pretrained face_mesh): the narrowest "
+  "face found, in pixels; the frame is also read in overlapping squares sized "
+  "for it. 0 = MediaPipe's one look at the whole frame (faces under ~15% of "
+  "its longer side are missed).",
 )
 
 
@@ -205,6 +214,7 @@ def main(argv):
       tracking=tracking.TrackingConfig(
         _MAX_PEOPLE.value, _MIN_TRACK_S.value, _SAME_PERSON_DISTANCE.value
       ),
+      min_face=_MIN_FACE.value or None,
     )
   except (checkpoints.CheckpointError, ValueError) as e:
     sys.exit(f"predict.py: {e}")

@@ -224,6 +224,17 @@ def test_the_face_mesh_checkpoint_finds_every_face_of_a_group_photo(
   predictor = predictor_lib.Predictor.from_checkpoint(face_mesh_checkpoint)
   frames = predictor.predict_video(real_faces / "multi_face.jpg")
   assert frames["person"].nunique() == 5
+  # predict.py --min_face=0: MediaPipe's one look at the whole photo.
+  one_look = predictor_lib.Predictor.from_checkpoint(
+    face_mesh_checkpoint, min_face=None
+  )
+  frames = one_look.predict_video(real_faces / "multi_face.jpg")
+  assert frames["person"].nunique() == 2
+
+
+def test_min_face_is_for_the_face_mesh_detector_only(fer_checkpoint):
+  with pytest.raises(ValueError, match="min_face sets the face-mesh detector"):
+    predictor_lib.Predictor.from_checkpoint(fer_checkpoint, min_face=None)
 
 
 def test_a_face_mesh_model_reads_no_face_crops(face_mesh_checkpoint):

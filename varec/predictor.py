@@ -73,6 +73,8 @@ class Predictor:
     """
     inference.check_policy(window_policy)
     problems = tracking.problems()
+    if min_face is not None and min_face <= 0:
+      problems.append(f"min_face must be positive or None, got {min_face}")
     if tracking.max_people != 1 and decode_policy.on_failed_detection == "fill":
       problems.append(
         "filling failed detections follows one face: use max_people=1"
@@ -109,6 +111,12 @@ class Predictor:
     # A face-mesh model reads each face's landmarks, found and followed by
     # MediaPipe's networks (`mesh_reader.MeshReader`), not a gray crop.
     self.reads_mesh = model.config.model.cnn == "face_mesh"
+    if not self.reads_mesh and min_face != mesh_reader.MIN_FACE_PX:
+      # Their detectors read frames shrunk to data.detect_max_side.
+      raise ValueError(
+        f"{model.path}: min_face sets the face-mesh detector; this checkpoint "
+        f"detects with {model.config.data.face_detector}"
+      )
     self.min_face = min_face
     self.label_space = model.label_space
     self.prototypes = model.decision_prototypes
