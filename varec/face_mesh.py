@@ -574,8 +574,8 @@ def _finest(
   for *_, detection in ranked:
     if (
       not kept
-      or _overlap_of_smaller(
-        detection.box, np.stack([k.box for k in kept])
+      or _overlap(
+        detection.box, np.stack([k.box for k in kept]), "smaller"
       ).max()
       <= NMS_IOU
     ):
@@ -583,26 +583,24 @@ def _finest(
   return sorted(kept, key=lambda d: -d.score)
 
 
-def _overlap_of_smaller(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-  """Intersection of `box` with each of `boxes`, over the smaller one's area."""
+def _overlap(box: np.ndarray, boxes: np.ndarray, over: str) -> np.ndarray:
+  """Intersection of `box` (corners) with each of `boxes`, over their union
+  (`over="union"`: IoU) or over the smaller one's area ("smaller"); 0 where
+  that is 0."""
   low = np.maximum(box[:2], boxes[:, :2])
   high = np.minimum(box[2:], boxes[:, 2:])
   intersection = np.prod(np.clip(high - low, 0, None), -1)
   area = lambda b: np.prod(b[..., 2:] - b[..., :2], -1)
-  smaller = np.minimum(area(box), area(boxes))
-  return np.where(
-    smaller > 0, intersection / np.where(smaller > 0, smaller, 1), 0.0
-  )
+  if over == "union":
+    whole = area(box) + area(boxes) - intersection
+  else:
+    whole = np.minimum(area(box), area(boxes))
+  return np.where(whole > 0, intersection / np.where(whole > 0, whole, 1), 0.0)
 
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
   """Intersection over union of `box` with each of `boxes` (corners)."""
-  low = np.maximum(box[:2], boxes[:, :2])
-  high = np.minimum(box[2:], boxes[:, 2:])
-  intersection = np.prod(np.clip(high - low, 0, None), -1)
-  area = lambda b: np.prod(b[..., 2:] - b[..., :2], -1)
-  union = area(box) + area(boxes) - intersection
-  return np.where(union > 0, intersection / np.where(union > 0, union, 1), 0.0)
+  return _overlap(box, boxes, "union")
 
 
 def reads_mesh(face_detector: str) -> bool:

@@ -50,7 +50,8 @@ class MeshReader:
   landmarks in the frame before (`face_mesh.Roi.of_landmarks`). A face the landmark
   network no longer confirms (presence <= 0.5) is dropped. Detections are
   matched to followed faces by their boxes' overlap, so a person keeps their
-  number; new faces get new numbers, the largest first.
+  number; new faces get new numbers, the largest first. With `stills`,
+  each frame is one pre-cropped face, read on its own (`still_landmarks`).
   """
 
   def __init__(
@@ -59,8 +60,10 @@ class MeshReader:
     detect_every: int,
     min_face: float | None,
     max_faces: int,
+    stills: bool = False,
   ):
     self.landmarker = landmarker
+    self.stills = stills
     self.detect_every = max(1, detect_every)
     self.min_face = min_face
     self.max_faces = max_faces
@@ -71,6 +74,9 @@ class MeshReader:
 
   def read(self, rgb: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """{person: (box (4,), landmarks (478, 3) in source pixels)} of one RGB frame."""
+    if self.stills:
+      points = still_landmarks(self.landmarker, rgb)
+      return {} if points is None else {0: (landmark_box(points), points)}
     if self._position % self.detect_every == 0 or not self._tracks:
       self._detect(rgb)
     self._position += 1

@@ -167,24 +167,15 @@ class Predictor:
     """Sets each frame's `faces` and `meshes` (landmarks) as MediaPipe's
     VIDEO mode follows faces: detection every k-th frame (the checkpoint's
     `detect_every`), each face's ROI from its landmarks in between."""
-    landmarker = face_mesh.cached(self.data.face_detector)
     reader = mesh_reader.MeshReader(
-      landmarker,
+      face_mesh.cached(self.data.face_detector),
       self.data.detect_every,
       self.min_face,
       self.tracking.max_people or mesh_reader.MAX_FACES,
+      stills=self.preprocess.faces_cropped,
     )
     for frame in frames:
-      rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
-      if self.preprocess.faces_cropped:  # Each frame is one face, framed alike.
-        points = mesh_reader.still_landmarks(landmarker, rgb)
-        found = (
-          {}
-          if points is None
-          else {0: (mesh_reader.landmark_box(points), points)}
-        )
-      else:
-        found = reader.read(rgb)
+      found = reader.read(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB))
       frame.faces = {p: box for p, (box, _) in found.items()}
       frame.meshes = {p: points for p, (_, points) in found.items()}
       largest = max(frame.faces.values(), key=_area, default=None)

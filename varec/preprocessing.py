@@ -998,29 +998,53 @@ def _clip(
     crops, fallbacks = _precropped_faces(gray, config, name)
   else:
     crops = np.stack([face_crop(g, b, config) for g, b in zip(gray, boxes)])
-  labelled = labelled_mask(len(crops), config.num_labelled_frames)
-  num_padded = max(0, config.window_length - len(crops))
+  return _assembled(
+    crops[..., None],
+    boxes,
+    detected,
+    config,
+    name,
+    source_fps(),
+    attempts,
+    int(attempts - sum(f.detected for f in frames)) if attempts else 0,
+    fallbacks,
+  )
+
+
+def _assembled(
+  inputs: np.ndarray,
+  boxes: np.ndarray,
+  detected: np.ndarray,
+  config: PreprocessConfig,
+  name: str,
+  source_fps: float,
+  attempts: int,
+  failed: int,
+  fallbacks: int = 0,
+) -> PreprocessedVideo:
+  """A clip's model inputs (face crops or landmarks) as a `PreprocessedVideo`:
+  its last frames labelled, a clip shorter than a window padded in front."""
+  labelled = labelled_mask(len(inputs), config.num_labelled_frames)
+  num_padded = max(0, config.window_length - len(inputs))
   if num_padded:
     logging.info(
       "%s: %d frames, padded with %d copies of the first",
       name,
-      len(crops),
+      len(inputs),
       num_padded,
     )
-    crops, boxes, detected, labelled = (
+    inputs, boxes, detected, labelled = (
       pad_front(a, config.window_length)
-      for a in (crops, boxes, detected, labelled)
+      for a in (inputs, boxes, detected, labelled)
     )
   return PreprocessedVideo(
-    frames=crops[..., None],
+    frames=inputs,
     boxes=np.round(boxes).astype(np.int32),
     detected=detected,
     labelled=labelled,
-    source_fps=source_fps(),
+    source_fps=source_fps,
     num_detection_attempts=attempts,
-    num_failed_detections=int(attempts - sum(f.detected for f in frames))
-    if attempts
-    else 0,
+    num_failed_detections=failed,
     num_padded_frames=num_padded,
     num_alignment_fallbacks=fallbacks,
   )
@@ -1028,20 +1052,15 @@ def _clip(
 
 def _mesh_landmarks(frames: list[Frame], config: PreprocessConfig):
   """(T, 478, 3) landmarks (NaN where none) and whether each frame has them,
-  for the largest face of each frame (`mesh_reader.MeshReader`; each
-  pre-cropped face on its own: `mesh_reader.still_landmarks`)."""
-  landmarker = face_mesh.cached(config.face_detector)
-  found = np.full((len(frames), face_mesh.NUM_LANDMARKS, 3), np.nan, np.float32)
-  if config.faces_cropped:
-    for i, frame in enumerate(frames):
-      rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
-      points = mesh_reader.still_landmarks(landmarker, rgb)
-      if points is not None:
-        found[i] = points
-    return found, ~np.isnan(found[:, 0, 0])
+  for the largest face of each frame (`mesh_reader.MeshReader`)."""
   reader = mesh_reader.MeshReader(
-    landmarker, config.detect_every, mesh_reader.MIN_FACE_PX, max_faces=1
+    face_mesh.cached(config.face_detector),
+    config.detect_every,
+    mesh_reader.MIN_FACE_PX,
+    max_faces=1,
+    stills=config.faces_cropped,
   )
+  found = np.full((len(frames), face_mesh.NUM_LANDMARKS, 3), np.nan, np.float32)
   for i, frame in enumerate(frames):
     faces = reader.read(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB))
     if faces:
@@ -1071,24 +1090,16 @@ def _mesh_clip(
     gaps = np.abs(np.arange(len(frames))[:, None] - with_face[None])
     keep, detected = with_face[gaps.argmin(axis=1)], found
   points = points[keep]
-  inputs = np.stack([mesh_reader.model_input(p) for p in points])
-  boxes = np.stack([mesh_reader.landmark_box(p) for p in points])
-  labelled = labelled_mask(len(inputs), config.num_labelled_frames)
-  num_padded = max(0, config.window_length - len(inputs))
-  inputs, boxes, detected, labelled = (
-    pad_front(a, config.window_length)
-    for a in (inputs, boxes, detected, labelled)
-  )
-  return PreprocessedVideo(
-    frames=inputs,
-    boxes=np.round(boxes).astype(np.int32),
-    detected=detected,
-    labelled=labelled,
-    source_fps=source_fps(),
+  return _assembled(
+    np.stack([mesh_reader.model_input(p) for p in points]),
+    np.stack([mesh_reader.landmark_box(p) for p in points]),
+    detected,
+    config,
+    name,
+    source_fps(),
     # Every frame is read for its face, by detection or by following it.
-    num_detection_attempts=len(frames),
-    num_failed_detections=int(len(frames) - found.sum()),
-    num_padded_frames=num_padded,
+    len(frames),
+    int(len(frames) - found.sum()),
   )
 
 
