@@ -240,6 +240,7 @@ def test_min_face_is_for_the_face_mesh_detector_only(fer_checkpoint):
 def test_a_face_mesh_model_reads_no_face_crops(face_mesh_checkpoint):
   config = pretrained.face_mesh_config()
   config.stages = ("cnn", "rnn")
+  config.augment.enabled = True  # Made for face crops.
   with pytest.raises(config_checks.ConfigError, match="augment.enabled"):
     config_checks.check_config(config)
   config.data.face_detector = "dlib_hog"

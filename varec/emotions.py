@@ -264,6 +264,12 @@ class LabelSpace:
     return np.zeros(2) if neutral is None else self.prototype_array()[neutral]
 
 
-TABLE2 = LabelSpace(
-  EMOTIONS, tuple(PROTOTYPES.values()), tuple(GROUPS[e] for e in EMOTIONS)
-)
+def table2_subset(names) -> LabelSpace:
+  """Table 2's emotions `names`, in that order, with their prototypes and groups."""
+  names = tuple(names)
+  return LabelSpace(
+    names, tuple(PROTOTYPES[e] for e in names), tuple(GROUPS[e] for e in names)
+  )
+
+
+TABLE2 = table2_subset(EMOTIONS)

@@ -37,6 +37,7 @@ import h5py
 import ml_collections
 import numpy as np
 
+from configs import face_mesh as configs_face_mesh
 from configs import real_faces
 from varec import blendshape_emotions
 from varec import emotions
@@ -74,11 +75,7 @@ FER_CLASSES = (
   "surprise",
   "neutral",
 )
-FER_LABEL_SPACE = emotions.LabelSpace(
-  FER_CLASSES,
-  tuple(emotions.PROTOTYPES[e] for e in FER_CLASSES),
-  tuple(emotions.GROUPS[e] for e in FER_CLASSES),
-)
+FER_LABEL_SPACE = emotions.table2_subset(FER_CLASSES)
 FER_IMAGE_SIZE = 64
 
 # Keras layers with weights in the order of the mini-Xception's model_config, and
@@ -291,22 +288,14 @@ FACE_MESH_TASK_FILE = "face_landmarker.task"  # In the checkpoint folder.
 
 
 def face_mesh_config() -> ml_collections.ConfigDict:
-  """configs/real_faces.py with MediaPipe's networks and the zero-shot
-  blendshape reading (`blendshape_emotions`) as output: nothing to train."""
-  config = real_faces.get_config()
-  config.model.cnn = "face_mesh"
+  """configs/face_mesh.py with the zero-shot blendshape reading
+  (`blendshape_emotions`) as output: nothing to train. Its networks come from
+  the face_landmarker.task beside the checkpoint."""
+  config = configs_face_mesh.get_config()
   config.model.class_prototypes = tuple(
     tuple(float(v) for v in p) for p in blendshape_emotions.PROTOTYPES
   )
-  # MediaPipe's detector and its ROI rules find and frame the faces; the
-  # landmarks follow each face between detections (mesh_reader.MeshReader).
   config.data.face_detector = FACE_MESH_TASK_FILE
-  config.data.detect_every = 5
-  # Gray crops are not what this model reads: no dlib alignment.
-  config.data.align_faces = False
-  config.flip_average = False
-  config.init_from = None
-  config.model.frozen_blocks = 0
   config.stages = ()
   return config
 
@@ -332,11 +321,7 @@ def import_face_mesh(out, wheel=None) -> pathlib.Path:
     config = face_mesh_config()
     build = config.copy_and_resolve_references()
     build.data.face_detector = str(path)
-    label_space = emotions.LabelSpace(
-      blendshape_emotions.EMOTIONS,
-      tuple(emotions.PROTOTYPES[e] for e in blendshape_emotions.EMOTIONS),
-      tuple(emotions.GROUPS[e] for e in blendshape_emotions.EMOTIONS),
-    )
+    label_space = emotions.table2_subset(blendshape_emotions.EMOTIONS)
     source = {
       "model": "MediaPipe Face Landmarker (BlazeFace short range, Face Mesh "
       "V2, Blendshape V2) with FACS/EMFACS zero-shot emotions",
