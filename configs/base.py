@@ -104,6 +104,9 @@ def get_model_config() -> ml_collections.ConfigDict:
   # Zero-shot mini_xception: (valence, arousal) of each FER2013 class; its output is their
   # probability-weighted mean. Set by varec.pretrained; () = the trained valence-arousal head.
   model.class_prototypes = ()
+  # face_mesh: what a face's feature vector holds, blendshapes (52) plus any of pose (3:
+  # yaw, pitch, roll) and mesh (1404: the expression's shape); varec.models.FaceMesh.
+  model.mesh_features = ("blendshapes",)
   return model
 
 

@@ -16,8 +16,9 @@ features are the 52 blendshapes Google's network computes from them
 (`varec.models.FaceMesh`, never trained here), which a 2-unit head (cnn
 stage) and then the GRU (rnn stage) learn to read as valence and arousal.
 Few weights on features that transfer between people and cameras: what a
-set of a few dozen clips can fit. Landmarks are neither augmented as images
-nor mirrored yet.
+set of a few dozen clips can fit. With the blendshapes, the head's pose
+(yaw, pitch, roll: pride, embarrassment and surprise move the head), and
+each clip's mirror image as a new speaker (§4.5), its landmarks mirrored.
 """
 
 from configs import base
@@ -27,15 +28,17 @@ def get_config():
   config = base.get_config()
   config.data.name = "video_folder"
   config.model.cnn = "face_mesh"
+  # The 52 blendshapes and the head's yaw, pitch and roll (varec.mesh_geometry).
+  config.model.mesh_features = ("blendshapes", "pose")
   # MediaPipe's face_landmarker.task (python -m varec.pretrained face_mesh writes it
   # into its checkpoint folder); an absolute path.
   config.data.face_detector = "face_landmarker.task"
   # Faces followed by their landmarks between detections (mesh_reader.MeshReader).
   config.data.detect_every = 5
   config.data.align_faces = False
-  # Image augmentation and mirror images are made for face crops, not landmarks.
+  # Image augmentation is made for face crops, not landmarks; mirror speakers
+  # (base: on) mirror the landmarks instead of the frames.
   config.augment.enabled = False
-  config.data.flip_augment = False
   config.stages = ("cnn", "rnn")
   config.cnn.num_epochs = 30
   config.cnn.batch_size = 64

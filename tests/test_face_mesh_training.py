@@ -121,7 +121,17 @@ def test_configs_face_mesh_trains_evaluates_and_predicts(
 def test_a_face_mesh_build_refuses_crop_augmentation(face_landmarker_task):
   config = face_mesh_config.get_config()
   config.data.face_detector = str(face_landmarker_task)
+  assert config.data.flip_augment  # Mirror speakers: their landmarks mirrored.
   config_checks.check_config(config)
-  config.data.flip_augment = True
-  with pytest.raises(config_checks.ConfigError, match="flip_augment"):
+  config.augment.enabled = True
+  with pytest.raises(config_checks.ConfigError, match="augment.enabled"):
+    config_checks.check_config(config)
+
+
+@pytest.mark.parametrize("features", [(), ("pose",), ("blendshapes", "eyes")])
+def test_face_mesh_features_are_checked(face_landmarker_task, features):
+  config = face_mesh_config.get_config()
+  config.data.face_detector = str(face_landmarker_task)
+  config.model.mesh_features = features
+  with pytest.raises(config_checks.ConfigError, match="mesh_features"):
     config_checks.check_config(config)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from varec import blendshape_emotions
+from varec import mesh_geometry
 from varec import mesh_reader
 from varec import models
 
@@ -303,3 +304,38 @@ def test_the_face_mesh_model_reads_mediapipes_blendshapes(face_landmarker_task):
   moved = np.stack([mesh_reader.model_input(p * 2.5 + 40) for p in points])
   again, _ = zero_shot.apply(variables, moved, train=False)
   np.testing.assert_allclose(again, features, atol=1e-5)
+
+
+def test_the_face_mesh_features_hold_the_parts_asked_for(face_landmarker_task):
+  """blendshapes (52), then pose (3), then mesh (468 x 3), in that order;
+  the head reads them all, and the zero-shot still reads the blendshapes."""
+  reference = np.load(
+    pathlib.Path(__file__).parent / "data" / "face_mesh_reference.npz"
+  )
+  points = reference["WolfgangLanger_Pexels.mp4/landmarks"][:4]
+  inputs = np.stack([mesh_reader.model_input(p) for p in points])
+  task = str(face_landmarker_task)
+  face = mesh_geometry.canonical_face(task)
+  widths = {}
+  for features in (
+    ("blendshapes",),
+    ("blendshapes", "pose"),
+    ("blendshapes", "pose", "mesh"),
+  ):
+    model = models.FaceMesh(task=task, features=features)
+    variables = model.init(jax.random.PRNGKey(0), inputs[:1], train=False)
+    out, va = model.apply(variables, inputs, train=False)
+    widths[features] = out.shape[-1]
+    assert va.shape == (4, 2)
+    assert variables["params"]["va"]["kernel"].shape == (out.shape[-1], 2)
+    np.testing.assert_allclose(
+      out[:, :52],
+      reference["WolfgangLanger_Pexels.mp4/blendshapes"][:4],
+      atol=1e-4,
+    )
+    if "pose" in features:
+      rotation = mesh_geometry.align(jnp.asarray(inputs), face)[0]
+      np.testing.assert_allclose(
+        out[:, 52:55], mesh_geometry.head_pose(rotation), atol=1e-5
+      )
+  assert list(widths.values()) == [52, 55, 55 + 468 * 3]

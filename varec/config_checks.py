@@ -13,6 +13,7 @@ import ml_collections
 
 from varec import face_mesh
 from varec import model_lib
+from varec import models
 from varec import preprocessing
 from varec import steps
 
@@ -158,7 +159,8 @@ def face_detector_problems(detector: str) -> list[str]:
 def face_mesh_problems(config: ml_collections.ConfigDict) -> list[str]:
   """What keeps a face-mesh model (`model.cnn = face_mesh`) from training:
   its networks come from MediaPipe's face_landmarker.task, and it reads
-  landmarks, which image augmentation and mirror images do not apply to yet."""
+  landmarks, which image augmentation does not apply to (mirror speakers
+  mirror the landmarks, `mesh_geometry.mirror`)."""
   if config.model.cnn != "face_mesh":
     return []
   problems = []
@@ -167,9 +169,16 @@ def face_mesh_problems(config: ml_collections.ConfigDict) -> list[str]:
       "model.cnn=face_mesh needs data.face_detector to be MediaPipe's "
       f"face_landmarker.task, got {config.data.face_detector}"
     )
+  features = tuple(config.model.mesh_features)
+  if "blendshapes" not in features or set(features) - set(
+    models.FaceMesh.FEATURES
+  ):
+    problems.append(
+      "model.mesh_features must hold blendshapes and any of pose, mesh, got "
+      f"{', '.join(features) or 'none'}"
+    )
   for field, value in (
     ("augment.enabled", config.augment.enabled),
-    ("data.flip_augment", config.data.flip_augment),
     ("flip_average", config.flip_average),
   ):
     if value:

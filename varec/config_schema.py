@@ -40,6 +40,7 @@ OLD_MEANINGS = {
   "data.equalize_faces": False,  # Whole frames equalised only (base: each crop too).
   "data.equalize_frames": True,  # §4.5's whole-frame equalisation, always.
   "model.cnn": "fig3",
+  "model.mesh_features": ("blendshapes",),
   # No probe stage before it existed; its settings are base's, unused.
   "probe.num_epochs": 10,
   "probe.batch_size": 128,

@@ -77,6 +77,7 @@ def _face_mesh(config: ml_collections.ConfigDict) -> models.FaceMesh:
   m = config.model
   return models.FaceMesh(
     task=config.data.face_detector,
+    features=tuple(m.mesh_features),
     dropout_rate=m.dropout_rate,
     class_prototypes=tuple(tuple(p) for p in m.class_prototypes),
   )

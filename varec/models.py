@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from varec import blendshape_emotions
 from varec import face_mesh
+from varec import mesh_geometry
 from varec import tflite_graph
 
 # Keras' default initialiser for Conv2D, Dense and the GRU input kernels.
@@ -437,11 +438,18 @@ class FaceMesh(nn.Module):
   lids, cheeks, lips and jaw. With `class_prototypes` the model is zero-shot:
   `blendshape_emotions.zero_shot` reads FACS/EMFACS emotions from the scores,
   their probabilities (sown as 'emotion_logits', their logarithms) weighting
-  the emotions' prototypes; otherwise a 2-unit `va` head reads them, as
-  Fig. 3's head reads its features.
+  the emotions' prototypes; otherwise a 2-unit `va` head reads the features,
+  as Fig. 3's head reads its own.
+
+  The features are the `features` parts, concatenated in this order:
+  "blendshapes" (52), "pose" (3: the head's yaw, pitch and roll, radians,
+  `mesh_geometry.head_pose`) and "mesh" (1404: the 468 landmarks with pose,
+  size and place removed, less MediaPipe's canonical face, cm,
+  `mesh_geometry.expression_shape`).
 
   Attributes:
     task: the face_landmarker.task file the network comes from.
+    features: which of `FEATURES` the head and the GRU read.
     dropout_rate: dropout between the features and the head.
     class_prototypes: (valence, arousal) of each zero-shot emotion
       (`blendshape_emotions.EMOTIONS`); empty = the `va` head.
@@ -450,11 +458,13 @@ class FaceMesh(nn.Module):
   """
 
   task: str
+  features: Sequence[str] = ("blendshapes",)
   dropout_rate: float = 0.5
   class_prototypes: Sequence[Sequence[float]] = ()
   frozen_blocks: int = 1
 
   BLOCKS = (("blendshapes",),)
+  FEATURES = ("blendshapes", "pose", "mesh")
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -475,16 +485,38 @@ class FaceMesh(nn.Module):
     (scores,) = jax.vmap(
       lambda p: tflite_graph.apply_example(graph, weights, fixed, p)
     )(flat)
-    features = scores.reshape(x.shape[:-2] + scores.shape[-1:])
+    blendshapes = scores.reshape(x.shape[:-2] + scores.shape[-1:])
+    features = jnp.concatenate(
+      [blendshapes] + self._geometry(x.astype(jnp.float32)), axis=-1
+    )
     y = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
     va = nn.Dense(2, kernel_init=keras_init, name="va")(y)
     if self.class_prototypes:
-      va, probabilities = blendshape_emotions.zero_shot(features)
+      va, probabilities = blendshape_emotions.zero_shot(blendshapes)
       # As logits: softmax gives the probabilities back.
       self.sow(
         "intermediates", "emotion_logits", jnp.log(probabilities + 1e-12)
       )
     return features, va
+
+  def _geometry(self, points) -> list:
+    """The "pose" and "mesh" parts of `features` asked for, in that order."""
+    unknown = set(self.features) - set(self.FEATURES)
+    if unknown or "blendshapes" not in self.features:
+      raise ValueError(
+        f"face-mesh features are blendshapes plus any of pose, mesh; got "
+        f"{', '.join(self.features)}"
+      )
+    if set(self.features) == {"blendshapes"}:
+      return []
+    face = mesh_geometry.canonical_face(self.task)
+    alignment = mesh_geometry.align(points, face)
+    parts = []
+    if "pose" in self.features:
+      parts.append(mesh_geometry.head_pose(alignment[0]))
+    if "mesh" in self.features:
+      parts.append(mesh_geometry.expression_shape(points, face, alignment))
+    return parts
 
 
 class GRUStack(nn.Module):

@@ -24,7 +24,9 @@ import tensorflow_datasets as tfds
 
 from configs import base
 from varec import emotions
+from varec import face_mesh
 from varec import locks
+from varec import mesh_geometry
 from varec import preprocessing
 from varec import splits
 from varec.data import builder as builder_lib
@@ -320,14 +322,21 @@ def read_split(
   return examples
 
 
-def mirrored(example: dict) -> dict:
-  """The example's mirror image as a new speaker (§4.5 step 4).
+def mirrored(example: dict, data: ml_collections.ConfigDict) -> dict:
+  """The example's mirror image as a new speaker (§4.5 step 4): its crops
+  flipped, or a face-mesh build's landmarks mirrored (`mesh_geometry.mirror`).
 
   Face boxes keep the original video's coordinates.
   """
+  if face_mesh.reads_mesh(data.face_detector):
+    frames = mesh_geometry.mirror(
+      example["frames"], mesh_geometry.mirror_indices(data.face_detector)
+    )
+  else:
+    frames = preprocessing.flip_horizontal(example["frames"])
   return {
     **example,
-    "frames": preprocessing.flip_horizontal(example["frames"]),
+    "frames": frames,
     "speaker": preprocessing.mirror_speaker(example["speaker"]),
     "video_id": example["video_id"] + preprocessing.MIRROR_SUFFIX,
   }
@@ -343,7 +352,7 @@ def prepare_examples(
     for e in examples
   ]
   if data.flip_augment:
-    out += [mirrored(e) for e in out]
+    out += [mirrored(e, data) for e in out]
   return out
 
 
