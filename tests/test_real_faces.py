@@ -2,6 +2,7 @@
 detection, alignment and predict.py end to end on real videos."""
 
 import dataclasses
+import json
 import pathlib
 
 import cv2
@@ -10,9 +11,13 @@ import pytest
 
 from configs import demo
 from configs import real_faces as configs_real_faces
+from varec import blendshape_emotions
 from varec import config_checks
 from varec import face_alignment
+from varec import face_mesh
 from varec import inference
+from varec import mesh_reader
+from varec import metrics
 from varec import predictor as predictor_lib
 from varec import preprocessing
 from varec import pretrained
@@ -218,6 +223,47 @@ def test_the_face_mesh_zero_shot_reads_a_real_video(
   assert laugh["valence"].mean() > 0.1
 
 
+def test_a_face_mesh_headline_reads_the_apex_phase_off_the_face(
+  real_faces, face_mesh_checkpoint, tmp_path
+):
+  """Each face's blendshapes come with its frame, and summary.json's
+  expression is the vote of the frames where the face moves most from its
+  rest (`blendshape_emotions.facial_activity`), not of the model's output."""
+  predictor = predictor_lib.Predictor.from_checkpoint(face_mesh_checkpoint)
+  landmarker = face_mesh.cached(predictor.data.face_detector)
+  seen = []
+  for frame, _ in predictor.iter_frames(real_faces / "single_face.mp4"):
+    if 0 in frame.faces:
+      scores = frame.blendshapes[0]
+      expected = landmarker.blendshapes(
+        mesh_reader.model_input(frame.meshes[0])[None]
+      )[0]
+      np.testing.assert_allclose(scores, expected, atol=1e-5)
+      seen.append(scores)
+  assert len(seen) > 50
+  frames = predictor.predict_video(real_faces / "single_face.mp4", tmp_path)
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert "facial activity" in summary["decisions"]["expression"]
+  faces = frames.dropna(subset=["valence"])
+  activity = blendshape_emotions.facial_activity(
+    np.array(seen), blendshape_emotions.resting_face(np.array(seen))
+  )
+  space = predictor.label_space
+  expected, share = metrics.intensity_vote(
+    faces["nearest_emotion"].map(space.emotions.index).to_numpy(),
+    faces[["valence", "arousal"]].to_numpy(),
+    space.neutral_point(),
+    None,  # Neutral votes too: the apex phase is measured on the face.
+    metrics.smooth(
+      activity[:, None],
+      metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, 25.0),
+      faces["frame"].to_numpy(),
+    )[:, 0],
+  )
+  assert summary["expression"] == space.emotions[expected]
+  assert summary["expression_intensity_share"] == pytest.approx(share, abs=1e-4)
+
+
 def test_the_face_mesh_checkpoint_finds_every_face_of_a_group_photo(
   real_faces, face_mesh_checkpoint
 ):
@@ -232,9 +278,32 @@ def test_the_face_mesh_checkpoint_finds_every_face_of_a_group_photo(
   assert frames["person"].nunique() == 2
 
 
-def test_min_face_is_for_the_face_mesh_detector_only(fer_checkpoint):
-  with pytest.raises(ValueError, match="min_face sets the face-mesh detector"):
-    predictor_lib.Predictor.from_checkpoint(fer_checkpoint, min_face=None)
+def test_min_face_finds_the_group_photo_at_every_detector(
+  real_faces, trained_workdir, fer_checkpoint
+):
+  """multi_face.jpg (1000x667, faces about 100 px wide): a dlib checkpoint
+  recording 320 px finds none of them; at min_face=60 it reads the photo at
+  4/3 and finds 4 (not the one in sunglasses, which dlib's HOG misses at any
+  scale). fer's checkpoint records its whole 1920 px, above what min_face=60
+  needs (48 px for its cascade: a scale of 0.8): min_face changes nothing."""
+  photo = real_faces / "multi_face.jpg"
+  recorded = predictor_lib.Predictor.from_checkpoint(
+    trained_workdir[0], min_face=None
+  )
+  with pytest.raises(preprocessing.VideoError, match="no face"):
+    recorded.predict_video(photo)
+  by_size = predictor_lib.Predictor.from_checkpoint(trained_workdir[0])
+  assert by_size.predict_video(photo).person.nunique() == 4
+  fer = predictor_lib.Predictor.from_checkpoint(fer_checkpoint).preprocess
+  gray = fer.gray(cv2.imread(str(photo)))
+  found = [
+    preprocessing.detect_faces(
+      gray, fer.detect_max_side, fer.face_detector, min_face
+    )
+    for min_face in (None, 60)
+  ]
+  assert len(found[0]) == 4
+  np.testing.assert_array_equal(*found)
 
 
 def test_a_face_mesh_model_reads_no_face_crops(face_mesh_checkpoint):

@@ -264,6 +264,43 @@ def action_units(scores) -> np.ndarray:
   return _action_units(scores)
 
 
+# The action units a blendshape measures (`UNMEASURED` left out): what a face's
+# activity is read from.
+MEASURED_UNITS: tuple[int, ...] = tuple(
+  au for au in ACTION_UNITS if not set(AU_BLENDSHAPES[au]) <= UNMEASURED
+)
+# A person's resting face: this quantile of each blendshape over their frames.
+REST_QUANTILE = 0.1
+
+
+def resting_face(scores) -> np.ndarray:
+  """(52,) a person's resting blendshapes, from (T, 52) scores of their
+  frames: each blendshape's `REST_QUANTILE` quantile, so that a face at rest
+  for a tenth of the time or more gives its neutral, whatever it shows the
+  rest of the time (a clip that never rests gives its least-moved frames)."""
+  return np.quantile(_checked("scores", scores), REST_QUANTILE, axis=0)
+
+
+def facial_activity(scores, rest=None) -> np.ndarray:
+  """(...,) how far each face has moved from rest: its strongest measured
+  action unit (`MEASURED_UNITS`), each read as the fraction of the way from
+  the resting face to its maximum (FACS scores an action's intensity as the
+  change from the person's neutral face). 0 at rest, 1 at a unit's maximum;
+  gaze and blinks are no action units, so they do not count.
+
+  Args:
+    scores: (..., 52) blendshape scores in [0, 1].
+    rest: the same person's resting scores, broadcastable (`resting_face`);
+      None = all zeros, the blendshapes' own neutral.
+  """
+  scores = _checked("scores", scores)
+  if rest is not None:
+    scores = _from_rest(scores, _checked("neutral", rest))
+  units = _action_units(scores)
+  columns = [ACTION_UNITS.index(au) for au in MEASURED_UNITS]
+  return units[..., columns].max(axis=-1)
+
+
 def _xp(array):
   """The array module of `array`: jax.numpy for JAX arrays (and tracers
   inside jit), NumPy otherwise, so one implementation serves both."""

@@ -573,6 +573,7 @@ def _video_page(
     frames["nearest_emotion"].map(space.emotions.index).to_numpy(),
     frame_index,
     frame_index / fps,
+    None,  # No facial activity: the apex phase by valence-arousal.
   )
   person = video_report.person_summary(
     space, decision_prototypes, fps, arrays, len(frames)

@@ -134,12 +134,20 @@ DECISIONS = ("vote", "intensity")
 
 
 def intensity_vote(
-  frame_emotions: np.ndarray, va: np.ndarray, origin, exclude: int | None
+  frame_emotions: np.ndarray,
+  va: np.ndarray,
+  origin,
+  exclude: int | None,
+  intensity: np.ndarray | None = None,
 ) -> tuple[int, float]:
   """(emotion, its share of the votes): the vote of the clip's apex phase.
 
   A frame's intensity is the distance of its (valence, arousal) from `origin`
-  (the neutral prototype, or (0, 0) for a vocabulary without one). The frames
+  (the neutral prototype, or (0, 0) for a vocabulary without one), unless
+  `intensity` gives it otherwise (a face-mesh model's facial activity,
+  `blendshape_emotions.facial_activity`: measured on the face, not read off
+  the model's own output, which for a face it was never shown at rest may be
+  far from neutral). The frames
   at half the clip's peak intensity or more (the full width at half maximum of
   the expression) vote for their emotions, each with its intensity; `exclude`
   (neutral) is left out unless no other emotion has a voter. Ties as in
@@ -152,15 +160,19 @@ def intensity_vote(
   has a low peak, and its frames near it decide.
   """
   emotions = np.asarray(frame_emotions)
-  intensity = np.linalg.norm(
-    np.asarray(va, np.float64)[..., :2] - np.asarray(origin), axis=-1
-  )
+  if intensity is None:
+    intensity = np.linalg.norm(
+      np.asarray(va, np.float64)[..., :2] - np.asarray(origin), axis=-1
+    )
+  intensity = np.asarray(intensity, np.float64)
   voters = intensity >= 0.5 * intensity.max()
   if exclude is not None and (emotions[voters] != exclude).any():
     voters &= emotions != exclude
+  # A face that never moves (all intensities 0): one vote per frame.
+  weights = intensity if intensity.max() > 0 else np.ones_like(intensity)
   totals = np.bincount(
     emotions[voters],
-    weights=intensity[voters],
+    weights=weights[voters],
     minlength=int(emotions.max()) + 1,
   )
   winner = int(np.argmax(totals))

@@ -64,9 +64,12 @@ class Predictor:
     `tracking`: which faces are followed, as which person (`varec.tracking`);
     `max_people=1` follows the largest face of each frame, as the paper's
     videos (one actor) and evaluation do.
-    `min_face`: face-mesh checkpoints find every face at least this many
-    pixels wide (`face_mesh.FaceLandmarker.detect`); None: MediaPipe's one
-    look at the whole frame.
+    `min_face`: the narrowest face found, in pixels: face-mesh checkpoints read
+    the frame in squares for it (`face_mesh.FaceLandmarker.detect`); dlib and
+    Haar ones add, to the faces of their recorded detection, those found at
+    the scale that makes it their smallest face (`preprocessing.detect_faces`);
+    None: the checkpoint's recorded detection alone (face mesh: MediaPipe's
+    one look).
 
     Raises:
       ValueError: a window policy or tracking setting that cannot be used.
@@ -111,12 +114,6 @@ class Predictor:
     # A face-mesh model reads each face's landmarks, found and followed by
     # MediaPipe's networks (`mesh_reader.MeshReader`), not a gray crop.
     self.reads_mesh = model.config.model.cnn == "face_mesh"
-    if not self.reads_mesh and min_face != mesh_reader.MIN_FACE_PX:
-      # Their detectors read frames shrunk to data.detect_max_side.
-      raise ValueError(
-        f"{model.path}: min_face sets the face-mesh detector; this checkpoint "
-        f"detects with {model.config.data.face_detector}"
-      )
     self.min_face = min_face
     self.label_space = model.label_space
     self.prototypes = model.decision_prototypes
@@ -151,14 +148,18 @@ class Predictor:
     if self.follows_people:
       tracker = tracking_lib.Tracker(self.tracking, self.preprocess.fps)
       yield from tracking_lib.tracked_frames(
-        preprocessing.detections(frames, self.preprocess, stats),
+        preprocessing.detections(frames, self.preprocess, stats, self.min_face),
         tracker,
         keep_bgr,
       )
       stats["descriptors"] += tracker.descriptors_computed
       return
     for frame in preprocessing.face_boxes(
-      frames, self.preprocess, self.decode_policy.on_failed_detection, stats
+      frames,
+      self.preprocess,
+      self.decode_policy.on_failed_detection,
+      stats,
+      min_face=self.min_face,
     ):
       frame.faces = {} if frame.box is None else {0: frame.box}
       yield frame
@@ -202,6 +203,11 @@ class Predictor:
       faces = [(f, p, box) for f in batch for p, box in f.faces.items()]
       if faces:
         crops = self._model_input(faces, stats)
+        if self.reads_mesh:
+          # What the face does, beside what the model reads of it: the
+          # headline's apex phase (`video_report`).
+          for (f, p, _), scores in zip(faces, self._blendshapes(crops)):
+            f.blendshapes[p] = scores
         for person in dict.fromkeys(p for _, p, _ in faces):
           mine = [k for k, (_, p, _) in enumerate(faces) if p == person]
           stream = streams.setdefault(
@@ -239,6 +245,23 @@ class Predictor:
       )
     crops = np.stack([self._crop(f, box, stats) for f, _, box in faces])
     return preprocessing.model_input(crops[..., None], self.data)
+
+  def _blendshapes(self, points: np.ndarray) -> np.ndarray:
+    """(N, 52) MediaPipe's blendshapes of (N, 478, 3) landmarks, in calls of
+    `batch_size` faces (one compiled shape)."""
+    landmarker = face_mesh.cached(self.data.face_detector)
+    size = self.batch_size
+    padded = np.concatenate(
+      [
+        points,
+        np.zeros((-len(points) % size,) + points.shape[1:], points.dtype),
+      ]
+    )
+    scores = [
+      landmarker.blendshapes(padded[i : i + size])
+      for i in range(0, len(padded), size)
+    ]
+    return np.concatenate(scores)[: len(points)]
 
   def _crop(
     self, frame: preprocessing.Frame, box: np.ndarray, stats

@@ -273,6 +273,8 @@ class Frame:
   faces: dict = dataclasses.field(default_factory=dict)
   # Person id: (478, 3) landmarks in source pixels (face-mesh models only).
   meshes: dict = dataclasses.field(default_factory=dict)
+  # Person id: (52,) blendshape scores of those landmarks (face-mesh models only).
+  blendshapes: dict = dataclasses.field(default_factory=dict)
 
 
 def open_video(path) -> tuple[cv2.VideoCapture, float]:
@@ -495,6 +497,14 @@ DLIB_HOG = "dlib_hog"
 HAAR_SCALE_FACTOR = 1.1
 HAAR_MIN_NEIGHBORS = 5
 HAAR_MIN_FACE = 50
+# The narrowest face (pixels, in the image the detector reads) each detector finds
+# reliably; `detection_scale` reads frames so that a face `min_face` wide becomes this.
+# dlib's HOG frontal detector scans an 80x80 window (dlib: faces "larger than about
+# 80x80"; it finds the synthetic actors from 48-60 px, so 80 leaves a margin). A Haar
+# cascade: twice its window (24 px for fer's), since with HAAR_MIN_NEIGHBORS faces
+# near the window itself are missed (benchmarks/results/detection_scale.md).
+DLIB_MIN_FACE = 80
+HAAR_MIN_FACE_WINDOWS = 2
 
 
 def _dlib_detector():
@@ -531,20 +541,81 @@ def haar_cascade(path) -> "cv2.CascadeClassifier":
   return cascades[key]
 
 
+def smallest_face(detector: str = DLIB_HOG) -> float:
+  """The narrowest face `detector` finds reliably, in pixels of the image it reads."""
+  if detector == DLIB_HOG:
+    return DLIB_MIN_FACE
+  window = haar_cascade(detector).getOriginalWindowSize()
+  return HAAR_MIN_FACE_WINDOWS * max(window)
+
+
+def detection_scale(
+  shape: tuple,
+  max_side: int,
+  detector: str = DLIB_HOG,
+  min_face: float | None = None,
+) -> float:
+  """The factor a frame of `shape` is resized by for detection.
+
+  Without `min_face`, the checkpoint's recorded detection: down to `max_side`
+  (`data.detect_max_side`), never enlarged. With it, the larger of that and
+  the scale at which a face `min_face` source pixels wide becomes the
+  detector's `smallest_face`, whatever the frame's size.
+  """
+  scale = min(1.0, max_side / max(shape[:2]))
+  if min_face:
+    scale = max(scale, smallest_face(detector) / min_face)
+  return scale
+
+
 def detect_faces(
-  gray: np.ndarray, max_side: int, detector: str = DLIB_HOG
+  gray: np.ndarray,
+  max_side: int,
+  detector: str = DLIB_HOG,
+  min_face: float | None = None,
 ) -> np.ndarray:
   """Face detection (`detector`: `DLIB_HOG` or a Haar cascade file) on a copy
-  downscaled to `max_side`.
+  downscaled to `max_side`: the recorded detection.
+
+  With `min_face`, where `detection_scale` reads finer than that, the faces
+  only the finer reading finds (centres outside every box found before) are
+  added; the faces found before keep their boxes, so a video whose faces the
+  checkpoint saw is cropped exactly as before. A Haar cascade's finer
+  reading looks for faces from `min_face` where that is below `HAAR_MIN_FACE`.
 
   Returns (N, 4) float boxes (x0, y0, x1, y1) in `gray`'s pixels, largest first.
   """
-  scale = min(1.0, max_side / max(gray.shape[:2]))
+  recorded = detection_scale(gray.shape, max_side)
+  boxes = _detect_at(gray, recorded, detector, HAAR_MIN_FACE)
+  scale = detection_scale(gray.shape, max_side, detector, min_face)
+  if scale > recorded:
+    smallest = min(HAAR_MIN_FACE, min_face)
+    finer = _detect_at(gray, scale, detector, smallest)
+    centres = (finer[:, :2] + finer[:, 2:]) / 2
+    inside = (
+      (boxes[None, :, :2] < centres[:, None]).all(-1)
+      & (centres[:, None] < boxes[None, :, 2:]).all(-1)
+    ).any(1)
+    boxes = np.concatenate([boxes, finer[~inside]])
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    boxes = boxes[np.argsort(-area, kind="stable")]
+  return boxes
+
+
+def _detect_at(
+  gray: np.ndarray, scale: float, detector: str, smallest: float
+) -> np.ndarray:
+  """`detect_faces`' boxes, largest first, of one reading at `scale` (a Haar
+  cascade's faces from `smallest` source pixels)."""
   small = (
     gray
     if scale == 1.0
     else cv2.resize(
-      gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+      gray,
+      None,
+      fx=scale,
+      fy=scale,
+      interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR,
     )
   )
   if detector == DLIB_HOG:
@@ -553,7 +624,7 @@ def detect_faces(
       for f in _dlib_detector()(small, 0)
     ]
   else:
-    min_side = max(1, round(HAAR_MIN_FACE * scale))
+    min_side = max(1, round(smallest * scale))
     found = [
       [x, y, x + w, y + h]
       for x, y, w, h in haar_cascade(detector).detectMultiScale(
@@ -585,19 +656,23 @@ def detection_schedule(num_frames: int, every: int) -> np.ndarray:
 
 
 def detections(
-  frames: Iterable[Frame], config: PreprocessConfig, stats: dict
+  frames: Iterable[Frame],
+  config: PreprocessConfig,
+  stats: dict,
+  min_face: float | None = None,
 ) -> Iterator[Frame]:
   """Runs face detection on `detection_schedule`'s frames (one frame of lookahead
   finds the last), setting `attempted`, `detected` and the largest face's `box`.
 
-  `stats` counts the detections and those that found several faces.
+  `stats` counts the detections and those that found several faces. `min_face`:
+  see `detection_scale` (predict-time only; builds keep their recorded scale).
   """
   every = max(1, config.detect_every)
 
   def detect(frame: Frame, position: int, last: bool) -> Frame:
     if position % every == 0 or last:
       boxes = detect_faces(
-        frame.gray, config.detect_max_side, config.face_detector
+        frame.gray, config.detect_max_side, config.face_detector, min_face
       )
       stats["detections"] += 1
       stats["multiple_faces"] += len(boxes) > 1
@@ -705,9 +780,10 @@ def face_boxes(
   on_failed_detection: str,
   stats: dict,
   name="video",
+  min_face: float | None = None,
 ) -> Iterator[Frame]:
-  """Step 3's boxes for equalised full frames: `detections`, then
-  `resolved_boxes` under `on_failed_detection` (see `DecodePolicy`).
+  """Step 3's boxes for equalised full frames: `detections` (with `min_face`),
+  then `resolved_boxes` under `on_failed_detection` (see `DecodePolicy`).
 
   Pre-cropped frames (`config.faces_cropped`) are their face's box whole.
 
@@ -720,7 +796,8 @@ def face_boxes(
       yield frame
     return
   fill = on_failed_detection == "fill"
-  for frame in resolved_boxes(detections(frames, config, stats), fill):
+  found = detections(frames, config, stats, min_face)
+  for frame in resolved_boxes(found, fill):
     if fill and frame.box is None:
       raise VideoError(
         name, f"no face found in any of {stats['detections']} frames tried"

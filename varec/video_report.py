@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from varec import blendshape_emotions
 from varec import emotions
 from varec import html_report
 from varec import inference
@@ -126,20 +127,31 @@ class _Trajectory:
   nearest: list = dataclasses.field(default_factory=list)
   frame: list = dataclasses.field(default_factory=list)
   time_s: list = dataclasses.field(default_factory=list)
+  # Blendshape scores (face-mesh models), else None per frame.
+  blendshapes: list = dataclasses.field(default_factory=list)
 
-  def add(self, frame, va, nearest) -> None:
+  def add(self, frame, va, nearest, blendshapes=None) -> None:
     self.va.append(va)
     self.nearest.append(nearest)
     self.frame.append(frame.index)
     self.time_s.append(frame.time_s)
+    self.blendshapes.append(blendshapes)
 
   def arrays(self) -> tuple[np.ndarray, ...]:
-    """(va, nearest, frame index, time_s) as arrays."""
+    """(va, nearest, frame index, time_s, facial activity or None) as arrays
+    (`blendshape_emotions.facial_activity` from the person's resting face)."""
+    activity = None
+    if self.blendshapes and all(b is not None for b in self.blendshapes):
+      scores = np.asarray(self.blendshapes)
+      activity = blendshape_emotions.facial_activity(
+        scores, blendshape_emotions.resting_face(scores)
+      )
     return (
       np.asarray(self.va),
       np.asarray(self.nearest),
       np.asarray(self.frame),
       np.asarray(self.time_s),
+      activity,
     )
 
 
@@ -191,7 +203,7 @@ def _page(predictor, path, output, summary, rows, people, report) -> None:
   html_report.write_thumbnails(output, path, summary, apex_boxes)
   trajectories = {}
   for p, t in people.items():
-    va, _, _, time_s = t.arrays()
+    va, _, _, time_s, _ = t.arrays()
     trajectories[p] = (time_s, va)
   html_report.write_page(
     output, summary, trajectories, predictor.label_space, report
@@ -241,7 +253,9 @@ def _frame_rows(
           _row(frame, person, box, va, nearest, predictor.label_space)
         )
         if va is not None:
-          people.setdefault(person, _Trajectory()).add(frame, va, nearest)
+          people.setdefault(person, _Trajectory()).add(
+            frame, va, nearest, frame.blendshapes.get(person)
+          )
         faces[person] = (box, va, nearest)
       if not frame.faces:
         rows.append(_row(frame, None, None, None, None, predictor.label_space))
@@ -296,7 +310,7 @@ def _plots(predictor, path, output, summary, num_frames, people) -> None:
   """trajectory.png and timeline.png: one panel, or row, per person."""
   panels, rows = [], []
   for entry in summary["people"]:
-    va, nearest, frame_index, _ = people[entry["person"]].arrays()
+    va, nearest, frame_index, _, _ = people[entry["person"]].arrays()
     name = (
       f"{path.name}: "
       if len(people) == 1
@@ -389,9 +403,10 @@ def person_summary(
   num_frames: int,
 ) -> dict:
   """One person's (or one evaluated video's) decisions and means: `arrays` are
-  (va, frame emotions, frame index, time_s) of the frames with an output,
-  `prototypes` the model's decision prototypes, `num_frames` the video's length."""
-  va, nearest, frame_index, time_s = arrays
+  (va, frame emotions, frame index, time_s, facial activity or None) of the
+  frames with an output, `prototypes` the model's decision prototypes,
+  `num_frames` the video's length."""
+  va, nearest, frame_index, time_s, activity = arrays
   names, groups = label_space.emotions, label_space.groups
   vote = metrics.video_vote(nearest)
   counts = np.bincount(nearest, minlength=len(names))
@@ -400,7 +415,15 @@ def person_summary(
   smoothing, min_segment = _decision_frames(fps)
   smoothed = metrics.smooth(va, smoothing, frame_index)
   expression, intensity_share = metrics.intensity_vote(
-    nearest, smoothed, label_space.neutral_point(), neutral
+    nearest,
+    smoothed,
+    label_space.neutral_point(),
+    # Measured on the face, the apex phase is where it moves most: if the
+    # model calls those frames neutral, the face showed no emotion.
+    neutral if activity is None else None,
+    None
+    if activity is None
+    else metrics.smooth(activity[:, None], smoothing, frame_index)[:, 0],
   )
   apex = metrics.apex_frame(
     va, label_space.neutral_point(), smoothing, frame_index
@@ -459,13 +482,28 @@ def _decisions(predictor) -> dict:
     else f"most frequent per-frame emotion other than {names[neutral]}, "
     f"the majority when every frame is {names[neutral]}"
   )
+  intensity = (
+    "its facial activity, smoothed: its strongest action unit read from "
+    "MediaPipe's blendshapes, as the share of the way from the person's resting "
+    f"face (each blendshape's {blendshape_emotions.REST_QUANTILE:.0%} quantile "
+    "over their frames) to the unit's maximum"
+    if predictor.reads_mesh
+    else f"the distance of its smoothed (valence, arousal) from {centre}"
+  )
   return {
     "frame_emotion": metrics.frame_emotion_rule(predictor.classifier),
-    "expression": "the headline: the vote of the apex phase. A frame's intensity is the "
-    f"distance of its smoothed (valence, arousal) from {centre}; the frames at half the "
-    "clip's peak intensity or more vote for their emotions, each with its intensity, "
-    f"{names[neutral] if neutral is not None else 'no emotion'} left out unless it is all "
-    "there is; expression_intensity_share is the winner's share of the vote. A neutral "
+    "expression": "the headline: the vote of the apex phase. A frame's intensity is "
+    f"{intensity}; the frames at half the "
+    "clip's peak intensity or more vote for their emotions, each with its intensity"
+    + (
+      ""
+      if neutral is None
+      else f", {names[neutral]} among them (a face whose most active frames read "
+      f"{names[neutral]} showed no emotion)"
+      if predictor.reads_mesh
+      else f", {names[neutral]} left out unless it is all there is"
+    )
+    + "; expression_intensity_share is the winner's share of the vote. A neutral "
     "onset or offset has no vote however long it lasts",
     "dominant_emotion": f"{dominant_rule}; dominant_share is its share of all frames "
     "with a face",
