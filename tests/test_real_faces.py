@@ -253,7 +253,7 @@ def test_a_face_mesh_headline_reads_the_apex_phase_off_the_face(
     faces["nearest_emotion"].map(space.emotions.index).to_numpy(),
     faces[["valence", "arousal"]].to_numpy(),
     space.neutral_point(),
-    None,  # Neutral votes too: the apex phase is measured on the face.
+    space.neutral_index,
     metrics.smooth(
       activity[:, None],
       metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, 25.0),

@@ -418,9 +418,7 @@ def person_summary(
     nearest,
     smoothed,
     label_space.neutral_point(),
-    # Measured on the face, the apex phase is where it moves most: if the
-    # model calls those frames neutral, the face showed no emotion.
-    neutral if activity is None else None,
+    neutral,
     None
     if activity is None
     else metrics.smooth(activity[:, None], smoothing, frame_index)[:, 0],
@@ -498,9 +496,6 @@ def _decisions(predictor) -> dict:
     + (
       ""
       if neutral is None
-      else f", {names[neutral]} among them (a face whose most active frames read "
-      f"{names[neutral]} showed no emotion)"
-      if predictor.reads_mesh
       else f", {names[neutral]} left out unless it is all there is"
     )
     + "; expression_intensity_share is the winner's share of the vote. A neutral "
