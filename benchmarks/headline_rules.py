@@ -112,20 +112,13 @@ def _rules(predictor, path) -> dict[str, int]:
 
 
 def _clips(speaker, emotion: str, seed: int) -> dict[str, np.ndarray]:
+  """The clip as drawn, and framed by the actor's neutral face."""
   clip = synthetic.render_video(speaker, emotion, seed, size=_SIZE)
-  before = synthetic.render_video(
-    speaker,
-    "neutral",
-    seed + 1,
-    size=_SIZE,
-    num_frames=round(_BEFORE.value * _FPS),
-  )
-  after = synthetic.render_video(
-    speaker,
-    "neutral",
-    seed + 2,
-    size=_SIZE,
-    num_frames=round(_AFTER.value * _FPS),
+  before, after = (
+    synthetic.render_video(
+      speaker, "neutral", seed + k, size=_SIZE, num_frames=round(s * _FPS)
+    )
+    for k, s in ((1, _BEFORE.value), (2, _AFTER.value))
   )
   return {
     "as drawn": clip,
