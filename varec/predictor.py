@@ -208,14 +208,23 @@ class Predictor:
           # headline's apex phase (`video_report`).
           for (f, p, _), scores in zip(faces, self._blendshapes(crops)):
             f.blendshapes[p] = scores
+        # Without a GRU each frame is answered alone: one model call for all
+        # people's faces, not one padded to the batch size per person.
+        answers = (
+          None
+          if self.engine.uses_gru
+          else self.engine.frame_outputs(crops, fixed_shape=True)
+        )
         for person in dict.fromkeys(p for _, p, _ in faces):
           mine = [k for k, (_, p, _) in enumerate(faces) if p == person]
+          indices = [faces[k][0].index for k in mine]
+          if answers is not None:
+            keep(person, (indices, answers[mine]))
+            continue
           stream = streams.setdefault(
             person, inference.Stream(self.engine, self.window_policy)
           )
-          keep(
-            person, stream.push(crops[mine], [faces[k][0].index for k in mine])
-          )
+          keep(person, stream.push(crops[mine], indices))
       for f in batch:
         f.gray = None  # Cropped: a tiled stretch waiting for its end holds only the rest.
       # A frame without a person ends their stretch.
