@@ -411,7 +411,13 @@ def landmark_variants(task: bytes, frames, passes: int) -> dict:
         ),
       }
     )
-  # Passes taken in turn, so that other load on the machine falls on all.
+  _time_variants(compiled, rows, passes)
+  return {"depthwise_convolutions": depthwise, "rows": rows}
+
+
+def _time_variants(compiled: list, rows: list, passes: int) -> None:
+  """Sets each row's ms per call, frames/s and time against its batch's
+  first row; passes taken in turn, so other load on the machine falls on all."""
   times = [[] for _ in rows]
   for _ in range(passes):
     for (executable, arguments), row, row_times in zip(compiled, rows, times):
@@ -427,7 +433,6 @@ def landmark_variants(task: bytes, frames, passes: int) -> dict:
   for row in rows:
     base = next(r for r in rows if r["batch"] == row["batch"])
     row["times_the_batch_first_row"] = row["ms_per_call"] / base["ms_per_call"]
-  return {"depthwise_convolutions": depthwise, "rows": rows}
 
 
 def largest_faces(landmarker, frames) -> tuple[np.ndarray, np.ndarray]:
