@@ -33,6 +33,7 @@ from varec import config_checks
 from varec import face_mesh
 from varec import inference
 from varec import mesh_reader
+from varec import model_lib
 from varec import preprocessing
 from varec import tracking as tracking_lib
 from varec import video_report
@@ -259,18 +260,13 @@ class Predictor:
     """(N, 52) MediaPipe's blendshapes of (N, 478, 3) landmarks, in calls of
     `batch_size` faces (one compiled shape)."""
     landmarker = face_mesh.cached(self.data.face_detector)
-    size = self.batch_size
-    padded = np.concatenate(
-      [
-        points,
-        np.zeros((-len(points) % size,) + points.shape[1:], points.dtype),
-      ]
+    return model_lib.apply_in_batches(
+      lambda _, batch: landmarker.blendshapes(batch),
+      None,
+      points,
+      self.batch_size,
+      fixed_shape=True,
     )
-    scores = [
-      landmarker.blendshapes(padded[i : i + size])
-      for i in range(0, len(padded), size)
-    ]
-    return np.concatenate(scores)[: len(points)]
 
   def _crop(
     self, frame: preprocessing.Frame, box: np.ndarray, stats
