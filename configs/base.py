@@ -62,6 +62,9 @@ def get_data_config() -> ml_collections.ConfigDict:
   # Beyond the paper, which equalises whole frames only: equalise each face crop as well,
   # so faces small against a bright or dark background keep their contrast. False = paper.
   data.equalize_faces = True
+  # A face-mesh build (face_detector: MediaPipe's .task) also stores each face's
+  # gray crop, for model.mesh_features with "crop" (the pixel CNN beside the mesh).
+  data.mesh_crops = False
   # Add mirrored videos as new speakers (paper: 22 -> 44).
   data.flip_augment = True
   # True = paper: a mirror image may land in another split.
@@ -105,7 +108,8 @@ def get_model_config() -> ml_collections.ConfigDict:
   # probability-weighted mean. Set by varec.pretrained; () = the trained valence-arousal head.
   model.class_prototypes = ()
   # face_mesh: what a face's feature vector holds, blendshapes (52) plus any of pose (3:
-  # yaw, pitch, roll) and mesh (1404: the expression's shape); varec.models.FaceMesh.
+  # yaw, pitch, roll), mesh (1404: the expression's shape) and crop (Fig. 3's CNN on
+  # the face's gray crop, num_features; needs data.mesh_crops); varec.models.FaceMesh.
   model.mesh_features = ("blendshapes",)
   return model
 

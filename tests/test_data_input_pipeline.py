@@ -12,6 +12,8 @@ import tensorflow_datasets as tfds
 
 from configs import base
 from varec import emotions
+from varec import mesh_geometry
+from varec import mesh_reader
 from varec import preprocessing
 from varec.data import input_pipeline
 
@@ -285,3 +287,35 @@ def test_a_neutral_onset_no_clip_has_is_refused(tiny_builder):
     input_pipeline.load_windows(
       _config(neutral_onset_frames=1000), builder=tiny_builder
     )
+
+
+def test_a_mesh_with_crops_is_one_vector_per_face_and_mirrors_both(
+  face_landmarker_task,
+):
+  """With `data.mesh_crops`, the model reads each face's landmarks and crop
+  (prepared as a pixel CNN's, `crop_input`) in one vector; its mirror image
+  mirrors the landmarks and flips the crop."""
+  data = _config(
+    face_detector=str(face_landmarker_task), mesh_crops=True, image_size=16
+  ).data
+  rng = np.random.default_rng(0)
+  landmarks = rng.normal(size=(3, 478, 3)).astype(np.float32)
+  crops = rng.integers(0, 256, (3, 24, 24, 1), np.uint8)
+  example = {"frames": landmarks, "crops": crops, "speaker": "F01"}
+  example["video_id"] = "F01_joy"
+  frames = input_pipeline.model_frames(example, data)
+  expected_crops = preprocessing.crop_input(crops, data)
+  assert expected_crops.shape == (3, 16, 16, 1)
+  np.testing.assert_array_equal(
+    frames, mesh_reader.with_crop(landmarks, expected_crops)
+  )
+  mirror = input_pipeline.mirrored({**example, "frames": frames}, data)
+  points, flipped = mesh_reader.split_crop(mirror["frames"], 16)
+  np.testing.assert_array_equal(
+    points,
+    mesh_geometry.mirror(
+      landmarks, mesh_geometry.mirror_indices(str(face_landmarker_task))
+    ),
+  )
+  np.testing.assert_array_equal(flipped, expected_crops[:, :, ::-1])
+  assert mirror["speaker"] == preprocessing.mirror_speaker("F01")

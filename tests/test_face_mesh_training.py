@@ -56,6 +56,33 @@ def test_a_mesh_build_stores_each_frames_landmarks(
   assert len(skipped.frames) == len(frames) - 4
 
 
+def test_a_mesh_build_with_crops_stores_each_faces_crop(
+  face_landmarker_task, synthetic_clip
+):
+  """With `mesh_crops`, each face's gray crop in the box of its landmarks
+  beside them; a frame without a face takes the nearest face's crop too."""
+  frames = np.concatenate(
+    [synthetic_clip[:10], np.full_like(synthetic_clip[:2], 90)]
+  )
+  plain = preprocessing.preprocess_frames(
+    frames, 25.0, _mesh_preprocess(face_landmarker_task)
+  )
+  assert plain.crops is None
+  config = _mesh_preprocess(face_landmarker_task, mesh_crops=True, crop_size=48)
+  video = preprocessing.preprocess_frames(frames, 25.0, config)
+  np.testing.assert_array_equal(video.frames, plain.frames)
+  assert video.crops.shape == (len(frames), 48, 48, 1)
+  assert video.crops.dtype == np.uint8
+  np.testing.assert_array_equal(video.crops[10], video.crops[9])
+  np.testing.assert_array_equal(video.crops[11], video.crops[9])
+  # The face in its box (rounded to pixels in `boxes`), as §4.5 crops it.
+  for k in (0, 9):
+    gray = config.gray(frames[k])
+    expected = preprocessing.face_crop(gray, video.boxes[k], config)
+    r = np.corrcoef(video.crops[k, ..., 0].ravel(), expected.ravel())[0, 1]
+    assert r > 0.95, (k, r)
+
+
 def test_a_still_is_read_as_its_face_in_a_video_frame(
   face_landmarker_task, real_faces
 ):
@@ -79,9 +106,12 @@ def test_a_still_is_read_as_its_face_in_a_video_frame(
   assert mesh_reader.still_landmarks(landmarker, blank) is None
 
 
+@pytest.mark.parametrize("with_crops", [False, True])
 def test_configs_face_mesh_trains_evaluates_and_predicts(
-  face_landmarker_task, speakers, tmp_path
+  face_landmarker_task, speakers, tmp_path, with_crops
 ):
+  """configs/face_mesh.py, and with the crop feature (Fig. 3's CNN beside the
+  mesh, `features = both`)."""
   root = tmp_path / "clips"
   rows = ["path,speaker,emotion"]
   for speaker in speakers[:3]:
@@ -102,6 +132,10 @@ def test_configs_face_mesh_trains_evaluates_and_predicts(
   config.cnn.num_epochs = config.rnn.num_epochs = 1
   config.cnn.min_steps = config.rnn.min_steps = 0
   config.cnn.batch_size, config.rnn.batch_size = 16, 2
+  if with_crops:
+    config.model.mesh_features += ("crop",)
+    config.data.mesh_crops = True
+    config.data.crop_size = config.data.image_size = 48
   config_checks.check_config(config)
   workdir = tmp_path / "run"
   train_lib.train_and_evaluate(config, workdir)
@@ -112,6 +146,7 @@ def test_configs_face_mesh_trains_evaluates_and_predicts(
   trained = model.variables["params"]["cnn"]["blendshapes"]
   for key, value in face_mesh.tflite_graph.split(graph, constants)[0].items():
     np.testing.assert_array_equal(trained[key], value)
+  assert ("pixels" in model.variables["params"]["cnn"]) == with_crops
   predictor = predictor_lib.Predictor(model)
   frames = predictor.predict_video(root / rows[1].split(",")[0])
   assert frames["face_found"].mean() > 0.9
@@ -128,10 +163,23 @@ def test_a_face_mesh_build_refuses_crop_augmentation(face_landmarker_task):
     config_checks.check_config(config)
 
 
-@pytest.mark.parametrize("features", [(), ("pose",), ("blendshapes", "eyes")])
-def test_face_mesh_features_are_checked(face_landmarker_task, features):
+@pytest.mark.parametrize(
+  "features, mesh_crops",
+  [
+    ((), False),
+    (("pose",), False),
+    (("blendshapes", "eyes"), False),
+    # The crop feature and the build's crops go together.
+    (("blendshapes", "crop"), False),
+    (("blendshapes",), True),
+  ],
+)
+def test_face_mesh_features_are_checked(
+  face_landmarker_task, features, mesh_crops
+):
   config = face_mesh_config.get_config()
   config.data.face_detector = str(face_landmarker_task)
   config.model.mesh_features = features
+  config.data.mesh_crops = mesh_crops
   with pytest.raises(config_checks.ConfigError, match="mesh_features"):
     config_checks.check_config(config)

@@ -8,7 +8,9 @@ import jax
 import numpy as np
 import pytest
 
+from varec import face_mesh
 from varec import inference
+from varec import mesh_reader
 from varec import predictor as predictor_lib
 from varec import preprocessing
 
@@ -211,3 +213,41 @@ def test_flip_average_follows_the_config_unless_the_caller_says(
   assert not np.allclose(
     overridden.features(frames), default.features(frames), atol=1e-6
   )
+
+
+def test_flip_averaging_a_face_mesh_mirrors_its_landmarks(face_mesh_checkpoint):
+  """A face-mesh model's test-time mirror is its landmarks mirrored
+  (`preprocessing.mirror_input`), not its arrays reversed: the averaged
+  blendshapes of a face and its mirror image are left-right symmetric."""
+  reference = np.load(ROOT / "tests" / "data" / "face_mesh_reference.npz")
+  points = np.stack(
+    [
+      mesh_reader.model_input(p)
+      for p in reference["WolfgangLanger_Pexels.mp4/landmarks"][:8]
+    ]
+  )
+  model = inference.TrainedModel.load(face_mesh_checkpoint)
+  plain = inference.Engine.from_model(model, flip_average=False)
+  features, outputs = plain.features_and_outputs(points)
+  np.testing.assert_allclose(features, plain.features(points), atol=1e-6)
+  np.testing.assert_allclose(outputs, plain.frame_outputs(points), atol=1e-6)
+  averaged, _ = inference.Engine.from_model(
+    model, flip_average=True
+  ).features_and_outputs(points)
+  names = list(face_mesh.BLENDSHAPES)
+  pairs = [
+    (names.index(n), names.index(n.replace("Left", "Right")))
+    for n in names
+    if "Left" in n
+  ]
+  left, right = np.array(pairs).T
+
+  def asymmetry(x):
+    return np.abs(x[:, left] - x[:, right]).mean()
+
+  # MediaPipe's network is not exactly mirror-symmetric, so a face and its
+  # mirror image do not swap their scores exactly; averaged, they still halve
+  # the face's left-right difference and stay near its own scores (reversed
+  # arrays, what flipping a crop's axis does to landmarks, did neither).
+  assert asymmetry(averaged) < 0.6 * asymmetry(features)
+  assert np.abs(averaged - features).mean() < 0.06

@@ -339,3 +339,69 @@ def test_the_face_mesh_features_hold_the_parts_asked_for(face_landmarker_task):
         out[:, 52:55], mesh_geometry.head_pose(rotation), atol=1e-5
       )
   assert list(widths.values()) == [52, 55, 55 + 468 * 3]
+
+
+def test_the_crop_feature_puts_a_pixel_cnn_beside_the_mesh(
+  face_landmarker_task,
+):
+  """With "crop", each face's landmarks and gray crop arrive as one vector
+  (`mesh_reader.with_crop`); Fig. 3's CNN reads the crop, its features
+  follow the mesh's, and training reaches its weights."""
+  reference = np.load(
+    pathlib.Path(__file__).parent / "data" / "face_mesh_reference.npz"
+  )
+  points = np.stack(
+    [
+      mesh_reader.model_input(p)
+      for p in reference["WolfgangLanger_Pexels.mp4/landmarks"][:4]
+    ]
+  )
+  crops = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1), np.uint8)
+  inputs = mesh_reader.with_crop(points, crops)
+  assert inputs.shape == (4, mesh_reader.with_crop_size(48))
+  back_points, back_crops = mesh_reader.split_crop(inputs, 48)
+  np.testing.assert_array_equal(back_points, points)
+  np.testing.assert_array_equal(back_crops, crops)
+  with pytest.raises(ValueError, match="not of the same faces"):
+    mesh_reader.with_crop(points, crops[:3])
+  pixels = models.FrameCNN(num_features=300)
+  model = models.FaceMesh(
+    task=str(face_landmarker_task),
+    features=("blendshapes", "pose", "crop"),
+    pixels=pixels,
+    crop_size=48,
+  )
+  variables = model.init(jax.random.PRNGKey(0), inputs[:1], train=False)
+  features, va = model.apply(variables, inputs, train=False)
+  assert features.shape == (4, 52 + 3 + 300) and va.shape == (4, 2)
+  np.testing.assert_allclose(
+    features[:, :52],
+    reference["WolfgangLanger_Pexels.mp4/blendshapes"][:4],
+    atol=1e-4,
+  )
+  # The pixel part is Fig. 3's features of the crop, as a FrameCNN alone gives.
+  alone = {
+    "params": variables["params"]["pixels"],
+    "batch_stats": variables["batch_stats"]["pixels"],
+  }
+  np.testing.assert_allclose(
+    features[:, 55:],
+    pixels.apply(alone, crops, train=False)[0],
+    rtol=1e-5,
+    atol=1e-5,
+  )
+
+  def loss(params):
+    out, _ = model.apply(
+      {**variables, "params": params},
+      inputs,
+      train=True,
+      rngs={"dropout": jax.random.PRNGKey(1)},
+      mutable=["batch_stats"],
+    )
+    return jnp.sum(out[1] ** 2)
+
+  grads = jax.grad(loss)(variables["params"])
+  assert float(jnp.abs(grads["pixels"]["Conv_0"]["kernel"]).max()) > 0
+  with pytest.raises(ValueError, match="crop feature"):
+    model.apply(variables, points, train=False)

@@ -159,9 +159,15 @@ def face_detector_problems(detector: str) -> list[str]:
 def face_mesh_problems(config: ml_collections.ConfigDict) -> list[str]:
   """What keeps a face-mesh model (`model.cnn = face_mesh`) from training:
   its networks come from MediaPipe's face_landmarker.task, and it reads
-  landmarks, which image augmentation does not apply to (mirror speakers
-  mirror the landmarks, `mesh_geometry.mirror`)."""
+  landmarks, which image augmentation does not apply to (mirror speakers and
+  flip averaging mirror them, `preprocessing.mirror_input`); its crop feature reads the
+  crops that a build makes with `data.mesh_crops` only."""
   if config.model.cnn != "face_mesh":
+    if config.data.get("mesh_crops", False):
+      return [
+        "data.mesh_crops stores face crops beside a face mesh's landmarks, "
+        f"for model.cnn=face_mesh, not {config.model.cnn}"
+      ]
     return []
   problems = []
   if not face_mesh.reads_mesh(config.data.face_detector):
@@ -174,18 +180,20 @@ def face_mesh_problems(config: ml_collections.ConfigDict) -> list[str]:
     models.FaceMesh.FEATURES
   ):
     problems.append(
-      "model.mesh_features must hold blendshapes and any of pose, mesh, got "
-      f"{', '.join(features) or 'none'}"
+      "model.mesh_features must hold blendshapes and any of pose, mesh, "
+      f"crop, got {', '.join(features) or 'none'}"
     )
-  for field, value in (
-    ("augment.enabled", config.augment.enabled),
-    ("flip_average", config.flip_average),
-  ):
-    if value:
-      problems.append(
-        f"model.cnn=face_mesh reads face landmarks, which {field} (made for "
-        f"face crops) does not transform yet: set {field}=False"
-      )
+  if ("crop" in features) != bool(config.data.mesh_crops):
+    problems.append(
+      "model.mesh_features with crop (a pixel CNN beside the mesh) needs "
+      "each face's crop in the build, and only it does: set "
+      f"data.mesh_crops={'crop' in features}"
+    )
+  if config.augment.enabled:
+    problems.append(
+      "model.cnn=face_mesh reads face landmarks, which augment.enabled (made "
+      "for face crops) does not transform yet: set augment.enabled=False"
+    )
   return problems
 
 

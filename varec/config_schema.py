@@ -39,6 +39,7 @@ OLD_MEANINGS = {
   "data.window_length": 10,
   "data.equalize_faces": False,  # Whole frames equalised only (base: each crop too).
   "data.equalize_frames": True,  # §4.5's whole-frame equalisation, always.
+  "data.mesh_crops": False,  # Face-mesh builds stored landmarks only.
   "model.cnn": "fig3",
   "model.mesh_features": ("blendshapes",),
   # No probe stage before it existed; its settings are base's, unused.

@@ -274,10 +274,14 @@ class Engine:
     )
     self.batch_size = batch_size or config.eval_batch_size
     self.uses_gru = uses_gru
+    self._data = config.data
     cnn = model_lib.build_cnn(config)
     self._cnn_variables = model_lib.cnn_variables(variables)
     self._features = model_lib.feature_fn(cnn)
     self._frame_va = model_lib.frame_va_fn(cnn)
+    self._outputs_and_features = model_lib.outputs_and_features_fn(cnn)
+    # Valence, arousal and a zero-shot classifier's class probabilities.
+    self._num_outputs = 2 + len(getattr(cnn, "class_prototypes", ()))
     self._rnn_variables = {"params": variables["params"]["rnn"]}
     self._gru = gru_fn(tuple(config.model.rnn_hidden_sizes))
 
@@ -299,7 +303,7 @@ class Engine:
 
   def _cnn(self, fn, frames: np.ndarray, fixed_shape: bool) -> np.ndarray:
     """`fn` of the CNN over `frames` in batches (with `flip_average`, the mean of
-    the frames' and their mirror images')."""
+    the frames' and their mirror images', `preprocessing.mirror_input`)."""
     out = model_lib.apply_in_batches(
       fn, self._cnn_variables, frames, self.batch_size, fixed_shape
     )
@@ -308,7 +312,7 @@ class Engine:
     mirrored = model_lib.apply_in_batches(
       fn,
       self._cnn_variables,
-      frames[..., ::-1, :],
+      preprocessing.mirror_input(frames, self._data),
       self.batch_size,
       fixed_shape,
     )
@@ -332,6 +336,16 @@ class Engine:
     frame (a zero-shot classifier's class probabilities after its valence and
     arousal)."""
     return bounded(self._cnn(self._frame_va, frames, fixed_shape))
+
+  def features_and_outputs(
+    self, frames: np.ndarray, fixed_shape: bool = False
+  ) -> tuple[np.ndarray, np.ndarray]:
+    """(T, ...) frames -> ((T, F) CNN features, `frame_outputs`) in one pass
+    of the CNN: what predict.py shows of a face-mesh model's faces (its
+    features' first columns are MediaPipe's blendshapes) beside its outputs."""
+    both = self._cnn(self._outputs_and_features, frames, fixed_shape)
+    n = self._num_outputs
+    return both[:, n:], bounded(both[:, :n])
 
   def window_outputs(
     self, windows: np.ndarray, fixed_shape: bool = False
@@ -437,10 +451,11 @@ class Stream:
     self._next = 0  # The frame index that continues the stretch.
 
   def push(
-    self, frames: np.ndarray, indices=None
+    self, frames: np.ndarray, indices=None, features=None
   ) -> tuple[np.ndarray, np.ndarray]:
     """Frames (n, S, S, 1), default the ones after the last pushed -> (indices, (m, 2)) of
-    the frames answered now."""
+    the frames answered now. `features`: the frames' CNN features where the
+    caller has them already (`Engine.features`), for a model with a GRU."""
     indices = (
       np.arange(self._next, self._next + len(frames))
       if indices is None
@@ -454,9 +469,9 @@ class Stream:
         frames, fixed_shape=True
       )
     done, windows = [], []
-    for index, feature in zip(
-      indices, self.engine.features(frames, fixed_shape=True)
-    ):
+    if features is None:
+      features = self.engine.features(frames, fixed_shape=True)
+    for index, feature in zip(indices, features):
       if self._indices and index != self._next:
         done.append(self.finish())  # A gap starts a new stretch.
       self._indices.append(index)

@@ -35,6 +35,45 @@ def model_input(landmarks: np.ndarray) -> np.ndarray:
   return (centred / max(spread, 1e-9)).astype(np.float32)
 
 
+def with_crop_size(crop_size: int) -> int:
+  """The length of `with_crop`'s vector for crops of side `crop_size`."""
+  return face_mesh.NUM_LANDMARKS * 3 + crop_size * crop_size
+
+
+def with_crop(landmarks: np.ndarray, crops: np.ndarray) -> np.ndarray:
+  """(..., 478, 3) landmarks (`model_input`) and (..., S, S, 1) uint8 crops
+  of the same faces as one float32 (..., 1434 + S * S) vector per face: what
+  a face-mesh model with the crop feature reads (`split_crop` undoes it).
+
+  One array per frame, so that windows, batches and mirror speakers handle
+  these inputs as they handle crops or landmarks alone.
+  """
+  lead = landmarks.shape[:-2]
+  if crops.shape[:-3] != lead:
+    raise ValueError(
+      f"landmarks {landmarks.shape} and crops {crops.shape} are not of the "
+      "same faces"
+    )
+  return np.concatenate(
+    [
+      landmarks.reshape(lead + (-1,)).astype(np.float32),
+      crops.reshape(lead + (-1,)).astype(np.float32),
+    ],
+    axis=-1,
+  )
+
+
+def split_crop(x, crop_size: int):
+  """(landmarks (..., 478, 3), crops (..., S, S, 1) in 0-255) of `with_crop`'s
+  vectors; numpy or jax arrays."""
+  n = face_mesh.NUM_LANDMARKS * 3
+  lead = x.shape[:-1]
+  return (
+    x[..., :n].reshape(lead + (face_mesh.NUM_LANDMARKS, 3)),
+    x[..., n:].reshape(lead + (crop_size, crop_size, 1)),
+  )
+
+
 @dataclasses.dataclass
 class _Track:
   """One face followed from frame to frame (MediaPipe's VIDEO mode)."""

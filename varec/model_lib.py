@@ -22,6 +22,7 @@ import numpy as np
 from varec import checkpoints
 from varec import config_schema
 from varec import face_mesh
+from varec import mesh_reader
 from varec import models
 
 
@@ -73,11 +74,20 @@ def _mini_xception(config: ml_collections.ConfigDict) -> models.MiniXception:
   )
 
 
+def _reads_crops(config: ml_collections.ConfigDict) -> bool:
+  """Whether a face-mesh model reads each face's crop beside its landmarks."""
+  return "crop" in config.model.mesh_features
+
+
 def _face_mesh(config: ml_collections.ConfigDict) -> models.FaceMesh:
   m = config.model
+  crops = _reads_crops(config)
   return models.FaceMesh(
     task=config.data.face_detector,
     features=tuple(m.mesh_features),
+    # Fig. 3's CNN, as configs/demo.py trains it, on the crop.
+    pixels=_fig3(config) if crops else None,
+    crop_size=config.data.image_size if crops else 0,
     dropout_rate=m.dropout_rate,
     class_prototypes=tuple(tuple(p) for p in m.class_prototypes),
   )
@@ -102,12 +112,16 @@ CNNS = {
   # blendshape networks: the face_landmarker.task that data.face_detector names).
   "face_mesh": CNNKind(
     build=_face_mesh,
-    min_image_size=lambda config: 1,
+    min_image_size=lambda config: (
+      _fig3_min_image_size(config) if _reads_crops(config) else 1
+    ),
     num_blocks=len(models.FaceMesh.BLOCKS),
     compute_dtypes=("float32",),
     has_classifier=True,
     frame_input=lambda config: (
-      (face_mesh.NUM_LANDMARKS, 3),
+      (mesh_reader.with_crop_size(config.data.image_size),)
+      if _reads_crops(config)
+      else (face_mesh.NUM_LANDMARKS, 3),
       np.float32,
     ),
   ),
@@ -193,20 +207,35 @@ def class_logits_fn(cnn: models.MiniXception):
   )
 
 
+def _features_and_outputs(cnn, variables, x):
+  """(features, the head's (..., 2[+C]) outputs) in inference mode."""
+  if not getattr(cnn, "class_prototypes", ()):
+    return cnn.apply(variables, x, train=False)
+  (features, va), state = cnn.apply(
+    variables, x, train=False, mutable=["intermediates"]
+  )
+  logits = state["intermediates"]["emotion_logits"][0]
+  return features, jnp.concatenate([va, jax.nn.softmax(logits)], axis=-1)
+
+
 @functools.cache
 def frame_va_fn(cnn: models.FrameCNN):
   """`fn(cnn_variables, frames) -> (..., 2[+C])`: the CNN's own head in
   inference mode, its (valence, arousal) followed, for a zero-shot classifier
   (`class_prototypes`), by its C class probabilities, which decide each
   frame's emotion (`metrics.frame_emotions`)."""
+  return jax.jit(lambda v, x: _features_and_outputs(cnn, v, x)[1])
 
-  def fn(variables, x):
-    if not getattr(cnn, "class_prototypes", ()):
-      return cnn.apply(variables, x, train=False)[1]
-    va, logits = _va_and_class_logits(cnn, variables, x)
-    return jnp.concatenate([va, jax.nn.softmax(logits)], axis=-1)
 
-  return jax.jit(fn)
+@functools.cache
+def outputs_and_features_fn(cnn: models.FrameCNN):
+  """`fn(cnn_variables, frames) -> (..., 2[+C] + F)`: `frame_va_fn`'s outputs,
+  then the features, from one pass of the CNN."""
+  return jax.jit(
+    lambda v, x: jnp.concatenate(
+      _features_and_outputs(cnn, v, x)[::-1], axis=-1
+    )
+  )
 
 
 def apply_in_batches(

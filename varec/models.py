@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from varec import blendshape_emotions
 from varec import face_mesh
 from varec import mesh_geometry
+from varec import mesh_reader
 from varec import tflite_graph
 
 # Keras' default initialiser for Conv2D, Dense and the GRU input kernels.
@@ -443,13 +444,17 @@ class FaceMesh(nn.Module):
 
   The features are the `features` parts, concatenated in this order:
   "blendshapes" (52), "pose" (3: the head's yaw, pitch and roll, radians,
-  `mesh_geometry.head_pose`) and "mesh" (1404: the 468 landmarks with pose,
+  `mesh_geometry.head_pose`), "mesh" (1404: the 468 landmarks with pose,
   size and place removed, less MediaPipe's canonical face, cm,
-  `mesh_geometry.expression_shape`).
+  `mesh_geometry.expression_shape`) and "crop" (`pixels`' features of the
+  face's gray crop, trained with the head). With "crop" the input is each
+  face's landmarks and crop in one vector (`mesh_reader.with_crop`).
 
   Attributes:
     task: the face_landmarker.task file the network comes from.
     features: which of `FEATURES` the head and the GRU read.
+    pixels: the pixel CNN (a `FrameCNN`) of the "crop" feature, else None.
+    crop_size: the side of the crop `pixels` reads (0 without "crop").
     dropout_rate: dropout between the features and the head.
     class_prototypes: (valence, arousal) of each zero-shot emotion
       (`blendshape_emotions.EMOTIONS`); empty = the `va` head.
@@ -459,16 +464,21 @@ class FaceMesh(nn.Module):
 
   task: str
   features: Sequence[str] = ("blendshapes",)
+  pixels: nn.Module | None = None
+  crop_size: int = 0
   dropout_rate: float = 0.5
   class_prototypes: Sequence[Sequence[float]] = ()
   frozen_blocks: int = 1
 
   BLOCKS = (("blendshapes",),)
-  FEATURES = ("blendshapes", "pose", "mesh")
+  FEATURES = ("blendshapes", "pose", "mesh", "crop")
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    if x.shape[-2:] != (face_mesh.NUM_LANDMARKS, 3):
+    crop = None
+    if "crop" in self.features:
+      x, crop = self._split(x)
+    elif x.shape[-2:] != (face_mesh.NUM_LANDMARKS, 3):
       raise ValueError(
         f"a face_mesh model reads face landmarks (..., {face_mesh.NUM_LANDMARKS}"
         f", 3), got inputs of shape {x.shape}: face crops, from a dataset "
@@ -486,9 +496,10 @@ class FaceMesh(nn.Module):
       lambda p: tflite_graph.apply_example(graph, weights, fixed, p)
     )(flat)
     blendshapes = scores.reshape(x.shape[:-2] + scores.shape[-1:])
-    features = jnp.concatenate(
-      [blendshapes] + self._geometry(x.astype(jnp.float32)), axis=-1
-    )
+    parts = [blendshapes] + self._geometry(x.astype(jnp.float32))
+    if crop is not None:
+      parts.append(self.pixels(crop, train=train)[0])
+    features = jnp.concatenate(parts, axis=-1)
     y = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
     va = nn.Dense(2, kernel_init=keras_init, name="va")(y)
     if self.class_prototypes:
@@ -499,15 +510,28 @@ class FaceMesh(nn.Module):
       )
     return features, va
 
+  def _split(self, x):
+    """(landmarks, crop in [0, 1]) of inputs made by `mesh_reader.with_crop`."""
+    size = mesh_reader.with_crop_size(self.crop_size)
+    if self.pixels is None or x.shape[-1:] != (size,):
+      raise ValueError(
+        f"a face_mesh model with the crop feature reads (..., {size}) "
+        f"landmarks and {self.crop_size}x{self.crop_size} crops "
+        f"(mesh_reader.with_crop), got inputs of shape {x.shape}"
+        + ("" if self.pixels is not None else " and no pixel CNN")
+      )
+    points, crop = mesh_reader.split_crop(x, self.crop_size)
+    return points, crop / 255.0
+
   def _geometry(self, points) -> list:
     """The "pose" and "mesh" parts of `features` asked for, in that order."""
     unknown = set(self.features) - set(self.FEATURES)
     if unknown or "blendshapes" not in self.features:
       raise ValueError(
-        f"face-mesh features are blendshapes plus any of pose, mesh; got "
-        f"{', '.join(self.features)}"
+        f"face-mesh features are blendshapes plus any of pose, mesh, crop; "
+        f"got {', '.join(self.features)}"
       )
-    if set(self.features) == {"blendshapes"}:
+    if not set(self.features) & {"pose", "mesh"}:
       return []
     face = mesh_geometry.canonical_face(self.task)
     alignment = mesh_geometry.align(points, face)

@@ -33,7 +33,6 @@ from varec import config_checks
 from varec import face_mesh
 from varec import inference
 from varec import mesh_reader
-from varec import model_lib
 from varec import preprocessing
 from varec import tracking as tracking_lib
 from varec import video_report
@@ -204,18 +203,12 @@ class Predictor:
       faces = [(f, p, box) for f in batch for p, box in f.faces.items()]
       if faces:
         crops = self._model_input(faces, stats)
+        features, answers = self._features_and_answers(crops)
         if self.reads_mesh:
           # What the face does, beside what the model reads of it: the
           # headline's apex phase (`video_report`).
-          for (f, p, _), scores in zip(faces, self._blendshapes(crops)):
-            f.blendshapes[p] = scores
-        # Without a GRU each frame is answered alone: one model call for all
-        # people's faces, not one padded to the batch size per person.
-        answers = (
-          None
-          if self.engine.uses_gru
-          else self.engine.frame_outputs(crops, fixed_shape=True)
-        )
+          for (f, p, _), scores in zip(faces, features):
+            f.blendshapes[p] = scores[: len(face_mesh.BLENDSHAPES)]
         for person in dict.fromkeys(p for _, p, _ in faces):
           mine = [k for k, (_, p, _) in enumerate(faces) if p == person]
           indices = [faces[k][0].index for k in mine]
@@ -225,7 +218,14 @@ class Predictor:
           stream = streams.setdefault(
             person, inference.Stream(self.engine, self.window_policy)
           )
-          keep(person, stream.push(crops[mine], indices))
+          keep(
+            person,
+            stream.push(
+              crops[mine],
+              indices,
+              None if features is None else features[mine],
+            ),
+          )
       for f in batch:
         f.gray = None  # Cropped: a tiled stretch waiting for its end holds only the rest.
       # A frame without a person ends their stretch.
@@ -248,33 +248,41 @@ class Predictor:
 
   def _model_input(self, faces: list, stats) -> np.ndarray:
     """What the model reads of each (frame, person, box): the landmarks of a
-    face-mesh model, else the face crop cut and prepared as in training."""
-    if self.reads_mesh:
-      return np.stack(
-        [mesh_reader.model_input(f.meshes[p]) for f, p, _ in faces]
-      )
-    crops = np.stack([self._crop(f, box, stats) for f, _, box in faces])
-    return preprocessing.model_input(crops[..., None], self.data)
-
-  def _blendshapes(self, points: np.ndarray) -> np.ndarray:
-    """(N, 52) MediaPipe's blendshapes of (N, 478, 3) landmarks, in calls of
-    `batch_size` faces (one compiled shape)."""
-    landmarker = face_mesh.cached(self.data.face_detector)
-    return model_lib.apply_in_batches(
-      lambda _, batch: landmarker.blendshapes(batch),
-      None,
-      points,
-      self.batch_size,
-      fixed_shape=True,
+    face-mesh model (with `data.mesh_crops`, and the face's crop in their
+    box), else the face crop cut and prepared as in training."""
+    if not self.reads_mesh:
+      crops = np.stack([self._crop(f, box, stats) for f, _, box in faces])
+      return preprocessing.model_input(crops[..., None], self.data)
+    points = np.stack(
+      [mesh_reader.model_input(f.meshes[p]) for f, p, _ in faces]
     )
+    if not self.data.mesh_crops:
+      return points
+    crops = np.stack([self._crop(f, box, stats) for f, _, box in faces])
+    return mesh_reader.with_crop(
+      points, preprocessing.crop_input(crops[..., None], self.data)
+    )
+
+  def _features_and_answers(self, inputs: np.ndarray):
+    """(features or None, outputs or None) of a batch's faces, from one pass
+    of the CNN: a face-mesh model's features (their first columns are
+    MediaPipe's blendshapes) for the headline; and, without a GRU, each
+    face's answer, all people's faces in one call rather than one padded
+    call per person."""
+    engine = self.engine
+    if not self.reads_mesh:
+      if engine.uses_gru:
+        return None, None
+      return None, engine.frame_outputs(inputs, fixed_shape=True)
+    if engine.uses_gru:
+      return engine.features(inputs, fixed_shape=True), None
+    return engine.features_and_outputs(inputs, fixed_shape=True)
 
   def _crop(
     self, frame: preprocessing.Frame, box: np.ndarray, stats
   ) -> np.ndarray:
     """The crop of the face in `box` of a frame, cut as the training data's were."""
-    if not self.preprocess.faces_cropped:
-      return preprocessing.face_crop(frame.gray, box, self.preprocess)
-    crop, aligned = preprocessing.precropped_face(frame.gray, self.preprocess)
+    crop, aligned = preprocessing.framed_crop(frame.gray, box, self.preprocess)
     stats["alignment_fallbacks"] += self.preprocess.align_faces and not aligned
     return crop
 

@@ -44,6 +44,7 @@ from configs import base
 from varec import emotions
 from varec import face_alignment
 from varec import face_mesh
+from varec import mesh_geometry
 from varec import mesh_reader
 
 MIRROR_SUFFIX = "_mirror"
@@ -98,11 +99,15 @@ class PreprocessConfig:
   grayscale: str = _DEFAULTS.grayscale
   # Source pixels added to each side of the box after `face_margin` (fer: 10).
   face_margin_px: int = _DEFAULTS.face_margin_px
+  # A face-mesh build also stores each face's gray crop (steps 2-3 in the
+  # landmarks' box), for a model that reads both (`model.mesh_features`).
+  mesh_crops: bool = _DEFAULTS.mesh_crops
 
   @property
   def gray(self) -> "GrayConversion | None":
-    """Step 2, or None for a face-mesh build, which reads colour frames."""
-    if face_mesh.reads_mesh(self.face_detector):
+    """Step 2, or None for a face-mesh build without crops (it reads colour
+    frames only)."""
+    if face_mesh.reads_mesh(self.face_detector) and not self.mesh_crops:
       return None
     return GrayConversion(self.grayscale, self.equalize_frames)
 
@@ -124,6 +129,7 @@ PREPROCESS_FIELDS = (
   "crop_interpolation",
   "grayscale",
   "face_margin_px",
+  "mesh_crops",
 )
 
 # Builds named the stored crop side `image_size` before it was called `crop_size`; the
@@ -138,6 +144,7 @@ _ADDED_BUILD_FIELDS = {
   "crop_interpolation": "area",
   "grayscale": "mean_rgb",
   "face_margin_px": 0,
+  "mesh_crops": False,
 }
 
 
@@ -183,7 +190,9 @@ def upgrade_recorded(recorded: dict) -> dict:
 class PreprocessedVideo:
   """One video after §4.5 steps 1-3 and 5."""
 
-  frames: np.ndarray  # (T, S, S, 1) uint8 face crops.
+  # (T, S, S, 1) uint8 face crops, or a face-mesh build's (T, 478, 3)
+  # float32 landmarks (`mesh_reader.model_input`).
+  frames: np.ndarray
   boxes: np.ndarray  # (T, 4) int32 face box (x0, y0, x1, y1) in source pixels.
   # (T,) bool: the box comes from a detection on this frame.
   detected: np.ndarray
@@ -195,6 +204,8 @@ class PreprocessedVideo:
   num_padded_frames: int = 0
   # Pre-cropped frames in which no face was found for alignment, used as they are.
   num_alignment_fallbacks: int = 0
+  # A face-mesh build's (T, S, S, 1) uint8 face crops (`mesh_crops`), or None.
+  crops: np.ndarray | None = None
 
   @property
   def detection_rate(self) -> float:
@@ -850,6 +861,22 @@ def flip_horizontal(frames: np.ndarray) -> np.ndarray:
   return frames[..., ::-1, :]
 
 
+def mirror_input(frames: np.ndarray, data) -> np.ndarray:
+  """Model input of data config `data` (`input_pipeline.model_frames`), its
+  faces mirrored: crops flipped, or a face-mesh model's landmarks mirrored
+  (`mesh_geometry.mirror`) and, with `data.mesh_crops`, their crops flipped.
+  Mirror speakers and test-time flip averaging alike."""
+  if not face_mesh.reads_mesh(getattr(data, "face_detector", DLIB_HOG)):
+    return flip_horizontal(frames)
+  indices = mesh_geometry.mirror_indices(data.face_detector)
+  if not data.mesh_crops:
+    return mesh_geometry.mirror(frames, indices)
+  points, crops = mesh_reader.split_crop(frames, data.image_size)
+  return mesh_reader.with_crop(
+    mesh_geometry.mirror(points, indices), flip_horizontal(crops)
+  )
+
+
 def mirror_speaker(speaker: str) -> str:
   """Speaker id of an actor's mirror image, which the paper counts as a new speaker."""
   return speaker + MIRROR_SUFFIX
@@ -934,6 +961,13 @@ def model_input(crops: np.ndarray, data) -> np.ndarray:
   """
   if face_mesh.reads_mesh(getattr(data, "face_detector", DLIB_HOG)):
     return crops
+  return crop_input(crops, data)
+
+
+def crop_input(crops: np.ndarray, data) -> np.ndarray:
+  """Stored (..., S, S, 1) face crops as a pixel CNN of data config `data`
+  sees them: equalised one by one if `data.equalize_faces`, then resized to
+  `data.image_size` (`model_input`'s, and a face-mesh build's crops')."""
   if data.equalize_faces:
     crops = equalize_faces(crops)
   return resize_crops(crops, data.image_size)
@@ -970,6 +1004,17 @@ def face_crop(
     config.crop_size,
     config.crop_interpolation,
   )
+
+
+def framed_crop(
+  gray: np.ndarray, box: np.ndarray, config: PreprocessConfig
+) -> tuple[np.ndarray, bool]:
+  """(The (S, S) crop of the face in `box` of a frame, whether it was
+  aligned): `face_crop`, or for pre-cropped faces `precropped_face` (the box
+  unused). What predict.py and a face-mesh build's crops go through."""
+  if config.faces_cropped:
+    return precropped_face(gray, config)
+  return face_crop(gray, box, config), config.align_faces
 
 
 def whole_frame_box(gray: np.ndarray) -> np.ndarray:
@@ -1098,9 +1143,11 @@ def _assembled(
   attempts: int,
   failed: int,
   fallbacks: int = 0,
+  crops: np.ndarray | None = None,
 ) -> PreprocessedVideo:
-  """A clip's model inputs (face crops or landmarks) as a `PreprocessedVideo`:
-  its last frames labelled, a clip shorter than a window padded in front."""
+  """A clip's model inputs (face crops or landmarks, and a face-mesh build's
+  `crops`) as a `PreprocessedVideo`: its last frames labelled, a clip shorter
+  than a window padded in front."""
   labelled = labelled_mask(len(inputs), config.num_labelled_frames)
   num_padded = max(0, config.window_length - len(inputs))
   if num_padded:
@@ -1114,6 +1161,8 @@ def _assembled(
       pad_front(a, config.window_length)
       for a in (inputs, boxes, detected, labelled)
     )
+    if crops is not None:
+      crops = pad_front(crops, config.window_length)
   return PreprocessedVideo(
     frames=inputs,
     boxes=np.round(boxes).astype(np.int32),
@@ -1124,6 +1173,7 @@ def _assembled(
     num_failed_detections=failed,
     num_padded_frames=num_padded,
     num_alignment_fallbacks=fallbacks,
+    crops=crops,
   )
 
 
@@ -1153,9 +1203,10 @@ def _mesh_clip(
   source_fps,
 ) -> PreprocessedVideo:
   """`_clip` for face-mesh builds: each frame's face as its landmarks
-  (`mesh_reader.model_input`), not a crop. A frame without a face takes, with
-  `fill`, the landmarks of the nearest frame with one (before it on a tie);
-  with `skip`, it is left out."""
+  (`mesh_reader.model_input`), and with `config.mesh_crops` its crop too,
+  in their box (`framed_crop`). A frame without a face takes, with `fill`, the face of
+  the nearest frame with one (before it on a tie); with `skip`, it is left
+  out."""
   points, found = _mesh_landmarks(frames, config)
   if not found.any():
     raise VideoError(name, f"no face found in any of {len(frames)} frames")
@@ -1167,6 +1218,16 @@ def _mesh_clip(
     gaps = np.abs(np.arange(len(frames))[:, None] - with_face[None])
     keep, detected = with_face[gaps.argmin(axis=1)], found
   points = points[keep]
+  crops = (
+    np.stack(
+      [
+        framed_crop(frames[k].gray, mesh_reader.landmark_box(p), config)[0]
+        for k, p in zip(keep, points)
+      ]
+    )[..., None]
+    if config.mesh_crops
+    else None
+  )
   return _assembled(
     np.stack([mesh_reader.model_input(p) for p in points]),
     np.stack([mesh_reader.landmark_box(p) for p in points]),
@@ -1177,6 +1238,7 @@ def _mesh_clip(
     # Every frame is read for its face, by detection or by following it.
     len(frames),
     int(len(frames) - found.sum()),
+    crops=crops,
   )
 
 

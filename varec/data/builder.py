@@ -250,18 +250,22 @@ class VideoEmotionBuilder(
     size = preprocess.crop_size
     # Raw bytes: zlib shrank equalised face crops by only ~4% but took most
     # of a build's writing time and of every read's decoding. A face-mesh
-    # build stores each face's landmarks instead of a crop.
+    # build stores each face's landmarks instead of a crop (and with
+    # `mesh_crops` its crop as well).
+    crops = tfds.features.Tensor(
+      shape=(None, size, size, 1), dtype=np.uint8, encoding="bytes"
+    )
+    mesh = face_mesh.reads_mesh(preprocess.face_detector)
     frames = (
       tfds.features.Tensor(
         shape=(None, face_mesh.NUM_LANDMARKS, 3),
         dtype=np.float32,
         encoding="bytes",
       )
-      if face_mesh.reads_mesh(preprocess.face_detector)
-      else tfds.features.Tensor(
-        shape=(None, size, size, 1), dtype=np.uint8, encoding="bytes"
-      )
+      if mesh
+      else crops
     )
+    also = {"crops": crops} if mesh and preprocess.mesh_crops else {}
     label_space = self.builder_config.label_space
     return self.dataset_info_from_configs(
       features=tfds.features.FeaturesDict(
@@ -278,6 +282,7 @@ class VideoEmotionBuilder(
           "detected": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
           "detection_rate": np.float32,
           "source_fps": np.float32,
+          **also,
         }
       ),
       # Saved with the build: training and evaluation read the emotions from here.
@@ -362,6 +367,8 @@ def video_examples(
         "detected": video.detected[start:stop],
         "detection_rate": np.float32(video.detection_rate),
         "source_fps": np.float32(video.source_fps),
+        # A face-mesh build's crops, with `mesh_crops`.
+        **({} if video.crops is None else {"crops": video.crops[start:stop]}),
       },
     )
 

@@ -26,7 +26,7 @@ from configs import base
 from varec import emotions
 from varec import face_mesh
 from varec import locks
-from varec import mesh_geometry
+from varec import mesh_reader
 from varec import preprocessing
 from varec import splits
 from varec.data import builder as builder_lib
@@ -323,34 +323,37 @@ def read_split(
 
 
 def mirrored(example: dict, data: ml_collections.ConfigDict) -> dict:
-  """The example's mirror image as a new speaker (§4.5 step 4): its crops
-  flipped, or a face-mesh build's landmarks mirrored (`mesh_geometry.mirror`).
+  """The example's mirror image as a new speaker (§4.5 step 4): its model
+  input mirrored (`preprocessing.mirror_input`).
 
   Face boxes keep the original video's coordinates.
   """
-  if face_mesh.reads_mesh(data.face_detector):
-    frames = mesh_geometry.mirror(
-      example["frames"], mesh_geometry.mirror_indices(data.face_detector)
-    )
-  else:
-    frames = preprocessing.flip_horizontal(example["frames"])
   return {
     **example,
-    "frames": frames,
+    "frames": preprocessing.mirror_input(example["frames"], data),
     "speaker": preprocessing.mirror_speaker(example["speaker"]),
     "video_id": example["video_id"] + preprocessing.MIRROR_SUFFIX,
   }
 
 
+def model_frames(example: dict, data) -> np.ndarray:
+  """An example's frames as the model of data config `data` reads them
+  (`preprocessing.model_input`); with `data.mesh_crops`, each face's
+  landmarks and crop in one vector (`mesh_reader.with_crop`)."""
+  frames = preprocessing.model_input(example["frames"], data)
+  if face_mesh.reads_mesh(data.face_detector) and data.mesh_crops:
+    return mesh_reader.with_crop(
+      frames, preprocessing.crop_input(example["crops"], data)
+    )
+  return frames
+
+
 def prepare_examples(
   examples: list[dict], data: ml_collections.ConfigDict
 ) -> list[dict]:
-  """Frames as model input (`preprocessing.model_input`), plus mirror images if
+  """Frames as model input (`model_frames`), plus mirror images if
   `data.flip_augment`."""
-  out = [
-    {**e, "frames": preprocessing.model_input(e["frames"], data)}
-    for e in examples
-  ]
+  out = [{**e, "frames": model_frames(e, data)} for e in examples]
   if data.flip_augment:
     out += [mirrored(e, data) for e in out]
   return out

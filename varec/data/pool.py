@@ -91,7 +91,11 @@ def _preprocess_one(
       return None, reason
     tmp = cache.with_name(cache.name + f".tmp{os.getpid()}.npz")
     try:
-      np.savez_compressed(tmp, **dataclasses.asdict(video))
+      fields = dataclasses.asdict(video)
+      # Absent crops stay absent (npz stores arrays only).
+      np.savez_compressed(
+        tmp, **{k: v for k, v in fields.items() if v is not None}
+      )
       os.replace(tmp, cache)  # Atomic: a killed build never leaves half a file.
     # A full disk or a folder it may not write: this file only.
     except OSError as e:
