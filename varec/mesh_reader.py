@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from varec import face_detection
 from varec import face_mesh
 
 # The narrowest face predict.py and the builds find by default, in pixels,
@@ -144,7 +145,7 @@ class MeshReader:
     tracks = []
     for roi in rois:
       overlaps = [
-        face_mesh.iou(roi.box, t.roi.box[None])[0] for t in self._tracks
+        face_detection.iou(roi.box, t.roi.box[None])[0] for t in self._tracks
       ]
       best = int(np.argmax(overlaps)) if overlaps else -1
       if best >= 0 and overlaps[best] > 0.3:
