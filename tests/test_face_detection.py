@@ -18,11 +18,8 @@ def test_overlapping_detections_merge_by_score_and_apart_ones_stay():
   boxes[[0, 1, 500], 2:4] = 20.0
   boxes[1, 0] = 4.0
   logits[[0, 1, 500]] = [2.0, 0.0, 1.0]
-  identity = np.array([[1.0, 0, 0], [0, 1.0, 0]]) / face_detection.DETECTOR_SIDE
   # The whole image as the one square, in fractions of its side.
-  candidates = face_detection._candidates(
-    boxes, logits, 0.5, identity, (0, 0, 1), (1, 1)
-  )  # pylint: disable=protected-access
+  candidates = face_detection._candidates(boxes, logits, 0.5, (0, 0, 1), (1, 1))  # pylint: disable=protected-access
   found = face_detection._weighted_nms(*candidates)  # pylint: disable=protected-access
   assert len(found) == 2
   first, second = found

@@ -123,7 +123,7 @@ def decode(
     non-maximum suppression, then one reading per face over the squares.
   """
   per_square = [
-    _weighted_nms(*_candidates(b, s, min_score, input_matrix(view), view, size))
+    _weighted_nms(*_candidates(b, s, min_score, view, size))
     for b, s, view in zip(boxes, scores, views)
   ]
   return _finest(per_square, [side for _, _, side in views])
@@ -133,7 +133,6 @@ def _candidates(
   boxes: np.ndarray,
   scores: np.ndarray,
   min_score: float,
-  matrix: np.ndarray,
   view: tuple[float, float, float],
   size: tuple[int, int],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,8 +144,8 @@ def _candidates(
       in input pixels relative to each anchor.
     scores: (896,) logits.
     min_score: lowest sigmoid score kept.
-    matrix: the map from the square's input pixels (of 128) to source pixels.
-    view: the square (x, y, side) in source pixels.
+    view: the square (x, y, side) in source pixels (`input_matrix`'s map
+      from its input pixels: a scale of side / 128 and an offset of (x, y)).
     size: the source image's (width, height).
   """
   probabilities = 1 / (
@@ -160,18 +159,20 @@ def _candidates(
   probabilities, anchors = probabilities[kept], ANCHORS[kept]
   centre = raw[:, :2] + anchors
   half = raw[:, 2:4] / 2
-  scale, offset = matrix[0, 0] * DETECTOR_SIDE, matrix[:, 2]
-  corners = np.concatenate([centre - half, centre + half], -1) * scale
-  corners += np.tile(offset, 2)
-  keypoints = (raw[:, 4:].reshape(-1, 6, 2) + anchors[:, None]) * scale
-  keypoints += offset
+  # Fractions of the detector's input -> source pixels: the square's side
+  # and its corner.
+  x, y, side = view
+  origin = np.array([x, y], np.float64)
+  corners = np.concatenate([centre - half, centre + half], -1) * side
+  corners += np.tile(origin, 2)
+  keypoints = (raw[:, 4:].reshape(-1, 6, 2) + anchors[:, None]) * side
+  keypoints += origin
   # A face cut by an edge of a tiling square (not by the image's) is found
   # whole in the square that overlaps it by half.
-  x, y, side = view
-  low = np.array([x, y]) + 0.02 * side
-  high = np.array([x, y]) + 0.98 * side
-  inner_low = np.array([x, y]) > 0
-  inner_high = np.array([x, y]) + side < np.array(size)
+  low = origin + 0.02 * side
+  high = origin + 0.98 * side
+  inner_low = origin > 0
+  inner_high = origin + side < np.array(size)
   cut = ((corners[:, :2] < low) & inner_low).any(-1) | (
     (corners[:, 2:] > high) & inner_high
   ).any(-1)
