@@ -303,7 +303,7 @@ def test_a_mesh_with_crops_is_one_vector_per_face_and_mirrors_both(
   crops = rng.integers(0, 256, (3, 24, 24, 1), np.uint8)
   example = {"frames": landmarks, "crops": crops, "speaker": "F01"}
   example["video_id"] = "F01_joy"
-  frames = input_pipeline.model_frames(example, data)
+  frames = preprocessing.model_input(landmarks, data, crops)
   expected_crops = preprocessing.crop_input(crops, data)
   assert expected_crops.shape == (3, 16, 16, 1)
   np.testing.assert_array_equal(
@@ -319,3 +319,10 @@ def test_a_mesh_with_crops_is_one_vector_per_face_and_mirrors_both(
   )
   np.testing.assert_array_equal(flipped, expected_crops[:, :, ::-1])
   assert mirror["speaker"] == preprocessing.mirror_speaker("F01")
+  # Loading goes through the same: the example, then its mirror speaker.
+  assert data.flip_augment
+  prepared = input_pipeline.prepare_examples([example], data)
+  np.testing.assert_array_equal(prepared[0]["frames"], frames)
+  np.testing.assert_array_equal(prepared[1]["frames"], mirror["frames"])
+  with pytest.raises(ValueError, match="no crops"):
+    preprocessing.model_input(landmarks, data)

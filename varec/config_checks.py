@@ -163,7 +163,7 @@ def face_mesh_problems(config: ml_collections.ConfigDict) -> list[str]:
   flip averaging mirror them, `preprocessing.mirror_input`); its crop feature reads the
   crops that a build makes with `data.mesh_crops` only."""
   if config.model.cnn != "face_mesh":
-    if config.data.get("mesh_crops", False):
+    if config.data.mesh_crops:
       return [
         "data.mesh_crops stores face crops beside a face mesh's landmarks, "
         f"for model.cnn=face_mesh, not {config.model.cnn}"

@@ -250,18 +250,17 @@ class Predictor:
     """What the model reads of each (frame, person, box): the landmarks of a
     face-mesh model (with `data.mesh_crops`, and the face's crop in their
     box), else the face crop cut and prepared as in training."""
+    crops = (
+      np.stack([self._crop(f, box, stats) for f, _, box in faces])[..., None]
+      if not self.reads_mesh or self.data.mesh_crops
+      else None
+    )
     if not self.reads_mesh:
-      crops = np.stack([self._crop(f, box, stats) for f, _, box in faces])
-      return preprocessing.model_input(crops[..., None], self.data)
+      return preprocessing.model_input(crops, self.data)
     points = np.stack(
       [mesh_reader.model_input(f.meshes[p]) for f, p, _ in faces]
     )
-    if not self.data.mesh_crops:
-      return points
-    crops = np.stack([self._crop(f, box, stats) for f, _, box in faces])
-    return mesh_reader.with_crop(
-      points, preprocessing.crop_input(crops[..., None], self.data)
-    )
+    return preprocessing.model_input(points, self.data, crops)
 
   def _features_and_answers(self, inputs: np.ndarray):
     """(features or None, outputs or None) of a batch's faces, from one pass

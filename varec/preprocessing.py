@@ -862,7 +862,7 @@ def flip_horizontal(frames: np.ndarray) -> np.ndarray:
 
 
 def mirror_input(frames: np.ndarray, data) -> np.ndarray:
-  """Model input of data config `data` (`input_pipeline.model_frames`), its
+  """Model input of data config `data` (`model_input`), its
   faces mirrored: crops flipped, or a face-mesh model's landmarks mirrored
   (`mesh_geometry.mirror`) and, with `data.mesh_crops`, their crops flipped.
   Mirror speakers and test-time flip averaging alike."""
@@ -952,16 +952,31 @@ def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
   return out.reshape(crops.shape[:-3] + (size, size, 1))
 
 
-def model_input(crops: np.ndarray, data) -> np.ndarray:
-  """Stored (..., S, S, 1) face crops as the model of data config `data` sees them.
+def model_input(
+  frames: np.ndarray, data, crops: np.ndarray | None = None
+) -> np.ndarray:
+  """Stored frames as the model of data config `data` sees them.
 
-  Each crop is equalised on its own if `data.equalize_faces`, then resized to
-  `data.image_size`. Training, evaluation and prediction all go through here.
-  A face-mesh build's landmarks (`mesh_reader.model_input`) are read as stored.
+  (..., S, S, 1) face crops are each equalised on their own if
+  `data.equalize_faces`, then resized to `data.image_size` (`crop_input`).
+  A face-mesh build's landmarks (`mesh_reader.model_input`) are read as
+  stored; with `data.mesh_crops`, together with the faces' stored `crops`
+  (prepared by `crop_input`) in one vector per face (`mesh_reader.with_crop`).
+  Training, evaluation and prediction all go through here.
+
+  Raises:
+    ValueError: `data.mesh_crops` and no `crops`.
   """
-  if face_mesh.reads_mesh(getattr(data, "face_detector", DLIB_HOG)):
-    return crops
-  return crop_input(crops, data)
+  if not face_mesh.reads_mesh(getattr(data, "face_detector", DLIB_HOG)):
+    return crop_input(frames, data)
+  if not data.mesh_crops:
+    return frames
+  if crops is None:
+    raise ValueError(
+      "data.mesh_crops: the model reads each face's crop beside its "
+      "landmarks, and no crops were given"
+    )
+  return mesh_reader.with_crop(frames, crop_input(crops, data))
 
 
 def crop_input(crops: np.ndarray, data) -> np.ndarray:
@@ -1218,11 +1233,12 @@ def _mesh_clip(
     gaps = np.abs(np.arange(len(frames))[:, None] - with_face[None])
     keep, detected = with_face[gaps.argmin(axis=1)], found
   points = points[keep]
+  boxes = np.stack([mesh_reader.landmark_box(p) for p in points])
   crops = (
     np.stack(
       [
-        framed_crop(frames[k].gray, mesh_reader.landmark_box(p), config)[0]
-        for k, p in zip(keep, points)
+        framed_crop(frames[k].gray, box, config)[0]
+        for k, box in zip(keep, boxes)
       ]
     )[..., None]
     if config.mesh_crops
@@ -1230,7 +1246,7 @@ def _mesh_clip(
   )
   return _assembled(
     np.stack([mesh_reader.model_input(p) for p in points]),
-    np.stack([mesh_reader.landmark_box(p) for p in points]),
+    boxes,
     detected,
     config,
     name,

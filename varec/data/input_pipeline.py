@@ -24,9 +24,7 @@ import tensorflow_datasets as tfds
 
 from configs import base
 from varec import emotions
-from varec import face_mesh
 from varec import locks
-from varec import mesh_reader
 from varec import preprocessing
 from varec import splits
 from varec.data import builder as builder_lib
@@ -336,24 +334,18 @@ def mirrored(example: dict, data: ml_collections.ConfigDict) -> dict:
   }
 
 
-def model_frames(example: dict, data) -> np.ndarray:
-  """An example's frames as the model of data config `data` reads them
-  (`preprocessing.model_input`); with `data.mesh_crops`, each face's
-  landmarks and crop in one vector (`mesh_reader.with_crop`)."""
-  frames = preprocessing.model_input(example["frames"], data)
-  if face_mesh.reads_mesh(data.face_detector) and data.mesh_crops:
-    return mesh_reader.with_crop(
-      frames, preprocessing.crop_input(example["crops"], data)
-    )
-  return frames
-
-
 def prepare_examples(
   examples: list[dict], data: ml_collections.ConfigDict
 ) -> list[dict]:
-  """Frames as model input (`model_frames`), plus mirror images if
-  `data.flip_augment`."""
-  out = [{**e, "frames": model_frames(e, data)} for e in examples]
+  """Frames (and a face-mesh build's crops) as model input
+  (`preprocessing.model_input`), plus mirror images if `data.flip_augment`."""
+  out = [
+    {
+      **e,
+      "frames": preprocessing.model_input(e["frames"], data, e.get("crops")),
+    }
+    for e in examples
+  ]
   if data.flip_augment:
     out += [mirrored(e, data) for e in out]
   return out
