@@ -26,8 +26,9 @@ from configs import base
 from varec import checkpoints
 from varec import cli
 from varec import evaluation
+from varec import evaluation_outputs
 from varec import inference
-from varec import metrics
+from varec import decisions
 from varec import run_logs
 from varec import workdir as workdir_lib
 
@@ -63,7 +64,7 @@ _WINDOW_POLICY = flags.DEFINE_enum(
 _DECISION = flags.DEFINE_enum(
   "decision",
   "vote",
-  metrics.DECISIONS,
+  decisions.DECISIONS,
   "How a video's labelled frames decide its emotion. vote: the paper's majority of "
   "per-frame emotions; intensity: each frame weighted by its distance from neutral, for "
   "clips with a neutral onset (see README, Real faces).",
@@ -90,7 +91,7 @@ def default_output(
     checkpoint_path
   ) or workdir_lib.Workdir(checkpoint_path)
   return workdir.eval_dir(
-    None if dataset is None else evaluation.file_name(dataset)
+    None if dataset is None else evaluation_outputs.file_name(dataset)
   )
 
 
@@ -139,23 +140,30 @@ def main(argv):
     else default_output(model.path, dataset)
   )
   try:
-    written = evaluation.write_outputs(
+    written = evaluation_outputs.write_outputs(
       model, results, output, figures=_FIGURES.value
     )
     report = (
-      evaluation.write_report(model, results, output, written["figures"])
+      evaluation_outputs.write_report(
+        model, results, output, written["figures"]
+      )
       if _REPORT.value
       else None
     )
   except OSError as e:
     sys.exit(f"eval.py: {cli.os_error(e)}")
+  _print_written(model, results, written, output, report)
+
+
+def _print_written(model, results, written, output, report) -> None:
+  """What was evaluated, the scores, and what `main` wrote where."""
   print(f"Checkpoint {model.path}")
   for r in results:
     if r.metrics.get("left_out"):
       print(
         f"Left out (emotions the checkpoint does not know): {r.metrics['left_out']}"
       )
-  print(evaluation.summary(results))
+  print(evaluation_outputs.summary(results))
   print(f"Wrote {', '.join(str(p) for p in written['tables'])}")
   if written["figures"]:
     print(f"Figures ({len(written['figures'])}) in {output / 'figures'}, e.g.:")

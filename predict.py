@@ -22,6 +22,7 @@ video's outputs are written beside their folder and moved into place whole,
 replacing an earlier run's.
 """
 
+import collections
 import os
 import pathlib
 import sys
@@ -36,11 +37,12 @@ from varec import inference
 from varec import locks
 from varec import mesh_reader
 from varec import predictor as predictor_lib
-from varec import preprocessing
 from varec import run_logs
 from varec import tracking
 from varec import video_report
+from varec import video_summary
 from varec.data import discovery
+from varec.preprocess import decode
 
 _CHECKPOINT = flags.DEFINE_string(
   "checkpoint", None, "A train.py workdir or checkpoint folder.", required=True
@@ -134,9 +136,7 @@ def video_files(
     else:
       files.append(p)
   # A folder of frame images and no video: one clip, as training reads it.
-  images = (
-    p.suffix.lower() in preprocessing.IMAGE_EXTENSIONS for p in path.iterdir()
-  )
+  images = (p.suffix.lower() in decode.IMAGE_EXTENSIONS for p in path.iterdir())
   if not files and not left_out and any(images):
     return [path], []
   return files, left_out
@@ -152,27 +152,36 @@ def output_name(path: pathlib.Path, source: pathlib.Path) -> pathlib.Path:
 def _predict_all(predictor, files, source, output) -> list[str]:
   """Writes each video's outputs; the reasons of those that failed."""
   failed = []
+  settings = predictor.settings
+  report = output / html_report.INDEX if _REPORT.value else None
   for path in files:
     out = output / output_name(path, source)
+    stats = collections.Counter()
+    frames = predictor.predictions(
+      path, keep_images=_ANNOTATE.value or report is not None, stats=stats
+    )
     try:
       _, summary = video_report.write(
-        predictor,
+        frames,
+        settings,
+        stats,
         path,
         out,
         annotate=_ANNOTATE.value,
-        report=output / html_report.INDEX if _REPORT.value else None,
+        report=report,
       )
-    except (preprocessing.VideoError, OSError) as e:
+    except (decode.VideoError, OSError) as e:
       failed.append(_skip_reason(path, e))
       print(f"SKIPPED {failed[-1]}", file=sys.stderr)
       continue
+    main = summary.main
     print(
-      f"{path}: {summary['expression']} ({summary['expression_pn_group']}; apex at "
-      f"{summary['apex']['time_s']:.1f} s), most frequent {summary['dominant_emotion']} "
-      f"({summary['dominant_share']:.0%} of face frames), majority {summary['emotion']}, "
+      f"{path}: {main.expression} ({main.expression_pn_group}; apex at "
+      f"{main.apex.time_s:.1f} s), most frequent {main.dominant_emotion} "
+      f"({main.dominant_share:.0%} of face frames), majority {main.emotion}, "
       "mean valence "
-      f"{summary['mean_valence']:+.2f}, arousal {summary['mean_arousal']:+.2f}, face in "
-      f"{summary['face_share']:.0%} of {summary['frames']} frames"
+      f"{main.mean_valence:+.2f}, arousal {main.mean_arousal:+.2f}, face in "
+      f"{main.face_share:.0%} of {summary.frames} frames"
       + _people(summary)
       + f" -> {out}"
     )
@@ -188,26 +197,21 @@ def _skip_reason(path, error: Exception) -> str:
   return str(error)
 
 
-def _people(summary: dict) -> str:
+def _people(summary: video_summary.VideoSummary) -> str:
   """The console line's people, when there are several: each one's headline
   and dominant emotions."""
-  if len(summary["people"]) < 2:
+  if len(summary.people) < 2:
     return ""
   return "; people: " + "; ".join(
-    f"#{p['person']} {p['expression']}, most frequent {p['dominant_emotion']} "
-    f"({p['dominant_share']:.0%}), face in {p['face_share']:.0%}"
-    for p in summary["people"]
+    f"#{p.person} {p.expression}, most frequent {p.dominant_emotion} "
+    f"({p.dominant_share:.0%}), face in {p.face_share:.0%}"
+    for p in summary.people
   )
 
 
-def main(argv):
-  del argv
-  if "://" in _VIDEO.value:
-    sys.exit(
-      f"predict.py: --video={_VIDEO.value} is a URL; predict.py reads video files "
-      "and folders on this machine: download the video first"
-    )
-  run_logs.quiet_library_logs()
+def _predictor() -> predictor_lib.Predictor:
+  """The flags' predictor; exits on a checkpoint or setting that cannot be
+  used."""
   try:
     predictor = predictor_lib.Predictor.from_checkpoint(
       _CHECKPOINT.value,
@@ -227,6 +231,18 @@ def main(argv):
       "as a face crop; pass --faces_cropped=false for full video frames",
       file=sys.stderr,
     )
+  return predictor
+
+
+def main(argv):
+  del argv
+  if "://" in _VIDEO.value:
+    sys.exit(
+      f"predict.py: --video={_VIDEO.value} is a URL; predict.py reads video files "
+      "and folders on this machine: download the video first"
+    )
+  run_logs.quiet_library_logs()
+  predictor = _predictor()
   source = pathlib.Path(_VIDEO.value)
   if not source.exists():
     sys.exit(f"predict.py: {source} does not exist")

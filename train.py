@@ -35,6 +35,7 @@ from varec import checkpoints
 from varec import cli
 from varec import config_checks
 from varec import evaluation
+from varec import evaluation_outputs
 from varec import learning_check
 from varec import locks
 from varec import run_logs
@@ -74,8 +75,12 @@ def run_table3(config, workdir: pathlib.Path) -> pathlib.Path:
     train_lib.train_and_evaluate(run_config, run_dir)
     model, results = evaluation.evaluate(run_dir, table3.EVAL_SPLITS)
     # Figures for the first run only: they are many and the runs look alike.
-    evaluation.write_outputs(model, results, run_dir.eval_dir(), figures=i == 0)
-    print(f"Run {i} (seed {run_config.seed}):\n{evaluation.summary(results)}")
+    evaluation_outputs.write_outputs(
+      model, results, run_dir.eval_dir(), figures=i == 0
+    )
+    print(
+      f"Run {i} (seed {run_config.seed}):\n{evaluation_outputs.summary(results)}"
+    )
   md, _ = table3.write({workdir.name: table3.collect(workdir)}, workdir)
   return md
 
@@ -177,7 +182,8 @@ def main(argv):
   workdir = pathlib.Path(_WORKDIR.value or f"workdir/{config_name}")
   logging.info("JAX devices: %s", jax.devices())
   try:
-    config_checks.check_config(config)
+    # Every batch is shared over all devices (`steps.data_mesh`).
+    config_checks.check_config(config, num_devices=jax.device_count())
     # Process 0 speaks for a multi-host run, whose processes share the workdir.
     with (
       locks.exclusive(workdir, "train.py")

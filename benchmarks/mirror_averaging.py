@@ -30,7 +30,7 @@ from absl import flags
 import numpy as np
 
 from varec import inference
-from varec import metrics
+from varec import decisions
 
 import report  # benchmarks/report.py
 
@@ -56,7 +56,7 @@ def _run_outputs(run, videos: list[str]) -> dict:
     frames = report.model_frames(model, video)
     for setting, engine in engines.items():
       (va,) = engine.predict_videos([frames], "tiled")
-      nearest = metrics.nearest_emotion(va, model.decision_prototypes)
+      nearest = decisions.nearest_emotion(va, model.decision_prototypes)
       outputs[video, setting] = (va, names[nearest])
   return outputs
 

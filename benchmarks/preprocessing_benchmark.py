@@ -18,10 +18,14 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from varec import preprocessing
 from varec import synthetic
 from varec.data import discovery
 from varec.data import pool
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop
+from varec.preprocess import decode
+from varec.preprocess import faces
+from varec.preprocess import grayscale
 
 import report  # benchmarks/report.py
 
@@ -31,28 +35,28 @@ _WORKERS = flags.DEFINE_integer("workers", os.cpu_count(), "Worker processes.")
 
 
 def _stage_times(
-  path, config: preprocessing.PreprocessConfig
+  path, config: preprocess_config.PreprocessConfig
 ) -> dict[str, float]:
   """Milliseconds per frame of each stage, on one core."""
   t0 = time.perf_counter()
-  frames, _ = preprocessing.read_video(path)
+  frames, _ = decode.read_video(path)
   t1 = time.perf_counter()
   gray = [
-    preprocessing.equalize_histogram(preprocessing.grayscale_mean_rgb(f))
+    grayscale.equalize_histogram(grayscale.grayscale_mean_rgb(f))
     for f in frames
   ]
   t2 = time.perf_counter()
-  attempted = preprocessing.detection_schedule(len(gray), config.detect_every)
+  attempted = faces.detection_schedule(len(gray), config.detect_every)
   boxes = [
-    preprocessing.detect_largest_face(gray[t], config.detect_max_side)
+    faces.detect_largest_face(gray[t], config.detect_max_side)
     for t in np.flatnonzero(attempted)
   ]
   t3 = time.perf_counter()
-  box = preprocessing.square_box(
+  box = crop.square_box(
     next(b for b in boxes if b is not None), config.face_margin
   )
   for g in gray:
-    preprocessing.crop_and_resize(g, box, config.crop_size)
+    crop.crop_and_resize(g, box, config.crop_size)
   t4 = time.perf_counter()
   n = len(frames)
   return {
@@ -67,7 +71,6 @@ def _stage_times(
 def main(argv):
   del argv
   num_frames = int(round(_SECONDS.value * 25))
-  speakers = synthetic.make_speakers(_VIDEOS.value, seed=1)
   results = {
     "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     "frame_size": "640x480",
@@ -78,16 +81,10 @@ def main(argv):
   }
   with tempfile.TemporaryDirectory() as tmp:
     tmp = pathlib.Path(tmp)
-    paths = []
-    for i, speaker in enumerate(speakers):
-      frames = synthetic.render_video(
-        speaker, "joy", seed=i, size=(640, 480), num_frames=num_frames
-      )
-      paths.append(tmp / synthetic.video_file_name(speaker.speaker_id, "joy"))
-      synthetic.write_video(paths[-1], frames)
+    paths = _write_videos(tmp, num_frames)
     records, _ = discovery.find_videos(tmp)
     for detect_every, max_side in ((5, 320), (1, 320), (1, 640)):
-      config = preprocessing.PreprocessConfig(
+      config = preprocess_config.PreprocessConfig(
         detect_every=detect_every, detect_max_side=max_side
       )
       cache = tmp / f"cache_{detect_every}_{max_side}"
@@ -107,16 +104,39 @@ def main(argv):
       }
       results["runs"].append(run)
       print(json.dumps(run))
+  report.write("preprocessing", results, _markdown(results))
+
+
+def _write_videos(folder: pathlib.Path, num_frames: int) -> list[pathlib.Path]:
+  """Renders `--videos` synthetic 640x480 videos of joy into `folder`.
+
+  Returns:
+    The videos' paths, one speaker each.
+  """
+  paths = []
+  speakers = synthetic.make_speakers(_VIDEOS.value, seed=1)
+  for i, speaker in enumerate(speakers):
+    frames = synthetic.render_video(
+      speaker, "joy", seed=i, size=(640, 480), num_frames=num_frames
+    )
+    paths.append(folder / synthetic.video_file_name(speaker.speaker_id, "joy"))
+    synthetic.write_video(paths[-1], frames)
+  return paths
+
+
+def _markdown(results: dict) -> str:
+  """The results as benchmarks/results/preprocessing.md."""
   lines = [
     "# Preprocessing benchmark",
     "",
-    f"{results['videos']} synthetic 640x480 videos x {num_frames} frames, "
+    f"{results['videos']} synthetic 640x480 videos x "
+    f"{results['frames_per_video']} frames, "
     f"{results['workers']} worker processes, {results['machine']}. "
-    "Frames/s cover decode + grayscale + equalisation + detection + crop + cache write "
-    "(process start-up included).",
+    "Frames/s cover decode + grayscale + equalisation + detection + crop + "
+    "cache write (process start-up included).",
     "",
-    "| detect every | detect at (px) | frames/s | detection rate | ms/frame on one core: "
-    "decode / gray+eq / detect / crop |",
+    "| detect every | detect at (px) | frames/s | detection rate | ms/frame on "
+    "one core: decode / gray+eq / detect / crop |",
     "|---|---|---|---|---|",
   ]
   for run in results["runs"]:
@@ -127,7 +147,7 @@ def main(argv):
       f"{ms['decode']:.2f} / {ms['grayscale_equalise']:.2f} / "
       f"{ms['detect_per_frame']:.2f} / {ms['crop_resize']:.2f} |"
     )
-  report.write("preprocessing", results, "\n".join(lines))
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":

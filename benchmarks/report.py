@@ -7,8 +7,10 @@ import pathlib
 from absl import app
 import numpy as np
 
-from varec import preprocessing
 from varec import workdir as workdir_lib
+from varec.preprocess import clip
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
@@ -39,15 +41,15 @@ def evaluated_runs(workdir: str) -> list:
 
 @functools.cache
 def _face_crops(
-  video: str, config: preprocessing.PreprocessConfig
+  video: str, config: preprocess_config.PreprocessConfig
 ) -> np.ndarray:
   """A video's face crops, read once for all runs that preprocess it alike."""
-  return preprocessing.preprocess_video(video, config).frames
+  return clip.preprocess_video(video, config).frames
 
 
 def model_frames(model, video: str) -> np.ndarray:
   """(T, S, S, 1) inputs of a checkpoint (`inference.TrainedModel`) for a video,
   preprocessed as its training data was."""
   data = model.config.data
-  crops = _face_crops(video, preprocessing.config_from_data(data))
-  return preprocessing.model_input(crops, data)
+  crops = _face_crops(video, preprocess_config.config_from_data(data))
+  return crop.model_input(crops, preprocess_config.input_config(data))

@@ -11,6 +11,7 @@ table (the page's own rendering, thumbnails loading lazily after). Writes
 benchmarks/results/report.{json,md}.
 """
 
+import collections
 import json
 import os
 import pathlib
@@ -57,8 +58,14 @@ def _one_video(folder: pathlib.Path) -> pathlib.Path:
   writer.release()
   out = folder / "run" / "video_0000.mp4"
   predictor = predictor_lib.Predictor.from_checkpoint(_CHECKPOINT.value)
+  stats = collections.Counter()
   video_report.write(
-    predictor, video, out, report=out.parent / html_report.INDEX
+    predictor.predictions(video, keep_images=True, stats=stats),
+    predictor.settings,
+    stats,
+    video,
+    out,
+    report=out.parent / html_report.INDEX,
   )
   return out
 

@@ -35,8 +35,8 @@ import compile_clock  # Beside this script.
 from varec import inference
 from varec import model_lib
 from varec import models
-from varec import preprocessing
 from varec import steps
+from varec.preprocess import config as preprocess_config
 
 import report  # benchmarks/report.py
 
@@ -59,7 +59,7 @@ _ABLATION_CONFIGS = flags.DEFINE_list(
   ["demo"],
   "Configs whose cnn stage is also timed with YNNPACK convolutions on and with nn.max_pool.",
 )
-WINDOW = preprocessing.PreprocessConfig().window_length
+WINDOW = preprocess_config.PreprocessConfig().window_length
 # Timed steps are split into rounds (calls, for extraction): a busy machine slows some rounds
 # down, so the median round is reported, and the best one beside it.
 ROUNDS = 5

@@ -7,8 +7,17 @@ import ml_collections
 
 
 def get_data_config() -> ml_collections.ConfigDict:
-  """Dataset and preprocessing (paper §4.5)."""
+  """Dataset and preprocessing (paper §4.5): which data, how its frames become
+  model input, how its speakers are split."""
   data = ml_collections.ConfigDict()
+  _add_dataset_fields(data)
+  _add_preprocessing_fields(data)
+  _add_split_fields(data)
+  return data
+
+
+def _add_dataset_fields(data: ml_collections.ConfigDict) -> None:
+  """Which dataset, where, and how its videos are labelled."""
   data.name = "adfes"  # TFDS builder: adfes | synthetic_adfes | video_folder.
   # TFDS config name; None = default.
   data.builder_config = ml_collections.config_dict.placeholder(str)
@@ -29,6 +38,10 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.prototypes_csv = ml_collections.config_dict.placeholder(str)
   # ADFES head orientations used: forward, toward, away.
   data.orientations = ("forward",)
+
+
+def _add_preprocessing_fields(data: ml_collections.ConfigDict) -> None:
+  """How frames become model input (§4.5)."""
   # Preprocessing (§4.5). Checkpoints carry these, so eval.py and predict.py repeat them.
   data.fps = 25.0  # Frame rate videos are resampled to (ADFES: 25).
   # Frames are downscaled to this longest side for face detection.
@@ -65,12 +78,15 @@ def get_data_config() -> ml_collections.ConfigDict:
   # A face-mesh build (face_detector: MediaPipe's .task) also stores each face's
   # gray crop, for model.mesh_features with "crop" (the pixel CNN beside the mesh).
   data.mesh_crops = False
+
+
+def _add_split_fields(data: ml_collections.ConfigDict) -> None:
+  """Mirrored speakers and the speaker split."""
   # Add mirrored videos as new speakers (paper: 22 -> 44).
   data.flip_augment = True
   # True = paper: a mirror image may land in another split.
   data.split_mirror_separately = False
   data.split_ratios = (8, 2, 1)  # Train:validation:test speakers.
-  return data
 
 
 def get_stage_config(

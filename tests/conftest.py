@@ -9,18 +9,14 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-from configs import demo  # pylint: disable=g-import-not-at-top
 from data_builder.adfes import adfes_dataset_builder  # pylint: disable=g-import-not-at-top
-from varec import preprocessing  # pylint: disable=g-import-not-at-top
 from varec import pretrained  # pylint: disable=g-import-not-at-top
 from varec import synthetic  # pylint: disable=g-import-not-at-top
 from varec import train_lib  # pylint: disable=g-import-not-at-top
-from varec.data import builder as builder_lib  # pylint: disable=g-import-not-at-top
 
-TINY = preprocessing.PreprocessConfig(
-  crop_size=32, num_labelled_frames=20, detect_every=5
-)
-TINY_CONFIG = builder_lib.VideoBuilderConfig(name="tiny", preprocess=TINY)
+from tests.helpers import TINY_CONFIG  # pylint: disable=g-import-not-at-top
+from tests.helpers import tiny_config  # pylint: disable=g-import-not-at-top
+from tests.helpers import write_video  # pylint: disable=g-import-not-at-top
 
 
 @pytest.fixture(scope="session")
@@ -34,13 +30,6 @@ def synthetic_clip(speakers):
   return synthetic.render_video(
     speakers[0], "joy", seed=0, size=(320, 240), num_frames=24
   )
-
-
-def write_video(path, frames):
-  """Writes frames to `path` (creating folders) and returns the path."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  synthetic.write_video(path, frames, fps=25.0)
-  return path
 
 
 def _truncate(path, fraction):
@@ -93,19 +82,6 @@ def manual_dir(tmp_path_factory, speakers):
   return root
 
 
-EXPECTED_SKIPS = {
-  "F09-Anger-Face Forward.mp4": "shorter than one window",
-  "F10-Fear-Face Forward.mp4": "no face",
-  "M11-Boredom-Face Forward.mp4": "unknown emotion",
-  "holiday.mp4": "does not match",
-  "M12-Joy-Face Forward.mp4": "cannot be opened",
-  "M10-Pride-Face Forward.mp4": "empty file",
-  "M09-Disgust-Face Forward.avi": "cannot be opened",
-  "F08-Joy-Face Forward.avi": "truncated",
-  "F07-Joy-Face Forward.avi": "no frame could be decoded",
-}
-
-
 @pytest.fixture(scope="session")
 def tiny_builder(manual_dir, tmp_path_factory):
   builder = adfes_dataset_builder.Builder(
@@ -119,22 +95,6 @@ def tiny_builder(manual_dir, tmp_path_factory):
     )
   )
   return builder
-
-
-def tiny_config():
-  """The demo config shrunk to seconds: 32x32 frames, 4/8/8 filters, 1-2 epochs."""
-  config = demo.get_config()
-  config.data.image_size = 32
-  config.model.filters = (4, 8, 8)
-  config.model.num_features = 16
-  config.cnn.num_epochs, config.cnn.batch_size = 2, 32
-  config.rnn.num_epochs, config.rnn.batch_size = 2, 4
-  config.joint.num_epochs, config.joint.batch_size = 1, 4
-  # The epochs given, however few steps they take (the demo's floors are the full set's).
-  for stage in ("probe", "cnn", "rnn", "joint"):
-    config[stage].min_steps = 0
-  config.stages = ("cnn", "rnn")
-  return config
 
 
 @pytest.fixture(scope="session")

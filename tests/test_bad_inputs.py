@@ -3,9 +3,7 @@ and nothing earlier lost. (Bad video files, labels.csv and prototype CSVs are co
 beside their modules: test_data_discovery.py, test_data_pool.py, test_video_folder.py,
 test_emotions.py.)"""
 
-import asyncio
 import errno
-import gc
 import json
 import logging
 import os
@@ -21,12 +19,13 @@ import pytest
 from varec import checkpoints
 from varec import cli
 from varec import evaluation
+from varec import evaluation_outputs
 from varec import inference
 from varec import run_logs
 from varec import train_lib
 
-from tests.conftest import tiny_config
-from tests.conftest import write_video
+from tests.helpers import tiny_config
+from tests.helpers import write_video
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -329,36 +328,6 @@ def test_a_full_disk_while_checkpointing_is_an_os_error_and_nothing_half_written
   assert checkpoints.restore_meta(latest)["completed_stages"] == ["cnn", "rnn"]
 
 
-def test_orbax_storage_errors_are_os_errors(tmp_path):
-  """The mapping, by injection, and the console filter that keeps Orbax's writer
-  threads from repeating the error the save raises once."""
-  manager = checkpoints.managers(tmp_path)[checkpoints.LATEST]
-  for status, code in checkpoints.STORAGE_STATUS.items():
-    with pytest.raises(OSError) as raised:
-      with checkpoints.storage_errors(manager):
-        raise ValueError(f'{status}: Error writing local file "x": Failed')
-    assert (raised.value.errno, raised.value.filename) == (
-      code,
-      str(manager.directory),
-    )
-  with pytest.raises(ValueError, match="something else"):
-    with checkpoints.storage_errors(manager):
-      raise ValueError("something else")
-  record = logging.LogRecord(
-    "absl",
-    logging.ERROR,
-    "/x/orbax/checkpoint/future.py",
-    1,
-    "thread raised: RESOURCE_EXHAUSTED: Failed writing",
-    None,
-    None,
-  )
-  library_filter = run_logs._LibraryInfoFilter()  # pylint: disable=protected-access
-  assert not library_filter.filter(record)
-  record.msg = "thread raised: INTERNAL: something else"
-  assert library_filter.filter(record)
-
-
 def test_a_full_disk_while_predicting_names_the_video_and_its_output_folder(
   trained_workdir, synthetic_clip, small_disk
 ):
@@ -384,40 +353,6 @@ def test_a_full_disk_while_predicting_names_the_video_and_its_output_folder(
   assert not list(output.glob(".clip.mp4.*"))
 
 
-class _CallsIntoAClosedLoop:
-  """Does on deletion what each write of a failed Orbax save does once the save's
-  event loop has closed."""
-
-  def __init__(self):
-    self.loop = asyncio.new_event_loop()
-    self.loop.close()
-
-  def __del__(self):
-    self.loop.call_soon_threadsafe(print)
-
-
-class _FailsOnDeletion:
-  def __del__(self):
-    raise ValueError("a real problem")
-
-
-def test_the_closed_loop_reports_of_a_failed_save_stay_off_the_console(
-  monkeypatch,
-):
-  """train.py on a full disk printed 40 unraisable 'Event loop is closed' tracebacks
-  before its one line; the console drops those, and nothing else."""
-  reported = []
-  monkeypatch.setattr(sys, "unraisablehook", reported.append)
-  run_logs.quiet_library_logs()
-  run_logs.quiet_library_logs()  # Wraps the hook once.
-  _CallsIntoAClosedLoop()
-  gc.collect()
-  assert not reported
-  _FailsOnDeletion()
-  gc.collect()
-  assert [str(r.exc_value) for r in reported] == ["a real problem"]
-
-
 def test_a_full_disk_while_evaluating_is_an_os_error_naming_the_file(
   trained_workdir, tiny_builder, small_disk
 ):
@@ -432,7 +367,7 @@ def test_a_full_disk_while_evaluating_is_an_os_error_naming_the_file(
   filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 64 * 1024))
   output = small_disk / "eval"
   with pytest.raises(OSError) as raised:
-    evaluation.write_outputs(model, results, output)
+    evaluation_outputs.write_outputs(model, results, output)
   assert raised.value.errno == errno.ENOSPC
   assert raised.value.filename.startswith(str(output / "figures"))
   assert (output / "metrics.json").exists()

@@ -10,7 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from data_builder.adfes import adfes_dataset_builder
-from tests.conftest import EXPECTED_SKIPS
+from tests.helpers import EXPECTED_SKIPS
 
 BEAM_OPTIONS = "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
 

@@ -8,7 +8,7 @@ from configs import demo
 from varec import config_checks
 from varec import config_schema
 from varec import model_lib
-from varec import preprocessing
+from varec.preprocess import config as preprocess_config
 
 # The config of a checkpoint written by the first varec (before alignment, crop_size,
 # augmentation, the CNN registry, compute_dtype, ...): only the fields it had then.
@@ -81,9 +81,9 @@ def test_an_old_checkpoint_config_gets_every_field_with_its_old_meaning():
     tuple(config.model.class_prototypes),
     config.compute_dtype,
   ) == (96, "fig3", 0, (), "float32")
-  assert preprocessing.config_from_data(
+  assert preprocess_config.config_from_data(
     config.data
-  ) == preprocessing.PreprocessConfig(align_faces=False)
+  ) == preprocess_config.PreprocessConfig(align_faces=False)
   config_checks.check_config(config)
   assert type(model_lib.build_cnn(config)).__name__ == "FrameCNN"
 
@@ -110,7 +110,9 @@ def test_upgrade_does_not_change_what_it_is_given():
 
 
 def test_a_build_recorded_under_old_names_reads_as_today():
-  config = preprocessing.PreprocessConfig(crop_size=32)
-  fields = preprocessing.build_fields(config)
+  config = preprocess_config.PreprocessConfig(crop_size=32)
+  fields = preprocess_config.build_fields(config)
   assert fields["image_size"] == 32 and "crop_size" not in fields
-  assert preprocessing.upgrade_recorded(fields) == dataclasses.asdict(config)
+  assert preprocess_config.upgrade_recorded(fields) == dataclasses.asdict(
+    config
+  )

@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 
 from data_builder.adfes import adfes_dataset_builder
 
-from tests.conftest import TINY_CONFIG, write_video as _write
+from tests.helpers import TINY_CONFIG, write_video as _write
 
 
 def test_builder_packages_windows_and_videos(tiny_builder):

@@ -14,8 +14,10 @@ from configs import base
 from varec import emotions
 from varec import mesh_geometry
 from varec import mesh_reader
-from varec import preprocessing
 from varec.data import input_pipeline
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop
+from varec.preprocess import labels
 
 
 def _config(seed=0, **data):
@@ -48,19 +50,19 @@ def test_mirrors_are_new_speakers_kept_with_their_person(tiny_builder):
   all_speakers = sorted(s for members in speakers.values() for s in members)
   assert len(all_speakers) == 6  # 3 actors and their mirror images.
   for members in speakers.values():
-    assert {preprocessing.person_of(s) for s in members} == {
-      s for s in members if not s.endswith(preprocessing.MIRROR_SUFFIX)
+    assert {labels.person_of(s) for s in members} == {
+      s for s in members if not s.endswith(labels.MIRROR_SUFFIX)
     }
   # A mirrored window is the flipped original.
   train = windows["train"]
   ids = list(train["video_id"])
   mirror = next(
-    i for i, v in enumerate(ids) if v.endswith(preprocessing.MIRROR_SUFFIX)
+    i for i, v in enumerate(ids) if v.endswith(labels.MIRROR_SUFFIX)
   )
   original = next(
     i
     for i, v in enumerate(ids)
-    if v + preprocessing.MIRROR_SUFFIX == ids[mirror]
+    if v + labels.MIRROR_SUFFIX == ids[mirror]
     and train["start_frame"][i] == train["start_frame"][mirror]
   )
   np.testing.assert_array_equal(
@@ -103,7 +105,9 @@ def test_frames_are_the_model_input_of_the_stored_crops(
   original = next(e for e in stored if e["video_id"] == loaded[0]["video_id"])
   np.testing.assert_array_equal(
     loaded[0]["frames"],
-    preprocessing.model_input(original["frames"], config.data),
+    crop.model_input(
+      original["frames"], preprocess_config.input_config(config.data)
+    ),
   )
 
 
@@ -303,13 +307,14 @@ def test_a_mesh_with_crops_is_one_vector_per_face_and_mirrors_both(
   crops = rng.integers(0, 256, (3, 24, 24, 1), np.uint8)
   example = {"frames": landmarks, "crops": crops, "speaker": "F01"}
   example["video_id"] = "F01_joy"
-  frames = preprocessing.model_input(landmarks, data, crops)
-  expected_crops = preprocessing.crop_input(crops, data)
+  inputs = preprocess_config.input_config(data)
+  frames = crop.model_input(landmarks, inputs, crops)
+  expected_crops = crop.crop_input(crops, inputs)
   assert expected_crops.shape == (3, 16, 16, 1)
   np.testing.assert_array_equal(
     frames, mesh_reader.with_crop(landmarks, expected_crops)
   )
-  mirror = input_pipeline.mirrored({**example, "frames": frames}, data)
+  mirror = input_pipeline.mirrored({**example, "frames": frames}, inputs)
   points, flipped = mesh_reader.split_crop(mirror["frames"], 16)
   np.testing.assert_array_equal(
     points,
@@ -318,11 +323,11 @@ def test_a_mesh_with_crops_is_one_vector_per_face_and_mirrors_both(
     ),
   )
   np.testing.assert_array_equal(flipped, expected_crops[:, :, ::-1])
-  assert mirror["speaker"] == preprocessing.mirror_speaker("F01")
+  assert mirror["speaker"] == labels.mirror_speaker("F01")
   # Loading goes through the same: the example, then its mirror speaker.
   assert data.flip_augment
   prepared = input_pipeline.prepare_examples([example], data)
   np.testing.assert_array_equal(prepared[0]["frames"], frames)
   np.testing.assert_array_equal(prepared[1]["frames"], mirror["frames"])
   with pytest.raises(ValueError, match="no crops"):
-    preprocessing.model_input(landmarks, data)
+    crop.model_input(landmarks, inputs)

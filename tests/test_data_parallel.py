@@ -13,7 +13,7 @@ SCRIPT = r"""
 import jax
 import ml_collections
 import numpy as np
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from varec import model_lib
 from varec import steps
 

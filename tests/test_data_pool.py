@@ -1,26 +1,20 @@
 """Preprocessing many videos in parallel: bad files skipped with their reasons, the cache reused."""
 
 import pathlib
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-from varec import preprocessing
 from varec.data import discovery
 from varec.data import pool
+from varec.preprocess import decode
 
-from tests.conftest import EXPECTED_SKIPS, TINY, write_video as _write
+from tests.helpers import EXPECTED_SKIPS, TINY, write_video as _write
 
 
 def test_read_video_errors(tmp_path, synthetic_clip):
-  with pytest.raises(preprocessing.VideoError, match="file not found"):
-    preprocessing.read_video(tmp_path / "missing.mp4")
-  frames, fps = preprocessing.read_video(
-    _write(tmp_path / "ok.mp4", synthetic_clip)
-  )
+  with pytest.raises(decode.VideoError, match="file not found"):
+    decode.read_video(tmp_path / "missing.mp4")
+  frames, fps = decode.read_video(_write(tmp_path / "ok.mp4", synthetic_clip))
   assert frames.shape == synthetic_clip.shape and fps == pytest.approx(25.0)
 
 
@@ -87,42 +81,6 @@ def test_a_cache_it_cannot_write_skips_that_file_only(
   assert cache is None and "No space left on device" in reason
   assert "cannot write its preprocessed cache" in reason
   assert not list((tmp_path / "cache").iterdir())  # No half-written file.
-
-
-def test_workers_exit_when_their_build_is_killed(tmp_path):
-  """kill -9 of a build must not leave its workers running."""
-  script = tmp_path / "build.py"
-  script.write_text(
-    "import os, time\n"
-    "from varec.data import pool\n"
-    "if __name__ == '__main__':\n"
-    "  with pool.executor(1) as workers:\n"
-    "    print(workers.submit(os.getpid).result(), flush=True)\n"
-    "    time.sleep(600)\n"
-  )
-  build = subprocess.Popen(
-    [sys.executable, str(script)],
-    stdout=subprocess.PIPE,
-    text=True,
-    cwd=pathlib.Path(__file__).parents[1],
-  )
-  worker = int(build.stdout.readline())
-  assert _alive(worker)
-  build.send_signal(signal.SIGKILL)
-  build.wait()
-  deadline = time.monotonic() + 20
-  while _alive(worker) and time.monotonic() < deadline:
-    time.sleep(0.2)
-  assert not _alive(worker)
-
-
-def _alive(pid: int) -> bool:
-  """Running (a zombie, exited but not yet reaped, counts as gone)."""
-  try:
-    status = pathlib.Path(f"/proc/{pid}/status").read_text()
-  except FileNotFoundError:
-    return False
-  return "\nState:\tZ" not in status
 
 
 def test_an_unreadable_file_is_said_to_be_unreadable(

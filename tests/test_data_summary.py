@@ -4,7 +4,7 @@ import pathlib
 
 from varec.data import summary as summary_lib
 
-from tests.conftest import EXPECTED_SKIPS
+from tests.helpers import EXPECTED_SKIPS
 
 
 def test_build_summary_lists_skipped_files(tiny_builder):

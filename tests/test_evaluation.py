@@ -1,11 +1,9 @@
-"""Evaluation: window tiling, decisions, splits, figures, bad input."""
-
-import json
+"""Evaluation: window tiling, decisions, splits, bad input."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from varec import decisions
 from varec import emotions
 from varec import evaluation
 from varec import inference
@@ -35,7 +33,9 @@ def test_decide_votes_over_labelled_frames_only():
   )
   labelled = np.zeros(50, bool)
   labelled[-20:] = True
-  nearest, vote, counts = evaluation.decide(pred, labelled, emotions.TABLE2)
+  rule = decisions.DecisionRule.of(emotions.TABLE2, 25.0)
+  nearest, decided = evaluation.decide(pred, labelled, rule)
+  vote, counts = decided.emotion, decided.votes
   assert vote == E("joy") and counts[E("joy")] == 20 and counts.sum() == 20
   assert (nearest[:30] == E("neutral")).all()
 
@@ -46,14 +46,15 @@ def test_a_model_decides_only_among_its_trained_emotions_and_neutral():
   protos = emotions.TABLE2.prototype_array()
   pred = np.stack([protos[E("pride")] + 0.02] * 6 + [[0.01, -0.02]] * 4)
   labelled = np.ones(10, bool)
-  _, vote, _ = evaluation.decide(pred, labelled, emotions.TABLE2)
-  assert vote == E("pride")
+  rule = decisions.DecisionRule.of(emotions.TABLE2, 25.0)
+  _, decided = evaluation.decide(pred, labelled, rule)
+  assert decided.emotion == E("pride")
   decision_protos = emotions.TABLE2.decision_prototypes(
     ["anger", "joy", "sadness", "surprise"]
   )
-  nearest, vote, counts = evaluation.decide(
-    pred, labelled, emotions.TABLE2, prototypes=decision_protos
-  )
+  rule = decisions.DecisionRule.of(emotions.TABLE2, 25.0, decision_protos)
+  nearest, decided = evaluation.decide(pred, labelled, rule)
+  vote, counts = decided.emotion, decided.votes
   assert set(nearest[:6]) == {E("surprise")}  # 0.36 from pride, joy 0.77.
   assert set(nearest[6:]) == {E("neutral")}
   assert vote == E("surprise") and counts[E("pride")] == 0
@@ -66,81 +67,11 @@ def test_split_speakers_joins_and_rejects():
     evaluation.split_speakers(meta, "holdout")
 
 
-def test_evaluate_and_write_every_file(trained_workdir, tiny_builder, tmp_path):
-  workdir, _ = trained_workdir
-  model, results = evaluation.evaluate(
-    workdir, ("validation", "test"), builder=tiny_builder
-  )
-  written = evaluation.write_outputs(model, results, tmp_path)
-  metrics = json.loads((tmp_path / "metrics.json").read_text())
-  assert set(metrics["splits"]) == {"validation", "test"}
-  # The demo's reading (mirror averaging, the checkpoint's config), recorded.
-  assert model.config.flip_average
-  assert all(s["flip_average"] is True for s in metrics["splits"].values())
-  videos = pd.read_csv(tmp_path / "videos.csv")
-  # 1 actor and its mirror image per split, 2 emotions each.
-  assert (videos.groupby("split").size() == 4).all()
-  vote_columns = [c for c in videos.columns if c.startswith("votes_")]
-  assert (
-    videos[vote_columns].sum(axis=1) == 20
-  ).all()  # The tiny set labels 20 frames.
-  names = {p.name for p in written["figures"]}
-  assert {
-    "fig4_confusion_test.png",
-    "fig5_distribution_validation.png",
-  } <= names
-  assert sum(p.parent.parent.name == "fig6" for p in written["figures"]) == 8
-  assert sum(p.parent.parent.name == "fig7" for p in written["figures"]) == 4
-  assert all(p.stat().st_size > 10_000 for p in written["figures"])
-  assert "PN-acc" in evaluation.summary(results)
-
-
-def test_evaluating_one_split_keeps_the_others(
-  trained_workdir, tiny_builder, tmp_path
-):
-  workdir, _ = trained_workdir
-  model, results = evaluation.evaluate(
-    workdir, ("validation", "test"), builder=tiny_builder
-  )
-  evaluation.write_outputs(model, results, tmp_path, figures=False)
-  before = json.loads((tmp_path / "metrics.json").read_text())["splits"][
-    "validation"
-  ]
-  evaluation.write_outputs(
-    model, [r for r in results if r.split == "test"], tmp_path, figures=False
-  )
-  metrics = json.loads((tmp_path / "metrics.json").read_text())
-  assert metrics["splits"]["validation"] == before and set(
-    metrics["splits"]
-  ) == {"validation", "test"}
-  videos = pd.read_csv(tmp_path / "videos.csv")
-  assert (videos.groupby("split").size() == 4).all() and set(
-    videos["split"]
-  ) == {"validation", "test"}
-  assert set(pd.read_csv(tmp_path / "frames.csv")["split"]) == {
-    "validation",
-    "test",
-  }
-  # Another checkpoint's evaluation replaces the folder's tables and figures.
-  (tmp_path / "figures").mkdir()
-  other = json.loads((tmp_path / "metrics.json").read_text())
-  other["checkpoint"] = "/elsewhere"
-  (tmp_path / "metrics.json").write_text(json.dumps(other))
-  evaluation.write_outputs(
-    model, [r for r in results if r.split == "test"], tmp_path, figures=False
-  )
-  assert set(json.loads((tmp_path / "metrics.json").read_text())["splits"]) == {
-    "test"
-  }
-  assert not (tmp_path / "figures").exists()
-  assert set(pd.read_csv(tmp_path / "videos.csv")["split"]) == {"test"}
-
-
 def test_checkpoint_whose_dataset_is_not_built(trained_workdir, tmp_path):
   workdir, _ = trained_workdir
   model = inference.TrainedModel.load(workdir)
   from data_builder.adfes import adfes_dataset_builder  # pylint: disable=g-import-not-at-top
-  from tests.conftest import TINY_CONFIG  # pylint: disable=g-import-not-at-top
+  from tests.helpers import TINY_CONFIG  # pylint: disable=g-import-not-at-top
 
   empty = adfes_dataset_builder.Builder(config=TINY_CONFIG, data_dir=tmp_path)
   with pytest.raises(

@@ -5,18 +5,21 @@ import numpy as np
 import pytest
 
 from varec import face_alignment as fa
-from varec import preprocessing as pp
 from varec import synthetic
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop as crop_lib
+from varec.preprocess import faces
+from varec.preprocess import grayscale
 
 
 def _gray(frame):
-  return pp.equalize_histogram(pp.grayscale_mean_rgb(frame))
+  return grayscale.equalize_histogram(grayscale.grayscale_mean_rgb(frame))
 
 
 def _landmarks_of_crop(crop):
   """Landmarks found again in an aligned crop, upsampled so that the HOG detector sees it."""
   big = cv2.resize(crop, (288, 288), interpolation=cv2.INTER_LINEAR)
-  box = pp.detect_largest_face(big, 320)
+  box = faces.detect_largest_face(big, 320)
   assert box is not None, "no face in the aligned crop"
   return fa.landmarks(big, box) * crop.shape[0] / 288
 
@@ -67,14 +70,16 @@ def test_a_face_rotated_by_15_degrees_comes_out_with_level_eyes(apex_frame):
     borderMode=cv2.BORDER_REPLICATE,
   )
   gray = _gray(rotated)
-  box = pp.detect_largest_face(gray, 320)
+  box = faces.detect_largest_face(gray, 320)
   before = fa.eye_angle(fa.landmarks(gray, box))
   assert abs(abs(before) - 15) < 3  # The landmarks see the roll...
-  config = pp.PreprocessConfig(align_faces=True)
-  aligned = pp.face_crop(gray, box, config)
+  config = preprocess_config.PreprocessConfig(align_faces=True)
+  aligned = crop_lib.face_crop(gray, box, config)
   # ... and alignment removes it.
   assert abs(fa.eye_angle(_landmarks_of_crop(aligned))) < 2
-  unaligned = pp.face_crop(gray, box, pp.PreprocessConfig(align_faces=False))
+  unaligned = crop_lib.face_crop(
+    gray, box, preprocess_config.PreprocessConfig(align_faces=False)
+  )
   assert aligned.shape == unaligned.shape == (96, 96)
 
 
@@ -82,18 +87,20 @@ def test_pre_cropped_faces_and_full_frames_reach_the_model_framed_alike(
   apex_frame,
 ):
   gray = _gray(apex_frame)
-  box = pp.detect_largest_face(gray, 320)
+  box = faces.detect_largest_face(gray, 320)
   # A still as public datasets ship it: cut tightly (no margin) by another detector, 48 px.
-  x0, y0, x1, y1 = pp.square_box(box, 0.0)
+  x0, y0, x1, y1 = crop_lib.square_box(box, 0.0)
   still = cv2.resize(gray[y0:y1, x0:x1], (48, 48), interpolation=cv2.INTER_AREA)
-  aligned_config = pp.PreprocessConfig(align_faces=True)
-  from_frame = pp.face_crop(gray, box, aligned_config)
-  from_still, found = pp.precropped_face(still, aligned_config)
+  aligned_config = preprocess_config.PreprocessConfig(align_faces=True)
+  from_frame = crop_lib.face_crop(gray, box, aligned_config)
+  from_still, found = crop_lib.precropped_face(still, aligned_config)
   assert found
   # Without alignment the still is used whole, framed tighter than the video's crops.
-  plain_frame = pp.face_crop(gray, box, pp.PreprocessConfig(align_faces=False))
-  plain_still, _ = pp.precropped_face(
-    still, pp.PreprocessConfig(align_faces=False)
+  plain_frame = crop_lib.face_crop(
+    gray, box, preprocess_config.PreprocessConfig(align_faces=False)
+  )
+  plain_still, _ = crop_lib.precropped_face(
+    still, preprocess_config.PreprocessConfig(align_faces=False)
   )
   assert _ncc(from_frame, from_still) > 0.85
   assert _ncc(from_frame, from_still) > _ncc(plain_frame, plain_still) + 0.1
@@ -105,12 +112,12 @@ def test_pre_cropped_faces_and_full_frames_reach_the_model_framed_alike(
 
 def test_a_crop_without_a_face_is_used_as_it_is():
   noise = np.random.default_rng(0).integers(0, 256, (40, 50), dtype=np.uint8)
-  crop, found = pp.precropped_face(
-    noise, pp.PreprocessConfig(align_faces=True, crop_size=32)
+  crop, found = crop_lib.precropped_face(
+    noise, preprocess_config.PreprocessConfig(align_faces=True, crop_size=32)
   )
   assert not found
-  expected = pp.crop_and_resize(
-    noise, pp.square_box(np.array([0.0, 0.0, 50, 40]), 0.0), 32
+  expected = crop_lib.crop_and_resize(
+    noise, crop_lib.square_box(np.array([0.0, 0.0, 50, 40]), 0.0), 32
   )
   np.testing.assert_array_equal(crop, expected)
 
@@ -122,7 +129,7 @@ def test_large_faces_are_shrunk_by_area_averaging_not_sampled(apex_frame):
     cv2.resize(apex_frame, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
   )
   small = _gray(apex_frame)
-  points_big = fa.landmarks(gray, pp.detect_largest_face(gray, 1440))
+  points_big = fa.landmarks(gray, faces.detect_largest_face(gray, 1440))
   crop_big = fa.align(gray, points_big, 96, 0.1)
   crop_small = fa.align(small, points_big / 4, 96, 0.1)
   assert np.abs(crop_big.astype(int) - crop_small.astype(int)).mean() < 12
@@ -140,7 +147,7 @@ def test_landmarks_from_the_face_surroundings_equal_dlibs_on_the_whole_frame(
   import dlib  # pylint: disable=g-import-not-at-top
 
   gray = _gray(apex_frame)
-  box = pp.detect_largest_face(gray, 320)
+  box = faces.detect_largest_face(gray, 320)
   # pylint: disable=protected-access
   shape = fa._shape_predictor()(
     gray, dlib.rectangle(*(int(round(v)) for v in box))

@@ -8,19 +8,22 @@ import numpy as np
 import pytest
 
 from configs import face_mesh as face_mesh_config
-from tests.conftest import write_video
+from tests.helpers import write_video
 from varec import config_checks
 from varec import face_mesh
 from varec import inference
 from varec import mesh_reader
 from varec import predictor as predictor_lib
-from varec import preprocessing
 from varec import synthetic
 from varec import train_lib
+from varec.preprocess import clip
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop
+from varec.preprocess import decode
 
 
-def _mesh_preprocess(task, **fields) -> preprocessing.PreprocessConfig:
-  return preprocessing.PreprocessConfig(
+def _mesh_preprocess(task, **fields) -> preprocess_config.PreprocessConfig:
+  return preprocess_config.PreprocessConfig(
     face_detector=str(task), num_labelled_frames=10, **fields
   )
 
@@ -36,7 +39,7 @@ def test_a_mesh_build_stores_each_frames_landmarks(
       synthetic_clip[10:],
     ]
   )
-  video = preprocessing.preprocess_frames(
+  video = clip.preprocess_frames(
     frames, 25.0, _mesh_preprocess(face_landmarker_task)
   )
   assert video.frames.shape == (len(frames), face_mesh.NUM_LANDMARKS, 3)
@@ -47,11 +50,11 @@ def test_a_mesh_build_stores_each_frames_landmarks(
   assert video.num_failed_detections == 4
   # Centred, in units of their spread.
   np.testing.assert_allclose(video.frames.mean(axis=1), 0, atol=1e-4)
-  skipped = preprocessing.preprocess_frames(
+  skipped = clip.preprocess_frames(
     frames,
     25.0,
     _mesh_preprocess(face_landmarker_task),
-    policy=preprocessing.PREDICT_POLICY,
+    policy=decode.PREDICT_POLICY,
   )
   assert len(skipped.frames) == len(frames) - 4
 
@@ -64,12 +67,12 @@ def test_a_mesh_build_with_crops_stores_each_faces_crop(
   frames = np.concatenate(
     [synthetic_clip[:10], np.full_like(synthetic_clip[:2], 90)]
   )
-  plain = preprocessing.preprocess_frames(
+  plain = clip.preprocess_frames(
     frames, 25.0, _mesh_preprocess(face_landmarker_task)
   )
   assert plain.crops is None
   config = _mesh_preprocess(face_landmarker_task, mesh_crops=True, crop_size=48)
-  video = preprocessing.preprocess_frames(frames, 25.0, config)
+  video = clip.preprocess_frames(frames, 25.0, config)
   np.testing.assert_array_equal(video.frames, plain.frames)
   assert video.crops.shape == (len(frames), 48, 48, 1)
   assert video.crops.dtype == np.uint8
@@ -78,7 +81,7 @@ def test_a_mesh_build_with_crops_stores_each_faces_crop(
   # The face in its box (rounded to pixels in `boxes`), as §4.5 crops it.
   for k in (0, 9):
     gray = config.gray(frames[k])
-    expected = preprocessing.face_crop(gray, video.boxes[k], config)
+    expected = crop.face_crop(gray, video.boxes[k], config)
     r = np.corrcoef(video.crops[k, ..., 0].ravel(), expected.ravel())[0, 1]
     assert r > 0.95, (k, r)
 
@@ -151,35 +154,3 @@ def test_configs_face_mesh_trains_evaluates_and_predicts(
   frames = predictor.predict_video(root / rows[1].split(",")[0])
   assert frames["face_found"].mean() > 0.9
   assert (frames[["valence", "arousal"]].abs().dropna() <= 1).all().all()
-
-
-def test_a_face_mesh_build_refuses_crop_augmentation(face_landmarker_task):
-  config = face_mesh_config.get_config()
-  config.data.face_detector = str(face_landmarker_task)
-  assert config.data.flip_augment  # Mirror speakers: their landmarks mirrored.
-  config_checks.check_config(config)
-  config.augment.enabled = True
-  with pytest.raises(config_checks.ConfigError, match="augment.enabled"):
-    config_checks.check_config(config)
-
-
-@pytest.mark.parametrize(
-  "features, mesh_crops",
-  [
-    ((), False),
-    (("pose",), False),
-    (("blendshapes", "eyes"), False),
-    # The crop feature and the build's crops go together.
-    (("blendshapes", "crop"), False),
-    (("blendshapes",), True),
-  ],
-)
-def test_face_mesh_features_are_checked(
-  face_landmarker_task, features, mesh_crops
-):
-  config = face_mesh_config.get_config()
-  config.data.face_detector = str(face_landmarker_task)
-  config.model.mesh_features = features
-  config.data.mesh_crops = mesh_crops
-  with pytest.raises(config_checks.ConfigError, match="mesh_features"):
-    config_checks.check_config(config)

@@ -17,11 +17,12 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
 from varec import evaluation
+from varec import evaluation_outputs
 from varec import html_report
 from varec import synthetic
 
 from tests import browser as browser_lib
-from tests.conftest import write_video
+from tests.helpers import write_video
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -86,8 +87,10 @@ def test_eval_report_has_scores_figures_and_a_page_per_video(
   model, results = evaluation.evaluate(
     trained_workdir[0], ("validation", "test"), builder=tiny_builder
   )
-  written = evaluation.write_outputs(model, results, tmp_path)
-  index = evaluation.write_report(model, results, tmp_path, written["figures"])
+  written = evaluation_outputs.write_outputs(model, results, tmp_path)
+  index = evaluation_outputs.write_report(
+    model, results, tmp_path, written["figures"]
+  )
   text = index.read_text()
   assert text.count("<tr><td>validation</td>") == 1  # The scores.
   assert "fig4_confusion_test.png" in text and "/fig7/" in text
@@ -95,7 +98,12 @@ def test_eval_report_has_scores_figures_and_a_page_per_video(
   assert len(pages) == sum(len(r.videos) for r in results) == 8
   for r in results:
     for video, inputs in zip(r.videos.itertuples(), r.inputs):
-      folder = tmp_path / "videos" / r.split / evaluation.file_name(video.video)
+      folder = (
+        tmp_path
+        / "videos"
+        / r.split
+        / evaluation_outputs.file_name(video.video)
+      )
       assert (
         f"true {video.true_emotion}" in (folder / html_report.PAGE).read_text()
       )

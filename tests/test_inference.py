@@ -12,9 +12,12 @@ from varec import face_mesh
 from varec import inference
 from varec import mesh_reader
 from varec import predictor as predictor_lib
-from varec import preprocessing
+from varec.preprocess import clip as clip_lib
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop
+from varec.preprocess import faces
 
-from tests.conftest import write_video
+from tests.helpers import write_video
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -28,10 +31,12 @@ def _model_frames(model, clip, folder):
   """The model inputs of a clip written as a video, preprocessed as the
   builders do."""
   path = write_video(folder / "clip.mp4", clip)
-  stored = preprocessing.preprocess_video(
-    path, preprocessing.config_from_data(model.config.data)
+  stored = clip_lib.preprocess_video(
+    path, preprocess_config.config_from_data(model.config.data)
   )
-  return preprocessing.model_input(stored.frames, model.config.data)
+  return crop.model_input(
+    stored.frames, preprocess_config.input_config(model.config.data)
+  )
 
 
 class _StoredFrames(predictor_lib.Predictor):
@@ -43,7 +48,7 @@ class _StoredFrames(predictor_lib.Predictor):
 
   def _with_faces(self, frames, stats, keep_bgr):
     for frame in frames:
-      frame.faces = {0: preprocessing.whole_frame_box(frame.gray)}
+      frame.faces = {0: faces.whole_frame_box(frame.gray)}
       yield frame
 
   def _crop(self, frame, box, stats):
@@ -53,10 +58,12 @@ class _StoredFrames(predictor_lib.Predictor):
 @pytest.mark.parametrize("policy", inference.WINDOW_POLICIES)
 def test_predict_and_eval_paths_agree(model, synthetic_clip, tmp_path, policy):
   path = write_video(tmp_path / "clip.mp4", synthetic_clip)
-  stored = preprocessing.preprocess_video(
-    path, preprocessing.config_from_data(model.config.data)
+  stored = clip_lib.preprocess_video(
+    path, preprocess_config.config_from_data(model.config.data)
   )
-  frames = preprocessing.model_input(stored.frames, model.config.data)
+  frames = crop.model_input(
+    stored.frames, preprocess_config.input_config(model.config.data)
+  )
   evaluated = inference.VideoPredictor(model, policy).predict_videos([frames])[
     0
   ]
@@ -66,7 +73,7 @@ def test_predict_and_eval_paths_agree(model, synthetic_clip, tmp_path, policy):
     window_policy=policy,
     batch_size=model.config.eval_batch_size,
   )
-  streamed = np.stack([va[0] for _, va in predictor.iter_frames(path)])
+  streamed = np.stack([f.face(0).va for f in predictor.predictions(path)])
   np.testing.assert_array_equal(streamed, evaluated)
   # The training windows: the last one is any window's own output
   if policy == "tiled":
@@ -138,6 +145,7 @@ def test_prediction_imports_no_dataset_code(module):
     "varec.train_lib",
     "varec.data.input_pipeline",
     "varec.evaluation",
+    "varec.evaluation_outputs",
     "varec.data.builder",
     "data_builder",
   ):
@@ -217,7 +225,7 @@ def test_flip_average_follows_the_config_unless_the_caller_says(
 
 def test_flip_averaging_a_face_mesh_mirrors_its_landmarks(face_mesh_checkpoint):
   """A face-mesh model's test-time mirror is its landmarks mirrored
-  (`preprocessing.mirror_input`), not its arrays reversed: the averaged
+  (`preprocess.crop.mirror_input`), not its arrays reversed: the averaged
   blendshapes of a face and its mirror image are left-right symmetric."""
   reference = np.load(ROOT / "tests" / "data" / "face_mesh_reference.npz")
   points = np.stack(

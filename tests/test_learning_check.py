@@ -23,7 +23,7 @@ from varec import run_logs
 from varec import steps
 from varec import train_lib
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -46,7 +46,7 @@ def test_a_small_set_trains_min_steps_in_more_epochs(
 ):
   config = demo.get_config()
   config.cnn.num_epochs, config.cnn.min_steps = num_epochs, min_steps
-  schedule = train_lib.stage_schedule("cnn", config, num_train, _Mesh())
+  schedule = steps.stage_schedule("cnn", config, num_train, _Mesh())
   assert (schedule.steps_per_epoch, schedule.epochs) == (
     num_train // 64,
     epochs,
@@ -61,7 +61,7 @@ def _embedded_set_steps(config, name: str) -> int:
   labelled frames, 5 windows."""
   videos = 32 * 10
   examples = videos * (50 if name in steps.FRAME_STAGES else 5)
-  schedule = train_lib.stage_schedule(name, config, examples, _Mesh())
+  schedule = steps.stage_schedule(name, config, examples, _Mesh())
   assert not schedule.lengthened, (name, schedule)
   return schedule.steps
 

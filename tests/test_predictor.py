@@ -1,5 +1,6 @@
 """predict.py and varec.predictor: outputs, faceless frames, resampling, bad input."""
 
+import collections
 import dataclasses
 import json
 import pathlib
@@ -13,13 +14,19 @@ import pytest
 
 from varec import inference
 from varec import locks
-from varec import metrics
+from varec import apex_thumbnails
+from varec import html_report
+from varec import predictions
+from varec import decisions
 from varec import predictor as predictor_lib
-from varec import preprocessing
 from varec import synthetic
 from varec import video_report
+from varec.preprocess import clip
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop
+from varec.preprocess import decode
 
-from tests.conftest import write_video
+from tests.helpers import write_video
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -98,9 +105,9 @@ def test_predict_video_writes_every_output(predictor, face_video, tmp_path):
   # The headline: intensity-weighted, recomputed from frames.csv.
   face_va = faces[["valence", "arousal"]].to_numpy()
   neutral = space.neutral_index
-  expected, share = metrics.intensity_vote(
+  expected, share = decisions.intensity_vote(
     faces.nearest_emotion.map(space.emotions.index).to_numpy(),
-    metrics.smooth(face_va, 5, faces.frame.to_numpy()),
+    decisions.smooth(face_va, 5, faces.frame.to_numpy()),
     predictor.prototypes[neutral],
     neutral,
   )
@@ -134,10 +141,12 @@ def test_frames_reach_the_model_as_in_training(
 ):
   # The dataset path: preprocess the file as the builders do, then the model input step.
   path = write_video(tmp_path / "clip.mp4", synthetic_clip)
-  stored = preprocessing.preprocess_video(
-    path, preprocessing.config_from_data(predictor.model.config.data)
+  stored = clip.preprocess_video(
+    path, preprocess_config.config_from_data(predictor.model.config.data)
   )
-  frames = preprocessing.model_input(stored.frames, predictor.model.config.data)
+  frames = crop.model_input(
+    stored.frames, preprocess_config.input_config(predictor.model.config.data)
+  )
   last_window = inference.VideoPredictor(predictor.model).predict_windows(
     frames[None, -10:]
   )
@@ -152,9 +161,11 @@ def test_frames_reach_the_model_as_in_training(
 def test_stream_resamples_50_to_25_fps(tmp_path, synthetic_clip):
   path = tmp_path / "fast.mp4"
   synthetic.write_video(path, synthetic_clip, fps=50.0)
-  frames = list(preprocessing.stream_video(path, 25.0))
+  frames = list(clip.stream_video(path, 25.0))
   assert len(frames) == 12
   assert [f.time_s for f in frames][:3] == [0.0, 0.04, 0.08]
+  # Each frame knows the decoded frame it is: every other one.
+  assert [f.source_index for f in frames] == list(range(0, 24, 2))
 
 
 def test_two_actors_side_by_side_are_two_people_by_face_size(
@@ -186,20 +197,20 @@ def test_two_actors_side_by_side_are_two_people_by_face_size(
 def test_bad_inputs(predictor, tmp_path):
   text = tmp_path / "notes.mp4"
   text.write_text("not a video")
-  with pytest.raises(preprocessing.VideoError, match="cannot be opened"):
+  with pytest.raises(decode.VideoError, match="cannot be opened"):
     predictor.predict_video(text)
   empty = tmp_path / "empty.mp4"
   empty.write_bytes(b"")
-  with pytest.raises(preprocessing.VideoError, match="empty file"):
+  with pytest.raises(decode.VideoError, match="empty file"):
     predictor.predict_video(empty)
   faceless = write_video(
     tmp_path / "wall.mp4", np.full((12, 120, 160, 3), 90, np.uint8)
   )
   with pytest.raises(
-    preprocessing.VideoError, match="no face found in any of 12 frames"
+    decode.VideoError, match="no face found in any of 12 frames"
   ):
     predictor.predict_video(faceless)
-  with pytest.raises(preprocessing.VideoError, match="file not found"):
+  with pytest.raises(decode.VideoError, match="file not found"):
     predictor.predict_video(tmp_path / "missing.mp4")
 
 
@@ -297,7 +308,7 @@ def test_non_finite_outputs_give_no_emotion(
     )
   )
   with pytest.raises(
-    preprocessing.VideoError, match="not finite .* the checkpoint is broken"
+    decode.VideoError, match="not finite .* the checkpoint is broken"
   ):
     broken.predict_video(face_video, tmp_path / "out")
   assert not (tmp_path / "out").exists()
@@ -359,7 +370,7 @@ def test_a_folder_of_frames_is_predicted_as_one_clip(
 
   frames_dir = tmp_path / "clip_frames"
   frames_dir.mkdir()
-  frames, _ = preprocessing.read_video(face_video)
+  frames, _ = decode.read_video(face_video)
   for i, frame in enumerate(frames):
     cv2.imwrite(str(frames_dir / f"{i:04d}.png"), frame)
   files, _ = predict.video_files(frames_dir, tmp_path / "out")
@@ -393,3 +404,83 @@ def test_frames_are_decided_among_the_trained_emotions_and_neutral(
   assert decided and decided <= {"joy", "anger", "neutral"}
   np.testing.assert_array_equal(frames.valence, every.valence)
   assert set(every.nearest_emotion.dropna()) - {"joy", "anger", "neutral"}
+
+
+def test_the_stream_gives_each_frame_typed(predictor, face_video):
+  """`Predictor.predictions`: one `FramePrediction` per frame, in order, its
+  faces what frames.csv then says of them."""
+  stats = collections.Counter()
+  frames = list(
+    predictor.predictions(face_video, keep_images=True, stats=stats)
+  )
+  assert all(isinstance(f, predictions.FramePrediction) for f in frames)
+  assert [f.index for f in frames] == list(range(32))
+  assert [f.source_index for f in frames] == list(range(32))  # At 25 fps.
+  assert [f.time_s for f in frames] == [k / 25.0 for k in range(32)]
+  assert all(f.image.shape == (240, 320, 3) for f in frames)
+  assert stats["frames"] == 32 and not stats["non_finite_outputs"]
+  assert not any(f.faces for f in frames[:8])
+  faces = [face for f in frames for face in f.faces]
+  assert {face.person for face in faces} == {0}
+  space = predictor.label_space
+  for face in faces:
+    assert face.box.shape == (4,) and face.va.shape == (2,)
+    assert face.emotion == int(
+      decisions.nearest_emotion(face.va, predictor.prototypes)
+    )
+    # A GRU's outputs: valence and arousal only; no face mesh.
+    assert face.probabilities is None and face.landmarks is None
+    assert face.blendshapes is None
+  table = predictor.predict_video(face_video)
+  with_face = table[table.face_found]
+  np.testing.assert_array_equal(
+    with_face.frame, [f.index for f in frames if f.faces]
+  )
+  np.testing.assert_allclose(
+    with_face[["valence", "arousal"]].to_numpy(float),
+    [face.va for face in faces],
+    atol=1e-5,
+  )
+  assert list(with_face.nearest_emotion) == [
+    space.emotions[face.emotion] for face in faces
+  ]
+  assert all(f.image is None for f in predictor.predictions(face_video)), (
+    "images only where asked for"
+  )
+
+
+def test_the_apex_face_is_kept_as_the_video_streams_past(
+  predictor, face_video, tmp_path
+):
+  """The report's apex thumbnail is cut from the frame summary.json names as
+  the apex, without reading the video again."""
+  stats = collections.Counter()
+  output = tmp_path / "out"
+  _, summary = video_report.write(
+    predictor.predictions(face_video, keep_images=True, stats=stats),
+    predictor.settings,
+    stats,
+    face_video,
+    output,
+    report=tmp_path / html_report.INDEX,
+  )
+  written = json.loads((output / video_report.SUMMARY).read_text())
+  # The typed summary is summary.json, byte for byte.
+  assert (output / video_report.SUMMARY).read_text() == (
+    json.dumps(summary.to_json(), indent=2) + "\n"
+  )
+  assert summary.main.apex.frame == written["apex"]["frame"]
+  rule = decisions.DecisionRule.of(
+    predictor.label_space, predictor.settings.fps, predictor.prototypes
+  )
+  kept = apex_thumbnails.ApexThumbnails(rule)
+  for frame in predictor.predictions(face_video, keep_images=True):
+    kept.add(frame)
+  thumbnails = kept.thumbnails()
+  for person in written["people"]:
+    thumbnail = thumbnails[person["person"]]
+    assert thumbnail.frame == person["apex"]["frame"]
+    on_disk = cv2.imread(str(output / html_report.thumbnail(person["person"])))
+    _, jpeg = cv2.imencode(".jpg", thumbnail.image)
+    np.testing.assert_array_equal(on_disk, cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
+    assert on_disk.shape == (html_report.THUMBNAIL_SIDE,) * 2 + (3,)

@@ -19,7 +19,7 @@ from varec import predictor as predictor_lib
 from varec import pretrained
 from varec import train_lib
 
-from tests.conftest import write_video
+from tests.helpers import write_video
 
 # Written by tests/data/make_mini_xception_reference.py with tf_keras.
 REFERENCE = (

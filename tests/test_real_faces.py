@@ -17,31 +17,34 @@ from varec import face_alignment
 from varec import face_mesh
 from varec import inference
 from varec import mesh_reader
-from varec import metrics
+from varec import decisions
 from varec import predictor as predictor_lib
-from varec import preprocessing
 from varec import pretrained
 from varec import synthetic
 from varec import tracking
+from varec.preprocess import clip as clip_lib
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop as crop_lib
+from varec.preprocess import decode
+from varec.preprocess import faces as faces_lib
+from varec.preprocess import grayscale
 
-from tests.conftest import write_video
+from tests.helpers import write_video
 
 
 def _gray(path):
   frame = cv2.imread(str(path))
-  return preprocessing.equalize_histogram(
-    preprocessing.grayscale_mean_rgb(frame)
-  )
+  return grayscale.equalize_histogram(grayscale.grayscale_mean_rgb(frame))
 
 
 def test_one_real_face_is_found_and_aligned_eyes_level(real_faces):
   gray = _gray(real_faces / "single_face.jpg")
-  boxes = preprocessing.detect_faces(gray, 320)
+  boxes = faces_lib.detect_faces(gray, 320)
   assert len(boxes) == 1
   points = face_alignment.landmarks(gray, boxes[0])
   crop = face_alignment.align(gray, points, 96, 0.1)
   big = cv2.resize(crop, (288, 288), interpolation=cv2.INTER_LINEAR)
-  box = preprocessing.detect_largest_face(big, 320)
+  box = faces_lib.detect_largest_face(big, 320)
   assert box is not None, "no face in the aligned crop"
   again = face_alignment.landmarks(big, box)
   # Found again in the crop, the eyes are level to the landmarks' precision.
@@ -51,7 +54,7 @@ def test_one_real_face_is_found_and_aligned_eyes_level(real_faces):
 def test_every_face_of_a_group_photo_is_found(real_faces):
   gray = _gray(real_faces / "multi_face.jpg")
   # Small faces: dlib's 80-pixel detector window needs the full resolution.
-  boxes = preprocessing.detect_faces(gray, max(gray.shape))
+  boxes = faces_lib.detect_faces(gray, max(gray.shape))
   assert len(boxes) == 4
   centres = (boxes[:, :2] + boxes[:, 2:]) / 2
   sides = boxes[:, 2] - boxes[:, 0]
@@ -80,7 +83,7 @@ def test_a_real_video_without_a_face_is_reported(real_faces, fer_checkpoint):
   predictor = predictor_lib.Predictor.from_checkpoint(fer_checkpoint)
   # fer's Haar cascade, as fer itself, sees a 45 px "face" in 2 of its 100
   # frames: a track shorter than min_track_s, left out.
-  with pytest.raises(preprocessing.VideoError, match="no face"):
+  with pytest.raises(decode.VideoError, match="no face"):
     predictor.predict_video(real_faces / "no_face.mp4")
   largest = predictor_lib.Predictor.from_checkpoint(
     fer_checkpoint, tracking=tracking.LARGEST_FACE
@@ -137,28 +140,25 @@ def synthetic_face(speakers):
 def _model_inputs(image, data, folder):
   """The model input of one face reached (a) in a whole frame, (b) as a still
   cropped as a user would (its face box with 25% a side), (c) as a clip."""
-  config = preprocessing.config_from_data(data, pad_short_clips=True)
+  config = preprocess_config.config_from_data(data, pad_short_clips=True)
   whole = folder / "whole.png"
   cv2.imwrite(str(whole), image)
-  gray = preprocessing.equalize_histogram(
-    preprocessing.grayscale_mean_rgb(image)
-  )
-  x0, y0, x1, y1 = preprocessing.square_box(
-    preprocessing.detect_largest_face(gray, 320), 0.25
+  gray = grayscale.equalize_histogram(grayscale.grayscale_mean_rgb(image))
+  x0, y0, x1, y1 = crop_lib.square_box(
+    faces_lib.detect_largest_face(gray, 320), 0.25
   )
   still = folder / "still.png"
   cv2.imwrite(str(still), image[max(0, y0) : y1, max(0, x0) : x1])
   clip = write_video(folder / "clip.mp4", np.stack([image] * 12))
   crops = [
-    preprocessing.preprocess_video(whole, config).frames[-1],
-    preprocessing.preprocess_video(
+    clip_lib.preprocess_video(whole, config).frames[-1],
+    clip_lib.preprocess_video(
       still, dataclasses.replace(config, faces_cropped=True)
     ).frames[-1],
-    preprocessing.preprocess_video(clip, config).frames[-1],
+    clip_lib.preprocess_video(clip, config).frames[-1],
   ]
-  return [
-    preprocessing.model_input(c[None], data)[0].astype(float) for c in crops
-  ]
+  inputs = preprocess_config.input_config(data)
+  return [crop_lib.model_input(c[None], inputs)[0].astype(float) for c in crops]
 
 
 @pytest.mark.parametrize("source", ["synthetic", "real"])
@@ -198,15 +198,6 @@ def test_equalising_frames_but_not_crops_frames_a_still_apart(
   assert np.abs(frame - still).mean() > 15
 
 
-def test_training_on_stills_refuses_context_dependent_equalisation():
-  config = configs_real_faces.get_config()
-  config.data.faces_cropped = True
-  config_checks.check_config(config)  # The recipe equalises nothing.
-  config.data.equalize_frames = True
-  with pytest.raises(config_checks.ConfigError, match="equalize_faces=True"):
-    config_checks.check_config(config)
-
-
 def test_the_face_mesh_zero_shot_reads_a_real_video(
   real_faces, face_mesh_checkpoint
 ):
@@ -232,11 +223,12 @@ def test_a_face_mesh_headline_reads_the_apex_phase_off_the_face(
   predictor = predictor_lib.Predictor.from_checkpoint(face_mesh_checkpoint)
   landmarker = face_mesh.cached(predictor.data.face_detector)
   seen = []
-  for frame, _ in predictor.iter_frames(real_faces / "single_face.mp4"):
-    if 0 in frame.faces:
-      scores = frame.blendshapes[0]
+  for frame in predictor.predictions(real_faces / "single_face.mp4"):
+    face = frame.face(0)
+    if face is not None:
+      scores = face.blendshapes
       expected = landmarker.blendshapes(
-        mesh_reader.model_input(frame.meshes[0])[None]
+        mesh_reader.model_input(face.landmarks)[None]
       )[0]
       np.testing.assert_allclose(scores, expected, atol=1e-5)
       seen.append(scores)
@@ -249,14 +241,14 @@ def test_a_face_mesh_headline_reads_the_apex_phase_off_the_face(
     np.array(seen), blendshape_emotions.resting_face(np.array(seen))
   )
   space = predictor.label_space
-  expected, share = metrics.intensity_vote(
+  expected, share = decisions.intensity_vote(
     faces["nearest_emotion"].map(space.emotions.index).to_numpy(),
     faces[["valence", "arousal"]].to_numpy(),
     space.neutral_point(),
     space.neutral_index,
-    metrics.smooth(
+    decisions.smooth(
       activity[:, None],
-      metrics.window_frames(metrics.TRAJECTORY_SMOOTHING_S, 25.0),
+      decisions.window_frames(decisions.TRAJECTORY_SMOOTHING_S, 25.0),
       faces["frame"].to_numpy(),
     )[:, 0],
   )
@@ -290,14 +282,14 @@ def test_min_face_finds_the_group_photo_at_every_detector(
   recorded = predictor_lib.Predictor.from_checkpoint(
     trained_workdir[0], min_face=None
   )
-  with pytest.raises(preprocessing.VideoError, match="no face"):
+  with pytest.raises(decode.VideoError, match="no face"):
     recorded.predict_video(photo)
   by_size = predictor_lib.Predictor.from_checkpoint(trained_workdir[0])
   assert by_size.predict_video(photo).person.nunique() == 4
   fer = predictor_lib.Predictor.from_checkpoint(fer_checkpoint).preprocess
   gray = fer.gray(cv2.imread(str(photo)))
   found = [
-    preprocessing.detect_faces(
+    faces_lib.detect_faces(
       gray, fer.detect_max_side, fer.face_detector, min_face
     )
     for min_face in (None, 60)

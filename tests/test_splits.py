@@ -4,13 +4,13 @@ import itertools
 
 import pytest
 
-from varec import preprocessing
 from varec import splits
+from varec.preprocess import labels
 
 PEOPLE = [f"F{i:02d}" for i in range(1, 11)] + [
   f"M{i:02d}" for i in range(1, 13)
 ]
-SPEAKERS = PEOPLE + [preprocessing.mirror_speaker(p) for p in PEOPLE]
+SPEAKERS = PEOPLE + [labels.mirror_speaker(p) for p in PEOPLE]
 
 
 def test_split_sizes_follow_8_2_1():
@@ -35,9 +35,9 @@ def test_mirror_images_stay_with_their_person_by_default():
   for seed in range(10):
     split = splits.split_speakers(SPEAKERS, seed=seed)
     for members in split.values():
-      persons = {preprocessing.person_of(s) for s in members}
+      persons = {labels.person_of(s) for s in members}
       assert set(members) == persons | {
-        preprocessing.mirror_speaker(p) for p in persons
+        labels.mirror_speaker(p) for p in persons
       }
 
 
@@ -47,7 +47,7 @@ def test_paper_mode_separates_some_mirror_images():
     split = splits.split_speakers(SPEAKERS, seed=seed, group_mirrors=False)
     where = {s: n for n, members in split.items() for s in members}
     separated += sum(
-      where[p] != where[preprocessing.mirror_speaker(p)] for p in PEOPLE
+      where[p] != where[labels.mirror_speaker(p)] for p in PEOPLE
     )
   assert separated > 0
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from varec import preprocessing
 from varec import synthetic
 from varec.emotions import EMOTIONS
+from varec.preprocess import decode
 
 CLIP = 30  # Short clips: the time course is compressed, so they still reach the apex.
 # Varied looks: bun, bob, curly and medium hair; fair to dark skin.
@@ -329,7 +329,7 @@ def test_write_video_round_trip(speakers, tmp_path, ext):
   )
   path = tmp_path / f"clip{ext}"
   synthetic.write_video(path, frames)
-  read, fps = preprocessing.read_video(path)
+  read, fps = decode.read_video(path)
   assert len(read) == len(frames) and fps == pytest.approx(25.0)
   assert read[0].shape == frames[0].shape
   # Lossy codecs.

@@ -9,7 +9,7 @@ from varec import predictor as predictor_lib
 from varec import synthetic
 from varec import tracking
 
-from tests.conftest import write_video
+from tests.helpers import write_video
 
 
 def test_overlaps_are_intersection_over_union():

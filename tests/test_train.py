@@ -1,9 +1,8 @@
-"""Training: steps, overfitting, checkpoints, resuming, determinism."""
+"""The trainer (train_lib): training end to end, checkpoints, resuming, determinism."""
 
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -12,82 +11,14 @@ from varec import config_checks
 from varec import emotions
 from varec import losses as losses_lib
 from varec import model_lib
-from varec import models
 from varec import steps
 from varec import train_lib
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 def _flat(tree):
   return jax.tree_util.tree_leaves(tree)
-
-
-@pytest.mark.parametrize(
-  "stage_name,compute_dtype",
-  [
-    ("cnn", "float32"),
-    ("rnn", "float32"),
-    ("joint", "float32"),
-    ("cnn", "bfloat16"),
-  ],
-)
-def test_a_tiny_model_overfits_a_tiny_batch(stage_name, compute_dtype):
-  config = tiny_config()
-  config.compute_dtype = compute_dtype
-  rng = np.random.default_rng(0)
-  labels = np.array(
-    [[-0.4, 0.8], [0.95, 0.12], [0.0, 0.0], [-0.5, -0.86]], np.float32
-  )
-  if stage_name == "cnn":
-    inputs = rng.integers(0, 256, (8, 32, 32, 1), dtype=np.uint8)
-    batch_labels = np.tile(labels, (2, 1))
-  elif stage_name == "rnn":
-    inputs = rng.normal(size=(8, 10, 16)).astype(np.float32)
-    batch_labels = np.repeat(np.tile(labels, (2, 1))[:, None], 10, axis=1)
-  else:
-    inputs = rng.integers(0, 256, (8, 10, 32, 32, 1), dtype=np.uint8)
-    batch_labels = np.repeat(np.tile(labels, (2, 1))[:, None], 10, axis=1)
-  variables = model_lib.init_variables(config, jax.random.PRNGKey(0), 10)
-  config.cnn.learning_rate = config.rnn.learning_rate = (
-    config.joint.learning_rate
-  ) = 3e-3
-  _, state = steps.stage_state(
-    stage_name, config, variables, num_steps=100, rng=jax.random.PRNGKey(1)
-  )
-  batch = {"inputs": inputs, "labels": batch_labels}
-  losses = []
-  for _ in range(60):
-    state, m = steps.jitted_train_step()(state, batch)
-    losses.append(float(m["loss"]))
-  assert losses[0] > 0.7
-  assert min(losses[-5:]) < 0.3, losses[::10]
-
-
-def test_optimizer_settings():
-  config = tiny_config()
-  config.optimizer = "sgd"
-  config.momentum, config.sgd_decay, config.cnn.learning_rate = 0.0, 0.5, 0.1
-  config.lr_schedule, config.warmup_epochs = "constant", 0.0
-  tx = steps.make_optimizer(config, config.cnn, 10)
-  params = {"w": jnp.zeros(())}
-  state = tx.init(params)
-  sizes = []
-  for _ in range(3):  # Keras' decay: the rate at step t is 0.1 / (1 + 0.5 t).
-    updates, state = tx.update({"w": jnp.ones(())}, state)
-    sizes.append(-float(updates["w"]))
-  np.testing.assert_allclose(sizes, [0.1, 0.1 / 1.5, 0.1 / 2], rtol=1e-6)
-  config.optimizer = "rmsprop"
-  with pytest.raises(ValueError, match="unknown optimizer"):
-    steps.make_optimizer(config, config.cnn, 10)
-  config.optimizer = "adam"
-  config.stages = ("rnn", "cnn")
-  with pytest.raises(
-    config_checks.ConfigError,
-    match="stages must be one or more of probe, cnn, rnn, "
-    r"joint, each once, in this order; got \('rnn'",
-  ):
-    config_checks.check_config(config)
 
 
 @pytest.fixture(scope="module")
@@ -143,20 +74,6 @@ def test_training_writes_metrics_and_checkpoints(trained):
     assert stage["steps_per_s"] == pytest.approx(
       stage["steps_per_epoch"] / stage["steady_epoch_s"]
     )
-
-
-def test_checkpoint_restore_gives_identical_parameters(trained, tmp_path):
-  workdir, _ = trained
-  manager, step = checkpoints.resolve(workdir / "checkpoints" / "latest")
-  variables, _ = checkpoints.restore(manager, step)
-  copy = checkpoints.managers(tmp_path)[checkpoints.LATEST]
-  checkpoints.save(
-    copy, 7, variables, {"count": np.zeros(())}, {"stage": "rnn"}
-  )
-  copy.wait_until_finished()
-  again, _ = checkpoints.restore(copy, 7)
-  for a, b in zip(_flat(variables), _flat(again)):
-    np.testing.assert_array_equal(a, b)
 
 
 def test_same_seed_same_parameters(trained, tiny_builder, tmp_path):
@@ -272,27 +189,6 @@ def test_init_from_another_cnn_is_refused(trained, tiny_builder, tmp_path):
     train_lib.train_and_evaluate(config, tmp_path, builder=tiny_builder)
 
 
-def test_frozen_labels_name_the_leading_blocks():
-  config = tiny_config()
-  config.model.frozen_blocks = 1
-  params = model_lib.init_variables(config, jax.random.PRNGKey(0), 2)["params"]
-  labels = steps.frozen_labels(params, model_lib.build_cnn(config), ("cnn",))
-  assert labels["cnn"]["BatchNorm_0"] == {"scale": "frozen", "bias": "frozen"}
-  assert labels["cnn"]["Conv_0"]["kernel"] == "frozen"
-  assert labels["cnn"]["Conv_1"]["kernel"] == "train"
-  assert set(jax.tree_util.tree_leaves(labels["rnn"])) == {"train"}
-
-
-def test_resolve_explains_bad_checkpoint_paths(tmp_path):
-  with pytest.raises(checkpoints.CheckpointError, match="does not exist"):
-    checkpoints.resolve(tmp_path / "nothing")
-  (tmp_path / "checkpoints" / "latest").mkdir(parents=True)
-  with pytest.raises(
-    checkpoints.CheckpointError, match="no complete varec checkpoint"
-  ):
-    checkpoints.resolve(tmp_path)
-
-
 def test_joint_stage_fine_tunes_cnn_and_gru_together(
   trained, tiny_builder, tmp_path
 ):
@@ -322,78 +218,6 @@ def test_joint_stage_fine_tunes_cnn_and_gru_together(
         _flat(before["params"][part]), _flat(after["params"][part])
       )
     )
-
-
-@pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_learning_rate_warms_up_then_follows_the_schedule(schedule):
-  config = tiny_config()
-  config.lr_schedule, config.cnn.learning_rate = schedule, 0.1
-  params = {"w": jnp.zeros(())}
-  tx = steps.make_optimizer(config, config.cnn, steps=30, warmup_steps=10)
-  state, lrs = tx.init(params), []
-  # With a constant gradient, each Adam step moves by the learning rate.
-  for _ in range(30):
-    updates, state = tx.update({"w": jnp.ones(())}, state, params)
-    lrs.append(-float(updates["w"]))
-  np.testing.assert_allclose(
-    lrs[:11], np.linspace(0, 0.1, 11), rtol=1e-4, atol=1e-7
-  )
-  if schedule == "constant":
-    np.testing.assert_allclose(lrs[10:], 0.1, rtol=1e-5)
-  else:
-    assert lrs[10] == pytest.approx(0.1, rel=1e-3) and lrs[-1] < 0.01
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
-
-
-def test_training_loss_is_eq9_unless_the_prototype_term_is_on():
-  config = tiny_config()
-  config.loss.prototype_weight = 0.0
-  prototypes = emotions.TABLE2.prototype_array()
-  assert steps.make_loss(config, prototypes) is losses_lib.ccc_loss
-  config.loss.prototype_weight = 0.5
-  rng = np.random.default_rng(0)
-  labels = prototypes[rng.integers(0, len(prototypes), 32)]
-  pred = rng.uniform(-1, 1, (32, 2)).astype(np.float32)
-  expected = losses_lib.ccc_loss(
-    pred, labels
-  ) + 0.5 * losses_lib.prototype_cross_entropy(
-    pred, labels, prototypes, config.loss.prototype_temperature
-  )
-  np.testing.assert_allclose(
-    steps.make_loss(config, prototypes)(pred, labels), expected, rtol=1e-6
-  )
-
-
-def test_train_step_minimises_the_states_loss():
-  config = tiny_config()
-  variables = model_lib.init_variables(config, jax.random.PRNGKey(0), 10)
-  new_state = lambda: steps.stage_state(
-    "rnn", config, variables, num_steps=10, rng=jax.random.PRNGKey(1)
-  )[1]
-  batch = {
-    "inputs": np.random.default_rng(0)
-    .normal(size=(4, 10, 16))
-    .astype(np.float32),
-    "labels": np.repeat(
-      emotions.TABLE2.prototype_array()[:4, None], 10, axis=1
-    ),
-  }
-  # No gradient: the parameters must not move.
-  flat = lambda pred, labels: 0.0 * jnp.sum(pred)
-  state = new_state().replace(loss_fn=flat)
-  after, _ = steps.jitted_train_step()(state, batch)
-  jax.tree_util.tree_map(
-    np.testing.assert_array_equal, state.params, after.params
-  )
-  state = new_state()
-  after, _ = steps.jitted_train_step()(state, batch)
-  assert any(
-    not np.array_equal(a, b)
-    for a, b in zip(
-      jax.tree_util.tree_leaves(state.params),
-      jax.tree_util.tree_leaves(after.params),
-    )
-  )
 
 
 @pytest.mark.parametrize(
@@ -467,6 +291,9 @@ def test_train_step_minimises_the_states_loss():
       "/nonexistent.xml",
       "nonexistent.xml: not an OpenCV",
     ),
+    ("optimizer", "rmsprop", "optimizer must be one of adam, sgd"),
+    ("lr_schedule", "linear", "lr_schedule must be one of constant, cosine"),
+    ("warmup_epochs", -1.0, "warmup_epochs must be a finite number"),
   ],
 )
 def test_configs_that_cannot_train_stop_before_anything_runs(
@@ -496,43 +323,6 @@ def test_a_diverging_run_stops_instead_of_saving_nan(tiny_builder, tmp_path):
   assert not list((tmp_path / "checkpoints" / "best").glob("[0-9]*"))
 
 
-def test_the_probe_stage_trains_only_the_head():
-  """LP-FT's linear probe: every CNN block as it was, the feature layer and
-  head trained."""
-  config = tiny_config()
-  config.probe.learning_rate = 3e-3
-  variables = model_lib.init_variables(config, jax.random.PRNGKey(0), 2)
-  _, state = steps.stage_state(
-    "probe", config, variables, num_steps=10, rng=jax.random.PRNGKey(1)
-  )
-  rng = np.random.default_rng(0)
-  batch = {
-    "inputs": rng.integers(0, 256, (8, 32, 32, 1), np.uint8),
-    "labels": rng.uniform(-1, 1, (8, 2)).astype(np.float32),
-  }
-  before = state.params
-  for _ in range(3):
-    state, _ = steps.jitted_train_step()(state, batch)
-  cnn = model_lib.build_cnn(config)
-  for name, value in before.items():
-    moved = any(
-      not np.array_equal(a, b)
-      for a, b in zip(
-        jax.tree_util.tree_leaves(value),
-        jax.tree_util.tree_leaves(state.params[name]),
-      )
-    )
-    in_block = models.block_index(cnn, name) is not None
-    assert moved != in_block, name
-
-
-def test_the_probe_stage_needs_a_pretrained_cnn():
-  config = tiny_config()
-  config.stages = ("probe", "cnn", "rnn")
-  with pytest.raises(config_checks.ConfigError, match="probe stage"):
-    config_checks.check_config(config)
-
-
 def _trained_epochs(workdir) -> list[str]:
   """The stage of each training epoch logged in metrics.jsonl, in order."""
   lines = (workdir / "metrics.jsonl").read_text().splitlines()
@@ -541,29 +331,6 @@ def _trained_epochs(workdir) -> list[str]:
     for record in map(json.loads, lines)
     if record["split"] == "train"
   ]
-
-
-@pytest.mark.parametrize(
-  "field, value, message",
-  [
-    ("num_runs", 0, "num_runs must be at least 1"),
-    ("seed", -1, "seed must be 0"),
-  ],
-)
-def test_run_count_and_seed_are_checked(field, value, message):
-  config = tiny_config()
-  config[field] = value
-  with pytest.raises(config_checks.ConfigError, match=message):
-    config_checks.check_config(config)
-
-
-def test_distillation_refuses_a_stage_it_does_not_act_in():
-  config = tiny_config()
-  config.model.cnn, config.init_from = "mini_xception", "pretrained"
-  config.loss.distill_weight = 1.0
-  config.stages = ("cnn", "rnn", "joint")
-  with pytest.raises(config_checks.ConfigError, match="drop joint"):
-    config_checks.check_config(config)
 
 
 def _settled_batch_stats(config, variables: dict, frames) -> dict:

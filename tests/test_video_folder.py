@@ -12,14 +12,19 @@ import pytest
 
 from varec import emotions
 from varec import evaluation
+from varec import evaluation_outputs
 from varec import inference
 from varec import predictor as predictor_lib
-from varec import preprocessing
 from varec import synthetic
 from varec import train_lib
 from varec.data import input_pipeline
+from varec.preprocess import clip
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop
+from varec.preprocess import faces
+from varec.preprocess import grayscale
 
-from tests.conftest import tiny_config, write_video
+from tests.helpers import tiny_config, write_video
 
 SIZE = (240, 192)
 
@@ -38,12 +43,8 @@ def _write_frame_folder(folder, frames):
 
 def _crop_faces(frames):
   """Pre-cropped faces, as many public datasets ship them."""
-  gray = preprocessing.equalize_histogram(
-    preprocessing.grayscale_mean_rgb(frames[0])
-  )
-  x0, y0, x1, y1 = preprocessing.square_box(
-    preprocessing.detect_largest_face(gray, 320), 0.1
-  )
+  gray = grayscale.equalize_histogram(grayscale.grayscale_mean_rgb(frames[0]))
+  x0, y0, x1, y1 = crop.square_box(faces.detect_largest_face(gray, 320), 0.1)
   return np.ascontiguousarray(frames[:, max(0, y0) : y1, max(0, x0) : x1])
 
 
@@ -163,7 +164,7 @@ def test_train_evaluate_and_predict_with_your_own_emotions(
   csv_path.write_text(OWN_PROTOTYPES.replace("calm,0.5", "calm,0.4"))
   model, results = evaluation.evaluate(tmp_path / "run", ("test",))
   assert model.label_space == space
-  evaluation.write_outputs(model, results, tmp_path / "eval")
+  evaluation_outputs.write_outputs(model, results, tmp_path / "eval")
   metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
   assert metrics["label_space"] == space.to_meta()
   test = metrics["splits"]["test"]
@@ -328,15 +329,17 @@ def test_prediction_takes_every_preprocessing_setting_from_the_checkpoint(
   )
   # The dataset path with the checkpoint's settings gives the same last-frame output...
   model = predictor.model
-  stored = preprocessing.preprocess_video(
-    path, preprocessing.config_from_data(model.config.data)
+  stored = clip.preprocess_video(
+    path, preprocess_config.config_from_data(model.config.data)
   )
-  frames = preprocessing.model_input(stored.frames, model.config.data)
+  frames = crop.model_input(
+    stored.frames, preprocess_config.input_config(model.config.data)
+  )
   window = inference.VideoPredictor(model).predict_windows(frames[None, -10:])
   np.testing.assert_allclose(streamed[-1], window[0, -1], atol=1e-4)
   # ... and the default margin would not have.
-  default = preprocessing.preprocess_video(
-    path, preprocessing.PreprocessConfig(align_faces=False)
+  default = clip.preprocess_video(
+    path, preprocess_config.PreprocessConfig(align_faces=False)
   )
   assert not np.array_equal(default.frames, stored.frames)
 
@@ -372,7 +375,9 @@ def test_cross_dataset_evaluation_with_the_checkpoints_preprocessing(
   )
   assert built.is_prepared() and built.builder_config.preprocess.align_faces
   assert not built.builder_config.preprocess.faces_cropped
-  evaluation.write_outputs(model, [result], tmp_path / "eval", figures=False)
+  evaluation_outputs.write_outputs(
+    model, [result], tmp_path / "eval", figures=False
+  )
   assert (
     json.loads((tmp_path / "eval" / "metrics.json").read_text())["splits"][
       "all"
@@ -415,9 +420,9 @@ def test_links_out_of_the_folder_are_not_read_unless_asked(
   with open(root / "labels.csv", "a") as f:
     f.write("passwd.mp4,M99,joy\n")
   opened = []
-  preprocess_video = preprocessing.preprocess_video
+  preprocess_video = clip.preprocess_video
   monkeypatch.setattr(
-    preprocessing,
+    clip,
     "preprocess_video",
     lambda path, *a, **k: (
       opened.append(path) or preprocess_video(path, *a, **k)

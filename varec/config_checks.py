@@ -6,16 +6,22 @@ Every problem is reported at once, naming the field (`ConfigError`).
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 
 import flax
 import ml_collections
 
+from varec import config_schema
+from varec import emotions
 from varec import face_mesh
 from varec import model_lib
 from varec import models
-from varec import preprocessing
 from varec import steps
+from varec.preprocess import crop
+from varec.preprocess import faces
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import grayscale
 
 
 class ConfigError(ValueError):
@@ -59,19 +65,25 @@ def data_problems(data: ml_collections.ConfigDict) -> list[str]:
       f"data.face_margin must be 0 or more, got {data.face_margin}"
     )
   for field, values in (
-    ("crop_interpolation", preprocessing.INTERPOLATIONS),
-    ("grayscale", preprocessing.GRAYSCALES),
+    ("crop_interpolation", crop.INTERPOLATIONS),
+    ("grayscale", grayscale.GRAYSCALES),
   ):
     if data[field] not in values:
       problems.append(
         f"data.{field} must be one of {', '.join(values)}, got {data[field]}"
       )
+  return problems + _face_framing_problems(data)
+
+
+def _face_framing_problems(data: ml_collections.ConfigDict) -> list[str]:
+  """What is wrong with how the data fields frame a detected face."""
+  problems = []
   if data.face_margin_px < 0:
     problems.append(
       f"data.face_margin_px must be 0 or more, got {data.face_margin_px}"
     )
   if data.align_faces and (
-    data.face_detector != preprocessing.DLIB_HOG or data.face_margin_px
+    data.face_detector != faces.DLIB_HOG or data.face_margin_px
   ):
     problems.append(
       "data.align_faces frames faces by dlib's landmarks in dlib's face box: "
@@ -135,11 +147,11 @@ def face_detector_problems(detector: str) -> list[str]:
   """What keeps `data.face_detector` from detecting: an OpenCV cascade must be a
   readable file at an absolute path (a checkpoint's relative one is resolved
   against its folder first: `inference.TrainedModel.load`)."""
-  if detector == preprocessing.DLIB_HOG:
+  if detector == faces.DLIB_HOG:
     return []
   if not pathlib.Path(detector).is_absolute():
     return [
-      f"data.face_detector must be {preprocessing.DLIB_HOG} or the absolute "
+      f"data.face_detector must be {faces.DLIB_HOG} or the absolute "
       f"path of an OpenCV cascade file or MediaPipe's face_landmarker.task, "
       f"got {detector}"
     ]
@@ -150,7 +162,7 @@ def face_detector_problems(detector: str) -> list[str]:
       return [f"data.face_detector: {e}"]
     return []
   try:
-    preprocessing.haar_cascade(detector)
+    faces.haar_cascade(detector)
   except ValueError as e:
     return [f"data.face_detector: {e}"]
   return []
@@ -160,7 +172,7 @@ def face_mesh_problems(config: ml_collections.ConfigDict) -> list[str]:
   """What keeps a face-mesh model (`model.cnn = face_mesh`) from training:
   its networks come from MediaPipe's face_landmarker.task, and it reads
   landmarks, which image augmentation does not apply to (mirror speakers and
-  flip averaging mirror them, `preprocessing.mirror_input`); its crop feature reads the
+  flip averaging mirror them, `preprocess.crop.mirror_input`); its crop feature reads the
   crops that a build makes with `data.mesh_crops` only."""
   if config.model.cnn != "face_mesh":
     if config.data.mesh_crops:
@@ -197,20 +209,20 @@ def face_mesh_problems(config: ml_collections.ConfigDict) -> list[str]:
   return problems
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError naming the field of a config that cannot train a sensible model."""
+def stage_problems(
+  config: ml_collections.ConfigDict, num_devices: int | None = None
+) -> list[str]:
+  """What is wrong with `config.stages` and each stage's sizes and learning rate.
+
+  Args:
+    config: a training config.
+    num_devices: the devices each batch is shared over (`steps.data_mesh`),
+      whose count every batch size must be a multiple of; None: not checked.
+
+  Returns:
+    One line per problem, naming the field.
+  """
   problems = []
-  if config.num_runs < 1:
-    problems.append(f"num_runs must be at least 1, got {config.num_runs}")
-  if config.seed < 0:
-    problems.append(
-      f"seed must be 0 or more (it draws the speaker split, initialisation, "
-      f"shuffling and dropout), got {config.seed}"
-    )
-  if context_dependent(config.data):
-    problems.append(CONTEXT_EQUALISATION)
-  problems += face_detector_problems(config.data.face_detector)
-  problems += face_mesh_problems(config)
   stages = list(config.stages)
   if (
     not stages
@@ -223,23 +235,88 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       f"order; got {tuple(stages)}"
     )
   for name in config.stages:
-    if name in steps.STAGES:
-      stage = config[name]
-      if stage.num_epochs < 1 or stage.batch_size < 1:
-        problems.append(
-          f"{name}.num_epochs and {name}.batch_size must be at least 1, got "
-          f"{stage.num_epochs} and {stage.batch_size}"
-        )
-      if not isinstance(stage.min_steps, int) or stage.min_steps < 0:
-        problems.append(
-          f"{name}.min_steps must be a whole number, 0 or more (0: num_epochs as "
-          f"given), got {stage.min_steps}"
-        )
-      if stage.learning_rate is not None and not stage.learning_rate > 0:
-        problems.append(
-          f"{name}.learning_rate must be positive (or None for the optimiser's "
-          f"default), got {stage.learning_rate}"
-        )
+    if name not in steps.STAGES:
+      continue
+    stage = config[name]
+    if stage.num_epochs < 1 or stage.batch_size < 1:
+      problems.append(
+        f"{name}.num_epochs and {name}.batch_size must be at least 1, got "
+        f"{stage.num_epochs} and {stage.batch_size}"
+      )
+    elif num_devices and stage.batch_size % num_devices:
+      problems.append(
+        f"{name}.batch_size ({stage.batch_size}) must be a multiple of the "
+        f"{num_devices} devices training shares each batch over"
+      )
+    if not isinstance(stage.min_steps, int) or stage.min_steps < 0:
+      problems.append(
+        f"{name}.min_steps must be a whole number, 0 or more (0: num_epochs as "
+        f"given), got {stage.min_steps}"
+      )
+    rate = stage.learning_rate
+    if rate is not None and not (rate > 0 and math.isfinite(rate)):
+      problems.append(
+        f"{name}.learning_rate must be positive and finite (or None for the "
+        f"optimiser's default), got {rate}"
+      )
+  return problems
+
+
+def optimizer_problems(config: ml_collections.ConfigDict) -> list[str]:
+  """What is wrong with the optimizer's fields, which `steps.make_optimizer` reads."""
+  problems = []
+  if config.optimizer not in steps.DEFAULT_LEARNING_RATES:
+    problems.append(
+      f"optimizer must be one of {', '.join(steps.DEFAULT_LEARNING_RATES)}, "
+      f"got {config.optimizer!r}"
+    )
+  if config.lr_schedule not in steps.LR_SCHEDULES:
+    problems.append(
+      f"lr_schedule must be one of {', '.join(steps.LR_SCHEDULES)}, got "
+      f"{config.lr_schedule!r}"
+    )
+  # Each `not 0 <= x < inf` also refuses NaN, which compares false.
+  if not 0 <= config.warmup_epochs < math.inf:
+    problems.append(
+      "warmup_epochs must be a finite number of epochs, 0 or more (0: no "
+      f"warmup), got {config.warmup_epochs}"
+    )
+  if not 0 <= config.momentum < 1:
+    problems.append(
+      f"momentum must be at least 0 and below 1, got {config.momentum}"
+    )
+  if not 0 <= config.sgd_decay < math.inf:
+    problems.append(
+      f"sgd_decay must be a finite number, 0 or more (0: no decay), got "
+      f"{config.sgd_decay}"
+    )
+  return problems
+
+
+def check_config(
+  config: ml_collections.ConfigDict, num_devices: int | None = None
+) -> None:
+  """Raises ConfigError naming the field of a config that cannot train a sensible model.
+
+  Args:
+    config: a training config.
+    num_devices: the devices training shares each batch over; None: batch
+      sizes are not checked against them (`stage_problems`).
+  """
+  problems = []
+  if config.num_runs < 1:
+    problems.append(f"num_runs must be at least 1, got {config.num_runs}")
+  if config.seed < 0:
+    problems.append(
+      f"seed must be 0 or more (it draws the speaker split, initialisation, "
+      f"shuffling and dropout), got {config.seed}"
+    )
+  if context_dependent(config.data):
+    problems.append(CONTEXT_EQUALISATION)
+  problems += face_detector_problems(config.data.face_detector)
+  problems += face_mesh_problems(config)
+  problems += stage_problems(config, num_devices)
+  problems += optimizer_problems(config)
   if "cnn" not in config.stages and not config.init_from:
     problems.append(
       "without the cnn stage or init_from the CNN would stay at its random "
@@ -338,3 +415,55 @@ def config_differences(
     for k in sorted(old.keys() & new.keys())
     if old[k] != new[k] and k not in RESUMABLE_FIELDS
   }
+
+
+def check_resumable(
+  meta: dict,
+  config: ml_collections.ConfigDict,
+  speakers: dict,
+  label_space: emotions.LabelSpace,
+  workdir,
+) -> None:
+  """Raises ValueError unless the latest checkpoint in `workdir` is of this run.
+
+  Args:
+    meta: that checkpoint's meta (`checkpoints.save`).
+    config: the run's config.
+    speakers: the run's speaker ids per split.
+    label_space: the run's emotions.
+    workdir: the run's folder, which the messages name.
+
+  Raises:
+    ValueError: the checkpoint is of another config (`config_differences`),
+      speaker split, set of emotions or preprocessing; says what to do.
+  """
+  differ = config_differences(meta["config"], config)
+  if differ:
+    finished = set(config.stages) <= set(meta["completed_stages"])
+    raise ValueError(
+      f"{workdir} holds {'a finished' if finished else 'an unfinished'} run of another "
+      "config ("
+      + ", ".join(
+        f"{k}: {a!r} there, {b!r} now" for k, (a, b) in list(differ.items())[:8]
+      )
+      + f"{', ...' if len(differ) > 8 else ''}): train into a new --workdir, or pass "
+      "--config.restart=True to discard that run and start over"
+    )
+  if meta["speakers"] != {k: list(v) for k, v in speakers.items()}:
+    raise ValueError(
+      f"{workdir} holds a run with another speaker split (another seed or "
+      "dataset); use a new --workdir"
+    )
+  if emotions.LabelSpace.from_meta(meta) != label_space:
+    raise ValueError(
+      f"{workdir} holds a run with other emotions (another prototypes CSV); "
+      "use a new --workdir"
+    )
+  before = preprocess_config.config_from_data(
+    config_schema.upgrade(meta["config"]).data
+  )
+  if before != preprocess_config.config_from_data(config.data):
+    raise ValueError(
+      f"{workdir} holds a run with other preprocessing ({before}); use a new "
+      "--workdir"
+    )

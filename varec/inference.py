@@ -16,7 +16,7 @@ training. Which windows is the window policy (`WINDOW_POLICIES`):
 A checkpoint without a trained GRU (`trained_gru`) gives each frame its CNN's
 own head instead, whatever the policy; a zero-shot classifier's head adds its
 class probabilities after valence and arousal, which decide each frame
-(`metrics.frame_emotions`). Valence and arousal are clipped to the paper's
+(`decisions.frame_emotions`). Valence and arousal are clipped to the paper's
 plane, [-1, 1] (`bounded`); `flip_average` (the config's unless the caller
 says) averages each frame's CNN output with its mirror image's. `Stream`
 feeds the engine batch by batch (predict.py); `VideoPredictor` feeds it whole
@@ -42,8 +42,10 @@ from varec import config_schema
 from varec import emotions
 from varec import model_lib
 from varec import models
-from varec import preprocessing
 from varec import workdir as workdir_lib
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop
+from varec.preprocess import faces
 
 
 @dataclasses.dataclass
@@ -90,7 +92,7 @@ class TrainedModel:
       )
     config = config_schema.upgrade(meta["config"])
     workdir = workdir_lib.Workdir.of_checkpoint(step_dir)
-    if workdir and config.data.face_detector != preprocessing.DLIB_HOG:
+    if workdir and config.data.face_detector != faces.DLIB_HOG:
       # A checkpoint carries its cascade file; relative names are inside its folder.
       config.data.face_detector = str(workdir.root / config.data.face_detector)
     # A config edited by hand, or from a tool that did not check it.
@@ -274,7 +276,8 @@ class Engine:
     )
     self.batch_size = batch_size or config.eval_batch_size
     self.uses_gru = uses_gru
-    self._data = config.data
+    # What the model reads of stored crops (`crop.model_input`, `mirror_input`).
+    self.input_config = preprocess_config.input_config(config.data)
     cnn = model_lib.build_cnn(config)
     self._cnn_variables = model_lib.cnn_variables(variables)
     self._features = model_lib.feature_fn(cnn)
@@ -303,7 +306,7 @@ class Engine:
 
   def _cnn(self, fn, frames: np.ndarray, fixed_shape: bool) -> np.ndarray:
     """`fn` of the CNN over `frames` in batches (with `flip_average`, the mean of
-    the frames' and their mirror images', `preprocessing.mirror_input`)."""
+    the frames' and their mirror images', `preprocess.crop.mirror_input`)."""
     out = model_lib.apply_in_batches(
       fn, self._cnn_variables, frames, self.batch_size, fixed_shape
     )
@@ -312,7 +315,7 @@ class Engine:
     mirrored = model_lib.apply_in_batches(
       fn,
       self._cnn_variables,
-      preprocessing.mirror_input(frames, self._data),
+      crop.mirror_input(frames, self.input_config),
       self.batch_size,
       fixed_shape,
     )

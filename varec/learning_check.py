@@ -16,9 +16,9 @@ import numpy as np
 from scipy import stats
 
 from varec import emotions
-from varec import preprocessing
 from varec import steps
 from varec import workdir as workdir_lib
+from varec.preprocess import labels
 
 # train.py's exit status when the validation of the model it trained shows that it
 # learnt nothing (`check_stage`); the checkpoints stay. 1: an error, 2: a bad
@@ -57,7 +57,7 @@ def data_record(
   validation's chance accuracy and the videos right that beat it."""
   record = {}
   for split in ("train", "validation"):
-    people = {preprocessing.person_of(s) for s in speakers[split]}
+    people = {labels.person_of(s) for s in speakers[split]}
     record[f"{split}_people"] = len(people)
     record[f"{split}_videos"] = len(np.unique(windows[split]["video_id"]))
   validation = windows["validation"]

@@ -3,7 +3,7 @@
 `MeshReader` follows faces through a video as MediaPipe's VIDEO mode does,
 `still_landmarks` reads a pre-cropped face framed alike, and `model_input`
 turns a face's landmarks into what a face-mesh model (`models.FaceMesh`)
-reads. Dataset builds (`preprocessing`) and `predict.py` (`predictor`) both
+reads. Dataset builds (`preprocess.clip`) and `predict.py` (`predictor`) both
 go through here; the networks themselves are `varec.face_mesh`'s.
 """
 

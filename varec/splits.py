@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from varec import preprocessing
+from varec.preprocess import labels
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -53,7 +53,7 @@ def split_speakers(
   """Assigns every speaker to train, validation or test, shuffled by `seed`.
 
   Args:
-    speakers: speaker ids; mirror images end in `preprocessing.MIRROR_SUFFIX`.
+    speakers: speaker ids; mirror images end in `preprocess.labels.MIRROR_SUFFIX`.
     seed: the run's seed; the same seed and speakers always give the same split.
     ratios: relative sizes of train, validation and test, counted in groups.
     group_mirrors: keep a person and their mirror image in the same split.
@@ -62,7 +62,7 @@ def split_speakers(
     {split name: sorted speaker ids}.
   """
   speakers = sorted(set(speakers))
-  key = preprocessing.person_of if group_mirrors else (lambda s: s)
+  key = labels.person_of if group_mirrors else (lambda s: s)
   groups = sorted({key(s) for s in speakers})
   order = np.random.default_rng(seed).permutation(len(groups))
   sizes = split_sizes(len(groups), ratios)

@@ -1,8 +1,8 @@
 """Training steps of the paper's transfer learning (§4.5), as pure functions.
 
 A stage (`cnn`, `rnn`, `joint`) is the module it trains as one forward
-function; `stage_state` builds its train state (optimizer, frozen blocks,
-loss); `train_step` is pure and jit-compiled; batches are gathered and
+function; `stage_schedule` sets how long it trains, `stage_state` builds its
+train state (optimizer, frozen blocks, loss); `train_step` is pure and jit-compiled; batches are gathered and
 augmented on the devices (`jitted_gather`); `data_mesh`, `replicate` and
 `to_host` spread a step over every device. Evaluation, during training as
 after it, runs through the one inference engine (`varec.inference.Engine`).
@@ -14,6 +14,7 @@ import dataclasses
 import functools
 from typing import Any, Callable
 
+from absl import logging
 from flax import struct
 from flax.training import train_state
 import flax
@@ -37,6 +38,8 @@ STAGES = ("probe", "cnn", "rnn", "joint")
 FRAME_STAGES = ("probe", "cnn")
 
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.01}
+# What the learning rate does after its warmup (`config.lr_schedule`).
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class TrainState(train_state.TrainState):
@@ -160,7 +163,7 @@ def make_optimizer(
   """Adam or SGD on the stage's learning-rate schedule, after a linear warmup from 0."""
   if config.optimizer not in DEFAULT_LEARNING_RATES:
     raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam or sgd")
-  if config.lr_schedule not in ("constant", "cosine"):
+  if config.lr_schedule not in LR_SCHEDULES:
     raise ValueError(
       f"unknown lr_schedule {config.lr_schedule!r}; use constant or cosine"
     )
@@ -262,6 +265,114 @@ def stage_state(
   )
   loss_fn = make_loss(config, prototypes)
   return stage, create_train_state(stage, variables, tx, rng, loss_fn)
+
+
+# -- How long a stage trains --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSchedule:
+  """How long a stage trains: `epochs` of `steps_per_epoch` batches of `batch_size`."""
+
+  batch_size: int
+  steps_per_epoch: int
+  num_epochs: int  # The config's.
+  min_steps: int  # The config's.
+  # What it trains: num_epochs, or more where they give fewer than min_steps steps.
+  epochs: int
+  warmup_steps: int
+
+  @property
+  def steps(self) -> int:
+    return self.epochs * self.steps_per_epoch
+
+  @property
+  def lengthened(self) -> bool:
+    return self.epochs > self.num_epochs
+
+  def record(self) -> dict:
+    """The training summary's record of it."""
+    return {
+      **dataclasses.asdict(self),
+      "steps": self.steps,
+      "lengthened": self.lengthened,
+    }
+
+
+def stage_schedule(
+  name: str, config: ml_collections.ConfigDict, num_train: int, mesh
+) -> StageSchedule:
+  """Stage `name`'s schedule on `num_train` training examples.
+
+  `min_steps` sets a floor: where `num_epochs` epochs give fewer steps (a
+  small set), the stage trains ceil(min_steps / steps per epoch) epochs, and
+  the warmup keeps its share of the stage (`warmup_epochs` of `num_epochs`),
+  so that the stage runs the schedule it has on a set large enough.
+
+  Args:
+    name: one of `STAGES`.
+    config: the run's config.
+    num_train: the stage's training examples (frames or windows).
+    mesh: the devices each batch is shared over (`data_mesh`).
+
+  Returns:
+    The schedule.
+  """
+  stage_config = config[name]
+  batch_size = _batch_size(name, stage_config, num_train, mesh)
+  steps_per_epoch = num_train // batch_size
+  num_epochs, min_steps = stage_config.num_epochs, stage_config.min_steps
+  epochs = max(num_epochs, -(-min_steps // steps_per_epoch))
+  warmup_steps = round(
+    steps_per_epoch * config.warmup_epochs
+    if epochs == num_epochs
+    else epochs * steps_per_epoch * config.warmup_epochs / num_epochs
+  )
+  schedule = StageSchedule(
+    batch_size, steps_per_epoch, num_epochs, min_steps, epochs, warmup_steps
+  )
+  if schedule.lengthened:
+    logging.warning(
+      "Stage %s: %d training examples make %d steps an epoch (batch %d), so "
+      "%s.num_epochs=%d would take %d steps, fewer than %s.min_steps=%d: "
+      "training %d epochs (%d steps) instead, the learning rate's schedule "
+      "(%s, %d warmup steps) spread over them. %s.min_steps=0 trains "
+      "num_epochs as given.",
+      name,
+      num_train,
+      steps_per_epoch,
+      batch_size,
+      name,
+      num_epochs,
+      num_epochs * steps_per_epoch,
+      name,
+      min_steps,
+      epochs,
+      schedule.steps,
+      config.lr_schedule,
+      warmup_steps,
+      name,
+    )
+  return schedule
+
+
+def _batch_size(name: str, stage_config, num_train: int, mesh) -> int:
+  """The stage's batch size; a split smaller than one batch: the largest whole number of
+  batches per device."""
+  # `config_checks.check_config` refuses such a config before any data; this
+  # guards callers that did not ask it (benchmarks, tests).
+  if stage_config.batch_size % mesh.size:
+    raise ValueError(
+      f"{name}.batch_size ({stage_config.batch_size}) is not a multiple of the "
+      f"{mesh.size} devices"
+    )
+  batch_size = min(stage_config.batch_size, num_train - num_train % mesh.size)
+  if batch_size < 1:
+    raise ValueError(
+      f"the {name} stage has {num_train} training examples, fewer than the "
+      f"{mesh.size} devices"
+    )
+  return batch_size
 
 
 # -- Pure steps ---------------------------------------------------------------------

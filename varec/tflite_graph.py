@@ -175,6 +175,26 @@ def read(
   if count != 1:
     raise GraphError(f"{name}: {count} subgraphs; one is supported")
   graph = model.Subgraphs(0)
+  constants = _constants(model, graph, name)
+  ops = _ops(model, graph, constants, name)
+  inputs = tuple(int(i) for i in graph.InputsAsNumpy())
+  shapes = tuple(
+    tuple(int(s) for s in graph.Tensors(i).ShapeAsNumpy()) for i in inputs
+  )
+  return (
+    Graph(
+      tuple(ops), inputs, tuple(int(i) for i in graph.OutputsAsNumpy()), shapes
+    ),
+    constants,
+  )
+
+
+def _constants(model, graph, name: str) -> dict[int, np.ndarray]:
+  """The subgraph's tensors that hold data, by tensor index, as stored.
+
+  Raises:
+    GraphError: a tensor's type is not one of `_DTYPES`.
+  """
   constants = {}
   for index in range(graph.TensorsLength()):
     tensor = graph.Tensors(index)
@@ -194,6 +214,16 @@ def read(
       buffer.DataAsNumpy().tobytes(), _DTYPES[tensor.Type()]
     )
     constants[index] = values.reshape(shape)
+  return constants
+
+
+def _ops(model, graph, constants: dict, name: str) -> list[Op]:
+  """The subgraph's operators in order; a DEQUANTIZE of a constant is applied
+  to `constants` in place (float32 under its output's index) and dropped.
+
+  Raises:
+    GraphError: an operator is not one of `_SUPPORTED`.
+  """
   ops = []
   for position in range(graph.OperatorsLength()):
     op = graph.Operators(position)
@@ -213,16 +243,7 @@ def read(
         "does not implement"
       )
     ops.append(Op(kind, inputs, outputs, _options(kind, op, _plain)))
-  inputs = tuple(int(i) for i in graph.InputsAsNumpy())
-  shapes = tuple(
-    tuple(int(s) for s in graph.Tensors(i).ShapeAsNumpy()) for i in inputs
-  )
-  return (
-    Graph(
-      tuple(ops), inputs, tuple(int(i) for i in graph.OutputsAsNumpy()), shapes
-    ),
-    constants,
-  )
+  return ops
 
 
 def _plain(value):

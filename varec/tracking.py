@@ -38,7 +38,7 @@ import numpy as np
 from scipy import optimize
 
 from varec import face_alignment
-from varec import preprocessing
+from varec.preprocess import decode
 
 DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 # Overlap (intersection over union) with a track's expected box that counts as motion.
@@ -233,9 +233,9 @@ class Tracker:
 
 
 def _interpolate(
-  start: preprocessing.Frame,
-  end: preprocessing.Frame,
-  between: list[preprocessing.Frame],
+  start: decode.Frame,
+  end: decode.Frame,
+  between: list[decode.Frame],
 ) -> None:
   """Each person seen on both detection frames gets boxes linear in time between them."""
   for person in start.faces.keys() & end.faces.keys():
@@ -247,11 +247,11 @@ def _interpolate(
 
 
 def tracked_frames(
-  frames: Iterable[preprocessing.Frame],
+  frames: Iterable[decode.Frame],
   tracker: Tracker,
   keep_bgr: bool,
-) -> Iterator[preprocessing.Frame]:
-  """`preprocessing.detections`' frames with `faces` ({person: box}), in order.
+) -> Iterator[decode.Frame]:
+  """`preprocess.faces.detections`' frames with `faces` ({person: box}), in order.
 
   Frames between two detection frames are held until the second (at most
   `detect_every` of them). `bgr` is dropped once used unless `keep_bgr`.

@@ -12,9 +12,9 @@ import pathlib
 
 
 from varec import synthetic
+from varec import workers
 from varec.data import builder
 from varec.data import discovery
-from varec.data import pool
 
 
 @dataclasses.dataclass(eq=False)
@@ -65,7 +65,7 @@ class Builder(builder.VideoEmotionBuilder):
         seed=config.seed,
         size=config.frame_size,
         fps=config.preprocess.fps,
-        workers=pool.default_workers(),
+        workers=workers.default_workers(),
       )
       marker.touch()
     return discovery.find_videos(

@@ -35,18 +35,20 @@ import tensorflow_datasets as tfds
 
 from varec import emotions
 from varec import face_mesh
-from varec import preprocessing
 from varec.data import discovery
 from varec.data import pool
 from varec.data import summary as summary_lib
+from varec.preprocess import clip
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import labels as labels_lib
 
 
 @dataclasses.dataclass(eq=False)
 class VideoBuilderConfig(tfds.core.BuilderConfig):
   """A builder config: preprocessing parameters, the file-name pattern, the emotions."""
 
-  preprocess: preprocessing.PreprocessConfig = dataclasses.field(
-    default_factory=preprocessing.PreprocessConfig
+  preprocess: preprocess_config.PreprocessConfig = dataclasses.field(
+    default_factory=preprocess_config.PreprocessConfig
   )
   filename_pattern: str = discovery.ADFES_FILENAME_PATTERN
   orientations: tuple[str, ...] = discovery.ORIENTATIONS
@@ -335,17 +337,17 @@ class VideoEmotionBuilder(
 
 def video_examples(
   record: discovery.VideoRecord,
-  video: preprocessing.PreprocessedVideo,
+  video: clip.PreprocessedVideo,
   config: VideoBuilderConfig,
   windows: bool,
 ):
   """(key, example) of one video: its windows, or the whole video as one example."""
   pre = config.preprocess
-  labels = preprocessing.frame_labels(
+  labels = labels_lib.frame_labels(
     record.emotion, len(video.frames), config.label_space
   )
   if windows:
-    starts = preprocessing.window_starts(
+    starts = labels_lib.window_starts(
       video.labelled, pre.window_length, pre.window_stride
     )
     spans = [(int(s), int(s) + pre.window_length) for s in starts]
@@ -374,7 +376,7 @@ def video_examples(
 
 
 def _beam_preprocess(
-  record: discovery.VideoRecord, config: preprocessing.PreprocessConfig
+  record: discovery.VideoRecord, config: preprocess_config.PreprocessConfig
 ):
   """A Beam worker's step: (record, video or None, reason or None); never raises for a bad file."""
   video, reason = pool.try_preprocess(record, config)
@@ -383,7 +385,7 @@ def _beam_preprocess(
   return record, video, reason
 
 
-def _beam_stats(result, config: preprocessing.PreprocessConfig):
+def _beam_stats(result, config: preprocess_config.PreprocessConfig):
   record, video, reason = result
   if video is None:
     return {
@@ -401,7 +403,7 @@ def _write_beam_summary(
   listing_skipped: list[discovery.Skipped],
   order: dict[str, int],
   name: str,
-  config: preprocessing.PreprocessConfig,
+  config: preprocess_config.PreprocessConfig,
 ) -> dict:
   """Combines the per-video counts as `summary.build_summary` does (skipped files in listing
   order), writes them to `path`, and raises if no usable video or window is left."""

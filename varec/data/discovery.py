@@ -123,58 +123,82 @@ def read_index_csv(
   root = index_path.parent
   records, skipped, seen = [], [], {}
   with open(index_path, newline="", encoding="utf-8-sig") as f:
-    sample = f.read(4096)
-    f.seek(0)
-    try:
-      dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-    # One column, or too little text to tell: the default comma.
-    except csv.Error:
-      dialect = csv.excel
-    reader = csv.DictReader(f, dialect=dialect)
-    reader.fieldnames = [
-      name.strip().lower() for name in reader.fieldnames or ()
-    ]
-    missing = {"path", "speaker", "emotion"} - set(reader.fieldnames)
-    if missing:
-      raise ValueError(
-        f"{index_path}: missing column(s) {', '.join(sorted(missing))} (found "
-        f"{', '.join(reader.fieldnames) or 'none'}); expected path, speaker, "
-        "emotion[, orientation]"
-      )
+    reader = _index_reader(f, index_path)
     for line, row in enumerate(reader, start=2):
       relative = (row["path"] or "").strip()
       try:
-        path = root / relative
-        # Checked on the text, so that links the user put in the folder still count as inside.
-        if not relative or not pathlib.Path(
-          os.path.normpath(path)
-        ).is_relative_to(os.path.normpath(root)):
-          raise ValueError(f"path {relative!r} is not inside {root}")
-        video_id = pathlib.Path(relative).with_suffix("").as_posix()
-        if video_id in seen:
-          raise ValueError(
-            f"the same video as line {seen[video_id]} (paths differing only in "
-            "their extension name one video)"
-          )
-        speaker = (row["speaker"] or "").strip()
-        if not speaker:
-          raise ValueError("empty speaker")
-        orientation = canonical_orientation(row.get("orientation") or "forward")
-        if orientation is None:
-          raise ValueError(f"unknown orientation {row['orientation']!r}")
-        records.append(
-          VideoRecord(
-            path=path,
-            video_id=video_id,
-            speaker=speaker,
-            emotion=label_space.canonical(row["emotion"] or ""),
-            orientation=orientation,
-          )
-        )
-        seen[video_id] = line
+        records.append(_index_record(row, relative, root, seen, label_space))
+        seen[records[-1].video_id] = line
       except ValueError as e:
         skipped.append(Skipped(f"{index_path}:{line} ({relative})", str(e)))
   return records, skipped
+
+
+def _index_reader(f, index_path: pathlib.Path) -> csv.DictReader:
+  """A `csv.DictReader` of the open index `f`: its separator sniffed, its
+  column names stripped and lower-cased.
+
+  Raises:
+    ValueError: a column of path, speaker, emotion is missing.
+  """
+  sample = f.read(4096)
+  f.seek(0)
+  try:
+    dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+  # One column, or too little text to tell: the default comma.
+  except csv.Error:
+    dialect = csv.excel
+  reader = csv.DictReader(f, dialect=dialect)
+  reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or ()]
+  missing = {"path", "speaker", "emotion"} - set(reader.fieldnames)
+  if missing:
+    raise ValueError(
+      f"{index_path}: missing column(s) {', '.join(sorted(missing))} (found "
+      f"{', '.join(reader.fieldnames) or 'none'}); expected path, speaker, "
+      "emotion[, orientation]"
+    )
+  return reader
+
+
+def _index_record(
+  row: dict,
+  relative: str,
+  root: pathlib.Path,
+  seen: dict[str, int],
+  label_space: emotions.LabelSpace,
+) -> VideoRecord:
+  """One index row's record; `relative` is its stripped path, `seen` the
+  lines of the videos read so far by video id.
+
+  Raises:
+    ValueError: the row is skipped, for the reason given.
+  """
+  path = root / relative
+  # Checked on the text, so that links the user put in the folder still count
+  # as inside.
+  if not relative or not pathlib.Path(os.path.normpath(path)).is_relative_to(
+    os.path.normpath(root)
+  ):
+    raise ValueError(f"path {relative!r} is not inside {root}")
+  video_id = pathlib.Path(relative).with_suffix("").as_posix()
+  if video_id in seen:
+    raise ValueError(
+      f"the same video as line {seen[video_id]} (paths differing only in "
+      "their extension name one video)"
+    )
+  speaker = (row["speaker"] or "").strip()
+  if not speaker:
+    raise ValueError("empty speaker")
+  orientation = canonical_orientation(row.get("orientation") or "forward")
+  if orientation is None:
+    raise ValueError(f"unknown orientation {row['orientation']!r}")
+  return VideoRecord(
+    path=path,
+    video_id=video_id,
+    speaker=speaker,
+    emotion=label_space.canonical(row["emotion"] or ""),
+    orientation=orientation,
+  )
 
 
 def find_videos(

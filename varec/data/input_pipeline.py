@@ -25,11 +25,13 @@ import tensorflow_datasets as tfds
 from configs import base
 from varec import emotions
 from varec import locks
-from varec import preprocessing
 from varec import splits
 from varec.data import builder as builder_lib
 from varec.data import discovery
 from varec.data import summary
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import crop
+from varec.preprocess import labels as labels_lib
 
 BUILDER_MODULES = {
   "adfes": "data_builder.adfes.adfes_dataset_builder",
@@ -86,7 +88,7 @@ def accepts_prototypes_csv(name: str) -> bool:
 def _config_from_data(
   data: ml_collections.ConfigDict,
   builder_cls,
-  preprocess: preprocessing.PreprocessConfig,
+  preprocess: preprocess_config.PreprocessConfig,
   label_space: emotions.LabelSpace | None,
 ):
   """(config, usual preprocessing) of a builder whose configs are named by the data options."""
@@ -108,7 +110,7 @@ def _config_from_data(
     name=name, label_space=label_space, preprocess=preprocess
   )
   usual = dataclasses.replace(
-    preprocessing.PreprocessConfig(),
+    preprocess_config.PreprocessConfig(),
     pad_short_clips=builder_cls.PAD_SHORT_CLIPS,
     num_labelled_frames=preprocess.num_labelled_frames,
     faces_cropped=preprocess.faces_cropped,
@@ -140,19 +142,19 @@ def builder_config(
   by side in one data dir and one is never read as another.
   """
   builder_cls = module.Builder
-  preprocess = preprocessing.config_from_data(
+  preprocess = preprocess_config.config_from_data(
     data, pad_short_clips=builder_cls.PAD_SHORT_CLIPS
   )
   if builder_cls.CONFIG_FROM_DATA:
     base, usual = _config_from_data(data, builder_cls, preprocess, label_space)
   else:
     base, usual = _listed_config(data, builder_cls)
-  usual = preprocessing.build_fields(usual)
+  usual = preprocess_config.build_fields(usual)
   # A field build_fields leaves out of `usual` holds its old default there,
   # which `preprocess` (that has it) leaves.
   changed = {
     k: v
-    for k, v in preprocessing.build_fields(preprocess).items()
+    for k, v in preprocess_config.build_fields(preprocess).items()
     if k not in usual or v != usual[k]
   }
   config = base
@@ -176,7 +178,7 @@ def get_builder(
 ) -> tfds.core.DatasetBuilder:
   """The TFDS builder named by `data.name`, reading and writing array_record files.
 
-  Its preprocessing follows `data` (`preprocessing.config_from_data`). A
+  Its preprocessing follows `data` (`preprocess.config.config_from_data`). A
   video_folder build has the emotions of `data.prototypes_csv` (Table 2
   without one), or `label_space` when given: a checkpoint's, so that its build
   is found even if the CSV has moved or changed since training.
@@ -213,7 +215,7 @@ def build_command(data: ml_collections.ConfigDict) -> str:
   defaults = base.get_data_config()
   keys += [
     k
-    for k in ("follow_symlinks",) + preprocessing.PREPROCESS_FIELDS
+    for k in ("follow_symlinks",) + preprocess_config.PREPROCESS_FIELDS
     if data.get(k) is not None and data.get(k) != defaults.get(k)
   ]
   options = [
@@ -275,7 +277,9 @@ def check_source(builder: tfds.core.DatasetBuilder, manual_dir) -> None:
 def check_preprocessing(builder: tfds.core.DatasetBuilder) -> None:
   """Raises ValueError if a build's recorded preprocessing is not the one asked for."""
   stored = builder.info.metadata.get("preprocess")
-  stored = None if stored is None else preprocessing.upgrade_recorded(stored)
+  stored = (
+    None if stored is None else preprocess_config.upgrade_recorded(stored)
+  )
   wanted = dataclasses.asdict(builder.builder_config.preprocess)
   if stored is not None and stored != wanted:
     differ = sorted(k for k in wanted if stored.get(k) != wanted[k])
@@ -320,17 +324,17 @@ def read_split(
   return examples
 
 
-def mirrored(example: dict, data: ml_collections.ConfigDict) -> dict:
+def mirrored(example: dict, config: preprocess_config.InputConfig) -> dict:
   """The example's mirror image as a new speaker (§4.5 step 4): its model
-  input mirrored (`preprocessing.mirror_input`).
+  input mirrored (`preprocess.crop.mirror_input`).
 
   Face boxes keep the original video's coordinates.
   """
   return {
     **example,
-    "frames": preprocessing.mirror_input(example["frames"], data),
-    "speaker": preprocessing.mirror_speaker(example["speaker"]),
-    "video_id": example["video_id"] + preprocessing.MIRROR_SUFFIX,
+    "frames": crop.mirror_input(example["frames"], config),
+    "speaker": labels_lib.mirror_speaker(example["speaker"]),
+    "video_id": example["video_id"] + labels_lib.MIRROR_SUFFIX,
   }
 
 
@@ -338,16 +342,17 @@ def prepare_examples(
   examples: list[dict], data: ml_collections.ConfigDict
 ) -> list[dict]:
   """Frames (and a face-mesh build's crops) as model input
-  (`preprocessing.model_input`), plus mirror images if `data.flip_augment`."""
+  (`preprocess.crop.model_input`), plus mirror images if `data.flip_augment`."""
+  inputs = preprocess_config.input_config(data)
   out = [
     {
       **e,
-      "frames": preprocessing.model_input(e["frames"], data, e.get("crops")),
+      "frames": crop.model_input(e["frames"], inputs, e.get("crops")),
     }
     for e in examples
   ]
   if data.flip_augment:
-    out += [mirrored(e, data) for e in out]
+    out += [mirrored(e, inputs) for e in out]
   return out
 
 

@@ -14,22 +14,22 @@ import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import pathlib
 import re
-import threading
-import time
 
 import numpy as np
 
-from varec import preprocessing
+from varec import workers as workers_lib
 from varec.data import discovery
+from varec.preprocess import clip
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import decode
 
 
 def _cache_path(
   record: discovery.VideoRecord,
-  config: preprocessing.PreprocessConfig,
+  config: preprocess_config.PreprocessConfig,
   cache_dir: pathlib.Path,
 ) -> pathlib.Path:
   """The cache file of `record` under `config`: its video id, and a digest of its resolved
@@ -40,7 +40,7 @@ def _cache_path(
       str(record.path.resolve()),
       stat.st_size,
       stat.st_mtime_ns,
-      preprocessing.build_fields(config),
+      preprocess_config.build_fields(config),
     ],
     sort_keys=True,
   )
@@ -55,18 +55,18 @@ _ID_CHARS = 80
 
 
 def try_preprocess(
-  record: discovery.VideoRecord, config: preprocessing.PreprocessConfig
-) -> tuple[preprocessing.PreprocessedVideo | None, str | None]:
+  record: discovery.VideoRecord, config: preprocess_config.PreprocessConfig
+) -> tuple[clip.PreprocessedVideo | None, str | None]:
   """(video, None) on success, (None, reason) when the file cannot be used."""
   try:
     if not record.path.exists():
-      raise preprocessing.VideoError(record.path, "file not found")
+      raise decode.VideoError(record.path, "file not found")
     if not os.access(record.path, os.R_OK):
-      raise preprocessing.VideoError(
+      raise decode.VideoError(
         record.path, "permission denied: this user cannot read it"
       )
-    return preprocessing.preprocess_video(record.path, config), None
-  except preprocessing.VideoError as e:
+    return clip.preprocess_video(record.path, config), None
+  except decode.VideoError as e:
     return None, e.reason
   except Exception as e:  # pylint: disable=broad-except
     # Any other failure on one file (e.g. a decoder crash) must not kill the build.
@@ -75,7 +75,7 @@ def try_preprocess(
 
 def _preprocess_one(
   record: discovery.VideoRecord,
-  config: preprocessing.PreprocessConfig,
+  config: preprocess_config.PreprocessConfig,
   cache_dir: pathlib.Path,
 ) -> tuple[pathlib.Path | None, str | None]:
   """Runs in a worker process: (cache file, None) on success, (None, reason) on failure."""
@@ -104,63 +104,10 @@ def _preprocess_one(
   return cache, None
 
 
-def default_workers() -> int:
-  """Worker processes: $VAREC_WORKERS, else one per CPU core."""
-  return int(os.environ.get("VAREC_WORKERS", os.cpu_count() or 1))
-
-
-def _exit_with(parent: int) -> None:
-  """In a worker: exit as soon as the process that started it is gone (a
-  killed build must not leave its workers decoding, ~340 MB each, forever)."""
-
-  def watch():
-    while os.getppid() == parent:
-      time.sleep(1.0)
-    os._exit(1)
-
-  threading.Thread(target=watch, daemon=True).start()
-
-
-def _start_worker(parent: int, initializer, initargs) -> None:
-  _exit_with(parent)
-  if initializer is not None:
-    initializer(*initargs)
-
-
-def executor(
-  workers: int, initializer=None, initargs=()
-) -> concurrent.futures.ProcessPoolExecutor:
-  """A pool of spawned workers, not forked (the parent may hold TensorFlow or
-  JAX threads), that exit with their parent; `initializer(*initargs)` runs
-  in each as it starts."""
-  return concurrent.futures.ProcessPoolExecutor(
-    workers,
-    mp_context=multiprocessing.get_context("spawn"),
-    initializer=_start_worker,
-    initargs=(os.getpid(), initializer, initargs),
-  )
-
-
-def _call(call):
-  function, args = call
-  return function(*args)
-
-
-def run_calls(calls, workers: int | None = None) -> list:
-  """[function(*args) for function, args in calls], in order, over `workers` processes
-  (default `default_workers()`; one, or a single call, runs here). Functions and
-  arguments must pickle: module-level functions and plain data."""
-  workers = default_workers() if workers is None else workers
-  if workers <= 1 or len(calls) <= 1:
-    return [_call(c) for c in calls]
-  with executor(min(workers, len(calls))) as pool:
-    return list(pool.map(_call, calls, chunksize=4))
-
-
 def _run_in_pool(records, config, cache_dir, workers: int) -> dict[int, tuple]:
   """Results by record index; records whose worker process died are left out."""
   results = {}
-  with executor(workers) as pool:
+  with workers_lib.executor(workers) as pool:
     futures = {
       pool.submit(_preprocess_one, r, config, cache_dir): i
       for i, r in enumerate(records)
@@ -175,7 +122,7 @@ def _run_in_pool(records, config, cache_dir, workers: int) -> dict[int, tuple]:
 
 def preprocess_all(
   records,
-  config: preprocessing.PreprocessConfig,
+  config: preprocess_config.PreprocessConfig,
   cache_dir,
   workers: int | None = None,
 ):
@@ -186,7 +133,7 @@ def preprocess_all(
   """
   cache_dir = pathlib.Path(cache_dir)
   cache_dir.mkdir(parents=True, exist_ok=True)
-  workers = workers or default_workers()
+  workers = workers or workers_lib.default_workers()
   if workers > 1 and len(records) > 1:
     results = _run_in_pool(records, config, cache_dir, workers)
     lost = [i for i in range(len(records)) if i not in results]
@@ -231,7 +178,7 @@ def preprocess_all(
 _SKIPS_LOGGED = 10
 
 
-def load_preprocessed(cache: pathlib.Path) -> preprocessing.PreprocessedVideo:
+def load_preprocessed(cache: pathlib.Path) -> clip.PreprocessedVideo:
   with np.load(cache) as data:
     fields = {k: data[k] for k in data.files}
-  return preprocessing.PreprocessedVideo(**fields)
+  return clip.PreprocessedVideo(**fields)

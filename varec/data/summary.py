@@ -14,15 +14,17 @@ import dataclasses
 
 import numpy as np
 
-from varec import preprocessing
 from varec.data import discovery
 from varec.data import pool
+from varec.preprocess import clip
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import labels
 
 
 def video_stats(
   record: discovery.VideoRecord,
-  video: preprocessing.PreprocessedVideo,
-  config: preprocessing.PreprocessConfig,
+  video: clip.PreprocessedVideo,
+  config: preprocess_config.PreprocessConfig,
 ) -> dict:
   """One video's counts for the build summary (small: a Beam worker sends it on)."""
   return {
@@ -31,7 +33,7 @@ def video_stats(
     "speaker": record.speaker,
     "frames": len(video.frames),
     "windows": len(
-      preprocessing.window_starts(
+      labels.window_starts(
         video.labelled, config.window_length, config.window_stride
       )
     ),
@@ -68,7 +70,7 @@ def summarize(stats: list[dict], skipped: list[discovery.Skipped]) -> dict:
 
 
 def build_summary(
-  done, skipped, config: preprocessing.PreprocessConfig
+  done, skipped, config: preprocess_config.PreprocessConfig
 ) -> dict:
   """`summarize` over the preprocessed videos of `pool.preprocess_all`."""
   return summarize(
@@ -141,7 +143,7 @@ def skipped_lines(skipped: list[dict]) -> list[str]:
 
 
 def no_window_error(
-  name: str, config: preprocessing.PreprocessConfig, summary: dict
+  name: str, config: preprocess_config.PreprocessConfig, summary: dict
 ) -> str:
   """Why a build would give no training window at all, and the setting to change."""
   return (
@@ -156,7 +158,7 @@ def no_window_error(
 
 
 def check_summary(
-  name: str, config: preprocessing.PreprocessConfig, summary: dict
+  name: str, config: preprocess_config.PreprocessConfig, summary: dict
 ):
   """Raises when a build has no usable video, or no window to train on."""
   if not summary["videos"]:

@@ -1,6 +1,6 @@
 """One frame: the canvas of face shapes, the head's light and the composite.
 
-Per frame, `face_parts` collects the face's shapes on a `Canvas` in face units;
+Per frame, `face_parts` collects the face's shapes on a `canvas.Canvas` in face units;
 one projection for the head pose maps them all to pixels, and they are drawn
 into three layers over the head's region of interest: albedo (colour), mask
 (head coverage) and shade (soft shadows, blurred later). A light map of a lit
@@ -16,36 +16,12 @@ import numpy as np
 
 from varec.synthetic import appearance
 from varec.synthetic import backdrop
+from varec.synthetic import canvas as canvas_lib
 from varec.synthetic import face_parts
 from varec.synthetic import geometry
 from varec.synthetic import shapes
 
 _AA = cv2.LINE_AA
-
-
-class Canvas:
-  """Collects shapes in face units so that one projection serves a whole frame."""
-
-  def __init__(self):
-    self.points, self.depths, self.ops = [], [], []
-
-  def _add(self, op, uv, dz, *args):
-    uv = np.asarray(uv, np.float64)
-    self.points.append(uv)
-    self.depths.append(np.full(len(uv), dz))
-    self.ops.append((op, len(uv), args))
-
-  def fill(self, uv, colour, dz=0.0, to_mask=True):
-    """Opaque polygon: albedo colour (and head coverage unless to_mask=False)."""
-    self._add("fill", uv, dz, tuple(map(float, colour)), to_mask)
-
-  def line(self, uv, colour, width, dz=0.0):
-    """Polyline in albedo, width in face units."""
-    self._add("line", uv, dz, tuple(map(float, colour)), width)
-
-  def soft(self, uv, value, dz=0.0):
-    """Polygon in the shade layer (blurred later): >0 darkens, <0 brightens."""
-    self._add("soft", uv, dz, float(value))
 
 
 class Renderer:
@@ -80,7 +56,7 @@ class Renderer:
     mask = np.zeros((h, w), np.uint8)
     shade = np.zeros((h, w), np.float32)
     self._draw_neck(albedo, mask, shade, pose, origin)
-    c = Canvas()
+    c = canvas_lib.Canvas()
     face_parts.draw_face(
       c, self.spk, self.head, lambda k: au.get(k, 0.0), blink
     )
@@ -113,7 +89,7 @@ class Renderer:
 
   def _rasterise(
     self,
-    c: Canvas,
+    c: canvas_lib.Canvas,
     pose: geometry.Pose,
     origin: np.ndarray,
     albedo,

@@ -1,6 +1,6 @@
 """The face, part by part, for one frame's action units.
 
-Each part adds its shapes (face units) to a `compositing.Canvas`: fills and lines
+Each part adds its shapes (face units) to a `canvas.Canvas`: fills and lines
 in the albedo layer, soft shapes in the shade layer. `draw_face` adds them in
 painting order, so later parts cover earlier ones (the lids cover the eyeballs,
 the front hair the forehead). `g(name)` is an action unit's intensity (0 when the
@@ -10,16 +10,13 @@ expression does not use it); the action units move the landmarks like FACS units
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from varec.synthetic import appearance
+from varec.synthetic import canvas as canvas_lib
 from varec.synthetic import geometry
 from varec.synthetic import shapes
-
-if TYPE_CHECKING:  # compositing imports this module.
-  from varec.synthetic import compositing
 
 ActionUnits = Callable[[str], float]
 # A lip corner: (u, v, sneer intensity).
@@ -27,7 +24,7 @@ Corner = tuple[float, float, float]
 
 
 def draw_face(
-  c: compositing.Canvas,
+  c: canvas_lib.Canvas,
   s: appearance.Speaker,
   head: shapes.HeadShapes,
   g: ActionUnits,
@@ -65,7 +62,7 @@ def _light_side(s: appearance.Speaker) -> float:
 
 
 def back_hair_and_ears(
-  c: compositing.Canvas, s: appearance.Speaker, head: shapes.HeadShapes
+  c: canvas_lib.Canvas, s: appearance.Speaker, head: shapes.HeadShapes
 ) -> None:
   """What lies behind the face: long hair, a bun, the ears."""
   hair = np.array(s.hair)
@@ -88,7 +85,7 @@ def back_hair_and_ears(
 
 
 def skin(
-  c: compositing.Canvas,
+  c: canvas_lib.Canvas,
   s: appearance.Speaker,
   head: shapes.HeadShapes,
   g: ActionUnits,
@@ -112,7 +109,7 @@ def skin(
 
 
 def shading(
-  c: compositing.Canvas, s: appearance.Speaker, g: ActionUnits
+  c: canvas_lib.Canvas, s: appearance.Speaker, g: ActionUnits
 ) -> None:
   """Soft shading: eye sockets, cheekbones, the nose's sides and tip, the chin."""
   nl, nw = s.nose_length, s.nose_width
@@ -151,7 +148,7 @@ def shading(
 
 
 def wrinkles(
-  c: compositing.Canvas, s: appearance.Speaker, g: ActionUnits
+  c: canvas_lib.Canvas, s: appearance.Speaker, g: ActionUnits
 ) -> None:
   """Forehead lines, the frown's vertical lines, a wrinkled nose: only when strong enough."""
   brow_lift = 0.23 * g("brow_inner_up") + 0.2 * g("brow_outer_up")
@@ -191,7 +188,7 @@ def wrinkles(
 
 
 def lip_corners(
-  c: compositing.Canvas, s: appearance.Speaker, g: ActionUnits
+  c: canvas_lib.Canvas, s: appearance.Speaker, g: ActionUnits
 ) -> list[Corner]:
   """Moves the lip corners and draws the folds they pull; returns the corners.
 
@@ -260,7 +257,7 @@ def lip_corners(
 
 
 def eye(
-  c: compositing.Canvas,
+  c: canvas_lib.Canvas,
   s: appearance.Speaker,
   g: ActionUnits,
   side: int,
@@ -331,7 +328,7 @@ def eye(
 
 
 def brow(
-  c: compositing.Canvas, s: appearance.Speaker, g: ActionUnits, side: int
+  c: canvas_lib.Canvas, s: appearance.Speaker, g: ActionUnits, side: int
 ) -> None:
   """A brow through inner, peak and outer points moved by the brow action units."""
   skin_colour = np.array(s.skin)
@@ -368,7 +365,7 @@ def brow(
   c.fill(np.concatenate([centre - thick, (centre + thick)[::-1]]), colour)
 
 
-def nose(c: compositing.Canvas, s: appearance.Speaker, g: ActionUnits) -> None:
+def nose(c: canvas_lib.Canvas, s: appearance.Speaker, g: ActionUnits) -> None:
   """Nostrils and alar creases."""
   nl, nw = s.nose_length, s.nose_width
   nose_up = _nose_up(g)
@@ -428,7 +425,7 @@ def _lip_contours(
 
 
 def mouth(
-  c: compositing.Canvas,
+  c: canvas_lib.Canvas,
   s: appearance.Speaker,
   g: ActionUnits,
   corners: list[Corner],
@@ -470,7 +467,7 @@ def mouth(
 
 
 def front_hair(
-  c: compositing.Canvas, s: appearance.Speaker, head: shapes.HeadShapes
+  c: canvas_lib.Canvas, s: appearance.Speaker, head: shapes.HeadShapes
 ) -> None:
   """Front hair over the forehead, with strands for texture and a sheen."""
   hair = np.array(s.hair)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from varec import emotions as emotions_lib  # `emotions` is an argument below.
-from varec.data import pool as pool_lib
+from varec import workers as workers_lib
 from varec.synthetic import appearance
 from varec.synthetic import compositing
 from varec.synthetic import dynamics
@@ -181,6 +181,6 @@ def generate_dataset(
     paths = [_render_and_write(job) for job in jobs]
   else:
     # One OpenCV thread per worker, as the workers already fill the cores.
-    with pool_lib.executor(workers, cv2.setNumThreads, (1,)) as pool:
+    with workers_lib.executor(workers, cv2.setNumThreads, (1,)) as pool:
       paths = list(pool.map(_render_and_write, jobs))
   return sorted(paths)

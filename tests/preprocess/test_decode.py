@@ -1,4 +1,5 @@
-"""The one streaming decode path and its `DecodePolicy` (failed detections, truncated files)."""
+"""`varec.preprocess.decode`: frame rates, and the one streaming decode path's
+`DecodePolicy` (failed detections, truncated files)."""
 
 import collections
 import itertools
@@ -6,12 +7,37 @@ import itertools
 import numpy as np
 import pytest
 
-from varec import preprocessing as pp
 from varec import synthetic
+from varec.preprocess import clip
+from varec.preprocess import config as preprocess_config
+from varec.preprocess import decode
+from varec.preprocess import faces
 
-from tests.conftest import write_video
+from tests.helpers import write_video
 
-CONFIG = pp.PreprocessConfig(crop_size=32, detect_every=3, align_faces=False)
+
+CONFIG = preprocess_config.PreprocessConfig(
+  crop_size=32, detect_every=3, align_faces=False
+)
+
+
+def test_resample_indices_halves_50fps_and_keeps_25fps():
+  np.testing.assert_array_equal(
+    decode.resample_indices(10, 50.0, 25.0), [0, 2, 4, 6, 8]
+  )
+  np.testing.assert_array_equal(
+    decode.resample_indices(7, 25.0, 25.0), np.arange(7)
+  )
+  # 30 fps -> 25 fps: 2 s of video gives 50 frames, each the nearest in time.
+  idx = decode.resample_indices(60, 30.0, 25.0)
+  assert len(idx) == 50
+  expected = np.minimum(np.round(np.arange(50) / 25.0 * 30.0), 59)
+  np.testing.assert_array_equal(idx, expected)
+
+
+def test_needs_resampling_tolerates_container_rounding():
+  assert not decode.needs_resampling(25.002, 25.0)
+  assert decode.needs_resampling(29.97, 25.0)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +50,7 @@ def gap_video(tmp_path_factory, synthetic_clip):
 
 def _boxes(path, rule):
   stats = collections.Counter()
-  frames = pp.face_boxes(pp.stream_video(path, 25.0), CONFIG, rule, stats)
+  frames = faces.face_boxes(clip.stream_video(path, 25.0), CONFIG, rule, stats)
   return list(frames), stats
 
 
@@ -47,9 +73,9 @@ def test_fill_gives_failed_frames_a_box_and_skip_none(gap_video):
 
 def test_builders_fill_and_skip_leaves_faceless_frames_out(gap_video):
   config = CONFIG
-  filled = pp.preprocess_video(gap_video, config)
-  skip = pp.DecodePolicy(on_failed_detection="skip")
-  skipped = pp.preprocess_video(gap_video, config, skip)
+  filled = clip.preprocess_video(gap_video, config)
+  skip = decode.DecodePolicy(on_failed_detection="skip")
+  skipped = clip.preprocess_video(gap_video, config, skip)
   assert len(filled.frames) == 24 and len(skipped.frames) == 24 - 8
   assert filled.num_failed_detections == skipped.num_failed_detections == 2
 
@@ -63,26 +89,28 @@ def truncated_video(tmp_path_factory, synthetic_clip):
 
 
 def test_reject_refuses_a_truncated_file_and_accept_uses_it(truncated_video):
-  with pytest.raises(pp.VideoError, match="truncated or corrupt: decoded"):
-    pp.preprocess_video(truncated_video, CONFIG)
-  accept = pp.DecodePolicy(on_truncation="accept")
-  video = pp.preprocess_video(truncated_video, CONFIG, accept)
+  with pytest.raises(decode.VideoError, match="truncated or corrupt: decoded"):
+    clip.preprocess_video(truncated_video, CONFIG)
+  accept = decode.DecodePolicy(on_truncation="accept")
+  video = clip.preprocess_video(truncated_video, CONFIG, accept)
   stats = {}
   decoded = list(
-    pp.stream_video(truncated_video, 25.0, on_truncation="accept", stats=stats)
+    clip.stream_video(
+      truncated_video, 25.0, on_truncation="accept", stats=stats
+    )
   )
   assert stats["source_frames_announced"] == 72
   assert len(video.frames) == len(decoded) == stats["source_frames_decoded"]
-  assert len(decoded) < 72 * pp.TRUNCATION_TOLERANCE
+  assert len(decoded) < 72 * decode.TRUNCATION_TOLERANCE
 
 
 def test_the_policies_of_each_entry_point():
-  assert pp.BUILD_POLICY == pp.DecodePolicy("fill", "reject")
-  assert pp.PREDICT_POLICY == pp.DecodePolicy("skip", "accept")
+  assert decode.BUILD_POLICY == decode.DecodePolicy("fill", "reject")
+  assert decode.PREDICT_POLICY == decode.DecodePolicy("skip", "accept")
   with pytest.raises(ValueError, match="on_failed_detection"):
-    pp.DecodePolicy(on_failed_detection="guess")
+    decode.DecodePolicy(on_failed_detection="guess")
   with pytest.raises(ValueError, match="on_truncation"):
-    pp.DecodePolicy(on_truncation="maybe")
+    decode.DecodePolicy(on_truncation="maybe")
 
 
 def _old_resample_indices(num_frames, source_fps, target_fps):
@@ -97,51 +125,7 @@ def test_streamed_resampling_is_the_whole_array_rule():
   rates = (10.0, 12.5, 24.0, 25.0, 29.97, 30.0, 50.0, 60.0, 100.0)
   for n, source, target in itertools.product(range(1, 40), rates, rates):
     np.testing.assert_array_equal(
-      pp.resample_indices(n, source, target),
+      decode.resample_indices(n, source, target),
       _old_resample_indices(n, source, target),
       err_msg=f"{n} frames, {source} -> {target} fps",
     )
-
-
-def _old_fill(boxes, attempted):
-  found_idx = np.flatnonzero(~np.isnan(boxes).any(axis=1))
-  filled = boxes.copy()
-  for t in np.flatnonzero(attempted & np.isnan(boxes).any(axis=1)):
-    filled[t] = boxes[found_idx[np.argmin(np.abs(found_idx - t))]]
-  anchors = np.flatnonzero(attempted)
-  return np.stack(
-    [
-      np.interp(np.arange(len(boxes)), anchors, filled[anchors, k])
-      for k in range(4)
-    ],
-    axis=1,
-  )
-
-
-def test_streamed_fill_is_the_whole_array_rule_with_bounded_lookahead():
-  rng = np.random.default_rng(0)
-  for _ in range(300):
-    n, every = rng.integers(1, 50), rng.integers(1, 7)
-    attempted = pp.detection_schedule(n, every)
-    found = attempted & (rng.random(n) < rng.random())
-    if not found.any():
-      continue
-    boxes = np.where(found[:, None], rng.uniform(0, 300, (n, 4)), np.nan)
-    np.testing.assert_array_equal(
-      pp.fill_missing_boxes(boxes, attempted), _old_fill(boxes, attempted)
-    )
-  # A frame comes out once its box is known, not at the end of the video.
-  pulled = []
-
-  def frames():
-    for i in range(1000):
-      pulled.append(i)
-      tried = i % 3 == 0  # Every detection finds a face but frame 6's.
-      box = np.array([i, 0, i + 10, 10], float) if tried and i != 6 else None
-      yield pp.Frame(i, 0.0, None, None, box, tried, box is not None)
-
-  stream = pp.resolved_boxes(frames(), fill=True)
-  first = [next(stream) for _ in range(8)]
-  assert [f.index for f in first] == list(range(8)) and len(pulled) <= 10
-  # 6 is as far from 3 as from 9: the earlier face.
-  np.testing.assert_array_equal(first[6].box, [3, 0, 13, 10])
