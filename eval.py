@@ -3,7 +3,8 @@ on every video of another dataset.
 
     python eval.py --checkpoint=workdir/demo
     python eval.py --checkpoint=workdir/demo --split=test --output=/tmp/eval
-    python eval.py --checkpoint=workdir/mine --data.name=video_folder --data.manual_dir=other/
+    python eval.py --checkpoint=workdir/mine --data.name=video_folder
+    --data.manual_dir=other/
 
 The checkpoint carries the config, the dataset name, the speaker split and the
 preprocessing, so nothing else is needed. Writes metrics.json, videos.csv,
@@ -86,7 +87,8 @@ _DATA = cli.define_config_dict(
 def default_output(
   checkpoint_path: pathlib.Path, dataset: str | None = None
 ) -> pathlib.Path:
-  """<workdir>/eval (or eval_<dataset>) for a checkpoint of a workdir; else in the checkpoint."""
+  """<workdir>/eval (or eval_<dataset>) for a checkpoint of a workdir; else
+  in the checkpoint."""
   workdir = workdir_lib.Workdir.of_checkpoint(
     checkpoint_path
   ) or workdir_lib.Workdir(checkpoint_path)

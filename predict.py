@@ -1,6 +1,8 @@
-"""Valence-arousal trajectory and emotion for any video, with a trained checkpoint.
+"""Valence-arousal trajectory and emotion for any video, with a trained
+checkpoint.
 
-    python predict.py --checkpoint=workdir/demo --video=face.mp4 [--output=out] [--annotate]
+    python predict.py --checkpoint=workdir/demo --video=face.mp4 [--output=out]
+    [--annotate]
     python predict.py --checkpoint=workdir/demo --video=folder_of_videos/
 
 Writes, per video, into <output>/<video file name>/ (for a folder: <output>/<the
@@ -9,17 +11,17 @@ videos share a folder): frames.csv (frame, time, person, face found, face box,
 valence, arousal, nearest emotion: one row per frame and person); summary.json
 (the paper's majority emotion and PN group, the dominant emotion other than
 neutral and its share of the frames with a face, the apex of the smoothed
-trajectory, emotion segments, mean valence/arousal, share of frames with a
-face, and how each decision is made: for the main person, then for each
-person in `people`); trajectory.png (valence-arousal plane) and timeline.png
-(valence and arousal over time under the segments), a panel per person; and
-with --annotate annotated.mp4. Every face is followed as a person of its own
-(`varec.tracking`; --max_people=1: the largest face only). --window_policy=causal (default: the GRU window ending at each
-frame, streaming) or tiled (eval.py's windows). Real clips are mostly neutral,
-so the console line names the dominant emotion first, then the majority. A bad file is reported and skipped;
-the other files of a folder still finish, and the exit status is 1. Each
-video's outputs are written beside their folder and moved into place whole,
-replacing an earlier run's.
+trajectory, emotion segments, mean valence/arousal, share of frames with a face,
+and how each decision is made: for the main person, then for each person in
+`people`); trajectory.png (valence-arousal plane) and timeline.png (valence and
+arousal over time under the segments), a panel per person; and with --annotate
+annotated.mp4. Every face is followed as a person of its own (`varec.tracking`;
+--max_people=1: the largest face only). --window_policy=causal (default: the GRU
+window ending at each frame, streaming) or tiled (eval.py's windows). Real clips
+are mostly neutral, so the console line names the dominant emotion first, then
+the majority. A bad file is reported and skipped; the other files of a folder
+still finish, and the exit status is 1. Each video's outputs are written beside
+their folder and moved into place whole, replacing an earlier run's.
 """
 
 import collections
@@ -143,8 +145,9 @@ def video_files(
 
 
 def output_name(path: pathlib.Path, source: pathlib.Path) -> pathlib.Path:
-  """A video's output folder under --output: its path inside the input folder, or its
-  file name; as unique as the paths themselves (clip.mp4 and clip.mov differ)."""
+  """A video's output folder under --output: its path inside the input
+  folder, or its file name; as unique as the paths themselves (clip.mp4 and
+  clip.mov differ)."""
   inside = source.is_dir() and path != source  # Not a folder of frames itself.
   return path.relative_to(source) if inside else pathlib.Path(path.name)
 
@@ -189,9 +192,9 @@ def _predict_all(predictor, files, source, output) -> list[str]:
 
 
 def _skip_reason(path, error: Exception) -> str:
-  """Why a video was skipped: its VideoError (which names it), or an OSError writing
-  its outputs as one line naming it; one without errno is varec's own refusal (a
-  file in the way), which names it already."""
+  """Why a video was skipped: its VideoError (which names it), or an OSError
+  writing its outputs as one line naming it; one without errno is varec's own
+  refusal (a file in the way), which names it already."""
   if isinstance(error, OSError) and error.errno:
     return f"{path}: {cli.os_error(error)}"
   return str(error)

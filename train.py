@@ -2,7 +2,8 @@
 
     python train.py --config=configs/demo.py --workdir=workdir/demo
     python train.py --config=configs/rnn10.py --workdir=workdir/rnn10
-    python train.py --config=configs/demo.py --config.num_runs=5 --workdir=workdir/demo_runs
+    python train.py --config=configs/demo.py --config.num_runs=5
+    --workdir=workdir/demo_runs
 
 Rerunning the same command resumes from the latest checkpoint in --workdir.
 With --config.num_runs=N > 1, run i reshuffles the speakers with seed + i,
@@ -60,7 +61,8 @@ _WORKDIR = flags.DEFINE_string(
 
 
 def run_table3(config, workdir: pathlib.Path) -> pathlib.Path:
-  """Trains and evaluates `config.num_runs` runs with reshuffled speakers; writes Table 3."""
+  """Trains and evaluates `config.num_runs` runs with reshuffled speakers;
+  writes Table 3."""
   for i in range(config.num_runs):
     run_config = config.copy_and_resolve_references()
     run_config.seed = config.seed + i
@@ -86,9 +88,9 @@ def run_table3(config, workdir: pathlib.Path) -> pathlib.Path:
 
 
 def init_distributed(timeout_s: int) -> None:
-  """Joins a multi-host run when JAX_COORDINATOR_ADDRESS (host:port of process 0) is set,
-  with JAX_NUM_PROCESSES and JAX_PROCESS_ID, waiting at most `timeout_s` for
-  the others.
+  """Joins a multi-host run when JAX_COORDINATOR_ADDRESS (host:port of process
+  0) is set, with JAX_NUM_PROCESSES and JAX_PROCESS_ID, waiting at most
+  `timeout_s` for the others.
 
   Raises:
     ValueError: a malformed setting, or no coordinator within `timeout_s`.
@@ -138,7 +140,8 @@ def init_distributed(timeout_s: int) -> None:
       process_id=index,
       initialization_timeout=timeout_s,
     )
-  except Exception as e:  # pylint: disable=broad-except; XLA raises its own kinds.
+  # pylint: disable=broad-except; XLA raises its own kinds.
+  except Exception as e:
     raise ValueError(
       f"process {index} of {count} could not join the run at {address}: "
       f"{type(e).__name__}: {e}"

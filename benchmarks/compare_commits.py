@@ -41,7 +41,8 @@ AFTER = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _run(tree: pathlib.Path, script: str, args: list[str]) -> dict:
-  """Runs benchmarks/<script> of `tree` and returns the results JSON it wrote."""
+  """Runs benchmarks/<script> of `tree` and returns the results JSON it
+  wrote."""
   env = {**os.environ, "PYTHONPATH": str(tree)}
   subprocess.run(
     [sys.executable, f"benchmarks/{script}.py", *args],

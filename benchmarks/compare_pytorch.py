@@ -1,7 +1,10 @@
-"""varec against a PyTorch twin of the same network, step by step, on the same CPU.
+"""varec against a PyTorch twin of the same network, step by step, on the same
+CPU.
 
-    pip install -r requirements-bench.txt   # PyTorch (CPU), for this benchmark only
-    python benchmarks/compare_pytorch.py [--rounds=15 --paper_rounds=5 --threads=2]
+    pip install -r requirements-bench.txt   # PyTorch (CPU), for this benchmark
+    only
+    python benchmarks/compare_pytorch.py [--rounds=15 --paper_rounds=5
+    --threads=2]
 
 The twin is Fig. 3's CNN as varec builds it (input BatchNorm, 5x5
 convolutions SAME/VALID/VALID without bias, 2x2 max pooling, quadrant average
@@ -88,7 +91,8 @@ def _varec_steps(config, rng):
 
 
 def _torch_models(size: int, filters):
-  """The PyTorch twins: (the Fig. 3 CNN, the CNN+GRU(10) window model) classes."""
+  """The PyTorch twins: (the Fig. 3 CNN, the CNN+GRU(10) window model)
+  classes."""
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
 

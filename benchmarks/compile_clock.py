@@ -2,7 +2,8 @@
 
 import jax
 
-# jax.monitoring events whose durations add up to a jit's trace, lowering and compile.
+# jax.monitoring events whose durations add up to a jit's trace, lowering and
+# compile.
 COMPILE_EVENTS = (
   "/jax/core/compile/jaxpr_trace_duration",
   "/jax/core/compile/jaxpr_to_mlir_module_duration",

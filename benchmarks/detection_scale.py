@@ -75,7 +75,8 @@ _SINGLE = flags.DEFINE_string(
 _MIN_FACE = flags.DEFINE_float("min_face", 60, "Internal: with --single.")
 
 GROUP_PHOTO = "multi_face.jpg"
-# The five faces of multi_face.jpg, centres placed by hand (x, y), left to right.
+# The five faces of multi_face.jpg, centres placed by hand (x, y), left to
+# right.
 GROUP_CENTRES = ((262, 115), (365, 285), (478, 265), (578, 375), (735, 355))
 SIZES = range(16, 121, 4)  # Face widths tried in (1), pixels.
 VIDEOS = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
@@ -93,7 +94,8 @@ def _native(gray: np.ndarray, detector: str) -> np.ndarray:
   if detector == faces_lib.DLIB_HOG:
     found = [
       [f.left(), f.top(), f.right(), f.bottom()]
-      for f in faces_lib._dlib_detector()(gray, 0)  # pylint: disable=protected-access
+      # pylint: disable=protected-access
+      for f in faces_lib._dlib_detector()(gray, 0)
     ]
   else:
     found = [
@@ -262,7 +264,8 @@ def write_videos(folder: pathlib.Path, seconds: float) -> dict:
     for k, emotion in ((1, "joy"), (2, "sadness"))
   ]
   # A backdrop with a wide histogram (a ramp and noise), so that whole-frame
-  # equalisation leaves the small faces their contrast, as a real wide shot does.
+  # equalisation leaves the small faces their contrast, as a real wide shot
+  # does.
   ramp = np.linspace(30, 225, 1920)[None, :, None] * np.array([1.0, 0.95, 0.85])
   noise = np.random.default_rng(0).normal(0, 10, (1080, 1920, 3))
   wide = np.empty((frames, 1080, 1920, 3), np.uint8)
@@ -280,7 +283,8 @@ def write_videos(folder: pathlib.Path, seconds: float) -> dict:
 
 
 def predict_once(video: str, checkpoint: str, min_face: float) -> dict:
-  """Runs in its own process; a first pass over the video compiles, the second is timed."""
+  """Runs in its own process; a first pass over the video compiles, the
+  second is timed."""
   from varec import predictor  # pylint: disable=g-import-not-at-top
 
   p = predictor.Predictor.from_checkpoint(checkpoint, min_face=min_face or None)

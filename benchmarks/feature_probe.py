@@ -1,4 +1,5 @@
-"""Where does video accuracy go? The model's own decisions vs probes on its CNN features.
+"""Where does video accuracy go? The model's own decisions vs probes on its CNN
+features.
 
     python benchmarks/feature_probe.py --checkpoint=workdir/demo
 

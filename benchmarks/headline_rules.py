@@ -1,7 +1,9 @@
-"""Which headline names a clip's expression when long neutral stretches surround it.
+"""Which headline names a clip's expression when long neutral stretches surround
+it.
 
     python -m varec.pretrained face_mesh --out=workdir/face_mesh
-    python benchmarks/headline_rules.py --checkpoints=workdir/face_mesh,workdir/mesh_pose/run_0
+    python benchmarks/headline_rules.py
+    --checkpoints=workdir/face_mesh,workdir/mesh_pose/run_0
 
 Issue 30, item 5. Each synthetic actor poses each emotion of the checkpoint's
 vocabulary once, as the embedded set draws it (a neutral onset, then the rise

@@ -38,8 +38,8 @@ _NAME = flags.DEFINE_string("name", "lighting_invariance", "Results file name.")
 
 
 def side_light(frames: np.ndarray, strength: float) -> np.ndarray:
-  """(T, S, S, 1) uint8 frames times training's gain ramp, 1 + strength * x, x from
-  -1 (left) to 1 (right)."""
+  """(T, S, S, 1) uint8 frames times training's gain ramp, 1 + strength * x,
+  x from -1 (left) to 1 (right)."""
   gain = np.asarray(augmentation.shading_gain(frames.shape[-2], 0.0, strength))
   return np.clip(np.round(frames * gain[..., None]), 0, 255).astype(np.uint8)
 
@@ -62,7 +62,8 @@ def _changes(model, engine, frames: np.ndarray, strength: float) -> dict:
 
 
 def _workdir_changes(workdir: str, videos: list[str], strength: float) -> dict:
-  """Each video's changes by every run of `workdir`: per-run values and means."""
+  """Each video's changes by every run of `workdir`: per-run values and
+  means."""
   runs = report.evaluated_runs(workdir)
   per_video = {video: [] for video in videos}
   for run in runs:

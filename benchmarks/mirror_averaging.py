@@ -44,7 +44,8 @@ SETTINGS = {"as it is": False, "mirror-averaged": True}
 
 
 def _run_outputs(run, videos: list[str]) -> dict:
-  """{(video, setting): ((T, 2) outputs, (T,) nearest emotion names)} of one run."""
+  """{(video, setting): ((T, 2) outputs, (T,) nearest emotion names)} of one
+  run."""
   model = inference.TrainedModel.load(run.root)
   names = np.asarray(model.label_space.emotions)
   engines = {

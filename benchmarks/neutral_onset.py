@@ -1,6 +1,7 @@
 """What training on neutral onsets (`data.neutral_onset_frames`) changes.
 
-    python train.py --config=configs/demo.py --config.num_runs=5 --workdir=workdir/onset0
+    python train.py --config=configs/demo.py --config.num_runs=5
+    --workdir=workdir/onset0
     python train.py --config=configs/demo.py --config.num_runs=5 \
         --config.data.neutral_onset_frames=10 --workdir=workdir/onset10
     python benchmarks/neutral_onset.py --workdirs=workdir/onset0,workdir/onset10

@@ -1,6 +1,8 @@
-"""End-to-end prediction speed and memory: decode, detect, track, crop, CNN, GRU, CSV.
+"""End-to-end prediction speed and memory: decode, detect, track, crop, CNN,
+GRU, CSV.
 
-    python benchmarks/prediction_benchmark.py --checkpoints=workdir/demo,workdir/fer_mini_xception \
+    python benchmarks/prediction_benchmark.py
+    --checkpoints=workdir/demo,workdir/fer_mini_xception \
         [--minutes=1,10] [--people=1,2] [--max_people=0,1]
 
 Writes synthetic 640x480 videos of the given lengths (clips of the 10

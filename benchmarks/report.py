@@ -1,4 +1,5 @@
-"""Writes a benchmark's results as <name>.json and <name>.md, in benchmarks/results/ by default."""
+"""Writes a benchmark's results as <name>.json and <name>.md, in
+benchmarks/results/ by default."""
 
 import functools
 import json
@@ -18,7 +19,8 @@ RESULTS = pathlib.Path(__file__).parent / "results"
 def write(
   name: str, results: dict, markdown: str, folder: pathlib.Path = RESULTS
 ) -> None:
-  """Saves `results` (JSON) and `markdown` side by side in `folder`, and prints the markdown."""
+  """Saves `results` (JSON) and `markdown` side by side in `folder`, and
+  prints the markdown."""
   folder.mkdir(parents=True, exist_ok=True)
   (folder / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
   (folder / f"{name}.md").write_text(markdown.rstrip("\n") + "\n")
@@ -32,7 +34,8 @@ def summary(values: list[float]) -> dict:
 
 
 def evaluated_runs(workdir: str) -> list:
-  """The evaluated runs of a Table 3 workdir (`workdir.Workdir`s); a usage error if none."""
+  """The evaluated runs of a Table 3 workdir (`workdir.Workdir`s); a usage
+  error if none."""
   runs = workdir_lib.Workdir(workdir).evaluated_runs()
   if not runs:
     raise app.UsageError(f"{workdir} holds no evaluated run_* folders")

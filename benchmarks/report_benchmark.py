@@ -1,6 +1,7 @@
 """How the HTML report scales: a 1,000-video run's index, written and opened.
 
-    python benchmarks/report_benchmark.py --checkpoint=workdir/demo [--videos=1000]
+    python benchmarks/report_benchmark.py --checkpoint=workdir/demo
+    [--videos=1000]
 
 Predicts one short synthetic clip with `predict.py`'s predictor and report,
 copies its output folder `--videos` times (each copy with another dominant
@@ -34,7 +35,8 @@ from varec import video_report
 import report  # benchmarks/report.py
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from tests import browser as browser_lib  # noqa: E402  (the tests' browser setup)
+# noqa: E402  (the tests' browser setup)
+from tests import browser as browser_lib
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "workdir/demo", "A checkpoint.")
 _VIDEOS = flags.DEFINE_integer("videos", 1000, "Videos in the run.")

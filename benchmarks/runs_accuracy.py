@@ -1,6 +1,8 @@
-"""Validation and test video accuracy of every run of Table 3 workdirs, side by side.
+"""Validation and test video accuracy of every run of Table 3 workdirs, side by
+side.
 
-    python train.py --config=configs/demo.py --config.num_runs=5 --workdir=workdir/demo_runs
+    python train.py --config=configs/demo.py --config.num_runs=5
+    --workdir=workdir/demo_runs
     python train.py --config=configs/demo.py --config.num_runs=5 \
         --config.augment.max_shading=0 --workdir=workdir/demo_runs_no_shading
     python benchmarks/runs_accuracy.py --name=augmentation \

@@ -1,6 +1,8 @@
-"""Training and inference speed of each stage, on random data of the right shapes.
+"""Training and inference speed of each stage, on random data of the right
+shapes.
 
-    python benchmarks/training_benchmark.py [--configs=demo,rnn10,rnn10_10_5 --steps=20]
+    python benchmarks/training_benchmark.py [--configs=demo,rnn10,rnn10_10_5
+    --steps=20]
 
 Runs what train.py runs (`steps.stage_state`, `jitted_train_step()`,
 `Engine.window_features`) at each
@@ -11,8 +13,8 @@ stage's batch size from the config, compiled first, then timed:
 - rnn: train windows/s (128 windows of 10 feature vectors);
 - joint: CNN+GRU train windows/s (16 windows of 10 frames).
 
-Writes benchmarks/results/training.{json,md}. For varec against PyTorch, measured
-side by side in one process, see benchmarks/compare_pytorch.py.
+Writes benchmarks/results/training.{json,md}. For varec against PyTorch,
+measured side by side in one process, see benchmarks/compare_pytorch.py.
 """
 
 import importlib
@@ -60,8 +62,9 @@ _ABLATION_CONFIGS = flags.DEFINE_list(
   "Configs whose cnn stage is also timed with YNNPACK convolutions on and with nn.max_pool.",
 )
 WINDOW = preprocess_config.PreprocessConfig().window_length
-# Timed steps are split into rounds (calls, for extraction): a busy machine slows some rounds
-# down, so the median round is reported, and the best one beside it.
+# Timed steps are split into rounds (calls, for extraction): a busy machine
+# slows some rounds down, so the median round is reported, and the best one
+# beside it.
 ROUNDS = 5
 EXTRACT_CALLS = 2
 UNITS = {
@@ -97,7 +100,8 @@ def _random_batches(stage: str, config, rng: np.random.Generator) -> list[dict]:
 def _time_training(
   config, stage_name: str, variables: dict, num_steps: int, step_fn=None
 ) -> dict:
-  """Compiles (with one step), then times `num_steps` optimiser steps on two fixed batches."""
+  """Compiles (with one step), then times `num_steps` optimiser steps on two
+  fixed batches."""
   _, state = steps.stage_state(
     stage_name,
     config,
@@ -133,7 +137,8 @@ def _time_training(
 
 
 def _time_extraction(config, variables: dict, num_windows: int) -> dict:
-  """`Engine.window_features` on random windows; the first call's compilation is timed apart."""
+  """`Engine.window_features` on random windows; the first call's compilation
+  is timed apart."""
   s = config.data.image_size
   windows = np.random.default_rng(0).integers(
     0, 256, (num_windows, WINDOW, s, s, 1), np.uint8
@@ -160,7 +165,8 @@ def _time_extraction(config, variables: dict, num_windows: int) -> dict:
 
 
 class _BatchNormThenConv(nn.Module):
-  """`models.NormalizedConv` written plainly: BatchNorm's output through a SAME convolution."""
+  """`models.NormalizedConv` written plainly: BatchNorm's output through a
+  SAME convolution."""
 
   features: int
   kernel_size: tuple[int, int]
@@ -183,7 +189,8 @@ class _BatchNormThenConv(nn.Module):
 
 
 def _ablations(config, variables: dict, num_steps: int, default: dict) -> dict:
-  """The cnn stage without each of this repo's XLA:CPU speed-ups, one at a time."""
+  """The cnn stage without each of this repo's XLA:CPU speed-ups, one at a
+  time."""
   ynn_on = _time_training(
     config,
     "cnn",
@@ -213,7 +220,8 @@ def _ablations(config, variables: dict, num_steps: int, default: dict) -> dict:
 
 
 def _benchmark_config(name: str, cnn_results: dict) -> dict:
-  """All stages of configs/<name>.py; the cnn stage and extraction are shared by equal CNNs."""
+  """All stages of configs/<name>.py; the cnn stage and extraction are shared
+  by equal CNNs."""
   module, _, filters = name.partition("@")
   config = importlib.import_module(f"configs.{module}").get_config()
   if filters:
@@ -246,7 +254,8 @@ def _benchmark_config(name: str, cnn_results: dict) -> dict:
   else:
     result["cnn"] = _time_training(config, "cnn", variables, num_steps)
     print(name, "cnn", json.dumps(result["cnn"]))
-    # 48x48: twenty whole 512-frame chunks (no padded work); 96x96: one short chunk.
+    # 48x48: twenty whole 512-frame chunks (no padded work); 96x96: one short
+    # chunk.
     result["extract"] = _time_extraction(
       config, variables, 32 if paper_size else 1024
     )

@@ -24,27 +24,30 @@ def get_config():
   config.model.rnn_hidden_sizes = (10,)
   # Else new faces drift into neighbouring cells.
   config.loss.prototype_weight = 1.0
-  # The actors are lit from different sides, and equalising a crop leaves that shading.
-  # Validation / test accuracy over seeds 0-9: 0.943 / 0.938 -> 0.949 / 0.953 (README).
+  # The actors are lit from different sides, and equalising a crop leaves that
+  # shading. Validation / test accuracy over seeds 0-9: 0.943 / 0.938 -> 0.949 /
+  # 0.953 (README).
   config.augment.max_shading = 0.5
-  # Faces are near-symmetric and training adds mirror images: read each frame both ways.
+  # Faces are near-symmetric and training adds mirror images: read each frame
+  # both ways.
   config.flip_average = True
   config.lr_schedule = "cosine"
   # Adam at full rate from step 0 sometimes blows the outputs up.
   config.warmup_epochs = 1.0
-  # 1,250 steps of 64 frames: as many steps as 10 epochs of the paper's 128, at half
-  # the frames. Neighbouring frames of a clip are near copies, so steps, not frames
-  # seen, are what training needs; small batches generalise at least as well
-  # (Masters & Luschi, 2018). Table 3 over 5 seeds: 0.93 either way (benchmarks/
-  # results/demo_time_changes.md), in half the cnn stage's time.
+  # 1,250 steps of 64 frames: as many steps as 10 epochs of the paper's 128, at
+  # half the frames. Neighbouring frames of a clip are near copies, so steps,
+  # not frames seen, are what training needs; small batches generalise at least
+  # as well (Masters & Luschi, 2018). Table 3 over 5 seeds: 0.93 either way
+  # (benchmarks/ results/demo_time_changes.md), in half the cnn stage's time.
   config.cnn.batch_size = 64
   config.cnn.num_epochs = 5
   config.rnn.num_epochs = 20
   # The GRU has few parameters and only ~12 steps per epoch.
   config.rnn.learning_rate = 3e-3
-  # Fewest steps: exactly the 5 x 250 and 20 x 12 the stages take on the embedded set (where
-  # they do not bind), so that a smaller set (your own 40 clips: ~7 steps an epoch) gets
-  # as many updates in more epochs. --config.cnn.min_steps=0: num_epochs as given.
+  # Fewest steps: exactly the 5 x 250 and 20 x 12 the stages take on the
+  # embedded set (where they do not bind), so that a smaller set (your own 40
+  # clips: ~7 steps an epoch) gets as many updates in more epochs.
+  # --config.cnn.min_steps=0: num_epochs as given.
   config.cnn.min_steps = 1250
   config.rnn.min_steps = 240
   return config

@@ -1,7 +1,9 @@
-"""Recommended for your own real faces: MediaPipe's face mesh, a head and a GRU on its blendshapes.
+"""Recommended for your own real faces: MediaPipe's face mesh, a head and a GRU
+on its blendshapes.
 
     python -m varec.pretrained face_mesh --out=workdir/face_mesh
-    python predict.py --checkpoint=workdir/face_mesh --video=clip.mp4   # zero-shot first
+    python predict.py --checkpoint=workdir/face_mesh --video=clip.mp4   #
+    zero-shot first
     python train.py --config=configs/face_mesh.py --workdir=workdir/mine_mesh \
         --config.data.manual_dir=my_videos \
         --config.data.face_detector=$PWD/workdir/face_mesh/face_landmarker.task
@@ -30,10 +32,11 @@ def get_config():
   config.model.cnn = "face_mesh"
   # The 52 blendshapes and the head's yaw, pitch and roll (varec.mesh_geometry).
   config.model.mesh_features = ("blendshapes", "pose")
-  # MediaPipe's face_landmarker.task (python -m varec.pretrained face_mesh writes it
-  # into its checkpoint folder); an absolute path.
+  # MediaPipe's face_landmarker.task (python -m varec.pretrained face_mesh
+  # writes it into its checkpoint folder); an absolute path.
   config.data.face_detector = "face_landmarker.task"
-  # Faces followed by their landmarks between detections (mesh_reader.MeshReader).
+  # Faces followed by their landmarks between detections
+  # (mesh_reader.MeshReader).
   config.data.detect_every = 5
   config.data.align_faces = False
   # Image augmentation is made for face crops, not landmarks; mirror speakers

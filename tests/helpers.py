@@ -1,4 +1,5 @@
-"""Helpers several test files share: the tiny build and config, and clips on disk.
+"""Helpers several test files share: the tiny build and config, and clips on
+disk.
 
 Fixtures stay in conftest.py; what a test file imports comes from here.
 """
@@ -35,7 +36,8 @@ def write_video(path, frames):
 
 
 def tiny_config():
-  """The demo config shrunk to seconds: 32x32 frames, 4/8/8 filters, 1-2 epochs."""
+  """The demo config shrunk to seconds: 32x32 frames, 4/8/8 filters, 1-2
+  epochs."""
   config = demo.get_config()
   config.data.image_size = 32
   config.model.filters = (4, 8, 8)
@@ -43,7 +45,8 @@ def tiny_config():
   config.cnn.num_epochs, config.cnn.batch_size = 2, 32
   config.rnn.num_epochs, config.rnn.batch_size = 2, 4
   config.joint.num_epochs, config.joint.batch_size = 1, 4
-  # The epochs given, however few steps they take (the demo's floors are the full set's).
+  # The epochs given, however few steps they take (the demo's floors are the
+  # full set's).
   for stage in ("probe", "cnn", "rnn", "joint"):
     config[stage].min_steps = 0
   config.stages = ("cnn", "rnn")

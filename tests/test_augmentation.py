@@ -166,7 +166,8 @@ def test_erasing_fills_one_rectangle_per_example_with_noise():
     erased += 1
     (top, left), (bottom, right) = changed.min(0), changed.max(0) + 1
     box = example[0][top:bottom, left:right]
-    # A rectangle of noise (a noise pixel may hit 100 by chance) of 2-40% of the crop.
+    # A rectangle of noise (a noise pixel may hit 100 by chance) of 2-40% of the
+    # crop.
     assert (box != 100).mean() > 0.95
     assert 0.4 * 32**2 + 2 * 32 >= box.size >= 0.02 * 32**2 - 2 * 32
     assert box.std() > 50

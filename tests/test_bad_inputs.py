@@ -1,7 +1,7 @@
-"""Bad or awkward input through the entry points: one clear line, the right exit status,
-and nothing earlier lost. (Bad video files, labels.csv and prototype CSVs are covered
-beside their modules: test_data_discovery.py, test_data_pool.py, test_video_folder.py,
-test_emotions.py.)"""
+"""Bad or awkward input through the entry points: one clear line, the right
+exit status, and nothing earlier lost. (Bad video files, labels.csv and
+prototype CSVs are covered beside their modules: test_data_discovery.py,
+test_data_pool.py, test_video_folder.py, test_emotions.py.)"""
 
 import errno
 import json
@@ -267,7 +267,8 @@ def test_a_multi_host_setting_that_cannot_work_is_one_line(env, message):
 
 def test_a_folder_that_cannot_be_written_is_one_line(tmp_path):
   """A full disk or a denied folder ends the same way (an OSError): one line
-  naming the path. Root ignores permissions, so the folder's parent is a file."""
+  naming the path. Root ignores permissions, so the folder's parent is a
+  file."""
   blocker = tmp_path / "a_file"
   blocker.write_text("x")
   result = _run(
@@ -282,7 +283,8 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path):
 
 @pytest.fixture
 def small_disk(tmp_path):
-  """A 4 MB tmpfs: a disk that really fills up (where this user may mount one)."""
+  """A 4 MB tmpfs: a disk that really fills up (where this user may mount
+  one)."""
   disk = tmp_path / "disk"
   disk.mkdir()
   mounted = subprocess.run(
@@ -304,8 +306,9 @@ def small_disk(tmp_path):
 def test_a_full_disk_while_checkpointing_is_an_os_error_and_nothing_half_written_stays(
   tiny_builder, small_disk
 ):
-  """Orbax's RESOURCE_EXHAUSTED on a full disk is the OSError train.py reports in one
-  line; once there is space, the next run starts clean, with no temporary folder left."""
+  """Orbax's RESOURCE_EXHAUSTED on a full disk is the OSError train.py
+  reports in one line; once there is space, the next run starts clean, with
+  no temporary folder left."""
   run_logs.quiet_library_logs()  # As train.py does.
   filler = small_disk / "filler"
   # The logs fit in what is left; a checkpoint (a dozen files) does not.
@@ -331,8 +334,9 @@ def test_a_full_disk_while_checkpointing_is_an_os_error_and_nothing_half_written
 def test_a_full_disk_while_predicting_names_the_video_and_its_output_folder(
   trained_workdir, synthetic_clip, small_disk
 ):
-  """predict.py skips the video with one line naming it and where its outputs were to
-  go (not the hidden staging folder), and leaves nothing half-written."""
+  """predict.py skips the video with one line naming it and where its outputs
+  were to go (not the hidden staging folder), and leaves nothing
+  half-written."""
   video = write_video(small_disk.parent / "clip.mp4", synthetic_clip)
   filler = small_disk / "filler"
   filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 64 * 1024))
@@ -356,8 +360,9 @@ def test_a_full_disk_while_predicting_names_the_video_and_its_output_folder(
 def test_a_full_disk_while_evaluating_is_an_os_error_naming_the_file(
   trained_workdir, tiny_builder, small_disk
 ):
-  """Tables, figures (drawn in worker processes) and the report on a disk that fills
-  up: an OSError naming the file, which eval.py prints as one line, and no half file."""
+  """Tables, figures (drawn in worker processes) and the report on a disk
+  that fills up: an OSError naming the file, which eval.py prints as one
+  line, and no half file."""
   workdir, _ = trained_workdir
   model, results = evaluation.evaluate(
     workdir, ("validation", "test"), builder=tiny_builder

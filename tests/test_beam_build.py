@@ -1,5 +1,6 @@
-"""The Beam build (`tfds build --beam_pipeline_options=...`) gives the same dataset as the
-process-pool build: the same examples, the same summary, bad files skipped and counted."""
+"""The Beam build (`tfds build --beam_pipeline_options=...`) gives the same
+dataset as the process-pool build: the same examples, the same summary, bad
+files skipped and counted."""
 
 import pathlib
 import subprocess
@@ -79,7 +80,8 @@ def test_beam_build_matches_the_process_pool_build(manual_dir, tmp_path):
 
 
 def test_beam_build_with_no_usable_video_is_refused(tmp_path):
-  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from apache_beam.options.pipeline_options import PipelineOptions
 
   manual = tmp_path / "manual"
   manual.mkdir()

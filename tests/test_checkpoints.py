@@ -67,7 +67,8 @@ def test_orbax_storage_errors_are_os_errors(tmp_path):
     None,
     None,
   )
-  library_filter = run_logs._LibraryInfoFilter()  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  library_filter = run_logs._LibraryInfoFilter()
   assert not library_filter.filter(record)
   record.msg = "thread raised: INTERNAL: something else"
   assert library_filter.filter(record)

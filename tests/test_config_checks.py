@@ -1,4 +1,5 @@
-"""varec.config_checks: every config problem refused, naming its field, before any work."""
+"""varec.config_checks: every config problem refused, naming its field,
+before any work."""
 
 import json
 import math

@@ -1,4 +1,5 @@
-"""Checkpoint configs of earlier varec versions upgrade to today's complete config."""
+"""Checkpoint configs of earlier varec versions upgrade to today's complete
+config."""
 
 import dataclasses
 import json
@@ -10,8 +11,9 @@ from varec import config_schema
 from varec import model_lib
 from varec.preprocess import config as preprocess_config
 
-# The config of a checkpoint written by the first varec (before alignment, crop_size,
-# augmentation, the CNN registry, compute_dtype, ...): only the fields it had then.
+# The config of a checkpoint written by the first varec (before alignment,
+# crop_size, augmentation, the CNN registry, compute_dtype, ...): only the
+# fields it had then.
 FIRST_CHECKPOINT = {
   "seed": 3,
   "data": {

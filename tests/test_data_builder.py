@@ -1,4 +1,5 @@
-"""The TFDS builders on tiny generated data: both splits, a missing manual dir, `tfds build`."""
+"""The TFDS builders on tiny generated data: both splits, a missing manual
+dir, `tfds build`."""
 
 import pathlib
 import subprocess

@@ -1,4 +1,5 @@
-"""Finding videos and their labels: ADFES file names, index.csv, missing folders."""
+"""Finding videos and their labels: ADFES file names, index.csv, missing
+folders."""
 
 import pytest
 
@@ -78,7 +79,8 @@ def test_index_csv_takes_spreadsheet_habits_and_skips_bad_rows_with_reasons(
   tmp_path,
 ):
   rows = [
-    "Path ; Speaker ; Emotion",  # Semicolons, spaces, capitals, and a byte-order mark.
+    # Semicolons, spaces, capitals, and a byte-order mark.
+    "Path ; Speaker ; Emotion",
     "clips/a.mp4;p1;joy",
     "clips/a.mov;p1;joy",  # The same video as a.mp4 but for its extension.
     "clips/b.mp4;p2;sad",

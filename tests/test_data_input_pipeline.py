@@ -186,7 +186,8 @@ def test_build_command_names_the_options_that_select_the_build():
     "python -m varec.build_dataset --data.name=video_folder --data.manual_dir=/videos "
     "--data.data_dir=/data --data.prototypes_csv=/e.csv"
   )
-  # Preprocessing that differs from the defaults selects another build, so it is named.
+  # Preprocessing that differs from the defaults selects another build, so it is
+  # named.
   data.face_margin, data.align_faces, data.faces_cropped = 0.25, False, True
   assert input_pipeline.build_command(data).endswith(
     "--data.face_margin=0.25 --data.faces_cropped=True --data.align_faces=False"
@@ -239,8 +240,8 @@ def test_a_build_is_not_read_for_files_changed_since(manual_dir, tmp_path):
 
 
 def test_the_data_layer_does_not_import_the_builders():
-  # data_builder imports varec.data, never the other way round (the builders are looked up
-  # by name when a dataset is asked for).
+  # data_builder imports varec.data, never the other way round (the builders are
+  # looked up by name when a dataset is asked for).
   code = (
     "import sys; import varec.data.discovery, varec.data.input_pipeline; "
     "print(sorted(m for m in sys.modules if m.startswith('data_builder')))"

@@ -1,5 +1,5 @@
-"""Data parallelism: batches shared over 2 CPU devices (gathered and augmented on them)
-train like one device."""
+"""Data parallelism: batches shared over 2 CPU devices (gathered and
+augmented on them) train like one device."""
 
 import os
 import pathlib

@@ -1,4 +1,5 @@
-"""Preprocessing many videos in parallel: bad files skipped with their reasons, the cache reused."""
+"""Preprocessing many videos in parallel: bad files skipped with their
+reasons, the cache reused."""
 
 import pathlib
 
@@ -57,7 +58,8 @@ def test_a_long_file_name_gets_a_cache_name_every_file_system_takes(
     _record(path, long_id), TINY, tmp_path / "cache"
   )
   assert reason is None and len(cache.name.encode()) < 120
-  # Another file whose id is cut to the same prefix: the digest keeps them apart.
+  # Another file whose id is cut to the same prefix: the digest keeps them
+  # apart.
   other = _write(tmp_path / "other.mp4", synthetic_clip)
   assert pool._cache_path(
     _record(other, long_id + "x"), TINY, tmp_path
@@ -87,7 +89,8 @@ def test_an_unreadable_file_is_said_to_be_unreadable(
   tmp_path, synthetic_clip, monkeypatch
 ):
   path = _write(tmp_path / "ok.mp4", synthetic_clip)
-  # chmod 000 does not stop root, who runs these tests in CI: what os.access says.
+  # chmod 000 does not stop root, who runs these tests in CI: what os.access
+  # says.
   real_access = pool.os.access
   monkeypatch.setattr(
     pool.os, "access", lambda p, mode: p != path and real_access(p, mode)

@@ -22,7 +22,8 @@ def test_nearest_emotion_at_and_between_prototypes():
   assert decisions.nearest_emotion(np.array([0.05, -0.05]), PROTOS) == E(
     "neutral"
   )
-  # Just either side of the midpoint between neutral (0, 0) and joy (0.95, 0.12).
+  # Just either side of the midpoint between neutral (0, 0) and joy (0.95,
+  # 0.12).
   mid = (np.array([0.0, 0.0]) + np.array([0.95, 0.12])) / 2
   direction = np.array([0.95, 0.12]) / np.linalg.norm([0.95, 0.12])
   assert decisions.nearest_emotion(mid + 1e-3 * direction, PROTOS) == E("joy")
@@ -119,7 +120,8 @@ def test_segments_merge_short_runs():
   n, j, s = E("neutral"), E("joy"), E("surprise")
   # A 3-frame blip inside neutral disappears.
   assert decisions.segments([n] * 30 + [j] * 3 + [n] * 30, 13) == [(0, 62, n)]
-  # 14 frames of joy/surprise flicker are one segment of their vote, not eaten by neutral.
+  # 14 frames of joy/surprise flicker are one segment of their vote, not eaten
+  # by neutral.
   flicker = [j, j, s] * 4 + [j, s]
   assert decisions.segments([n] * 30 + flicker + [n] * 30, 13) == [
     (0, 29, n),

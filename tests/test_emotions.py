@@ -1,4 +1,5 @@
-"""Label spaces: Table 2, aliases, and user vocabularies from a prototypes CSV."""
+"""Label spaces: Table 2, aliases, and user vocabularies from a prototypes
+CSV."""
 
 import json
 import pathlib

@@ -1,5 +1,6 @@
 """The demo pipeline at a tiny size, through the real command lines:
-build the small synthetic dataset (`tfds build`), train, evaluate, and Table 3 over two runs."""
+build the small synthetic dataset (`tfds build`), train, evaluate, and Table
+3 over two runs."""
 
 import json
 import pathlib
@@ -12,8 +13,8 @@ import pytest
 ROOT = pathlib.Path(__file__).parent.parent
 
 
-# train.py's status when training finished but learnt nothing, as these runs of a few
-# dozen steps may (the checkpoints stay, and eval.py reads them as any).
+# train.py's status when training finished but learnt nothing, as these runs of
+# a few dozen steps may (the checkpoints stay, and eval.py reads them as any).
 LEARNT_NOTHING = 3
 
 
@@ -51,7 +52,8 @@ def _demo_flags(data_dir, **overrides):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-  """The small synthetic set, built by TFDS' own command line (the design card's route)."""
+  """The small synthetic set, built by TFDS' own command line (the design
+  card's route)."""
   data_dir = tmp_path_factory.mktemp("tfds")
   result = subprocess.run(
     [
@@ -203,7 +205,8 @@ def test_table3_over_two_runs(data_dir, tmp_path):
 def test_eval_on_another_dataset_from_the_command_line(
   trained, data_dir, tmp_path
 ):
-  # Every video of a dataset, as the one split `all` (here the training set's own build).
+  # Every video of a dataset, as the one split `all` (here the training set's
+  # own build).
   out = _run(
     "eval.py",
     f"--checkpoint={trained}",

@@ -70,7 +70,8 @@ def test_split_speakers_joins_and_rejects():
 def test_checkpoint_whose_dataset_is_not_built(trained_workdir, tmp_path):
   workdir, _ = trained_workdir
   model = inference.TrainedModel.load(workdir)
-  from data_builder.adfes import adfes_dataset_builder  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from data_builder.adfes import adfes_dataset_builder
   from tests.helpers import TINY_CONFIG  # pylint: disable=g-import-not-at-top
 
   empty = adfes_dataset_builder.Builder(config=TINY_CONFIG, data_dir=tmp_path)

@@ -1,4 +1,5 @@
-"""Face alignment: the similarity fit, level eyes, one framing for full frames and crops."""
+"""Face alignment: the similarity fit, level eyes, one framing for full
+frames and crops."""
 
 import cv2
 import numpy as np
@@ -17,7 +18,8 @@ def _gray(frame):
 
 
 def _landmarks_of_crop(crop):
-  """Landmarks found again in an aligned crop, upsampled so that the HOG detector sees it."""
+  """Landmarks found again in an aligned crop, upsampled so that the HOG
+  detector sees it."""
   big = cv2.resize(crop, (288, 288), interpolation=cv2.INTER_LINEAR)
   box = faces.detect_largest_face(big, 320)
   assert box is not None, "no face in the aligned crop"
@@ -51,7 +53,8 @@ def test_similarity_transform_recovers_rotation_scale_and_shift():
 
 
 def test_crop_template_keeps_the_meaning_of_the_margin():
-  # The eye centres are 0.525 template units apart; the crop spans 1.30 * (1 + 2 margin) units.
+  # The eye centres are 0.525 template units apart; the crop spans 1.30 * (1 + 2
+  # margin) units.
   for margin in (0.0, 0.1, 0.3):
     points = fa.crop_template(96, margin)
     distance = np.linalg.norm(points[0:2].mean(0) - points[2:4].mean(0))
@@ -88,14 +91,16 @@ def test_pre_cropped_faces_and_full_frames_reach_the_model_framed_alike(
 ):
   gray = _gray(apex_frame)
   box = faces.detect_largest_face(gray, 320)
-  # A still as public datasets ship it: cut tightly (no margin) by another detector, 48 px.
+  # A still as public datasets ship it: cut tightly (no margin) by another
+  # detector, 48 px.
   x0, y0, x1, y1 = crop_lib.square_box(box, 0.0)
   still = cv2.resize(gray[y0:y1, x0:x1], (48, 48), interpolation=cv2.INTER_AREA)
   aligned_config = preprocess_config.PreprocessConfig(align_faces=True)
   from_frame = crop_lib.face_crop(gray, box, aligned_config)
   from_still, found = crop_lib.precropped_face(still, aligned_config)
   assert found
-  # Without alignment the still is used whole, framed tighter than the video's crops.
+  # Without alignment the still is used whole, framed tighter than the video's
+  # crops.
   plain_frame = crop_lib.face_crop(
     gray, box, preprocess_config.PreprocessConfig(align_faces=False)
   )
@@ -104,7 +109,8 @@ def test_pre_cropped_faces_and_full_frames_reach_the_model_framed_alike(
   )
   assert _ncc(from_frame, from_still) > 0.85
   assert _ncc(from_frame, from_still) > _ncc(plain_frame, plain_still) + 0.1
-  # The eyes sit where the template puts them, within 4 px of 96, from either source.
+  # The eyes sit where the template puts them, within 4 px of 96, from either
+  # source.
   for crop in (from_frame, from_still):
     eyes = _landmarks_of_crop(crop)
     np.testing.assert_allclose(eyes[:4], fa.crop_template(96, 0.1)[:4], atol=4)
@@ -123,8 +129,9 @@ def test_a_crop_without_a_face_is_used_as_it_is():
 
 
 def test_large_faces_are_shrunk_by_area_averaging_not_sampled(apex_frame):
-  # A face 4x the crop's resolution: the aligned crop of a fine checkerboard-free
-  # face matches the crop of the same face at a quarter of the resolution.
+  # A face 4x the crop's resolution: the aligned crop of a fine
+  # checkerboard-free face matches the crop of the same face at a quarter of the
+  # resolution.
   gray = _gray(
     cv2.resize(apex_frame, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
   )

@@ -19,8 +19,10 @@ def test_overlapping_detections_merge_by_score_and_apart_ones_stay():
   boxes[1, 0] = 4.0
   logits[[0, 1, 500]] = [2.0, 0.0, 1.0]
   # The whole image as the one square, in fractions of its side.
-  candidates = face_detection._candidates(boxes, logits, 0.5, (0, 0, 1), (1, 1))  # pylint: disable=protected-access
-  found = face_detection._weighted_nms(*candidates)  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  candidates = face_detection._candidates(boxes, logits, 0.5, (0, 0, 1), (1, 1))
+  # pylint: disable=protected-access
+  found = face_detection._weighted_nms(*candidates)
   assert len(found) == 2
   first, second = found
   weights = 1 / (1 + np.exp(-np.array([2.0, 0.0])))

@@ -91,7 +91,8 @@ def test_crops_are_sampled_with_opencvs_fixed_point_bilinear_weights():
       [scale * math.sin(angle), scale * math.cos(angle), -4.1],
     ]
   )
-  crop = face_mesh._warp(image, matrix, 64, 48, cv2.BORDER_REPLICATE)  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  crop = face_mesh._warp(image, matrix, 64, 48, cv2.BORDER_REPLICATE)
   ys, xs = np.mgrid[0:48, 0:64]
   x = np.rint(32 * (matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]))
   y = np.rint(32 * (matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]))

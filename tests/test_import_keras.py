@@ -1,4 +1,5 @@
-"""Keras import: HDF5 files written here in Keras 2's layout, checked against numpy Keras layers."""
+"""Keras import: HDF5 files written here in Keras 2's layout, checked against
+numpy Keras layers."""
 
 import json
 import pathlib
@@ -51,7 +52,8 @@ KERAS_NAMES = (
 
 
 def keras_weights(seed=0, filters=(64, 128, 256)):
-  """Random weights of simple_cnn_ccc_loss, in layer order: [{weight name: array}]."""
+  """Random weights of simple_cnn_ccc_loss, in layer order: [{weight name:
+  array}]."""
   rng = np.random.default_rng(seed)
 
   def he(*shape):
@@ -138,7 +140,8 @@ def model_config(names, input_size=96, filters=(64, 128, 256)):
 
 
 def write_h5(path, weights, names, full_model, config=None):
-  """Writes `weights` as Keras 2 does: `model.save()` (full) or `save_weights()`.
+  """Writes `weights` as Keras 2 does: `model.save()` (full) or
+  `save_weights()`.
 
   A weight name may hold a path, as a GRU's "gru_cell/kernel".
   """
@@ -169,7 +172,8 @@ def write_h5(path, weights, names, full_model, config=None):
 
 
 def conv(x, kernel, padding):
-  """Keras Conv2D (stride 1, no bias) + ReLU: `same` pads (k - 1) / 2 on every side."""
+  """Keras Conv2D (stride 1, no bias) + ReLU: `same` pads (k - 1) / 2 on
+  every side."""
   if padding == "same":
     p = kernel.shape[0] // 2
     x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
@@ -181,7 +185,8 @@ def conv(x, kernel, padding):
 
 
 def keras_forward(frames, w):
-  """simple_cnn_ccc_loss in inference mode, in float64: (features, valence-arousal)."""
+  """simple_cnn_ccc_loss in inference mode, in float64: (features,
+  valence-arousal)."""
   w = [{k: v.astype(np.float64) for k, v in layer.items()} for layer in w]
   bn = w[0]
   x = frames.astype(np.float64) / 255

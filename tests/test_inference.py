@@ -1,4 +1,5 @@
-"""The one inference engine: eval.py's and predict.py's paths agree under each window policy."""
+"""The one inference engine: eval.py's and predict.py's paths agree under
+each window policy."""
 
 import pathlib
 import subprocess
@@ -40,7 +41,8 @@ def _model_frames(model, clip, folder):
 
 
 class _StoredFrames(predictor_lib.Predictor):
-  """predict.py's path fed the builders' crops of the same file, so both see the same frames."""
+  """predict.py's path fed the builders' crops of the same file, so both see
+  the same frames."""
 
   def __init__(self, model, stored, **kwargs):
     super().__init__(model, **kwargs)
@@ -77,7 +79,8 @@ def test_predict_and_eval_paths_agree(model, synthetic_clip, tmp_path, policy):
   np.testing.assert_array_equal(streamed, evaluated)
   # The training windows: the last one is any window's own output
   if policy == "tiled":
-    # (up to the GRU's last bits, which depend on how many windows share a batch).
+    # (up to the GRU's last bits, which depend on how many windows share a
+    # batch).
     np.testing.assert_allclose(
       evaluated[-10:],
       predictor.engine.predict_windows(frames[None, -10:])[0],
@@ -106,7 +109,8 @@ def test_stream_answers_each_stretch_on_its_own(
 ):
   frames = _model_frames(model, synthetic_clip, tmp_path)
   engine = inference.Engine.from_model(model, batch_size=8)
-  # Frames 0-14, a gap, then 17-23: the second stretch is shorter than one window.
+  # Frames 0-14, a gap, then 17-23: the second stretch is shorter than one
+  # window.
   kept = np.r_[0:15, 17 : len(frames)]
   for policy in inference.WINDOW_POLICIES:
     stream = inference.Stream(engine, policy)

@@ -5,7 +5,8 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TRAINER = "varec.train_lib"  # The module that defines train_and_evaluate.
-# Only these may import the trainer: the training entry point, benchmarks, tests.
+# Only these may import the trainer: the training entry point, benchmarks,
+# tests.
 TRAINER_USERS = ("train.py", "benchmarks/", "tests/")
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 600

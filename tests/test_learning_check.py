@@ -80,7 +80,8 @@ def test_the_floors_do_not_bind_on_the_embedded_dataset():
   assert _embedded_set_steps(config, "rnn") == config.rnn.min_steps == 240
   for config in (rnn10.get_config(), rnn10_10_5.get_config()):
     assert all(config[s].min_steps == 0 for s in steps.STAGES)
-  # The recipe as measured on the embedded set (README): 2 probe, 3 cnn, 20 rnn epochs.
+  # The recipe as measured on the embedded set (README): 2 probe, 3 cnn, 20 rnn
+  # epochs.
   config = real_faces.get_config()
   config.probe.num_epochs, config.cnn.num_epochs, config.rnn.num_epochs = (
     2,
@@ -172,7 +173,8 @@ def _records(stage, val_ccc, accuracy, train_ccc=(0.0, 0.0)):
 
 
 def _data(videos=8, emotions_trained=4):
-  """`learning_check.data_record` of a balanced validation of `videos` videos (2 people)."""
+  """`learning_check.data_record` of a balanced validation of `videos` videos
+  (2 people)."""
   trained = emotions.TABLE2.emotions[:emotions_trained]
   per_video = np.arange(videos) % emotions_trained
   windows = {
@@ -288,7 +290,8 @@ def test_the_message_names_the_numbers_and_what_to_change():
     "status 3",
   ):
     assert text in message, (text, message)
-  # A stage that fitted its training frames memorised them: more steps will not help.
+  # A stage that fitted its training frames memorised them: more steps will not
+  # help.
   records = _records("cnn", (0.0,) * 5, (0.25,) * 5, train_ccc=(0.1, 0.8))
   summary["verdict"] = learning_check.check_stage("cnn", records, _data())
   assert "memorised" in learning_check.learnt_nothing_message(

@@ -1,4 +1,5 @@
-"""One process per workdir, output folder or build: locks, their holders, stale ones."""
+"""One process per workdir, output folder or build: locks, their holders,
+stale ones."""
 
 import pathlib
 import signal

@@ -160,7 +160,8 @@ def test_prototype_cross_entropy_pulls_an_output_into_its_prototype_cell():
   target = PROTOTYPES[:1]  # anger
   on_target = losses.prototype_cross_entropy(target, target, PROTOTYPES, 0.02)
   assert float(on_target) < 0.2
-  # Halfway between anger and contempt: the gradient step moves the output toward anger.
+  # Halfway between anger and contempt: the gradient step moves the output
+  # toward anger.
   midway = jnp.asarray((PROTOTYPES[:1] + PROTOTYPES[1:2]) / 2)
   grad = jax.grad(losses.prototype_cross_entropy)(
     midway, target, PROTOTYPES, 0.02

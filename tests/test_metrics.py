@@ -34,8 +34,8 @@ def test_accuracy_and_macro_scores_match_scikit_learn(seed):
 def test_pn_accuracy_hand_worked():
   true = [E("anger"), E("joy"), E("neutral"), E("sadness"), E("pride")]
   pred = [E("contempt"), E("surprise"), E("fear"), E("joy"), E("pride")]
-  # anger->contempt (neg/neg ok), joy->surprise (pos/pos ok), neutral->fear (wrong),
-  # sadness->joy (wrong), pride->pride (ok): 3 of 5.
+  # anger->contempt (neg/neg ok), joy->surprise (pos/pos ok), neutral->fear
+  # (wrong), sadness->joy (wrong), pride->pride (ok): 3 of 5.
   assert metrics.pn_accuracy(
     true, pred, emotions.TABLE2.groups
   ) == pytest.approx(0.6)

@@ -197,7 +197,8 @@ def test_cnn_rnn_is_frame_cnn_then_gru_stack(hidden_sizes):
 
 
 class _ConvOfNorm(nn.Module):
-  """The straightforward form of `NormalizedConv`: BatchNorm, then a SAME convolution."""
+  """The straightforward form of `NormalizedConv`: BatchNorm, then a SAME
+  convolution."""
 
   @nn.compact
   def __call__(self, x, train: bool):
@@ -234,7 +235,8 @@ def test_normalized_conv_is_batch_norm_then_conv(train, shape):
     folded.init(jax.random.PRNGKey(1), x, train=False)
   ) == (jax.tree_util.tree_structure(variables))
   channels = shape[-1]
-  variables = {  # Statistics and affine parameters away from their initial 0 and 1.
+  # Statistics and affine parameters away from their initial 0 and 1.
+  variables = {
     "params": {
       **variables["params"],
       "BatchNorm_0": {

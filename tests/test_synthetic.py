@@ -13,7 +13,8 @@ from varec import synthetic
 from varec.emotions import EMOTIONS
 from varec.preprocess import decode
 
-CLIP = 30  # Short clips: the time course is compressed, so they still reach the apex.
+# Short clips: the time course is compressed, so they still reach the apex.
+CLIP = 30
 # Varied looks: bun, bob, curly and medium hair; fair to dark skin.
 SAMPLE = (0, 8, 13, 18, 21)
 
@@ -40,10 +41,11 @@ def _face_box(detector, frame):
 
 
 def _moved_diff(a, b, box, inner=True, search=6):
-  """Mean |a - b| over the face box, minimised over shifts of b up to `search` px.
+  """Mean |a - b| over the face box, minimised over shifts of b up to `search`
+  px.
 
-  Frames are blurred to suppress sensor noise, and the shift search discounts the
-  small head translations, so what remains is the change of the face itself.
+  Frames are blurred to suppress sensor noise, and the shift search discounts
+  the small head translations, so what remains is the change of the face itself.
   `inner` keeps the central part of the box, away from hair and outline edges.
   """
   a, b = (
@@ -84,15 +86,15 @@ def test_same_seed_same_frames(speakers):
   assert np.abs(a.astype(int) - c).mean() > 0.5
 
 
-# SHA-256 of the frames of short clips (seed 0), recorded from the renderer as it was
-# at commit 3ed5de3, before it was split into the varec/synthetic/ subpackage. The
-# clips cover seven of the nine hair styles, all five backdrop textures, stubble,
-# both necklines, a sneer, a blink, an open mouth, the default frame size and a
-# small one. The embedded dataset is defined by this output: a change that moves
-# any pixel (reordered arithmetic or random draws included) fails here. The digests
-# are exact, so a NumPy/OpenCV build whose float results differ (other SIMD code
-# paths) would fail too; re-record them only after checking that the renderer
-# itself did not change.
+# SHA-256 of the frames of short clips (seed 0), recorded from the renderer as
+# it was at commit 3ed5de3, before it was split into the varec/synthetic/
+# subpackage. The clips cover seven of the nine hair styles, all five backdrop
+# textures, stubble, both necklines, a sneer, a blink, an open mouth, the
+# default frame size and a small one. The embedded dataset is defined by this
+# output: a change that moves any pixel (reordered arithmetic or random draws
+# included) fails here. The digests are exact, so a NumPy/OpenCV build whose
+# float results differ (other SIMD code paths) would fail too; re-record them
+# only after checking that the renderer itself did not change.
 RENDER_DIGESTS = {
   (
     "F03",
@@ -213,7 +215,8 @@ def test_speakers_look_different(speakers):
   )
   h, w = first.shape[1:3]
   centre = first[:, h // 4 : 3 * h // 4, w // 3 : 2 * w // 3]  # Mostly face.
-  # Baseline: the same actor in another video differs only by noise and head jitter.
+  # Baseline: the same actor in another video differs only by noise and head
+  # jitter.
   same = max(
     np.abs(
       synthetic.render_video(s, "neutral", seed=1, num_frames=1)[0] - f
@@ -221,8 +224,9 @@ def test_speakers_look_different(speakers):
     for s, f in zip(speakers[:4], first)
   )
   assert same < 5
-  # 10 grey levels on average is twice the worst same-actor difference; different
-  # actors differ in skin, hair, background, lighting, position and scale at once.
+  # 10 grey levels on average is twice the worst same-actor difference;
+  # different actors differ in skin, hair, background, lighting, position and
+  # scale at once.
   for region in (first, centre):
     worst = min(
       np.abs(a - b).mean() for a, b in itertools.combinations(region, 2)
@@ -262,8 +266,8 @@ def test_expressions_rise(speakers, detector):
 
 def test_apex_frames_differ_between_emotions(speakers, detector):
   # Each emotion's apex must be nearer the same emotion in another video (other
-  # jitter, blinks, noise and intensity) than any other emotion: the expressions,
-  # not the nuisances, set the apex frames apart.
+  # jitter, blinks, noise and intensity) than any other emotion: the
+  # expressions, not the nuisances, set the apex frames apart.
   for i in (3, 18):
     apex = [
       {

@@ -1,4 +1,5 @@
-"""varec.tracking and predict.py per person: every face a track, windows never mixed."""
+"""varec.tracking and predict.py per person: every face a track, windows
+never mixed."""
 
 import json
 
@@ -50,8 +51,8 @@ def test_people_keep_their_ids_through_a_crossing(fake_descriptors):
     for person, box in faces.items():
       ids[int(round(box[3] - box[1]))].append(person)
   assert set(ids[40]) == {1} and set(ids[60]) == {0}
-  # Motion alone decides while the two are apart: descriptors at the start, where
-  # the boxes overlap, and every DESCRIPTOR_REFRESH_S.
+  # Motion alone decides while the two are apart: descriptors at the start,
+  # where the boxes overlap, and every DESCRIPTOR_REFRESH_S.
   assert len(fake_descriptors) < 0.6 * 2 * 40
 
 
@@ -96,9 +97,9 @@ def test_bad_tracking_settings_are_refused(config, message, fer_checkpoint):
     predictor_lib.Predictor.from_checkpoint(fer_checkpoint, tracking=config)
 
 
-# Two synthetic actors side by side (each 320x288), 4 s: the left one turns joyful,
-# the right one sad. Scored by the pretrained FER2013 network (zero-shot), which
-# needs no training here.
+# Two synthetic actors side by side (each 320x288), 4 s: the left one turns
+# joyful, the right one sad. Scored by the pretrained FER2013 network
+# (zero-shot), which needs no training here.
 _FRAMES = 100
 
 

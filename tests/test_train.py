@@ -1,4 +1,5 @@
-"""The trainer (train_lib): training end to end, checkpoints, resuming, determinism."""
+"""The trainer (train_lib): training end to end, checkpoints, resuming,
+determinism."""
 
 import json
 
@@ -49,7 +50,8 @@ def test_training_writes_metrics_and_checkpoints(trained):
   manager, step = checkpoints.resolve(workdir / "checkpoints" / "latest")
   meta = checkpoints.restore_meta(manager, step)
   assert meta["completed_stages"] == ["cnn", "rnn"] and meta["step"] == step
-  # The best checkpoint (what eval.py takes from a workdir) is one of the rnn epochs.
+  # The best checkpoint (what eval.py takes from a workdir) is one of the rnn
+  # epochs.
   best_manager, best_step = checkpoints.resolve(workdir)
   assert best_manager.directory.name == "best" and best_step in (step - 2, step)
   assert meta["config"]["model"]["filters"] == [4, 8, 8]
@@ -204,7 +206,8 @@ def test_joint_stage_fine_tunes_cnn_and_gru_together(
     "rnn",
     "joint",
   ]
-  # The two-stage run and this one agree until the joint stage, which moves both parts.
+  # The two-stage run and this one agree until the joint stage, which moves both
+  # parts.
   before, _ = checkpoints.restore(
     *checkpoints.resolve(workdir / "checkpoints" / "latest")
   )

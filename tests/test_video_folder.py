@@ -1,4 +1,5 @@
-"""Your own data: the video_folder builder, trained on and evaluated end to end."""
+"""Your own data: the video_folder builder, trained on and evaluated end to
+end."""
 
 import json
 import math
@@ -60,7 +61,8 @@ def _config(data_dir, manual_dir, **data):
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, speakers):
-  """Two layouts of the same 3 actors x 2 emotions: full frames and pre-cropped faces."""
+  """Two layouts of the same 3 actors x 2 emotions: full frames and
+  pre-cropped faces."""
   full, cropped = (
     tmp_path_factory.mktemp("own"),
     tmp_path_factory.mktemp("own_cropped"),
@@ -121,7 +123,8 @@ def test_missing_labels_csv_says_what_to_write(tmp_path):
     input_pipeline.ensure_built(config.data)
 
 
-# A vocabulary of its own: other names, prototypes, groups and order than Table 2's.
+# A vocabulary of its own: other names, prototypes, groups and order than Table
+# 2's.
 OWN_PROTOTYPES = (
   "emotion,valence,arousal,group\n"
   "gloomy,-0.6,-0.5,low\n"
@@ -132,7 +135,8 @@ OWN_PROTOTYPES = (
 
 @pytest.fixture
 def own_vocabulary(folders, tmp_path):
-  """`folders`' full-frame videos relabelled in OWN_PROTOTYPES's names, and that CSV."""
+  """`folders`' full-frame videos relabelled in OWN_PROTOTYPES's names, and
+  that CSV."""
   root = tmp_path / "own_vocabulary"
   root.mkdir()
   labels = pd.read_csv(folders[0] / "labels.csv")
@@ -160,7 +164,8 @@ def test_train_evaluate_and_predict_with_your_own_emotions(
   final = train_lib.train_and_evaluate(config, tmp_path / "run", builder)
   assert np.isfinite(final["loss"])
 
-  # Evaluation finds the build from the checkpoint's emotions, even after the CSV has changed.
+  # Evaluation finds the build from the checkpoint's emotions, even after the
+  # CSV has changed.
   csv_path.write_text(OWN_PROTOTYPES.replace("calm,0.5", "calm,0.4"))
   model, results = evaluation.evaluate(tmp_path / "run", ("test",))
   assert model.label_space == space
@@ -201,13 +206,15 @@ def test_train_evaluate_and_predict_with_your_own_emotions(
     train_lib.train_and_evaluate(config, tmp_path / "run")
 
 
-# -- Stills and short clips; preprocessing carried by the checkpoint; other datasets ------------
+# -- Stills and short clips; preprocessing carried by the checkpoint; other
+# datasets ------------
 
 
 @pytest.fixture(scope="module")
 def stills(tmp_path_factory, speakers):
-  """Apex stills as public datasets ship them: 48x48 face crops, 3 people x 2 emotions, each
-  clip a single image or a folder of 2 frames; emotions from a CSV of joy and sadness."""
+  """Apex stills as public datasets ship them: 48x48 face crops, 3 people x 2
+  emotions, each clip a single image or a folder of 2 frames; emotions from a
+  CSV of joy and sadness."""
   root = tmp_path_factory.mktemp("stills")
   rows = ["path,speaker,emotion"]
   for i, speaker in enumerate(speakers[:3]):
@@ -246,7 +253,8 @@ def test_stills_train_without_flags_and_are_aligned(stills, tmp_path):
   config = _stills_config(tmp_path / "data", stills)
   builder = input_pipeline.ensure_built(config.data)
   summary = builder.info.metadata["build_summary"]
-  # Every clip is padded to one window, all of it labelled, and its faces found and aligned.
+  # Every clip is padded to one window, all of it labelled, and its faces found
+  # and aligned.
   assert (
     summary["videos"] == 6
     and summary["windows"] == 6
@@ -305,7 +313,8 @@ def test_builds_of_other_folders_or_labels_never_mix(folders, stills, tmp_path):
 
 @pytest.fixture(scope="module")
 def wide_margin_run(folders, tmp_path_factory):
-  """A tiny model trained on full-frame videos with a non-default margin, unaligned."""
+  """A tiny model trained on full-frame videos with a non-default margin,
+  unaligned."""
   tmp = tmp_path_factory.mktemp("margin")
   config = _config(tmp / "data", folders[0], face_margin=0.3, align_faces=False)
   config.cnn.num_epochs = config.rnn.num_epochs = 1
@@ -327,7 +336,8 @@ def test_prediction_takes_every_preprocessing_setting_from_the_checkpoint(
   streamed = predictor.predict_video(path)[["valence", "arousal"]].to_numpy(
     float
   )
-  # The dataset path with the checkpoint's settings gives the same last-frame output...
+  # The dataset path with the checkpoint's settings gives the same last-frame
+  # output...
   model = predictor.model
   stored = clip.preprocess_video(
     path, preprocess_config.config_from_data(model.config.data)
@@ -362,14 +372,16 @@ def test_cross_dataset_evaluation_with_the_checkpoints_preprocessing(
   )
   (result,) = results
   assert result.split == "all"
-  # The other folder's surprise clip is not an emotion of the checkpoint: left out, reported.
+  # The other folder's surprise clip is not an emotion of the checkpoint: left
+  # out, reported.
   assert result.metrics["left_out"] == {"surprise": 1}
   assert result.metrics["videos"] == 6 and set(result.videos.true_emotion) == {
     "joy",
     "sadness",
   }
   assert np.shape(result.metrics["confusion_matrix"]) == (2, 2)
-  # Built with the checkpoint's preprocessing (aligned) and the folder's own description.
+  # Built with the checkpoint's preprocessing (aligned) and the folder's own
+  # description.
   built = input_pipeline.get_builder(
     evaluation.cross_dataset_config(model, overrides).data
   )

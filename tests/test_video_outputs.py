@@ -147,10 +147,16 @@ def test_the_summary_is_a_typed_value_that_serialises_to_summary_json():
     emotions.TABLE2,
     emotions.TABLE2.decision_prototypes(),
     25.0,
-    (trajectory.va, trajectory.emotions, trajectory.frame_index,
-     trajectory.time_s, None),
+    (
+      trajectory.va,
+      trajectory.emotions,
+      trajectory.frame_index,
+      trajectory.time_s,
+      None,
+    ),
     80,
-  ) == {k: v for k, v in written["people"][0].items() if k != "person"}  # fmt: skip
+    # fmt: skip
+  ) == {k: v for k, v in written["people"][0].items() if k != "person"}
 
 
 def test_one_face_followed_notes_several_faces_and_has_no_tracking():

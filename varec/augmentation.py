@@ -26,9 +26,9 @@ def random_affine(
   max_scale: float,
   max_rotation: float,
 ) -> jax.Array:
-  """`num` 2x3 matrices mapping source to target pixels: a rotation (degrees) and a
-  scale about the centre, as OpenCV's `getRotationMatrix2D`, then a shift (share of
-  the side)."""
+  """`num` 2x3 matrices mapping source to target pixels: a rotation (degrees)
+  and a scale about the centre, as OpenCV's `getRotationMatrix2D`, then a
+  shift (share of the side)."""
   k_angle, k_scale, k_shift = jax.random.split(key, 3)
   angle = jnp.radians(
     jax.random.uniform(
@@ -50,8 +50,9 @@ def random_affine(
 
 
 def warp_affine(images: jax.Array, matrices: jax.Array) -> jax.Array:
-  """(N, H, W) images moved by (N, 2, 3) source-to-target matrices, bilinear, the
-  border replicated: OpenCV's `warpAffine(INTER_LINEAR, BORDER_REPLICATE)` in float."""
+  """(N, H, W) images moved by (N, 2, 3) source-to-target matrices, bilinear,
+  the border replicated: OpenCV's `warpAffine(INTER_LINEAR,
+  BORDER_REPLICATE)` in float."""
   n, h, w = images.shape
   linear, offset = matrices[:, :, :2], matrices[:, :, 2]
   # Each target pixel reads the source where it came from.
@@ -83,13 +84,13 @@ def warp_affine(images: jax.Array, matrices: jax.Array) -> jax.Array:
 def random_shading(
   key: jax.Array, num: int, size: int, max_shading: float
 ) -> jax.Array:
-  """`num` (size, size) gain maps 1 + s * d of light from one side: d runs linearly
-  from -1 to 1 across the image along a random direction (the corners reach
-  +-sqrt(2)), s is uniform in [0, max_shading].
+  """`num` (size, size) gain maps 1 + s * d of light from one side: d runs
+  linearly from -1 to 1 across the image along a random direction (the corners
+  reach +-sqrt(2)), s is uniform in [0, max_shading].
 
-  A directional light shades a face by a low-order smooth function of the surface
-  normal (Basri & Jacobs, 2003), whose first-order part is this ramp; it is the
-  lighting change that equalising a whole crop leaves in place.
+  A directional light shades a face by a low-order smooth function of the
+  surface normal (Basri & Jacobs, 2003), whose first-order part is this ramp; it
+  is the lighting change that equalising a whole crop leaves in place.
   """
   k_angle, k_strength = jax.random.split(key)
   angle = jax.random.uniform(k_angle, (num, 1, 1), maxval=2 * jnp.pi)
@@ -98,9 +99,9 @@ def random_shading(
 
 
 def shading_gain(size: int, angle, strength) -> jax.Array:
-  """(..., size, size) gain maps 1 + strength * d, d running linearly from -1 to 1
-  across the image toward `angle` (radians: 0 brightens the right side, as x
-  grows); `angle` and `strength` broadcast, e.g. (N, 1, 1) for N maps."""
+  """(..., size, size) gain maps 1 + strength * d, d running linearly from -1
+  to 1 across the image toward `angle` (radians: 0 brightens the right side,
+  as x grows); `angle` and `strength` broadcast, e.g. (N, 1, 1) for N maps."""
   centre = (size - 1) / 2
   ys, xs = jnp.meshgrid(
     (jnp.arange(size) - centre) / centre,
@@ -114,9 +115,9 @@ def random_erasing(
   key: jax.Array, num: int, size: int, probability: float
 ) -> tuple[jax.Array, jax.Array]:
   """Random erasing (Zhong et al., 2020), their settings: with `probability`, a
-  rectangle of 2-40% of the (size, size) image, aspect ratio 0.3-3.3 (log-uniform),
-  anywhere inside it. Returns (num, size, size) masks (True: erased) and the
-  uniform 0-255 noise that fills them.
+  rectangle of 2-40% of the (size, size) image, aspect ratio 0.3-3.3
+  (log-uniform), anywhere inside it. Returns (num, size, size) masks (True:
+  erased) and the uniform 0-255 noise that fills them.
   """
   k_apply, k_area, k_aspect, k_place, k_noise = jax.random.split(key, 5)
   area = jax.random.uniform(k_area, (num,), minval=0.02, maxval=0.4) * size**2
@@ -147,7 +148,8 @@ def random_erasing(
 def augment(
   frames: jax.Array, key: jax.Array, config: ml_collections.ConfigDict
 ) -> jax.Array:
-  """Randomly moves, scales, rotates, shades and relights uint8 frames (N, [T,] S, S, 1).
+  """Randomly moves, scales, rotates, shades and relights uint8 frames (N, [T,]
+  S, S, 1).
 
   One draw per example, so a window's frames move together. Geometry follows
   `config.max_shift` (share of the side), `config.max_scale` (zoom 1 +- this)

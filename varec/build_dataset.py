@@ -1,8 +1,10 @@
 """Builds a varec dataset from Python and prints its summary.
 
     python -m varec.build_dataset --data.name=synthetic_adfes
-    python -m varec.build_dataset --data.name=adfes --data.manual_dir=/path/to/ADFES
-    python -m varec.build_dataset --data.name=video_folder --data.manual_dir=/path/to/videos \
+    python -m varec.build_dataset --data.name=adfes
+    --data.manual_dir=/path/to/ADFES
+    python -m varec.build_dataset --data.name=video_folder
+    --data.manual_dir=/path/to/videos \
         --data.prototypes_csv=my_emotions.csv --data.faces_cropped=True
 
 Every field of `configs/base.py`'s data config is a flag, so a build here is

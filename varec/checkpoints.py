@@ -1,4 +1,5 @@
-"""Orbax checkpoints: the latest for resuming, the best (by validation CCC) for eval.
+"""Orbax checkpoints: the latest for resuming, the best (by validation CCC) for
+eval.
 
 A checkpoint holds three items:
 - `variables`: the CNN+RNN's params and BatchNorm statistics;
@@ -35,11 +36,13 @@ BEST_METRIC = "val_ccc"
 
 
 def managers(workdir) -> dict[str, ocp.CheckpointManager]:
-  """{"latest": keeps the last checkpoint, "best": keeps the highest `val_ccc`}."""
+  """{"latest": keeps the last checkpoint, "best": keeps the highest
+  `val_ccc`}."""
   workdir = workdir_lib.Workdir(pathlib.Path(workdir).absolute())
   items = ("variables", "opt_state", "meta")
   return {
-    # Two, so that a damaged newest step (a disk full, a file deleted) falls back.
+    # Two, so that a damaged newest step (a disk full, a file deleted) falls
+    # back.
     LATEST: ocp.CheckpointManager(
       workdir.checkpoint_dir(LATEST),
       item_names=items,
@@ -91,7 +94,8 @@ STORAGE_STATUS = {
 @contextlib.contextmanager
 def storage_errors(manager: ocp.CheckpointManager):
   """Turns Orbax's full-disk and permission errors (tensorstore's status, in a
-  ValueError of many lines) into the OSError they are, naming the manager's folder."""
+  ValueError of many lines) into the OSError they are, naming the manager's
+  folder."""
   try:
     yield
   except (ValueError, RuntimeError) as e:
@@ -165,7 +169,8 @@ def restore(
 def restore_newest(
   manager: ocp.CheckpointManager, variables_template=None, steps=None
 ) -> tuple[int, dict, dict] | None:
-  """(step, meta, variables) of the newest of `steps` (default: all) that restores.
+  """(step, meta, variables) of the newest of `steps` (default: all) that
+  restores.
 
   A step that does not restore is skipped with a warning naming it; None when
   there is no step.
@@ -182,7 +187,8 @@ def restore_newest(
       meta = restore_meta(manager, step)
       variables, _ = restore(manager, step, variables_template)
       verify(meta, variables, pathlib.Path(manager.directory) / str(step))
-    except Exception as e:  # pylint: disable=broad-except; Orbax raises many kinds for a damaged step.
+    # pylint: disable=broad-except; Orbax raises many kinds for a damaged step.
+    except Exception as e:
       errors.append(
         f"{pathlib.Path(manager.directory) / str(step)}: {type(e).__name__}: {e}"
       )
@@ -205,7 +211,8 @@ class CheckpointError(Exception):
 
 
 def resolve(path) -> tuple[ocp.CheckpointManager, int]:
-  """Finds the checkpoint meant by `path`: a workdir, a manager folder or a step folder.
+  """Finds the checkpoint meant by `path`: a workdir, a manager folder or a step
+  folder.
 
   A workdir means its best checkpoint (falling back to its latest).
   """

@@ -1,5 +1,6 @@
-"""Command-line parsing shared by train.py, eval.py, predict.py and the builders: a bad
-flag is one line naming it (and the closest valid config field), exit status 2."""
+"""Command-line parsing shared by train.py, eval.py, predict.py and the
+builders: a bad flag is one line naming it (and the closest valid config
+field), exit status 2."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def _config_fields(config: ml_collections.ConfigDict, prefix: str) -> list[str]:
 
 
 def _load_config_file(spec: str) -> ml_collections.ConfigDict | None:
-  """The config that `--config=path[:argument]` names, or None if it does not load."""
+  """The config that `--config=path[:argument]` names, or None if it does not
+  load."""
   path = pathlib.Path(spec.split(":")[0])
   module_spec = importlib.util.spec_from_file_location(
     "_varec_cli_config", path
@@ -49,7 +51,8 @@ def _load_config_file(spec: str) -> ml_collections.ConfigDict | None:
 
 
 def unknown_field(argv: list[str]) -> str | None:
-  """A message for the first `--config.x` or `--data.x` override that names no field."""
+  """A message for the first `--config.x` or `--data.x` override that names
+  no field."""
   config_spec = next(
     (a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None
   )
@@ -73,8 +76,9 @@ def unknown_field(argv: list[str]) -> str | None:
 def define_config_dict(
   name: str, default: ml_collections.ConfigDict, help_text: str
 ):
-  """`config_flags.DEFINE_config_dict`, which applies `--name.x` overrides from sys.argv as
-  it is defined: an unknown field is one line and exit status 2 here too."""
+  """`config_flags.DEFINE_config_dict`, which applies `--name.x` overrides
+  from sys.argv as it is defined: an unknown field is one line and exit
+  status 2 here too."""
   try:
     return config_flags.DEFINE_config_dict(name, default, help_text)
   except (AttributeError, KeyError, TypeError, ValueError) as e:
@@ -85,7 +89,8 @@ def define_config_dict(
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """`flags.FLAGS(argv)`, with one-line errors (exit status 2) instead of tracebacks."""
+  """`flags.FLAGS(argv)`, with one-line errors (exit status 2) instead of
+  tracebacks."""
   program = pathlib.Path(argv[0]).name
   try:
     return flags.FLAGS(argv)

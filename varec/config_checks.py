@@ -25,11 +25,13 @@ from varec.preprocess import grayscale
 
 
 class ConfigError(ValueError):
-  """A config that cannot train a sensible model; the message names the field(s)."""
+  """A config that cannot train a sensible model; the message names the
+  field(s)."""
 
 
 def data_problems(data: ml_collections.ConfigDict) -> list[str]:
-  """What is wrong with the data fields of a config (for builds, training and eval)."""
+  """What is wrong with the data fields of a config (for builds, training and
+  eval)."""
   problems = []
   ratios = tuple(data.split_ratios)
   if len(ratios) != 3 or min(ratios) <= 0:
@@ -108,7 +110,8 @@ CONTEXT_EQUALISATION = (
 
 
 def context_dependent(data: ml_collections.ConfigDict) -> bool:
-  """Whether pre-cropped faces would be equalised unlike faces cut from frames."""
+  """Whether pre-cropped faces would be equalised unlike faces cut from
+  frames."""
   return data.faces_cropped and data.equalize_frames and not data.equalize_faces
 
 
@@ -172,8 +175,8 @@ def face_mesh_problems(config: ml_collections.ConfigDict) -> list[str]:
   """What keeps a face-mesh model (`model.cnn = face_mesh`) from training:
   its networks come from MediaPipe's face_landmarker.task, and it reads
   landmarks, which image augmentation does not apply to (mirror speakers and
-  flip averaging mirror them, `preprocess.crop.mirror_input`); its crop feature reads the
-  crops that a build makes with `data.mesh_crops` only."""
+  flip averaging mirror them, `preprocess.crop.mirror_input`); its crop
+  feature reads the crops that a build makes with `data.mesh_crops` only."""
   if config.model.cnn != "face_mesh":
     if config.data.mesh_crops:
       return [
@@ -212,7 +215,8 @@ def face_mesh_problems(config: ml_collections.ConfigDict) -> list[str]:
 def stage_problems(
   config: ml_collections.ConfigDict, num_devices: int | None = None
 ) -> list[str]:
-  """What is wrong with `config.stages` and each stage's sizes and learning rate.
+  """What is wrong with `config.stages` and each stage's sizes and learning
+  rate.
 
   Args:
     config: a training config.
@@ -263,7 +267,8 @@ def stage_problems(
 
 
 def optimizer_problems(config: ml_collections.ConfigDict) -> list[str]:
-  """What is wrong with the optimizer's fields, which `steps.make_optimizer` reads."""
+  """What is wrong with the optimizer's fields, which `steps.make_optimizer`
+  reads."""
   problems = []
   if config.optimizer not in steps.DEFAULT_LEARNING_RATES:
     problems.append(
@@ -296,7 +301,8 @@ def optimizer_problems(config: ml_collections.ConfigDict) -> list[str]:
 def check_config(
   config: ml_collections.ConfigDict, num_devices: int | None = None
 ) -> None:
-  """Raises ConfigError naming the field of a config that cannot train a sensible model.
+  """Raises ConfigError naming the field of a config that cannot train a
+  sensible model.
 
   Args:
     config: a training config.
@@ -353,7 +359,8 @@ def check_config(
 
 
 def cnn_problems(config: ml_collections.ConfigDict) -> list[str]:
-  """What is wrong with the CNN fields of a config, as its `model_lib.CNNS` entry says."""
+  """What is wrong with the CNN fields of a config, as its `model_lib.CNNS`
+  entry says."""
   kind, compute_dtype = config.model.cnn, config.compute_dtype
   problems = []
   if compute_dtype not in model_lib.COMPUTE_DTYPES:
@@ -396,14 +403,16 @@ def cnn_problems(config: ml_collections.ConfigDict) -> list[str]:
   return problems
 
 
-# Fields that do not change what a run trains, so a run may resume with other values.
+# Fields that do not change what a run trains, so a run may resume with other
+# values.
 RESUMABLE_FIELDS = ("num_runs", "eval_batch_size", "data.data_dir", "restart")
 
 
 def config_differences(
   before: dict, config: ml_collections.ConfigDict
 ) -> dict[str, tuple]:
-  """{field: (value in `before`, value in `config`)} of the fields that change a run.
+  """{field: (value in `before`, value in `config`)} of the fields that change a
+  run.
 
   Fields that only one of them has (a checkpoint from before a field existed)
   are not compared.

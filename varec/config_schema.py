@@ -18,7 +18,8 @@ import ml_collections
 from configs import base
 
 # Every field added to the config since the first varec checkpoints, with what a
-# checkpoint lacking it was trained with: the behaviour before the field existed.
+# checkpoint lacking it was trained with: the behaviour before the field
+# existed.
 OLD_MEANINGS = {
   "data.builder_config": None,
   "data.faces_cropped": False,
@@ -33,11 +34,14 @@ OLD_MEANINGS = {
   "data.face_margin": 0.1,
   "data.face_margin_px": 0,
   "data.grayscale": "mean_rgb",
-  "data.align_faces": False,  # Square crops of the detected box (base: aligned).
+  # Square crops of the detected box (base: aligned).
+  "data.align_faces": False,
   "data.crop_interpolation": "area",
-  "data.crop_size": 96,  # Crops were stored at 96, whatever the model's input side.
+  # Crops were stored at 96, whatever the model's input side.
+  "data.crop_size": 96,
   "data.window_length": 10,
-  "data.equalize_faces": False,  # Whole frames equalised only (base: each crop too).
+  # Whole frames equalised only (base: each crop too).
+  "data.equalize_faces": False,
   "data.equalize_frames": True,  # §4.5's whole-frame equalisation, always.
   "data.mesh_crops": False,  # Face-mesh builds stored landmarks only.
   "model.cnn": "fig3",
@@ -90,7 +94,8 @@ def _set(tree: dict, dotted: str, value) -> None:
 
 
 def _kind(value):
-  """The JSON kind a field's value must have; None where any goes (placeholders)."""
+  """The JSON kind a field's value must have; None where any goes
+  (placeholders)."""
   if value is None:
     return None
   if isinstance(value, bool):
@@ -137,7 +142,8 @@ def _kind_name(kind) -> str:
 
 
 def upgrade(stored: dict) -> ml_collections.ConfigDict:
-  """A checkpoint's stored config (JSON dict) as a complete config of today's schema.
+  """A checkpoint's stored config (JSON dict) as a complete config of today's
+  schema.
 
   Fields it has are kept as they are; fields it lacks take their `OLD_MEANINGS`
   value, and any other field base's default. Nothing is checked here

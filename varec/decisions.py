@@ -20,11 +20,12 @@ import numpy as np
 
 from varec import emotions as emotions_lib
 
-# Smoothing for decisions on real videos, in seconds so that it means
-# the same at any frame rate; `window_frames` converts. Facial expressions last 0.5 to 4 s
-# (Ekman, 2003); shorter ones are micro-expressions (Yan et al., 2013).
-# 5 frames at 25 fps: a one-frame spike shrinks 5-fold, while an expression held for the
-# shortest 0.5 s still has frames whose whole window lies on it, so its apex keeps its height.
+# Smoothing for decisions on real videos, in seconds so that it means the same
+# at any frame rate; `window_frames` converts. Facial expressions last 0.5 to 4
+# s (Ekman, 2003); shorter ones are micro-expressions (Yan et al., 2013). 5
+# frames at 25 fps: a one-frame spike shrinks 5-fold, while an expression held
+# for the shortest 0.5 s still has frames whose whole window lies on it, so its
+# apex keeps its height.
 TRAJECTORY_SMOOTHING_S = 0.2
 # Emotion runs shorter than the shortest expression are taken for flicker.
 MIN_SEGMENT_S = 0.5
@@ -81,20 +82,23 @@ def video_vote(frame_emotions: np.ndarray) -> int:
 
 
 def window_frames(seconds: float, fps: float) -> int:
-  """`seconds` at `fps` in whole frames, plus one if even, so that a window has a centre frame."""
+  """`seconds` at `fps` in whole frames, plus one if even, so that a window
+  has a centre frame."""
   frames = round(seconds * fps)
   return frames + 1 - frames % 2
 
 
 def _runs(values) -> tuple[np.ndarray, np.ndarray]:
-  """(starts, stops) of the runs of equal consecutive values; stops are exclusive."""
+  """(starts, stops) of the runs of equal consecutive values; stops are
+  exclusive."""
   values = np.asarray(values)
   change = np.flatnonzero(values[1:] != values[:-1]) + 1
   return np.r_[0, change], np.r_[change, len(values)]
 
 
 def _stretches(length: int, frame_index) -> tuple[np.ndarray, np.ndarray]:
-  """(starts, stops) of the stretches of consecutive frame numbers; one without `frame_index`."""
+  """(starts, stops) of the stretches of consecutive frame numbers; one
+  without `frame_index`."""
   if frame_index is None:
     return np.array([0]), np.array([length])
   # Constant within a stretch.
@@ -104,9 +108,9 @@ def _stretches(length: int, frame_index) -> tuple[np.ndarray, np.ndarray]:
 def smooth(va: np.ndarray, window: int, frame_index=None) -> np.ndarray:
   """Centred moving average over `window` (odd) frames of a (T, 2) trajectory.
 
-  `frame_index` gives the frames' numbers: an average never reaches across a
-  gap (frames without a face). Near the ends of a stretch the window keeps
-  the frames that exist, so no value is left unsmoothed. `window` 1 returns `va`.
+  `frame_index` gives the frames' numbers: an average never reaches across a gap
+  (frames without a face). Near the ends of a stretch the window keeps the
+  frames that exist, so no value is left unsmoothed. `window` 1 returns `va`.
   """
   if window < 1 or window % 2 == 0:
     raise ValueError(
@@ -122,8 +126,9 @@ def smooth(va: np.ndarray, window: int, frame_index=None) -> np.ndarray:
 
 
 def apex_frame(va: np.ndarray, origin, window: int, frame_index=None) -> int:
-  """Position of the frame furthest (Euclidean) from `origin` on the trajectory `smooth`ed
-  over `window` frames, so that a single noisy frame cannot be the apex.
+  """Position of the frame furthest (Euclidean) from `origin` on the trajectory
+  `smooth`ed over `window` frames, so that a single noisy frame cannot be the
+  apex.
 
   `origin` is the neutral prototype, or (0, 0) for a vocabulary without one;
   ties go to the first frame.
@@ -134,8 +139,9 @@ def apex_frame(va: np.ndarray, origin, window: int, frame_index=None) -> int:
   return int(np.argmax(distances))
 
 
-# How a video's frames decide its emotion: `video_vote` (the paper's majority) or
-# `intensity_vote` (the vote of the apex phase, weighted by distance from neutral).
+# How a video's frames decide its emotion: `video_vote` (the paper's majority)
+# or `intensity_vote` (the vote of the apex phase, weighted by distance from
+# neutral).
 DECISIONS = ("vote", "intensity")
 
 
@@ -189,7 +195,8 @@ def intensity_vote(
 def dominant_emotion(
   frame_emotions: np.ndarray, exclude: int | None
 ) -> tuple[int, float]:
-  """(emotion, share of all frames): the most frequent emotion other than `exclude`.
+  """(emotion, share of all frames): the most frequent emotion other than
+  `exclude`.
 
   Real clips are mostly neutral around a short expression, so their
   `video_vote` is neutral; excluding neutral names the expression. Ties as in
@@ -209,7 +216,8 @@ def dominant_emotion(
 def segments(
   frame_emotions: np.ndarray, min_length: int, frame_index=None
 ) -> list[tuple[int, int, int]]:
-  """(first, last, emotion) per segment, positions into `frame_emotions`, covering each once.
+  """(first, last, emotion) per segment, positions into `frame_emotions`,
+  covering each once.
 
   Flicker is smoothed first: runs of `min_length` frames or more stand; a
   stretch of shorter runs between them becomes one segment of its
@@ -231,7 +239,8 @@ def segments(
 
 
 def _without_flicker(labels: np.ndarray, min_length: int) -> np.ndarray:
-  """`labels` with the runs shorter than `min_length` relabelled as `segments` describes."""
+  """`labels` with the runs shorter than `min_length` relabelled as
+  `segments` describes."""
   starts, stops = _runs(labels)
   stable = stops - starts >= min_length
   smoothed = labels.copy()

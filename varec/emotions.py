@@ -85,7 +85,8 @@ class LabelSpace:
       raise ValueError(
         f"{len(self.emotions)} emotion(s); at least 2 are needed to tell apart"
       )
-    # Normalised here, so that every constructor gives the same space for the same vocabulary.
+    # Normalised here, so that every constructor gives the same space for the
+    # same vocabulary.
     names = tuple(str(e).strip().lower() for e in self.emotions)
     groups = tuple(str(g).strip().lower() for g in self.groups)
     prototypes = tuple((float(v), float(a)) for v, a in self.prototypes)
@@ -120,7 +121,8 @@ class LabelSpace:
 
   @classmethod
   def from_csv(cls, path) -> LabelSpace:
-    """Reads a CSV with the columns emotion, valence, arousal, group (one row per emotion).
+    """Reads a CSV with the columns emotion, valence, arousal, group (one row
+    per emotion).
 
     Raises:
       ValueError: naming the file, the row and the problem.
@@ -188,7 +190,8 @@ class LabelSpace:
     )
 
   def to_meta(self) -> dict:
-    """JSON-ready {"emotions": [...], "prototypes": {name: [v, a]}, "groups": {name: group}}."""
+    """JSON-ready {"emotions": [...], "prototypes": {name: [v, a]}, "groups":
+    {name: group}}."""
     return {
       "emotions": list(self.emotions),
       "prototypes": {
@@ -204,7 +207,8 @@ class LabelSpace:
     ).hexdigest()[:8]
 
   def canonical(self, name: str) -> str:
-    """The space's name for `name` (case-insensitive; `ALIASES` of its Table 2 names allowed).
+    """The space's name for `name` (case-insensitive; `ALIASES` of its Table 2
+    names allowed).
 
     Raises:
       ValueError: `name` names no emotion of the space.
@@ -226,15 +230,17 @@ class LabelSpace:
 
   @property
   def neutral_index(self) -> int | None:
-    """Class index of the neutral emotion: the one named "neutral", else the only one in the
-    group "neutral"; None when there is no such emotion (a vocabulary may have none)."""
+    """Class index of the neutral emotion: the one named "neutral", else the
+    only one in the group "neutral"; None when there is no such emotion (a
+    vocabulary may have none)."""
     if "neutral" in self.emotions:
       return self.emotions.index("neutral")
     in_group = [i for i, g in enumerate(self.groups) if g == "neutral"]
     return in_group[0] if len(in_group) == 1 else None
 
   def prototype_array(self) -> np.ndarray:
-    """(num emotions, 2) float32 (valence, arousal), rows in class-index order."""
+    """(num emotions, 2) float32 (valence, arousal), rows in class-index
+    order."""
     return np.asarray(self.prototypes, dtype=np.float32)
 
   def decision_prototypes(self, trained=None) -> np.ndarray:
@@ -265,7 +271,8 @@ class LabelSpace:
 
 
 def table2_subset(names) -> LabelSpace:
-  """Table 2's emotions `names`, in that order, with their prototypes and groups."""
+  """Table 2's emotions `names`, in that order, with their prototypes and
+  groups."""
   names = tuple(names)
   return LabelSpace(
     names, tuple(PROTOTYPES[e] for e in names), tuple(GROUPS[e] for e in names)

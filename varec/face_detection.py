@@ -33,7 +33,8 @@ MIN_FACE_SHARE = 0.15
 
 
 def _anchors() -> np.ndarray:
-  """BlazeFace short range's 896 anchor centres (x, y), as fractions of the input.
+  """BlazeFace short range's 896 anchor centres (x, y), as fractions of the
+  input.
 
   SSD anchors with fixed size: 2 per cell on the 16x16 grid (stride 8),
   6 per cell on the 8x8 grid (three layers of stride 16).

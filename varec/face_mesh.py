@@ -227,7 +227,8 @@ def read_task(data: bytes, name: str = TASK_MEMBER) -> dict[str, bytes]:
   """The three networks of a face_landmarker.task, its SHA-256 checked.
 
   Raises:
-    FaceMeshError: other bytes than MediaPipe's file this varec was checked with.
+    FaceMeshError: other bytes than MediaPipe's file this varec was checked
+    with.
   """
   digest = hashlib.sha256(data).hexdigest()
   if digest != TASK_SHA256:
@@ -240,7 +241,8 @@ def read_task(data: bytes, name: str = TASK_MEMBER) -> dict[str, bytes]:
 
 
 class FaceLandmarker:
-  """The three networks, compiled once; `__call__` reads every face of an image."""
+  """The three networks, compiled once; `__call__` reads every face of an
+  image."""
 
   def __init__(self, task: bytes, name: str = TASK_MEMBER):
     graphs = read_task(task, name)
@@ -385,8 +387,8 @@ class FaceLandmarker:
 
 
 def _warp(image, matrix, width: int, height: int, border: int) -> np.ndarray:
-  """The (height, width) image whose pixel (x, y) is `image` at matrix @ (x, y, 1),
-  bilinear, rounded to uint8, sampled as MediaPipe samples its inputs.
+  """The (height, width) image whose pixel (x, y) is `image` at matrix @ (x, y,
+  1), bilinear, rounded to uint8, sampled as MediaPipe samples its inputs.
 
   MediaPipe's landmarks match OpenCV's fixed-point bilinear sampling: each
   sample position rounded to 1/32 pixel (`_SUBPIXEL_BITS`), in double

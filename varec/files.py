@@ -1,4 +1,5 @@
-"""Files written whole: into a hidden file beside the target, then renamed onto it.
+"""Files written whole: into a hidden file beside the target, then renamed onto
+it.
 
 A reader (the report in a browser, a later run) never sees half a file, even
 when the disk fills up or the process is killed while writing.
@@ -12,7 +13,8 @@ from collections.abc import Callable
 
 
 def write_whole(path, write: Callable[[pathlib.Path], object]) -> pathlib.Path:
-  """Calls `write(partial)` on a path beside `path`, then renames it onto `path`.
+  """Calls `write(partial)` on a path beside `path`, then renames it onto
+  `path`.
 
   The partial name carries the process id, so concurrent writers never share
   one. On an OSError (a full disk) the partial file is removed and the error

@@ -1,4 +1,5 @@
-"""frames.csv and each person's trajectory, collected from the prediction stream.
+"""frames.csv and each person's trajectory, collected from the prediction
+stream.
 
 Owns two of `varec.video_report`'s consumers of `predictions.FramePrediction`:
 `FrameTable` (frames.csv as typed `FrameRow`s: one per frame and person, one
@@ -36,7 +37,8 @@ FRAME_COLUMNS = (
 
 @dataclasses.dataclass(frozen=True)
 class FrameRow:
-  """One row of frames.csv: a person's face on a frame, or a frame without one."""
+  """One row of frames.csv: a person's face on a frame, or a frame without
+  one."""
 
   frame: int
   time_s: float  # Rounded to 0.1 ms.

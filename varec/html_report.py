@@ -37,7 +37,8 @@ from varec.preprocess import crop as crop_lib
 PLAYER = "player.webm"
 PAGE = "page.html"
 INDEX = "report.html"
-# The player's longest side: enough to see a face, small enough for 1,000 videos.
+# The player's longest side: enough to see a face, small enough for 1,000
+# videos.
 PLAYER_MAX_SIDE = 720
 THUMBNAIL_SIDE = 96
 

@@ -2,17 +2,18 @@
 
     python -m varec.import_keras --h5=simple_cnn_ccc_loss.0001-0.7792.hdf5 \
         --out=workdir/keras_cnn
-    python train.py --config=configs/rnn10.py --config.init_from=workdir/keras_cnn
+    python train.py --config=configs/rnn10.py
+    --config.init_from=workdir/keras_cnn
 
-Yin et al. (2022) start from the CNN that Rangulov & Fahim trained on
-Aff-Wild2, `simple_cnn_ccc_loss.0001-0.7792.hdf5` (`simple_cnn_ccc_loss` in
-`src/models.py` of https://github.com/DenisRang/Combined-CNN-RNN-for-emotion-recognition).
-With `init_from`, the cnn stage fine-tunes it (the paper's up to 100 CNN
-epochs); `stages=("rnn",)` keeps it as loaded. On its own, the checkpoint
-predicts with the CNN's Aff-Wild2 valence-arousal head (`predict.py`).
-varec does not ship that file: get it from the authors' repository. The Keras
-model was trained on 96x96 grayscale face crops scaled to [0, 1] (uint8 / 255,
-as `FrameCNN` scales uint8 frames), so use it with `config.data.image_size = 96`.
+Yin et al. (2022) start from the CNN that Rangulov & Fahim trained on Aff-Wild2,
+`simple_cnn_ccc_loss.0001-0.7792.hdf5` (`simple_cnn_ccc_loss` in `src/models.py`
+of https://github.com/DenisRang/Combined-CNN-RNN-for-emotion-recognition). With
+`init_from`, the cnn stage fine-tunes it (the paper's up to 100 CNN epochs);
+`stages=("rnn",)` keeps it as loaded. On its own, the checkpoint predicts with
+the CNN's Aff-Wild2 valence-arousal head (`predict.py`). varec does not ship
+that file: get it from the authors' repository. The Keras model was trained on
+96x96 grayscale face crops scaled to [0, 1] (uint8 / 255, as `FrameCNN` scales
+uint8 frames), so use it with `config.data.image_size = 96`.
 
 The HDF5 file is read with h5py alone, no TensorFlow: a full model saved by
 `model.save()` or `ModelCheckpoint` (weights under `model_weights/`) or a
@@ -54,8 +55,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 
 IMAGE_SIZE = 96
-# Kinds of the layers with weights in `simple_cnn_ccc_loss`, in order, and
-# where each goes in FrameCNN's variables: (collection, module, Flax name, Keras name).
+# Kinds of the layers with weights in `simple_cnn_ccc_loss`, in order, and where
+# each goes in FrameCNN's variables: (collection, module, Flax name, Keras
+# name).
 _LAYERS = (
   (
     "batchnorm",
@@ -155,7 +157,8 @@ _MINI_XCEPTION_HINT = (
 
 
 def _check_config(path, model_config: dict) -> None:
-  """Raises if the Keras layers differ from FrameCNN's where the weights cannot tell."""
+  """Raises if the Keras layers differ from FrameCNN's where the weights
+  cannot tell."""
   shape = keras_hdf5.input_shape(model_config)
   if shape is not None and list(shape[-3:]) != [IMAGE_SIZE, IMAGE_SIZE, 1]:
     raise KerasImportError(
@@ -199,7 +202,8 @@ def _frame_cnn_shapes() -> dict:
 
 
 def convert(h5_path) -> tuple[dict, dict]:
-  """Rangulov & Fahim's Keras CNN in `h5_path` -> (FrameCNN params, batch_stats)."""
+  """Rangulov & Fahim's Keras CNN in `h5_path` -> (FrameCNN params,
+  batch_stats)."""
   path = pathlib.Path(h5_path)
   layers, model_config = keras_hdf5.read_layers(path)
   kinds = [_kind(path, name, weights) for name, weights in layers]
@@ -247,7 +251,8 @@ def convert(h5_path) -> tuple[dict, dict]:
 
 
 def import_rangulov(h5_path, out, config) -> pathlib.Path:
-  """Writes Rangulov & Fahim's CNN in `h5_path` into a new checkpoint folder `out`."""
+  """Writes Rangulov & Fahim's CNN in `h5_path` into a new checkpoint folder
+  `out`."""
   h5_path = pathlib.Path(h5_path).absolute()
   params, batch_stats = convert(h5_path)
   if config.data.image_size != IMAGE_SIZE:

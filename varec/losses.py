@@ -75,7 +75,8 @@ def ccc_loss(pred, target, mask=None):
 
 
 def prototype_cross_entropy(pred, target, prototypes, temperature: float):
-  """Cross-entropy of a soft nearest-prototype decision on the outputs (beyond the paper).
+  """Cross-entropy of a soft nearest-prototype decision on the outputs (beyond
+  the paper).
 
   A frame's class is the prototype nearest its target; the logits are the
   outputs' negative squared distances to the prototypes over `temperature`.

@@ -1,4 +1,5 @@
-"""The face mesh's geometry: its canonical face, head pose, expression shape, mirror.
+"""The face mesh's geometry: its canonical face, head pose, expression shape,
+mirror.
 
 MediaPipe's face_landmarker.task carries, beside its three networks, the
 canonical face its geometry pipeline fits landmarks to
@@ -130,7 +131,8 @@ def parse_metadata(data: bytes) -> CanonicalFace:
 
 @functools.cache
 def canonical_face(path: str) -> CanonicalFace:
-  """The canonical face in the face_landmarker.task at `path` (SHA-256 checked)."""
+  """The canonical face in the face_landmarker.task at `path` (SHA-256
+  checked)."""
   try:
     data = pathlib.Path(path).read_bytes()
   except OSError as e:
@@ -171,7 +173,8 @@ def mirror(points: np.ndarray, partner: np.ndarray) -> np.ndarray:
 
 
 # Image coordinates (x right, y down, z away from the camera) to the canonical
-# face's (x right, y up, z toward the viewer): two axes flipped, still right-handed.
+# face's (x right, y up, z toward the viewer): two axes flipped, still
+# right-handed.
 _TO_CANONICAL = (1.0, -1.0, -1.0)
 
 

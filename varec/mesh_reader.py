@@ -85,13 +85,13 @@ class _Track:
 
 class MeshReader:
   """Faces and their landmarks frame after frame, as MediaPipe's VIDEO mode
-  follows them: the detector runs on every `detect_every`-th frame (and
-  whenever no face is followed); in between, each face's ROI comes from its
-  landmarks in the frame before (`face_mesh.Roi.of_landmarks`). A face the landmark
-  network no longer confirms (presence <= 0.5) is dropped. Detections are
-  matched to followed faces by their boxes' overlap, so a person keeps their
-  number; new faces get new numbers, the largest first. With `stills`,
-  each frame is one pre-cropped face, read on its own (`still_landmarks`).
+  follows them: the detector runs on every `detect_every`-th frame (and whenever
+  no face is followed); in between, each face's ROI comes from its landmarks in
+  the frame before (`face_mesh.Roi.of_landmarks`). A face the landmark network
+  no longer confirms (presence <= 0.5) is dropped. Detections are matched to
+  followed faces by their boxes' overlap, so a person keeps their number; new
+  faces get new numbers, the largest first. With `stills`, each frame is one
+  pre-cropped face, read on its own (`still_landmarks`).
   """
 
   def __init__(
@@ -113,7 +113,8 @@ class MeshReader:
     self.detections = 0
 
   def read(self, rgb: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """{person: (box (4,), landmarks (478, 3) in source pixels)} of one RGB frame."""
+    """{person: (box (4,), landmarks (478, 3) in source pixels)} of one RGB
+    frame."""
     if self.stills:
       points = still_landmarks(self.landmarker, rgb)
       return {} if points is None else {0: (landmark_box(points), points)}
@@ -163,9 +164,9 @@ def still_landmarks(
   box, as small as 48x48), or None where the network finds no face.
 
   Framed as a face in a video is: the image taken as the detector's box
-  (`face_mesh.Roi.of_detection`'s scale, level, edges replicated), then, from those
-  landmarks, the ROI the next video frame would get (`face_mesh.Roi.of_landmarks`),
-  and the landmarks read again there.
+  (`face_mesh.Roi.of_detection`'s scale, level, edges replicated), then, from
+  those landmarks, the ROI the next video frame would get
+  (`face_mesh.Roi.of_landmarks`), and the landmarks read again there.
   """
   height, width = rgb.shape[:2]
   roi = face_mesh.Roi(

@@ -18,7 +18,8 @@ from varec import losses
 def confusion_matrix(
   true: np.ndarray, pred: np.ndarray, num_classes: int
 ) -> np.ndarray:
-  """(num_classes, num_classes) counts; rows are true emotions, columns predicted."""
+  """(num_classes, num_classes) counts; rows are true emotions, columns
+  predicted."""
   matrix = np.zeros((num_classes, num_classes), np.int64)
   np.add.at(matrix, (np.asarray(true), np.asarray(pred)), 1)
   return matrix
@@ -29,7 +30,8 @@ def accuracy(true: np.ndarray, pred: np.ndarray) -> float:
 
 
 def per_class_precision_recall(true, pred, num_classes: int):
-  """(precision, recall) arrays per class; 0 where a class is never predicted / present."""
+  """(precision, recall) arrays per class; 0 where a class is never predicted
+  / present."""
   matrix = confusion_matrix(true, pred, num_classes)
   hits = np.diag(matrix).astype(np.float64)
   predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)

@@ -28,7 +28,8 @@ from varec import models
 
 @dataclasses.dataclass(frozen=True)
 class CNNKind:
-  """One kind of per-frame CNN (`config.model.cnn`): everything varec asks of it."""
+  """One kind of per-frame CNN (`config.model.cnn`): everything varec asks of
+  it."""
 
   # The CNN a config describes.
   build: Callable[[ml_collections.ConfigDict], nn.Module]
@@ -109,7 +110,8 @@ CNNS = {
     has_classifier=True,
   ),
   # MediaPipe's blendshapes of a face's landmarks (its detector, landmark and
-  # blendshape networks: the face_landmarker.task that data.face_detector names).
+  # blendshape networks: the face_landmarker.task that data.face_detector
+  # names).
   "face_mesh": CNNKind(
     build=_face_mesh,
     min_image_size=lambda config: (
@@ -161,7 +163,8 @@ def build_cnn(
 
 
 def min_image_size(config: ml_collections.ConfigDict) -> int:
-  """The smallest input side the CNN can take (a feature map of at least one pixel)."""
+  """The smallest input side the CNN can take (a feature map of at least one
+  pixel)."""
   return cnn_kind(config).min_image_size(config)
 
 
@@ -187,7 +190,8 @@ def cnn_variables(variables: dict) -> dict:
 
 @functools.cache
 def feature_fn(cnn: models.FrameCNN):
-  """`fn(cnn_variables, frames) -> features` in inference mode, compiled once per architecture."""
+  """`fn(cnn_variables, frames) -> features` in inference mode, compiled once
+  per architecture."""
   return jax.jit(lambda variables, x: cnn.apply(variables, x, train=False)[0])
 
 
@@ -241,7 +245,8 @@ def outputs_and_features_fn(cnn: models.FrameCNN):
 def apply_in_batches(
   step_fn, state, inputs: np.ndarray, batch_size: int, fixed_shape: bool = False
 ) -> np.ndarray:
-  """Runs `step_fn(state, batch)` over `inputs` in fixed-size batches (the last one padded).
+  """Runs `step_fn(state, batch)` over `inputs` in fixed-size batches (the last
+  one padded).
 
   An input smaller than one batch runs unpadded, unless `fixed_shape`: a stream
   of small inputs then compiles once too.
@@ -265,7 +270,8 @@ INIT_FROM_HINT = (
 
 
 def check_init_from(path) -> None:
-  """Raises ValueError, with what to give instead, unless `path` holds a checkpoint."""
+  """Raises ValueError, with what to give instead, unless `path` holds a
+  checkpoint."""
   try:
     checkpoints.resolve(path)
   except checkpoints.CheckpointError:
@@ -280,7 +286,8 @@ def check_init_from(path) -> None:
 
 
 def load_cnn(path, variables: dict, config: ml_collections.ConfigDict) -> dict:
-  """`variables` with the CNN's params and BatchNorm statistics from checkpoint `path`.
+  """`variables` with the CNN's params and BatchNorm statistics from checkpoint
+  `path`.
 
   Raises:
     ValueError: the checkpoint's CNN is not the one `config.model` builds.

@@ -98,7 +98,8 @@ def _conv(x, kernel):
 
 
 class NormalizedConv(nn.Module):
-  """`Conv(features, SAME, no bias)(norm(x))`, computed as BatchNorm folded into the kernel.
+  """`Conv(features, SAME, no bias)(norm(x))`, computed as BatchNorm folded into
+  the kernel.
 
   BatchNorm is an affine map per channel, `a * x + b`, and a convolution is
   linear, so the result is `conv(x, kernel * a) + conv(ones, kernel * b)`
@@ -245,7 +246,8 @@ def keras_batch_norm(train: bool, name: str) -> nn.BatchNorm:
 
 
 def depthwise_conv(x, kernel):
-  """SAME depthwise convolution of (..., H, W, C) with a (k, k, 1, C) kernel, stride 1.
+  """SAME depthwise convolution of (..., H, W, C) with a (k, k, 1, C) kernel,
+  stride 1.
 
   Equals `lax.conv_general_dilated(..., feature_group_count=C)`, written as a
   sum of k*k shifted products: XLA:CPU's grouped convolution is slow, this is
@@ -296,8 +298,8 @@ def max_pool_same(x, window: int = 3, stride: int = 2):
 
 
 class DepthwiseConv(nn.Module):
-  """A bias-free SAME depthwise convolution; its kernel is laid out as `nn.Conv`'s
-  with `feature_group_count` = channels, (k, k, 1, C)."""
+  """A bias-free SAME depthwise convolution; its kernel is laid out as
+  `nn.Conv`'s with `feature_group_count` = channels, (k, k, 1, C)."""
 
   kernel_size: int = 3
 
@@ -310,7 +312,8 @@ class DepthwiseConv(nn.Module):
 
 
 class SeparableConv(nn.Module):
-  """Keras' SeparableConv2D without bias: a 3x3 depthwise then a 1x1 pointwise conv."""
+  """Keras' SeparableConv2D without bias: a 3x3 depthwise then a 1x1
+  pointwise conv."""
 
   features: int
   kernel_size: int = 3
@@ -335,14 +338,15 @@ class MiniXception(nn.Module):
   Frames are scaled to [-1, 1] as `fer` does (uint8 / 255, or float in
   [0, 1], then x 2 - 1).
 
-  The network: a stem of two 3x3 VALID convs with 8 filters (block 0), then
-  four residual blocks of 16, 32, 64 and 128 filters (two separable convs and
-  a 3x3 stride-2 max pool, plus a strided 1x1 conv shortcut; blocks 1-4). Its
-  FER2013 classifier (3x3 conv to 7 maps, global average pool) is kept; its
-  logits are sown as intermediates 'emotion_logits'. The 300-d `features` are
-  a Dense layer on the global average of the last block, followed by dropout
-  and the 2-unit `va` head, as in Fig. 3. With `class_prototypes`, the returned valence-arousal is instead
-  the classifier's probability-weighted prototypes: the zero-shot model.
+  The network: a stem of two 3x3 VALID convs with 8 filters (block 0), then four
+  residual blocks of 16, 32, 64 and 128 filters (two separable convs and a 3x3
+  stride-2 max pool, plus a strided 1x1 conv shortcut; blocks 1-4). Its FER2013
+  classifier (3x3 conv to 7 maps, global average pool) is kept; its logits are
+  sown as intermediates 'emotion_logits'. The 300-d `features` are a Dense layer
+  on the global average of the last block, followed by dropout and the 2-unit
+  `va` head, as in Fig. 3. With `class_prototypes`, the returned valence-arousal
+  is instead the classifier's probability-weighted prototypes: the zero-shot
+  model.
 
   Attributes:
     num_features: size of the feature vector.

@@ -22,14 +22,16 @@ from varec import files  # pylint: disable=g-import-not-at-top
 
 # As in the paper's Fig. 5.
 CORRECT_COLOUR, WRONG_COLOUR = "tab:orange", "tab:blue"
-# People 0, 1, ... in predict.py's annotated video and report pages (then repeating).
+# People 0, 1, ... in predict.py's annotated video and report pages (then
+# repeating).
 PERSON_COLOURS = ("#2e7d32", "#1565c0", "#ef6c00", "#8e24aa", "#00838f")
 # Most time steps `timeline` draws: about one per pixel column.
 TIMELINE_POINTS = 1000
 
 
 def emotion_colours(label_space: emotions.LabelSpace) -> dict[str, tuple]:
-  """One colour per emotion: tab10's in class order up to 10 emotions, else spread over turbo."""
+  """One colour per emotion: tab10's in class order up to 10 emotions, else
+  spread over turbo."""
   n = len(label_space.emotions)
   colours = (
     plt.get_cmap("tab10").colors
@@ -40,7 +42,8 @@ def emotion_colours(label_space: emotions.LabelSpace) -> dict[str, tuple]:
 
 
 def _va_axes(ax, label_space: emotions.LabelSpace, title: str) -> None:
-  """Valence on x, arousal on y, in [-1.1, 1.1] (wider for prototypes beyond), prototypes named."""
+  """Valence on x, arousal on y, in [-1.1, 1.1] (wider for prototypes
+  beyond), prototypes named."""
   ax.axhline(0, color="0.85", lw=0.8, zorder=0)
   ax.axvline(0, color="0.85", lw=0.8, zorder=0)
   colours = emotion_colours(label_space)
@@ -92,7 +95,8 @@ def _save(fig, path) -> pathlib.Path:
 def confusion_matrix(
   matrix: np.ndarray, label_space: emotions.LabelSpace, title: str, path
 ) -> pathlib.Path:
-  """Fig. 4: counts and row-normalised (recall per true emotion), side by side."""
+  """Fig. 4: counts and row-normalised (recall per true emotion), side by
+  side."""
   rows = matrix.sum(axis=1, keepdims=True)
   normalised = np.divide(
     matrix, rows, out=np.zeros(matrix.shape), where=rows > 0
@@ -137,8 +141,9 @@ def output_distribution(
   title: str,
   path,
 ) -> pathlib.Path:
-  """Fig. 5: every frame's output, one panel per true emotion (5 per row), frames of
-  correctly recognised videos in orange and of misrecognised ones in blue."""
+  """Fig. 5: every frame's output, one panel per true emotion (5 per row),
+  frames of correctly recognised videos in orange and of misrecognised ones
+  in blue."""
   num_emotions = len(label_space.emotions)
   grid_cols = min(5, num_emotions)
   grid_rows = -(-num_emotions // grid_cols)  # Ceiling division.
@@ -276,8 +281,8 @@ def emotion_trajectories(
 
 
 def _buckets(values: np.ndarray, size: int):
-  """(mean, min, max) of `values` (T, d) per `size` consecutive rows; NaN rows are
-  ignored, and a bucket of NaN rows only is NaN."""
+  """(mean, min, max) of `values` (T, d) per `size` consecutive rows; NaN
+  rows are ignored, and a bucket of NaN rows only is NaN."""
   padded = np.full((-(-len(values) // size) * size, values.shape[1]), np.nan)
   padded[: len(values)] = values
   blocks = padded.reshape(-1, size, values.shape[1])

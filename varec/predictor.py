@@ -6,21 +6,21 @@ knows nothing about files; `Predictor.settings` says how they were made.
 
 The video is read frame by frame and preprocessed exactly as for training,
 through the dataset builders' own streaming path (`preprocess.clip.stream_video`
-and `preprocess.faces.face_boxes`, no flip), and its face crops go through the one
-inference engine (`varec.inference.Stream`). Only its `DecodePolicy` differs
-by default (`preprocess.decode.PREDICT_POLICY`): a failed detection is not papered
-over, and a truncated file is predicted, its summary.json saying so. The default window policy is
-`causal`: each frame's (valence, arousal) is the last output of the GRU over
-the 10-frame window that ends at it, so every prediction is in the setting the
-GRU was trained in (10 frames from a zero state), nothing waits for the video
-to end, and memory holds one batch of frames whatever the video's length. At
-the start of a stretch of frames with a face, the window is padded by
-repeating its first frame. `tiled` gives evaluation's windows instead, each
-stretch answered when it ends. A checkpoint whose GRU was never trained (a
+and `preprocess.faces.face_boxes`, no flip), and its face crops go through the
+one inference engine (`varec.inference.Stream`). Only its `DecodePolicy` differs
+by default (`preprocess.decode.PREDICT_POLICY`): a failed detection is not
+papered over, and a truncated file is predicted, its summary.json saying so. The
+default window policy is `causal`: each frame's (valence, arousal) is the last
+output of the GRU over the 10-frame window that ends at it, so every prediction
+is in the setting the GRU was trained in (10 frames from a zero state), nothing
+waits for the video to end, and memory holds one batch of frames whatever the
+video's length. At the start of a stretch of frames with a face, the window is
+padded by repeating its first frame. `tiled` gives evaluation's windows instead,
+each stretch answered when it ends. A checkpoint whose GRU was never trained (a
 pretrained CNN, zero-shot, or a CNN-only run) gives each frame its CNN's own
 output. Frames without a face get no prediction. The files written from these
-predictions are `varec.video_report`'s (decisions -> files), fed the stream
-and the settings, never the predictor (`predict_video` hands them over).
+predictions are `varec.video_report`'s (decisions -> files), fed the stream and
+the settings, never the predictor (`predict_video` hands them over).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ from varec.preprocess import faces as faces_lib
 
 
 class Predictor:
-  """A trained CNN+RNN applied to video files frame by frame; see the module docstring.
+  """A trained CNN+RNN applied to video files frame by frame; see the module
+  docstring.
 
   `predictions` is the per-frame stream; `predict_video` hands it, with
   `settings`, to `varec.video_report`.
@@ -67,21 +68,20 @@ class Predictor:
     tracking: tracking_lib.TrackingConfig = tracking_lib.ALL_PEOPLE,
     min_face: float | None = mesh_reader.MIN_FACE_PX,
   ):
-    """`faces_cropped`: the input frames are face crops; None = as the model's training data.
-    `window_policy`: one of `inference.WINDOW_POLICIES`.
+    """`faces_cropped`: the input frames are face crops; None = as the model's
+    training data. `window_policy`: one of `inference.WINDOW_POLICIES`.
     `decode_policy`: failed detections and truncated files; by default no face
     is invented and a truncated file is predicted (summary.json says so).
     `flip_average`: each frame's CNN output averaged with its mirror image's;
-    None = the checkpoint's `config.flip_average`.
-    `tracking`: which faces are followed, as which person (`varec.tracking`);
-    `max_people=1` follows the largest face of each frame, as the paper's
-    videos (one actor) and evaluation do.
-    `min_face`: the narrowest face found, in pixels: face-mesh checkpoints read
-    the frame in squares for it (`face_mesh.FaceLandmarker.detect`); dlib and
-    Haar ones add, to the faces of their recorded detection, those found at
-    the scale that makes it their smallest face (`preprocess.faces.detect_faces`);
-    None: the checkpoint's recorded detection alone (face mesh: MediaPipe's
-    one look).
+    None = the checkpoint's `config.flip_average`. `tracking`: which faces are
+    followed, as which person (`varec.tracking`); `max_people=1` follows the
+    largest face of each frame, as the paper's videos (one actor) and evaluation
+    do. `min_face`: the narrowest face found, in pixels: face-mesh checkpoints
+    read the frame in squares for it (`face_mesh.FaceLandmarker.detect`); dlib
+    and Haar ones add, to the faces of their recorded detection, those found at
+    the scale that makes it their smallest face
+    (`preprocess.faces.detect_faces`); None: the checkpoint's recorded detection
+    alone (face mesh: MediaPipe's one look).
 
     Raises:
       ValueError: a window policy or tracking setting that cannot be used.
@@ -117,7 +117,8 @@ class Predictor:
   def from_checkpoint(cls, path, **kwargs) -> "Predictor":
     return cls(inference.TrainedModel.load(path), **kwargs)
 
-  # -- Streaming stages ------------------------------------------------------------
+  # -- Streaming stages
+  # ------------------------------------------------------------
 
   @property
   def follows_people(self) -> bool:
@@ -239,7 +240,8 @@ class Predictor:
             ),
           )
       for f in batch:
-        f.gray = None  # Cropped: a tiled stretch waiting for its end holds only the rest.
+        # Cropped: a tiled stretch waiting for its end holds only the rest.
+        f.gray = None
       # A frame without a person ends their stretch.
       for person, stream in streams.items():
         if end or (batch and person not in batch[-1].faces):
@@ -290,12 +292,14 @@ class Predictor:
     return engine.features_and_outputs(inputs, fixed_shape=True)
 
   def _crop(self, frame: decode.Frame, box: np.ndarray, stats) -> np.ndarray:
-    """The crop of the face in `box` of a frame, cut as the training data's were."""
+    """The crop of the face in `box` of a frame, cut as the training data's
+    were."""
     crop, aligned = crop_lib.framed_crop(frame.gray, box, self.preprocess)
     stats["alignment_fallbacks"] += self.preprocess.align_faces and not aligned
     return crop
 
-  # -- Public API ------------------------------------------------------------------
+  # -- Public API
+  # ------------------------------------------------------------------
 
   def predictions(
     self,
@@ -383,7 +387,8 @@ class Predictor:
       The per-frame table (the columns of frames.csv).
 
     Raises:
-      preprocess.decode.VideoError: unreadable file, no frame, or no face in any frame.
+      preprocess.decode.VideoError: unreadable file, no frame, or no face in any
+      frame.
     """
     stats = collections.Counter()
     frames = self.predictions(path, keep_images=annotate, stats=stats)
@@ -398,7 +403,8 @@ def _check_settings(
   tracking: tracking_lib.TrackingConfig,
   min_face: float | None,
 ) -> None:
-  """Raises ValueError, naming every problem, for settings that cannot be used."""
+  """Raises ValueError, naming every problem, for settings that cannot be
+  used."""
   inference.check_policy(window_policy)
   problems = tracking.problems()
   if min_face is not None and min_face <= 0:
@@ -416,8 +422,9 @@ def _preprocessing(
 ) -> preprocess_config.PreprocessConfig:
   """The checkpoint's preprocessing, but for `faces_cropped` (None: the
   checkpoint's too); warns where it depends on the frame's context."""
-  # Every preprocessing setting is the checkpoint's: crops are cut as the dataset
-  # builders stored the training data, then go through the same `model_input`.
+  # Every preprocessing setting is the checkpoint's: crops are cut as the
+  # dataset builders stored the training data, then go through the same
+  # `model_input`.
   config = preprocess_config.config_from_data(
     model.config.data, pad_short_clips=False
   )

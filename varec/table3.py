@@ -4,7 +4,8 @@ Each run reshuffles the speakers (seed + run index), trains, and is evaluated
 on training+validation and on test. `train.py --config.num_runs=5` writes the
 table for one model configuration; this module's command joins several:
 
-    python -m varec.table3 --workdirs=workdir/rnn10,workdir/rnn10_10_5 --output=table3
+    python -m varec.table3 --workdirs=workdir/rnn10,workdir/rnn10_10_5
+    --output=table3
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def summarise(runs_by_model: dict[str, list[dict]]) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-  """The paper's layout: one row per metric, (model, split) columns, "mean (IQR)" cells."""
+  """The paper's layout: one row per metric, (model, split) columns, "mean
+  (IQR)" cells."""
   models = list(dict.fromkeys(table["model"]))
   header = ["", *[f"{m}: {title}" for m in models for _, title in COLUMNS]]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

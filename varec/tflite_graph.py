@@ -1,4 +1,5 @@
-"""A TFLite model as a pure JAX function: read once, then jit-compiled and batched.
+"""A TFLite model as a pure JAX function: read once, then jit-compiled and
+batched.
 
 MediaPipe ships its face networks as TFLite flatbuffers (`varec.face_mesh`).
 Rather than re-typing each architecture as Flax modules by hand, `read` turns a
@@ -321,7 +322,8 @@ def _max_pool(op: Op, x):
 
 
 def _strided_slice(op: Op, x, begin, end, strides):
-  """STRIDED_SLICE with static begin, end and strides (no ellipsis or new axes)."""
+  """STRIDED_SLICE with static begin, end and strides (no ellipsis or new
+  axes)."""
   if op.option("ellipsis_mask") or op.option("new_axis_mask"):
     raise GraphError("STRIDED_SLICE with ellipsis or new axes is not supported")
   index = []
@@ -446,8 +448,8 @@ def apply_example(graph: Graph, weights: dict, fixed: dict, *examples):
 def batched(
   graph: Graph, constants: dict, pixels: tuple[float, float] | None = None
 ):
-  """A jit-compiled function of batches: (B, *input shape without its batch of 1)
-  per input -> each output with a leading B (the file's batch of 1 removed).
+  """A jit-compiled function of batches: (B, *input shape without its batch of
+  1) per input -> each output with a leading B (the file's batch of 1 removed).
 
   The weights are compiled in as constants rather than passed at each call:
   XLA then lays out and transposes the kernels once, when compiling, instead

@@ -41,14 +41,17 @@ from varec import face_alignment
 from varec.preprocess import decode
 
 DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
-# Overlap (intersection over union) with a track's expected box that counts as motion.
+# Overlap (intersection over union) with a track's expected box that counts as
+# motion.
 MIN_OVERLAP = 0.3
-# Each person's descriptor is refreshed this often while motion alone follows them.
+# Each person's descriptor is refreshed this often while motion alone follows
+# them.
 DESCRIPTOR_REFRESH_S = 2.0
 # A track unmatched for this long is no longer expected anywhere: only its
 # descriptor can bring its person back.
 EXPECTED_FOR_S = 0.5
-# Costs: a match by motion costs its lost overlap (< 1), by appearance alone 1 + distance.
+# Costs: a match by motion costs its lost overlap (< 1), by appearance alone 1 +
+# distance.
 _FORBIDDEN = 1e6
 
 
@@ -78,7 +81,8 @@ class TrackingConfig:
 
 # Every face, each person tracked: predict.py's default.
 ALL_PEOPLE = TrackingConfig()
-# The largest face of each frame, as the paper's one-actor videos and evaluation.
+# The largest face of each frame, as the paper's one-actor videos and
+# evaluation.
 LARGEST_FACE = TrackingConfig(max_people=1)
 
 _local = threading.local()
@@ -96,8 +100,8 @@ def _recognizer():
 
 
 def descriptor(bgr: np.ndarray, gray: np.ndarray, box) -> np.ndarray:
-  """The 128-d dlib face descriptor of the face in `box` (landmarks found on `gray`,
-  the descriptor computed on the colour frame `bgr`)."""
+  """The 128-d dlib face descriptor of the face in `box` (landmarks found on
+  `gray`, the descriptor computed on the colour frame `bgr`)."""
   import dlib  # pylint: disable=g-import-not-at-top
 
   points = face_alignment.landmarks(gray, box)
@@ -143,7 +147,8 @@ class Track:
 
 
 class Tracker:
-  """Assigns each detection frame's faces to people (see the module docstring)."""
+  """Assigns each detection frame's faces to people (see the module
+  docstring)."""
 
   def __init__(self, config: TrackingConfig, fps: float):
     self.config = config
@@ -155,7 +160,8 @@ class Tracker:
   def assign(
     self, index: int, boxes: np.ndarray, bgr: np.ndarray, gray: np.ndarray
   ) -> dict[int, np.ndarray]:
-    """{person: box} for the faces `boxes` (largest first) found on frame `index`."""
+    """{person: box} for the faces `boxes` (largest first) found on frame
+    `index`."""
     if self.config.max_people:
       boxes = boxes[: self.config.max_people]
     if not len(boxes):
@@ -210,7 +216,8 @@ class Tracker:
 
   def _costs(self, expected, iou, boxes, described) -> np.ndarray:
     """(tracks, faces) costs: lost overlap for faces where a track is expected,
-    1 + descriptor distance otherwise, forbidden beyond the distance threshold."""
+    1 + descriptor distance otherwise, forbidden beyond the distance
+    threshold."""
     cost = np.full((len(self.tracks), len(boxes)), _FORBIDDEN)
     row_of = {id(t): r for r, t in enumerate(expected)}
     for i, track in enumerate(self.tracks):
@@ -237,7 +244,8 @@ def _interpolate(
   end: decode.Frame,
   between: list[decode.Frame],
 ) -> None:
-  """Each person seen on both detection frames gets boxes linear in time between them."""
+  """Each person seen on both detection frames gets boxes linear in time
+  between them."""
   for person in start.faces.keys() & end.faces.keys():
     for frame in between:
       w = (frame.index - start.index) / (end.index - start.index)
@@ -251,7 +259,8 @@ def tracked_frames(
   tracker: Tracker,
   keep_bgr: bool,
 ) -> Iterator[decode.Frame]:
-  """`preprocess.faces.detections`' frames with `faces` ({person: box}), in order.
+  """`preprocess.faces.detections`' frames with `faces` ({person: box}), in
+  order.
 
   Frames between two detection frames are held until the second (at most
   `detect_every` of them). `bgr` is dropped once used unless `keep_bgr`.

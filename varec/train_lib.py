@@ -51,7 +51,8 @@ from varec.preprocess import config as preprocess_config
 def stage_data(
   name: str, config, variables: dict, windows: dict, teacher=None
 ) -> dict:
-  """{"inputs", "labels", "video_id", "emotion"} for one split, shaped for the stage.
+  """{"inputs", "labels", "video_id", "emotion"} for one split, shaped for the
+  stage.
 
   probe, cnn: single frames; rnn: cached CNN features per window; joint:
   windows. With `teacher` (the pretrained CNN's variables) a distilling frame
@@ -126,7 +127,8 @@ def evaluate(
 
 @dataclasses.dataclass
 class Progress:
-  """Where a run stands: the step, the epoch its current stage resumes at, finished stages."""
+  """Where a run stands: the step, the epoch its current stage resumes at,
+  finished stages."""
 
   step: int = 0
   epoch: int = 0
@@ -170,7 +172,8 @@ class Run:
 
   @property
   def decision_rule(self) -> decisions.DecisionRule:
-    """How validation decides a video: the paper's vote among the trained emotions."""
+    """How validation decides a video: the paper's vote among the trained
+    emotions."""
     return decisions.DecisionRule.of(
       self.label_space,
       self.config.data.fps,
@@ -178,7 +181,8 @@ class Run:
     )
 
   def meta(self, stage: str, epoch: int, completed: tuple[str, ...]) -> dict:
-    """A checkpoint's meta at the current step: stage `stage` resumes at `epoch`."""
+    """A checkpoint's meta at the current step: stage `stage` resumes at
+    `epoch`."""
     return {
       "stage": stage,
       "epoch": epoch,
@@ -195,7 +199,8 @@ class Run:
 def with_build_preprocessing(
   config: ml_collections.ConfigDict, builder
 ) -> ml_collections.ConfigDict:
-  """`config` with the data fields of the preprocessing `builder`'s data went through.
+  """`config` with the data fields of the preprocessing `builder`'s data went
+  through.
 
   They are what the checkpoints carry to eval.py and predict.py, so they must
   describe the data trained on even when a caller hands over its own builder.
@@ -215,7 +220,8 @@ def _trained_emotions(train: dict, label_space: emotions.LabelSpace) -> tuple:
   """The emotions the training windows show; at least two."""
   trained = tuple(label_space.emotions[i] for i in np.unique(train["emotion"]))
   if len(trained) < 2:
-    # CCC (eq. 9) has no variance to match, and no decision anything to tell apart.
+    # CCC (eq. 9) has no variance to match, and no decision anything to tell
+    # apart.
     raise ValueError(
       f"every training video shows {', '.join(trained)}: valence-arousal "
       "training needs at least two emotions (check the labels, e.g. labels.csv)"
@@ -224,7 +230,8 @@ def _trained_emotions(train: dict, label_space: emotions.LabelSpace) -> tuple:
 
 
 def _initial_variables(config, rng: jax.Array, window_length: int) -> dict:
-  """The CNN+RNN's variables at initialisation, the CNN's from `config.init_from`."""
+  """The CNN+RNN's variables at initialisation, the CNN's from
+  `config.init_from`."""
   variables = model_lib.init_variables(config, rng, window_length)
   if config.init_from:
     variables = model_lib.load_cnn(config.init_from, variables, config)
@@ -274,7 +281,8 @@ def _setup(config, workdir, builder, mesh: jax.sharding.Mesh) -> Run:
   )
   _resume(run)
   run.summary = {
-    # The stages' schedules and checks so far (a resumed run's earlier ones included).
+    # The stages' schedules and checks so far (a resumed run's earlier ones
+    # included).
     "stages": run_logs.read_summary(workdir).get("stages", {})
     if run.progress.step
     else {},
@@ -284,14 +292,16 @@ def _setup(config, workdir, builder, mesh: jax.sharding.Mesh) -> Run:
 
 
 def _discard_run(workdir: workdir_lib.Workdir) -> None:
-  """`config.restart`: removes the checkpoints and logs of the run in `workdir`."""
+  """`config.restart`: removes the checkpoints and logs of the run in
+  `workdir`."""
   logging.warning("restart: discarding the run in %s", workdir)
   for path in workdir.run_records():
     shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def _resume(run: Run) -> None:
-  """Sets `run`'s variables and progress to the latest checkpoint's, if it has one."""
+  """Sets `run`'s variables and progress to the latest checkpoint's, if it
+  has one."""
   try:
     newest = checkpoints.restore_newest(
       run.managers[checkpoints.LATEST], run.variables
@@ -318,7 +328,8 @@ def _resume(run: Run) -> None:
   )
 
 
-# -- One stage ------------------------------------------------------------------
+# -- One stage
+# ------------------------------------------------------------------
 
 
 class StageRunner:
@@ -401,7 +412,8 @@ class StageRunner:
     return stage, steps.replicate(state, run.mesh), start_epoch
 
   def train(self) -> dict[str, float]:
-    """Runs the stage's epochs left; the last validation metrics ({} for none)."""
+    """Runs the stage's epochs left; the last validation metrics ({} for
+    none)."""
     val = {}
     try:  # A full disk or a diverging run closes the bar before its one line.
       for epoch in range(self.start_epoch, self.schedule.epochs):
@@ -510,7 +522,8 @@ class StageRunner:
 def _check_finite(
   name: str, batch_metrics: dict, step: int, epoch: int
 ) -> None:
-  """Raises FloatingPointError naming the first step of the epoch whose loss is not finite."""
+  """Raises FloatingPointError naming the first step of the epoch whose loss
+  is not finite."""
   losses = batch_metrics["loss"]
   if np.isfinite(losses).all():
     return
@@ -524,7 +537,8 @@ def _check_finite(
   )
 
 
-# -- The run, end to end --------------------------------------------------------
+# -- The run, end to end
+# --------------------------------------------------------
 
 
 def _finish_stage(run: Run, name: str) -> None:
@@ -549,7 +563,8 @@ def _record_verdict(run: Run) -> None:
 def train_and_evaluate(
   config: ml_collections.ConfigDict, workdir, builder=None
 ) -> dict:
-  """Trains every stage of `config`, resuming from `workdir` if it holds a checkpoint.
+  """Trains every stage of `config`, resuming from `workdir` if it holds a
+  checkpoint.
 
   Args:
     config: the run's config (configs/base.py); checked before any work.
@@ -575,7 +590,8 @@ def train_and_evaluate(
         final = StageRunner(run, name, logger).train() or final
         _finish_stage(run, name)
   except BaseException:
-    # Closing fails too on a full disk; the error that stopped the run is the one to report.
+    # Closing fails too on a full disk; the error that stopped the run is the
+    # one to report.
     with contextlib.suppress(OSError):
       logger.close()
     raise

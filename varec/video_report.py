@@ -74,8 +74,8 @@ def write(
     The per-frame table (the columns of frames.csv) and the summary.
 
   Raises:
-    preprocess.decode.VideoError: unreadable file, no frame, or no face in any frame.
-    OSError: `output` cannot be written.
+    preprocess.decode.VideoError: unreadable file, no frame, or no face in any
+    frame. OSError: `output` cannot be written.
   """
   path = pathlib.Path(path)
   if output is None:

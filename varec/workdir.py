@@ -1,13 +1,17 @@
 """The layout of a training workdir, known here only.
 
     <workdir>/checkpoints/latest/<step>/  the newest checkpoints, for resuming
-    <workdir>/checkpoints/best/<step>/    the best by validation CCC, for eval.py and predict.py
+    <workdir>/checkpoints/best/<step>/    the best by validation CCC, for
+    eval.py and predict.py
     <workdir>/metrics.jsonl               per-epoch metrics
     <workdir>/tensorboard/                the same, for TensorBoard
     <workdir>/timings.json                wall times per stage
-    <workdir>/training_summary.json       stage schedules; whether the run learnt anything
-    <workdir>/eval/                       eval.py's output (eval_<dataset>/ for another dataset)
-    <workdir>/run_<i>/                    run i of a multi-run workdir (num_runs > 1), a workdir
+    <workdir>/training_summary.json       stage schedules; whether the run
+    learnt anything
+    <workdir>/eval/                       eval.py's output (eval_<dataset>/ for
+    another dataset)
+    <workdir>/run_<i>/                    run i of a multi-run workdir (num_runs
+    > 1), a workdir
 
 A `Workdir` is path-like (`os.fspath`): it goes wherever a folder path goes.
 """
@@ -48,7 +52,8 @@ class Workdir(os.PathLike):
 
   @classmethod
   def of_checkpoint(cls, step_dir) -> Workdir | None:
-    """The workdir a checkpoint step folder (<workdir>/checkpoints/<kind>/<step>) is in."""
+    """The workdir a checkpoint step folder
+    (<workdir>/checkpoints/<kind>/<step>) is in."""
     step_dir = pathlib.Path(step_dir)
     if step_dir.parent.parent.name != _CHECKPOINTS:
       return None
@@ -89,8 +94,8 @@ class Workdir(os.PathLike):
     )
 
   def eval_dir(self, dataset: str | None = None) -> pathlib.Path:
-    """eval.py's default output: eval/, or eval_<dataset>/ (a file-name-safe name) for another
-    dataset."""
+    """eval.py's default output: eval/, or eval_<dataset>/ (a file-name-safe
+    name) for another dataset."""
     return self.root / ("eval" if dataset is None else f"eval_{dataset}")
 
   @property
@@ -102,7 +107,8 @@ class Workdir(os.PathLike):
     return Workdir(self.root / f"{_RUN_PREFIX}{index}")
 
   def evaluated_runs(self) -> list[Workdir]:
-    """The runs of a multi-run workdir that have been evaluated, in run order."""
+    """The runs of a multi-run workdir that have been evaluated, in run
+    order."""
     runs = [
       Workdir(p.parent.parent)
       for p in self.root.glob(

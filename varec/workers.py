@@ -54,9 +54,9 @@ def _call(call):
 
 
 def run_calls(calls, workers: int | None = None) -> list:
-  """[function(*args) for function, args in calls], in order, over `workers` processes
-  (default `default_workers()`; one, or a single call, runs here). Functions and
-  arguments must pickle: module-level functions and plain data."""
+  """[function(*args) for function, args in calls], in order, over `workers`
+  processes (default `default_workers()`; one, or a single call, runs here).
+  Functions and arguments must pickle: module-level functions and plain data."""
   workers = default_workers() if workers is None else workers
   if workers <= 1 or len(calls) <= 1:
     return [_call(c) for c in calls]

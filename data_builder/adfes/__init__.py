@@ -1,1 +1,2 @@
-"""ADFES (Amsterdam Dynamic Facial Expression Set), preprocessed as in the paper."""
+"""ADFES (Amsterdam Dynamic Facial Expression Set), preprocessed as in the
+paper."""

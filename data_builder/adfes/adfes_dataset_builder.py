@@ -10,7 +10,8 @@ from varec.data import discovery
 
 
 class Builder(builder.VideoEmotionBuilder):
-  """ADFES videos after the paper's §4.5 preprocessing, as windows and whole videos."""
+  """ADFES videos after the paper's §4.5 preprocessing, as windows and whole
+  videos."""
 
   READS_MANUAL_DIR = True
 

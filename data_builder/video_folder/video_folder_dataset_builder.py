@@ -13,12 +13,14 @@ from varec.data import discovery
 
 
 class Builder(builder.VideoEmotionBuilder):
-  """Videos or frame folders listed in labels.csv, preprocessed as in the paper's §4.5."""
+  """Videos or frame folders listed in labels.csv, preprocessed as in the
+  paper's §4.5."""
 
   READS_MANUAL_DIR = True
   LABELS_CSV = discovery.LABELS_CSV
   ACCEPTS_PROTOTYPES_CSV = True  # Your own emotions instead of Table 2's.
-  # Build names follow num_labelled_frames, faces_cropped, the emotions and the folder.
+  # Build names follow num_labelled_frames, faces_cropped, the emotions and the
+  # folder.
   CONFIG_FROM_DATA = True
   # Stills and clips shorter than a window are common here.
   PAD_SHORT_CLIPS = True

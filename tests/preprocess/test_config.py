@@ -39,7 +39,8 @@ def test_config_from_data_follows_every_field_and_old_checkpoints():
   assert preprocess_config.data_fields(config) == {
     k: data[k] for k in preprocess_config.PREPROCESS_FIELDS
   }
-  # A checkpoint from before these fields existed was built with the defaults, unaligned.
+  # A checkpoint from before these fields existed was built with the defaults,
+  # unaligned.
   old = config_schema.upgrade(
     {"data": {"name": "adfes", "image_size": 48}}
   ).data

@@ -90,7 +90,8 @@ def test_fill_missing_boxes_reuses_nearest_and_interpolates():
   )
   attempted = np.array([1, 0, 0, 1, 0, 0, 1, 0, 1], bool)
   filled = faces.fill_missing_boxes(boxes, attempted)
-  # Frame 3 was attempted and failed: nearest detection is frame 6 (distance 3 vs 3 -> earlier: 0).
+  # Frame 3 was attempted and failed: nearest detection is frame 6 (distance 3
+  # vs 3 -> earlier: 0).
   np.testing.assert_array_equal(filled[3], [0, 0, 10, 10])
   # Frame 8 failed: nearest detection is frame 6.
   np.testing.assert_array_equal(filled[8], [20, 0, 30, 10])

@@ -1,4 +1,5 @@
-"""`varec.preprocess.grayscale`: step 2 against an independent numpy computation."""
+"""`varec.preprocess.grayscale`: step 2 against an independent numpy
+computation."""
 
 import cv2
 import numpy as np
@@ -59,7 +60,8 @@ def test_histogram_equalisation_matches_the_textbook_formula():
 
 def test_equalize_faces_equalises_each_crop_on_its_own():
   rng = np.random.default_rng(3)
-  # A dark face and a bright one: after whole-frame equalisation each keeps few gray levels.
+  # A dark face and a bright one: after whole-frame equalisation each keeps few
+  # gray levels.
   crops = np.stack(
     [rng.integers(20, 45, (2, 24, 24)), rng.integers(215, 240, (2, 24, 24))]
   )

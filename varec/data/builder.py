@@ -45,7 +45,8 @@ from varec.preprocess import labels as labels_lib
 
 @dataclasses.dataclass(eq=False)
 class VideoBuilderConfig(tfds.core.BuilderConfig):
-  """A builder config: preprocessing parameters, the file-name pattern, the emotions."""
+  """A builder config: preprocessing parameters, the file-name pattern, the
+  emotions."""
 
   preprocess: preprocess_config.PreprocessConfig = dataclasses.field(
     default_factory=preprocess_config.PreprocessConfig
@@ -57,12 +58,14 @@ class VideoBuilderConfig(tfds.core.BuilderConfig):
   follow_symlinks: bool = False
 
 
-# -- How the videos are preprocessed: one strategy per build ---------------------
+# -- How the videos are preprocessed: one strategy per build
+# ---------------------
 
 
 def build_strategy(download_config) -> PoolBuild | BeamBuild:
   """`BeamBuild` when `download_config` has Beam options (`tfds build
-  --beam_pipeline_options=...`, or a DownloadConfig with them), else `PoolBuild`."""
+  --beam_pipeline_options=...`, or a DownloadConfig with them), else
+  `PoolBuild`."""
   if download_config.beam_runner or download_config.beam_options:
     check_beam_runner(download_config)
     return BeamBuild()
@@ -92,9 +95,9 @@ def check_beam_runner(download_config) -> None:
 
 
 class PoolBuild:
-  """The default build: the videos go through a process pool (`pool.preprocess_all`)
-  with its cache in the download dir, and the summary is checked before any example
-  is written."""
+  """The default build: the videos go through a process pool
+  (`pool.preprocess_all`) with its cache in the download dir, and the summary
+  is checked before any example is written."""
 
   # pylint: disable=protected-access
   def split_generators(
@@ -121,7 +124,8 @@ class PoolBuild:
 
 
 class BeamBuild:
-  """The same splits from a Beam pipeline: one element per video, preprocessed in a worker.
+  """The same splits from a Beam pipeline: one element per video, preprocessed
+  in a worker.
 
   Both splits read one PCollection of preprocessed videos, so each video is
   decoded once; the per-video counts are combined into the build summary,
@@ -166,8 +170,9 @@ class BeamBuild:
           | "CollectStats" >> beam.combiners.ToList()
           | "WriteSummary" >> beam.Map(_write_beam_summary, *summary_args)
         )
-        # The summary as a side input holds examples back until it is written and checked:
-        # a build with nothing to train on fails with its reasons, not with an empty split.
+        # The summary as a side input holds examples back until it is written
+        # and checked: a build with nothing to train on fails with its reasons,
+        # not with an empty split.
         shared["videos"] = (
           results | "Usable" >> beam.Filter(lambda r: r[1] is not None),
           beam.pvalue.AsSingleton(summary),
@@ -186,25 +191,29 @@ class BeamBuild:
     return {"windows": split(windows=True), "videos": split(windows=False)}
 
   def finish(self, builder: VideoEmotionBuilder, dl_manager):
-    """Records and checks the summary, known only once the pipeline has run: a build
-    without a usable video or window is still refused (its files are never published)."""
+    """Records and checks the summary, known only once the pipeline has run:
+    a build without a usable video or window is still refused (its files are
+    never published)."""
     summary_file = epath.Path(self.summary_file)
     summary = json.loads(summary_file.read_text())
     summary_file.unlink()
-    builder._check_and_record(summary, dl_manager)  # pylint: disable=protected-access
+    # pylint: disable=protected-access
+    builder._check_and_record(summary, dl_manager)
 
 
-# -- The builder ----------------------------------------------------------------
+# -- The builder
+# ----------------------------------------------------------------
 
 
 class VideoEmotionBuilder(
   tfds.core.GeneratorBasedBuilder, skip_registration=True
 ):
-  """Shared TFDS builder: subclasses say where the video files are, and how their dataset
-  differs from the others in the class attributes below.
+  """Shared TFDS builder: subclasses say where the video files are, and how
+  their dataset differs from the others in the class attributes below.
 
   Two splits hold the same feature spec:
-  - `windows`: `window_length`-frame clips cut from each video's labelled frames;
+  - `windows`: `window_length`-frame clips cut from each video's labelled
+  frames;
   - `videos`: every preprocessed frame of each video (for trajectories).
   The train/validation/test split over speakers is drawn at load time from the
   run's seed (`varec.splits`), so one build serves any number of runs.
@@ -220,12 +229,15 @@ class VideoEmotionBuilder(
     VideoBuilderConfig(name="default", description="Paper §4.5 settings.")
   ]
 
-  # What differs between datasets (set in `data_builder/*/`, read by generic code):
-  # the videos come from the manual dir, whose files' fingerprint goes into the metadata.
+  # What differs between datasets (set in `data_builder/*/`, read by generic
+  # code): the videos come from the manual dir, whose files' fingerprint goes
+  # into the metadata.
   READS_MANUAL_DIR = False
-  # The file in the manual dir that lists the videos (None: the builder finds them itself).
+  # The file in the manual dir that lists the videos (None: the builder finds
+  # them itself).
   LABELS_CSV: str | None = None
-  # `data.prototypes_csv` may give the build emotions of its own instead of Table 2's.
+  # `data.prototypes_csv` may give the build emotions of its own instead of
+  # Table 2's.
   ACCEPTS_PROTOTYPES_CSV = False
   # The builder config is made from the run's data options (its name from
   # num_labelled_frames, faces_cropped, the emotions and the source folder), not
@@ -234,12 +246,14 @@ class VideoEmotionBuilder(
   # Clips and stills shorter than a window are padded to one, not skipped.
   PAD_SHORT_CLIPS = False
 
-  # Set per build by `_download_and_prepare`: `BeamBuild` when Beam options were given.
+  # Set per build by `_download_and_prepare`: `BeamBuild` when Beam options were
+  # given.
   _build_strategy: PoolBuild | BeamBuild = PoolBuild()
 
   def __init__(self, *, file_format=None, **kwargs):
-    # ArrayRecord is what varec reads (random access, `as_data_source`); the default
-    # here makes `tfds build data_builder/<name>` write it with no --file_format flag.
+    # ArrayRecord is what varec reads (random access, `as_data_source`); the
+    # default here makes `tfds build data_builder/<name>` write it with no
+    # --file_format flag.
     super().__init__(file_format=file_format or "array_record", **kwargs)
 
   def _video_records(
@@ -276,7 +290,8 @@ class VideoEmotionBuilder(
           "speaker": tfds.features.Text(),
           "emotion": tfds.features.ClassLabel(names=label_space.emotions),
           "orientation": tfds.features.Text(),
-          "start_frame": np.int32,  # Index of the clip's first frame in its video.
+          # Index of the clip's first frame in its video.
+          "start_frame": np.int32,
           "frames": frames,
           "labels": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),
           "labelled": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
@@ -287,7 +302,8 @@ class VideoEmotionBuilder(
           **also,
         }
       ),
-      # Saved with the build: training and evaluation read the emotions from here.
+      # Saved with the build: training and evaluation read the emotions from
+      # here.
       metadata=tfds.core.MetadataDict(
         label_space=label_space.to_meta(),
         preprocess=dataclasses.asdict(self.builder_config.preprocess),
@@ -300,11 +316,14 @@ class VideoEmotionBuilder(
     self._build_strategy.finish(self, dl_manager)
 
   def _check_and_record(self, summary: dict, dl_manager):
-    """Puts the summary in the metadata, logs it, and refuses a build with nothing to train on."""
+    """Puts the summary in the metadata, logs it, and refuses a build with
+    nothing to train on."""
     self.info.metadata["build_summary"] = summary
-    # Only builders that read a manual dir may ask for it (synthetic_adfes generates its own).
+    # Only builders that read a manual dir may ask for it (synthetic_adfes
+    # generates its own).
     if self.READS_MANUAL_DIR and pathlib.Path(dl_manager.manual_dir).is_dir():
-      # Checked when the build is loaded: a build never stands for files changed since.
+      # Checked when the build is loaded: a build never stands for files changed
+      # since.
       self.info.metadata["manual_dir_fingerprint"] = (
         discovery.files_fingerprint(dl_manager.manual_dir)
       )
@@ -341,7 +360,8 @@ def video_examples(
   config: VideoBuilderConfig,
   windows: bool,
 ):
-  """(key, example) of one video: its windows, or the whole video as one example."""
+  """(key, example) of one video: its windows, or the whole video as one
+  example."""
   pre = config.preprocess
   labels = labels_lib.frame_labels(
     record.emotion, len(video.frames), config.label_space
@@ -378,7 +398,8 @@ def video_examples(
 def _beam_preprocess(
   record: discovery.VideoRecord, config: preprocess_config.PreprocessConfig
 ):
-  """A Beam worker's step: (record, video or None, reason or None); never raises for a bad file."""
+  """A Beam worker's step: (record, video or None, reason or None); never
+  raises for a bad file."""
   video, reason = pool.try_preprocess(record, config)
   if video is None:
     logging.warning("Skipping %s: %s", record.path, reason)
@@ -405,8 +426,9 @@ def _write_beam_summary(
   name: str,
   config: preprocess_config.PreprocessConfig,
 ) -> dict:
-  """Combines the per-video counts as `summary.build_summary` does (skipped files in listing
-  order), writes them to `path`, and raises if no usable video or window is left."""
+  """Combines the per-video counts as `summary.build_summary` does (skipped
+  files in listing order), writes them to `path`, and raises if no usable
+  video or window is left."""
   stats = sorted(stats, key=lambda v: order[v["video_id"]])
   failed = [discovery.Skipped(**v["skipped"]) for v in stats if "skipped" in v]
   summary = summary_lib.summarize(

@@ -55,7 +55,8 @@ class Skipped:
 
 
 def canonical_orientation(text: str) -> str | None:
-  """forward / toward / away from ADFES wording ("Face Forward", "Turning Away"), else None."""
+  """forward / toward / away from ADFES wording ("Face Forward", "Turning
+  Away"), else None."""
   text = text.lower()
   for name, keywords in (
     ("toward", ("toward",)),
@@ -207,7 +208,8 @@ def find_videos(
   orientations=ORIENTATIONS,
   label_space: emotions.LabelSpace = emotions.TABLE2,
 ) -> tuple[list[VideoRecord], list[Skipped]]:
-  """Lists the labelled videos under `root`, from `index.csv` if present, else file names.
+  """Lists the labelled videos under `root`, from `index.csv` if present, else
+  file names.
 
   Raises:
     FileNotFoundError: `root` is missing, or holds no video file at all.
@@ -273,8 +275,9 @@ def inside_folder(
 
 
 def files_fingerprint(folder) -> str:
-  """A digest of the name, size and modification time of every file under `folder`
-  (hidden ones aside): it changes when a file is added, removed, replaced or edited."""
+  """A digest of the name, size and modification time of every file under
+  `folder` (hidden ones aside): it changes when a file is added, removed,
+  replaced or edited."""
   folder = pathlib.Path(folder).resolve()
   files = []
   if folder.is_dir():

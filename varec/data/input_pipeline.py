@@ -58,9 +58,9 @@ def _digest(value) -> str:
 
 
 def _source_digest(manual_dir, labels_csv: str | None) -> str:
-  """Changes with the folder a build reads, its `labels_csv`, and the name, size and
-  modification time of every file in it, so a build of one folder (or of its earlier
-  content) is never read as another's."""
+  """Changes with the folder a build reads, its `labels_csv`, and the name,
+  size and modification time of every file in it, so a build of one folder
+  (or of its earlier content) is never read as another's."""
   folder = pathlib.Path(manual_dir).resolve()
   labels = folder / labels_csv if labels_csv else None
   content = (
@@ -81,7 +81,8 @@ def builder_class(name: str) -> type[builder_lib.VideoEmotionBuilder]:
 
 
 def accepts_prototypes_csv(name: str) -> bool:
-  """Whether the dataset `name` takes `data.prototypes_csv` (False for an unknown name)."""
+  """Whether the dataset `name` takes `data.prototypes_csv` (False for an
+  unknown name)."""
   return name in BUILDER_MODULES and builder_class(name).ACCEPTS_PROTOTYPES_CSV
 
 
@@ -91,7 +92,8 @@ def _config_from_data(
   preprocess: preprocess_config.PreprocessConfig,
   label_space: emotions.LabelSpace | None,
 ):
-  """(config, usual preprocessing) of a builder whose configs are named by the data options."""
+  """(config, usual preprocessing) of a builder whose configs are named by
+  the data options."""
   if label_space is None:
     prototypes_csv = (
       data.prototypes_csv if builder_cls.ACCEPTS_PROTOTYPES_CSV else None
@@ -119,7 +121,8 @@ def _config_from_data(
 
 
 def _listed_config(data: ml_collections.ConfigDict, builder_cls):
-  """(config, usual preprocessing) of the builder config `data.builder_config` names."""
+  """(config, usual preprocessing) of the builder config
+  `data.builder_config` names."""
   configs = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
   config = configs.get(data.builder_config or "default")
   if config is None:
@@ -135,8 +138,8 @@ def builder_config(
   module,
   label_space: emotions.LabelSpace | None = None,
 ) -> builder_lib.VideoBuilderConfig:
-  """The builder config of `data`: its preprocessing, emotions and (for a builder with
-  `CONFIG_FROM_DATA`, such as video_folder) source.
+  """The builder config of `data`: its preprocessing, emotions and (for a
+  builder with `CONFIG_FROM_DATA`, such as video_folder) source.
 
   Builds that differ in any of these have different names, so they live side
   by side in one data dir and one is never read as another.
@@ -176,7 +179,8 @@ def get_builder(
   data: ml_collections.ConfigDict,
   label_space: emotions.LabelSpace | None = None,
 ) -> tfds.core.DatasetBuilder:
-  """The TFDS builder named by `data.name`, reading and writing array_record files.
+  """The TFDS builder named by `data.name`, reading and writing array_record
+  files.
 
   Its preprocessing follows `data` (`preprocess.config.config_from_data`). A
   video_folder build has the emotions of `data.prototypes_csv` (Table 2
@@ -207,7 +211,8 @@ def get_builder(
 
 
 def build_command(data: ml_collections.ConfigDict) -> str:
-  """The `varec.build_dataset` command line that builds the dataset of `data`."""
+  """The `varec.build_dataset` command line that builds the dataset of
+  `data`."""
   keys = ["name", "manual_dir", "data_dir", "builder_config"]
   # Only some builders (video_folder) take it.
   if accepts_prototypes_csv(data.name):
@@ -262,7 +267,8 @@ def ensure_built(
 
 
 def check_source(builder: tfds.core.DatasetBuilder, manual_dir) -> None:
-  """Raises ValueError if the files in `manual_dir` changed since the build read them."""
+  """Raises ValueError if the files in `manual_dir` changed since the build
+  read them."""
   stored = builder.info.metadata.get("manual_dir_fingerprint")
   if (
     manual_dir and stored and stored != discovery.files_fingerprint(manual_dir)
@@ -275,7 +281,8 @@ def check_source(builder: tfds.core.DatasetBuilder, manual_dir) -> None:
 
 
 def check_preprocessing(builder: tfds.core.DatasetBuilder) -> None:
-  """Raises ValueError if a build's recorded preprocessing is not the one asked for."""
+  """Raises ValueError if a build's recorded preprocessing is not the one
+  asked for."""
   stored = builder.info.metadata.get("preprocess")
   stored = (
     None if stored is None else preprocess_config.upgrade_recorded(stored)
@@ -308,7 +315,8 @@ def build_summary(builder: tfds.core.DatasetBuilder) -> str:
 def read_split(
   builder: tfds.core.DatasetBuilder, split: str, orientations
 ) -> list[dict]:
-  """Every example of a TFDS split ("windows" or "videos") with an allowed orientation."""
+  """Every example of a TFDS split ("windows" or "videos") with an allowed
+  orientation."""
   source = builder.as_data_source(split=split)
   examples = []
   for i in range(len(source)):
@@ -357,7 +365,8 @@ def prepare_examples(
 
 
 def stack(examples: list[dict]) -> dict[str, np.ndarray]:
-  """Equal-length clips (windows) as one dict of arrays with a leading example axis."""
+  """Equal-length clips (windows) as one dict of arrays with a leading
+  example axis."""
   if not examples:
     raise ValueError("no examples to stack")
   return {
@@ -438,8 +447,8 @@ def load_windows(config: ml_collections.ConfigDict, builder=None):
     selected = select_speakers(examples, members)
     if name == "train" and config.data.neutral_onset_frames:
       selected += _training_onsets(config, speakers["train"], builder)
-    # In frame order within each video (TFDS stores examples shuffled): the video vote's
-    # tie-break during validation looks at which emotion came last.
+    # In frame order within each video (TFDS stores examples shuffled): the
+    # video vote's tie-break during validation looks at which emotion came last.
     selected.sort(key=lambda e: (e["video_id"], int(e["start_frame"])))
     if not selected:
       raise ValueError(f"split {name!r} has no windows (speakers {members})")

@@ -1,10 +1,11 @@
 """Preprocessing many videos in parallel, with an on-disk cache of the results.
 
 Owns the process pool (spawned workers; a crashed worker costs only its own
-videos, which are retried one at a time) and the npz cache: one file per
-video, keyed by the file's resolved path, size and modification time and the
+videos, which are retried one at a time) and the npz cache: one file per video,
+keyed by the file's resolved path, size and modification time and the
 `PreprocessConfig`, so an unchanged video is never decoded twice. A file that
-cannot be used is returned as a `discovery.Skipped` with its reason, never raised.
+cannot be used is returned as a `discovery.Skipped` with its reason, never
+raised.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def _cache_path(
   config: preprocess_config.PreprocessConfig,
   cache_dir: pathlib.Path,
 ) -> pathlib.Path:
-  """The cache file of `record` under `config`: its video id, and a digest of its resolved
-  path, size, modification time and `config` (raises OSError if the file is missing)."""
+  """The cache file of `record` under `config`: its video id, and a digest of
+  its resolved path, size, modification time and `config` (raises OSError if
+  the file is missing)."""
   stat = record.path.stat()
   key = json.dumps(
     [
@@ -69,7 +71,8 @@ def try_preprocess(
   except decode.VideoError as e:
     return None, e.reason
   except Exception as e:  # pylint: disable=broad-except
-    # Any other failure on one file (e.g. a decoder crash) must not kill the build.
+    # Any other failure on one file (e.g. a decoder crash) must not kill the
+    # build.
     return None, f"{type(e).__name__}: {e}"
 
 
@@ -78,7 +81,8 @@ def _preprocess_one(
   config: preprocess_config.PreprocessConfig,
   cache_dir: pathlib.Path,
 ) -> tuple[pathlib.Path | None, str | None]:
-  """Runs in a worker process: (cache file, None) on success, (None, reason) on failure."""
+  """Runs in a worker process: (cache file, None) on success, (None, reason)
+  on failure."""
   try:
     cache = _cache_path(record, config, cache_dir)
   except FileNotFoundError:
@@ -126,7 +130,8 @@ def preprocess_all(
   cache_dir,
   workers: int | None = None,
 ):
-  """Preprocesses every record in parallel; returns ([(record, cache file)], [Skipped]).
+  """Preprocesses every record in parallel; returns ([(record, cache file)],
+  [Skipped]).
 
   A worker process that dies (a decoder crash, out of memory) takes down only
   the videos it was working on: the others are retried, each in a fresh process.

@@ -1,4 +1,5 @@
-"""Build statistics: what a build made of its videos, and whether it can be used.
+"""Build statistics: what a build made of its videos, and whether it can be
+used.
 
 Owns the per-video counts (`video_stats`: frames, windows, face detections,
 padding), their sum over a build with every skipped file and its reason
@@ -26,7 +27,8 @@ def video_stats(
   video: clip.PreprocessedVideo,
   config: preprocess_config.PreprocessConfig,
 ) -> dict:
-  """One video's counts for the build summary (small: a Beam worker sends it on)."""
+  """One video's counts for the build summary (small: a Beam worker sends it
+  on)."""
   return {
     "video_id": record.video_id,
     "file": str(record.path),
@@ -83,7 +85,8 @@ def build_summary(
 
 
 def format_summary(summary: dict) -> str:
-  """The summary as the build log's text: one line of counts, then every skipped file."""
+  """The summary as the build log's text: one line of counts, then every
+  skipped file."""
   detection = (
     "face detection not run (faces pre-cropped)"
     if np.isnan(summary["detection_rate"])
@@ -145,7 +148,8 @@ def skipped_lines(skipped: list[dict]) -> list[str]:
 def no_window_error(
   name: str, config: preprocess_config.PreprocessConfig, summary: dict
 ) -> str:
-  """Why a build would give no training window at all, and the setting to change."""
+  """Why a build would give no training window at all, and the setting to
+  change."""
   return (
     f"{name}: none of the {summary['videos']} usable video(s) has {config.window_length} "
     f"labelled frames in a row, so there is no {config.window_length}-frame window to "

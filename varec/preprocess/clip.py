@@ -46,14 +46,16 @@ class PreprocessedVideo:
   num_failed_detections: int
   # Copies of the first frame put in front of a short clip.
   num_padded_frames: int = 0
-  # Pre-cropped frames in which no face was found for alignment, used as they are.
+  # Pre-cropped frames in which no face was found for alignment, used as they
+  # are.
   num_alignment_fallbacks: int = 0
   # A face-mesh build's (T, S, S, 1) uint8 face crops (`mesh_crops`), or None.
   crops: np.ndarray | None = None
 
   @property
   def detection_rate(self) -> float:
-    """Share of the attempted detections that found a face (NaN when none ran)."""
+    """Share of the attempted detections that found a face (NaN when none
+    ran)."""
     if not self.num_detection_attempts:
       return float("nan")
     return 1.0 - self.num_failed_detections / self.num_detection_attempts
@@ -201,10 +203,10 @@ def _mesh_clip(
   source_fps,
 ) -> PreprocessedVideo:
   """`_clip` for face-mesh builds: each frame's face as its landmarks
-  (`mesh_reader.model_input`), and with `config.mesh_crops` its crop too,
-  in their box (`crop.framed_crop`). A frame without a face takes, with `fill`, the face of
-  the nearest frame with one (before it on a tie); with `skip`, it is left
-  out."""
+  (`mesh_reader.model_input`), and with `config.mesh_crops` its crop too, in
+  their box (`crop.framed_crop`). A frame without a face takes, with `fill`,
+  the face of the nearest frame with one (before it on a tie); with `skip`,
+  it is left out."""
   points, found = _mesh_landmarks(frames, config)
   if not found.any():
     raise decode.VideoError(
@@ -304,8 +306,9 @@ def stream_frames(
   keep_bgr: bool = False,
   gray: grayscale.GrayConversion | None = grayscale.PAPER_GRAY,
 ) -> Iterator[decode.Frame]:
-  """`stream_video`, or for an image or a folder of frame images (`decode.image_frames`)
-  its frames taken to be at `target_fps` (`stats["source_fps"]`)."""
+  """`stream_video`, or for an image or a folder of frame images
+  (`decode.image_frames`) its frames taken to be at `target_fps`
+  (`stats["source_fps"]`)."""
   stats = stats if stats is not None else {}
   if not decode.is_frame_folder(path):
     yield from stream_video(
@@ -341,9 +344,9 @@ def preprocess_video(
   config: preprocess_config.PreprocessConfig,
   policy: decode.DecodePolicy = decode.BUILD_POLICY,
 ) -> PreprocessedVideo:
-  """Reads a video file, an image (a still: one frame) or a folder of frame images
-  taken to be at `config.fps` through `stream_frames`, then steps 3 and 5;
-  raises decode.VideoError."""
+  """Reads a video file, an image (a still: one frame) or a folder of frame
+  images taken to be at `config.fps` through `stream_frames`, then steps 3
+  and 5; raises decode.VideoError."""
   stats = {}
   stream = stream_frames(
     path,

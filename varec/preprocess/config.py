@@ -1,4 +1,5 @@
-"""The parameters of every stage: §4.5's `PreprocessConfig` and the model's `InputConfig`.
+"""The parameters of every stage: §4.5's `PreprocessConfig` and the model's
+`InputConfig`.
 
 Owns the settings of the data's whole way (video -> frames -> faces -> model
 input). `config_from_data` turns a run's (or a checkpoint's, upgraded by
@@ -25,7 +26,8 @@ _DEFAULTS = base.get_data_config()
 
 @dataclasses.dataclass(frozen=True)
 class PreprocessConfig:
-  """Parameters of §4.5; defaults are configs/base.py's (which says where they leave the paper)."""
+  """Parameters of §4.5; defaults are configs/base.py's (which says where
+  they leave the paper)."""
 
   fps: float = _DEFAULTS.fps  # Target frame rate; other rates are resampled.
   # Side of the square face crop the builds store.
@@ -45,13 +47,16 @@ class PreprocessConfig:
   faces_cropped: bool = _DEFAULTS.faces_cropped
   # Pad clips shorter than a window by repeating their first frame.
   pad_short_clips: bool = False
-  # Beyond the paper: crop along dlib's 5 landmarks, eyes level (`varec.face_alignment`).
+  # Beyond the paper: crop along dlib's 5 landmarks, eyes level
+  # (`varec.face_alignment`).
   align_faces: bool = _DEFAULTS.align_faces
   # Step 2: equalise whole frames (the paper); off for networks never shown it.
   equalize_frames: bool = _DEFAULTS.equalize_frames
-  # Step 3's detector: `faces.DLIB_HOG` (the paper) or an OpenCV Haar cascade file.
+  # Step 3's detector: `faces.DLIB_HOG` (the paper) or an OpenCV Haar cascade
+  # file.
   face_detector: str = _DEFAULTS.face_detector
-  # How an unaligned face is shrunk to the crop: "area" averages, "linear" samples.
+  # How an unaligned face is shrunk to the crop: "area" averages, "linear"
+  # samples.
   crop_interpolation: str = _DEFAULTS.crop_interpolation
   # Step 2's colour to gray: "mean_rgb" (the paper) or "luma".
   grayscale: str = _DEFAULTS.grayscale
@@ -70,8 +75,8 @@ class PreprocessConfig:
     return grayscale.GrayConversion(self.grayscale, self.equalize_frames)
 
 
-# The data-config fields that set a `PreprocessConfig` (a checkpoint carries them all), each
-# an attribute of the same name.
+# The data-config fields that set a `PreprocessConfig` (a checkpoint carries
+# them all), each an attribute of the same name.
 PREPROCESS_FIELDS = (
   "fps",
   "face_margin",
@@ -90,9 +95,10 @@ PREPROCESS_FIELDS = (
   "mesh_crops",
 )
 
-# Builds named the stored crop side `image_size` before it was called `crop_size`; the
-# builder-config names (a digest of these fields) and the preprocessing cache keep the old
-# name, so that builds and caches made before are still found.
+# Builds named the stored crop side `image_size` before it was called
+# `crop_size`; the builder-config names (a digest of these fields) and the
+# preprocessing cache keep the old name, so that builds and caches made before
+# are still found.
 _BUILD_NAMES = {"crop_size": "image_size"}
 # Fields added after the first builds, with the value builds had before: hashed
 # only when they leave it, so that those builds and caches are still found.
@@ -109,8 +115,8 @@ _ADDED_BUILD_FIELDS = {
 def config_from_data(
   data: ml_collections.ConfigDict, pad_short_clips: bool = False
 ) -> PreprocessConfig:
-  """The `PreprocessConfig` of a complete data config (`config.data` of a run, or a
-  checkpoint's after `config_schema.upgrade`).
+  """The `PreprocessConfig` of a complete data config (`config.data` of a run,
+  or a checkpoint's after `config_schema.upgrade`).
 
   `pad_short_clips` is the dataset's (its builder's `PAD_SHORT_CLIPS`: a
   `video_folder`'s clips and stills may be shorter than a window, the paper's
@@ -124,12 +130,14 @@ def config_from_data(
 
 
 def data_fields(config: PreprocessConfig) -> dict:
-  """The data-config fields of a `PreprocessConfig`: the inverse of `config_from_data`."""
+  """The data-config fields of a `PreprocessConfig`: the inverse of
+  `config_from_data`."""
   return {field: getattr(config, field) for field in PREPROCESS_FIELDS}
 
 
 def build_fields(config: PreprocessConfig) -> dict:
-  """The fields of `config` under the names builds hash (builder-config names, caches)."""
+  """The fields of `config` under the names builds hash (builder-config
+  names, caches)."""
   return {
     _BUILD_NAMES.get(k, k): v
     for k, v in dataclasses.asdict(config).items()
@@ -138,7 +146,8 @@ def build_fields(config: PreprocessConfig) -> dict:
 
 
 def upgrade_recorded(recorded: dict) -> dict:
-  """A build's recorded preprocessing (`info.metadata["preprocess"]`) under today's names."""
+  """A build's recorded preprocessing (`info.metadata["preprocess"]`) under
+  today's names."""
   today = {old: new for new, old in _BUILD_NAMES.items()}
   return {
     **_ADDED_BUILD_FIELDS,

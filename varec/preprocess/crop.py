@@ -1,4 +1,5 @@
-"""Faces -> model input: §4.5 step 3's crop, step 4's flip, and stored crops as the model sees them.
+"""Faces -> model input: §4.5 step 3's crop, step 4's flip, and stored crops as
+the model sees them.
 
 Owns the last stage of the data's way (video -> frames -> faces -> model
 input): the square crop around a face box, or aligned on its landmarks
@@ -25,7 +26,8 @@ from varec.preprocess import config as preprocess_config
 from varec.preprocess import faces
 from varec.preprocess import grayscale
 
-# -- 3. Face crop ---------------------------------------------------------------
+# -- 3. Face crop
+# ---------------------------------------------------------------
 
 
 def square_box(
@@ -40,7 +42,8 @@ def square_box(
   return np.round([cx - half, cy - half, cx + half, cy + half]).astype(np.int64)
 
 
-# `crop_interpolation`'s values: how a crop is shrunk. Enlarging is always linear.
+# `crop_interpolation`'s values: how a crop is shrunk. Enlarging is always
+# linear.
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
 
 
@@ -68,8 +71,9 @@ def crop_and_resize(
 def face_crop(
   gray: np.ndarray, box: np.ndarray, config: preprocess_config.PreprocessConfig
 ) -> np.ndarray:
-  """The (S, S) crop of the face in `box` of a full frame: aligned on its landmarks
-  if `config.align_faces`, else the paper's square around the box with the margin."""
+  """The (S, S) crop of the face in `box` of a full frame: aligned on its
+  landmarks if `config.align_faces`, else the paper's square around the box
+  with the margin."""
   if config.align_faces:
     return face_alignment.align(
       gray,
@@ -96,9 +100,10 @@ def framed_crop(
   return face_crop(gray, box, config), config.align_faces
 
 
-# Pre-cropped faces are found again before alignment: upsampled to this shorter side (dlib's
-# HOG window is 80 px, and stills are often 48 px) and given this share of replicated border
-# per side, so that a face cut tightly at its chin or brows still fits the detector's window.
+# Pre-cropped faces are found again before alignment: upsampled to this shorter
+# side (dlib's HOG window is 80 px, and stills are often 48 px) and given this
+# share of replicated border per side, so that a face cut tightly at its chin or
+# brows still fits the detector's window.
 PRECROPPED_DETECT_SIDE = 200
 PRECROPPED_BORDER = 0.25
 
@@ -106,7 +111,8 @@ PRECROPPED_BORDER = 0.25
 def precropped_face(
   gray: np.ndarray, config: preprocess_config.PreprocessConfig
 ) -> tuple[np.ndarray, bool]:
-  """(S, S) crop of a frame that is already a face crop, and whether it was aligned.
+  """(S, S) crop of a frame that is already a face crop, and whether it was
+  aligned.
 
   With `config.align_faces`, the face is detected in the upsampled crop and
   aligned like a face in a full frame; where none is found, and without
@@ -152,7 +158,8 @@ def precropped_faces(
   return np.stack(crops), fallbacks
 
 
-# -- 4. Horizontal flip ---------------------------------------------------------
+# -- 4. Horizontal flip
+# ---------------------------------------------------------
 
 
 def flip_horizontal(frames: np.ndarray) -> np.ndarray:
@@ -182,7 +189,8 @@ def mirror_input(
 
 
 def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
-  """(..., S, S, 1) uint8 crops resized to (..., size, size, 1) with area averaging."""
+  """(..., S, S, 1) uint8 crops resized to (..., size, size, 1) with area
+  averaging."""
   if crops.shape[-2] == size:
     return crops
   flat = crops.reshape((-1,) + crops.shape[-3:-1])

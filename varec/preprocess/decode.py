@@ -20,7 +20,8 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-# A video decoding to fewer than this share of the frames its header announces is rejected.
+# A video decoding to fewer than this share of the frames its header announces
+# is rejected.
 TRUNCATION_TOLERANCE = 0.75
 
 
@@ -101,7 +102,8 @@ class Frame:
   faces: dict = dataclasses.field(default_factory=dict)
   # Person id: (478, 3) landmarks in source pixels (face-mesh models only).
   meshes: dict = dataclasses.field(default_factory=dict)
-  # Person id: (52,) blendshape scores of those landmarks (face-mesh models only).
+  # Person id: (52,) blendshape scores of those landmarks (face-mesh models
+  # only).
   blendshapes: dict = dataclasses.field(default_factory=dict)
   # The decoded frame this one is (a video's frame number, a folder's image
   # number), where the stream knows it (`clip.stream_frames`).
@@ -109,10 +111,12 @@ class Frame:
 
 
 def open_video(path) -> tuple[cv2.VideoCapture, float]:
-  """Opens a video file for decoding: (capture, frame rate); the caller releases it.
+  """Opens a video file for decoding: (capture, frame rate); the caller releases
+  it.
 
   Raises:
-    VideoError: the file is missing or empty, cannot be opened, or has no frame rate.
+    VideoError: the file is missing or empty, cannot be opened, or has no frame
+    rate.
   """
   path = pathlib.Path(path)
   if not path.is_file():
@@ -144,7 +148,8 @@ def decoded_frames(
     VideoError: no frame decodes; with `on_truncation="reject"`, far fewer
       frames decode than the header announces (only once decoding ends).
   """
-  # Some containers only estimate this from the duration (0 or negative: unknown).
+  # Some containers only estimate this from the duration (0 or negative:
+  # unknown).
   announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
   stats["source_frames_announced"] = announced
   decoded = 0
@@ -188,7 +193,8 @@ def read_video(path) -> tuple[np.ndarray, float]:
 def _resample(
   frames: Iterable, source_fps: float, target_fps: float
 ) -> Iterator[tuple[int, object]]:
-  """(target index k, source frame) for the frames nearest to a `target_fps` grid.
+  """(target index k, source frame) for the frames nearest to a `target_fps`
+  grid.
 
   Target k takes source frame round(k / target_fps * source_fps); there are
   round(duration * target_fps) targets (at least one), those past the last
@@ -247,7 +253,8 @@ def resample_indices(
 
 
 def needs_resampling(source_fps: float, target_fps: float) -> bool:
-  """Rates within 0.5% (e.g. 25 vs 25.002 from container rounding) count as equal."""
+  """Rates within 0.5% (e.g. 25 vs 25.002 from container rounding) count as
+  equal."""
   return abs(source_fps - target_fps) > 0.005 * target_fps
 
 

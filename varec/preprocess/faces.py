@@ -1,4 +1,5 @@
-"""Frames -> faces: §4.5 step 3's face detection and the face box of every frame.
+"""Frames -> faces: §4.5 step 3's face detection and the face box of every
+frame.
 
 Owns the third stage of the data's way (video -> frames -> faces -> model
 input): the detectors (dlib's HOG frontal detector, the paper's, or an
@@ -25,20 +26,22 @@ from varec.preprocess import decode
 
 _detector_local = threading.local()
 
-# `data.face_detector`'s default: dlib's HOG frontal face detector (the paper's).
+# `data.face_detector`'s default: dlib's HOG frontal face detector (the
+# paper's).
 DLIB_HOG = "dlib_hog"
-# Any other value names an OpenCV Haar cascade file, run with fer's settings (the
-# pipeline fer's FER2013 network was trained for): scale step, neighbours, and the
-# smallest face side in source pixels.
+# Any other value names an OpenCV Haar cascade file, run with fer's settings
+# (the pipeline fer's FER2013 network was trained for): scale step, neighbours,
+# and the smallest face side in source pixels.
 HAAR_SCALE_FACTOR = 1.1
 HAAR_MIN_NEIGHBORS = 5
 HAAR_MIN_FACE = 50
-# The narrowest face (pixels, in the image the detector reads) each detector finds
-# reliably; `detection_scale` reads frames so that a face `min_face` wide becomes this.
-# dlib's HOG frontal detector scans an 80x80 window (dlib: faces "larger than about
-# 80x80"; it finds the synthetic actors from 48-60 px, so 80 leaves a margin). A Haar
-# cascade: twice its window (24 px for fer's), since with HAAR_MIN_NEIGHBORS faces
-# near the window itself are missed (benchmarks/results/detection_scale.md).
+# The narrowest face (pixels, in the image the detector reads) each detector
+# finds reliably; `detection_scale` reads frames so that a face `min_face` wide
+# becomes this. dlib's HOG frontal detector scans an 80x80 window (dlib: faces
+# "larger than about 80x80"; it finds the synthetic actors from 48-60 px, so 80
+# leaves a margin). A Haar cascade: twice its window (24 px for fer's), since
+# with HAAR_MIN_NEIGHBORS faces near the window itself are missed
+# (benchmarks/results/detection_scale.md).
 DLIB_MIN_FACE = 80
 HAAR_MIN_FACE_WINDOWS = 2
 
@@ -78,7 +81,8 @@ def haar_cascade(path) -> "cv2.CascadeClassifier":
 
 
 def smallest_face(detector: str = DLIB_HOG) -> float:
-  """The narrowest face `detector` finds reliably, in pixels of the image it reads."""
+  """The narrowest face `detector` finds reliably, in pixels of the image it
+  reads."""
   if detector == DLIB_HOG:
     return DLIB_MIN_FACE
   window = haar_cascade(detector).getOriginalWindowSize()
@@ -197,8 +201,9 @@ def detections(
   stats: dict,
   min_face: float | None = None,
 ) -> Iterator[decode.Frame]:
-  """Runs face detection on `detection_schedule`'s frames (one frame of lookahead
-  finds the last), setting `attempted`, `detected` and the largest face's `box`.
+  """Runs face detection on `detection_schedule`'s frames (one frame of
+  lookahead finds the last), setting `attempted`, `detected` and the largest
+  face's `box`.
 
   `stats` counts the detections and those that found several faces. `min_face`:
   see `detection_scale` (predict-time only; builds keep their recorded scale).
@@ -337,7 +342,8 @@ def face_boxes(
   Pre-cropped frames (`config.faces_cropped`) are their face's box whole.
 
   Raises:
-    decode.VideoError: with `fill`, no face in any frame tried (once all have come).
+    decode.VideoError: with `fill`, no face in any frame tried (once all have
+    come).
   """
   if config.faces_cropped:
     for frame in frames:

@@ -21,13 +21,16 @@ _MEAN_OF_CHANNELS = np.full((1, 3), 1 / 3, np.float32)
 
 
 def grayscale_mean_rgb(frame: np.ndarray) -> np.ndarray:
-  """Gray level = mean of the three colour channels, rounded (paper §4.5, not luma)."""
-  # The exact rounded mean for all 2**24 colours (checked), ~17x faster than numpy.
+  """Gray level = mean of the three colour channels, rounded (paper §4.5, not
+  luma)."""
+  # The exact rounded mean for all 2**24 colours (checked), ~17x faster than
+  # numpy.
   return cv2.transform(np.ascontiguousarray(frame), _MEAN_OF_CHANNELS)
 
 
 def grayscale_luma(frame: np.ndarray) -> np.ndarray:
-  """Gray level = ITU-R BT.601 luma (OpenCV's BGR2GRAY): what fer's network is fed."""
+  """Gray level = ITU-R BT.601 luma (OpenCV's BGR2GRAY): what fer's network
+  is fed."""
   return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_BGR2GRAY)
 
 
@@ -76,8 +79,8 @@ def gray_frames(
   keep_bgr: bool = False,
   gray: GrayConversion | None = PAPER_GRAY,
 ) -> Iterator[decode.Frame]:
-  """`decode.Frame`s of (target index, BGR frame) pairs, converted by `gray` (step 2;
-  None: no gray frame, for readers of colour frames)."""
+  """`decode.Frame`s of (target index, BGR frame) pairs, converted by `gray`
+  (step 2; None: no gray frame, for readers of colour frames)."""
   for index, bgr in indexed:
     converted = None if gray is None else gray(bgr)
     yield decode.Frame(

@@ -1,4 +1,5 @@
-"""Labels and windows: §4.5 step 4's mirror speakers, step 5's labels, the RNN's windows.
+"""Labels and windows: §4.5 step 4's mirror speakers, step 5's labels, the RNN's
+windows.
 
 Owns what the dataset builders add to a clip's model input (video -> frames ->
 faces -> model input): which frames carry the emotion's Table 2 prototype
@@ -19,20 +20,24 @@ MIRROR_SUFFIX = "_mirror"
 
 
 def mirror_speaker(speaker: str) -> str:
-  """Speaker id of an actor's mirror image, which the paper counts as a new speaker."""
+  """Speaker id of an actor's mirror image, which the paper counts as a new
+  speaker."""
   return speaker + MIRROR_SUFFIX
 
 
 def person_of(speaker: str) -> str:
-  """The real person behind a speaker id (a mirror image maps to its original)."""
+  """The real person behind a speaker id (a mirror image maps to its
+  original)."""
   return speaker.removesuffix(MIRROR_SUFFIX)
 
 
-# -- 5. Labels ------------------------------------------------------------------
+# -- 5. Labels
+# ------------------------------------------------------------------
 
 
 def labelled_mask(num_frames: int, num_labelled: int) -> np.ndarray:
-  """(T,) bool: the last `num_labelled` frames (all frames if the video is shorter)."""
+  """(T,) bool: the last `num_labelled` frames (all frames if the video is
+  shorter)."""
   mask = np.zeros(num_frames, bool)
   mask[max(0, num_frames - num_labelled) :] = True
   return mask
@@ -43,12 +48,14 @@ def frame_labels(
   num_frames: int,
   label_space: emotions.LabelSpace = emotions.TABLE2,
 ) -> np.ndarray:
-  """(T, 2) float32: the emotion's prototype (valence, arousal) for every frame."""
+  """(T, 2) float32: the emotion's prototype (valence, arousal) for every
+  frame."""
   proto = label_space.prototype_array()[label_space.index(emotion)]
   return np.tile(proto, (num_frames, 1))
 
 
-# -- 6. Windows -----------------------------------------------------------------
+# -- 6. Windows
+# -----------------------------------------------------------------
 
 
 def window_starts(labelled: np.ndarray, length: int, stride: int) -> np.ndarray:

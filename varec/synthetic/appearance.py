@@ -79,7 +79,8 @@ _BACKGROUND_TEXTURES = ("plain", "mottled", "stripes", "tiles", "bokeh")
 
 @dataclasses.dataclass(frozen=True)
 class Speaker:
-  """Appearance and style of one synthetic actor (lengths in face half-widths)."""
+  """Appearance and style of one synthetic actor (lengths in face
+  half-widths)."""
 
   speaker_id: str  # "F01", ..., "M12"
   skin: tuple[float, float, float]  # BGR albedo.
@@ -145,9 +146,9 @@ def _speaker_ids(num_speakers: int) -> list[str]:
 def _stratified(seed: int, attribute: int, sex: int, number: int) -> float:
   """Latin-hypercube value in [0, 1): speakers of one sex fill distinct strata.
 
-  Within each block of 12 speakers every attribute takes 12 different strata in a
-  random order, so no two speakers share all their looks, and an actor's looks do
-  not depend on how many speakers are made.
+  Within each block of 12 speakers every attribute takes 12 different strata in
+  a random order, so no two speakers share all their looks, and an actor's looks
+  do not depend on how many speakers are made.
   """
   block, pos = divmod(number - 1, 12)
   rng = np.random.default_rng([seed, 7919, attribute, sex, block])
@@ -171,9 +172,10 @@ def _make_speaker(speaker_id: str, seed: int) -> Speaker:
   sex, number = speaker_key(speaker_id)
   rng = np.random.default_rng([seed, 104729, sex, number])
   female = sex == 0
-  # Every call draws the next attribute's stratum; the calls are unconditional so
-  # that attribute k means the same thing for every speaker. The draws (strata and
-  # rng) happen in the order written here, so reordering the lines changes the actors.
+  # Every call draws the next attribute's stratum; the calls are unconditional
+  # so that attribute k means the same thing for every speaker. The draws
+  # (strata and rng) happen in the order written here, so reordering the lines
+  # changes the actors.
   strata = iter(range(100))
 
   def strat() -> float:
@@ -247,7 +249,8 @@ def _make_speaker(speaker_id: str, seed: int) -> Speaker:
 
 
 def make_speakers(num_speakers: int = 22, seed: int = 0) -> list[Speaker]:
-  """Returns `num_speakers` actors, ids F01.. then M01.. (10 F + 12 M for 22)."""
+  """Returns `num_speakers` actors, ids F01.. then M01.. (10 F + 12 M for
+  22)."""
   if num_speakers < 1:
     raise ValueError(f"num_speakers must be >= 1, got {num_speakers}")
   return [_make_speaker(i, seed) for i in _speaker_ids(num_speakers)]

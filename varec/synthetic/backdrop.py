@@ -15,7 +15,8 @@ from varec.synthetic import geometry
 def render_backdrop(
   s: appearance.Speaker, size: tuple[int, int], place: geometry.Placement
 ) -> tuple[np.ndarray, np.ndarray]:
-  """The backdrop of a (width, height) frame with the speaker's clothed shoulders.
+  """The backdrop of a (width, height) frame with the speaker's clothed
+  shoulders.
 
   Returns:
     The (H, W, 3) uint8 image and the shoulders' outline (N, 2) in pixels.
@@ -47,7 +48,8 @@ def _texture(
   yy: np.ndarray,
   rng: np.random.Generator,
 ) -> np.ndarray:
-  """Adds the backdrop's texture (mottled, stripes as of a curtain, tiles, bokeh) to bg."""
+  """Adds the backdrop's texture (mottled, stripes as of a curtain, tiles,
+  bokeh) to bg."""
   h, w = bg.shape[:2]
   if texture == "mottled":
     small = rng.normal(0, 1, (5, 6)).astype(np.float32)
@@ -118,7 +120,8 @@ def _clothing(
   xx: np.ndarray,
   yy: np.ndarray,
 ) -> np.ndarray:
-  """Paints the clothes, lit from the key light's side and with soft folds, over bg."""
+  """Paints the clothes, lit from the key light's side and with soft folds,
+  over bg."""
   h, w = bg.shape[:2]
   a, cx = place.a, place.cx
   cloth = np.zeros((h, w), np.uint8)

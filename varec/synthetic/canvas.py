@@ -8,7 +8,8 @@ import numpy as np
 
 
 class Canvas:
-  """Collects shapes in face units so that one projection serves a whole frame."""
+  """Collects shapes in face units so that one projection serves a whole
+  frame."""
 
   def __init__(self):
     self.points, self.depths, self.ops = [], [], []
@@ -20,7 +21,8 @@ class Canvas:
     self.ops.append((op, len(uv), args))
 
   def fill(self, uv, colour, dz=0.0, to_mask=True):
-    """Opaque polygon: albedo colour (and head coverage unless to_mask=False)."""
+    """Opaque polygon: albedo colour (and head coverage unless
+    to_mask=False)."""
     self._add("fill", uv, dz, tuple(map(float, colour)), to_mask)
 
   def line(self, uv, colour, width, dz=0.0):

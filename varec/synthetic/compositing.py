@@ -1,12 +1,12 @@
 """One frame: the canvas of face shapes, the head's light and the composite.
 
-Per frame, `face_parts` collects the face's shapes on a `canvas.Canvas` in face units;
-one projection for the head pose maps them all to pixels, and they are drawn
-into three layers over the head's region of interest: albedo (colour), mask
-(head coverage) and shade (soft shadows, blurred later). A light map of a lit
-head ellipsoid and neck, computed once, follows the head; the lit head is then
-blended over the static backdrop. Soft shading gives the gradients that dlib's
-HOG face detector, trained on real faces, responds to.
+Per frame, `face_parts` collects the face's shapes on a `canvas.Canvas` in face
+units; one projection for the head pose maps them all to pixels, and they are
+drawn into three layers over the head's region of interest: albedo (colour),
+mask (head coverage) and shade (soft shadows, blurred later). A light map of a
+lit head ellipsoid and neck, computed once, follows the head; the lit head is
+then blended over the static backdrop. Soft shading gives the gradients that
+dlib's HOG face detector, trained on real faces, responds to.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class Renderer:
   def draw(
     self, au: dict[str, float], pose: geometry.Pose, blink: float
   ) -> np.ndarray:
-    """One frame (H, W, 3) uint8 for action units `au`, head `pose` and eyelid closure."""
+    """One frame (H, W, 3) uint8 for action units `au`, head `pose` and
+    eyelid closure."""
     x0, y0, x1, y1 = self.roi
     origin = np.array([x0, y0], np.float64)
     h, w = y1 - y0, x1 - x0
@@ -121,7 +122,8 @@ class Renderer:
         cv2.fillPoly(shade, [p], args[0], cv2.LINE_8, geometry.SHIFT)
 
   def _composite(self, albedo, mask, shade, pose: geometry.Pose) -> np.ndarray:
-    """Lights the head layers (the light map follows the face centre) over the backdrop."""
+    """Lights the head layers (the light map follows the face centre) over
+    the backdrop."""
     a, cx, cy = self.place.a, self.place.cx, self.place.cy
     x0, y0, x1, y1 = self.roi
     h, w = y1 - y0, x1 - x0
@@ -146,7 +148,8 @@ def _head_roi(
   size: tuple[int, int],
   margin: float,
 ) -> tuple[int, int, int, int]:
-  """(x0, y0, x1, y1): the pixels the head at rest covers, plus `margin`, down to the bottom."""
+  """(x0, y0, x1, y1): the pixels the head at rest covers, plus `margin`,
+  down to the bottom."""
   width, height = size
   rest = geometry.Pose()
   pts = [place.project(head.hair_cap, rest), place.project(head.outline, rest)]

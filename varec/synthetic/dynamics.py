@@ -1,4 +1,5 @@
-"""What changes over a video: the expression's time course, head motion, blinks, noise.
+"""What changes over a video: the expression's time course, head motion, blinks,
+noise.
 
 Each emotion is a set of apex action-unit intensities (FACS-inspired) and head
 angles. A video starts neutral, rises smoothly to the apex well before the last
@@ -16,8 +17,9 @@ import numpy as np
 from varec.synthetic import appearance
 from varec.synthetic import geometry
 
-# Apex action-unit intensities per emotion (FACS-inspired); head angles in degrees.
-# Unilateral "sneer" raises the speaker's contempt_side lip corner only.
+# Apex action-unit intensities per emotion (FACS-inspired); head angles in
+# degrees. Unilateral "sneer" raises the speaker's contempt_side lip corner
+# only.
 EXPRESSIONS: dict[str, dict[str, float]] = {
   "anger": dict(
     brow_down=1.0,
@@ -85,9 +87,11 @@ POSE_KEYS = ("pitch", "yaw", "roll")
 def expression_ramp(
   rng: np.random.Generator, n: int, drawn: int, fps: float
 ) -> np.ndarray:
-  """(n,) expression intensity per frame: neutral, a smooth rise, then a held apex.
+  """(n,) expression intensity per frame: neutral, a smooth rise, then a held
+  apex.
 
-  The onset and rise are drawn for a video of `drawn` frames and compressed to n.
+  The onset and rise are drawn for a video of `drawn` frames and compressed to
+  n.
   """
   scale = n / drawn
   onset = rng.uniform(1.0, 1.5) * fps * scale
@@ -107,7 +111,8 @@ def apex(
   e_idx: int,
   emotion: str,
 ) -> dict[str, float]:
-  """The video's apex action units and head angles: the emotion's, scaled for the actor."""
+  """The video's apex action units and head angles: the emotion's, scaled for
+  the actor."""
   apex_au = {
     k: v
     * speaker.expressivity[e_idx]
@@ -120,7 +125,8 @@ def apex(
 
 
 def blinks(rng: np.random.Generator, n: int, fps: float) -> np.ndarray:
-  """(n,) eyelid closure in [0, 1]: blinks every 1.5-4.5 s, about 5 frames each."""
+  """(n,) eyelid closure in [0, 1]: blinks every 1.5-4.5 s, about 5 frames
+  each."""
   frames_idx = np.arange(n, dtype=np.float64)
   blink = np.zeros(n)
   tb = rng.uniform(0.3, 2.5)
@@ -151,7 +157,8 @@ def _wobble(
 def head_jitter(
   rng: np.random.Generator, n: int, fps: float
 ) -> dict[str, np.ndarray]:
-  """(n,) small head motion per pose component: shifts in face units, angles in degrees."""
+  """(n,) small head motion per pose component: shifts in face units, angles
+  in degrees."""
   secs = np.arange(n, dtype=np.float64) / fps
   return {
     "tx": _wobble(rng, secs, 0.02),
@@ -163,7 +170,8 @@ def head_jitter(
 
 
 class SensorNoise:
-  """Gaussian sensor noise: one padded field, a random window of it per frame."""
+  """Gaussian sensor noise: one padded field, a random window of it per
+  frame."""
 
   _PAD = 16
 

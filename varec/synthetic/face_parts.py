@@ -1,10 +1,11 @@
 """The face, part by part, for one frame's action units.
 
-Each part adds its shapes (face units) to a `canvas.Canvas`: fills and lines
-in the albedo layer, soft shapes in the shade layer. `draw_face` adds them in
+Each part adds its shapes (face units) to a `canvas.Canvas`: fills and lines in
+the albedo layer, soft shapes in the shade layer. `draw_face` adds them in
 painting order, so later parts cover earlier ones (the lids cover the eyeballs,
-the front hair the forehead). `g(name)` is an action unit's intensity (0 when the
-expression does not use it); the action units move the landmarks like FACS units.
+the front hair the forehead). `g(name)` is an action unit's intensity (0 when
+the expression does not use it); the action units move the landmarks like FACS
+units.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def _darker(s: appearance.Speaker, k: float) -> np.ndarray:
 
 
 def _nose_up(g: ActionUnits) -> float:
-  """How far the nose tip and nostrils rise (wrinkled nose, raised upper lip)."""
+  """How far the nose tip and nostrils rise (wrinkled nose, raised upper
+  lip)."""
   return 0.04 * g("nose_wrinkle") + 0.02 * g("upper_lip_up")
 
 
@@ -111,7 +113,8 @@ def skin(
 def shading(
   c: canvas_lib.Canvas, s: appearance.Speaker, g: ActionUnits
 ) -> None:
-  """Soft shading: eye sockets, cheekbones, the nose's sides and tip, the chin."""
+  """Soft shading: eye sockets, cheekbones, the nose's sides and tip, the
+  chin."""
   nl, nw = s.nose_length, s.nose_width
   cheek_up = g("cheek_up")
   lx = _light_side(s)
@@ -150,7 +153,8 @@ def shading(
 def wrinkles(
   c: canvas_lib.Canvas, s: appearance.Speaker, g: ActionUnits
 ) -> None:
-  """Forehead lines, the frown's vertical lines, a wrinkled nose: only when strong enough."""
+  """Forehead lines, the frown's vertical lines, a wrinkled nose: only when
+  strong enough."""
   brow_lift = 0.23 * g("brow_inner_up") + 0.2 * g("brow_outer_up")
   wr = min(1.0, max(g("brow_inner_up"), g("brow_outer_up")))
   if wr > 0.05:
@@ -263,7 +267,8 @@ def eye(
   side: int,
   blink: float,
 ) -> None:
-  """Sclera, iris and pupil, then the lids (skin) hide what lies outside them."""
+  """Sclera, iris and pupil, then the lids (skin) hide what lies outside
+  them."""
   es = s.eye_size
   cheek_up = g("cheek_up")
   ex = side * s.eye_spacing
@@ -330,7 +335,8 @@ def eye(
 def brow(
   c: canvas_lib.Canvas, s: appearance.Speaker, g: ActionUnits, side: int
 ) -> None:
-  """A brow through inner, peak and outer points moved by the brow action units."""
+  """A brow through inner, peak and outer points moved by the brow action
+  units."""
   skin_colour = np.array(s.skin)
   colour = (
     np.minimum(np.array(s.hair), skin_colour * 0.45) * 0.6 + skin_colour * 0.18
@@ -392,7 +398,8 @@ def _lip_contours(
   """Inner and outer lip contours between the two corners, 17 points each.
 
   Returns:
-    (u, inner_up, inner_lo, outer_up, outer_lo): the shared u and the four v curves.
+    (u, inner_up, inner_lo, outer_up, outer_lo): the shared u and the four v
+    curves.
   """
   (ulx, uly, _), (urx, ury, _) = corners
   t = np.linspace(-1, 1, 17)

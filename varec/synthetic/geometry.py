@@ -1,10 +1,12 @@
-"""Face-unit geometry: curves, the head surface, the head pose and its projection.
+"""Face-unit geometry: curves, the head surface, the head pose and its
+projection.
 
-Faces are built from 3-D landmarks in face units (the cheekbone half-width), with
-the origin between the eyes, v pointing down and z towards the camera. Points are
-given as (u, v) and get their depth from the head ellipsoid (`surface_z`) plus a
-per-shape offset; `Placement.project` rotates them with the head pose and maps
-them orthographically to pixels, and `to_fixed` to cv2's sub-pixel fixed point.
+Faces are built from 3-D landmarks in face units (the cheekbone half-width),
+with the origin between the eyes, v pointing down and z towards the camera.
+Points are given as (u, v) and get their depth from the head ellipsoid
+(`surface_z`) plus a per-shape offset; `Placement.project` rotates them with the
+head pose and maps them orthographically to pixels, and `to_fixed` to cv2's
+sub-pixel fixed point.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ _YAW_PIVOT_Z = -1.0
 
 
 def catmull_rom_closed(points, samples: int) -> np.ndarray:
-  """Smooth closed curve through `points` (N, 2), `samples` points per segment."""
+  """Smooth closed curve through `points` (N, 2), `samples` points per
+  segment."""
   p = np.asarray(points, np.float64)
   p0, p1, p2, p3 = np.roll(p, 1, 0), p, np.roll(p, -1, 0), np.roll(p, -2, 0)
   t = np.linspace(0, 1, samples, endpoint=False)[None, :, None]
@@ -44,7 +47,8 @@ def _bezier_basis(n: int) -> np.ndarray:
 
 
 def bezier(p0, p1, p2, n: int = 12) -> np.ndarray:
-  """Quadratic curve of n points from p0 to p2 passing through p1 at its middle."""
+  """Quadratic curve of n points from p0 to p2 passing through p1 at its
+  middle."""
   ctrl = np.array([p0, p1, p2], np.float64)
   ctrl[1] = 2 * ctrl[1] - 0.5 * (ctrl[0] + ctrl[2])
   return _bezier_basis(n) @ ctrl
@@ -57,7 +61,8 @@ def _unit_circle(n: int) -> np.ndarray:
 
 
 def ellipse(cu, cv, ru, rv, n: int = 16) -> np.ndarray:
-  """n points of the axis-aligned ellipse centred at (cu, cv) with radii (ru, rv)."""
+  """n points of the axis-aligned ellipse centred at (cu, cv) with radii (ru,
+  rv)."""
   return _unit_circle(n) * (ru, rv) + (cu, cv)
 
 
@@ -90,7 +95,8 @@ class Placement:
   a: float  # Pixels per face unit.
 
   def project(self, uv: np.ndarray, pose: Pose, dz=0.0) -> np.ndarray:
-    """Face-unit points (N, 2) plus depth offsets -> pixel coordinates (N, 2)."""
+    """Face-unit points (N, 2) plus depth offsets -> pixel coordinates (N,
+    2)."""
     u, v = uv[:, 0], uv[:, 1]
     z = surface_z(u, v) + dz
     yaw, pitch, roll = np.radians([pose.yaw, pose.pitch, pose.roll])
@@ -111,7 +117,8 @@ def place(speaker: appearance.Speaker, size: tuple[int, int]) -> Placement:
   width, height = size
   a = s.face_height * height / (s.forehead + 1.66 * s.face_length)
   top_of_hair = s.forehead + 0.62 + s.hair_volume
-  # Eye line low enough to keep the hair in frame, high enough to show shoulders.
+  # Eye line low enough to keep the hair in frame, high enough to show
+  # shoulders.
   lo = (top_of_hair + 0.05) * a / height + 0.02
   hi = 1.0 - (1.66 * s.face_length + 1.3) * a / height
   cx = s.x_position * width

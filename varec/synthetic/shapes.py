@@ -45,7 +45,8 @@ class HeadShapes:
 
 
 def head_shapes(speaker: appearance.Speaker) -> HeadShapes:
-  """The speaker's neutral head shapes; curls and strands are drawn from its texture_seed."""
+  """The speaker's neutral head shapes; curls and strands are drawn from its
+  texture_seed."""
   s = speaker
   top = -(s.forehead + 0.6)  # Top of the skull.
   outline = _outline(s, top)
@@ -69,7 +70,8 @@ def head_shapes(speaker: appearance.Speaker) -> HeadShapes:
 
 
 def _outline(s: appearance.Speaker, top: float) -> np.ndarray:
-  """A smooth closed curve through the right half's landmarks and their mirror images."""
+  """A smooth closed curve through the right half's landmarks and their
+  mirror images."""
   fw, L = s.face_width, s.face_length
   half = [
     (0.0, top),
@@ -102,7 +104,8 @@ def _beard(outline: np.ndarray) -> np.ndarray:
 def _hair_silhouette(
   s: appearance.Speaker, top: float, side_end: float, rng: np.random.Generator
 ):
-  """Outer edge of the hair over the skull, and the skull-concentric radii (rx, ry)."""
+  """Outer edge of the hair over the skull, and the skull-concentric radii
+  (rx, ry)."""
   ang = np.linspace(np.pi, 2 * np.pi, 25)
   rx, ry = 1.06 * s.face_width + s.hair_volume, -top + s.hair_volume
   sil = np.stack([rx * np.cos(ang), ry * np.sin(ang) * 0.98], 1)
@@ -113,7 +116,8 @@ def _hair_silhouette(
 
 
 def _hairline(s: appearance.Speaker, side_end: float) -> np.ndarray:
-  """Where the hair meets the face, from the right side over the forehead to the left."""
+  """Where the hair meets the face, from the right side over the forehead to
+  the left."""
   fw, fh = s.face_width, s.forehead
   temple = 0.2 if s.hair_style == "receding" else 0.0
   hairline = np.array(
@@ -185,7 +189,8 @@ def _hair_back(style: str, sil: np.ndarray, rx: float) -> np.ndarray | None:
 def _strands(
   hair_cap: np.ndarray, rx: float, ry: float, rng: np.random.Generator
 ):
-  """Arcs concentric with the skull, cut to the part inside the cap, for texture."""
+  """Arcs concentric with the skull, cut to the part inside the cap, for
+  texture."""
   cap_px = np.round(hair_cap * 1000).astype(np.float32)
   strands = []
   for _ in range(24):

@@ -1,4 +1,5 @@
-"""Videos and files: `render_video`, `write_video` and the whole `generate_dataset`."""
+"""Videos and files: `render_video`, `write_video` and the whole
+`generate_dataset`."""
 
 from __future__ import annotations
 
