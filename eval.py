@@ -52,29 +52,33 @@ _FIGURES = flags.DEFINE_bool("figures", True, "Draw Figs. 4-7.")
 _REPORT = flags.DEFINE_bool(
   "report",
   True,
-  "Write report.html in --output: the scores, the figures and a page per evaluated "
-  "video (its input frames as a player beside its trajectory). --noreport: none.",
+  "Write report.html in --output: the scores, the figures and a page per "
+  "evaluated video (its input frames as a player beside its trajectory). "
+  "--noreport: none.",
 )
 _WINDOW_POLICY = flags.DEFINE_enum(
   "window_policy",
   "tiled",
   inference.WINDOW_POLICIES,
-  "tiled: windows tiled back from the end of each video, as in training (the paper's); "
-  "causal: each frame's output from the GRU window ending at it, as predict.py's default.",
+  "tiled: windows tiled back from the end of each video, as in training (the "
+  "paper's); causal: each frame's output from the GRU window ending at it, as "
+  "predict.py's default.",
 )
 _DECISION = flags.DEFINE_enum(
   "decision",
   "vote",
   decisions.DECISIONS,
-  "How a video's labelled frames decide its emotion. vote: the paper's majority of "
-  "per-frame emotions; intensity: each frame weighted by its distance from neutral, for "
-  "clips with a neutral onset (see README, Real faces).",
+  "How a video's labelled frames decide its emotion. vote: the paper's "
+  "majority of per-frame emotions; intensity: each frame weighted by its "
+  "distance from neutral, for clips with a neutral onset (see README, "
+  "Real faces).",
 )
 _FLIP_AVERAGE = flags.DEFINE_bool(
   "flip_average",
   None,
-  "Average each frame's CNN output with its mirror image's (test-time augmentation); "
-  "--noflip_average: don't. Default: as the checkpoint's config.flip_average.",
+  "Average each frame's CNN output with its mirror image's (test-time "
+  "augmentation); --noflip_average: don't. Default: as the checkpoint's "
+  "config.flip_average.",
 )
 _DATA = cli.define_config_dict(
   "data",
@@ -107,7 +111,8 @@ def main(argv):
     if overrides:
       if _SPLIT.value not in (None, ["all"]):
         raise evaluation.EvaluationError(
-          "another dataset (--data.*) is evaluated as one split, all; drop --split"
+          "another dataset (--data.*) is evaluated as one split, all; "
+          "drop --split"
         )
       model, results = evaluation.evaluate_cross_dataset(
         _CHECKPOINT.value,
@@ -163,7 +168,8 @@ def _print_written(model, results, written, output, report) -> None:
   for r in results:
     if r.metrics.get("left_out"):
       print(
-        f"Left out (emotions the checkpoint does not know): {r.metrics['left_out']}"
+        "Left out (emotions the checkpoint does not know): "
+        f"{r.metrics['left_out']}"
       )
   print(evaluation_outputs.summary(results))
   print(f"Wrote {', '.join(str(p) for p in written['tables'])}")

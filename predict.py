@@ -66,21 +66,23 @@ _WINDOW_POLICY = flags.DEFINE_enum(
   "window_policy",
   "causal",
   inference.WINDOW_POLICIES,
-  "causal: each frame's output from the GRU window ending at it (streaming, constant memory); "
-  "tiled: eval.py's windows, tiled back from the end of each stretch of frames with a face.",
+  "causal: each frame's output from the GRU window ending at it (streaming, "
+  "constant memory); tiled: eval.py's windows, tiled back from the end of each "
+  "stretch of frames with a face.",
 )
 
 _FLIP_AVERAGE = flags.DEFINE_bool(
   "flip_average",
   None,
-  "Average each frame's CNN output with its mirror image's (test-time augmentation); "
-  "--noflip_average: don't. Default: as the checkpoint's config.flip_average.",
+  "Average each frame's CNN output with its mirror image's (test-time "
+  "augmentation); --noflip_average: don't. Default: as the checkpoint's "
+  "config.flip_average.",
 )
 _REPORT = flags.DEFINE_bool(
   "report",
   True,
-  "Write report.html in --output (and each video's page.html, player.webm and apex "
-  "thumbnails): the run to browse offline. --noreport: none.",
+  "Write report.html in --output (and each video's page.html, player.webm and "
+  "apex thumbnails): the run to browse offline. --noreport: none.",
 )
 _MAX_PEOPLE = flags.DEFINE_integer(
   "max_people",
@@ -91,7 +93,8 @@ _MAX_PEOPLE = flags.DEFINE_integer(
 _MIN_TRACK_S = flags.DEFINE_float(
   "min_track_s",
   tracking.ALL_PEOPLE.min_track_s,
-  "People seen for less time than this are left out (false detections, passers-by).",
+  "People seen for less time than this are left out (false detections, "
+  "passers-by).",
 )
 _SAME_PERSON_DISTANCE = flags.DEFINE_float(
   "same_person_distance",
@@ -230,8 +233,9 @@ def _predictor() -> predictor_lib.Predictor:
     sys.exit(f"predict.py: {e}")
   if _FACES_CROPPED.value is None and predictor.preprocess.faces_cropped:
     print(
-      "predict.py: the checkpoint was trained on pre-cropped faces, so each frame is taken "
-      "as a face crop; pass --faces_cropped=false for full video frames",
+      "predict.py: the checkpoint was trained on pre-cropped faces, so each "
+      "frame is taken as a face crop; pass --faces_cropped=false for full "
+      "video frames",
       file=sys.stderr,
     )
   return predictor
@@ -241,8 +245,8 @@ def main(argv):
   del argv
   if "://" in _VIDEO.value:
     sys.exit(
-      f"predict.py: --video={_VIDEO.value} is a URL; predict.py reads video files "
-      "and folders on this machine: download the video first"
+      f"predict.py: --video={_VIDEO.value} is a URL; predict.py reads video "
+      "files and folders on this machine: download the video first"
     )
   run_logs.quiet_library_logs()
   predictor = _predictor()
@@ -260,8 +264,8 @@ def main(argv):
     )
   if not files:
     sys.exit(
-      f"predict.py: no video file ({', '.join(sorted(discovery.VIDEO_EXTENSIONS))}) "
-      f"in {source}"
+      "predict.py: no video file "
+      f"({', '.join(sorted(discovery.VIDEO_EXTENSIONS))}) in {source}"
     )
   try:
     output.mkdir(parents=True, exist_ok=True)

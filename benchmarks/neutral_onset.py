@@ -78,12 +78,13 @@ def main(argv):
       }
   keys = ("accuracy", "onset_called_neutral", "whole_clip_accuracy")
   lines = [
-    f"# Neutral onsets in training, {_SPLIT.value} speakers (mean (IQR) over runs)",
+    f"# Neutral onsets in training, {_SPLIT.value} speakers (mean "
+    "(IQR) over runs)",
     "",
     f"Onset: the first {_ONSET.value} frames of each expressive clip.",
     "",
-    "| workdir | video accuracy (labelled frames) | onset frames called neutral "
-    "| whole-clip vote accuracy (neutral left out) |",
+    "| workdir | video accuracy (labelled frames) | onset frames called "
+    "neutral | whole-clip vote accuracy (neutral left out) |",
     "|---|---|---|---|",
   ]
   for workdir, row in results.items():

@@ -40,7 +40,8 @@ import report  # benchmarks/report.py
 _CHECKPOINTS = flags.DEFINE_list(
   "checkpoints",
   ["workdir/demo"],
-  "Checkpoints (make demo; python -m varec.pretrained fer --out=...; a real_faces run).",
+  "Checkpoints (make demo; python -m varec.pretrained fer --out=...; a "
+  "real_faces run).",
 )
 _MINUTES = flags.DEFINE_list(
   "minutes", ["1", "10"], "Video lengths in minutes."
@@ -48,7 +49,8 @@ _MINUTES = flags.DEFINE_list(
 _ALIGN = flags.DEFINE_list(
   "align",
   ["checkpoint"],
-  "Face alignment: checkpoint (its own setting), or true / false overriding it.",
+  "Face alignment: checkpoint (its own setting), or true / false "
+  "overriding it.",
 )
 _PEOPLE = flags.DEFINE_list("people", ["1"], "Actors side by side: 1 or 2.")
 _MAX_PEOPLE = flags.DEFINE_list(
@@ -194,16 +196,19 @@ def _markdown(results: dict) -> str:
   lines = [
     "# Prediction benchmark",
     "",
-    f"`predict.py`'s predictor end to end (decode, grayscale, equalisation, detection every "
-    f"5th frame, tracking with face descriptors where every face is followed "
-    f"(max people 0), crop with or without 5-point landmarks and alignment, face-crop "
-    f"equalisation where the model has it, CNN, GRU where trained, frames.csv, summary, "
-    f"trajectory and timeline plots) on synthetic 640x480 25 fps videos with 1 or 2 "
-    f"actors, {results['machine']}. frames/s counts video frames (each with all its "
-    "faces). Peak memory is the whole process's (Python, JAX and the model included).",
+    "`predict.py`'s predictor end to end (decode, grayscale, equalisation, "
+    "detection every 5th frame, tracking with face descriptors where every "
+    "face is followed (max people 0), crop with or without 5-point landmarks "
+    "and alignment, face-crop equalisation where the model has it, CNN, GRU "
+    "where trained, frames.csv, summary, trajectory and timeline plots) on "
+    "synthetic 640x480 25 fps videos with 1 or 2 actors, "
+    f"{results['machine']}. frames/s counts video frames (each with all its "
+    "faces). Peak memory is the whole process's (Python, JAX and the "
+    "model included).",
     "",
-    "| video | actors | max people | checkpoint | model | face alignment | frames | "
-    "people found | descriptors | frames/s | x real time | peak memory (MB) |",
+    "| video | actors | max people | checkpoint | model | face alignment | "
+    "frames | people found | descriptors | frames/s | x real time | peak "
+    "memory (MB) |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   for run in results["runs"]:

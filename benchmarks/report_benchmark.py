@@ -113,11 +113,12 @@ def main(argv):
   lines = [
     "# HTML report at scale",
     "",
-    f"A run of {results['videos']} videos (one predicted clip's folder, copied), "
-    f"{results['machine']}: `html_report.write_index` over them, and headless "
-    "Chromium opening report.html until every row is in the table.",
+    f"A run of {results['videos']} videos (one predicted clip's folder, "
+    f"copied), {results['machine']}: `html_report.write_index` over them, and "
+    "headless Chromium opening report.html until every row is in the table.",
     "",
-    "| videos | index size | write the index | open the index (all rows shown) |",
+    "| videos | index size | write the index | open the index (all "
+    "rows shown) |",
     "|---|---|---|---|",
     f"| {results['videos']} | {results['index_bytes'] / 1024:.0f} kB | "
     f"{results['write_index_s']:.2f} s | {results['open_index_s']:.2f} s |",

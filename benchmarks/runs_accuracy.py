@@ -31,8 +31,8 @@ _NAME = flags.DEFINE_string("name", "runs_accuracy", "Results file name.")
 _FLIP_AVERAGE = flags.DEFINE_bool(
   "flip_average",
   None,
-  "Each frame's CNN output averaged with its mirror image's, or not (--noflip_average); "
-  "default: as each checkpoint's config.",
+  "Each frame's CNN output averaged with its mirror image's, or not "
+  "(--noflip_average); default: as each checkpoint's config.",
 )
 
 SPLITS = ("validation", "test")
@@ -61,7 +61,8 @@ def main(argv):
     "",
     f"Frames read {reading}.",
     "",
-    "| workdir | validation, mean (IQR) | per run | test, mean (IQR) | per run |",
+    "| workdir | validation, mean (IQR) | per run | test, mean "
+    "(IQR) | per run |",
     "|---|---|---|---|---|",
   ]
   for workdir, row in results.items():

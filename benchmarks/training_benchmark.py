@@ -45,8 +45,8 @@ import report  # benchmarks/report.py
 _CONFIGS = flags.DEFINE_list(
   "configs",
   ["demo@16-32-64", "demo", "rnn10", "rnn10_10_5", "real_faces"],
-  "Modules of configs/; name@a-b-c overrides the CNN filters (16-32-64: the size "
-  "benchmarks/compare_pytorch.py compares with PyTorch).",
+  "Modules of configs/; name@a-b-c overrides the CNN filters (16-32-64: the "
+  "size benchmarks/compare_pytorch.py compares with PyTorch).",
 )
 _STEPS = flags.DEFINE_integer(
   "steps", 20, "Timed steps per stage at 48x48 and of every rnn stage."
@@ -59,7 +59,8 @@ _PAPER_STEPS = flags.DEFINE_integer(
 _ABLATION_CONFIGS = flags.DEFINE_list(
   "ablation_configs",
   ["demo"],
-  "Configs whose cnn stage is also timed with YNNPACK convolutions on and with nn.max_pool.",
+  "Configs whose cnn stage is also timed with YNNPACK convolutions on and with "
+  "nn.max_pool.",
 )
 WINDOW = preprocess_config.PreprocessConfig().window_length
 # Timed steps are split into rounds (calls, for extraction): a busy machine
@@ -288,18 +289,18 @@ def _markdown_header(results: dict) -> list[str]:
     "# Training benchmark",
     "",
     f"varec on {results['device']} ({cpus} CPUs, {results['machine']}), JAX "
-    f"{results['jax']}, Flax {results['flax']}; random data, batch sizes of the configs, "
-    "compiled first, then `steps.jitted_train_step` timed over a fixed number of steps "
-    "on two fixed batches (training also gathers and augments each batch, "
-    "`steps.jitted_gather`). For varec against PyTorch, measured side by side, "
-    "see `compare_pytorch.md`.",
+    f"{results['jax']}, Flax {results['flax']}; random data, batch sizes of "
+    "the configs, compiled first, then `steps.jitted_train_step` timed over a "
+    "fixed number of steps on two fixed batches (training also gathers and "
+    "augments each batch, `steps.jitted_gather`). For varec against PyTorch, "
+    "measured side by side, see `compare_pytorch.md`.",
     "",
   ]
   if load["start"][0] >= cpus / 4:
     lines += [
-      f"**The machine was busy**: load average {load['start'][0]:.2f} at the start and "
-      f"{load['end'][0]:.2f} at the end on {cpus} CPUs (other jobs shared them), so these "
-      "are lower bounds.",
+      f"**The machine was busy**: load average {load['start'][0]:.2f} at the "
+      f"start and {load['end'][0]:.2f} at the end on {cpus} CPUs (other jobs "
+      "shared them), so these are lower bounds.",
       "",
     ]
   return lines
@@ -307,7 +308,10 @@ def _markdown_header(results: dict) -> list[str]:
 
 def _input_description(run: dict) -> str:
   """The table's "input, filters" column for one config."""
-  size = f"{run['image_size']}x{run['image_size']}, {'/'.join(map(str, run['filters']))}"
+  size = (
+    f"{run['image_size']}x{run['image_size']}, "
+    f"{'/'.join(map(str, run['filters']))}"
+  )
   if run.get("cnn_kind") == "mini_xception":
     size = f"{run['image_size']}x{run['image_size']}, mini-Xception"
     if run["frozen_blocks"]:
@@ -318,8 +322,8 @@ def _input_description(run: dict) -> str:
 def _stage_rows(results: dict) -> list[str]:
   """The main table: one row per config and stage."""
   lines = [
-    "| config | input, filters | stage | batch | varec | varec, best round | unit "
-    "| compile s |",
+    "| config | input, filters | stage | batch | varec | varec, best round | "
+    "unit | compile s |",
     "|---|---|---|---|---|---|---|---|",
   ]
   for run in results["runs"]:
@@ -355,7 +359,8 @@ def _ablation_rows(results: dict) -> list[str]:
     "|---|---|---|---|",
   ]
   lines += [
-    f"| {config} | {name} | {_rate(a['per_s'])} | {a['speedup_of_default']:.2f}x |"
+    f"| {config} | {name} | {_rate(a['per_s'])} | "
+    f"{a['speedup_of_default']:.2f}x |"
     for config, name, a in ablations
   ]
   return lines
@@ -367,33 +372,33 @@ def _markdown_notes(results: dict) -> list[str]:
     "",
     "## Notes",
     "",
-    "- XLA:CPU in jaxlib 0.10 hands convolutions to YNNPACK by default. For this CNN its "
-    "kernels, the gradients above all, are slower than XLA's own, so "
-    "`steps.jitted_train_step` compiles the train step with "
+    "- XLA:CPU in jaxlib 0.10 hands convolutions to YNNPACK by default. For "
+    "this CNN its kernels, the gradients above all, are slower than XLA's own, "
+    "so `steps.jitted_train_step` compiles the train step with "
     '`xla_cpu_experimental_ynn_fusion_type=""` on CPU (YNNPACK off). Inference '
     "(`Engine.window_features`, evaluation) keeps it.",
     "- Fig. 3's input BatchNorm is folded into the first convolution "
-    "(`models.NormalizedConv`): the same values, and no gradient of that convolution with "
-    "respect to the CNN's input, which XLA:CPU computes slowly for a one-channel input "
-    "(ablation `batch_norm_not_folded`).",
+    "(`models.NormalizedConv`): the same values, and no gradient of that "
+    "convolution with respect to the CNN's input, which XLA:CPU computes "
+    "slowly for a one-channel input (ablation `batch_norm_not_folded`).",
     "- The gradient of `nn.max_pool` is XLA's select-and-scatter, slow on CPU; "
-    "`models.max_pool` computes the same pooling and gradient as a reshape and max with a "
-    "custom JVP.",
-    "- `Engine.window_features` compiles once per architecture (the compile column, first call "
-    "only); frames/s leave that out. It runs in chunks of up to "
-    "`eval_batch_size` frames; at 96x96 it is timed on one short chunk.",
-    "- Configs with the same CNN (`= config` in the stage column) share the timing of its "
-    "stage and of extraction.",
-    "- real_faces: the pretrained mini-Xception fine-tuned with its first 2 blocks frozen "
-    "(no backward pass through them), as `configs/real_faces.py` trains it; its depthwise "
-    "convolutions and 3x3 max pooling are written as shifted slices "
-    "(`models.depthwise_conv`, `models.max_pool_same`), as XLA:CPU's grouped convolution "
-    "and select-and-scatter are slow.",
+    "`models.max_pool` computes the same pooling and gradient as a reshape and "
+    "max with a custom JVP.",
+    "- `Engine.window_features` compiles once per architecture (the compile "
+    "column, first call only); frames/s leave that out. It runs in chunks of "
+    "up to `eval_batch_size` frames; at 96x96 it is timed on one short chunk.",
+    "- Configs with the same CNN (`= config` in the stage column) share the "
+    "timing of its stage and of extraction.",
+    "- real_faces: the pretrained mini-Xception fine-tuned with its first 2 "
+    "blocks frozen (no backward pass through them), as `configs/real_faces.py` "
+    "trains it; its depthwise convolutions and 3x3 max pooling are written as "
+    "shifted slices (`models.depthwise_conv`, `models.max_pool_same`), as "
+    "XLA:CPU's grouped convolution and select-and-scatter are slow.",
     f"- Timed steps: {results['steps']} at 48x48 and for the rnn stage, "
-    f"{results['paper_steps']} for the cnn and joint stages at 96x96, in up to {ROUNDS} "
-    f'rounds; extraction: {EXTRACT_CALLS} calls. "varec" is the median round, the next '
-    "column the fastest; compile s is tracing, lowering and XLA compilation. The whole run "
-    f"took {results['total_s']:.0f} s.",
+    f"{results['paper_steps']} for the cnn and joint stages at 96x96, in up to "
+    f'{ROUNDS} rounds; extraction: {EXTRACT_CALLS} calls. "varec" is the '
+    "median round, the next column the fastest; compile s is tracing, lowering "
+    f"and XLA compilation. The whole run took {results['total_s']:.0f} s.",
   ]
 
 

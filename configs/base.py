@@ -149,8 +149,9 @@ def get_model_config() -> ml_collections.ConfigDict:
 
 def get_augment_config() -> ml_collections.ConfigDict:
   """Augmentation of the training frames."""
-  # Beyond the paper (which only flips): random shifts and photometric jitter of the
-  # training frames, so that a CNN trained on few speakers generalises to new faces.
+  # Beyond the paper (which only flips): random shifts and photometric jitter
+  # of the training frames, so that a CNN trained on few speakers generalises
+  # to new faces.
   # --config.augment.enabled=False gives the paper's exact setup.
   augment = ml_collections.ConfigDict()
   augment.enabled = True  # Augment frames in the cnn and joint stages.

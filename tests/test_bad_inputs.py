@@ -46,8 +46,8 @@ def _run(*args):
   [
     (
       ("train.py", "--config=configs/demo.py", "--config.cnn.num_epoch=3"),
-      "train.py: --config.cnn.num_epoch is not a field of the config; did you mean "
-      "--config.cnn.num_epochs?",
+      "train.py: --config.cnn.num_epoch is not a field of the config; did you "
+      "mean --config.cnn.num_epochs?",
     ),
     (
       ("train.py", "--config=configs/demo.py", "--config.cnn.num_epochs=three"),
@@ -55,7 +55,8 @@ def _run(*args):
     ),
     (
       ("train.py", "--config=configs/demo.py", "--config.cnn.batch_size=0"),
-      "train.py: config: cnn.num_epochs and cnn.batch_size must be at least 1, got 5 and 0",
+      "train.py: config: cnn.num_epochs and cnn.batch_size must be at least "
+      "1, got 5 and 0",
     ),
     (
       ("train.py", "--config=configs/demo.py", "--config.model.cnn=resnet"),
@@ -63,7 +64,8 @@ def _run(*args):
     ),
     (
       ("eval.py", "--checkpoint=nowhere", "--data.manul_dir=/videos"),
-      "eval.py: --data.manul_dir is not a field of the data; did you mean --data.manual_dir?",
+      "eval.py: --data.manul_dir is not a field of the data; did you mean "
+      "--data.manual_dir?",
     ),
   ],
 )
@@ -97,9 +99,8 @@ def test_a_changed_config_stops_with_the_differences_and_the_ways_out(
   meta = checkpoints.restore_meta(
     checkpoints.managers(workdir_copy)[checkpoints.LATEST]
   )
-  assert meta["config"]["cnn"]["num_epochs"] == 3 and meta[
-    "completed_stages"
-  ] == ["cnn", "rnn"]
+  assert meta.config["cnn"]["num_epochs"] == 3
+  assert meta.completed_stages == ("cnn", "rnn")
 
 
 def test_a_damaged_latest_checkpoint_falls_back_with_a_warning(
@@ -139,7 +140,7 @@ def test_a_cnn_only_run_predicts_through_its_own_head(tiny_builder, tmp_path):
 def _edit_meta(workdir, edit) -> None:
   manager = checkpoints.managers(workdir)[checkpoints.BEST]
   step = manager.best_step()
-  meta = checkpoints.restore_meta(manager, step)
+  meta = checkpoints.restore_meta(manager, step).to_json()
   edit(meta)
   meta_file = workdir / "checkpoints" / "best" / str(step) / "meta" / "metadata"
   meta_file.write_text(json.dumps(meta))
@@ -303,7 +304,7 @@ def small_disk(tmp_path):
   subprocess.run(["umount", "--lazy", str(disk)], check=False)
 
 
-def test_a_full_disk_while_checkpointing_is_an_os_error_and_nothing_half_written_stays(
+def test_full_disk_checkpointing_is_an_os_error_and_nothing_half_written_stays(
   tiny_builder, small_disk
 ):
   """Orbax's RESOURCE_EXHAUSTED on a full disk is the OSError train.py
@@ -328,7 +329,7 @@ def test_a_full_disk_while_checkpointing_is_an_os_error_and_nothing_half_written
   )
   assert final and not list(workdir.rglob("*.orbax-checkpoint-tmp"))
   latest = checkpoints.managers(workdir)[checkpoints.LATEST]
-  assert checkpoints.restore_meta(latest)["completed_stages"] == ["cnn", "rnn"]
+  assert checkpoints.restore_meta(latest).completed_stages == ("cnn", "rnn")
 
 
 def test_a_full_disk_while_predicting_names_the_video_and_its_output_folder(

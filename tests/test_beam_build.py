@@ -13,7 +13,10 @@ import tensorflow_datasets as tfds
 from data_builder.adfes import adfes_dataset_builder
 from tests.helpers import EXPECTED_SKIPS
 
-BEAM_OPTIONS = "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
+BEAM_OPTIONS = (
+  "runner=DirectRunner,direct_num_workers=2,"
+  "direct_running_mode=multi_processing"
+)
 
 
 def _examples(builder, split):

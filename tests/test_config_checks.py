@@ -8,6 +8,7 @@ import pytest
 
 from configs import face_mesh as face_mesh_config
 from configs import real_faces as configs_real_faces
+from varec import checkpoints
 from varec import config_checks
 from varec import emotions
 
@@ -174,14 +175,16 @@ def test_batch_sizes_must_share_over_the_devices():
 _SPEAKERS = {"train": ("F01", "M02"), "validation": ("F03",), "test": ("M04",)}
 
 
-def _meta(config, completed=()) -> dict:
+def _meta(config, completed=()) -> checkpoints.CheckpointMeta:
   """What a checkpoint of `config`, trained on `_SPEAKERS`, records."""
-  return {
-    "config": json.loads(config.to_json()),
-    "completed_stages": list(completed),
-    "speakers": {k: list(v) for k, v in _SPEAKERS.items()},
-    **emotions.TABLE2.to_meta(),
-  }
+  return checkpoints.CheckpointMeta.from_json(
+    {
+      "config": json.loads(config.to_json()),
+      "completed_stages": list(completed),
+      "speakers": {k: list(v) for k, v in _SPEAKERS.items()},
+      **emotions.TABLE2.to_meta(),
+    }
+  )
 
 
 def test_a_run_resumes_only_a_checkpoint_of_its_own():
@@ -197,8 +200,9 @@ def test_a_run_resumes_only_a_checkpoint_of_its_own():
   config.cnn.num_epochs = 3
   with pytest.raises(
     ValueError,
-    match=r"runs/a holds an unfinished run of another config \(cnn\.num_epochs: "
-    r"2 there, 3 now\): train into a new --workdir, or pass --config\.restart=True",
+    match=r"runs/a holds an unfinished run of another config "
+    r"\(cnn\.num_epochs: 2 there, 3 now\): train into a new --workdir, or pass "
+    r"--config\.restart=True",
   ):
     config_checks.check_resumable(
       meta, config, _SPEAKERS, emotions.TABLE2, "runs/a"

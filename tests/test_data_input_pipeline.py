@@ -175,7 +175,8 @@ def test_build_command_names_the_options_that_select_the_build():
   data = base.get_data_config()
   data.name, data.data_dir = "synthetic_adfes", "/data"
   assert input_pipeline.build_command(data) == (
-    "python -m varec.build_dataset --data.name=synthetic_adfes --data.data_dir=/data"
+    "python -m varec.build_dataset --data.name=synthetic_adfes "
+    "--data.data_dir=/data"
   )
   data.name, data.manual_dir, data.prototypes_csv = (
     "video_folder",
@@ -183,8 +184,9 @@ def test_build_command_names_the_options_that_select_the_build():
     "/e.csv",
   )
   assert input_pipeline.build_command(data) == (
-    "python -m varec.build_dataset --data.name=video_folder --data.manual_dir=/videos "
-    "--data.data_dir=/data --data.prototypes_csv=/e.csv"
+    "python -m varec.build_dataset --data.name=video_folder "
+    "--data.manual_dir=/videos --data.data_dir=/data "
+    "--data.prototypes_csv=/e.csv"
   )
   # Preprocessing that differs from the defaults selects another build, so it is
   # named.

@@ -96,7 +96,7 @@ def test_apex_ignores_a_single_outlier_frame():
   )
 
 
-def test_dominant_emotion_excludes_neutral_and_reports_its_share_of_all_frames():
+def test_dominant_emotion_excludes_neutral_reports_its_share_of_all_frames():
   neutral, joy, fear = E("neutral"), E("joy"), E("fear")
   frames = np.array([neutral] * 6 + [joy] * 3 + [fear])
   assert decisions.video_vote(frames) == neutral

@@ -175,12 +175,13 @@ def test_meta_without_groups_is_table2_or_an_error():
     ),
     (
       "emotion,valence,arousal,group\ncalm,60,-0.6,low\ntense,-0.3,0.7,high\n",
-      "row 1: valence and arousal of 'calm' must lie in [-1, 1], got 60.0 and -0.6",
+      "row 1: valence and arousal of 'calm' must lie in [-1, 1], got "
+      "60.0 and -0.6",
     ),
     (
       "emotion,valence,arousal,group\ncalm,0.5,-0.6,low\nquiet,0.5,-0.6,low\n",
-      "row 2: 'quiet' has the prototype (0.5, -0.6) of 'calm': the nearest-prototype decision "
-      "could never tell them apart",
+      "row 2: 'quiet' has the prototype (0.5, -0.6) of 'calm': the "
+      "nearest-prototype decision could never tell them apart",
     ),
     (
       "emotion,valence,arousal,group\ncalm,0.5,-0.6,low\n,-0.3,0.7,high\n",

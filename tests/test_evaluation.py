@@ -1,8 +1,11 @@
 """Evaluation: window tiling, decisions, splits, bad input."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from varec import checkpoints
 from varec import decisions
 from varec import emotions
 from varec import evaluation
@@ -61,7 +64,9 @@ def test_a_model_decides_only_among_its_trained_emotions_and_neutral():
 
 
 def test_split_speakers_joins_and_rejects():
-  meta = {"speakers": {"train": ["a"], "validation": ["b"], "test": ["c"]}}
+  meta = checkpoints.CheckpointMeta(
+    speakers={"train": ("a",), "validation": ("b",), "test": ("c",)}
+  )
   assert evaluation.split_speakers(meta, "train+validation") == ["a", "b"]
   with pytest.raises(evaluation.EvaluationError, match="unknown split"):
     evaluation.split_speakers(meta, "holdout")
@@ -85,7 +90,12 @@ def test_checkpoint_whose_dataset_is_not_built(trained_workdir, tmp_path):
 def test_split_without_videos(trained_workdir, tiny_builder):
   workdir, _ = trained_workdir
   model = inference.TrainedModel.load(workdir)
-  model.meta["speakers"]["test"] = ["nobody"]
+  model = dataclasses.replace(
+    model,
+    meta=dataclasses.replace(
+      model.meta, speakers={**model.meta.speakers, "test": ("nobody",)}
+    ),
+  )
   predictor = inference.VideoPredictor(model)
   with pytest.raises(evaluation.EvaluationError, match="has no videos"):
     evaluation.evaluate_split(model, predictor, tiny_builder, "test")
@@ -93,7 +103,6 @@ def test_split_without_videos(trained_workdir, tiny_builder):
 
 def test_foreign_checkpoint_is_refused(tmp_path):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  from varec import checkpoints  # pylint: disable=g-import-not-at-top
 
   manager = ocp.CheckpointManager(
     tmp_path / "checkpoints" / "latest", item_names=("state",)

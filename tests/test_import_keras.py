@@ -297,7 +297,7 @@ def test_cli_writes_a_checkpoint_that_load_cnn_loads(tmp_path):
     saved["params"]["rnn"],
     fresh["params"]["rnn"],
   )
-  assert checkpoints.restore_meta(manager, step)["source"]["file"] == str(path)
+  assert checkpoints.restore_meta(manager, step).source["file"] == str(path)
 
 
 def test_a_cnn_of_another_width_is_refused(tmp_path):

@@ -145,7 +145,7 @@ def test_the_floor_lengthens_a_stage_and_its_schedule(
   meta = checkpoints.restore_meta(
     checkpoints.managers(tmp_path)[checkpoints.LATEST]
   )
-  assert meta["completed_stages"] == ["cnn", "rnn"] and meta["step"] == 10
+  assert meta.completed_stages == ("cnn", "rnn") and meta.step == 10
 
 
 def _records(stage, val_ccc, accuracy, train_ccc=(0.0, 0.0)):
@@ -349,10 +349,10 @@ def test_train_py_ends_loudly_with_status_3_when_nothing_was_learnt(
   assert summary["verdict"]["message"] in result.stderr
   # Nothing is lost: the best checkpoint is there for eval.py.
   manager, step = checkpoints.resolve(workdir)
-  assert checkpoints.restore_meta(manager, step)["completed_stages"] == [
+  assert checkpoints.restore_meta(manager, step).completed_stages == (
     "cnn",
     "rnn",
-  ]
+  )
   again = _train_py(*flags)
   assert again.returncode == 3 and "nothing left to train" in again.stdout
   assert "TRAINING LEARNT NOTHING" in again.stderr

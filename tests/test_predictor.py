@@ -401,7 +401,8 @@ def test_frames_are_decided_among_the_trained_emotions_and_neutral(
   model = inference.TrainedModel.load(trained_workdir[0])
   every = predictor_lib.Predictor(model).predict_video(face_video)
   taught = dataclasses.replace(
-    model, meta={**model.meta, "trained_emotions": ["joy", "anger"]}
+    model,
+    meta=dataclasses.replace(model.meta, trained_emotions=("joy", "anger")),
   )
   frames = predictor_lib.Predictor(taught).predict_video(face_video)
   decided = set(frames.nearest_emotion.dropna())

@@ -64,7 +64,7 @@ def test_zero_shot_checkpoint_outputs_the_weighted_prototypes(
   reference = np.load(REFERENCE)
   model = inference.TrainedModel.load(fer_checkpoint)
   assert model.label_space.emotions == pretrained.FER_CLASSES
-  assert model.meta["source"]["license"].startswith("MIT")
+  assert model.meta.source["license"].startswith("MIT")
   video_predictor = inference.VideoPredictor(model)
   assert not video_predictor.uses_gru
   windows = reference["inputs"].reshape(2, 4, 64, 64, 1)
@@ -84,7 +84,7 @@ def test_the_zero_shot_checkpoint_carries_fers_face_detector(
   model = inference.TrainedModel.load(fer_checkpoint)
   cascade = pathlib.Path(model.config.data.face_detector)
   assert cascade == fer_checkpoint / pretrained.FER_CASCADE_FILE
-  assert model.meta["source"]["face_detector"]["sha256"] == (
+  assert model.meta.source["face_detector"]["sha256"] == (
     pretrained.FER_CASCADE_SHA256
   )
   # Moved, the checkpoint finds its cascade; without it, it says what is

@@ -49,17 +49,17 @@ def test_training_writes_metrics_and_checkpoints(trained):
   assert list((workdir / "tensorboard").iterdir())
   manager, step = checkpoints.resolve(workdir / "checkpoints" / "latest")
   meta = checkpoints.restore_meta(manager, step)
-  assert meta["completed_stages"] == ["cnn", "rnn"] and meta["step"] == step
+  assert meta.completed_stages == ("cnn", "rnn") and meta.step == step
   # The best checkpoint (what eval.py takes from a workdir) is one of the rnn
   # epochs.
   best_manager, best_step = checkpoints.resolve(workdir)
   assert best_manager.directory.name == "best" and best_step in (step - 2, step)
-  assert meta["config"]["model"]["filters"] == [4, 8, 8]
-  assert set(meta["speakers"]) == {"train", "validation", "test"}
+  assert meta.config["model"]["filters"] == [4, 8, 8]
+  assert set(meta.speakers) == {"train", "validation", "test"}
   # The dataset's, groups included.
-  assert emotions.LabelSpace.from_meta(meta) == emotions.TABLE2
+  assert meta.label_space() == emotions.TABLE2
   # What the tiny build's training speakers show (no neutral clip among them).
-  assert meta["trained_emotions"] and set(meta["trained_emotions"]) <= set(
+  assert meta.trained_emotions and set(meta.trained_emotions) <= set(
     emotions.EMOTIONS
   )
   timings = json.loads((workdir / "timings.json").read_text())
@@ -107,8 +107,8 @@ def test_resume_after_interruption_continues_from_the_saved_step(
   meta = checkpoints.restore_meta(
     checkpoints.managers(tmp_path)[checkpoints.LATEST]
   )
-  assert meta["completed_stages"] == ["cnn"] and meta["stage"] == "cnn"
-  saved_step = meta["step"]
+  assert meta.completed_stages == ("cnn",) and meta.stage == "cnn"
+  saved_step = meta.step
 
   train_lib.train_and_evaluate(tiny_config(), tmp_path, builder=tiny_builder)
   lines = [
@@ -410,7 +410,9 @@ def test_init_from_that_is_no_checkpoint_names_how_to_make_one(kind, tmp_path):
     (tmp_path / "fer").write_text("weights")
   with pytest.raises(
     ValueError,
-    match=r"init_from: .*fer (does not exist|is a file); .*varec\.pretrained fer",
+    match=(
+      r"init_from: .*fer (does not exist|is a file); .*varec\.pretrained fer"
+    ),
   ):
     # Refused before the data: this builder is never touched.
     train_lib.train_and_evaluate(config, tmp_path / "run", builder=object())

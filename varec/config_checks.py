@@ -12,6 +12,7 @@ import pathlib
 import flax
 import ml_collections
 
+from varec import checkpoints
 from varec import config_schema
 from varec import emotions
 from varec import face_mesh
@@ -36,7 +37,7 @@ def data_problems(data: ml_collections.ConfigDict) -> list[str]:
   ratios = tuple(data.split_ratios)
   if len(ratios) != 3 or min(ratios) <= 0:
     problems.append(
-      f"data.split_ratios must be 3 positive numbers (train, validation, test), "
+      "data.split_ratios must be 3 positive numbers (train, validation, test), "
       f"got {ratios}"
     )
   for field in (
@@ -132,7 +133,8 @@ def distillation_problems(config: ml_collections.ConfigDict) -> list[str]:
     problems.append(
       "loss.distill_weight keeps what a pretrained classifier knows: set "
       "init_from to one (python -m varec.pretrained fer) and model.cnn to its "
-      f"CNN ({', '.join(k for k, v in model_lib.CNNS.items() if v.has_classifier)})"
+      "CNN "
+      f"({', '.join(k for k, v in model_lib.CNNS.items() if v.has_classifier)})"
     )
   if not set(config.stages) & set(steps.FRAME_STAGES):
     problems.append(
@@ -235,8 +237,8 @@ def stage_problems(
     or (len(set(stages)) != len(stages))
   ):
     problems.append(
-      f"stages must be one or more of {', '.join(steps.STAGES)}, each once, in this "
-      f"order; got {tuple(stages)}"
+      f"stages must be one or more of {', '.join(steps.STAGES)}, each once, in "
+      f"this order; got {tuple(stages)}"
     )
   for name in config.stages:
     if name not in steps.STAGES:
@@ -351,8 +353,8 @@ def check_config(
     "joint",
   }:
     problems.append(
-      "model.class_prototypes makes the CNN a zero-shot classifier, which is not "
-      "trained: set model.class_prototypes=() to fine-tune"
+      "model.class_prototypes makes the CNN a zero-shot classifier, which is "
+      "not trained: set model.class_prototypes=() to fine-tune"
     )
   if problems:
     raise ConfigError("config: " + "; ".join(problems))
@@ -365,8 +367,8 @@ def cnn_problems(config: ml_collections.ConfigDict) -> list[str]:
   problems = []
   if compute_dtype not in model_lib.COMPUTE_DTYPES:
     problems.append(
-      f"compute_dtype must be one of {', '.join(model_lib.COMPUTE_DTYPES)}, got "
-      f"{compute_dtype!r}"
+      f"compute_dtype must be one of {', '.join(model_lib.COMPUTE_DTYPES)}, "
+      f"got {compute_dtype!r}"
     )
   if kind not in model_lib.CNNS:
     return problems + [
@@ -381,8 +383,9 @@ def cnn_problems(config: ml_collections.ConfigDict) -> list[str]:
       k for k, c in model_lib.CNNS.items() if compute_dtype in c.compute_dtypes
     ]
     problems.append(
-      f"compute_dtype {compute_dtype} is implemented for the {', '.join(able)} CNN "
-      f"only; use compute_dtype={cnn.compute_dtypes[0]} with model.cnn={kind}"
+      f"compute_dtype {compute_dtype} is implemented for the {', '.join(able)} "
+      f"CNN only; use compute_dtype={cnn.compute_dtypes[0]} with "
+      f"model.cnn={kind}"
     )
   if config.data.image_size < cnn.min_image_size(config):
     problems.append(
@@ -392,8 +395,8 @@ def cnn_problems(config: ml_collections.ConfigDict) -> list[str]:
   frozen = config.model.frozen_blocks
   if not 0 <= frozen <= cnn.num_blocks:
     problems.append(
-      f"model.frozen_blocks must be between 0 and {cnn.num_blocks} for the {kind} "
-      f"CNN, got {frozen}"
+      f"model.frozen_blocks must be between 0 and {cnn.num_blocks} for the "
+      f"{kind} CNN, got {frozen}"
     )
   elif frozen and not config.init_from:
     problems.append(
@@ -427,7 +430,7 @@ def config_differences(
 
 
 def check_resumable(
-  meta: dict,
+  meta: checkpoints.CheckpointMeta,
   config: ml_collections.ConfigDict,
   speakers: dict,
   label_space: emotions.LabelSpace,
@@ -446,30 +449,30 @@ def check_resumable(
     ValueError: the checkpoint is of another config (`config_differences`),
       speaker split, set of emotions or preprocessing; says what to do.
   """
-  differ = config_differences(meta["config"], config)
+  differ = config_differences(meta.config, config)
   if differ:
-    finished = set(config.stages) <= set(meta["completed_stages"])
+    finished = set(config.stages) <= set(meta.completed_stages)
     raise ValueError(
-      f"{workdir} holds {'a finished' if finished else 'an unfinished'} run of another "
-      "config ("
+      f"{workdir} holds {'a finished' if finished else 'an unfinished'} run of "
+      "another config ("
       + ", ".join(
         f"{k}: {a!r} there, {b!r} now" for k, (a, b) in list(differ.items())[:8]
       )
-      + f"{', ...' if len(differ) > 8 else ''}): train into a new --workdir, or pass "
-      "--config.restart=True to discard that run and start over"
+      + f"{', ...' if len(differ) > 8 else ''}): train into a new --workdir, "
+      "or pass --config.restart=True to discard that run and start over"
     )
-  if meta["speakers"] != {k: list(v) for k, v in speakers.items()}:
+  if meta.speakers != {k: tuple(v) for k, v in speakers.items()}:
     raise ValueError(
       f"{workdir} holds a run with another speaker split (another seed or "
       "dataset); use a new --workdir"
     )
-  if emotions.LabelSpace.from_meta(meta) != label_space:
+  if meta.label_space() != label_space:
     raise ValueError(
       f"{workdir} holds a run with other emotions (another prototypes CSV); "
       "use a new --workdir"
     )
   before = preprocess_config.config_from_data(
-    config_schema.upgrade(meta["config"]).data
+    config_schema.upgrade(meta.config).data
   )
   if before != preprocess_config.config_from_data(config.data):
     raise ValueError(

@@ -103,12 +103,15 @@ class LabelSpace:
         )
       elif not (-1 <= v <= 1 and -1 <= a <= 1):
         # The CCC loss and every plot take the circumplex's [-1, 1] scale.
-        problem = f"valence and arousal of {name!r} must lie in [-1, 1], got {v} and {a}"
+        problem = (
+          f"valence and arousal of {name!r} must lie in [-1, 1], got "
+          f"{v} and {a}"
+        )
       elif (v, a) in prototypes[: row - 1]:
         twin = names[prototypes.index((v, a))]
         problem = (
-          f"{name!r} has the prototype ({v}, {a}) of {twin!r}: the nearest-prototype "
-          "decision could never tell them apart"
+          f"{name!r} has the prototype ({v}, {a}) of {twin!r}: the "
+          "nearest-prototype decision could never tell them apart"
         )
       elif not group:
         problem = f"emotion {name!r} has an empty group"

@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from varec import checkpoints
 from varec import decisions
 from varec import emotions
 from varec import inference
@@ -40,18 +41,18 @@ class EvaluationError(Exception):
   """Something that stops an evaluation; the message says what to do."""
 
 
-def split_speakers(meta: dict, split: str) -> list[str]:
+def split_speakers(meta: checkpoints.CheckpointMeta, split: str) -> list[str]:
   """Speakers of a split of the checkpoint's run; "a+b" joins splits, "all"
   is every one."""
   if split == "all":
-    return [s for members in meta["speakers"].values() for s in members]
+    return [s for members in meta.speakers.values() for s in members]
   names = split.split("+")
-  unknown = [n for n in names if n not in meta["speakers"]]
+  unknown = [n for n in names if n not in meta.speakers]
   if unknown:
     raise EvaluationError(
       f"unknown split {split!r}; choose from {', '.join(SPLITS)}"
     )
-  return [s for n in names for s in meta["speakers"][n]]
+  return [s for n in names for s in meta.speakers[n]]
 
 
 @dataclasses.dataclass
@@ -213,7 +214,8 @@ def evaluate_split(
   videos = input_pipeline.load_videos(model.config, speakers, builder)
   if not videos:
     raise EvaluationError(
-      f"split {split!r} has no videos (speakers: {', '.join(speakers) or 'none'})"
+      f"split {split!r} has no videos (speakers: "
+      f"{', '.join(speakers) or 'none'})"
     )
   return evaluate_videos(model, predictor, videos, split, decision)
 
@@ -231,27 +233,29 @@ def evaluate(
   (`decisions.DECISIONS`) and mirror-image averaging (`inference.Engine`;
   None = the checkpoint's)."""
   model = inference.TrainedModel.load(checkpoint)
-  if not any(model.meta["speakers"].values()):
+  if not any(model.meta.speakers.values()):
     raise EvaluationError(
-      f"{model.path} was not trained by varec (a pretrained CNN: {model.meta.get('stage')}), "
-      "so it has no speaker split of its own: evaluate it on a dataset, e.g. "
-      "--data.name=video_folder --data.manual_dir=/path/to/videos"
+      f"{model.path} was not trained by varec (a pretrained CNN: "
+      f"{model.meta.stage}), so it has no speaker split of its own: evaluate "
+      "it on a dataset, e.g. --data.name=video_folder "
+      "--data.manual_dir=/path/to/videos"
     )
   builder = builder or input_pipeline.get_builder(
     model.config.data, model.label_space
   )
   if not builder.is_prepared():
     raise EvaluationError(
-      f"dataset {model.config.data.name!r} is not built in {builder.data_dir}; build it with: "
-      f"{input_pipeline.build_command(model.config.data)}"
+      f"dataset {model.config.data.name!r} is not built in {builder.data_dir}; "
+      f"build it with: {input_pipeline.build_command(model.config.data)}"
     )
   input_pipeline.check_preprocessing(builder)
   dataset_space = input_pipeline.label_space(builder)
   if dataset_space != model.label_space:
     raise EvaluationError(
-      f"the dataset in {builder.data_dir} has the emotions {', '.join(dataset_space.emotions)}, "
-      f"the checkpoint {', '.join(model.label_space.emotions)}: evaluate on the dataset it was "
-      "trained on"
+      f"the dataset in {builder.data_dir} has the emotions "
+      f"{', '.join(dataset_space.emotions)}, the checkpoint "
+      f"{', '.join(model.label_space.emotions)}: evaluate on the dataset it "
+      "was trained on"
     )
   predictor = inference.VideoPredictor(model, window_policy, flip_average)
   return model, [
@@ -270,8 +274,9 @@ def cross_dataset_config(model: inference.TrainedModel, overrides: dict):
   model_fields = sorted(set(overrides) - set(DATASET_FIELDS))
   if model_fields:
     raise EvaluationError(
-      f"--data.{', --data.'.join(model_fields)}: the preprocessing of the model's input comes "
-      f"from its checkpoint; only {', '.join(DATASET_FIELDS)} describe another dataset"
+      f"--data.{', --data.'.join(model_fields)}: the preprocessing of the "
+      "model's input comes from its checkpoint; only "
+      f"{', '.join(DATASET_FIELDS)} describe another dataset"
     )
   config = model.config.copy_and_resolve_references()
   config.data.update(overrides)
@@ -340,8 +345,9 @@ def evaluate_cross_dataset(
   videos, left_out = relabel(examples, source, model.label_space)
   if not videos:
     raise EvaluationError(
-      f"none of the {len(examples)} videos of {config.data.name} has an emotion of the "
-      f"checkpoint's ({', '.join(model.label_space.emotions)}); left out: {left_out}"
+      f"none of the {len(examples)} videos of {config.data.name} has an "
+      f"emotion of the checkpoint's ({', '.join(model.label_space.emotions)}); "
+      f"left out: {left_out}"
     )
   result = evaluate_videos(
     model,

@@ -370,8 +370,9 @@ def summary(results: list[evaluation.SplitResult]) -> str:
   for r in results:
     m = r.metrics
     lines.append(
-      f"{r.split:18s} {m['videos']:6d}  {m['accuracy']:8.3f}  {m['macro_precision']:7.3f}  "
-      f"{m['macro_recall']:7.3f}  {m['pn_accuracy']:6.3f}  {m['frame_ccc_valence']:5.2f}  "
+      f"{r.split:18s} {m['videos']:6d}  {m['accuracy']:8.3f}  "
+      f"{m['macro_precision']:7.3f}  {m['macro_recall']:7.3f}  "
+      f"{m['pn_accuracy']:6.3f}  {m['frame_ccc_valence']:5.2f}  "
       f"{m['frame_ccc_arousal']:5.2f}"
     )
   return "\n".join(lines)

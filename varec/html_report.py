@@ -278,15 +278,20 @@ def _write_text(path: pathlib.Path, text: str) -> pathlib.Path:
   )
 
 
+# In the page texts below, a backslash at the end of a line joins the next line
+# to it (Python's line continuation): the pages keep their long lines.
 _STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 16px; color: #222; }
 h1 { font-size: 18px; margin: 0 0 8px; }
 table { border-collapse: collapse; }
-th, td { padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: left; vertical-align: middle; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: left; \
+vertical-align: middle; }
 th { cursor: pointer; user-select: none; background: #f4f4f4; }
-th.sorted-asc::after { content: " \\25B2"; } th.sorted-desc::after { content: " \\25BC"; }
+th.sorted-asc::after { content: " \\25B2"; } \
+th.sorted-desc::after { content: " \\25BC"; }
 img.thumb { width: 64px; height: 64px; object-fit: cover; border-radius: 4px; }
-.positive { color: #1a7f37; } .negative { color: #c62828; } .neutral { color: #555; }
+.positive { color: #1a7f37; } .negative { color: #c62828; } \
+.neutral { color: #555; }
 .row { display: flex; gap: 16px; align-items: flex-start; flex-wrap: wrap; }
 video { max-width: 560px; width: 100%; background: #000; }
 svg text { font: 11px system-ui, sans-serif; }
@@ -343,8 +348,10 @@ data.people.forEach((p, k) => {
   const colour = personColours[k % personColours.length];
   line.innerHTML = `<img class="thumb" src="${p.thumbnail}" alt=""> `
     + `<span style="color:${colour}">&#9679;</span> person #${p.person}: `
-    + `<b>${p.expression}</b> (<span class="${p.pn_group}">${p.pn_group}</span>), most frequent `
-    + `${p.dominant} (${Math.round(100 * p.dominant_share)}%), apex at ${p.apex.time_s.toFixed(1)} s`;
+    + `<b>${p.expression}</b> \
+(<span class="${p.pn_group}">${p.pn_group}</span>), most frequent `
+    + `${p.dominant} (${Math.round(100 * p.dominant_share)}%), \
+apex at ${p.apex.time_s.toFixed(1)} s`;
   line.querySelector("img").onerror = function () { this.remove(); };
   people.appendChild(line);
   const svg = el("svg", {viewBox: `0 0 ${W} ${H}`, class: "timeline",
@@ -352,22 +359,27 @@ data.people.forEach((p, k) => {
     document.getElementById("timelines"));
   el("text", {x: 2, y: 11}, svg).textContent = `#${p.person}`;
   for (const [start, end, emotion] of p.segments)
-    el("rect", {x: x(start), y: 0, width: Math.max(0.5, x(end) - x(start)), height: BAND,
-      fill: data.colours[emotion]}, svg).appendChild(el("title", {})).textContent = emotion;
+    el("rect", {x: x(start), y: 0, \
+width: Math.max(0.5, x(end) - x(start)), height: BAND,
+      fill: data.colours[emotion]}, svg)\
+.appendChild(el("title", {})).textContent = emotion;
   for (const value of [-1, 0, 1]) {
-    el("line", {x1: LEFT, x2: W - RIGHT, y1: y(value), y2: y(value), stroke: "#ddd"}, svg);
+    el("line", {x1: LEFT, x2: W - RIGHT, y1: y(value), y2: y(value), \
+stroke: "#ddd"}, svg);
     el("text", {x: 4, y: y(value) + 4}, svg).textContent = value;
   }
   const path = (values) => {
     let d = "", gap = true;
     p.t.forEach((t, i) => {
       const jump = i > 0 && t - p.t[i - 1] > 1.5 / data.fps;
-      d += (gap || jump ? "M" : "L") + x(t).toFixed(1) + "," + y(values[i]).toFixed(1);
+      d += (gap || jump ? "M" : "L") + x(t).toFixed(1) + "," \
++ y(values[i]).toFixed(1);
       gap = false;
     });
     return d;
   };
-  el("path", {d: path(p.v), fill: "none", stroke: "#000", "stroke-width": 1.2}, svg);
+  el("path", {d: path(p.v), fill: "none", stroke: "#000", \
+"stroke-width": 1.2}, svg);
   el("path", {d: path(p.a), fill: "none", stroke: "#777", "stroke-width": 1.2,
     "stroke-dasharray": "4 3"}, svg);
   const cursor = el("line", {class: "cursor", x1: LEFT, x2: LEFT, y1: 0, y2: H,
@@ -376,51 +388,64 @@ data.people.forEach((p, k) => {
   svg.addEventListener("click", (event) => {
     const box = svg.getBoundingClientRect();
     const unit = (event.clientX - box.left) * W / box.width;
-    video.currentTime = Math.min(data.duration, Math.max(0, (unit - LEFT) / PLOT * data.duration));
+    video.currentTime = Math.min(data.duration, \
+Math.max(0, (unit - LEFT) / PLOT * data.duration));
     update();
   });
 });
 const plane = document.getElementById("plane");
-el("rect", {x: -1, y: -1, width: 2, height: 2, fill: "#fafafa", stroke: "#bbb", "stroke-width": 0.01}, plane);
-el("line", {x1: -1, x2: 1, y1: 0, y2: 0, stroke: "#ccc", "stroke-width": 0.008}, plane);
-el("line", {x1: 0, x2: 0, y1: -1, y2: 1, stroke: "#ccc", "stroke-width": 0.008}, plane);
-el("text", {x: 0.62, y: 1.15, style: "font-size:0.09px"}, plane).textContent = "valence";
-el("text", {x: -1.2, y: -1.08, style: "font-size:0.09px"}, plane).textContent = "arousal";
+el("rect", {x: -1, y: -1, width: 2, height: 2, fill: "#fafafa", \
+stroke: "#bbb", "stroke-width": 0.01}, plane);
+el("line", {x1: -1, x2: 1, y1: 0, y2: 0, stroke: "#ccc", \
+"stroke-width": 0.008}, plane);
+el("line", {x1: 0, x2: 0, y1: -1, y2: 1, stroke: "#ccc", \
+"stroke-width": 0.008}, plane);
+el("text", {x: 0.62, y: 1.15, style: "font-size:0.09px"}, plane)\
+.textContent = "valence";
+el("text", {x: -1.2, y: -1.08, style: "font-size:0.09px"}, plane)\
+.textContent = "arousal";
 for (const q of data.prototypes) {
   el("circle", {cx: q.v, cy: -q.a, r: 0.035, fill: q.colour}, plane);
-  el("text", {x: q.v + 0.045, y: -q.a + 0.03, style: "font-size:0.08px"}, plane).textContent = q.emotion;
+  el("text", {x: q.v + 0.045, y: -q.a + 0.03, style: "font-size:0.08px"}, \
+plane).textContent = q.emotion;
 }
 const used = new Set(data.people.flatMap((p) => p.segments.map((s) => s[2])));
 document.getElementById("legend").innerHTML = "segments: " + data.prototypes
   .filter((q) => used.has(q.emotion))
-  .map((q) => `<span style="color:${q.colour}">&#9632;</span> ${q.emotion}`).join(" &nbsp; ")
+  .map((q) => `<span style="color:${q.colour}">&#9632;</span> ${q.emotion}`)\
+.join(" &nbsp; ")
   + " &nbsp; | valence: solid, arousal: dashed; click a timeline to seek";
 data.people.forEach((p, k) => {
   const colour = personColours[k % personColours.length];
-  el("polyline", {points: p.t.map((t, i) => `${p.v[i]},${-p.a[i]}`).join(" "), fill: "none",
+  el("polyline", {points: p.t.map((t, i) => `${p.v[i]},${-p.a[i]}`).join(" "), \
+fill: "none",
     stroke: colour, "stroke-width": 0.006, opacity: 0.5}, plane);
   dots.push(el("circle", {class: "dot", r: 0.045, fill: colour, stroke: "#000",
     "stroke-width": 0.01, visibility: "hidden"}, plane));
 });
 function nearestIndex(times, t) {
   let lo = 0, hi = times.length - 1;
-  while (lo < hi) { const mid = (lo + hi) >> 1; if (times[mid] < t) lo = mid + 1; else hi = mid; }
+  while (lo < hi) { const mid = (lo + hi) >> 1; \
+if (times[mid] < t) lo = mid + 1; else hi = mid; }
   if (lo > 0 && t - times[lo - 1] < times[lo] - t) lo -= 1;
   return lo;
 }
 function update() {
   const t = video.currentTime;
   for (const c of cursors) {
-    c.setAttribute("x1", x(t)); c.setAttribute("x2", x(t)); c.dataset.time = t.toFixed(3);
+    c.setAttribute("x1", x(t)); c.setAttribute("x2", x(t)); \
+c.dataset.time = t.toFixed(3);
   }
   data.people.forEach((p, k) => {
     const i = nearestIndex(p.t, t);
     const near = p.t.length && Math.abs(p.t[i] - t) <= 1 / data.fps;
     dots[k].setAttribute("visibility", near ? "visible" : "hidden");
-    if (p.t.length) { dots[k].setAttribute("cx", p.v[i]); dots[k].setAttribute("cy", -p.a[i]); }
+    if (p.t.length) { dots[k].setAttribute("cx", p.v[i]); \
+dots[k].setAttribute("cy", -p.a[i]); }
   });
 }
-function follow() { update(); if (!video.paused && !video.ended) requestAnimationFrame(follow); }
+function follow() { update(); \
+if (!video.paused && !video.ended) requestAnimationFrame(follow); }
 video.addEventListener("play", follow);
 video.addEventListener("seeked", update);
 video.addEventListener("timeupdate", update);
@@ -432,12 +457,15 @@ update();
 _INDEX = _html(
   "__TITLE__ - varec report",
   """<h1>varec: <span id="count"></span> video(s)</h1>
-<p><label>emotion <select id="filter"><option value="">all</option></select></label></p>
+<p><label>emotion <select id="filter">\
+<option value="">all</option></select></label></p>
 <table><thead><tr>
 <th data-key="thumbnail">apex face</th><th data-key="video">video</th>
-<th data-key="expression">expression</th><th data-key="people">people (most frequent)</th>
+<th data-key="expression">expression</th>\
+<th data-key="people">people (most frequent)</th>
 <th data-key="apex_s">apex (s)</th><th data-key="face_share">face share</th>
-<th data-key="duration">duration (s)</th></tr></thead><tbody id="rows"></tbody></table>
+<th data-key="duration">duration (s)</th></tr></thead>\
+<tbody id="rows"></tbody></table>
 <script id="data" type="application/json">__DATA__</script>
 <script>
 "use strict";
@@ -445,30 +473,41 @@ const rows = JSON.parse(document.getElementById("data").textContent);
 const body = document.getElementById("rows");
 const filter = document.getElementById("filter");
 const emotionsSeen = new Set();
-rows.forEach((r) => { emotionsSeen.add(r.expression); r.people.forEach((p) => emotionsSeen.add(p.dominant)); });
+rows.forEach((r) => { emotionsSeen.add(r.expression); \
+r.people.forEach((p) => emotionsSeen.add(p.dominant)); });
 [...emotionsSeen].sort().forEach((e) => filter.add(new Option(e, e)));
 let key = "video", ascending = true;
-const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+const escape = (s) => String(s).replace(/[&<>"]/g, (c) => \
+({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
 function render() {
   const wanted = filter.value;
-  const shown = rows.filter((r) => !wanted || r.expression === wanted || r.people.some((p) => p.dominant === wanted));
-  const value = (r) => key === "people" ? r.people.map((p) => p.dominant).join() : r[key];
-  shown.sort((a, b) => (value(a) < value(b) ? -1 : value(a) > value(b) ? 1 : 0) * (ascending ? 1 : -1));
+  const shown = rows.filter((r) => !wanted || r.expression === wanted \
+|| r.people.some((p) => p.dominant === wanted));
+  const value = (r) => key === "people" \
+? r.people.map((p) => p.dominant).join() : r[key];
+  shown.sort((a, b) => (value(a) < value(b) ? -1 : value(a) > value(b) ? 1 : 0)\
+ * (ascending ? 1 : -1));
   body.innerHTML = shown.map((r) => `<tr>
     <td><img class="thumb" loading="lazy" src="${r.thumbnail}" alt=""></td>
     <td><a href="${r.page}">${escape(r.video)}</a></td>
     <td>${r.expression} <span class="${r.pn_group}">(${r.pn_group})</span></td>
-    <td>${r.people.map((p) => `#${p.person} ${p.dominant} <span class="${p.pn_group}">(${p.pn_group})</span>`).join("<br>")}</td>
+    <td>${r.people.map((p) => `#${p.person} ${p.dominant} \
+<span class="${p.pn_group}">(${p.pn_group})</span>`).join("<br>")}</td>
     <td>${r.apex_s.toFixed(1)}</td><td>${Math.round(100 * r.face_share)}%</td>
     <td>${r.duration.toFixed(1)}</td></tr>`).join("");
-  body.querySelectorAll("img").forEach((img) => { img.onerror = function () { this.remove(); }; });
-  document.getElementById("count").textContent = wanted ? `${shown.length} of ${rows.length}` : rows.length;
+  body.querySelectorAll("img").forEach((img) => \
+{ img.onerror = function () { this.remove(); }; });
+  document.getElementById("count").textContent = wanted \
+? `${shown.length} of ${rows.length}` : rows.length;
   document.querySelectorAll("th").forEach((th) => {
-    th.className = th.dataset.key === key ? (ascending ? "sorted-asc" : "sorted-desc") : "";
+    th.className = th.dataset.key === key \
+? (ascending ? "sorted-asc" : "sorted-desc") : "";
   });
 }
-document.querySelectorAll("th").forEach((th) => th.addEventListener("click", () => {
-  ascending = th.dataset.key === key ? !ascending : true; key = th.dataset.key; render();
+document.querySelectorAll("th").forEach((th) => \
+th.addEventListener("click", () => {
+  ascending = th.dataset.key === key ? !ascending : true; \
+key = th.dataset.key; render();
 }));
 filter.addEventListener("change", render);
 render();
@@ -479,10 +518,13 @@ render();
 _EVAL = _html(
   "__TITLE__ - varec evaluation",
   """<h1>varec evaluation: __TITLE__</h1>
-<p>Video decisions over each video's labelled frames; frame scores against Table 2's
+<p>Video decisions over each video's labelled frames; \
+frame scores against Table 2's
 prototypes. Emotions: __SPACE__; __FPS__ frames/s.</p>
-<table><thead><tr><th>split</th><th>videos</th><th>accuracy</th><th>macro precision</th>
-<th>macro recall</th><th>PN accuracy</th><th>CCC valence</th><th>CCC arousal</th></tr></thead>
+<table><thead><tr><th>split</th><th>videos</th><th>accuracy</th>\
+<th>macro precision</th>
+<th>macro recall</th><th>PN accuracy</th><th>CCC valence</th>\
+<th>CCC arousal</th></tr></thead>
 <tbody>__SCORES__</tbody></table>
 <h2>Fig. 4 (confusion matrices) and Fig. 5 (output distributions)</h2>
 __FIGURES__

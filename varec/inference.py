@@ -54,7 +54,7 @@ class TrainedModel:
 
   config: ml_collections.ConfigDict
   variables: dict
-  meta: dict
+  meta: checkpoints.CheckpointMeta
   path: pathlib.Path
   # The emotions of the dataset it was trained on.
   label_space: emotions.LabelSpace
@@ -63,9 +63,7 @@ class TrainedModel:
   def decision_prototypes(self) -> np.ndarray:
     """The prototypes its frames are decided by: the emotions it was trained
     on, and neutral (all of them for checkpoints that do not record them)."""
-    return self.label_space.decision_prototypes(
-      self.meta.get("trained_emotions")
-    )
+    return self.label_space.decision_prototypes(self.meta.trained_emotions)
 
   @classmethod
   def load(cls, path) -> "TrainedModel":
@@ -76,21 +74,21 @@ class TrainedModel:
     """
     manager, step_dir, meta, variables = _restore(path)
     try:
-      label_space = emotions.LabelSpace.from_meta(meta)
+      label_space = meta.label_space()
     except (ValueError, TypeError, KeyError) as e:
       raise checkpoints.CheckpointError(
         f"{step_dir}: unusable emotions in its meta: {type(e).__name__}: {e}"
       ) from None
     wrong = (
-      config_schema.type_problems(meta["config"])
-      if isinstance(meta["config"], dict)
+      config_schema.type_problems(meta.config)
+      if isinstance(meta.config, dict)
       else ["config is not a group of fields"]
     )
     if wrong:
       raise checkpoints.CheckpointError(
         f"{step_dir}: its meta's config cannot be used: " + "; ".join(wrong)
       )
-    config = config_schema.upgrade(meta["config"])
+    config = config_schema.upgrade(meta.config)
     workdir = workdir_lib.Workdir.of_checkpoint(step_dir)
     if workdir and config.data.face_detector != faces.DLIB_HOG:
       # A checkpoint carries its cascade file; relative names are inside its
@@ -138,7 +136,7 @@ def _restore(path):
     manager, steps=[step] + older
   )
   step_dir = pathlib.Path(manager.directory) / str(step)
-  if not meta or "config" not in meta or "speakers" not in meta:
+  if meta is None or meta.config is None or meta.speakers is None:
     raise checkpoints.CheckpointError(
       f"{step_dir} is not a trained varec checkpoint (its meta item lacks "
       "config and speakers; a checkpoint from varec.import_keras only "
@@ -147,7 +145,9 @@ def _restore(path):
   return manager, step_dir, meta, variables
 
 
-def _warn_if_unfinished(manager, step_dir, meta: dict, config) -> None:
+def _warn_if_unfinished(
+  manager, step_dir, meta: checkpoints.CheckpointMeta, config
+) -> None:
   """Warns when the run the checkpoint comes from has stages left to train.
 
   Where the run stands is in its latest checkpoint: a best one is saved
@@ -162,33 +162,32 @@ def _warn_if_unfinished(manager, step_dir, meta: dict, config) -> None:
   ):
     latest = checkpoints.managers(workdir)[checkpoints.LATEST]
     progress = checkpoints.restore_meta(latest) or meta
-  done = progress.get("completed_stages", [])
-  unfinished = [s for s in config.stages if s not in done]
+  unfinished = [s for s in config.stages if s not in progress.completed_stages]
   if unfinished:
     logging.warning(
       "%s is a checkpoint of an unfinished run (the run is at stage %s, "
       "epoch %s, step %s; not finished: %s); rerun train.py with the same "
       "--workdir to finish it",
       step_dir,
-      progress.get("stage"),
-      progress.get("epoch"),
-      progress.get("step"),
+      progress.stage,
+      progress.epoch,
+      progress.step,
       ", ".join(unfinished),
     )
 
 
-def trained_gru(meta: dict) -> bool:
+def trained_gru(meta: checkpoints.CheckpointMeta) -> bool:
   """Whether a checkpoint's GRU was trained: its run got to the rnn or joint
   stage.
 
   Otherwise (a CNN-only run, one stopped in its cnn stage, an imported
   pretrained CNN) predictions come from the CNN's own per-frame head.
   """
-  return meta.get("stage") in ("rnn", "joint")
+  return meta.stage in ("rnn", "joint")
 
 
 def output_description(
-  meta: dict,
+  meta: checkpoints.CheckpointMeta,
   window_length: int,
   policy: str = "tiled",
   flip_average: bool = False,
@@ -209,7 +208,7 @@ def output_description(
     )
   return (
     f"the CNN's own per-frame head: no GRU was trained (checkpoint stage "
-    f"{meta.get('stage')!r}){reading}"
+    f"{meta.stage!r}){reading}"
   )
 
 
@@ -434,7 +433,8 @@ class Engine:
 def check_policy(policy: str) -> None:
   if policy not in WINDOW_POLICIES:
     raise ValueError(
-      f"window policy must be one of {', '.join(WINDOW_POLICIES)}, got {policy!r}"
+      f"window policy must be one of {', '.join(WINDOW_POLICIES)}, "
+      f"got {policy!r}"
     )
 
 

@@ -20,7 +20,7 @@ from varec import emotions
 from varec import model_lib
 from varec import workdir as workdir_lib
 
-# `meta["stage"]` of a checkpoint written here: a CNN that varec has not
+# `CheckpointMeta.stage` of a checkpoint written here: a CNN that varec has not
 # trained.
 IMPORTED_STAGE = "imported"
 
@@ -152,16 +152,16 @@ def write_checkpoint(
   variables = jax.tree_util.tree_map(
     lambda a: np.asarray(a, np.float32), variables
   )
-  meta = {
-    "stage": IMPORTED_STAGE,
-    "epoch": 0,
-    "step": 0,
-    "completed_stages": [],
-    "config": json.loads(config.to_json()),
-    "speakers": {"train": [], "validation": [], "test": []},
-    "source": source,
-    **label_space.to_meta(),
-  }
+  meta = checkpoints.CheckpointMeta(
+    stage=IMPORTED_STAGE,
+    epoch=0,
+    step=0,
+    completed_stages=(),
+    config=json.loads(config.to_json()),
+    speakers={"train": (), "validation": (), "test": ()},
+    source=source,
+    **checkpoints.label_space_fields(label_space),
+  )
   out.mkdir(parents=True, exist_ok=True)
   for name, contents in (files or {}).items():
     (out / name).write_bytes(contents)

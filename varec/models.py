@@ -484,9 +484,10 @@ class FaceMesh(nn.Module):
       x, crop = self._split(x)
     elif x.shape[-2:] != (face_mesh.NUM_LANDMARKS, 3):
       raise ValueError(
-        f"a face_mesh model reads face landmarks (..., {face_mesh.NUM_LANDMARKS}"
-        f", 3), got inputs of shape {x.shape}: face crops, from a dataset "
-        "built without MediaPipe's face_landmarker.task as data.face_detector"
+        "a face_mesh model reads face landmarks (..., "
+        f"{face_mesh.NUM_LANDMARKS}, 3), got inputs of shape {x.shape}: face "
+        "crops, from a dataset built without MediaPipe's face_landmarker.task "
+        "as data.face_detector"
       )
     graph, constants = face_mesh.blendshape_network(self.task)
     weights, fixed = tflite_graph.split(graph, constants)

@@ -217,11 +217,7 @@ class Predictor:
       if faces:
         crops = self._model_input(faces, stats)
         features, answers = self._features_and_answers(crops)
-        if self.reads_mesh:
-          # What the face does, beside what the model reads of it: the
-          # headline's apex phase (`video_report`).
-          for (f, p, _), scores in zip(faces, features):
-            f.blendshapes[p] = scores[: len(face_mesh.BLENDSHAPES)]
+        self._keep_blendshapes(faces, features)
         for person in dict.fromkeys(p for _, p, _ in faces):
           mine = [k for k, (_, p, _) in enumerate(faces) if p == person]
           indices = [faces[k][0].index for k in mine]
@@ -259,6 +255,14 @@ class Predictor:
       if len(batch) == self.batch_size:
         yield from flush(end=False)
     yield from flush(end=True)
+
+  def _keep_blendshapes(self, faces: list, features) -> None:
+    """A face-mesh model's blendshapes on each (frame, person, box): what the
+    face does, beside what the model reads of it, for the headline's apex
+    phase (`decisions.decide`)."""
+    if self.reads_mesh:
+      for (f, p, _), scores in zip(faces, features):
+        f.blendshapes[p] = scores[: len(face_mesh.BLENDSHAPES)]
 
   def _model_input(self, faces: list, stats) -> np.ndarray:
     """What the model reads of each (frame, person, box): the landmarks of a

@@ -419,8 +419,9 @@ def main(argv=None) -> None:
   print(
     f"Wrote {out} ({license_}).\n"
     f"Zero-shot: python predict.py --checkpoint={out} --video=VIDEO\n"
-    f"Fine-tune: python train.py --config=configs/real_faces.py --config.init_from={out} "
-    "--config.data.manual_dir=YOUR_VIDEOS --workdir=WORKDIR"
+    "Fine-tune: python train.py --config=configs/real_faces.py "
+    f"--config.init_from={out} --config.data.manual_dir=YOUR_VIDEOS "
+    "--workdir=WORKDIR"
   )
 
 

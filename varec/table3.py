@@ -86,8 +86,8 @@ def to_markdown(table: pd.DataFrame) -> str:
   runs = sorted(set(table["runs"]))
   lines += [
     "",
-    f"Mean over {', '.join(map(str, runs))} runs (speakers reshuffled 8:2:1 each run); "
-    "interquartile range in brackets.",
+    f"Mean over {', '.join(map(str, runs))} runs (speakers reshuffled 8:2:1 "
+    "each run); interquartile range in brackets.",
   ]
   return "\n".join(lines) + "\n"
 

@@ -43,7 +43,6 @@ from varec import model_lib
 from varec import run_logs
 from varec import steps
 from varec import workdir as workdir_lib
-from varec.preprocess import config as preprocess_config
 
 # -- A stage's data and its validation -----------------------------------------
 
@@ -142,7 +141,7 @@ class Run:
   """One run of `train_and_evaluate`, set up by `_setup`."""
 
   # As given, with the preprocessing of the data it trains on
-  # (`with_build_preprocessing`).
+  # (`input_pipeline.with_build_preprocessing`).
   config: ml_collections.ConfigDict
   workdir: workdir_lib.Workdir
   # `checkpoints.LATEST` (for resuming) and `checkpoints.BEST` (for eval.py).
@@ -180,40 +179,21 @@ class Run:
       self.label_space.decision_prototypes(self.trained_emotions),
     )
 
-  def meta(self, stage: str, epoch: int, completed: tuple[str, ...]) -> dict:
+  def meta(
+    self, stage: str, epoch: int, completed: tuple[str, ...]
+  ) -> checkpoints.CheckpointMeta:
     """A checkpoint's meta at the current step: stage `stage` resumes at
     `epoch`."""
-    return {
-      "stage": stage,
-      "epoch": epoch,
-      "step": self.progress.step,
-      "completed_stages": list(completed),
-      "config": json.loads(self.config.to_json()),
-      "speakers": {k: list(v) for k, v in self.speakers.items()},
-      # The emotions it can decide (`LabelSpace.decision_prototypes`).
-      "trained_emotions": list(self.trained_emotions),
-      **self.label_space.to_meta(),
-    }
-
-
-def with_build_preprocessing(
-  config: ml_collections.ConfigDict, builder
-) -> ml_collections.ConfigDict:
-  """`config` with the data fields of the preprocessing `builder`'s data went
-  through.
-
-  They are what the checkpoints carry to eval.py and predict.py, so they must
-  describe the data trained on even when a caller hands over its own builder.
-  """
-  fields = preprocess_config.data_fields(builder.builder_config.preprocess)
-  differ = {k: v for k, v in fields.items() if config.data[k] != v}
-  if not differ:
-    return config
-  logging.info("Recording the build's preprocessing in the config: %s", differ)
-  config = config.copy_and_resolve_references()
-  with config.unlocked():
-    config.data.update(differ)
-  return config
+    return checkpoints.CheckpointMeta(
+      stage=stage,
+      epoch=epoch,
+      step=self.progress.step,
+      completed_stages=tuple(completed),
+      config=json.loads(self.config.to_json()),
+      speakers={k: tuple(v) for k, v in self.speakers.items()},
+      trained_emotions=tuple(self.trained_emotions),
+      **checkpoints.label_space_fields(self.label_space),
+    )
 
 
 def _trained_emotions(train: dict, label_space: emotions.LabelSpace) -> tuple:
@@ -245,7 +225,7 @@ def _setup(config, workdir, builder, mesh: jax.sharding.Mesh) -> Run:
   workdir = workdir_lib.Workdir(workdir)
   workdir.root.mkdir(parents=True, exist_ok=True)
   builder = builder or input_pipeline.ensure_built(config.data)
-  config = with_build_preprocessing(config, builder)
+  config = input_pipeline.with_build_preprocessing(config, builder)
   windows, speakers = input_pipeline.load_windows(config, builder)
   label_space = input_pipeline.label_space(builder)
   logging.info("Speakers: %s", {k: len(v) for k, v in speakers.items()})
@@ -319,12 +299,12 @@ def _resume(run: Run) -> None:
   )
   logging.info(
     "Resuming from step %d (stage %s, epoch %d)",
-    meta["step"],
-    meta["stage"],
-    meta["epoch"],
+    meta.step,
+    meta.stage,
+    meta.epoch,
   )
   run.progress = Progress(
-    meta["step"], meta["epoch"], tuple(meta["completed_stages"]), meta["stage"]
+    meta.step, meta.epoch, meta.completed_stages, meta.stage
   )
 
 
@@ -529,11 +509,12 @@ def _check_finite(
     return
   first = int(np.flatnonzero(~np.isfinite(losses))[0])
   raise FloatingPointError(
-    f"training diverged: the {name} stage's loss is {float(losses[first])} at step "
-    f"{step - len(losses) + first + 1} (epoch {epoch + 1}, batch {first + 1} of "
-    f"{len(losses)}); nothing of this epoch was saved, the latest checkpoint is the last "
-    f"finite one. Lower {name}.learning_rate, raise warmup_epochs, or check data.image_size "
-    "(the CNN needs room for its poolings)"
+    f"training diverged: the {name} stage's loss is {float(losses[first])} at "
+    f"step {step - len(losses) + first + 1} (epoch {epoch + 1}, batch "
+    f"{first + 1} of {len(losses)}); nothing of this epoch was saved, the "
+    f"latest checkpoint is the last finite one. Lower {name}.learning_rate, "
+    "raise warmup_epochs, or check data.image_size (the CNN needs room for "
+    "its poolings)"
   )
 
 

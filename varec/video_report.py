@@ -168,9 +168,9 @@ def _report(
   if not people and counts.non_finite_outputs:
     raise decode.VideoError(
       job.path,
-      f"the model's output is not finite (NaN or inf) for all "
-      f"{counts.non_finite_outputs} frames with a face: the checkpoint is broken (a run "
-      "that diverged?)",
+      "the model's output is not finite (NaN or inf) for all "
+      f"{counts.non_finite_outputs} frames with a face: the checkpoint is "
+      "broken (a run that diverged?)",
     )
   if not people:
     raise decode.VideoError(

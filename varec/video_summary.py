@@ -354,9 +354,9 @@ def decision_rules(settings: predictions.PredictionSettings) -> DecisionRules:
   )
   intensity = (
     "its facial activity, smoothed: its strongest action unit read from "
-    "MediaPipe's blendshapes, as the share of the way from the person's resting "
-    f"face (each blendshape's {blendshape_emotions.REST_QUANTILE:.0%} quantile "
-    "over their frames) to the unit's maximum"
+    "MediaPipe's blendshapes, as the share of the way from the person's "
+    f"resting face (each blendshape's {blendshape_emotions.REST_QUANTILE:.0%} "
+    "quantile over their frames) to the unit's maximum"
     if settings.reads_mesh
     else f"the distance of its smoothed (valence, arousal) from {centre}"
   )

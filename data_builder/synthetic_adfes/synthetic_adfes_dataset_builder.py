@@ -37,25 +37,28 @@ class Builder(builder.VideoEmotionBuilder):
     SyntheticConfig(
       name="default",
       description=(
-        "22 synthetic actors x 10 emotions, 360x288 colour video at 25 fps, preprocessed "
-        "as in the paper's §4.5. The build summary in the metadata gives dlib's face "
-        "detection rate: 99.96% of attempted frames for seed 0 (3 misses, lowest video "
-        "93.5%)."
+        "22 synthetic actors x 10 emotions, 360x288 colour video at 25 fps, "
+        "preprocessed as in the paper's §4.5. The build summary in the "
+        "metadata gives dlib's face detection rate: 99.96% of attempted frames "
+        "for seed 0 (3 misses, lowest video 93.5%)."
       ),
     ),
     SyntheticConfig(
       name="small",
       num_speakers=4,
-      description="4 synthetic actors x 10 emotions: the same data, small enough for tests.",
+      description=(
+        "4 synthetic actors x 10 emotions: the same data, small "
+        "enough for tests."
+      ),
     ),
   ]
 
   def _video_records(self, dl_manager):
     config = self.builder_config
     width, height = config.frame_size
-    video_dir = (
-      pathlib.Path(dl_manager.download_dir)
-      / f"synthetic_adfes_videos_{config.num_speakers}x{width}x{height}_seed{config.seed}"
+    video_dir = pathlib.Path(dl_manager.download_dir) / (
+      f"synthetic_adfes_videos_{config.num_speakers}x{width}x{height}"
+      f"_seed{config.seed}"
     )
     marker = video_dir / ".complete"
     if not marker.exists():

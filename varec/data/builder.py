@@ -222,8 +222,13 @@ class VideoEmotionBuilder(
   VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
     "1.0.0": "First release.",
-    "1.1.0": "Aligned face crops by default; the preprocessing is in the metadata.",
-    "1.2.0": "Frames stored as raw bytes, not zlib (the same values; faster to write and read).",
+    "1.1.0": (
+      "Aligned face crops by default; the preprocessing is in the metadata."
+    ),
+    "1.2.0": (
+      "Frames stored as raw bytes, not zlib (the same values; faster to "
+      "write and read)."
+    ),
   }
   BUILDER_CONFIGS = [
     VideoBuilderConfig(name="default", description="Paper §4.5 settings.")

@@ -22,7 +22,10 @@ from varec import emotions
 
 # ADFES file names look like "F01-Anger-Face Forward.mpeg"; the orientation part
 # may be missing when the videos are sorted into one folder per orientation.
-ADFES_FILENAME_PATTERN = r"^(?P<speaker>[FM]\d+)[-_ ]+(?P<emotion>[A-Za-z]+)(?:[-_ ]+(?P<orientation>.+))?$"
+ADFES_FILENAME_PATTERN = (
+  r"^(?P<speaker>[FM]\d+)[-_ ]+(?P<emotion>[A-Za-z]+)"
+  r"(?:[-_ ]+(?P<orientation>.+))?$"
+)
 VIDEO_EXTENSIONS = frozenset(
   {".mpeg", ".mpg", ".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".webm"}
 )
@@ -232,8 +235,8 @@ def find_videos(
         skipped.append(Skipped(str(path), str(e)))
   if not records and not skipped:
     raise FileNotFoundError(
-      f"no video file in {root} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))} "
-      f"or an {INDEX_CSV})"
+      f"no video file in {root} (looked for "
+      f"{', '.join(sorted(VIDEO_EXTENSIONS))} or an {INDEX_CSV})"
     )
   kept = [r for r in records if r.orientation in orientations]
   if len(kept) < len(records):

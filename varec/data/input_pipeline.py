@@ -35,7 +35,9 @@ from varec.preprocess import labels as labels_lib
 
 BUILDER_MODULES = {
   "adfes": "data_builder.adfes.adfes_dataset_builder",
-  "synthetic_adfes": "data_builder.synthetic_adfes.synthetic_adfes_dataset_builder",
+  "synthetic_adfes": (
+    "data_builder.synthetic_adfes.synthetic_adfes_dataset_builder"
+  ),
   "video_folder": "data_builder.video_folder.video_folder_dataset_builder",
 }
 
@@ -103,7 +105,10 @@ def _config_from_data(
       if prototypes_csv
       else emotions.TABLE2
     )
-  name = f"labelled{data.num_labelled_frames}{'_cropped' if data.faces_cropped else ''}"
+  name = (
+    f"labelled{data.num_labelled_frames}"
+    f"{'_cropped' if data.faces_cropped else ''}"
+  )
   if label_space != emotions.TABLE2:
     name += f"_emotions{label_space.digest()}"
   if data.manual_dir:
@@ -203,10 +208,12 @@ def get_builder(
     if "File format is already set" not in str(e):
       raise
     raise ValueError(
-      f"the {data.name}/{config.name} build in {data.data_dir or tfds.core.constants.DATA_DIR} "
-      "holds TFRecord files (written by an older `tfds build` or with --file_format=tfrecord), "
-      f"and varec reads ArrayRecord: delete that {data.name}/{config.name} folder and rebuild "
-      f"with `{build_command(data)}` or `tfds build` (ArrayRecord by default now)"
+      f"the {data.name}/{config.name} build in "
+      f"{data.data_dir or tfds.core.constants.DATA_DIR} holds TFRecord files "
+      "(written by an older `tfds build` or with --file_format=tfrecord), and "
+      f"varec reads ArrayRecord: delete that {data.name}/{config.name} folder "
+      f"and rebuild with `{build_command(data)}` or `tfds build` (ArrayRecord "
+      "by default now)"
     ) from None
 
 
@@ -274,9 +281,10 @@ def check_source(builder: tfds.core.DatasetBuilder, manual_dir) -> None:
     manual_dir and stored and stored != discovery.files_fingerprint(manual_dir)
   ):
     raise ValueError(
-      f"the {builder.name}/{builder.builder_config.name} build in {builder.data_dir} was made "
-      f"from other files than {manual_dir} holds now (added, removed or changed since): "
-      "delete that build folder to rebuild it, or use another data_dir"
+      f"the {builder.name}/{builder.builder_config.name} build in "
+      f"{builder.data_dir} was made from other files than {manual_dir} holds "
+      "now (added, removed or changed since): delete that build folder to "
+      "rebuild it, or use another data_dir"
     )
 
 
@@ -491,3 +499,23 @@ def load_videos(
   if first_frames is not None:
     examples = [{**e, "frames": e["frames"][:first_frames]} for e in examples]
   return select_speakers(prepare_examples(examples, config.data), speakers)
+
+
+def with_build_preprocessing(
+  config: ml_collections.ConfigDict, builder
+) -> ml_collections.ConfigDict:
+  """`config` with the data fields of the preprocessing `builder`'s data went
+  through.
+
+  They are what the checkpoints carry to eval.py and predict.py, so they must
+  describe the data trained on even when a caller hands over its own builder.
+  """
+  fields = preprocess_config.data_fields(builder.builder_config.preprocess)
+  differ = {k: v for k, v in fields.items() if config.data[k] != v}
+  if not differ:
+    return config
+  logging.info("Recording the build's preprocessing in the config: %s", differ)
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.data.update(differ)
+  return config

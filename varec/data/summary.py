@@ -100,16 +100,16 @@ def format_summary(summary: dict) -> str:
     else ""
   )
   fallbacks = (
-    f"{summary['alignment_fallbacks']} pre-cropped frame(s) with no face found to "
-    "align, used as they are; "
+    f"{summary['alignment_fallbacks']} pre-cropped frame(s) with no face found "
+    "to align, used as they are; "
     if summary.get("alignment_fallbacks")
     else ""
   )
   without = summary.get("videos_without_window", [])
   lines = [
     f"{summary['videos']} videos, {summary['speakers']} speakers, "
-    f"{summary['frames']} frames, {summary['windows']} windows; {detection}; {padded}"
-    f"{fallbacks}{len(summary['skipped'])} file(s) skipped"
+    f"{summary['frames']} frames, {summary['windows']} windows; {detection}; "
+    f"{padded}{fallbacks}{len(summary['skipped'])} file(s) skipped"
   ]
   if without:
     lines.append(
@@ -151,13 +151,14 @@ def no_window_error(
   """Why a build would give no training window at all, and the setting to
   change."""
   return (
-    f"{name}: none of the {summary['videos']} usable video(s) has {config.window_length} "
-    f"labelled frames in a row, so there is no {config.window_length}-frame window to "
-    f"train on: only the last num_labelled_frames={config.num_labelled_frames} frames of "
-    "each clip carry its label. Raise data.num_labelled_frames to at least "
-    f"{config.window_length} (stills and clips shorter than a window are padded to one "
-    "window with copies of their first frame, labelled like it).\n"
-    + format_summary(summary)
+    f"{name}: none of the {summary['videos']} usable video(s) has "
+    f"{config.window_length} labelled frames in a row, so there is no "
+    f"{config.window_length}-frame window to train on: only the last "
+    f"num_labelled_frames={config.num_labelled_frames} frames of each clip "
+    "carry its label. Raise data.num_labelled_frames to at least "
+    f"{config.window_length} (stills and clips shorter than a window are "
+    "padded to one window with copies of their first frame, "
+    "labelled like it).\n" + format_summary(summary)
   )
 
 

@@ -150,7 +150,8 @@ def precropped_faces(
   fallbacks = aligned.count(False) if config.align_faces else 0
   if fallbacks:
     logging.info(
-      "%s: no face found to align in %d of %d pre-cropped frames; used as they are",
+      "%s: no face found to align in %d of %d pre-cropped frames; "
+      "used as they are",
       name,
       fallbacks,
       len(gray),

@@ -76,7 +76,10 @@ def render_video(
 
 def video_file_name(speaker_id: str, emotion: str, ext: str = ".mp4") -> str:
   """ADFES-style name, e.g. "F01-Anger-Face Forward.mp4"."""
-  return f"{speaker_id}-{emotions_lib.TABLE2.canonical(emotion).capitalize()}-Face Forward{ext}"
+  return (
+    f"{speaker_id}-{emotions_lib.TABLE2.canonical(emotion).capitalize()}"
+    f"-Face Forward{ext}"
+  )
 
 
 _FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
