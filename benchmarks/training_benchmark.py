@@ -98,6 +98,24 @@ def _random_batches(stage: str, config, rng: np.random.Generator) -> list[dict]:
   return batches
 
 
+def _with_teacher_logits(config, variables: dict, batches: list) -> list:
+  """A distilling stage's batches (learning without forgetting): labels carry
+  the teacher's class logits after (valence, arousal), as
+  `train_lib.stage_data` records them; the initial CNN is the teacher here."""
+  logits_fn = model_lib.class_logits_fn(model_lib.build_cnn(config))
+  teacher = model_lib.cnn_variables(variables)
+  return [
+    {
+      **batch,
+      "labels": np.concatenate(
+        [batch["labels"], np.asarray(logits_fn(teacher, batch["inputs"]))],
+        axis=-1,
+      ).astype(np.float32),
+    }
+    for batch in batches
+  ]
+
+
 def _time_training(
   config, stage_name: str, variables: dict, num_steps: int, step_fn=None
 ) -> dict:
@@ -112,6 +130,8 @@ def _time_training(
   )
   step_fn = step_fn or steps.jitted_train_step()
   batches = _random_batches(stage_name, config, np.random.default_rng(0))
+  if steps.distils(stage_name, config):
+    batches = _with_teacher_logits(config, variables, batches)
   start = time.perf_counter()
   with compile_clock.CompileClock() as clock:
     state, metrics = jax.block_until_ready(step_fn(state, batches[0]))
