@@ -39,7 +39,7 @@ from varec import decisions
 from varec import predictor as predictor_lib
 from varec import synthetic
 from varec import tracking
-from varec import video_report
+from varec import video_summary
 from varec.preprocess import labels
 
 import report  # benchmarks/report.py
@@ -92,7 +92,7 @@ def _rules(predictor, path) -> dict[str, int]:
     activity = blendshape_emotions.facial_activity(
       scores, blendshape_emotions.resting_face(scores)
     )
-  plain = video_report.person_summary(
+  plain = video_summary.person_summary(
     space, predictor.prototypes, _FPS, arrays + (None,), len(va)
   )
   names = space.emotions
@@ -103,7 +103,7 @@ def _rules(predictor, path) -> dict[str, int]:
     "expression (va)": names.index(plain["expression"]),
   }
   if activity is not None:
-    mesh = video_report.person_summary(
+    mesh = video_summary.person_summary(
       space, predictor.prototypes, _FPS, arrays + (activity,), len(va)
     )
     out["expression (activity)"] = names.index(mesh["expression"])

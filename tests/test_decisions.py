@@ -7,7 +7,7 @@ import pytest
 from varec import decisions
 from varec import emotions
 from varec import evaluation
-from varec import video_report
+from varec import video_summary
 
 E = emotions.TABLE2.index
 PROTOS = emotions.TABLE2.prototype_array()
@@ -279,7 +279,7 @@ def test_validation_eval_and_predict_decide_alike(video_rule):
     nearest, decided = evaluation.decide(clip, np.ones(len(clip), bool), rule)
     by_eval.append(decided.emotion)
     index = np.arange(len(clip))
-    person = video_report.person_summary(
+    person = video_summary.person_summary(
       space, PROTOS, fps, (clip, nearest, index, index / fps, None), len(clip)
     )
     key = "emotion" if video_rule == "vote" else "expression"

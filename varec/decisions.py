@@ -133,9 +133,13 @@ def apex_frame(va: np.ndarray, origin, window: int, frame_index=None) -> int:
   `origin` is the neutral prototype, or (0, 0) for a vocabulary without one;
   ties go to the first frame.
   """
-  distances = np.linalg.norm(
-    smooth(va, window, frame_index) - np.asarray(origin), axis=-1
-  )
+  return _furthest(smooth(va, window, frame_index), origin)
+
+
+def _furthest(smoothed: np.ndarray, origin) -> int:
+  """Position of the point of `smoothed` furthest from `origin`, the first
+  of a tie."""
+  distances = np.linalg.norm(smoothed - np.asarray(origin), axis=-1)
   return int(np.argmax(distances))
 
 
@@ -370,7 +374,8 @@ def decide(frames: FaceFrames, rule: DecisionRule) -> Decision:
   expression, share = intensity_vote(
     nearest, smoothed, rule.origin, rule.neutral, activity
   )
-  apex = apex_frame(va, rule.origin, smoothing, index)
+  # `apex_frame` on the trajectory already smoothed.
+  apex = _furthest(smoothed, rule.origin)
   return Decision(
     vote=vote,
     votes=np.bincount(nearest, minlength=len(rule.prototypes)),

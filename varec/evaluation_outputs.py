@@ -22,7 +22,7 @@ from varec import files
 from varec import html_report
 from varec import inference
 from varec import plots
-from varec import video_report
+from varec import video_summary
 from varec import workdir as workdir_lib
 from varec import workers
 
@@ -296,7 +296,7 @@ def _video_page(
     frame_index / fps,
     None,  # No facial activity: the apex phase by valence-arousal.
   )
-  person = video_report.person_summary(
+  person = video_summary.person_summary(
     space, decision_prototypes, fps, arrays, len(frames)
   )
   gray = inputs[..., 0]

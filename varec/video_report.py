@@ -42,8 +42,6 @@ from varec.preprocess import decode
 
 FRAME_COLUMNS = frame_table.FRAME_COLUMNS
 SUMMARY = "summary.json"
-# Kept for the callers that read one person's decisions as summary.json does.
-person_summary = video_summary.person_summary
 
 
 def write(
@@ -180,13 +178,12 @@ def _report(
     str(job.path), job.settings, counts, people, dropped
   )
   if output is not None:
+    content = summary.to_json()
     collected.table.write_csv(output / "frames.csv")
-    (output / SUMMARY).write_text(
-      json.dumps(summary.to_json(), indent=2) + "\n"
-    )
+    (output / SUMMARY).write_text(json.dumps(content, indent=2) + "\n")
     _plots(job, output, summary, people)
     if job.report is not None:
-      _page(job, output, summary, people, collected.thumbnails)
+      _page(job, output, summary, content, people, collected.thumbnails)
   return collected.table.data_frame(), summary
 
 
@@ -267,10 +264,12 @@ def _page(
   job: _Job,
   output: pathlib.Path,
   summary: video_summary.VideoSummary,
+  content: dict,
   people: dict[int, video_summary.Trajectory],
   thumbnails: apex_thumbnails.ApexThumbnails,
 ) -> None:
-  """The video's page of the HTML report and its apex thumbnails."""
+  """The video's page of the HTML report (`content`: summary.json's) and its
+  apex thumbnails."""
   kept = thumbnails.thumbnails()
   for person in summary.people:
     cv2.imwrite(
@@ -279,7 +278,7 @@ def _page(
     )
   html_report.write_page(
     output,
-    summary.to_json(),
+    content,
     {p: (t.time_s, t.va) for p, t in people.items()},
     job.settings.label_space,
     job.report,
